@@ -1,0 +1,133 @@
+//! Settings and paths. Everything has a default; env vars and flags override.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Paths and tunables shared by every front end.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SQLite database file.
+    pub db_path: PathBuf,
+    /// provision-tui's own known_hosts; lives beside the database.
+    pub known_hosts_path: PathBuf,
+    /// The user's OpenSSH known_hosts, read but never written.
+    pub user_known_hosts_path: Option<PathBuf>,
+    /// Extra installer directories, later ones override earlier ones.
+    pub installer_dirs: Vec<PathBuf>,
+    /// Directory for the tracing log file.
+    pub log_dir: PathBuf,
+    pub ssh: SshSettings,
+    pub jobs: JobSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    pub connect_timeout: Duration,
+    pub auth_timeout: Duration,
+    pub keepalive_interval: Duration,
+    pub inactivity_timeout: Duration,
+    /// Grace between TERM and KILL when killing a remote process group.
+    pub kill_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// A lease not heartbeated for this long belongs to a dead holder.
+    pub lease_ttl: Duration,
+    pub heartbeat_interval: Duration,
+    /// Connection-level failures are retried this many times.
+    pub connect_retries: u32,
+    pub retry_base_delay: Duration,
+    /// Extra client-side time after the installer's own timeout before we kill.
+    pub timeout_slack: Duration,
+    /// Jobs this process runs at once (fan-out bound).
+    pub max_concurrent: usize,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(env_secs("PROVISION_TUI_CONNECT_TIMEOUT", 10)),
+            auth_timeout: Duration::from_secs(15),
+            keepalive_interval: Duration::from_secs(15),
+            inactivity_timeout: Duration::from_secs(3600),
+            kill_grace: Duration::from_secs(env_secs("PROVISION_TUI_KILL_GRACE", 5)),
+        }
+    }
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(2),
+            connect_retries: 3,
+            retry_base_delay: Duration::from_millis(env_ms("PROVISION_TUI_RETRY_BASE_MS", 1000)),
+            timeout_slack: Duration::from_secs(10),
+            max_concurrent: 50,
+        }
+    }
+}
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn env_ms(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// XDG base directories, with the usual fallbacks under $HOME.
+pub fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => home_dir().join(fallback),
+    }
+}
+
+pub fn home_dir() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+}
+
+pub fn data_dir() -> PathBuf {
+    xdg_dir("XDG_DATA_HOME", ".local/share").join("provision-tui")
+}
+
+pub fn config_dir() -> PathBuf {
+    xdg_dir("XDG_CONFIG_HOME", ".config").join("provision-tui")
+}
+
+pub fn state_dir() -> PathBuf {
+    xdg_dir("XDG_STATE_HOME", ".local/state").join("provision-tui")
+}
+
+impl Config {
+    /// Build the configuration from an optional `--db` and extra `--installers` dirs.
+    /// `PROVISION_TUI_DB` is read by clap before this.
+    pub fn new(db: Option<PathBuf>, extra_installers: Vec<PathBuf>) -> Self {
+        let db_path = db.unwrap_or_else(|| data_dir().join("state.db"));
+        let known_hosts_path = known_hosts_beside(&db_path);
+        let user_known_hosts_path = match std::env::var_os("PROVISION_TUI_USER_KNOWN_HOSTS") {
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(PathBuf::from(v)),
+            None => Some(home_dir().join(".ssh/known_hosts")),
+        };
+        let mut installer_dirs = vec![config_dir().join("installers")];
+        installer_dirs.extend(extra_installers);
+        Self {
+            db_path,
+            known_hosts_path,
+            user_known_hosts_path,
+            installer_dirs,
+            log_dir: state_dir(),
+            ssh: SshSettings::default(),
+            jobs: JobSettings::default(),
+        }
+    }
+}
+
+fn known_hosts_beside(db: &Path) -> PathBuf {
+    db.parent()
+        .map(|p| p.join("known_hosts"))
+        .unwrap_or_else(|| PathBuf::from("known_hosts"))
+}

@@ -1,0 +1,402 @@
+//! The engine: owns the store, the catalog and the running jobs. Front ends call its methods
+//! (commands) and subscribe to its events; they never touch SSH or SQL themselves.
+
+use crate::audit;
+use crate::catalog::{Catalog, InputError, Installer, resolve_inputs};
+use crate::config::Config;
+use crate::error::{ErrorKind, KindError};
+use crate::fleet::{Server, ServerSpec, ServerStatus};
+use crate::jobs::job::{Job, JobAction, JobStatus, LogLine};
+use crate::jobs::runner;
+use crate::ssh::{self, HostKeyVerdict, KnownHosts, SshTarget};
+use crate::store::Store;
+use crate::store::jobs::{JobFilter, NewJob};
+use color_eyre::eyre::{Result, bail, eyre};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+
+/// Everything the engine tells its front ends.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    JobQueued { job: Job },
+    JobStarted { job: Job },
+    /// Log lines, already masked and stored.
+    JobLog { job_id: i64, lines: Vec<LogLine> },
+    JobFinished { job: Job },
+    ServerChanged { server: Server },
+    ServerRemoved { name: String },
+    /// Another process changed the database; re-read what you show.
+    ExternalChange,
+}
+
+/// An install (or uninstall) on one or more servers.
+#[derive(Debug, Clone)]
+pub struct InstallRequest {
+    pub app: String,
+    pub servers: Vec<String>,
+    /// Raw values by input name; validated against the manifest.
+    pub inputs: BTreeMap<String, String>,
+    pub action: JobAction,
+}
+
+/// Why an install request was refused before any job started.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("invalid inputs for {app}:\n{}", .errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Inputs { app: String, errors: Vec<InputError> },
+}
+
+/// The result of looking at a server's host key.
+#[derive(Debug, Clone)]
+pub struct HostKeyScan {
+    pub server: String,
+    pub fingerprint: String,
+    pub verdict: HostKeyVerdict,
+    key: russh::keys::ssh_key::PublicKey,
+}
+
+pub(crate) struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub catalog: RwLock<Arc<Catalog>>,
+    pub events: broadcast::Sender<Event>,
+    pub running: Mutex<HashMap<i64, CancellationToken>>,
+    pub known_hosts: KnownHosts,
+    pub operator: String,
+    pub owner: String,
+    pub slots: Arc<Semaphore>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Opens the database, loads the catalog and marks jobs orphaned by a dead process as interrupted.
+    pub fn open(config: Config) -> Result<Self> {
+        let store = Store::open(&config.db_path)?;
+        let catalog = Catalog::load(&config.installer_dirs);
+        let (events, _) = broadcast::channel(8192);
+        let known_hosts = KnownHosts { own: config.known_hosts_path.clone(), user: config.user_known_hosts_path.clone() };
+        let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent.max(1)));
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                catalog: RwLock::new(Arc::new(catalog)),
+                events,
+                running: Mutex::new(HashMap::new()),
+                known_hosts,
+                operator: audit::operator(),
+                owner: audit::process_owner(),
+                slots,
+            }),
+        };
+        engine.recover_interrupted()?;
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    pub fn operator(&self) -> &str {
+        &self.inner.operator
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
+        let _ = self.inner.events.send(e);
+    }
+
+    fn audit(&self, action: &str, target: &str, details: &str) -> Result<()> {
+        self.inner.store.audit(&self.inner.operator, action, target, details)
+    }
+
+    /// Jobs left queued/running by a process that died become `interrupted`.
+    pub fn recover_interrupted(&self) -> Result<Vec<i64>> {
+        let stale = crate::store::now_ms() - 2 * self.inner.config.jobs.lease_ttl.as_millis() as i64;
+        let ids = self.inner.store.orphaned_jobs(stale, audit::owner_alive)?;
+        for id in &ids {
+            runner::mark_interrupted(self, *id)?;
+        }
+        Ok(ids)
+    }
+
+    // ---- servers ----
+
+    pub fn add_server(&self, spec: &ServerSpec) -> Result<Server> {
+        let server = self.inner.store.add_server(spec, ServerStatus::PendingSetup)?;
+        self.audit("server.add", &server.name, &format!("{} tags={}", server.address(), server.tags.join(",")))?;
+        self.emit(Event::ServerChanged { server: server.clone() });
+        Ok(server)
+    }
+
+    pub fn remove_server(&self, name: &str) -> Result<Server> {
+        let server = self.inner.store.remove_server(name)?;
+        self.audit("server.rm", name, &server.address())?;
+        self.emit(Event::ServerRemoved { name: name.to_string() });
+        Ok(server)
+    }
+
+    pub fn set_server_status(&self, name: &str, status: ServerStatus) -> Result<Server> {
+        let server = self.inner.store.require_server(name)?;
+        if server.status == status {
+            bail!("server {name} is already {status}");
+        }
+        let from = server.status;
+        let server = self.inner.store.transition_server(server.id, status, &format!("set by {}", self.inner.operator), None)?;
+        self.audit("server.set_status", name, &format!("{from} -> {status}"))?;
+        self.emit(Event::ServerChanged { server: server.clone() });
+        Ok(server)
+    }
+
+    pub fn servers(&self) -> Result<Vec<Server>> {
+        self.inner.store.list_servers()
+    }
+
+    /// Builds the SSH target of a server, following its jump host (one level deep chains allowed
+    /// recursively, with a loop guard).
+    pub fn ssh_target(&self, server: &Server) -> Result<SshTarget> {
+        self.ssh_target_depth(server, 0)
+    }
+
+    fn ssh_target_depth(&self, server: &Server, depth: usize) -> Result<SshTarget> {
+        if depth > 8 {
+            bail!("jump host chain of {} is too long or loops", server.name);
+        }
+        let jump = match &server.jump {
+            Some(j) => {
+                let js = self.inner.store.require_server(j)?;
+                Some(Box::new(self.ssh_target_depth(&js, depth + 1)?))
+            }
+            None => None,
+        };
+        Ok(SshTarget {
+            name: server.name.clone(),
+            host: server.host.clone(),
+            port: server.port,
+            user: server.user.clone(),
+            identity: server.identity.as_ref().map(PathBuf::from),
+            password_env: server.password_env.clone(),
+            jump,
+        })
+    }
+
+    pub async fn connect(&self, server: &Server) -> std::result::Result<ssh::Session, KindError> {
+        let target = self.ssh_target(server).map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        ssh::connect(&target, &self.inner.config.ssh, &self.inner.known_hosts).await
+    }
+
+    /// Connects far enough to see the server's host key; never records anything.
+    pub async fn scan_host_key(&self, name: &str) -> std::result::Result<HostKeyScan, KindError> {
+        let server = self.inner.store.require_server(name).map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        let target = self.ssh_target(&server).map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        let (key, fingerprint, verdict) =
+            ssh::scan_host_key(&target, &self.inner.config.ssh, &self.inner.known_hosts).await?;
+        Ok(HostKeyScan { server: name.to_string(), fingerprint, verdict, key })
+    }
+
+    /// Records a scanned key in provision-tui's known_hosts. A changed key needs `replace`.
+    pub fn trust_host_key(&self, scan: &HostKeyScan, replace: bool) -> Result<()> {
+        let server = self.inner.store.require_server(&scan.server)?;
+        if let HostKeyVerdict::Changed { recorded, .. } = &scan.verdict
+            && !replace
+        {
+            bail!(
+                "host key of {} changed (recorded {recorded}, now {}); refusing without --replace",
+                server.name,
+                scan.fingerprint
+            );
+        }
+        self.inner.known_hosts.learn(&server.host, server.port, &scan.key, replace)?;
+        self.audit("server.trust", &server.name, &scan.fingerprint)?;
+        Ok(())
+    }
+
+    // ---- jobs ----
+
+    /// Validates the request and starts one job per server. Nothing starts if anything is invalid.
+    pub fn start_install(&self, req: &InstallRequest) -> std::result::Result<Vec<Job>, RequestError> {
+        let catalog = self.catalog();
+        let installer: Installer = catalog.require(&req.app).map_err(RequestError::Invalid)?.clone();
+        let kind = match req.action {
+            JobAction::Install => crate::catalog::ScriptKind::Install,
+            JobAction::Uninstall => crate::catalog::ScriptKind::Uninstall,
+            JobAction::Upgrade => crate::catalog::ScriptKind::Upgrade,
+        };
+        if installer.script(kind).is_none() {
+            return Err(RequestError::Invalid(format!("installer {} has no {} script", req.app, req.action.as_str())));
+        }
+        if req.servers.is_empty() {
+            return Err(RequestError::Invalid("no servers given; use --on SERVER".into()));
+        }
+        let inputs = match resolve_inputs(&installer.manifest, &req.inputs) {
+            Ok(i) => i,
+            Err(errors) => {
+                // Uninstall and upgrade reuse what they are given; only install demands every required input.
+                let errors: Vec<InputError> = if req.action == JobAction::Install {
+                    errors
+                } else {
+                    errors.into_iter().filter(|e| e.message != "is required").collect()
+                };
+                if !errors.is_empty() {
+                    return Err(RequestError::Inputs { app: req.app.clone(), errors });
+                }
+                relaxed_inputs(&installer, &req.inputs)
+            }
+        };
+        let mut servers = Vec::new();
+        for name in &req.servers {
+            let s = self.inner.store.require_server(name).map_err(|e| RequestError::Invalid(e.to_string()))?;
+            if !s.status.accepts_jobs() {
+                return Err(RequestError::Invalid(format!(
+                    "server {name} is {}; nothing runs on it until an operator changes its status (`server set-status`)",
+                    s.status
+                )));
+            }
+            if servers.iter().any(|x: &Server| x.id == s.id) {
+                continue;
+            }
+            servers.push(s);
+        }
+        let masked = inputs.masked_json();
+        let mut jobs = Vec::new();
+        for server in servers {
+            let job = self
+                .inner
+                .store
+                .create_job(&NewJob {
+                    server_id: server.id,
+                    server_name: &server.name,
+                    app_id: &installer.manifest.id,
+                    app_version: &installer.manifest.version,
+                    action: req.action,
+                    masked_inputs: &masked,
+                    owner: &self.inner.owner,
+                })
+                .map_err(|e| RequestError::Invalid(e.to_string()))?;
+            self.audit(
+                &format!("job.{}", req.action.as_str()),
+                &server.name,
+                &format!("job #{} app={} inputs={}", job.id, installer.manifest.id, masked),
+            )
+            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+            let token = CancellationToken::new();
+            if let Ok(mut r) = self.inner.running.lock() {
+                r.insert(job.id, token.clone());
+            }
+            self.emit(Event::JobQueued { job: job.clone() });
+            tokio::spawn(runner::run_job(self.clone(), job.clone(), installer.clone(), inputs.clone(), token));
+            jobs.push(job);
+        }
+        Ok(jobs)
+    }
+
+    /// Cancels a job run by this process at once, or by another process within a heartbeat.
+    pub fn cancel_job(&self, id: i64) -> Result<Job> {
+        let job = self.inner.store.request_cancel(id)?;
+        if let Ok(r) = self.inner.running.lock()
+            && let Some(t) = r.get(&id)
+        {
+            t.cancel();
+        }
+        self.audit("job.cancel", &job.server_name, &format!("job #{id}"))?;
+        Ok(job)
+    }
+
+    /// Jobs started by this process that have not finished.
+    pub fn running_here(&self) -> Vec<i64> {
+        self.inner.running.lock().map(|r| r.keys().copied().collect()).unwrap_or_default()
+    }
+
+    pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        self.inner.store.list_jobs(filter)
+    }
+
+    pub fn job(&self, id: i64) -> Result<Job> {
+        self.inner.store.require_job(id)
+    }
+
+    pub fn job_logs(&self, id: i64, from_seq: i64, limit: usize) -> Result<Vec<LogLine>> {
+        self.inner.store.job_logs(id, from_seq, limit)
+    }
+
+    /// Waits for a job of this process to end.
+    pub async fn wait_job(&self, id: i64) -> Result<Job> {
+        let mut rx = self.subscribe();
+        loop {
+            let job = self.inner.store.require_job(id)?;
+            if job.status.is_terminal() {
+                return Ok(job);
+            }
+            match tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
+                Ok(Ok(Event::JobFinished { job })) if job.id == id => return Ok(job),
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(eyre!("engine stopped")),
+                _ => {}
+            }
+        }
+    }
+
+    /// Watches the database for commits by other processes and emits `ExternalChange`.
+    pub fn spawn_external_watch(&self, every: std::time::Duration) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut last = engine.inner.store.data_version().unwrap_or(0);
+            loop {
+                tokio::time::sleep(every).await;
+                if let Ok(v) = engine.inner.store.data_version()
+                    && v != last
+                {
+                    last = v;
+                    engine.emit(Event::ExternalChange);
+                }
+            }
+        });
+    }
+}
+
+/// For uninstall/upgrade: accept the given values that validate, without demanding required ones.
+fn relaxed_inputs(installer: &Installer, given: &BTreeMap<String, String>) -> crate::catalog::ResolvedInputs {
+    let mut out = crate::catalog::ResolvedInputs::default();
+    for spec in &installer.manifest.inputs {
+        let Some(v) = given.get(&spec.name).cloned().or_else(|| spec.default.as_ref().map(|d| d.as_text())) else {
+            continue;
+        };
+        if crate::catalog::check_value(spec, &v).is_ok() {
+            out.inputs.push(crate::catalog::validate::ResolvedInput {
+                name: spec.name.clone(),
+                env: spec.env_name(),
+                value: crate::secret::Secret::new(v),
+                sensitive: spec.is_sensitive(),
+            });
+        }
+    }
+    out
+}
+
+impl JobStatus {
+    /// Convenience for front ends.
+    pub fn is_running(self) -> bool {
+        matches!(self, JobStatus::Running | JobStatus::Queued)
+    }
+}

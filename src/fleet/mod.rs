@@ -1,0 +1,5 @@
+//! The server inventory and its lifecycle.
+
+pub mod server;
+
+pub use server::{Server, ServerStatus, ServerSpec};

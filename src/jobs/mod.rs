@@ -1,0 +1,6 @@
+//! Jobs: the queue, the per-server lease, retries, and the log stream.
+
+pub mod job;
+pub mod runner;
+
+pub use job::{Job, JobAction, JobStatus, LogLine, LogStream};

@@ -1,0 +1,304 @@
+//! Connecting: host key check, authentication (agent, key file, password), one jump hop.
+
+use super::known_hosts::{HostKeyVerdict, KnownHosts, fingerprint};
+use crate::config::SshSettings;
+use crate::error::{ErrorKind, KindError};
+use russh::client::{self, AuthResult, Handle};
+use russh::keys::PrivateKeyWithHashAlg;
+use russh::keys::ssh_key::PublicKey;
+use russh::kex;
+use russh::keys::PublicKeyOrCertificate;
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::time::timeout;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    /// Server name, for messages.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub identity: Option<PathBuf>,
+    /// Environment variable holding the password, when password auth is configured.
+    pub password_env: Option<String>,
+    pub jump: Option<Box<SshTarget>>,
+}
+
+impl SshTarget {
+    pub fn label(&self) -> String {
+        format!("{} ({}@{}:{})", self.name, self.user, self.host, self.port)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Verify,
+    Scan,
+}
+
+struct Client {
+    host: String,
+    port: u16,
+    known: KnownHosts,
+    mode: Mode,
+    seen: Arc<Mutex<Option<(PublicKey, HostKeyVerdict)>>>,
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            // We never advertise certificate algorithms, so this is unexpected: refuse.
+            return Ok(false);
+        };
+        let verdict = self.known.check(&self.host, self.port, key);
+        let ok = verdict == HostKeyVerdict::Trusted && self.mode == Mode::Verify;
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some((key.clone(), verdict));
+        }
+        Ok(ok)
+    }
+}
+
+/// A connected, authenticated session. Keeps its jump session alive.
+pub struct Session {
+    pub handle: Handle<ClientHandler>,
+    pub target: SshTarget,
+    _jump: Option<Box<Session>>,
+}
+
+/// The handler type behind every session (opaque to callers).
+pub struct ClientHandler(Client);
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        self.0.check_server_key(key).await
+    }
+}
+
+/// russh client settings: Nagle off (it adds ~40 ms per round trip), keepalive on,
+/// curve25519 key exchange preferred over the costlier hybrid post-quantum one.
+pub fn client_config(s: &SshSettings) -> Arc<client::Config> {
+    let mut kexes: Vec<kex::Name> = vec![kex::CURVE25519, kex::CURVE25519_PRE_RFC_8731];
+    let rest: Vec<kex::Name> = russh::Preferred::DEFAULT.kex.iter().copied().filter(|k| !kexes.contains(k)).collect();
+    kexes.extend(rest);
+    let preferred = russh::Preferred { kex: Cow::Owned(kexes), ..russh::Preferred::DEFAULT };
+    Arc::new(client::Config {
+        nodelay: true,
+        keepalive_interval: Some(s.keepalive_interval),
+        keepalive_max: 3,
+        inactivity_timeout: Some(s.inactivity_timeout),
+        preferred,
+        ..Default::default()
+    })
+}
+
+fn connect_error(t: &SshTarget, e: impl std::fmt::Display) -> KindError {
+    let text = e.to_string();
+    let hint = if text.contains("refused") {
+        "is sshd running and is the port right?"
+    } else if text.contains("Disconnect") || text.contains("reset") {
+        "the server dropped the connection (sshd MaxStartups or a firewall?)"
+    } else {
+        "check the address and the network"
+    };
+    KindError::new(ErrorKind::SshConnect, format!("cannot connect to {}: {text}; {hint}", t.label()))
+}
+
+fn host_key_error(t: &SshTarget, verdict: &HostKeyVerdict) -> Option<KindError> {
+    match verdict {
+        HostKeyVerdict::Trusted => None,
+        HostKeyVerdict::Unknown { fingerprint } => Some(KindError::new(
+            ErrorKind::HostKey,
+            format!(
+                "host key of {} is not known ({fingerprint}); verify it and run `provision-tui server trust {}`",
+                t.label(),
+                t.name
+            ),
+        )),
+        HostKeyVerdict::Changed { fingerprint, recorded, file, line } => Some(KindError::new(
+            ErrorKind::HostKey,
+            format!(
+                "HOST KEY CHANGED for {}: it now offers {fingerprint}, but {}:{line} records {recorded}. \
+                 This may be an attack. If the server was rebuilt, check the new key out of band, then run \
+                 `provision-tui server trust {} --replace`",
+                t.label(),
+                file.display(),
+                t.name
+            ),
+        )),
+    }
+}
+
+/// Opens the TCP (or jump) transport and runs the SSH handshake.
+async fn handshake(
+    t: &SshTarget,
+    s: &SshSettings,
+    known: &KnownHosts,
+) -> Result<(Handle<ClientHandler>, Option<Box<Session>>), KindError> {
+    let seen = Arc::new(Mutex::new(None));
+    let handler = ClientHandler(Client {
+        host: t.host.clone(),
+        port: t.port,
+        known: known.clone(),
+        mode: Mode::Verify,
+        seen: seen.clone(),
+    });
+    let cfg = client_config(s);
+    let mut jump_session = None;
+    let res = match &t.jump {
+        None => timeout(s.connect_timeout, client::connect(cfg, (t.host.as_str(), t.port), handler)).await,
+        Some(j) => {
+            let js = Box::pin(connect(j, s, known)).await.map_err(|e| {
+                KindError::new(e.kind, format!("via jump host {}: {}", j.name, e.message))
+            })?;
+            let ch = timeout(s.connect_timeout, js.handle.channel_open_direct_tcpip(t.host.clone(), t.port as u32, "127.0.0.1", 0))
+                .await
+                .map_err(|_| connect_error(t, format!("jump host {} did not open a tunnel in time", j.name)))?
+                .map_err(|e| connect_error(t, format!("jump host {} refused the tunnel: {e}", j.name)))?;
+            jump_session = Some(Box::new(js));
+            timeout(s.connect_timeout, client::connect_stream(cfg, ch.into_stream(), handler)).await
+        }
+    };
+    let seen = seen.lock().ok().and_then(|g| g.clone());
+    match res {
+        Err(_) => Err(KindError::new(
+            ErrorKind::SshConnect,
+            format!("cannot connect to {}: no answer within {:?}", t.label(), s.connect_timeout),
+        )),
+        Ok(Ok(h)) => Ok((h, jump_session)),
+        Ok(Err(e)) => {
+            if let Some((_, v)) = &seen
+                && let Some(err) = host_key_error(t, v)
+            {
+                return Err(err);
+            }
+            Err(connect_error(t, e))
+        }
+    }
+}
+
+/// Connects and authenticates. Unknown and changed host keys are refused; nothing prompts.
+pub async fn connect(t: &SshTarget, s: &SshSettings, known: &KnownHosts) -> Result<Session, KindError> {
+    let (mut handle, jump) = handshake(t, s, known).await?;
+    timeout(s.auth_timeout, authenticate(&mut handle, t))
+        .await
+        .map_err(|_| KindError::new(ErrorKind::Auth, format!("authentication to {} took longer than {:?}", t.label(), s.auth_timeout)))??;
+    Ok(Session { handle, target: t.clone(), _jump: jump })
+}
+
+/// Connects only far enough to see the host key, for `server trust`.
+/// Returns the key and what our known_hosts files say about it.
+pub async fn scan_host_key(
+    t: &SshTarget,
+    s: &SshSettings,
+    known: &KnownHosts,
+) -> Result<(PublicKey, String, HostKeyVerdict), KindError> {
+    let seen = Arc::new(Mutex::new(None));
+    let handler = ClientHandler(Client { host: t.host.clone(), port: t.port, known: known.clone(), mode: Mode::Scan, seen: seen.clone() });
+    let cfg = client_config(s);
+    let _jump;
+    let res = match &t.jump {
+        None => timeout(s.connect_timeout, client::connect(cfg, (t.host.as_str(), t.port), handler)).await,
+        Some(j) => {
+            let js = Box::pin(connect(j, s, known)).await?;
+            let ch = js
+                .handle
+                .channel_open_direct_tcpip(t.host.clone(), t.port as u32, "127.0.0.1", 0)
+                .await
+                .map_err(|e| connect_error(t, format!("jump host {} refused the tunnel: {e}", j.name)))?;
+            _jump = js;
+            timeout(s.connect_timeout, client::connect_stream(cfg, ch.into_stream(), handler)).await
+        }
+    };
+    let seen = seen.lock().ok().and_then(|g| g.clone());
+    if let Some((key, verdict)) = seen {
+        let fp = fingerprint(&key);
+        return Ok((key, fp, verdict));
+    }
+    match res {
+        Err(_) => Err(KindError::new(ErrorKind::SshConnect, format!("cannot connect to {}: no answer within {:?}", t.label(), s.connect_timeout))),
+        Ok(Err(e)) => Err(connect_error(t, e)),
+        Ok(Ok(_)) => Err(connect_error(t, "the server sent no host key")),
+    }
+}
+
+fn default_identities() -> Vec<PathBuf> {
+    let ssh = crate::config::home_dir().join(".ssh");
+    ["id_ed25519", "id_ecdsa", "id_rsa"].iter().map(|n| ssh.join(n)).filter(|p| p.exists()).collect()
+}
+
+async fn authenticate(h: &mut Handle<ClientHandler>, t: &SshTarget) -> Result<(), KindError> {
+    let mut tried: Vec<String> = Vec::new();
+    let auth_err = |e: russh::Error| KindError::new(ErrorKind::SshConnect, format!("connection to {} failed during authentication: {e}", t.label()));
+    let rsa_hash = h.best_supported_rsa_hash().await.ok().flatten().flatten();
+
+    // 1. ssh-agent
+    if std::env::var_os("SSH_AUTH_SOCK").is_some()
+        && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
+    {
+        let ids = agent.request_identities().await.unwrap_or_default();
+        tried.push(format!("agent ({} keys)", ids.len()));
+        for id in ids {
+            let key = id.public_key().into_owned();
+            let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
+            if let Ok(AuthResult::Success) = h.authenticate_publickey_with(t.user.clone(), key, hash, &mut agent).await {
+                return Ok(());
+            }
+        }
+    }
+
+    // 2. key files: the server's identity, else the usual defaults
+    let files = match &t.identity {
+        Some(p) => vec![p.clone()],
+        None => default_identities(),
+    };
+    let passphrase = std::env::var("PROVISION_TUI_KEY_PASSPHRASE").ok();
+    for path in files {
+        let key = match russh::keys::load_secret_key(&path, passphrase.as_deref()) {
+            Ok(k) => k,
+            Err(e) => {
+                tried.push(format!("key {} (unreadable: {e})", path.display()));
+                continue;
+            }
+        };
+        tried.push(format!("key {}", path.display()));
+        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
+        match h.authenticate_publickey(t.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash)).await {
+            Ok(AuthResult::Success) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(auth_err(e)),
+        }
+    }
+
+    // 3. password from an environment variable (never argv)
+    if let Some(var) = &t.password_env {
+        match std::env::var(var) {
+            Ok(pw) => {
+                tried.push(format!("password from ${var}"));
+                match h.authenticate_password(t.user.clone(), pw).await {
+                    Ok(AuthResult::Success) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(auth_err(e)),
+                }
+            }
+            Err(_) => tried.push(format!("password (${var} is not set)")),
+        }
+    }
+
+    Err(KindError::new(
+        ErrorKind::Auth,
+        format!(
+            "authentication as {} to {} failed; tried: {}. Add your public key to the server's authorized_keys, \
+             pass --identity, or load the key into ssh-agent",
+            t.user,
+            t.label(),
+            if tried.is_empty() { "nothing (no agent, no key file, no password)".into() } else { tried.join(", ") }
+        ),
+    ))
+}

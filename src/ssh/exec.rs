@@ -1,0 +1,279 @@
+//! Remote execution: upload the script into a private directory, run it under a fixed wrapper
+//! that reads inputs as NUL-separated records on stdin, stream its output, kill its process
+//! group from a second channel on timeout or cancel, and clean up.
+
+use super::connect::Session;
+use super::lines::LineSplitter;
+use crate::error::{ErrorKind, KindError};
+use crate::jobs::job::LogStream;
+use crate::secret::Secret;
+use russh::ChannelMsg;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Output of a short command.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: Option<u32>,
+    pub signal: Option<String>,
+}
+
+fn channel_error(s: &Session, what: &str, e: russh::Error) -> KindError {
+    let text = e.to_string();
+    let hint = if text.contains("ConnectFailed") || text.contains("open channel") {
+        " (sshd MaxSessions reached: too many channels on this connection)"
+    } else {
+        ""
+    };
+    KindError::new(ErrorKind::SshConnect, format!("{}: {what}: {text}{hint}", s.target.label()))
+}
+
+/// Runs a short command, feeding `stdin` and then EOF, and collects its output.
+pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captured, KindError> {
+    let mut ch = s.handle.channel_open_session().await.map_err(|e| channel_error(s, "open channel", e))?;
+    ch.exec(true, cmd).await.map_err(|e| channel_error(s, "exec", e))?;
+    if !stdin.is_empty() {
+        ch.data(stdin).await.map_err(|e| channel_error(s, "send stdin", e))?;
+    }
+    ch.eof().await.map_err(|e| channel_error(s, "send eof", e))?;
+    let mut out = Captured::default();
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    while let Some(msg) = ch.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => o.extend_from_slice(&data),
+            ChannelMsg::ExtendedData { data, ext: 1 } => e.extend_from_slice(&data),
+            ChannelMsg::ExitStatus { exit_status } => out.exit_code = Some(exit_status),
+            ChannelMsg::ExitSignal { signal_name, .. } => out.signal = Some(format!("{signal_name:?}")),
+            _ => {}
+        }
+    }
+    out.stdout = String::from_utf8_lossy(&o).into_owned();
+    out.stderr = String::from_utf8_lossy(&e).into_owned();
+    Ok(out)
+}
+
+/// `sudo -n ` for non-root logins: fails fast instead of prompting for a password.
+fn sudo_prefix(s: &Session) -> &'static str {
+    if s.target.user == "root" { "" } else { "sudo -n " }
+}
+
+/// What to run and how.
+pub struct RunSpec<'a> {
+    pub script: &'a str,
+    /// (ENV_NAME, value) pairs; names are validated as `[A-Z_][A-Z0-9_]*`.
+    pub env: Vec<(String, Secret)>,
+    pub timeout: Duration,
+    /// Extra client-side wait past `timeout` before we kill from our side.
+    pub timeout_slack: Duration,
+    pub kill_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub exit_code: Option<u32>,
+    pub signal: Option<String>,
+    pub cancelled: bool,
+    /// The client-side deadline passed (the remote `timeout` should have fired first).
+    pub timed_out: bool,
+}
+
+impl RunOutcome {
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        if self.cancelled {
+            return Some(ErrorKind::Cancelled);
+        }
+        if self.timed_out {
+            return Some(ErrorKind::Timeout);
+        }
+        match self.exit_code {
+            Some(c) => ErrorKind::from_exit_code(c),
+            None => Some(ErrorKind::Installation),
+        }
+    }
+}
+
+fn valid_env_name(n: &str) -> bool {
+    let mut c = n.chars();
+    matches!(c.next(), Some(x) if x.is_ascii_uppercase() || x == '_')
+        && c.all(|x| x.is_ascii_uppercase() || x.is_ascii_digit() || x == '_')
+}
+
+/// NUL-separated `KEY=VALUE` records for the wrapper's stdin.
+pub fn encode_env(env: &[(String, Secret)]) -> Result<Vec<u8>, KindError> {
+    let mut out = Vec::new();
+    for (k, v) in env {
+        if !valid_env_name(k) {
+            return Err(KindError::new(ErrorKind::Validation, format!("invalid variable name {k:?}")));
+        }
+        if v.expose().contains('\0') {
+            return Err(KindError::new(ErrorKind::Validation, format!("value of {k} contains a NUL byte")));
+        }
+        out.extend_from_slice(k.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(v.expose().as_bytes());
+        out.push(0);
+    }
+    Ok(out)
+}
+
+/// Creates a private directory and writes the script into it. Returns the directory.
+async fn upload(s: &Session, script: &str) -> Result<String, KindError> {
+    let cmd = format!(
+        "{}sh -c 'umask 077; d=$(mktemp -d /tmp/provision-tui.XXXXXXXXXX) && cat > \"$d/run.sh\" && chmod 700 \"$d/run.sh\" && printf %s \"$d\"'",
+        sudo_prefix(s)
+    );
+    let out = exec_capture(s, &cmd, script.as_bytes()).await?;
+    let dir = out.stdout.trim().to_string();
+    let well_formed = dir.starts_with("/tmp/provision-tui.")
+        && dir["/tmp/provision-tui.".len()..].chars().all(|c| c.is_ascii_alphanumeric());
+    if out.exit_code != Some(0) || !well_formed {
+        let err = out.stderr.trim();
+        let kind = if err.contains("sudo") { ErrorKind::Auth } else { ErrorKind::Configuration };
+        let hint = if kind == ErrorKind::Auth {
+            format!("; give {} password-less sudo (NOPASSWD) or log in as root", s.target.user)
+        } else {
+            "; is /tmp writable and not full?".to_string()
+        };
+        return Err(KindError::new(kind, format!("{}: cannot upload the installer: {err}{hint}", s.target.label())));
+    }
+    Ok(dir)
+}
+
+/// The fixed wrapper: export the stdin records, then run the script in its own session
+/// (so the whole process group can be killed) under a remote `timeout`, with stdin=/dev/null.
+/// `$$` is printed from inside the new session: that is the process group to kill.
+const WRAPPER: &str = r#"while IFS= read -r -d "" kv; do export "$kv"; done; cd "$1" || exit 3; exec setsid -w sh -c "echo __PTUI_PGID=\$\$; exec timeout -k 30 \$0 ./run.sh" "$2" </dev/null"#;
+
+pub const PGID_MARKER: &str = "__PTUI_PGID=";
+
+async fn kill_group(s: &Session, pgid: u32, grace: Duration) -> Result<(), KindError> {
+    let steps = (grace.as_millis() / 200).max(1);
+    let cmd = format!(
+        "{}sh -c 'kill -TERM -- -{pgid} 2>/dev/null; i=0; while kill -0 -- -{pgid} 2>/dev/null; do i=$((i+1)); if [ $i -gt {steps} ]; then kill -KILL -- -{pgid} 2>/dev/null; break; fi; sleep 0.2; done; exit 0'",
+        sudo_prefix(s)
+    );
+    exec_capture(s, &cmd, b"").await.map(|_| ())
+}
+
+/// Removes the upload directory; failures are logged, not fatal.
+async fn cleanup(s: &Session, dir: &str) {
+    let cmd = format!("{}rm -rf -- {dir}", sudo_prefix(s));
+    if let Err(e) = exec_capture(s, &cmd, b"").await {
+        tracing::warn!("cleanup of {dir} on {} failed: {e}", s.target.label());
+    }
+}
+
+/// Runs an installer script. Each output line goes to `on_line` as it arrives.
+pub async fn run_installer(
+    s: &Session,
+    spec: &RunSpec<'_>,
+    cancel: &CancellationToken,
+    mut on_line: impl FnMut(LogStream, String),
+) -> Result<RunOutcome, KindError> {
+    let stdin = encode_env(&spec.env)?;
+    let dir = upload(s, spec.script).await?;
+    let cmd = format!("{}bash -c '{WRAPPER}' provision-tui {dir} {}", sudo_prefix(s), spec.timeout.as_secs().max(1));
+    let result = run_in(s, &cmd, &stdin, spec, cancel, &mut on_line).await;
+    cleanup(s, &dir).await;
+    result
+}
+
+async fn run_in(
+    s: &Session,
+    cmd: &str,
+    stdin: &[u8],
+    spec: &RunSpec<'_>,
+    cancel: &CancellationToken,
+    on_line: &mut impl FnMut(LogStream, String),
+) -> Result<RunOutcome, KindError> {
+    let mut ch = s.handle.channel_open_session().await.map_err(|e| channel_error(s, "open channel", e))?;
+    ch.exec(true, cmd).await.map_err(|e| channel_error(s, "exec", e))?;
+    ch.data(stdin).await.map_err(|e| channel_error(s, "send inputs", e))?;
+    ch.eof().await.map_err(|e| channel_error(s, "send eof", e))?;
+
+    let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
+    let (mut out, mut err) = (LineSplitter::default(), LineSplitter::default());
+    let mut pgid: Option<u32> = None;
+    let mut outcome = RunOutcome { exit_code: None, signal: None, cancelled: false, timed_out: false };
+    let mut killed = false;
+    let handle_out = |line: String, pgid: &mut Option<u32>, on_line: &mut dyn FnMut(LogStream, String)| {
+        if pgid.is_none()
+            && let Some(v) = line.strip_prefix(PGID_MARKER)
+        {
+            *pgid = v.trim().parse().ok();
+            return;
+        }
+        on_line(LogStream::Stdout, line);
+    };
+    loop {
+        tokio::select! {
+            msg = ch.wait() => {
+                let Some(msg) = msg else { break };
+                match msg {
+                    ChannelMsg::Data { data } => {
+                        for l in out.push(&data) { handle_out(l, &mut pgid, on_line); }
+                    }
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        for l in err.push(&data) { on_line(LogStream::Stderr, l); }
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => outcome.exit_code = Some(exit_status),
+                    ChannelMsg::ExitSignal { signal_name, .. } => outcome.signal = Some(format!("{signal_name:?}")),
+                    _ => {}
+                }
+            }
+            _ = cancel.cancelled(), if !killed => {
+                killed = true;
+                outcome.cancelled = true;
+                kill_or_close(s, &ch, pgid, spec.kill_grace).await;
+            }
+            _ = tokio::time::sleep_until(deadline), if !killed => {
+                killed = true;
+                outcome.timed_out = true;
+                kill_or_close(s, &ch, pgid, spec.kill_grace).await;
+            }
+        }
+    }
+    if let Some(l) = out.finish() {
+        handle_out(l, &mut pgid, on_line);
+    }
+    if let Some(l) = err.finish() {
+        on_line(LogStream::Stderr, l);
+    }
+    Ok(outcome)
+}
+
+async fn kill_or_close(s: &Session, ch: &russh::Channel<russh::client::Msg>, pgid: Option<u32>, grace: Duration) {
+    // Without a PGID (killed before the wrapper started) closing is all we can do.
+    if let Some(p) = pgid
+        && let Err(e) = kill_group(s, p, grace).await
+    {
+        tracing::warn!("kill of process group {p} on {} failed: {e}", s.target.label());
+    }
+    let _ = ch.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_records_are_nul_separated_and_names_checked() {
+        let env = vec![("A".to_string(), Secret::new("x y")), ("B_2".into(), Secret::new("$(id)\n"))];
+        assert_eq!(encode_env(&env).unwrap(), b"A=x y\0B_2=$(id)\n\0");
+        assert!(encode_env(&[("a".into(), Secret::new("1"))]).is_err());
+        assert!(encode_env(&[("A;B".into(), Secret::new("1"))]).is_err());
+        assert!(encode_env(&[("A".into(), Secret::new("1\02"))]).is_err());
+    }
+
+    #[test]
+    fn outcome_kinds() {
+        let mut o = RunOutcome { exit_code: Some(0), signal: None, cancelled: false, timed_out: false };
+        assert_eq!(o.error_kind(), None);
+        o.exit_code = Some(124);
+        assert_eq!(o.error_kind(), Some(ErrorKind::Timeout));
+        o.cancelled = true;
+        assert_eq!(o.error_kind(), Some(ErrorKind::Cancelled));
+    }
+}

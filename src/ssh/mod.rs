@@ -1,0 +1,11 @@
+//! SSH: connect with verified host keys, run installers, stream output, kill on timeout or cancel.
+//! Built on russh; see docs/ARCHITECTURE.md for the remote-execution protocol.
+
+pub mod connect;
+pub mod exec;
+pub mod known_hosts;
+pub mod lines;
+
+pub use connect::{Session, SshTarget, connect, scan_host_key};
+pub use exec::{Captured, RunOutcome, RunSpec, run_installer};
+pub use known_hosts::{HostKeyVerdict, KnownHosts};
