@@ -7,7 +7,10 @@ pub fn operator() -> String {
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| whoami::username());
-    match std::env::var("SSH_CLIENT").ok().and_then(|c| c.split_whitespace().next().map(str::to_string)) {
+    match std::env::var("SSH_CLIENT")
+        .ok()
+        .and_then(|c| c.split_whitespace().next().map(str::to_string))
+    {
         Some(addr) => format!("{user} (from {addr})"),
         None => user,
     }
@@ -27,7 +30,9 @@ pub fn hostname() -> String {
 /// Whether an owner string from `process_owner` names a live process. Owners on other
 /// hosts are assumed alive; their heartbeat decides.
 pub fn owner_alive(owner: &str) -> bool {
-    let Some((pid, host)) = owner.split_once('@') else { return false };
+    let Some((pid, host)) = owner.split_once('@') else {
+        return false;
+    };
     if host != hostname() {
         return true;
     }

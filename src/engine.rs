@@ -23,13 +23,26 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    JobQueued { job: Job },
-    JobStarted { job: Job },
+    JobQueued {
+        job: Job,
+    },
+    JobStarted {
+        job: Job,
+    },
     /// Log lines, already masked and stored.
-    JobLog { job_id: i64, lines: Vec<LogLine> },
-    JobFinished { job: Job },
-    ServerChanged { server: Server },
-    ServerRemoved { name: String },
+    JobLog {
+        job_id: i64,
+        lines: Vec<LogLine>,
+    },
+    JobFinished {
+        job: Job,
+    },
+    ServerChanged {
+        server: Server,
+    },
+    ServerRemoved {
+        name: String,
+    },
     /// Another process changed the database; re-read what you show.
     ExternalChange,
 }
@@ -50,7 +63,10 @@ pub enum RequestError {
     #[error("{0}")]
     Invalid(String),
     #[error("invalid inputs for {app}:\n{}", .errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
-    Inputs { app: String, errors: Vec<InputError> },
+    Inputs {
+        app: String,
+        errors: Vec<InputError>,
+    },
 }
 
 /// The result of looking at a server's host key.
@@ -85,7 +101,10 @@ impl Engine {
         let store = Store::open(&config.db_path)?;
         let catalog = Catalog::load(&config.installer_dirs);
         let (events, _) = broadcast::channel(8192);
-        let known_hosts = KnownHosts { own: config.known_hosts_path.clone(), user: config.user_known_hosts_path.clone() };
+        let known_hosts = KnownHosts {
+            own: config.known_hosts_path.clone(),
+            user: config.user_known_hosts_path.clone(),
+        };
         let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent.max(1)));
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -113,7 +132,11 @@ impl Engine {
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.inner.catalog.read().map(|c| c.clone()).unwrap_or_default()
+        self.inner
+            .catalog
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     pub fn operator(&self) -> &str {
@@ -129,12 +152,15 @@ impl Engine {
     }
 
     fn audit(&self, action: &str, target: &str, details: &str) -> Result<()> {
-        self.inner.store.audit(&self.inner.operator, action, target, details)
+        self.inner
+            .store
+            .audit(&self.inner.operator, action, target, details)
     }
 
     /// Jobs left queued/running by a process that died become `interrupted`.
     pub fn recover_interrupted(&self) -> Result<Vec<i64>> {
-        let stale = crate::store::now_ms() - 2 * self.inner.config.jobs.lease_ttl.as_millis() as i64;
+        let stale =
+            crate::store::now_ms() - 2 * self.inner.config.jobs.lease_ttl.as_millis() as i64;
         let ids = self.inner.store.orphaned_jobs(stale, audit::owner_alive)?;
         for id in &ids {
             runner::mark_interrupted(self, *id)?;
@@ -145,16 +171,27 @@ impl Engine {
     // ---- servers ----
 
     pub fn add_server(&self, spec: &ServerSpec) -> Result<Server> {
-        let server = self.inner.store.add_server(spec, ServerStatus::PendingSetup)?;
-        self.audit("server.add", &server.name, &format!("{} tags={}", server.address(), server.tags.join(",")))?;
-        self.emit(Event::ServerChanged { server: server.clone() });
+        let server = self
+            .inner
+            .store
+            .add_server(spec, ServerStatus::PendingSetup)?;
+        self.audit(
+            "server.add",
+            &server.name,
+            &format!("{} tags={}", server.address(), server.tags.join(",")),
+        )?;
+        self.emit(Event::ServerChanged {
+            server: server.clone(),
+        });
         Ok(server)
     }
 
     pub fn remove_server(&self, name: &str) -> Result<Server> {
         let server = self.inner.store.remove_server(name)?;
         self.audit("server.rm", name, &server.address())?;
-        self.emit(Event::ServerRemoved { name: name.to_string() });
+        self.emit(Event::ServerRemoved {
+            name: name.to_string(),
+        });
         Ok(server)
     }
 
@@ -164,9 +201,16 @@ impl Engine {
             bail!("server {name} is already {status}");
         }
         let from = server.status;
-        let server = self.inner.store.transition_server(server.id, status, &format!("set by {}", self.inner.operator), None)?;
+        let server = self.inner.store.transition_server(
+            server.id,
+            status,
+            &format!("set by {}", self.inner.operator),
+            None,
+        )?;
         self.audit("server.set_status", name, &format!("{from} -> {status}"))?;
-        self.emit(Event::ServerChanged { server: server.clone() });
+        self.emit(Event::ServerChanged {
+            server: server.clone(),
+        });
         Ok(server)
     }
 
@@ -203,17 +247,30 @@ impl Engine {
     }
 
     pub async fn connect(&self, server: &Server) -> std::result::Result<ssh::Session, KindError> {
-        let target = self.ssh_target(server).map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        let target = self
+            .ssh_target(server)
+            .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
         ssh::connect(&target, &self.inner.config.ssh, &self.inner.known_hosts).await
     }
 
     /// Connects far enough to see the server's host key; never records anything.
     pub async fn scan_host_key(&self, name: &str) -> std::result::Result<HostKeyScan, KindError> {
-        let server = self.inner.store.require_server(name).map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
-        let target = self.ssh_target(&server).map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        let server = self
+            .inner
+            .store
+            .require_server(name)
+            .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        let target = self
+            .ssh_target(&server)
+            .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
         let (key, fingerprint, verdict) =
             ssh::scan_host_key(&target, &self.inner.config.ssh, &self.inner.known_hosts).await?;
-        Ok(HostKeyScan { server: name.to_string(), fingerprint, verdict, key })
+        Ok(HostKeyScan {
+            server: name.to_string(),
+            fingerprint,
+            verdict,
+            key,
+        })
     }
 
     /// Records a scanned key in provision-tui's known_hosts. A changed key needs `replace`.
@@ -228,7 +285,9 @@ impl Engine {
                 scan.fingerprint
             );
         }
-        self.inner.known_hosts.learn(&server.host, server.port, &scan.key, replace)?;
+        self.inner
+            .known_hosts
+            .learn(&server.host, server.port, &scan.key, replace)?;
         self.audit("server.trust", &server.name, &scan.fingerprint)?;
         Ok(())
     }
@@ -236,19 +295,31 @@ impl Engine {
     // ---- jobs ----
 
     /// Validates the request and starts one job per server. Nothing starts if anything is invalid.
-    pub fn start_install(&self, req: &InstallRequest) -> std::result::Result<Vec<Job>, RequestError> {
+    pub fn start_install(
+        &self,
+        req: &InstallRequest,
+    ) -> std::result::Result<Vec<Job>, RequestError> {
         let catalog = self.catalog();
-        let installer: Installer = catalog.require(&req.app).map_err(RequestError::Invalid)?.clone();
+        let installer: Installer = catalog
+            .require(&req.app)
+            .map_err(RequestError::Invalid)?
+            .clone();
         let kind = match req.action {
             JobAction::Install => crate::catalog::ScriptKind::Install,
             JobAction::Uninstall => crate::catalog::ScriptKind::Uninstall,
             JobAction::Upgrade => crate::catalog::ScriptKind::Upgrade,
         };
         if installer.script(kind).is_none() {
-            return Err(RequestError::Invalid(format!("installer {} has no {} script", req.app, req.action.as_str())));
+            return Err(RequestError::Invalid(format!(
+                "installer {} has no {} script",
+                req.app,
+                req.action.as_str()
+            )));
         }
         if req.servers.is_empty() {
-            return Err(RequestError::Invalid("no servers given; use --on SERVER".into()));
+            return Err(RequestError::Invalid(
+                "no servers given; use --on SERVER".into(),
+            ));
         }
         let inputs = match resolve_inputs(&installer.manifest, &req.inputs) {
             Ok(i) => i,
@@ -257,17 +328,27 @@ impl Engine {
                 let errors: Vec<InputError> = if req.action == JobAction::Install {
                     errors
                 } else {
-                    errors.into_iter().filter(|e| e.message != "is required").collect()
+                    errors
+                        .into_iter()
+                        .filter(|e| e.message != "is required")
+                        .collect()
                 };
                 if !errors.is_empty() {
-                    return Err(RequestError::Inputs { app: req.app.clone(), errors });
+                    return Err(RequestError::Inputs {
+                        app: req.app.clone(),
+                        errors,
+                    });
                 }
                 relaxed_inputs(&installer, &req.inputs)
             }
         };
         let mut servers = Vec::new();
         for name in &req.servers {
-            let s = self.inner.store.require_server(name).map_err(|e| RequestError::Invalid(e.to_string()))?;
+            let s = self
+                .inner
+                .store
+                .require_server(name)
+                .map_err(|e| RequestError::Invalid(e.to_string()))?;
             if !s.status.accepts_jobs() {
                 return Err(RequestError::Invalid(format!(
                     "server {name} is {}; nothing runs on it until an operator changes its status (`server set-status`)",
@@ -298,7 +379,10 @@ impl Engine {
             self.audit(
                 &format!("job.{}", req.action.as_str()),
                 &server.name,
-                &format!("job #{} app={} inputs={}", job.id, installer.manifest.id, masked),
+                &format!(
+                    "job #{} app={} inputs={}",
+                    job.id, installer.manifest.id, masked
+                ),
             )
             .map_err(|e| RequestError::Invalid(e.to_string()))?;
             let token = CancellationToken::new();
@@ -306,7 +390,13 @@ impl Engine {
                 r.insert(job.id, token.clone());
             }
             self.emit(Event::JobQueued { job: job.clone() });
-            tokio::spawn(runner::run_job(self.clone(), job.clone(), installer.clone(), inputs.clone(), token));
+            tokio::spawn(runner::run_job(
+                self.clone(),
+                job.clone(),
+                installer.clone(),
+                inputs.clone(),
+                token,
+            ));
             jobs.push(job);
         }
         Ok(jobs)
@@ -326,7 +416,11 @@ impl Engine {
 
     /// Jobs started by this process that have not finished.
     pub fn running_here(&self) -> Vec<i64> {
-        self.inner.running.lock().map(|r| r.keys().copied().collect()).unwrap_or_default()
+        self.inner
+            .running
+            .lock()
+            .map(|r| r.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
@@ -351,7 +445,9 @@ impl Engine {
             }
             match tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
                 Ok(Ok(Event::JobFinished { job })) if job.id == id => return Ok(job),
-                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(eyre!("engine stopped")),
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    return Err(eyre!("engine stopped"));
+                }
                 _ => {}
             }
         }
@@ -376,10 +472,17 @@ impl Engine {
 }
 
 /// For uninstall/upgrade: accept the given values that validate, without demanding required ones.
-fn relaxed_inputs(installer: &Installer, given: &BTreeMap<String, String>) -> crate::catalog::ResolvedInputs {
+fn relaxed_inputs(
+    installer: &Installer,
+    given: &BTreeMap<String, String>,
+) -> crate::catalog::ResolvedInputs {
     let mut out = crate::catalog::ResolvedInputs::default();
     for spec in &installer.manifest.inputs {
-        let Some(v) = given.get(&spec.name).cloned().or_else(|| spec.default.as_ref().map(|d| d.as_text())) else {
+        let Some(v) = given
+            .get(&spec.name)
+            .cloned()
+            .or_else(|| spec.default.as_ref().map(|d| d.as_text()))
+        else {
             continue;
         };
         if crate::catalog::check_value(spec, &v).is_ok() {

@@ -102,7 +102,10 @@ pub struct KindError {
 
 impl KindError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -113,7 +116,10 @@ mod tests {
     #[test]
     fn exit_codes_map_to_kinds() {
         assert_eq!(ErrorKind::from_exit_code(0), None);
-        assert_eq!(ErrorKind::from_exit_code(1), Some(ErrorKind::InstallerValidation));
+        assert_eq!(
+            ErrorKind::from_exit_code(1),
+            Some(ErrorKind::InstallerValidation)
+        );
         assert_eq!(ErrorKind::from_exit_code(2), Some(ErrorKind::Installation));
         assert_eq!(ErrorKind::from_exit_code(3), Some(ErrorKind::Configuration));
         assert_eq!(ErrorKind::from_exit_code(124), Some(ErrorKind::Timeout));

@@ -89,7 +89,9 @@ mod tests {
 
     #[test]
     fn masker_masks_lines_of_multiline_secret() {
-        let m = Masker::new([Secret::new("-----BEGIN KEY-----\nAAAABBBB\n-----END KEY-----")]);
+        let m = Masker::new([Secret::new(
+            "-----BEGIN KEY-----\nAAAABBBB\n-----END KEY-----",
+        )]);
         assert_eq!(m.mask("got AAAABBBB"), "got ***");
     }
 }

@@ -33,7 +33,13 @@ fn lines(text: &str) -> Vec<Line<'_>> {
             None => (false, trimmed, indent),
         };
         let key = rest.split(':').next().unwrap_or("").trim();
-        out.push(Line { no: i + 1, indent, dash, key_col, key });
+        out.push(Line {
+            no: i + 1,
+            indent,
+            dash,
+            key_col,
+            key,
+        });
     }
     out
 }
@@ -50,11 +56,15 @@ pub fn locate(text: &str, path: &[Seg<'_>]) -> (usize, usize) {
         match *seg {
             Seg::Key(k) => {
                 let block = ls[lo].key_col;
-                let Some(pos) = (lo..hi).find(|&i| ls[i].key_col == block && ls[i].key == k) else { break };
+                let Some(pos) = (lo..hi).find(|&i| ls[i].key_col == block && ls[i].key == k) else {
+                    break;
+                };
                 found = (ls[pos].no, ls[pos].key_col + 1);
                 // The value block: following lines indented deeper, or a sequence at the same indent.
                 let mut end = pos + 1;
-                while end < hi && (ls[end].indent > ls[pos].key_col || (ls[end].dash && ls[end].indent == ls[pos].key_col))
+                while end < hi
+                    && (ls[end].indent > ls[pos].key_col
+                        || (ls[end].dash && ls[end].indent == ls[pos].key_col))
                 {
                     end += 1;
                 }
@@ -66,8 +76,9 @@ pub fn locate(text: &str, path: &[Seg<'_>]) -> (usize, usize) {
             }
             Seg::Index(n) => {
                 let dash_indent = ls[lo].indent;
-                let items: Vec<usize> =
-                    (lo..hi).filter(|&i| ls[i].dash && ls[i].indent == dash_indent).collect();
+                let items: Vec<usize> = (lo..hi)
+                    .filter(|&i| ls[i].dash && ls[i].indent == dash_indent)
+                    .collect();
                 let Some(&pos) = items.get(n) else { break };
                 found = (ls[pos].no, ls[pos].indent + 1);
                 let end = items.get(n + 1).copied().unwrap_or(hi);
@@ -89,22 +100,50 @@ mod tests {
     fn finds_nested_keys_and_items() {
         assert_eq!(locate(DOC, &[Seg::Key("id")]), (1, 1));
         assert_eq!(locate(DOC, &[Seg::Key("inputs"), Seg::Index(1)]), (5, 3));
-        assert_eq!(locate(DOC, &[Seg::Key("inputs"), Seg::Index(1), Seg::Key("name")]), (5, 5));
         assert_eq!(
-            locate(DOC, &[Seg::Key("inputs"), Seg::Index(1), Seg::Key("validation"), Seg::Key("pattern")]),
+            locate(DOC, &[Seg::Key("inputs"), Seg::Index(1), Seg::Key("name")]),
+            (5, 5)
+        );
+        assert_eq!(
+            locate(
+                DOC,
+                &[
+                    Seg::Key("inputs"),
+                    Seg::Index(1),
+                    Seg::Key("validation"),
+                    Seg::Key("pattern")
+                ]
+            ),
             (8, 7)
         );
-        assert_eq!(locate(DOC, &[Seg::Key("health"), Seg::Key("command")]), (10, 3));
+        assert_eq!(
+            locate(DOC, &[Seg::Key("health"), Seg::Key("command")]),
+            (10, 3)
+        );
     }
 
     #[test]
     fn sequence_at_same_indent_as_key() {
         let doc = "inputs:\n- name: a\n  type: string\n- name: b\n  visible_if:\n    input: zz\n";
-        assert_eq!(locate(doc, &[Seg::Key("inputs"), Seg::Index(1), Seg::Key("visible_if"), Seg::Key("input")]), (6, 5));
+        assert_eq!(
+            locate(
+                doc,
+                &[
+                    Seg::Key("inputs"),
+                    Seg::Index(1),
+                    Seg::Key("visible_if"),
+                    Seg::Key("input")
+                ]
+            ),
+            (6, 5)
+        );
     }
 
     #[test]
     fn missing_path_falls_back_to_parent() {
-        assert_eq!(locate(DOC, &[Seg::Key("inputs"), Seg::Index(0), Seg::Key("nope")]), (3, 3));
+        assert_eq!(
+            locate(DOC, &[Seg::Key("inputs"), Seg::Index(0), Seg::Key("nope")]),
+            (3, 3)
+        );
     }
 }

@@ -116,7 +116,10 @@ impl InputSpec {
         self.name.to_ascii_uppercase()
     }
     pub fn allowed_values(&self) -> &[String] {
-        self.validation.as_ref().and_then(|v| v.allowed_values.as_deref()).unwrap_or(&[])
+        self.validation
+            .as_ref()
+            .and_then(|v| v.allowed_values.as_deref())
+            .unwrap_or(&[])
     }
 }
 

@@ -5,7 +5,9 @@ pub mod manifest;
 pub mod validate;
 
 pub use manifest::{InputSpec, InputType, Manifest, Role};
-pub use validate::{InputError, ResolvedInputs, check_value, describe_rules, resolve_inputs, visibility};
+pub use validate::{
+    InputError, ResolvedInputs, check_value, describe_rules, resolve_inputs, visibility,
+};
 
 use include_dir::{Dir, include_dir};
 use std::collections::BTreeMap;
@@ -63,7 +65,11 @@ pub struct CatalogProblem {
 
 impl fmt::Display for CatalogProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 
@@ -84,8 +90,12 @@ struct Bundled<'a>(&'a Dir<'static>);
 impl FileSource for Bundled<'_> {
     fn read(&self, rel: &str) -> Result<String, String> {
         let path = self.0.path().join(rel);
-        let file = BUNDLED.get_file(&path).ok_or_else(|| format!("{rel} does not exist"))?;
-        file.contents_utf8().map(str::to_string).ok_or_else(|| format!("{rel} is not UTF-8"))
+        let file = BUNDLED
+            .get_file(&path)
+            .ok_or_else(|| format!("{rel} does not exist"))?;
+        file.contents_utf8()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{rel} is not UTF-8"))
     }
     fn label(&self, rel: &str) -> String {
         format!("bundled:installers/{}", self.0.path().join(rel).display())
@@ -98,10 +108,18 @@ impl FileSource for OnDisk {
     fn read(&self, rel: &str) -> Result<String, String> {
         let full = self.0.join(rel);
         // Symlinks may not lead out of the installer directory.
-        let base = self.0.canonicalize().map_err(|e| format!("{}: {e}", self.0.display()))?;
-        let real = full.canonicalize().map_err(|_| format!("{rel} does not exist in {}", self.0.display()))?;
+        let base = self
+            .0
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", self.0.display()))?;
+        let real = full
+            .canonicalize()
+            .map_err(|_| format!("{rel} does not exist in {}", self.0.display()))?;
         if !real.starts_with(&base) {
-            return Err(format!("{rel} resolves to {} outside the installer directory", real.display()));
+            return Err(format!(
+                "{rel} resolves to {} outside the installer directory",
+                real.display()
+            ));
         }
         if !real.is_file() {
             return Err(format!("{rel} is not a regular file"));
@@ -120,32 +138,61 @@ fn check_script_path(p: &str) -> Result<(), String> {
         return Err("script path is empty".into());
     }
     if path.is_absolute() {
-        return Err(format!("script path {p:?} is absolute; give a path inside the installer directory"));
+        return Err(format!(
+            "script path {p:?} is absolute; give a path inside the installer directory"
+        ));
     }
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!("script path {p:?} escapes the installer directory with `..`"));
+        return Err(format!(
+            "script path {p:?} escapes the installer directory with `..`"
+        ));
     }
     Ok(())
 }
 
 fn yaml_problem(file: String, text: &str, e: &yaml_serde::Error) -> CatalogProblem {
-    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((1, 1));
     let _ = text;
     let mut message = e.to_string();
     // The location is already in the prefix.
     if let Some(i) = message.find(" at line ") {
         message.truncate(i);
     }
-    CatalogProblem { file, line, column, message }
+    CatalogProblem {
+        file,
+        line,
+        column,
+        message,
+    }
 }
 
-fn load_one(src: &dyn FileSource, dir_name: Option<&str>, source: String) -> Result<Installer, Vec<CatalogProblem>> {
+fn load_one(
+    src: &dyn FileSource,
+    dir_name: Option<&str>,
+    source: String,
+) -> Result<Installer, Vec<CatalogProblem>> {
     let file = src.label("manifest.yml");
-    let text = src.read("manifest.yml").map_err(|m| vec![CatalogProblem { file: file.clone(), line: 0, column: 0, message: m }])?;
-    let manifest: Manifest = yaml_serde::from_str(&text).map_err(|e| vec![yaml_problem(file.clone(), &text, &e)])?;
+    let text = src.read("manifest.yml").map_err(|m| {
+        vec![CatalogProblem {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            message: m,
+        }]
+    })?;
+    let manifest: Manifest =
+        yaml_serde::from_str(&text).map_err(|e| vec![yaml_problem(file.clone(), &text, &e)])?;
     let mut problems: Vec<CatalogProblem> = validate::check_manifest(&manifest, &text, dir_name)
         .into_iter()
-        .map(|i| CatalogProblem { file: file.clone(), line: i.line, column: i.column, message: i.message })
+        .map(|i| CatalogProblem {
+            file: file.clone(),
+            line: i.line,
+            column: i.column,
+            message: i.message,
+        })
         .collect();
     let mut scripts = BTreeMap::new();
     let script_fields = [
@@ -162,11 +209,24 @@ fn load_one(src: &dyn FileSource, dir_name: Option<&str>, source: String) -> Res
             }
             Err(message) => {
                 let (line, column) = locate::locate(&text, &[locate::Seg::Key(field)]);
-                problems.push(CatalogProblem { file: file.clone(), line, column, message: format!("{field}: {message}") });
+                problems.push(CatalogProblem {
+                    file: file.clone(),
+                    line,
+                    column,
+                    message: format!("{field}: {message}"),
+                });
             }
         }
     }
-    if problems.is_empty() { Ok(Installer { manifest, source, scripts }) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(Installer {
+            manifest,
+            source,
+            scripts,
+        })
+    } else {
+        Err(problems)
+    }
 }
 
 impl Catalog {
@@ -202,7 +262,9 @@ impl Catalog {
     }
 
     fn load_dir_into(&mut self, dir: &Path) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for p in paths {
@@ -232,7 +294,10 @@ impl Catalog {
     pub fn require(&self, id: &str) -> Result<&Installer, String> {
         self.get(id).ok_or_else(|| {
             let ids: Vec<&str> = self.installers.keys().map(String::as_str).collect();
-            format!("no installer {id:?} in the catalog; available: {}", ids.join(", "))
+            format!(
+                "no installer {id:?} in the catalog; available: {}",
+                ids.join(", ")
+            )
         })
     }
 

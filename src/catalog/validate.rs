@@ -19,11 +19,18 @@ pub struct ManifestIssue {
 
 fn issue(text: &str, path: &[Seg<'_>], message: String) -> ManifestIssue {
     let (line, column) = locate(text, path);
-    ManifestIssue { line, column, message }
+    ManifestIssue {
+        line,
+        column,
+        message,
+    }
 }
 
 fn is_valid_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn is_valid_input_name(n: &str) -> bool {
@@ -41,23 +48,38 @@ pub fn compile_pattern(p: &str) -> Result<Regex, regex::Error> {
 pub fn check_manifest(m: &Manifest, text: &str, dir_name: Option<&str>) -> Vec<ManifestIssue> {
     let mut out = Vec::new();
     if !is_valid_id(&m.id) {
-        out.push(issue(text, &[Seg::Key("id")], format!("id {:?} must match [a-z0-9-]+", m.id)));
+        out.push(issue(
+            text,
+            &[Seg::Key("id")],
+            format!("id {:?} must match [a-z0-9-]+", m.id),
+        ));
     } else if let Some(dir) = dir_name
         && dir != m.id
     {
         out.push(issue(
             text,
             &[Seg::Key("id")],
-            format!("id {:?} differs from its directory name {dir:?}; rename one so they match", m.id),
+            format!(
+                "id {:?} differs from its directory name {dir:?}; rename one so they match",
+                m.id
+            ),
         ));
     }
     if m.timeout_seconds == 0 {
-        out.push(issue(text, &[Seg::Key("timeout_seconds")], "timeout_seconds must be at least 1".into()));
+        out.push(issue(
+            text,
+            &[Seg::Key("timeout_seconds")],
+            "timeout_seconds must be at least 1".into(),
+        ));
     }
     if let Some(h) = &m.health
         && h.command.is_some() == h.url.is_some()
     {
-        out.push(issue(text, &[Seg::Key("health")], "health needs exactly one of `command` or `url`".into()));
+        out.push(issue(
+            text,
+            &[Seg::Key("health")],
+            "health needs exactly one of `command` or `url`".into(),
+        ));
     }
     let names: Vec<&str> = m.inputs.iter().map(|i| i.name.as_str()).collect();
     let mut seen = HashSet::new();
@@ -67,60 +89,121 @@ pub fn check_manifest(m: &Manifest, text: &str, dir_name: Option<&str>) -> Vec<M
             out.push(issue(
                 text,
                 &at("name"),
-                format!("input name {:?} must match [a-z_][a-z0-9_]* (it becomes the env var {})", input.name, input.env_name()),
+                format!(
+                    "input name {:?} must match [a-z_][a-z0-9_]* (it becomes the env var {})",
+                    input.name,
+                    input.env_name()
+                ),
             ));
         }
         if !seen.insert(input.name.as_str()) {
-            out.push(issue(text, &at("name"), format!("duplicate input name {:?}", input.name)));
+            out.push(issue(
+                text,
+                &at("name"),
+                format!("duplicate input name {:?}", input.name),
+            ));
         }
         let v = input.validation.clone().unwrap_or_default();
-        let vpath = |k: &'static str| vec![Seg::Key("inputs"), Seg::Index(idx), Seg::Key("validation"), Seg::Key(k)];
+        let vpath = |k: &'static str| {
+            vec![
+                Seg::Key("inputs"),
+                Seg::Index(idx),
+                Seg::Key("validation"),
+                Seg::Key(k),
+            ]
+        };
         if let Some(p) = &v.pattern
             && let Err(e) = compile_pattern(p)
         {
-            let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
-            out.push(issue(text, &vpath("pattern"), format!("input {}: invalid regex {p:?}: {first}", input.name)));
+            let first = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            out.push(issue(
+                text,
+                &vpath("pattern"),
+                format!("input {}: invalid regex {p:?}: {first}", input.name),
+            ));
         }
-        if input.kind == InputType::Select && v.allowed_values.as_ref().is_none_or(|a| a.is_empty()) {
+        if input.kind == InputType::Select && v.allowed_values.as_ref().is_none_or(|a| a.is_empty())
+        {
             out.push(issue(
                 text,
                 &at("type"),
-                format!("input {}: a select needs validation.allowed_values", input.name),
+                format!(
+                    "input {}: a select needs validation.allowed_values",
+                    input.name
+                ),
             ));
         }
         if let (Some(a), Some(b)) = (v.min_length, v.max_length)
             && a > b
         {
-            out.push(issue(text, &vpath("min_length"), format!("input {}: min_length > max_length", input.name)));
+            out.push(issue(
+                text,
+                &vpath("min_length"),
+                format!("input {}: min_length > max_length", input.name),
+            ));
         }
         if let (Some(a), Some(b)) = (v.min_value, v.max_value)
             && a > b
         {
-            out.push(issue(text, &vpath("min_value"), format!("input {}: min_value > max_value", input.name)));
+            out.push(issue(
+                text,
+                &vpath("min_value"),
+                format!("input {}: min_value > max_value", input.name),
+            ));
         }
         if let Some(vi) = &input.visible_if {
-            let vip = vec![Seg::Key("inputs"), Seg::Index(idx), Seg::Key("visible_if"), Seg::Key("input")];
+            let vip = vec![
+                Seg::Key("inputs"),
+                Seg::Index(idx),
+                Seg::Key("visible_if"),
+                Seg::Key("input"),
+            ];
             if vi.input == input.name {
-                out.push(issue(text, &vip, format!("input {}: visible_if cannot refer to itself", input.name)));
+                out.push(issue(
+                    text,
+                    &vip,
+                    format!("input {}: visible_if cannot refer to itself", input.name),
+                ));
             } else if !names.contains(&vi.input.as_str()) {
                 out.push(issue(
                     text,
                     &vip,
-                    format!("input {}: visible_if names unknown input {:?}; known: {}", input.name, vi.input, names.join(", ")),
+                    format!(
+                        "input {}: visible_if names unknown input {:?}; known: {}",
+                        input.name,
+                        vi.input,
+                        names.join(", ")
+                    ),
                 ));
             }
         }
         if let Some(d) = &input.default {
             // Only check the default when the rules themselves are sound.
-            if v.pattern.as_deref().is_none_or(|p| compile_pattern(p).is_ok())
+            if v.pattern
+                .as_deref()
+                .is_none_or(|p| compile_pattern(p).is_ok())
                 && let Err(e) = check_value(input, &d.as_text())
             {
-                out.push(issue(text, &at("default"), format!("input {}: default {:?} {e}", input.name, d.as_text())));
+                out.push(issue(
+                    text,
+                    &at("default"),
+                    format!("input {}: default {:?} {e}", input.name, d.as_text()),
+                ));
             }
         }
     }
     if let Some(cycle) = visible_if_cycle(m) {
-        out.push(issue(text, &[Seg::Key("inputs")], format!("visible_if conditions form a cycle: {cycle}")));
+        out.push(issue(
+            text,
+            &[Seg::Key("inputs")],
+            format!("visible_if conditions form a cycle: {cycle}"),
+        ));
     }
     out
 }
@@ -129,7 +212,11 @@ fn visible_if_cycle(m: &Manifest) -> Option<String> {
     let parent: BTreeMap<&str, &str> = m
         .inputs
         .iter()
-        .filter_map(|i| i.visible_if.as_ref().map(|v| (i.name.as_str(), v.input.as_str())))
+        .filter_map(|i| {
+            i.visible_if
+                .as_ref()
+                .map(|v| (i.name.as_str(), v.input.as_str()))
+        })
         .collect();
     for start in parent.keys() {
         let mut chain = vec![*start];
@@ -180,7 +267,9 @@ pub fn describe_rules(input: &InputSpec) -> Vec<String> {
 }
 
 fn is_email(v: &str) -> bool {
-    let Some((local, domain)) = v.split_once('@') else { return false };
+    let Some((local, domain)) = v.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
@@ -205,12 +294,18 @@ pub fn check_value(input: &InputSpec, value: &str) -> Result<(), String> {
         return Err("contains a NUL byte, which cannot be passed to a script".into());
     }
     if value.len() > MAX_VALUE_BYTES {
-        return Err(format!("is {} bytes; values are limited to 64 KiB (pass large data as a file on the server)", value.len()));
+        return Err(format!(
+            "is {} bytes; values are limited to 64 KiB (pass large data as a file on the server)",
+            value.len()
+        ));
     }
     let v = input.validation.clone().unwrap_or_default();
     match input.kind {
         InputType::Integer | InputType::Port => {
-            let n: i64 = value.trim().parse().map_err(|_| format!("must be a whole number, got {value:?}"))?;
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("must be a whole number, got {value:?}"))?;
             if input.kind == InputType::Port && !(1..=65535).contains(&n) {
                 return Err(format!("must be a port between 1 and 65535, got {n}"));
             }
@@ -232,12 +327,21 @@ pub fn check_value(input: &InputSpec, value: &str) -> Result<(), String> {
         }
         InputType::Email => {
             if !is_email(value) {
-                return Err(format!("must be an email address like ops@example.com, got {value:?}"));
+                return Err(format!(
+                    "must be an email address like ops@example.com, got {value:?}"
+                ));
             }
         }
         InputType::Select => {
-            if !v.allowed_values.as_ref().is_some_and(|a| a.iter().any(|x| x == value)) {
-                return Err(format!("must be one of: {}", v.allowed_values.unwrap_or_default().join(", ")));
+            if !v
+                .allowed_values
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|x| x == value))
+            {
+                return Err(format!(
+                    "must be one of: {}",
+                    v.allowed_values.unwrap_or_default().join(", ")
+                ));
             }
         }
         InputType::String | InputType::Password => {}
@@ -254,7 +358,8 @@ pub fn check_value(input: &InputSpec, value: &str) -> Result<(), String> {
         return Err(format!("must be at most {max} characters, got {chars}"));
     }
     if let Some(p) = &v.pattern {
-        let re = compile_pattern(p).map_err(|e| format!("has an invalid pattern in its manifest: {e}"))?;
+        let re = compile_pattern(p)
+            .map_err(|e| format!("has an invalid pattern in its manifest: {e}"))?;
         if !re.is_match(value) {
             return Err(format!("must match the pattern {p}"));
         }
@@ -290,7 +395,11 @@ impl ResolvedInputs {
             .inputs
             .iter()
             .map(|i| {
-                let v = if i.sensitive { MASK.to_string() } else { i.value.expose().to_string() };
+                let v = if i.sensitive {
+                    MASK.to_string()
+                } else {
+                    i.value.expose().to_string()
+                };
                 (i.name.clone(), serde_json::Value::String(v))
             })
             .collect();
@@ -298,7 +407,11 @@ impl ResolvedInputs {
     }
 
     pub fn secrets(&self) -> Vec<Secret> {
-        self.inputs.iter().filter(|i| i.sensitive).map(|i| i.value.clone()).collect()
+        self.inputs
+            .iter()
+            .filter(|i| i.sensitive)
+            .map(|i| i.value.clone())
+            .collect()
     }
 }
 
@@ -319,8 +432,15 @@ impl std::fmt::Display for InputError {
 pub fn visibility(m: &Manifest, given: &BTreeMap<String, String>) -> BTreeMap<String, bool> {
     let effective = |name: &str| -> Option<String> {
         let spec = m.inputs.iter().find(|i| i.name == name)?;
-        let raw = given.get(name).cloned().or_else(|| spec.default.as_ref().map(|d| d.as_text()))?;
-        Some(if spec.kind == InputType::Boolean { normalize_bool(&raw).map(str::to_string).unwrap_or(raw) } else { raw })
+        let raw = given
+            .get(name)
+            .cloned()
+            .or_else(|| spec.default.as_ref().map(|d| d.as_text()))?;
+        Some(if spec.kind == InputType::Boolean {
+            normalize_bool(&raw).map(str::to_string).unwrap_or(raw)
+        } else {
+            raw
+        })
     };
     let mut out = BTreeMap::new();
     for input in &m.inputs {
@@ -349,7 +469,10 @@ pub fn visibility(m: &Manifest, given: &BTreeMap<String, String>) -> BTreeMap<St
 
 /// Validates raw values (from `--set`, a form, or a stored deployment) against the manifest.
 /// Hidden inputs are neither required nor sent; undeclared inputs are errors.
-pub fn resolve_inputs(m: &Manifest, given: &BTreeMap<String, String>) -> Result<ResolvedInputs, Vec<InputError>> {
+pub fn resolve_inputs(
+    m: &Manifest,
+    given: &BTreeMap<String, String>,
+) -> Result<ResolvedInputs, Vec<InputError>> {
     let mut errors = Vec::new();
     for key in given.keys() {
         if !m.inputs.iter().any(|i| &i.name == key) {
@@ -359,7 +482,11 @@ pub fn resolve_inputs(m: &Manifest, given: &BTreeMap<String, String>) -> Result<
                 message: format!(
                     "is not declared by {}; it accepts: {}",
                     m.id,
-                    if known.is_empty() { "no inputs".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "no inputs".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             });
         }
@@ -370,22 +497,40 @@ pub fn resolve_inputs(m: &Manifest, given: &BTreeMap<String, String>) -> Result<
         if !vis.get(&input.name).copied().unwrap_or(true) {
             continue;
         }
-        let raw = given.get(&input.name).cloned().or_else(|| input.default.as_ref().map(|d| d.as_text()));
+        let raw = given
+            .get(&input.name)
+            .cloned()
+            .or_else(|| input.default.as_ref().map(|d| d.as_text()));
         let raw = match raw {
-            Some(r) if !(r.is_empty() && input.kind != InputType::String && input.kind != InputType::Password) => r,
+            Some(r)
+                if !(r.is_empty()
+                    && input.kind != InputType::String
+                    && input.kind != InputType::Password) =>
+            {
+                r
+            }
             _ => {
                 if input.required {
-                    errors.push(InputError { input: input.name.clone(), message: "is required".into() });
+                    errors.push(InputError {
+                        input: input.name.clone(),
+                        message: "is required".into(),
+                    });
                 }
                 continue;
             }
         };
         if raw.is_empty() && input.required {
-            errors.push(InputError { input: input.name.clone(), message: "is required".into() });
+            errors.push(InputError {
+                input: input.name.clone(),
+                message: "is required".into(),
+            });
             continue;
         }
         if let Err(message) = check_value(input, &raw) {
-            errors.push(InputError { input: input.name.clone(), message });
+            errors.push(InputError {
+                input: input.name.clone(),
+                message,
+            });
             continue;
         }
         let value = match input.kind {
@@ -400,7 +545,11 @@ pub fn resolve_inputs(m: &Manifest, given: &BTreeMap<String, String>) -> Result<
             sensitive: input.is_sensitive(),
         });
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
@@ -408,12 +557,17 @@ mod tests {
     use super::*;
 
     fn manifest(inputs: &str) -> Manifest {
-        let text = format!("id: demo\nname: Demo\nversion: '1'\ninstall_script: install.sh\ninputs:\n{inputs}");
+        let text = format!(
+            "id: demo\nname: Demo\nversion: '1'\ninstall_script: install.sh\ninputs:\n{inputs}"
+        );
         yaml_serde::from_str(&text).expect("fixture manifest parses")
     }
 
     fn given(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const ALL_TYPES: &str = r#"
@@ -448,15 +602,30 @@ mod tests {
             let mut g = given(&[("pw", "longenough")]);
             g.insert(k.into(), v.into());
             let errs = resolve_inputs(&m, &g).expect_err(&format!("{k}={v} must fail"));
-            assert!(errs.iter().any(|e| e.input == k && e.message.contains(want)), "{k}={v}: {errs:?}");
+            assert!(
+                errs.iter()
+                    .any(|e| e.input == k && e.message.contains(want)),
+                "{k}={v}: {errs:?}"
+            );
         }
         let ok = resolve_inputs(
             &m,
-            &given(&[("s", "abc"), ("n", "5"), ("pw", "longenough"), ("mail", "a@b.io"), ("p", "8080"), ("b", "no")]),
+            &given(&[
+                ("s", "abc"),
+                ("n", "5"),
+                ("pw", "longenough"),
+                ("mail", "a@b.io"),
+                ("p", "8080"),
+                ("b", "no"),
+            ]),
         )
         .unwrap();
         let names: Vec<_> = ok.inputs.iter().map(|i| i.name.as_str()).collect();
-        assert_eq!(names, ["s", "n", "b", "pw", "sel", "mail", "p"], "hidden `extra` is not sent");
+        assert_eq!(
+            names,
+            ["s", "n", "b", "pw", "sel", "mail", "p"],
+            "hidden `extra` is not sent"
+        );
         assert_eq!(ok.inputs[2].value.expose(), "false");
         assert!(ok.inputs[3].sensitive);
         assert_eq!(ok.masked_json()["pw"], "***");
@@ -466,10 +635,19 @@ mod tests {
     fn required_hidden_and_visible() {
         let m = manifest(ALL_TYPES);
         let errs = resolve_inputs(&m, &given(&[])).unwrap_err();
-        assert!(errs.iter().any(|e| e.input == "pw" && e.message == "is required"));
-        assert!(!errs.iter().any(|e| e.input == "extra"), "hidden input is not required");
+        assert!(
+            errs.iter()
+                .any(|e| e.input == "pw" && e.message == "is required")
+        );
+        assert!(
+            !errs.iter().any(|e| e.input == "extra"),
+            "hidden input is not required"
+        );
         let errs = resolve_inputs(&m, &given(&[("pw", "longenough"), ("b", "true")])).unwrap_err();
-        assert!(errs.iter().any(|e| e.input == "extra"), "visible input becomes required");
+        assert!(
+            errs.iter().any(|e| e.input == "extra"),
+            "visible input becomes required"
+        );
     }
 
     #[test]
@@ -487,7 +665,15 @@ mod tests {
     #[test]
     fn values_pass_verbatim() {
         let m = manifest("  - {name: v, type: string}\n");
-        for payload in ["$(touch /tmp/x)", "`id`", "'; rm -rf /; '", "a\nb", "*", "héllo ✓", "  spaced  "] {
+        for payload in [
+            "$(touch /tmp/x)",
+            "`id`",
+            "'; rm -rf /; '",
+            "a\nb",
+            "*",
+            "héllo ✓",
+            "  spaced  ",
+        ] {
             let r = resolve_inputs(&m, &given(&[("v", payload)])).unwrap();
             assert_eq!(r.inputs[0].value.expose(), payload);
         }
@@ -498,7 +684,12 @@ mod tests {
         let text = "id: Bad_Id\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: a\n    type: select\n  - name: a\n    type: string\n    validation:\n      pattern: '(['\n  - name: c\n    type: integer\n    default: 0\n    validation:\n      min_value: 5\n  - name: d\n    type: string\n    visible_if:\n      input: nope\n      equals: x\n";
         let m: Manifest = yaml_serde::from_str(text).unwrap();
         let issues = check_manifest(&m, text, None);
-        let find = |s: &str| issues.iter().find(|i| i.message.contains(s)).unwrap_or_else(|| panic!("{s}: {issues:?}"));
+        let find = |s: &str| {
+            issues
+                .iter()
+                .find(|i| i.message.contains(s))
+                .unwrap_or_else(|| panic!("{s}: {issues:?}"))
+        };
         assert_eq!(find("must match [a-z0-9-]+").line, 1);
         assert_eq!(find("allowed_values").line, 7);
         assert_eq!(find("duplicate input").line, 8);

@@ -1,0 +1,142 @@
+//! The headless CLI: one file per subcommand group, all over the same engine as the TUI.
+
+pub mod catalog;
+pub mod install;
+pub mod jobs;
+pub mod server;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Process exit codes (documented in the README).
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// A command failed (not found, refused, bad arguments).
+    pub const ERROR: i32 = 1;
+    /// clap's own code for usage errors.
+    pub const USAGE: i32 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "provision-tui",
+    version,
+    about = "Provision and watch a fleet of Linux servers over SSH. Without a subcommand, opens the dashboard."
+)]
+pub struct Cli {
+    /// Database file (default: $XDG_DATA_HOME/provision-tui/state.db).
+    #[arg(long, global = true, env = "PROVISION_TUI_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Extra installer directory; adds to and overrides the bundled catalog. Repeatable.
+    #[arg(long = "installers", global = true, value_name = "DIR")]
+    pub installers: Vec<PathBuf>,
+    /// Dashboard theme (dark, light, high-contrast, or a file name under the user theme dir).
+    #[arg(long, global = true, env = "PROVISION_TUI_THEME")]
+    pub theme: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the server inventory.
+    #[command(subcommand)]
+    Server(server::ServerCmd),
+    /// Browse and lint installers.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCmd),
+    /// Install an app on servers, streaming the log.
+    Install(install::InstallArgs),
+    /// Run an installer's uninstall script on servers.
+    Uninstall(install::InstallArgs),
+    /// List jobs.
+    Jobs(jobs::JobsArgs),
+    /// Print a job's log.
+    Logs(jobs::LogsArgs),
+    /// Cancel a queued or running job (in this or another provision-tui process).
+    Cancel(jobs::CancelArgs),
+    /// Show the audit log, newest first.
+    Audit(jobs::AuditArgs),
+}
+
+impl Cli {
+    pub fn config(&self) -> Config {
+        Config::new(self.db.clone(), self.installers.clone())
+    }
+}
+
+/// Runs a subcommand and returns the process exit code.
+pub async fn run(cli: Cli, command: Command) -> i32 {
+    let config = cli.config();
+    // `catalog validate DIR` needs no database.
+    if let Command::Catalog(catalog::CatalogCmd::Validate { dir: Some(dir) }) = &command {
+        return catalog::validate_dir(dir);
+    }
+    let engine = match Engine::open(config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::ERROR;
+        }
+    };
+    let result = match command {
+        Command::Server(c) => server::run(&engine, c).await,
+        Command::Catalog(c) => catalog::run(&engine, c),
+        Command::Install(a) => install::run(&engine, a, crate::jobs::JobAction::Install).await,
+        Command::Uninstall(a) => install::run(&engine, a, crate::jobs::JobAction::Uninstall).await,
+        Command::Jobs(a) => jobs::list(&engine, a),
+        Command::Logs(a) => jobs::logs(&engine, a).await,
+        Command::Cancel(a) => jobs::cancel(&engine, a),
+        Command::Audit(a) => jobs::audit(&engine, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::ERROR
+        }
+    }
+}
+
+/// Formats a millisecond timestamp in local time for tables.
+pub fn fmt_ts(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Formats a duration in milliseconds as `1m05s` or `3.2s`.
+pub fn fmt_duration(ms: i64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        let s = ms / 1000;
+        if s < 3600 {
+            format!("{}m{:02}s", s / 60, s % 60)
+        } else {
+            format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+        }
+    }
+}
+
+/// Whether stdin and stdout are terminals (prompts are allowed only then).
+pub fn interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// No subcommand: the dashboard. Until the TUI lands this prints what to do instead.
+pub async fn run_dashboard(cli: Cli) -> i32 {
+    let _ = cli;
+    eprintln!(
+        "the dashboard is not built into this binary yet; see `provision-tui --help` for the CLI"
+    );
+    exit::USAGE
+}

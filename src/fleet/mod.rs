@@ -2,4 +2,4 @@
 
 pub mod server;
 
-pub use server::{Server, ServerStatus, ServerSpec};
+pub use server::{Server, ServerSpec, ServerStatus};

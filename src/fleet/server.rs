@@ -90,7 +90,10 @@ impl ServerStatus {
     }
 
     pub fn allowed_targets(self) -> Vec<ServerStatus> {
-        Self::ALL.into_iter().filter(|t| self.can_transition_to(*t)).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|t| self.can_transition_to(*t))
+            .collect()
     }
 
     /// Whether a job may start on a server in this status.

@@ -25,7 +25,11 @@ const LOG_BATCH_WINDOW: Duration = Duration::from_millis(100);
 type RawLine = (LogStream, i64, String);
 
 /// Collects masked lines and writes them in batches; emits one event per batch.
-fn spawn_log_writer(engine: Engine, job_id: i64, mut rx: mpsc::UnboundedReceiver<RawLine>) -> tokio::task::JoinHandle<()> {
+fn spawn_log_writer(
+    engine: Engine,
+    job_id: i64,
+    mut rx: mpsc::UnboundedReceiver<RawLine>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut batch: Vec<RawLine> = Vec::new();
         loop {
@@ -53,7 +57,10 @@ fn flush(engine: &Engine, job_id: i64, batch: &mut Vec<RawLine>) {
     }
     match engine.store().append_logs(job_id, batch) {
         Ok(lines) => engine.emit(Event::JobLog { job_id, lines }),
-        Err(e) => tracing::error!("job #{job_id}: cannot store {} log lines: {e:#}", batch.len()),
+        Err(e) => tracing::error!(
+            "job #{job_id}: cannot store {} log lines: {e:#}",
+            batch.len()
+        ),
     }
     batch.clear();
 }
@@ -75,17 +82,35 @@ impl LogSink {
 }
 
 /// Entry point of the tokio task behind every job.
-pub async fn run_job(engine: Engine, job: Job, installer: Installer, inputs: ResolvedInputs, cancel: CancellationToken) {
+pub async fn run_job(
+    engine: Engine,
+    job: Job,
+    installer: Installer,
+    inputs: ResolvedInputs,
+    cancel: CancellationToken,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = spawn_log_writer(engine.clone(), job.id, rx);
-    let sink = LogSink { tx, masker: Masker::new(inputs.secrets()) };
+    let sink = LogSink {
+        tx,
+        masker: Masker::new(inputs.secrets()),
+    };
     let result = execute(&engine, &job, &installer, &inputs, &cancel, &sink).await;
     let (status, kind, message, exit_code) = match result {
         Ok(code) => (JobStatus::Succeeded, None, None, Some(code as i64)),
         Err(Failure { error, exit_code }) => {
-            let status = if error.kind == ErrorKind::Cancelled { JobStatus::Cancelled } else { JobStatus::Failed };
+            let status = if error.kind == ErrorKind::Cancelled {
+                JobStatus::Cancelled
+            } else {
+                JobStatus::Failed
+            };
             sink.system(&format!("{} ({}): {}", status, error.kind, error.message));
-            (status, Some(error.kind), Some(sink.masker.mask(&error.message)), exit_code)
+            (
+                status,
+                Some(error.kind),
+                Some(sink.masker.mask(&error.message)),
+                exit_code,
+            )
         }
     };
     if status == JobStatus::Succeeded {
@@ -93,7 +118,15 @@ pub async fn run_job(engine: Engine, job: Job, installer: Installer, inputs: Res
     }
     drop(sink);
     let _ = writer.await;
-    match finish(&engine, &job, &installer, status, kind, message.as_deref(), exit_code) {
+    match finish(
+        &engine,
+        &job,
+        &installer,
+        status,
+        kind,
+        message.as_deref(),
+        exit_code,
+    ) {
         Ok((job, server)) => {
             engine.emit(Event::JobFinished { job });
             if let Some(server) = server {
@@ -117,12 +150,18 @@ struct Failure {
 
 impl From<KindError> for Failure {
     fn from(error: KindError) -> Self {
-        Failure { error, exit_code: None }
+        Failure {
+            error,
+            exit_code: None,
+        }
     }
 }
 
 fn internal(e: color_eyre::Report) -> Failure {
-    Failure { error: KindError::new(ErrorKind::Configuration, format!("{e:#}")), exit_code: None }
+    Failure {
+        error: KindError::new(ErrorKind::Configuration, format!("{e:#}")),
+        exit_code: None,
+    }
 }
 
 fn cancelled() -> Failure {
@@ -138,7 +177,12 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
 }
 
 /// Heartbeats the job and its lease; turns a cancel request from another process into a cancel here.
-fn spawn_heartbeat(engine: Engine, job_id: i64, server_id: i64, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+fn spawn_heartbeat(
+    engine: Engine,
+    job_id: i64,
+    server_id: i64,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     let every = engine.config().jobs.heartbeat_interval;
     tokio::spawn(async move {
         loop {
@@ -162,19 +206,35 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn wait_for_lease(engine: &Engine, job: &Job, server_id: i64, cancel: &CancellationToken, sink: &LogSink) -> Result<(), Failure> {
+async fn wait_for_lease(
+    engine: &Engine,
+    job: &Job,
+    server_id: i64,
+    cancel: &CancellationToken,
+    sink: &LogSink,
+) -> Result<(), Failure> {
     let ttl = engine.config().jobs.lease_ttl.as_millis() as i64;
     let mut told = false;
     loop {
         if cancel.is_cancelled() || engine.store().cancel_requested(job.id).unwrap_or(false) {
             return Err(cancelled());
         }
-        match engine.store().try_acquire_lease(server_id, job.id, &engine.inner.owner, ttl).map_err(internal)? {
+        match engine
+            .store()
+            .try_acquire_lease(server_id, job.id, &engine.inner.owner, ttl)
+            .map_err(internal)?
+        {
             Ok(()) => return Ok(()),
             Err(holder) => {
                 if !told {
-                    let by = holder.job_id.map(|j| format!("job #{j}")).unwrap_or_else(|| "another job".into());
-                    sink.system(&format!("server {} is busy with {by} ({}); waiting for it to finish", job.server_name, holder.holder));
+                    let by = holder
+                        .job_id
+                        .map(|j| format!("job #{j}"))
+                        .unwrap_or_else(|| "another job".into());
+                    sink.system(&format!(
+                        "server {} is busy with {by} ({}); waiting for it to finish",
+                        job.server_name, holder.holder
+                    ));
                     told = true;
                 }
                 let _ = engine.store().heartbeat_job(job.id);
@@ -194,16 +254,35 @@ fn enter_provisioning(engine: &Engine, job: &Job, server_id: i64) -> Result<(), 
             let s = crate::store::servers::get_server(tx, server_id)?
                 .ok_or_else(|| color_eyre::eyre::eyre!("server #{server_id} was removed"))?;
             if s.status.is_operator_hold() {
-                color_eyre::eyre::bail!("server {} was put in {} while this job waited", s.name, s.status);
+                color_eyre::eyre::bail!(
+                    "server {} was put in {} while this job waited",
+                    s.name,
+                    s.status
+                );
             }
             let reason = format!("job #{} {} started", job.id, job.app_id);
             let s = if s.status == ServerStatus::Discovered {
-                transition_in(tx, server_id, ServerStatus::PendingSetup, &reason, Some(job.id))?
+                transition_in(
+                    tx,
+                    server_id,
+                    ServerStatus::PendingSetup,
+                    &reason,
+                    Some(job.id),
+                )?
             } else {
                 s
             };
-            if matches!(s.status, ServerStatus::PendingSetup | ServerStatus::Error | ServerStatus::ForceRebuild) {
-                transition_in(tx, server_id, ServerStatus::Provisioning, &reason, Some(job.id))
+            if matches!(
+                s.status,
+                ServerStatus::PendingSetup | ServerStatus::Error | ServerStatus::ForceRebuild
+            ) {
+                transition_in(
+                    tx,
+                    server_id,
+                    ServerStatus::Provisioning,
+                    &reason,
+                    Some(job.id),
+                )
             } else {
                 Ok(s)
             }
@@ -213,13 +292,24 @@ fn enter_provisioning(engine: &Engine, job: &Job, server_id: i64) -> Result<(), 
     Ok(())
 }
 
-async fn connect_with_retries(engine: &Engine, job: &Job, cancel: &CancellationToken, sink: &LogSink) -> Result<ssh::Session, Failure> {
-    let server = engine.store().require_server(&job.server_name).map_err(internal)?;
+async fn connect_with_retries(
+    engine: &Engine,
+    job: &Job,
+    cancel: &CancellationToken,
+    sink: &LogSink,
+) -> Result<ssh::Session, Failure> {
+    let server = engine
+        .store()
+        .require_server(&job.server_name)
+        .map_err(internal)?;
     let settings = &engine.config().jobs;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        sink.system(&format!("connecting to {} (attempt {attempt})", server.address()));
+        sink.system(&format!(
+            "connecting to {} (attempt {attempt})",
+            server.address()
+        ));
         let res = tokio::select! {
             r = engine.connect(&server) => r,
             _ = cancel.cancelled() => return Err(cancelled()),
@@ -227,10 +317,16 @@ async fn connect_with_retries(engine: &Engine, job: &Job, cancel: &CancellationT
         match res {
             Ok(s) => return Ok(s),
             Err(e) if e.kind.retry_possible() && attempt <= settings.connect_retries => {
-                let base = settings.retry_base_delay.as_millis() as f64 * 2f64.powi(attempt as i32 - 1);
+                let base =
+                    settings.retry_base_delay.as_millis() as f64 * 2f64.powi(attempt as i32 - 1);
                 let jitter: f64 = rand::rng().random_range(0.5..1.5);
                 let delay = Duration::from_millis((base * jitter) as u64);
-                sink.system(&format!("{}; retrying in {:.1}s ({attempt}/{})", e.message, delay.as_secs_f64(), settings.connect_retries));
+                sink.system(&format!(
+                    "{}; retrying in {:.1}s ({attempt}/{})",
+                    e.message,
+                    delay.as_secs_f64(),
+                    settings.connect_retries
+                ));
                 let _ = engine.store().mark_job_running(job.id, attempt as i64 + 1);
                 if !sleep_or_cancel(delay, cancel).await {
                     return Err(cancelled());
@@ -249,14 +345,27 @@ async fn execute(
     cancel: &CancellationToken,
     sink: &LogSink,
 ) -> Result<u32, Failure> {
-    let server_id = job.server_id.ok_or_else(|| Failure::from(KindError::new(ErrorKind::Validation, "the job's server was removed")))?;
+    let server_id = job.server_id.ok_or_else(|| {
+        Failure::from(KindError::new(
+            ErrorKind::Validation,
+            "the job's server was removed",
+        ))
+    })?;
     wait_for_lease(engine, job, server_id, cancel, sink).await?;
-    let _hb = AbortOnDrop(spawn_heartbeat(engine.clone(), job.id, server_id, cancel.clone()));
+    let _hb = AbortOnDrop(spawn_heartbeat(
+        engine.clone(),
+        job.id,
+        server_id,
+        cancel.clone(),
+    ));
     let _permit = tokio::select! {
         p = engine.inner.slots.clone().acquire_owned() => p.map_err(|e| internal(e.into()))?,
         _ = cancel.cancelled() => return Err(cancelled()),
     };
-    let started = engine.store().mark_job_running(job.id, 1).map_err(internal)?;
+    let started = engine
+        .store()
+        .mark_job_running(job.id, 1)
+        .map_err(internal)?;
     engine.emit(Event::JobStarted { job: started });
     enter_provisioning(engine, job, server_id)?;
 
@@ -266,13 +375,29 @@ async fn execute(
         JobAction::Uninstall => ScriptKind::Uninstall,
         JobAction::Upgrade => ScriptKind::Upgrade,
     };
-    let script = installer
-        .script(kind)
-        .ok_or_else(|| Failure::from(KindError::new(ErrorKind::Validation, format!("{} has no {} script", installer.id(), job.action.as_str()))))?;
-    let mut env: Vec<(String, Secret)> = inputs.inputs.iter().map(|i| (i.env.clone(), i.value.clone())).collect();
-    env.push(("PROVISION_TUI_JOB_ID".into(), Secret::new(job.id.to_string())));
-    env.push(("PROVISION_TUI_SERVER".into(), Secret::new(job.server_name.clone())));
-    env.push(("PROVISION_TUI_ACTION".into(), Secret::new(job.action.as_str())));
+    let script = installer.script(kind).ok_or_else(|| {
+        Failure::from(KindError::new(
+            ErrorKind::Validation,
+            format!("{} has no {} script", installer.id(), job.action.as_str()),
+        ))
+    })?;
+    let mut env: Vec<(String, Secret)> = inputs
+        .inputs
+        .iter()
+        .map(|i| (i.env.clone(), i.value.clone()))
+        .collect();
+    env.push((
+        "PROVISION_TUI_JOB_ID".into(),
+        Secret::new(job.id.to_string()),
+    ));
+    env.push((
+        "PROVISION_TUI_SERVER".into(),
+        Secret::new(job.server_name.clone()),
+    ));
+    env.push((
+        "PROVISION_TUI_ACTION".into(),
+        Secret::new(job.action.as_str()),
+    ));
     let timeout = Duration::from_secs(installer.manifest.timeout_seconds);
     let spec = RunSpec {
         script,
@@ -281,21 +406,43 @@ async fn execute(
         timeout_slack: engine.config().jobs.timeout_slack,
         kill_grace: engine.config().ssh.kill_grace,
     };
-    sink.system(&format!("running {} {} v{} (timeout {}s)", installer.id(), job.action.as_str(), installer.manifest.version, timeout.as_secs()));
-    let outcome = ssh::run_installer(&session, &spec, cancel, |stream, line| sink.line(stream, &line)).await?;
-    let _ = session.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    sink.system(&format!(
+        "running {} {} v{} (timeout {}s)",
+        installer.id(),
+        job.action.as_str(),
+        installer.manifest.version,
+        timeout.as_secs()
+    ));
+    let outcome = ssh::run_installer(&session, &spec, cancel, |stream, line| {
+        sink.line(stream, &line)
+    })
+    .await?;
+    let _ = session
+        .handle
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
     let exit = outcome.exit_code.map(i64::from);
     match outcome.error_kind() {
         None => Ok(outcome.exit_code.unwrap_or(0)),
         Some(kind) => {
             let message = match (kind, outcome.exit_code, &outcome.signal) {
-                (ErrorKind::Cancelled, _, _) => "cancelled by the operator; the remote process group was killed".to_string(),
-                (ErrorKind::Timeout, _, _) => format!("timed out after {}s; the remote process group was killed", timeout.as_secs()),
+                (ErrorKind::Cancelled, _, _) => {
+                    "cancelled by the operator; the remote process group was killed".to_string()
+                }
+                (ErrorKind::Timeout, _, _) => format!(
+                    "timed out after {}s; the remote process group was killed",
+                    timeout.as_secs()
+                ),
                 (_, Some(c), _) => format!("installer exited with {c} ({})", describe_exit(c)),
                 (_, None, Some(sig)) => format!("installer was killed by signal {sig}"),
-                (_, None, None) => "the connection closed before the installer reported an exit status".to_string(),
+                (_, None, None) => {
+                    "the connection closed before the installer reported an exit status".to_string()
+                }
             };
-            Err(Failure { error: KindError::new(kind, message), exit_code: exit })
+            Err(Failure {
+                error: KindError::new(kind, message),
+                exit_code: exit,
+            })
         }
     }
 }
@@ -322,29 +469,64 @@ fn finish(
 ) -> Result<(Job, Option<crate::fleet::Server>)> {
     engine.store().write(|tx| {
         let done = Store::finish_job_in(tx, job.id, status, kind, message, exit_code)?;
-        let Some(server_id) = job.server_id else { return Ok((done, None)) };
-        let Some(server) = crate::store::servers::get_server(tx, server_id)? else { return Ok((done, None)) };
+        let Some(server_id) = job.server_id else {
+            return Ok((done, None));
+        };
+        let Some(server) = crate::store::servers::get_server(tx, server_id)? else {
+            return Ok((done, None));
+        };
         let reason = format!("job #{} {} {}", job.id, job.app_id, status);
         let mut s = server;
         if status == JobStatus::Succeeded {
             match job.action {
                 JobAction::Install | JobAction::Upgrade => {
-                    deployments::upsert_deployment_in(tx, server_id, &job.app_id, &job.app_version, &job.inputs, job.id)?;
+                    deployments::upsert_deployment_in(
+                        tx,
+                        server_id,
+                        &job.app_id,
+                        &job.app_version,
+                        &job.inputs,
+                        job.id,
+                    )?;
                     if s.status == ServerStatus::Provisioning {
-                        s = transition_in(tx, server_id, ServerStatus::Ready, &reason, Some(job.id))?;
+                        s = transition_in(
+                            tx,
+                            server_id,
+                            ServerStatus::Ready,
+                            &reason,
+                            Some(job.id),
+                        )?;
                     }
                     if installer.manifest.role == Role::App && s.status == ServerStatus::Ready {
-                        s = transition_in(tx, server_id, ServerStatus::InUse, &reason, Some(job.id))?;
+                        s = transition_in(
+                            tx,
+                            server_id,
+                            ServerStatus::InUse,
+                            &reason,
+                            Some(job.id),
+                        )?;
                     }
                 }
                 JobAction::Uninstall => {
                     deployments::delete_deployment_in(tx, server_id, &job.app_id)?;
                     if s.status == ServerStatus::Provisioning {
-                        s = transition_in(tx, server_id, ServerStatus::Ready, &reason, Some(job.id))?;
+                        s = transition_in(
+                            tx,
+                            server_id,
+                            ServerStatus::Ready,
+                            &reason,
+                            Some(job.id),
+                        )?;
                     }
                     let apps_left = deployments::count_deployments_in(tx, server_id)?;
                     if s.status == ServerStatus::InUse && apps_left == 0 {
-                        s = transition_in(tx, server_id, ServerStatus::Ready, &reason, Some(job.id))?;
+                        s = transition_in(
+                            tx,
+                            server_id,
+                            ServerStatus::Ready,
+                            &reason,
+                            Some(job.id),
+                        )?;
                     }
                 }
             }
@@ -376,7 +558,14 @@ pub fn mark_interrupted(engine: &Engine, id: i64) -> Result<()> {
         }
         Ok(job)
     })?;
-    engine.store().append_logs(id, &[(LogStream::System, now_ms(), "interrupted: the process running this job stopped".into())])?;
+    engine.store().append_logs(
+        id,
+        &[(
+            LogStream::System,
+            now_ms(),
+            "interrupted: the process running this job stopped".into(),
+        )],
+    )?;
     engine.emit(Event::JobFinished { job });
     Ok(())
 }

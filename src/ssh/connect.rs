@@ -4,10 +4,10 @@ use super::known_hosts::{HostKeyVerdict, KnownHosts, fingerprint};
 use crate::config::SshSettings;
 use crate::error::{ErrorKind, KindError};
 use russh::client::{self, AuthResult, Handle};
-use russh::keys::PrivateKeyWithHashAlg;
-use russh::keys::ssh_key::PublicKey;
 use russh::kex;
+use russh::keys::PrivateKeyWithHashAlg;
 use russh::keys::PublicKeyOrCertificate;
+use russh::keys::ssh_key::PublicKey;
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -50,7 +50,10 @@ struct Client {
 impl client::Handler for Client {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
             // We never advertise certificate algorithms, so this is unexpected: refuse.
             return Ok(false);
@@ -76,7 +79,10 @@ pub struct ClientHandler(Client);
 
 impl client::Handler for ClientHandler {
     type Error = russh::Error;
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         self.0.check_server_key(key).await
     }
 }
@@ -85,9 +91,17 @@ impl client::Handler for ClientHandler {
 /// curve25519 key exchange preferred over the costlier hybrid post-quantum one.
 pub fn client_config(s: &SshSettings) -> Arc<client::Config> {
     let mut kexes: Vec<kex::Name> = vec![kex::CURVE25519, kex::CURVE25519_PRE_RFC_8731];
-    let rest: Vec<kex::Name> = russh::Preferred::DEFAULT.kex.iter().copied().filter(|k| !kexes.contains(k)).collect();
+    let rest: Vec<kex::Name> = russh::Preferred::DEFAULT
+        .kex
+        .iter()
+        .copied()
+        .filter(|k| !kexes.contains(k))
+        .collect();
     kexes.extend(rest);
-    let preferred = russh::Preferred { kex: Cow::Owned(kexes), ..russh::Preferred::DEFAULT };
+    let preferred = russh::Preferred {
+        kex: Cow::Owned(kexes),
+        ..russh::Preferred::DEFAULT
+    };
     Arc::new(client::Config {
         nodelay: true,
         keepalive_interval: Some(s.keepalive_interval),
@@ -107,7 +121,10 @@ fn connect_error(t: &SshTarget, e: impl std::fmt::Display) -> KindError {
     } else {
         "check the address and the network"
     };
-    KindError::new(ErrorKind::SshConnect, format!("cannot connect to {}: {text}; {hint}", t.label()))
+    KindError::new(
+        ErrorKind::SshConnect,
+        format!("cannot connect to {}: {text}; {hint}", t.label()),
+    )
 }
 
 fn host_key_error(t: &SshTarget, verdict: &HostKeyVerdict) -> Option<KindError> {
@@ -121,7 +138,12 @@ fn host_key_error(t: &SshTarget, verdict: &HostKeyVerdict) -> Option<KindError> 
                 t.name
             ),
         )),
-        HostKeyVerdict::Changed { fingerprint, recorded, file, line } => Some(KindError::new(
+        HostKeyVerdict::Changed {
+            fingerprint,
+            recorded,
+            file,
+            line,
+        } => Some(KindError::new(
             ErrorKind::HostKey,
             format!(
                 "HOST KEY CHANGED for {}: it now offers {fingerprint}, but {}:{line} records {recorded}. \
@@ -152,24 +174,49 @@ async fn handshake(
     let cfg = client_config(s);
     let mut jump_session = None;
     let res = match &t.jump {
-        None => timeout(s.connect_timeout, client::connect(cfg, (t.host.as_str(), t.port), handler)).await,
+        None => {
+            timeout(
+                s.connect_timeout,
+                client::connect(cfg, (t.host.as_str(), t.port), handler),
+            )
+            .await
+        }
         Some(j) => {
             let js = Box::pin(connect(j, s, known)).await.map_err(|e| {
                 KindError::new(e.kind, format!("via jump host {}: {}", j.name, e.message))
             })?;
-            let ch = timeout(s.connect_timeout, js.handle.channel_open_direct_tcpip(t.host.clone(), t.port as u32, "127.0.0.1", 0))
-                .await
-                .map_err(|_| connect_error(t, format!("jump host {} did not open a tunnel in time", j.name)))?
-                .map_err(|e| connect_error(t, format!("jump host {} refused the tunnel: {e}", j.name)))?;
+            let ch = timeout(
+                s.connect_timeout,
+                js.handle
+                    .channel_open_direct_tcpip(t.host.clone(), t.port as u32, "127.0.0.1", 0),
+            )
+            .await
+            .map_err(|_| {
+                connect_error(
+                    t,
+                    format!("jump host {} did not open a tunnel in time", j.name),
+                )
+            })?
+            .map_err(|e| {
+                connect_error(t, format!("jump host {} refused the tunnel: {e}", j.name))
+            })?;
             jump_session = Some(Box::new(js));
-            timeout(s.connect_timeout, client::connect_stream(cfg, ch.into_stream(), handler)).await
+            timeout(
+                s.connect_timeout,
+                client::connect_stream(cfg, ch.into_stream(), handler),
+            )
+            .await
         }
     };
     let seen = seen.lock().ok().and_then(|g| g.clone());
     match res {
         Err(_) => Err(KindError::new(
             ErrorKind::SshConnect,
-            format!("cannot connect to {}: no answer within {:?}", t.label(), s.connect_timeout),
+            format!(
+                "cannot connect to {}: no answer within {:?}",
+                t.label(),
+                s.connect_timeout
+            ),
         )),
         Ok(Ok(h)) => Ok((h, jump_session)),
         Ok(Err(e)) => {
@@ -184,12 +231,29 @@ async fn handshake(
 }
 
 /// Connects and authenticates. Unknown and changed host keys are refused; nothing prompts.
-pub async fn connect(t: &SshTarget, s: &SshSettings, known: &KnownHosts) -> Result<Session, KindError> {
+pub async fn connect(
+    t: &SshTarget,
+    s: &SshSettings,
+    known: &KnownHosts,
+) -> Result<Session, KindError> {
     let (mut handle, jump) = handshake(t, s, known).await?;
     timeout(s.auth_timeout, authenticate(&mut handle, t))
         .await
-        .map_err(|_| KindError::new(ErrorKind::Auth, format!("authentication to {} took longer than {:?}", t.label(), s.auth_timeout)))??;
-    Ok(Session { handle, target: t.clone(), _jump: jump })
+        .map_err(|_| {
+            KindError::new(
+                ErrorKind::Auth,
+                format!(
+                    "authentication to {} took longer than {:?}",
+                    t.label(),
+                    s.auth_timeout
+                ),
+            )
+        })??;
+    Ok(Session {
+        handle,
+        target: t.clone(),
+        _jump: jump,
+    })
 }
 
 /// Connects only far enough to see the host key, for `server trust`.
@@ -200,20 +264,38 @@ pub async fn scan_host_key(
     known: &KnownHosts,
 ) -> Result<(PublicKey, String, HostKeyVerdict), KindError> {
     let seen = Arc::new(Mutex::new(None));
-    let handler = ClientHandler(Client { host: t.host.clone(), port: t.port, known: known.clone(), mode: Mode::Scan, seen: seen.clone() });
+    let handler = ClientHandler(Client {
+        host: t.host.clone(),
+        port: t.port,
+        known: known.clone(),
+        mode: Mode::Scan,
+        seen: seen.clone(),
+    });
     let cfg = client_config(s);
     let _jump;
     let res = match &t.jump {
-        None => timeout(s.connect_timeout, client::connect(cfg, (t.host.as_str(), t.port), handler)).await,
+        None => {
+            timeout(
+                s.connect_timeout,
+                client::connect(cfg, (t.host.as_str(), t.port), handler),
+            )
+            .await
+        }
         Some(j) => {
             let js = Box::pin(connect(j, s, known)).await?;
             let ch = js
                 .handle
                 .channel_open_direct_tcpip(t.host.clone(), t.port as u32, "127.0.0.1", 0)
                 .await
-                .map_err(|e| connect_error(t, format!("jump host {} refused the tunnel: {e}", j.name)))?;
+                .map_err(|e| {
+                    connect_error(t, format!("jump host {} refused the tunnel: {e}", j.name))
+                })?;
             _jump = js;
-            timeout(s.connect_timeout, client::connect_stream(cfg, ch.into_stream(), handler)).await
+            timeout(
+                s.connect_timeout,
+                client::connect_stream(cfg, ch.into_stream(), handler),
+            )
+            .await
         }
     };
     let seen = seen.lock().ok().and_then(|g| g.clone());
@@ -222,7 +304,14 @@ pub async fn scan_host_key(
         return Ok((key, fp, verdict));
     }
     match res {
-        Err(_) => Err(KindError::new(ErrorKind::SshConnect, format!("cannot connect to {}: no answer within {:?}", t.label(), s.connect_timeout))),
+        Err(_) => Err(KindError::new(
+            ErrorKind::SshConnect,
+            format!(
+                "cannot connect to {}: no answer within {:?}",
+                t.label(),
+                s.connect_timeout
+            ),
+        )),
         Ok(Err(e)) => Err(connect_error(t, e)),
         Ok(Ok(_)) => Err(connect_error(t, "the server sent no host key")),
     }
@@ -230,12 +319,24 @@ pub async fn scan_host_key(
 
 fn default_identities() -> Vec<PathBuf> {
     let ssh = crate::config::home_dir().join(".ssh");
-    ["id_ed25519", "id_ecdsa", "id_rsa"].iter().map(|n| ssh.join(n)).filter(|p| p.exists()).collect()
+    ["id_ed25519", "id_ecdsa", "id_rsa"]
+        .iter()
+        .map(|n| ssh.join(n))
+        .filter(|p| p.exists())
+        .collect()
 }
 
 async fn authenticate(h: &mut Handle<ClientHandler>, t: &SshTarget) -> Result<(), KindError> {
     let mut tried: Vec<String> = Vec::new();
-    let auth_err = |e: russh::Error| KindError::new(ErrorKind::SshConnect, format!("connection to {} failed during authentication: {e}", t.label()));
+    let auth_err = |e: russh::Error| {
+        KindError::new(
+            ErrorKind::SshConnect,
+            format!(
+                "connection to {} failed during authentication: {e}",
+                t.label()
+            ),
+        )
+    };
     let rsa_hash = h.best_supported_rsa_hash().await.ok().flatten().flatten();
 
     // 1. ssh-agent
@@ -246,8 +347,15 @@ async fn authenticate(h: &mut Handle<ClientHandler>, t: &SshTarget) -> Result<()
         tried.push(format!("agent ({} keys)", ids.len()));
         for id in ids {
             let key = id.public_key().into_owned();
-            let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
-            if let Ok(AuthResult::Success) = h.authenticate_publickey_with(t.user.clone(), key, hash, &mut agent).await {
+            let hash = if key.algorithm().is_rsa() {
+                rsa_hash
+            } else {
+                None
+            };
+            if let Ok(AuthResult::Success) = h
+                .authenticate_publickey_with(t.user.clone(), key, hash, &mut agent)
+                .await
+            {
                 return Ok(());
             }
         }
@@ -268,8 +376,18 @@ async fn authenticate(h: &mut Handle<ClientHandler>, t: &SshTarget) -> Result<()
             }
         };
         tried.push(format!("key {}", path.display()));
-        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
-        match h.authenticate_publickey(t.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash)).await {
+        let hash = if key.algorithm().is_rsa() {
+            rsa_hash
+        } else {
+            None
+        };
+        match h
+            .authenticate_publickey(
+                t.user.clone(),
+                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+            )
+            .await
+        {
             Ok(AuthResult::Success) => return Ok(()),
             Ok(_) => {}
             Err(e) => return Err(auth_err(e)),
@@ -298,7 +416,11 @@ async fn authenticate(h: &mut Handle<ClientHandler>, t: &SshTarget) -> Result<()
              pass --identity, or load the key into ssh-agent",
             t.user,
             t.label(),
-            if tried.is_empty() { "nothing (no agent, no key file, no password)".into() } else { tried.join(", ") }
+            if tried.is_empty() {
+                "nothing (no agent, no key file, no password)".into()
+            } else {
+                tried.join(", ")
+            }
         ),
     ))
 }

@@ -27,17 +27,30 @@ fn channel_error(s: &Session, what: &str, e: russh::Error) -> KindError {
     } else {
         ""
     };
-    KindError::new(ErrorKind::SshConnect, format!("{}: {what}: {text}{hint}", s.target.label()))
+    KindError::new(
+        ErrorKind::SshConnect,
+        format!("{}: {what}: {text}{hint}", s.target.label()),
+    )
 }
 
 /// Runs a short command, feeding `stdin` and then EOF, and collects its output.
 pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captured, KindError> {
-    let mut ch = s.handle.channel_open_session().await.map_err(|e| channel_error(s, "open channel", e))?;
-    ch.exec(true, cmd).await.map_err(|e| channel_error(s, "exec", e))?;
+    let mut ch = s
+        .handle
+        .channel_open_session()
+        .await
+        .map_err(|e| channel_error(s, "open channel", e))?;
+    ch.exec(true, cmd)
+        .await
+        .map_err(|e| channel_error(s, "exec", e))?;
     if !stdin.is_empty() {
-        ch.data(stdin).await.map_err(|e| channel_error(s, "send stdin", e))?;
+        ch.data(stdin)
+            .await
+            .map_err(|e| channel_error(s, "send stdin", e))?;
     }
-    ch.eof().await.map_err(|e| channel_error(s, "send eof", e))?;
+    ch.eof()
+        .await
+        .map_err(|e| channel_error(s, "send eof", e))?;
     let mut out = Captured::default();
     let (mut o, mut e) = (Vec::new(), Vec::new());
     while let Some(msg) = ch.wait().await {
@@ -45,7 +58,9 @@ pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captur
             ChannelMsg::Data { data } => o.extend_from_slice(&data),
             ChannelMsg::ExtendedData { data, ext: 1 } => e.extend_from_slice(&data),
             ChannelMsg::ExitStatus { exit_status } => out.exit_code = Some(exit_status),
-            ChannelMsg::ExitSignal { signal_name, .. } => out.signal = Some(format!("{signal_name:?}")),
+            ChannelMsg::ExitSignal { signal_name, .. } => {
+                out.signal = Some(format!("{signal_name:?}"))
+            }
             _ => {}
         }
     }
@@ -56,7 +71,11 @@ pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captur
 
 /// `sudo -n ` for non-root logins: fails fast instead of prompting for a password.
 fn sudo_prefix(s: &Session) -> &'static str {
-    if s.target.user == "root" { "" } else { "sudo -n " }
+    if s.target.user == "root" {
+        ""
+    } else {
+        "sudo -n "
+    }
 }
 
 /// What to run and how.
@@ -105,10 +124,16 @@ pub fn encode_env(env: &[(String, Secret)]) -> Result<Vec<u8>, KindError> {
     let mut out = Vec::new();
     for (k, v) in env {
         if !valid_env_name(k) {
-            return Err(KindError::new(ErrorKind::Validation, format!("invalid variable name {k:?}")));
+            return Err(KindError::new(
+                ErrorKind::Validation,
+                format!("invalid variable name {k:?}"),
+            ));
         }
         if v.expose().contains('\0') {
-            return Err(KindError::new(ErrorKind::Validation, format!("value of {k} contains a NUL byte")));
+            return Err(KindError::new(
+                ErrorKind::Validation,
+                format!("value of {k} contains a NUL byte"),
+            ));
         }
         out.extend_from_slice(k.as_bytes());
         out.push(b'=');
@@ -127,16 +152,31 @@ async fn upload(s: &Session, script: &str) -> Result<String, KindError> {
     let out = exec_capture(s, &cmd, script.as_bytes()).await?;
     let dir = out.stdout.trim().to_string();
     let well_formed = dir.starts_with("/tmp/provision-tui.")
-        && dir["/tmp/provision-tui.".len()..].chars().all(|c| c.is_ascii_alphanumeric());
+        && dir["/tmp/provision-tui.".len()..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric());
     if out.exit_code != Some(0) || !well_formed {
         let err = out.stderr.trim();
-        let kind = if err.contains("sudo") { ErrorKind::Auth } else { ErrorKind::Configuration };
+        let kind = if err.contains("sudo") {
+            ErrorKind::Auth
+        } else {
+            ErrorKind::Configuration
+        };
         let hint = if kind == ErrorKind::Auth {
-            format!("; give {} password-less sudo (NOPASSWD) or log in as root", s.target.user)
+            format!(
+                "; give {} password-less sudo (NOPASSWD) or log in as root",
+                s.target.user
+            )
         } else {
             "; is /tmp writable and not full?".to_string()
         };
-        return Err(KindError::new(kind, format!("{}: cannot upload the installer: {err}{hint}", s.target.label())));
+        return Err(KindError::new(
+            kind,
+            format!(
+                "{}: cannot upload the installer: {err}{hint}",
+                s.target.label()
+            ),
+        ));
     }
     Ok(dir)
 }
@@ -174,7 +214,11 @@ pub async fn run_installer(
 ) -> Result<RunOutcome, KindError> {
     let stdin = encode_env(&spec.env)?;
     let dir = upload(s, spec.script).await?;
-    let cmd = format!("{}bash -c '{WRAPPER}' provision-tui {dir} {}", sudo_prefix(s), spec.timeout.as_secs().max(1));
+    let cmd = format!(
+        "{}bash -c '{WRAPPER}' provision-tui {dir} {}",
+        sudo_prefix(s),
+        spec.timeout.as_secs().max(1)
+    );
     let result = run_in(s, &cmd, &stdin, spec, cancel, &mut on_line).await;
     cleanup(s, &dir).await;
     result
@@ -188,25 +232,41 @@ async fn run_in(
     cancel: &CancellationToken,
     on_line: &mut impl FnMut(LogStream, String),
 ) -> Result<RunOutcome, KindError> {
-    let mut ch = s.handle.channel_open_session().await.map_err(|e| channel_error(s, "open channel", e))?;
-    ch.exec(true, cmd).await.map_err(|e| channel_error(s, "exec", e))?;
-    ch.data(stdin).await.map_err(|e| channel_error(s, "send inputs", e))?;
-    ch.eof().await.map_err(|e| channel_error(s, "send eof", e))?;
+    let mut ch = s
+        .handle
+        .channel_open_session()
+        .await
+        .map_err(|e| channel_error(s, "open channel", e))?;
+    ch.exec(true, cmd)
+        .await
+        .map_err(|e| channel_error(s, "exec", e))?;
+    ch.data(stdin)
+        .await
+        .map_err(|e| channel_error(s, "send inputs", e))?;
+    ch.eof()
+        .await
+        .map_err(|e| channel_error(s, "send eof", e))?;
 
     let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
     let (mut out, mut err) = (LineSplitter::default(), LineSplitter::default());
     let mut pgid: Option<u32> = None;
-    let mut outcome = RunOutcome { exit_code: None, signal: None, cancelled: false, timed_out: false };
-    let mut killed = false;
-    let handle_out = |line: String, pgid: &mut Option<u32>, on_line: &mut dyn FnMut(LogStream, String)| {
-        if pgid.is_none()
-            && let Some(v) = line.strip_prefix(PGID_MARKER)
-        {
-            *pgid = v.trim().parse().ok();
-            return;
-        }
-        on_line(LogStream::Stdout, line);
+    let mut outcome = RunOutcome {
+        exit_code: None,
+        signal: None,
+        cancelled: false,
+        timed_out: false,
     };
+    let mut killed = false;
+    let handle_out =
+        |line: String, pgid: &mut Option<u32>, on_line: &mut dyn FnMut(LogStream, String)| {
+            if pgid.is_none()
+                && let Some(v) = line.strip_prefix(PGID_MARKER)
+            {
+                *pgid = v.trim().parse().ok();
+                return;
+            }
+            on_line(LogStream::Stdout, line);
+        };
     loop {
         tokio::select! {
             msg = ch.wait() => {
@@ -244,12 +304,20 @@ async fn run_in(
     Ok(outcome)
 }
 
-async fn kill_or_close(s: &Session, ch: &russh::Channel<russh::client::Msg>, pgid: Option<u32>, grace: Duration) {
+async fn kill_or_close(
+    s: &Session,
+    ch: &russh::Channel<russh::client::Msg>,
+    pgid: Option<u32>,
+    grace: Duration,
+) {
     // Without a PGID (killed before the wrapper started) closing is all we can do.
     if let Some(p) = pgid
         && let Err(e) = kill_group(s, p, grace).await
     {
-        tracing::warn!("kill of process group {p} on {} failed: {e}", s.target.label());
+        tracing::warn!(
+            "kill of process group {p} on {} failed: {e}",
+            s.target.label()
+        );
     }
     let _ = ch.close().await;
 }
@@ -260,7 +328,10 @@ mod tests {
 
     #[test]
     fn env_records_are_nul_separated_and_names_checked() {
-        let env = vec![("A".to_string(), Secret::new("x y")), ("B_2".into(), Secret::new("$(id)\n"))];
+        let env = vec![
+            ("A".to_string(), Secret::new("x y")),
+            ("B_2".into(), Secret::new("$(id)\n")),
+        ];
         assert_eq!(encode_env(&env).unwrap(), b"A=x y\0B_2=$(id)\n\0");
         assert!(encode_env(&[("a".into(), Secret::new("1"))]).is_err());
         assert!(encode_env(&[("A;B".into(), Secret::new("1"))]).is_err());
@@ -269,7 +340,12 @@ mod tests {
 
     #[test]
     fn outcome_kinds() {
-        let mut o = RunOutcome { exit_code: Some(0), signal: None, cancelled: false, timed_out: false };
+        let mut o = RunOutcome {
+            exit_code: Some(0),
+            signal: None,
+            cancelled: false,
+            timed_out: false,
+        };
         assert_eq!(o.error_kind(), None);
         o.exit_code = Some(124);
         assert_eq!(o.error_kind(), Some(ErrorKind::Timeout));

@@ -1,9 +1,9 @@
 //! Host key verification: provision-tui's own known_hosts (read and written) and the user's
 //! OpenSSH known_hosts (read only).
 
-use russh::keys::ssh_key::{HashAlg, PublicKey};
 use russh::keys::check_known_hosts_path;
 use russh::keys::known_hosts::{known_host_keys_path, learn_known_hosts_path};
+use russh::keys::ssh_key::{HashAlg, PublicKey};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -18,8 +18,15 @@ pub struct KnownHosts {
 #[derive(Debug, Clone, PartialEq)]
 pub enum HostKeyVerdict {
     Trusted,
-    Unknown { fingerprint: String },
-    Changed { fingerprint: String, recorded: String, file: PathBuf, line: usize },
+    Unknown {
+        fingerprint: String,
+    },
+    Changed {
+        fingerprint: String,
+        recorded: String,
+        file: PathBuf,
+        line: usize,
+    },
 }
 
 pub fn fingerprint(key: &PublicKey) -> String {
@@ -29,7 +36,11 @@ pub fn fingerprint(key: &PublicKey) -> String {
 fn recorded_fingerprint(path: &Path, host: &str, port: u16, line: usize) -> String {
     known_host_keys_path(host, port, path)
         .ok()
-        .and_then(|keys| keys.into_iter().find(|(l, _)| *l == line).map(|(_, k)| fingerprint(&k)))
+        .and_then(|keys| {
+            keys.into_iter()
+                .find(|(l, _)| *l == line)
+                .map(|(_, k)| fingerprint(&k))
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -60,17 +71,30 @@ impl KnownHosts {
     }
 
     /// Records a key in our own file. With `replace`, drops our old entries for host:port first.
-    pub fn learn(&self, host: &str, port: u16, key: &PublicKey, replace: bool) -> color_eyre::Result<()> {
+    pub fn learn(
+        &self,
+        host: &str,
+        port: u16,
+        key: &PublicKey,
+        replace: bool,
+    ) -> color_eyre::Result<()> {
         if let Some(dir) = self.own.parent() {
             std::fs::create_dir_all(dir)?;
         }
         if replace && self.own.exists() {
-            let lines: Vec<usize> =
-                known_host_keys_path(host, port, &self.own).unwrap_or_default().into_iter().map(|(l, _)| l).collect();
+            let lines: Vec<usize> = known_host_keys_path(host, port, &self.own)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(l, _)| l)
+                .collect();
             if !lines.is_empty() {
                 let text = std::fs::read_to_string(&self.own)?;
-                let kept: Vec<&str> =
-                    text.lines().enumerate().filter(|(i, _)| !lines.contains(&(i + 1))).map(|(_, l)| l).collect();
+                let kept: Vec<&str> = text
+                    .lines()
+                    .enumerate()
+                    .filter(|(i, _)| !lines.contains(&(i + 1)))
+                    .map(|(_, l)| l)
+                    .collect();
                 let mut out = kept.join("\n");
                 if !out.is_empty() {
                     out.push('\n');

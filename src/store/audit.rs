@@ -15,7 +15,13 @@ pub struct AuditEntry {
     pub details: String,
 }
 
-pub(crate) fn audit_in(c: &Connection, operator: &str, action: &str, target: &str, details: &str) -> Result<()> {
+pub(crate) fn audit_in(
+    c: &Connection,
+    operator: &str,
+    action: &str,
+    target: &str,
+    details: &str,
+) -> Result<()> {
     c.execute(
         "INSERT INTO audit_log(ts, operator, action, target, details) VALUES(?1,?2,?3,?4,?5)",
         params![now_ms(), operator, action, target, details],

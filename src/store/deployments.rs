@@ -39,11 +39,20 @@ pub(crate) fn upsert_deployment_in(
 }
 
 pub(crate) fn delete_deployment_in(c: &Connection, server_id: i64, app_id: &str) -> Result<usize> {
-    c.execute("DELETE FROM deployments WHERE server_id=?1 AND app_id=?2", params![server_id, app_id]).sql()
+    c.execute(
+        "DELETE FROM deployments WHERE server_id=?1 AND app_id=?2",
+        params![server_id, app_id],
+    )
+    .sql()
 }
 
 pub(crate) fn count_deployments_in(c: &Connection, server_id: i64) -> Result<i64> {
-    c.query_row("SELECT COUNT(*) FROM deployments WHERE server_id=?1", [server_id], |r| r.get(0)).sql()
+    c.query_row(
+        "SELECT COUNT(*) FROM deployments WHERE server_id=?1",
+        [server_id],
+        |r| r.get(0),
+    )
+    .sql()
 }
 
 impl Store {

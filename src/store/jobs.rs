@@ -33,7 +33,13 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
 }
 
 pub(crate) fn get_job(c: &Connection, id: i64) -> Result<Option<Job>> {
-    c.query_row(&format!("SELECT {JOB_COLS} FROM jobs WHERE id=?1"), [id], job_from_row).optional().sql()
+    c.query_row(
+        &format!("SELECT {JOB_COLS} FROM jobs WHERE id=?1"),
+        [id],
+        job_from_row,
+    )
+    .optional()
+    .sql()
 }
 
 /// Filters for `jobs` listings.
@@ -85,7 +91,8 @@ impl Store {
     }
 
     pub fn require_job(&self, id: i64) -> Result<Job> {
-        self.job(id)?.ok_or_else(|| eyre!("no job #{id}; `provision-tui jobs` lists them"))
+        self.job(id)?
+            .ok_or_else(|| eyre!("no job #{id}; `provision-tui jobs` lists them"))
     }
 
     pub fn mark_job_running(&self, id: i64, attempts: i64) -> Result<Job> {
@@ -128,9 +135,16 @@ impl Store {
 
     pub fn heartbeat_job(&self, id: i64) -> Result<bool> {
         self.write(|tx| {
-            tx.execute("UPDATE jobs SET heartbeat_at=?2 WHERE id=?1", params![id, now_ms()]).sql()?;
-            let cancel: i64 =
-                tx.query_row("SELECT cancel_requested FROM jobs WHERE id=?1", [id], |r| r.get(0)).sql()?;
+            tx.execute(
+                "UPDATE jobs SET heartbeat_at=?2 WHERE id=?1",
+                params![id, now_ms()],
+            )
+            .sql()?;
+            let cancel: i64 = tx
+                .query_row("SELECT cancel_requested FROM jobs WHERE id=?1", [id], |r| {
+                    r.get(0)
+                })
+                .sql()?;
             Ok(cancel != 0)
         })
     }
@@ -142,17 +156,22 @@ impl Store {
             if job.status.is_terminal() {
                 bail!("job #{id} already ended ({})", job.status);
             }
-            tx.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?1", [id]).sql()?;
+            tx.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?1", [id])
+                .sql()?;
             Ok(job)
         })
     }
 
     pub fn cancel_requested(&self, id: i64) -> Result<bool> {
         self.read(|c| {
-            Ok(c.query_row("SELECT cancel_requested FROM jobs WHERE id=?1", [id], |r| r.get::<_, i64>(0))
+            Ok(
+                c.query_row("SELECT cancel_requested FROM jobs WHERE id=?1", [id], |r| {
+                    r.get::<_, i64>(0)
+                })
                 .optional()?
                 .unwrap_or(0)
-                != 0)
+                    != 0,
+            )
         })
     }
 
@@ -194,27 +213,47 @@ impl Store {
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows.into_iter().filter_map(|(s, n)| JobStatus::parse(&s).map(|s| (s, n))).collect())
+            Ok(rows
+                .into_iter()
+                .filter_map(|(s, n)| JobStatus::parse(&s).map(|s| (s, n)))
+                .collect())
         })
     }
 
     /// Appends a batch of already-masked lines in one transaction; returns them with seq numbers.
-    pub fn append_logs(&self, job_id: i64, lines: &[(LogStream, i64, String)]) -> Result<Vec<LogLine>> {
+    pub fn append_logs(
+        &self,
+        job_id: i64,
+        lines: &[(LogStream, i64, String)],
+    ) -> Result<Vec<LogLine>> {
         if lines.is_empty() {
             return Ok(Vec::new());
         }
         self.write(|tx| {
             let mut seq: i64 = tx
-                .query_row("SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?1", [job_id], |r| r.get(0))
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?1",
+                    [job_id],
+                    |r| r.get(0),
+                )
                 .sql()?;
             let mut st = tx
-                .prepare_cached("INSERT INTO job_logs(job_id, seq, stream, ts, text) VALUES(?1,?2,?3,?4,?5)")
+                .prepare_cached(
+                    "INSERT INTO job_logs(job_id, seq, stream, ts, text) VALUES(?1,?2,?3,?4,?5)",
+                )
                 .sql()?;
             let mut out = Vec::with_capacity(lines.len());
             for (stream, ts, text) in lines {
                 seq += 1;
-                st.execute(params![job_id, seq, stream.as_str(), ts, text]).sql()?;
-                out.push(LogLine { job_id, seq, stream: *stream, ts: *ts, text: text.clone() });
+                st.execute(params![job_id, seq, stream.as_str(), ts, text])
+                    .sql()?;
+                out.push(LogLine {
+                    job_id,
+                    seq,
+                    stream: *stream,
+                    ts: *ts,
+                    text: text.clone(),
+                });
             }
             Ok(out)
         })
@@ -243,19 +282,32 @@ impl Store {
 
     pub fn job_log_count(&self, job_id: i64) -> Result<i64> {
         self.read(|c| {
-            Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?1", [job_id], |r| r.get(0))?)
+            Ok(c.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?1",
+                [job_id],
+                |r| r.get(0),
+            )?)
         })
     }
 
     /// Jobs left queued or running by a process that is gone. `alive` decides whether an owner
     /// string belongs to a live process; a stale heartbeat also counts as dead.
-    pub fn orphaned_jobs(&self, stale_before_ms: i64, alive: impl Fn(&str) -> bool) -> Result<Vec<i64>> {
+    pub fn orphaned_jobs(
+        &self,
+        stale_before_ms: i64,
+        alive: impl Fn(&str) -> bool,
+    ) -> Result<Vec<i64>> {
         self.read(|c| {
-            let mut st =
-                c.prepare("SELECT id, owner, heartbeat_at FROM jobs WHERE status IN ('queued','running')")?;
+            let mut st = c.prepare(
+                "SELECT id, owner, heartbeat_at FROM jobs WHERE status IN ('queued','running')",
+            )?;
             let rows = st
                 .query_map([], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<i64>>(2)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows
@@ -280,7 +332,13 @@ mod tests {
         let (d, s) = crate::store::test_store();
         let srv = s
             .add_server(
-                &ServerSpec { name: "a".into(), host: "h".into(), port: 22, user: "root".into(), ..Default::default() },
+                &ServerSpec {
+                    name: "a".into(),
+                    host: "h".into(),
+                    port: 22,
+                    user: "root".into(),
+                    ..Default::default()
+                },
                 ServerStatus::Ready,
             )
             .unwrap();
@@ -302,12 +360,17 @@ mod tests {
     #[test]
     fn logs_append_in_order_and_page() {
         let (_d, s, job) = setup();
-        let lines: Vec<_> = (0..10).map(|i| (LogStream::Stdout, i, format!("line {i}"))).collect();
+        let lines: Vec<_> = (0..10)
+            .map(|i| (LogStream::Stdout, i, format!("line {i}")))
+            .collect();
         s.append_logs(job.id, &lines[..4]).unwrap();
         let second = s.append_logs(job.id, &lines[4..]).unwrap();
         assert_eq!(second[0].seq, 5);
         let page = s.job_logs(job.id, 3, 3).unwrap();
-        assert_eq!(page.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["line 2", "line 3", "line 4"]);
+        assert_eq!(
+            page.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["line 2", "line 3", "line 4"]
+        );
         assert_eq!(s.job_log_count(job.id).unwrap(), 10);
     }
 
@@ -315,8 +378,12 @@ mod tests {
     fn finished_jobs_cannot_change_or_cancel() {
         let (_d, s, job) = setup();
         s.mark_job_running(job.id, 1).unwrap();
-        s.write(|tx| Store::finish_job_in(tx, job.id, JobStatus::Succeeded, None, None, Some(0))).unwrap();
-        assert!(s.write(|tx| Store::finish_job_in(tx, job.id, JobStatus::Failed, None, None, None)).is_err());
+        s.write(|tx| Store::finish_job_in(tx, job.id, JobStatus::Succeeded, None, None, Some(0)))
+            .unwrap();
+        assert!(
+            s.write(|tx| Store::finish_job_in(tx, job.id, JobStatus::Failed, None, None, None))
+                .is_err()
+        );
         assert!(s.request_cancel(job.id).is_err());
     }
 

@@ -60,8 +60,11 @@ impl Store {
 
     pub fn release_lease(&self, server_id: i64, job_id: i64) -> Result<()> {
         self.write(|tx| {
-            tx.execute("DELETE FROM server_leases WHERE server_id=?1 AND job_id=?2", params![server_id, job_id])
-                .sql()?;
+            tx.execute(
+                "DELETE FROM server_leases WHERE server_id=?1 AND job_id=?2",
+                params![server_id, job_id],
+            )
+            .sql()?;
             Ok(())
         })
     }
@@ -76,16 +79,33 @@ mod tests {
         let (_d, s) = crate::store::test_store();
         let srv = s
             .add_server(
-                &ServerSpec { name: "a".into(), host: "h".into(), port: 22, user: "root".into(), ..Default::default() },
+                &ServerSpec {
+                    name: "a".into(),
+                    host: "h".into(),
+                    port: 22,
+                    user: "root".into(),
+                    ..Default::default()
+                },
                 ServerStatus::Ready,
             )
             .unwrap();
-        assert!(s.try_acquire_lease(srv.id, 1, "p1", 30_000).unwrap().is_ok());
-        let held = s.try_acquire_lease(srv.id, 2, "p2", 30_000).unwrap().unwrap_err();
+        assert!(
+            s.try_acquire_lease(srv.id, 1, "p1", 30_000)
+                .unwrap()
+                .is_ok()
+        );
+        let held = s
+            .try_acquire_lease(srv.id, 2, "p2", 30_000)
+            .unwrap()
+            .unwrap_err();
         assert_eq!(held.job_id, Some(1));
         // A holder that stopped heartbeating loses the lease.
         assert!(s.try_acquire_lease(srv.id, 2, "p2", -1).unwrap().is_ok());
         s.release_lease(srv.id, 2).unwrap();
-        assert!(s.try_acquire_lease(srv.id, 3, "p3", 30_000).unwrap().is_ok());
+        assert!(
+            s.try_acquire_lease(srv.id, 3, "p3", 30_000)
+                .unwrap()
+                .is_ok()
+        );
     }
 }

@@ -141,13 +141,26 @@ mod tests {
         assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
         let tables: Vec<String> = store
             .read(|c| {
-                let mut st = c.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")?;
+                let mut st =
+                    c.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")?;
                 let v = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
                 Ok(v)
             })
             .unwrap();
-        for t in ["servers", "server_events", "jobs", "job_logs", "deployments", "incidents", "audit_log", "server_leases"] {
-            assert!(tables.iter().any(|x| x == t), "missing table {t}: {tables:?}");
+        for t in [
+            "servers",
+            "server_events",
+            "jobs",
+            "job_logs",
+            "deployments",
+            "incidents",
+            "audit_log",
+            "server_leases",
+        ] {
+            assert!(
+                tables.iter().any(|x| x == t),
+                "missing table {t}: {tables:?}"
+            );
         }
     }
 
@@ -168,11 +181,20 @@ mod tests {
                 }
             }
             let store = Store::open(&path).unwrap();
-            assert_eq!(store.schema_version().unwrap(), LATEST_VERSION, "from v{start}");
-            let ok: String = store.read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)).unwrap();
+            assert_eq!(
+                store.schema_version().unwrap(),
+                LATEST_VERSION,
+                "from v{start}"
+            );
+            let ok: String = store
+                .read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
+                .unwrap();
             assert_eq!(ok, "ok");
             if start >= 1 {
-                let s = store.server_by_name("old").unwrap().expect("row survives migration");
+                let s = store
+                    .server_by_name("old")
+                    .unwrap()
+                    .expect("row survives migration");
                 assert_eq!(s.host, "10.0.0.1");
             }
         }
@@ -184,9 +206,13 @@ mod tests {
         let path = dir.path().join("state.db");
         {
             let conn = Connection::open(&path).unwrap();
-            conn.pragma_update(None, "user_version", LATEST_VERSION + 5).unwrap();
+            conn.pragma_update(None, "user_version", LATEST_VERSION + 5)
+                .unwrap();
         }
         let err = Store::open(&path).err().expect("must refuse");
-        assert!(format!("{err:#}").contains("newer than this binary"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("newer than this binary"),
+            "{err:#}"
+        );
     }
 }

@@ -35,14 +35,18 @@ impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .wrap_err_with(|| format!("cannot create the database directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir).wrap_err_with(|| {
+                format!("cannot create the database directory {}", dir.display())
+            })?;
         }
         let conn = Connection::open(path)
             .wrap_err_with(|| format!("cannot open the database {}", path.display()))?;
         configure(&conn).wrap_err_with(|| format!("cannot configure {}", path.display()))?;
         let store = Self {
-            inner: Arc::new(Inner { conn: Mutex::new(conn), path: path.to_path_buf() }),
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                path: path.to_path_buf(),
+            }),
         };
         store.migrate()?;
         Ok(store)
@@ -87,9 +91,8 @@ impl Store {
 
     fn migrate(&self) -> Result<()> {
         let mut conn = self.lock();
-        migrations::migrate(&mut conn).wrap_err_with(|| {
-            format!("cannot migrate the database {}", self.inner.path.display())
-        })
+        migrations::migrate(&mut conn)
+            .wrap_err_with(|| format!("cannot migrate the database {}", self.inner.path.display()))
     }
 }
 
@@ -104,7 +107,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 /// Adds what to do to the raw SQLite error.
 fn db_error(e: rusqlite::Error, path: &Path) -> color_eyre::eyre::Report {
     let hint = match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DiskFull) => "free some disk space and retry; nothing was written",
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            "free some disk space and retry; nothing was written"
+        }
         Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
             "another process holds the database for too long; retry"
         }

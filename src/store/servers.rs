@@ -6,8 +6,7 @@ use color_eyre::eyre::{Result, bail, eyre};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-const SERVER_COLS: &str =
-    "id, name, host, port, user, identity, jump, tags, password_env, status, created_at, updated_at";
+const SERVER_COLS: &str = "id, name, host, port, user, identity, jump, tags, password_env, status, created_at, updated_at";
 
 fn server_from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
     let tags: String = r.get(7)?;
@@ -42,9 +41,13 @@ pub struct ServerEvent {
 }
 
 pub(crate) fn get_server(c: &Connection, id: i64) -> Result<Option<Server>> {
-    c.query_row(&format!("SELECT {SERVER_COLS} FROM servers WHERE id=?1"), [id], server_from_row)
-        .optional()
-        .sql()
+    c.query_row(
+        &format!("SELECT {SERVER_COLS} FROM servers WHERE id=?1"),
+        [id],
+        server_from_row,
+    )
+    .optional()
+    .sql()
 }
 
 /// Moves a server to `to` inside an open write transaction, checking the rules and writing
@@ -56,12 +59,18 @@ pub(crate) fn transition_in(
     reason: &str,
     job_id: Option<i64>,
 ) -> Result<Server> {
-    let server = get_server(c, server_id)?.ok_or_else(|| eyre!("server #{server_id} no longer exists"))?;
+    let server =
+        get_server(c, server_id)?.ok_or_else(|| eyre!("server #{server_id} no longer exists"))?;
     if server.status == to {
         return Ok(server);
     }
     if !server.status.can_transition_to(to) {
-        let allowed: Vec<&str> = server.status.allowed_targets().iter().map(|s| s.as_str()).collect();
+        let allowed: Vec<&str> = server
+            .status
+            .allowed_targets()
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
         bail!(
             "server {} cannot go from {} to {}; allowed from {}: {}",
             server.name,
@@ -82,7 +91,11 @@ pub(crate) fn transition_in(
         params![server_id, now, server.status.as_str(), to.as_str(), reason, job_id],
     )
     .sql()?;
-    Ok(Server { status: to, updated_at: now, ..server })
+    Ok(Server {
+        status: to,
+        updated_at: now,
+        ..server
+    })
 }
 
 impl Store {
@@ -160,16 +173,22 @@ impl Store {
     pub fn list_servers(&self) -> Result<Vec<Server>> {
         self.read(|c| {
             let mut st = c.prepare(&format!("SELECT {SERVER_COLS} FROM servers ORDER BY name"))?;
-            let rows = st.query_map([], server_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = st
+                .query_map([], server_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
 
     pub fn server_by_name(&self, name: &str) -> Result<Option<Server>> {
         self.read(|c| {
-            c.query_row(&format!("SELECT {SERVER_COLS} FROM servers WHERE name=?1"), [name], server_from_row)
-                .optional()
-                .sql()
+            c.query_row(
+                &format!("SELECT {SERVER_COLS} FROM servers WHERE name=?1"),
+                [name],
+                server_from_row,
+            )
+            .optional()
+            .sql()
         })
     }
 
@@ -179,8 +198,9 @@ impl Store {
 
     /// Looks a server up by name, with an error that says how to find valid names.
     pub fn require_server(&self, name: &str) -> Result<Server> {
-        self.server_by_name(name)?
-            .ok_or_else(|| eyre!("no server named {name}; `provision-tui server list` shows the registered ones"))
+        self.server_by_name(name)?.ok_or_else(|| {
+            eyre!("no server named {name}; `provision-tui server list` shows the registered ones")
+        })
     }
 
     /// Removes a server; refused while a job holds its lease or another server jumps through it.
@@ -258,7 +278,10 @@ impl Store {
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows.into_iter().filter_map(|(s, n)| ServerStatus::parse(&s).map(|s| (s, n))).collect())
+            Ok(rows
+                .into_iter()
+                .filter_map(|(s, n)| ServerStatus::parse(&s).map(|s| (s, n)))
+                .collect())
         })
     }
 }
@@ -268,22 +291,51 @@ mod tests {
     use crate::fleet::{ServerSpec, ServerStatus};
 
     fn spec(name: &str) -> ServerSpec {
-        ServerSpec { name: name.into(), host: "10.0.0.5".into(), port: 22, user: "root".into(), ..Default::default() }
+        ServerSpec {
+            name: name.into(),
+            host: "10.0.0.5".into(),
+            port: 22,
+            user: "root".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn add_list_transition_and_history() {
         let (_d, s) = crate::store::test_store();
-        let a = s.add_server(&spec("web1"), ServerStatus::PendingSetup).unwrap();
-        assert!(s.add_server(&spec("web1"), ServerStatus::PendingSetup).is_err(), "duplicate name");
-        s.transition_server(a.id, ServerStatus::Provisioning, "job", None).unwrap();
-        let err = s.transition_server(a.id, ServerStatus::InUse, "bad", None).unwrap_err();
-        assert!(format!("{err}").contains("cannot go from provisioning to in_use"), "{err}");
-        s.transition_server(a.id, ServerStatus::Ready, "ok", None).unwrap();
+        let a = s
+            .add_server(&spec("web1"), ServerStatus::PendingSetup)
+            .unwrap();
+        assert!(
+            s.add_server(&spec("web1"), ServerStatus::PendingSetup)
+                .is_err(),
+            "duplicate name"
+        );
+        s.transition_server(a.id, ServerStatus::Provisioning, "job", None)
+            .unwrap();
+        let err = s
+            .transition_server(a.id, ServerStatus::InUse, "bad", None)
+            .unwrap_err();
+        assert!(
+            format!("{err}").contains("cannot go from provisioning to in_use"),
+            "{err}"
+        );
+        s.transition_server(a.id, ServerStatus::Ready, "ok", None)
+            .unwrap();
         let ev = s.server_events(a.id, 10).unwrap();
         let seq: Vec<_> = ev.iter().rev().map(|e| e.to_status).collect();
-        assert_eq!(seq, vec![ServerStatus::PendingSetup, ServerStatus::Provisioning, ServerStatus::Ready]);
-        assert_eq!(s.server_by_name("web1").unwrap().unwrap().status, ServerStatus::Ready);
+        assert_eq!(
+            seq,
+            vec![
+                ServerStatus::PendingSetup,
+                ServerStatus::Provisioning,
+                ServerStatus::Ready
+            ]
+        );
+        assert_eq!(
+            s.server_by_name("web1").unwrap().unwrap().status,
+            ServerStatus::Ready
+        );
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! `provision-tui catalog ...`
+
+use super::exit;
+use crate::catalog::{Catalog, describe_rules};
+use crate::engine::Engine;
+use clap::Subcommand;
+use color_eyre::eyre::{Result, eyre};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCmd {
+    /// List installers (and report manifests that failed to load).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an installer's manifest: inputs, rules, health check.
+    Show { id: String },
+    /// Lint installers for authors: the whole catalog, or only DIR. Non-zero exit on errors.
+    Validate { dir: Option<PathBuf> },
+}
+
+fn print_problems(cat: &Catalog) {
+    for p in &cat.problems {
+        eprintln!("error: {p}");
+    }
+}
+
+pub fn run(engine: &Engine, cmd: CatalogCmd) -> Result<i32> {
+    let cat = engine.catalog();
+    match cmd {
+        CatalogCmd::List { json } => {
+            if json {
+                let list: Vec<_> = cat
+                    .installers()
+                    .map(|i| serde_json::json!({"id": i.id(), "name": i.manifest.name, "version": i.manifest.version, "category": i.manifest.category, "role": i.manifest.role, "source": i.source, "description": i.manifest.description}))
+                    .collect();
+                let problems: Vec<String> = cat.problems.iter().map(|p| p.to_string()).collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"installers": list, "problems": problems})
+                    )?
+                );
+            } else {
+                println!(
+                    "{:<16} {:<10} {:<12} DESCRIPTION",
+                    "ID", "VERSION", "CATEGORY"
+                );
+                for i in cat.installers() {
+                    println!(
+                        "{:<16} {:<10} {:<12} {}",
+                        i.id(),
+                        i.manifest.version,
+                        i.manifest.category,
+                        i.manifest.description.lines().next().unwrap_or("")
+                    );
+                }
+                print_problems(&cat);
+            }
+            Ok(if cat.problems.is_empty() {
+                exit::OK
+            } else {
+                exit::ERROR
+            })
+        }
+        CatalogCmd::Show { id } => {
+            let i = cat.require(&id).map_err(|e| eyre!(e))?;
+            let m = &i.manifest;
+            println!(
+                "{} ({}) v{}  [{}]  from {}",
+                m.name, m.id, m.version, m.category, i.source
+            );
+            if !m.description.is_empty() {
+                println!("{}", m.description.trim());
+            }
+            println!(
+                "role: {:?}  timeout: {}s  idempotent: {}",
+                m.role, m.timeout_seconds, m.idempotent
+            );
+            if !m.os_requirements.family.is_empty() {
+                println!("os: {}", m.os_requirements.family.join(", "));
+            }
+            if !m.depends_on.is_empty() {
+                println!("depends on: {}", m.depends_on.join(", "));
+            }
+            println!("inputs:");
+            for inp in &m.inputs {
+                let mut flags = vec![inp.kind.as_str().to_string()];
+                if inp.required {
+                    flags.push("required".into());
+                }
+                if inp.is_sensitive() {
+                    flags.push("sensitive".into());
+                }
+                if let Some(d) = &inp.default {
+                    flags.push(format!(
+                        "default {}",
+                        if inp.is_sensitive() {
+                            "***".into()
+                        } else {
+                            d.as_text()
+                        }
+                    ));
+                }
+                if let Some(v) = &inp.visible_if {
+                    flags.push(format!("shown if {}", v.describe()));
+                }
+                println!("  {:<20} {}  ({})", inp.name, inp.label(), flags.join(", "));
+                let rules = describe_rules(inp);
+                if !rules.is_empty() {
+                    println!("  {:<20} rule: {}", "", rules.join("; "));
+                }
+            }
+            if let Some(h) = &m.health {
+                println!(
+                    "health: {}",
+                    h.command.as_deref().or(h.url.as_deref()).unwrap_or("-")
+                );
+            }
+            Ok(exit::OK)
+        }
+        CatalogCmd::Validate { dir: Some(dir) } => Ok(validate_dir(&dir)),
+        CatalogCmd::Validate { dir: None } => {
+            for i in cat.installers() {
+                println!("ok  {} ({})", i.id(), i.source);
+            }
+            print_problems(&cat);
+            Ok(if cat.problems.is_empty() {
+                exit::OK
+            } else {
+                exit::ERROR
+            })
+        }
+    }
+}
+
+/// Lints one directory of installers; prints `file:line:col: message` per problem.
+pub fn validate_dir(dir: &Path) -> i32 {
+    let cat = Catalog::load_dir(dir);
+    for i in cat.installers() {
+        println!("ok  {} ({})", i.id(), i.source);
+    }
+    print_problems(&cat);
+    if cat.is_empty() && cat.problems.is_empty() {
+        eprintln!(
+            "error: no installers (directories with a manifest.yml) under {}",
+            dir.display()
+        );
+        return exit::ERROR;
+    }
+    if cat.problems.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
+    }
+}

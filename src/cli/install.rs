@@ -1,0 +1,273 @@
+//! `provision-tui install|uninstall APP --on SERVER ...`: validates inputs, starts the jobs and
+//! streams their logs until they end. Ctrl-C cancels the jobs (killing the remote processes).
+
+use super::{exit, interactive};
+use crate::engine::{Engine, Event, InstallRequest, RequestError};
+use crate::error::ErrorKind;
+use crate::jobs::job::{Job, JobAction, JobStatus, LogLine, LogStream};
+use clap::Args;
+use color_eyre::eyre::{Result, bail};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use tokio::sync::broadcast::error::RecvError;
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Installer id from the catalog.
+    pub app: String,
+    /// Target servers, comma separated or repeated.
+    #[arg(long = "on", value_delimiter = ',', required = true)]
+    pub on: Vec<String>,
+    /// An input value: KEY=VALUE (not for secrets: argv is visible in `ps`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// An input read from an environment variable: KEY=ENVVAR.
+    #[arg(long = "set-env", value_name = "KEY=ENVVAR")]
+    pub set_env: Vec<String>,
+    /// An input read from a file (trailing newline removed): KEY=PATH.
+    #[arg(long = "set-file", value_name = "KEY=PATH")]
+    pub set_file: Vec<String>,
+    /// Print one JSON event per line instead of the log.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn split_kv<'a>(flag: &str, s: &'a str) -> Result<(&'a str, &'a str)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k, v)),
+        _ => bail!("{flag} expects KEY=VALUE, got {s:?}"),
+    }
+}
+
+/// Collects input values from --set, --set-env and --set-file, then prompts (no echo) for
+/// missing required sensitive inputs when on a terminal.
+fn gather_inputs(
+    engine: &Engine,
+    args: &InstallArgs,
+    action: JobAction,
+) -> Result<BTreeMap<String, String>> {
+    let mut values = BTreeMap::new();
+    for s in &args.set {
+        let (k, v) = split_kv("--set", s)?;
+        values.insert(k.to_string(), v.to_string());
+    }
+    for s in &args.set_env {
+        let (k, var) = split_kv("--set-env", s)?;
+        match std::env::var(var) {
+            Ok(v) => values.insert(k.to_string(), v),
+            Err(_) => bail!("--set-env {k}={var}: environment variable {var} is not set"),
+        };
+    }
+    for s in &args.set_file {
+        let (k, path) = split_kv("--set-file", s)?;
+        let mut v = std::fs::read_to_string(path)
+            .map_err(|e| color_eyre::eyre::eyre!("--set-file {k}={path}: {e}"))?;
+        if v.ends_with('\n') {
+            v.pop();
+            if v.ends_with('\r') {
+                v.pop();
+            }
+        }
+        values.insert(k.to_string(), v);
+    }
+    if action == JobAction::Install
+        && interactive()
+        && let Some(inst) = engine.catalog().get(&args.app)
+    {
+        let vis = crate::catalog::visibility(&inst.manifest, &values);
+        for input in &inst.manifest.inputs {
+            let shown = vis.get(&input.name).copied().unwrap_or(true);
+            if shown
+                && input.required
+                && input.is_sensitive()
+                && input.default.is_none()
+                && !values.contains_key(&input.name)
+            {
+                let v =
+                    rpassword::prompt_password(format!("{} ({}): ", input.label(), input.name))?;
+                values.insert(input.name.clone(), v);
+            }
+        }
+    }
+    Ok(values)
+}
+
+pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Result<i32> {
+    let inputs = gather_inputs(engine, &args, action)?;
+    let mut rx = engine.subscribe();
+    let req = InstallRequest {
+        app: args.app.clone(),
+        servers: args.on.clone(),
+        inputs,
+        action,
+    };
+    let jobs = match engine.start_install(&req) {
+        Ok(j) => j,
+        Err(e @ RequestError::Inputs { .. }) => {
+            eprintln!("error: {e}");
+            eprintln!(
+                "see `provision-tui catalog show {}` for the inputs and their rules",
+                args.app
+            );
+            return Ok(ErrorKind::Validation.cli_exit_code());
+        }
+        Err(RequestError::Invalid(m)) => {
+            eprintln!("error: {m}");
+            return Ok(exit::ERROR);
+        }
+    };
+    let multi = jobs.len() > 1;
+    let mut printed: HashMap<i64, i64> = jobs.iter().map(|j| (j.id, 0)).collect();
+    let mut finished: HashMap<i64, Job> = HashMap::new();
+    if !args.json {
+        for j in &jobs {
+            eprintln!(
+                "==> job #{} {} {} on {}",
+                j.id,
+                action.as_str(),
+                j.app_id,
+                j.server_name
+            );
+        }
+    }
+    let mut interrupts = 0;
+    while finished.len() < jobs.len() {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Ok(Event::JobLog { job_id, lines }) if printed.contains_key(&job_id) => {
+                    catch_up(engine, job_id, lines.first().map(|l| l.seq), &mut printed, multi, args.json)?;
+                    for l in lines {
+                        print_line(&l, &mut printed, multi, args.json, &jobs)?;
+                    }
+                }
+                Ok(Event::JobFinished { job }) if printed.contains_key(&job.id) => {
+                    catch_up(engine, job.id, None, &mut printed, multi, args.json)?;
+                    if args.json {
+                        println!("{}", serde_json::to_string(&Event::JobFinished { job: job.clone() })?);
+                    }
+                    finished.insert(job.id, job);
+                }
+                Ok(ev @ (Event::JobStarted { .. } | Event::JobQueued { .. })) if args.json => {
+                    println!("{}", serde_json::to_string(&ev)?);
+                }
+                Ok(_) => {}
+                // We fell behind: the database has every line, so re-read what we missed.
+                Err(RecvError::Lagged(_)) => {
+                    for id in printed.keys().copied().collect::<Vec<_>>() {
+                        catch_up(engine, id, None, &mut printed, multi, args.json)?;
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = tokio::signal::ctrl_c() => {
+                interrupts += 1;
+                if interrupts > 1 {
+                    eprintln!("\nleaving now; jobs will show as interrupted at the next start");
+                    return Ok(ErrorKind::Cancelled.cli_exit_code());
+                }
+                eprintln!("\ncancelling (killing the remote processes); press Ctrl-C again to leave at once");
+                for j in &jobs {
+                    if !finished.contains_key(&j.id) {
+                        let _ = engine.cancel_job(j.id);
+                    }
+                }
+            }
+        }
+    }
+    Ok(summarize(&jobs, &finished, args.json))
+}
+
+fn catch_up(
+    engine: &Engine,
+    job_id: i64,
+    next_seq: Option<i64>,
+    printed: &mut HashMap<i64, i64>,
+    multi: bool,
+    json: bool,
+) -> Result<()> {
+    let last = printed.get(&job_id).copied().unwrap_or(0);
+    if next_seq.is_some_and(|s| s <= last + 1) {
+        return Ok(());
+    }
+    let missing = engine.job_logs(job_id, last + 1, 100_000)?;
+    for l in missing
+        .into_iter()
+        .filter(|l| next_seq.is_none_or(|s| l.seq < s))
+    {
+        print_line(&l, printed, multi, json, &[])?;
+    }
+    Ok(())
+}
+
+fn print_line(
+    l: &LogLine,
+    printed: &mut HashMap<i64, i64>,
+    multi: bool,
+    json: bool,
+    _jobs: &[Job],
+) -> Result<()> {
+    let last = printed.entry(l.job_id).or_insert(0);
+    if l.seq <= *last {
+        return Ok(());
+    }
+    *last = l.seq;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(
+                &serde_json::json!({"event": "log", "job_id": l.job_id, "seq": l.seq, "stream": l.stream, "ts": l.ts, "text": l.text})
+            )?
+        );
+        return Ok(());
+    }
+    let prefix = if multi {
+        format!("[#{}] ", l.job_id)
+    } else {
+        String::new()
+    };
+    match l.stream {
+        LogStream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{prefix}{}", l.text)?;
+            out.flush()?;
+        }
+        LogStream::Stderr => eprintln!("{prefix}{}", l.text),
+        LogStream::System => eprintln!("{prefix}==> {}", l.text),
+    }
+    Ok(())
+}
+
+fn summarize(jobs: &[Job], finished: &HashMap<i64, Job>, json: bool) -> i32 {
+    let mut code = exit::OK;
+    for j in jobs {
+        let Some(f) = finished.get(&j.id) else {
+            continue;
+        };
+        if !json {
+            let took = f
+                .duration_ms(crate::store::now_ms())
+                .map(super::fmt_duration)
+                .unwrap_or_default();
+            match f.error_kind {
+                None => eprintln!(
+                    "==> job #{} on {}: {} in {took}",
+                    f.id, f.server_name, f.status
+                ),
+                Some(k) => eprintln!(
+                    "==> job #{} on {}: {} ({k}) {}",
+                    f.id,
+                    f.server_name,
+                    f.status,
+                    f.error_message.as_deref().unwrap_or("")
+                ),
+            }
+        }
+        if f.status != JobStatus::Succeeded && code == exit::OK {
+            code = f
+                .error_kind
+                .map(|k| k.cli_exit_code())
+                .unwrap_or(exit::ERROR);
+        }
+    }
+    code
+}

@@ -1,0 +1,248 @@
+//! `provision-tui server ...`
+
+use super::{exit, fmt_ts, interactive};
+use crate::engine::Engine;
+use crate::fleet::{ServerSpec, ServerStatus};
+use crate::ssh::HostKeyVerdict;
+use clap::Subcommand;
+use color_eyre::eyre::{Result, bail};
+use std::io::Write;
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCmd {
+    /// Register a server (status pending_setup).
+    Add {
+        name: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        #[arg(long, default_value = "root")]
+        user: String,
+        /// Private key file for this server.
+        #[arg(long)]
+        identity: Option<String>,
+        /// Name of a registered server to jump through.
+        #[arg(long)]
+        jump: Option<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Environment variable that holds the SSH password (never pass it in argv).
+        #[arg(long)]
+        password_env: Option<String>,
+    },
+    /// List servers.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one server with its history, deployments and recent jobs.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a server from the inventory (its jobs stay in the history).
+    Rm { name: String },
+    /// Change a server's status (checked against the lifecycle rules).
+    SetStatus { name: String, status: String },
+    /// Fetch the server's host key, show its SHA256 fingerprint and record it.
+    Trust {
+        name: String,
+        /// Record without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Replace a recorded key that changed (after checking it out of band).
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
+    match cmd {
+        ServerCmd::Add {
+            name,
+            host,
+            port,
+            user,
+            identity,
+            jump,
+            tags,
+            password_env,
+        } => {
+            let s = engine.add_server(&ServerSpec {
+                name,
+                host,
+                port,
+                user,
+                identity,
+                jump,
+                tags,
+                password_env,
+            })?;
+            println!("added {} ({}) as {}", s.name, s.address(), s.status);
+            println!("next: provision-tui server trust {}", s.name);
+            Ok(exit::OK)
+        }
+        ServerCmd::List { json } => {
+            let servers = engine.servers()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&servers)?);
+            } else if servers.is_empty() {
+                println!(
+                    "no servers yet; add one with `provision-tui server add NAME --host HOST`"
+                );
+            } else {
+                println!("{:<20} {:<28} {:<15} TAGS", "NAME", "ADDRESS", "STATUS");
+                for s in servers {
+                    println!(
+                        "{:<20} {:<28} {:<15} {}",
+                        s.name,
+                        s.address(),
+                        s.status.as_str(),
+                        s.tags.join(",")
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+        ServerCmd::Show { name, json } => show(engine, &name, json),
+        ServerCmd::Rm { name } => {
+            let s = engine.remove_server(&name)?;
+            println!("removed {} ({})", s.name, s.address());
+            Ok(exit::OK)
+        }
+        ServerCmd::SetStatus { name, status } => {
+            let Some(to) = ServerStatus::parse(&status) else {
+                let all: Vec<&str> = ServerStatus::ALL.iter().map(|s| s.as_str()).collect();
+                bail!("unknown status {status:?}; one of: {}", all.join(", "));
+            };
+            let s = engine.set_server_status(&name, to)?;
+            println!("{} is now {}", s.name, s.status);
+            Ok(exit::OK)
+        }
+        ServerCmd::Trust { name, yes, replace } => trust(engine, &name, yes, replace).await,
+    }
+}
+
+fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
+    let store = engine.store();
+    let s = store.require_server(name)?;
+    let events = store.server_events(s.id, 20)?;
+    let deployments = store.deployments(Some(s.id))?;
+    let jobs = store.list_jobs(&crate::store::jobs::JobFilter {
+        server: Some(s.name.clone()),
+        limit: Some(10),
+        ..Default::default()
+    })?;
+    if json {
+        let v = serde_json::json!({"server": s, "events": events, "deployments": deployments, "jobs": jobs});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(exit::OK);
+    }
+    println!("{}  {}  [{}]", s.name, s.address(), s.status);
+    if let Some(j) = &s.jump {
+        println!("jump host: {j}");
+    }
+    if !s.tags.is_empty() {
+        println!("tags: {}", s.tags.join(", "));
+    }
+    println!("\nstatus history:");
+    for e in events.iter().rev() {
+        let from = e.from_status.map(|f| f.as_str()).unwrap_or("-");
+        println!(
+            "  {}  {from} -> {}  ({})",
+            fmt_ts(e.ts),
+            e.to_status,
+            e.reason
+        );
+    }
+    println!("\ndeployments:");
+    if deployments.is_empty() {
+        println!("  none");
+    }
+    for d in deployments {
+        println!(
+            "  {} v{}  installed {}  inputs {}",
+            d.app_id,
+            d.app_version,
+            fmt_ts(d.updated_at),
+            d.inputs
+        );
+    }
+    println!("\nrecent jobs:");
+    if jobs.is_empty() {
+        println!("  none");
+    }
+    for j in jobs {
+        println!(
+            "  #{} {} {} {} {}",
+            j.id,
+            j.action.as_str(),
+            j.app_id,
+            j.status,
+            j.error_kind.map(|k| k.as_str()).unwrap_or("")
+        );
+    }
+    Ok(exit::OK)
+}
+
+async fn trust(engine: &Engine, name: &str, yes: bool, replace: bool) -> Result<i32> {
+    let scan = match engine.scan_host_key(name).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error ({}): {}", e.kind, e.message);
+            return Ok(e.kind.cli_exit_code());
+        }
+    };
+    match &scan.verdict {
+        HostKeyVerdict::Trusted => {
+            println!("{name}: host key {} is already trusted", scan.fingerprint);
+            return Ok(exit::OK);
+        }
+        HostKeyVerdict::Changed {
+            recorded,
+            file,
+            line,
+            ..
+        } => {
+            eprintln!(
+                "WARNING: the host key of {name} CHANGED.\n  recorded ({}:{line}): {recorded}\n  offered now: {}",
+                file.display(),
+                scan.fingerprint
+            );
+            if !replace {
+                eprintln!(
+                    "If the server was rebuilt and you verified the new key out of band, re-run with --replace."
+                );
+                return Ok(crate::error::ErrorKind::HostKey.cli_exit_code());
+            }
+        }
+        HostKeyVerdict::Unknown { .. } => {
+            println!("{name}: host key fingerprint {}", scan.fingerprint);
+        }
+    }
+    if !yes {
+        if !interactive() {
+            eprintln!(
+                "not a terminal: verify the fingerprint, then re-run with --yes to record it"
+            );
+            return Ok(exit::ERROR);
+        }
+        eprint!("Trust this key? Type 'yes' to record it: ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            eprintln!("not recorded");
+            return Ok(exit::ERROR);
+        }
+    }
+    engine.trust_host_key(&scan, replace)?;
+    println!(
+        "recorded {} for {name} in {}",
+        scan.fingerprint,
+        engine.config().known_hosts_path.display()
+    );
+    Ok(exit::OK)
+}
