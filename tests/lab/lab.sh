@@ -264,9 +264,17 @@ umount_root() {
 }
 
 reset() {
-  check_num "${1:-}"; local i=$1 t0=$SECONDS
-  poweroff "$i"; rm_cgroups "$i"; umount_root "$i"; rm -rf "$OVL/h$i"
-  mk_rootfs "$i"; boot "$i"; wait_ssh "$i"
+  check_num "${1:-}"; local i=$1 t0=$SECONDS keep=$PTLAB/keep-h$1
+  poweroff "$i"; rm_cgroups "$i"; umount_root "$i"
+  # the server keeps its SSH host keys (a reinstalled VPS keeps its identity), so a client's
+  # recorded host key stays valid across resets
+  rm -rf "$keep"; mkdir -p "$keep"
+  cp -a "$OVL/h$i/upper/etc/ssh/"ssh_host_* "$keep/" 2>/dev/null || true
+  rm -rf "$OVL/h$i"
+  mk_rootfs "$i"
+  if compgen -G "$keep/ssh_host_*" >/dev/null; then cp -a "$keep"/ssh_host_* "$SRV/h$i/etc/ssh/"; fi
+  rm -rf "$keep"
+  boot "$i"; wait_ssh "$i"
   log "server $i reset in $((SECONDS - t0)) s"
 }
 
