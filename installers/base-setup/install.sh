@@ -36,7 +36,7 @@ ENABLE_FIREWALL=${ENABLE_FIREWALL:-true}
 EXTRA_PORTS=${EXTRA_PORTS:-}
 APT_UPGRADE=${APT_UPGRADE:-true}
 TIMEZONE=${TIMEZONE:-UTC}
-HOSTNAME_WANTED=${HOSTNAME:-}
+HOSTNAME_WANTED=${HOST_NAME:-}
 INSTALL_FAIL2BAN=${INSTALL_FAIL2BAN:-false}
 UNATTENDED_UPGRADES=${UNATTENDED_UPGRADES:-false}
 
@@ -68,7 +68,7 @@ if [ -d /usr/share/zoneinfo/Europe ] && [ ! -f "/usr/share/zoneinfo/$TIMEZONE" ]
   fail 1 "timezone '$TIMEZONE' is unknown (see timedatectl list-timezones)"
 fi
 if [ -n "$HOSTNAME_WANTED" ]; then
-  [[ $HOSTNAME_WANTED =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || fail 1 "hostname '$HOSTNAME_WANTED' is not a valid host name"
+  [[ $HOSTNAME_WANTED =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || fail 1 "host_name '$HOSTNAME_WANTED' is not a valid host name"
 fi
 
 # ---- packages

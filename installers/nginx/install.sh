@@ -124,13 +124,17 @@ elif [ "$changed" = 1 ]; then
   systemctl reload nginx || fail 3 "nginx reload failed"
 fi
 
-# ---- verify
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/ || true)
-  [ "$code" = 200 ] && break
+# ---- verify: our page (not the package's welcome page: a reload takes a moment to apply)
+host=$SERVER_NAME; [ "$host" = _ ] && host=localhost
+served() { curl -s -H "Host: $host" http://127.0.0.1/ 2>/dev/null | grep -c 'Provisioned by provision-tui' || true; }
+ok=false
+for i in $(seq 1 20); do
+  if [ "$(served)" -ge 1 ]; then ok=true; break; fi
+  # the package's own start can race our reload (binary upgrade on install): restart once
+  [ "$i" = 10 ] && systemctl restart nginx
   sleep 0.5
 done
-[ "$code" = 200 ] || fail 3 "nginx answers http://127.0.0.1/ with $code, expected 200"
+[ "$ok" = true ] || fail 3 "nginx does not serve the provision-tui page on http://127.0.0.1/"
 if [ "$ENABLE_SSL" = true ]; then
   code=$(curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1/ || true)
   [ "$code" = 200 ] || fail 3 "nginx answers https://127.0.0.1/ with $code, expected 200"

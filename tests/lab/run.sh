@@ -53,7 +53,7 @@ export XDG_CONFIG_HOME=$WORK/config XDG_DATA_HOME=$WORK/data XDG_STATE_HOME=$WOR
 cleanup() {
   local rc=$?
   if [ "${PTLAB_KEEP:-}" != 1 ]; then "$LAB" teardown >/dev/null 2>&1 || true; fi
-  [ -n "${GITD_PID:-}" ] && kill "$GITD_PID" 2>/dev/null || true
+  if [ -n "${GITD_PID:-}" ]; then kill "$GITD_PID" 2>/dev/null || true; fi
   echo "logs and state: $WORK"
   exit "$rc"
 }
@@ -104,7 +104,14 @@ health() {   # the manifest's health check, run on the server like the health ch
 }
 # the common life cycle: install, outside check, idempotency, invalid input, health, uninstall
 lifecycle() {   # lifecycle APP "GOOD ARGS" "BAD ARGS" verify_fn gone_fn
-  local app=$1 good=$2 bad=$3 verify=$4 gone=$5 s1 s2
+  local app=$1 gone=$5
+  lifecycle_no_uninstall "$1" "$2" "$3" "$4"
+  timed uninstall pt uninstall "$app" --on "h$SRV" || fail "uninstall $app failed"
+  "$gone" || fail "$app still there after uninstall"
+  say "uninstalled and gone"
+}
+lifecycle_no_uninstall() {   # APP "GOOD ARGS" "BAD ARGS" verify_fn
+  local app=$1 good=$2 bad=$3 verify=$4 s1 s2
   local -a g b
   eval "g=($good)"; eval "b=($bad)"
   expect_install 0 "$app" "${g[@]}"
@@ -123,9 +130,6 @@ lifecycle() {   # lifecycle APP "GOOD ARGS" "BAD ARGS" verify_fn gone_fn
   [ "$s1" = "$s2" ] || { diff <(echo "$s1") <(echo "$s2") | head -n 20; fail "a rejected install changed the server"; }
   say "invalid input rejected by the script (exit 10, installer_validation), server unchanged"
   health "$app"
-  timed uninstall pt uninstall "$app" --on "h$SRV" || fail "uninstall $app failed"
-  "$gone" || fail "$app still there after uninstall"
-  say "uninstalled and gone"
 }
 port_closed() { ! timeout 3 bash -c "exec 3<>/dev/tcp/$(addr)/$1" 2>/dev/null; }
 pkg_gone() { ! rssh "dpkg-query -W -f='\${db:Status-Status}' $1 2>/dev/null | grep -qx installed"; }
@@ -145,7 +149,7 @@ t_base-setup() {
   }
   gone() { rssh "! test -e /etc/ssh/sshd_config.d/00-provision-tui.conf && sshd -T | grep -qx 'passwordauthentication yes'" && pkg_gone ufw && rssh true; }
   lifecycle base-setup \
-    "--set 'ssh_public_key=$pub' --set extra_ports=8080,51820/udp --set timezone=Europe/Berlin --set hostname=web1 --set install_fail2ban=true --set unattended_upgrades=true" \
+    "--set 'ssh_public_key=$pub' --set extra_ports=8080,51820/udp --set timezone=Europe/Berlin --set host_name=web1 --set install_fail2ban=true --set unattended_upgrades=true" \
     "--set 'ssh_public_key=$pub' --set extra_ports=70000" v gone
 }
 t_nginx() {
@@ -212,6 +216,65 @@ t_sequence() {   # the way a user builds a server: baseline, then docker, then n
   say "base-setup -> docker -> nginx on one server: ok"
 }
 
+# node-app: a git repository served from this host over dumb HTTP on the bridge address
+GIT_PORT=8808
+git_serve() {
+  [ -n "${GITD_PID:-}" ] && return 0
+  mkdir -p "$WORK/git"
+  python3 -m http.server "$GIT_PORT" --bind "$("$LAB" bridge-ip)" --directory "$WORK/git" > "$WORK/git-http.log" 2>&1 &
+  GITD_PID=$!
+}
+git_commit() {   # git_commit REPO_NAME VERSION_TEXT [crash]: a tiny app; "crash" makes it exit at start
+  local name=$1 text=$2 crash=${3:-} src=$WORK/git-src/$1
+  if [ ! -d "$src" ]; then
+    mkdir -p "$src"; git -C "$src" init -q -b main
+    git -C "$src" config user.email lab@lab.test; git -C "$src" config user.name lab
+    git init -q --bare -b main "$WORK/git/$name.git"
+  fi
+  printf '{"name":"%s","version":"1.0.0","private":true,"scripts":{"start":"node server.js"}}\n' "$name" > "$src/package.json"
+  if [ -n "$crash" ]; then
+    printf 'console.error("this release is broken"); process.exit(1);\n' > "$src/server.js"
+  else
+    printf 'require("http").createServer((q, r) => r.end("%s " + process.env.GREETING + "\\n")).listen(process.env.PORT);\n' "$text" > "$src/server.js"
+  fi
+  git -C "$src" add -A; git -C "$src" commit -q -m "$text"
+  git -C "$src" push -q -f "$WORK/git/$name.git" main
+  git -C "$WORK/git/$name.git" update-server-info
+}
+t_node-app() {
+  local url="http://$("$LAB" bridge-ip):$GIT_PORT/hello.git"
+  export APP_ENV=$'GREETING=from the lab\nSECRET_TOKEN=s3cr3t value'
+  git_commit hello "hello v1"
+  page() { curl -fsS -m 5 -H 'Host: hello.lab.test' "http://$(addr)/"; }
+  v() { local out; out=$(page) && [[ $out == "hello v1 from the lab" ]]; }
+  gone() { local out; out=$(curl -s -m 5 -H 'Host: hello.lab.test' "http://$(addr)/" || true); [[ $out != *hello* ]] && rssh '! test -d /srv/node-apps/hello && ! ss -ltn | grep -q ":3100 "'; }
+  local good="--set app_name=hello --set repo_url=$url --set port=3100 --set-env env_vars=APP_ENV --set enable_proxy=true --set domain=hello.lab.test"
+  # install, idempotency, invalid input (port outside the range), health -- uninstall comes last
+  lifecycle_no_uninstall node-app "$good" "--set app_name=hello --set repo_url=$url --set port=4500 --set port_range_end=3999" v
+  pt logs "$(last_job_field id)" | grep -q 's3cr3t' && fail "a secret env value reached the job log"
+  # upgrade: a new commit is deployed as a new release, the previous one is kept
+  git_commit hello "hello v2"
+  local -a g; eval "g=($good)"
+  expect_install 0 node-app "${g[@]}"
+  [ "$(page)" = "hello v2 from the lab" ] || fail "v2 not live after the upgrade: $(page)"
+  [ "$(rssh 'ls /srv/node-apps/hello/releases | wc -l')" = 2 ] || fail "the previous release was not kept"
+  say "upgrade to v2 live, previous release kept"
+  # a broken release fails its health check and is rolled back automatically
+  git_commit hello "hello v3" crash
+  expect_install 12 node-app "${g[@]}"
+  [ "$(page)" = "hello v2 from the lab" ] || fail "v2 not restored after the failed upgrade: $(page)"
+  say "broken v3 rolled back to v2 (exit 12, configuration)"
+  timed uninstall pt uninstall node-app --on "h$SRV" --set app_name=hello || fail "uninstall node-app failed"
+  gone || fail "node-app still there after uninstall"
+  say "uninstalled and gone"
+}
+t_n8n() {
+  export N8N_KEY=lab-n8n-encryption-key-0123456789
+  v() { local out; out=$(curl -fsS -m 10 -H 'Host: n8n.lab.test' "http://$(addr)/healthz") && [[ $out == *ok* ]]; }
+  gone() { local out; out=$(curl -s -m 5 -H 'Host: n8n.lab.test' "http://$(addr)/healthz" || true); [[ $out != *'"ok"'* ]] && rssh '! systemctl is-active --quiet n8n'; }
+  lifecycle n8n "--set domain=n8n.lab.test --set-env encryption_key=N8N_KEY" "--set domain=n8n.lab.test --set-env encryption_key=N8N_KEY --set port=80" v gone
+}
+
 # ---------------------------------------------------------------------------------------------
 run_test() {   # run_test NAME SERVER_NUMBER (in a subshell, output to $WORK/NAME.log)
   CUR=$1 SRV=$2 LOG=$WORK/$1.log
@@ -229,6 +292,7 @@ run_test() {   # run_test NAME SERVER_NUMBER (in a subshell, output to $WORK/NAM
 
 for t in "${TESTS[@]}"; do declare -F "t_$t" >/dev/null || { echo "unknown test $t; known: ${FAST[*]} ${SLOW[*]}" >&2; exit 2; }; done
 
+for t in "${TESTS[@]}"; do [ "$t" = node-app ] && git_serve; done
 t_all=$SECONDS
 declare -A PIDS=() SERVER_OF=()
 results=()
