@@ -24,7 +24,8 @@ pkg_install() {
   [ "${#missing[@]}" -eq 0 ] && return 0
   apt_ready
   echo "installing ${missing[*]}"
-  apt-get install -y -q -o Dpkg::Options::=--force-confold "${missing[@]}" || fail 2 "apt-get install ${missing[*]} failed"
+  # no recommends: npm would pull in ~600 packages (docs, X and GL libraries)
+  apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" || fail 2 "apt-get install ${missing[*]} failed"
 }
 
 # ---- validate every input before touching the server

@@ -43,7 +43,10 @@ ip_of() { echo "$NET.$((10 + $1))"; }
 log() { echo "lab: $*" >&2; }
 die() { echo "lab: $*" >&2; exit 1; }
 
-check_num() { [[ ${1:-} =~ ^[0-9]+$ ]] && (( $1 >= 1 && $1 <= 200 )) || die "server number must be 1-200, got '${1:-}'"; }
+check_num() {
+  if [[ ${1:-} =~ ^[0-9]+$ ]] && (( $1 >= 1 && $1 <= 200 )); then return 0; fi
+  die "server number must be 1-200, got '${1:-}'"
+}
 
 # Why the lab cannot run here, or nothing. Used by the test drivers to skip with a reason.
 why_not() {
@@ -124,9 +127,8 @@ golden() {
   fi
   # no daemons may start on the build host
   printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"; chmod +x "$R/usr/sbin/policy-rc.d"
-  # shellcheck disable=SC2086
   chroot_run "$R" /bin/sh -c "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get -y -q upgrade &&
-      apt-get install -y -q --no-install-recommends $(echo $GOLDEN_PKGS)" > "$PTLAB/build/apt.log" 2>&1 ||
+      apt-get install -y -q --no-install-recommends ${GOLDEN_PKGS//$'\n'/ }" > "$PTLAB/build/apt.log" 2>&1 ||
     { tail -20 "$PTLAB/build/apt.log"; die "package install in the golden image failed"; }
   rm -f "$R/usr/sbin/policy-rc.d"
   # root logs in by key, like a cloud image
@@ -224,7 +226,7 @@ wait_ssh() {
 
 up() {
   check_num "${1:-}"; local i=$1
-  [ -f "$KEY" ] && ip link show "$BR" >/dev/null 2>&1 || setup
+  if [ ! -f "$KEY" ] || ! ip link show "$BR" >/dev/null 2>&1; then setup; fi
   [ -f "$GOLDEN" ] || golden
   [ ! -e "$SRV/h$i.up" ] || down "$i"
   touch "$SRV/h$i.up"
@@ -237,10 +239,10 @@ poweroff() {
   w=$(cat "$SRV/h$i.pid" 2>/dev/null || true)
   [ -n "$w" ] || return 0
   # TERM to nspawn = clean guest poweroff; KILL if it hangs
-  [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
+  if [ -n "$p" ]; then kill -TERM "$p" 2>/dev/null || true; fi
   for _ in $(seq 1 100); do kill -0 "$w" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$w" 2>/dev/null; then
-    [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
+    if [ -n "$p" ]; then kill -KILL "$p" 2>/dev/null || true; fi
     kill -KILL "$w" 2>/dev/null || true
     sleep 0.5
   fi
@@ -252,6 +254,7 @@ rm_cgroups() {  # bottom-up: only empty cgroup directories can be removed
   for h in systemd unified; do
     [ -d "/sys/fs/cgroup/$h/ptlab/h$1" ] || continue
     # processes left behind (a KILLed guest): kill them first
+    # shellcheck disable=SC2038  # the pipe carries pids, not file names
     find "/sys/fs/cgroup/$h/ptlab/h$1" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
     find "/sys/fs/cgroup/$h/ptlab/h$1" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done

@@ -242,7 +242,7 @@ git_commit() {   # git_commit REPO_NAME VERSION_TEXT [crash]: a tiny app; "crash
   git -C "$WORK/git/$name.git" update-server-info
 }
 t_node-app() {
-  local url="http://$("$LAB" bridge-ip):$GIT_PORT/hello.git"
+  local url; url="http://$("$LAB" bridge-ip):$GIT_PORT/hello.git"
   export APP_ENV=$'GREETING=from the lab\nSECRET_TOKEN=s3cr3t value'
   git_commit hello "hello v1"
   page() { curl -fsS -m 5 -H 'Host: hello.lab.test' "http://$(addr)/"; }
