@@ -184,6 +184,12 @@ mk_rootfs() {       # pristine root fs in < 0.1 s: overlay(golden-ro + empty upp
   mkdir -p "$OVL/h$i/upper" "$OVL/h$i/work" "$R"
   mount -t overlay overlay -o "lowerdir=$GOLDEN_RO,upperdir=$OVL/h$i/upper,workdir=$OVL/h$i/work" "$R"
   cp /etc/resolv.conf "$R/etc/resolv.conf"
+  # the servers reach the internet the way this machine does: when its traffic goes through a
+  # TLS-intercepting egress proxy, they must trust the same CAs (the Debian mirror is plain HTTP,
+  # but the npm registry is HTTPS)
+  if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    cat "$GOLDEN_RO/etc/ssl/certs/ca-certificates.crt" /etc/ssl/certs/ca-certificates.crt > "$R/etc/ssl/certs/ca-certificates.crt"
+  fi
   echo "h$i" > "$R/etc/hostname"
   printf '127.0.0.1 localhost\n127.0.1.1 h%s\n' "$i" > "$R/etc/hosts"
 }

@@ -130,6 +130,12 @@ lifecycle_no_uninstall() {   # APP "GOOD ARGS" "BAD ARGS" verify_fn
   [ "$s1" = "$s2" ] || { diff <(echo "$s1") <(echo "$s2") | head -n 20; fail "a rejected install changed the server"; }
   say "invalid input rejected by the script (exit 10, installer_validation), server unchanged"
   health "$app"
+  # no CLI verb runs upgrade scripts yet: run upgrade.sh the way the runner would (tests/lab/try.sh)
+  if [ -f "$root/installers/$app/upgrade.sh" ]; then
+    timed upgrade "$here/try.sh" "$SRV" "$app" upgrade || fail "upgrade.sh of $app failed"
+    "$verify" || fail "$app does not work after upgrade.sh"
+    say "upgrade.sh ok, still working"
+  fi
 }
 port_closed() { ! timeout 3 bash -c "exec 3<>/dev/tcp/$(addr)/$1" 2>/dev/null; }
 pkg_gone() { ! rssh "dpkg-query -W -f='\${db:Status-Status}' $1 2>/dev/null | grep -qx installed"; }
