@@ -47,7 +47,9 @@ pub(crate) fn delete_deployment_in(c: &Connection, server_id: i64, app_id: &str)
 }
 
 pub(crate) fn deployed_apps_in(c: &Connection, server_id: i64) -> Result<Vec<String>> {
-    let mut st = c.prepare("SELECT app_id FROM deployments WHERE server_id=?1").sql()?;
+    let mut st = c
+        .prepare("SELECT app_id FROM deployments WHERE server_id=?1")
+        .sql()?;
     let ids = st
         .query_map([server_id], |r| r.get(0))
         .sql()?
