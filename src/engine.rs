@@ -88,6 +88,7 @@ pub(crate) struct Inner {
     pub operator: String,
     pub owner: String,
     pub slots: Arc<Semaphore>,
+    pub pool: ssh::Pool,
 }
 
 #[derive(Clone)]
@@ -106,6 +107,12 @@ impl Engine {
             user: config.user_known_hosts_path.clone(),
         };
         let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent.max(1)));
+        let pool = ssh::Pool::new(
+            config.ssh.clone(),
+            known_hosts.clone(),
+            config.ssh.idle_timeout,
+            config.ssh.max_age,
+        );
         let engine = Engine {
             inner: Arc::new(Inner {
                 config,
@@ -117,6 +124,7 @@ impl Engine {
                 operator: audit::operator(),
                 owner: audit::process_owner(),
                 slots,
+                pool,
             }),
         };
         engine.recover_interrupted()?;
@@ -188,6 +196,7 @@ impl Engine {
 
     pub fn remove_server(&self, name: &str) -> Result<Server> {
         let server = self.inner.store.remove_server(name)?;
+        self.inner.pool.invalidate(name);
         self.audit("server.rm", name, &server.address())?;
         self.emit(Event::ServerRemoved {
             name: name.to_string(),
@@ -251,6 +260,18 @@ impl Engine {
             .ssh_target(server)
             .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
         ssh::connect(&target, &self.inner.config.ssh, &self.inner.known_hosts).await
+    }
+
+    /// A lease on the server's pooled connection (shared by jobs and health checks).
+    pub async fn pooled(&self, server: &Server) -> std::result::Result<ssh::Lease, KindError> {
+        let target = self
+            .ssh_target(server)
+            .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        self.inner.pool.get(&server.name, &target).await
+    }
+
+    pub fn pool(&self) -> &ssh::Pool {
+        &self.inner.pool
     }
 
     /// Connects far enough to see the server's host key; never records anything.
