@@ -435,6 +435,19 @@ impl Engine {
         self.inner.store.job_logs(id, from_seq, limit)
     }
 
+    /// The nearest log line containing `needle` from `from_seq` on (or back), found in the store.
+    pub fn find_log_line(
+        &self,
+        id: i64,
+        needle: &str,
+        from_seq: i64,
+        forward: bool,
+    ) -> Result<Option<i64>> {
+        self.inner
+            .store
+            .find_log_line(id, needle, from_seq, forward)
+    }
+
     /// Waits for a job of this process to end.
     pub async fn wait_job(&self, id: i64) -> Result<Job> {
         let mut rx = self.subscribe();

@@ -132,11 +132,20 @@ pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// No subcommand: the dashboard. Until the TUI lands this prints what to do instead.
+/// No subcommand: the dashboard.
 pub async fn run_dashboard(cli: Cli) -> i32 {
-    let _ = cli;
-    eprintln!(
-        "the dashboard is not built into this binary yet; see `provision-tui --help` for the CLI"
-    );
-    exit::USAGE
+    let engine = match Engine::open(cli.config()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::ERROR;
+        }
+    };
+    match crate::tui::run(engine, cli.theme.clone()).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::ERROR
+        }
+    }
 }
