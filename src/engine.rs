@@ -78,6 +78,18 @@ pub struct HostKeyScan {
     key: russh::keys::ssh_key::PublicKey,
 }
 
+impl HostKeyScan {
+    /// A scan result for a key obtained elsewhere (tests and previews); the verdict is given.
+    pub fn from_key(server: &str, key: russh::keys::ssh_key::PublicKey, verdict: HostKeyVerdict) -> Self {
+        HostKeyScan {
+            server: server.to_string(),
+            fingerprint: crate::ssh::known_hosts::fingerprint(&key),
+            verdict,
+            key,
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub config: Config,
     pub store: Store,

@@ -7,7 +7,7 @@ use crossterm::event::{
     DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, MouseEventKind,
 };
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use ratatui::DefaultTerminal;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
@@ -151,7 +151,28 @@ pub async fn run_loop(
     app: &mut App,
     eng: Engine,
 ) -> std::io::Result<()> {
-    let mut input = EventStream::new();
+    // A task owns the terminal stream; the loop drains its channel without polling it directly
+    // (polling EventStream with a no-op waker would lose wake-ups).
+    let (key_tx, mut input) = mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
+    let reader = tokio::spawn(async move {
+        let mut stream = EventStream::new();
+        while let Some(ev) = stream.next().await {
+            if key_tx.send(ev).is_err() {
+                break;
+            }
+        }
+    });
+    let r = pump(term, app, eng, &mut input).await;
+    reader.abort();
+    r
+}
+
+async fn pump(
+    term: &mut DefaultTerminal,
+    app: &mut App,
+    eng: Engine,
+    input: &mut mpsc::UnboundedReceiver<std::io::Result<TermEvent>>,
+) -> std::io::Result<()> {
     let mut events = eng.subscribe();
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut last_draw = Instant::now() - FRAME;
@@ -164,7 +185,7 @@ pub async fn run_loop(
         let wait_frame = app.dirty;
         let next_frame = last_draw + FRAME;
         tokio::select! {
-            ev = input.next() => match ev {
+            ev = input.recv() => match ev {
                 Some(Ok(ev)) => on_term(app, ev),
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
@@ -177,8 +198,8 @@ pub async fn run_loop(
         // Drain everything already queued, then render once.
         loop {
             let mut any = false;
-            while let Some(Some(Ok(ev))) = input.next().now_or_never() {
-                on_term(app, ev);
+            while let Ok(ev) = input.try_recv() {
+                on_term(app, ev?);
                 any = true;
             }
             loop {

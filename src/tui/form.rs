@@ -82,7 +82,11 @@ impl Field {
             return self.spec.required.then(|| "required".to_string());
         }
         check_value(&self.spec, &v).err().map(|m| {
-            let rules = describe_rules(&self.spec);
+            // Add the manifest's rule in words unless the message already says it.
+            let rules: Vec<String> = describe_rules(&self.spec)
+                .into_iter()
+                .filter(|r| !m.contains(r.as_str()))
+                .collect();
             if rules.is_empty() {
                 m
             } else {

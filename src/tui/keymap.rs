@@ -440,11 +440,10 @@ pub fn keys_text(bnd: &Binding) -> String {
 
 /// Footer hints: (first key, words) for the context's hinted bindings, then global hints.
 pub fn hints(ctx: Ctx) -> Vec<(String, &'static str)> {
-    active(ctx)
-        .iter()
-        .filter(|b| b.hint)
-        .map(|b| (key_name(&b.keys[0]), b.desc))
-        .collect()
+    let mut v: Vec<Binding> = active(ctx).into_iter().filter(|b| b.hint).collect();
+    // `?` first: whatever the width, the way to every other key stays visible.
+    v.sort_by_key(|b| b.action != Action::Help);
+    v.iter().map(|b| (key_name(&b.keys[0]), b.desc)).collect()
 }
 
 /// The context's title in help and docs.
