@@ -492,7 +492,7 @@ pub fn markdown() -> String {
     let mut out = String::from("| Where | Keys | Does |\n|---|---|---|\n");
     for g in GLOBAL {
         out.push_str(&format!(
-            "| Everywhere | `{}` | {} |\n",
+            "| Any screen | `{}` | {} |\n",
             keys_text(g).replace('|', "\\|"),
             g.desc
         ));
