@@ -80,7 +80,11 @@ pub struct HostKeyScan {
 
 impl HostKeyScan {
     /// A scan result for a key obtained elsewhere (tests and previews); the verdict is given.
-    pub fn from_key(server: &str, key: russh::keys::ssh_key::PublicKey, verdict: HostKeyVerdict) -> Self {
+    pub fn from_key(
+        server: &str,
+        key: russh::keys::ssh_key::PublicKey,
+        verdict: HostKeyVerdict,
+    ) -> Self {
         HostKeyScan {
             server: server.to_string(),
             fingerprint: crate::ssh::known_hosts::fingerprint(&key),

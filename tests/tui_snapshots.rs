@@ -15,7 +15,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 const NOW: i64 = 1_700_000_600_000;
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKdcO54GOcw2hsG683GjgLv3OJjCn9qDHOqMTrVYhSVm fixture";
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKdcO54GOcw2hsG683GjgLv3OJjCn9qDHOqMTrVYhSVm fixture";
 
 const MANIFEST: &str = r#"
 id: echo-ok
@@ -78,9 +79,12 @@ fn job(id: i64, server: &str, status: JobStatus) -> Job {
         app_version: "1.0".into(),
         action: JobAction::Install,
         status,
-        error_kind: (status == JobStatus::Failed).then_some(provision_tui::error::ErrorKind::Installation),
+        error_kind: (status == JobStatus::Failed)
+            .then_some(provision_tui::error::ErrorKind::Installation),
         error_message: None,
-        exit_code: status.is_terminal().then_some(if status == JobStatus::Failed { 2 } else { 0 }),
+        exit_code: status
+            .is_terminal()
+            .then_some(if status == JobStatus::Failed { 2 } else { 0 }),
         inputs: serde_json::json!({"token": "***"}),
         attempts: 1,
         created_at: NOW - 125_000,
@@ -100,10 +104,28 @@ fn empty() -> App {
 fn full() -> App {
     let mut app = empty();
     app.fleet.servers = vec![
-        server(1, "web1", "10.0.0.11", ServerStatus::Ready, &["web", "prod"]),
-        server(2, "web2", "10.0.0.12", ServerStatus::Error, &["web", "prod"]),
+        server(
+            1,
+            "web1",
+            "10.0.0.11",
+            ServerStatus::Ready,
+            &["web", "prod"],
+        ),
+        server(
+            2,
+            "web2",
+            "10.0.0.12",
+            ServerStatus::Error,
+            &["web", "prod"],
+        ),
         server(3, "db-01", "10.0.0.20", ServerStatus::Maintenance, &["db"]),
-        server(4, "new-box", "192.168.1.50", ServerStatus::PendingSetup, &[]),
+        server(
+            4,
+            "new-box",
+            "192.168.1.50",
+            ServerStatus::PendingSetup,
+            &[],
+        ),
     ];
     app.fleet.reorder();
     for (i, lat) in [12u32, 14, 11, 30, 18, 12].iter().enumerate() {
@@ -131,7 +153,11 @@ fn full() -> App {
             operator: "alice".into(),
             action: ["server.add", "server.trust", "job.install"][(i - 1) as usize].into(),
             target: "web1".into(),
-            details: if i == 3 { "job #3 app=echo-ok inputs={\"token\":\"***\"}".into() } else { String::new() },
+            details: if i == 3 {
+                "job #3 app=echo-ok inputs={\"token\":\"***\"}".into()
+            } else {
+                String::new()
+            },
         })
         .collect();
     // The selected job's log: a window filled directly (no database here).
@@ -140,9 +166,15 @@ fn full() -> App {
         app.jobs.log.lines.push_back(LogLine {
             job_id: 3,
             seq,
-            stream: if seq % 7 == 0 { LogStream::Stderr } else { LogStream::Stdout },
+            stream: if seq % 7 == 0 {
+                LogStream::Stderr
+            } else {
+                LogStream::Stdout
+            },
             ts: NOW - 100_000 + seq * 100,
-            text: format!("step {seq}: configuring the echo service with a fairly long line of output"),
+            text: format!(
+                "step {seq}: configuring the echo service with a fairly long line of output"
+            ),
         });
     }
     app.jobs.log.last_seq = 40;
@@ -259,7 +291,10 @@ fn review_masks_secrets() {
     }
     a.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
     let term = render(&mut a, 120, 40);
-    assert!(!term.backend().to_string().contains("s3cret-token"), "review shows ***");
+    assert!(
+        !term.backend().to_string().contains("s3cret-token"),
+        "review shows ***"
+    );
 }
 
 #[test]
@@ -337,7 +372,9 @@ fn dialogs() {
     });
     snap("hostkey_unknown", || {
         let mut a = full();
-        let s = scan(HostKeyVerdict::Unknown { fingerprint: String::new() });
+        let s = scan(HostKeyVerdict::Unknown {
+            fingerprint: String::new(),
+        });
         a.on_scanned(Ok(s));
         a
     });
@@ -355,7 +392,8 @@ fn dialogs() {
     snap("confirm_status", || {
         let mut a = full();
         key(&mut a, KeyCode::Char('s'));
-        while !matches!(&a.modal, Some(Modal::Picker { items, sel, .. }) if items[*sel] == ServerStatus::Decommissioned) {
+        while !matches!(&a.modal, Some(Modal::Picker { items, sel, .. }) if items[*sel] == ServerStatus::Decommissioned)
+        {
             key(&mut a, KeyCode::Char('j'));
         }
         key(&mut a, KeyCode::Enter);
@@ -389,7 +427,9 @@ fn statuses_are_coloured_by_meaning() {
     let buf = term.backend().buffer();
     let find = |word: &str| {
         for y in 0..buf.area.height {
-            let row: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect();
+            let row: String = (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect();
             if let Some(i) = row.find(word) {
                 let x = row[..i].chars().count() as u16;
                 return buf[(x, y)].fg;
@@ -408,7 +448,10 @@ fn footer_hints_come_from_the_keymap() {
     let mut a = full();
     let term = render(&mut a, 120, 40);
     let text = term.backend().to_string();
-    for (k, d) in provision_tui::tui::keymap::hints(a.ctx()).into_iter().take(4) {
+    for (k, d) in provision_tui::tui::keymap::hints(a.ctx())
+        .into_iter()
+        .take(4)
+    {
         assert!(text.contains(&format!("{k} {d}")), "missing hint {k} {d}");
     }
 }

@@ -33,7 +33,11 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Renders `frames` frames after applying `step` each time; returns sorted frame times in ms.
-fn measure(app: &mut App, frames: usize, mut step: impl FnMut(&mut App, usize)) -> Result<Vec<f64>> {
+fn measure(
+    app: &mut App,
+    frames: usize,
+    mut step: impl FnMut(&mut App, usize),
+) -> Result<Vec<f64>> {
     let mut term = Terminal::new(TestBackend::new(200, 60))?;
     let mut times = Vec::with_capacity(frames);
     for i in 0..frames {
@@ -92,7 +96,10 @@ pub async fn run(lines: i64) -> Result<()> {
         eng.store().append_logs(job.id, &batch)?;
         seq += n;
     }
-    println!("setup: {lines} log lines written in {:.1}s", t.elapsed().as_secs_f64());
+    println!(
+        "setup: {lines} log lines written in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     let rss_setup = peak_rss_kb();
 
     let mut app = App::with_engine(theme::dark(), eng.clone());
@@ -116,13 +123,20 @@ pub async fn run(lines: i64) -> Result<()> {
     app.now_ms = crate::store::now_ms();
 
     let fleet = measure(&mut app, 600, |a, i| {
-        a.update(if i % 100 < 50 { Action::PageDown } else { Action::Up });
+        a.update(if i % 100 < 50 {
+            Action::PageDown
+        } else {
+            Action::Up
+        });
     })?;
     report("fleet 10k servers (scrolling)", &fleet);
     let t = Instant::now();
     app.update(Action::Sort);
     app.update(Action::Sort);
-    println!("fleet re-sort by status: {:.2} ms (on change, not per frame)", t.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "fleet re-sort by status: {:.2} ms (on change, not per frame)",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
 
     app.screen = Screen::Jobs;
     app.reload_jobs();
@@ -130,14 +144,22 @@ pub async fn run(lines: i64) -> Result<()> {
     let follow = measure(&mut app, 300, |_, _| {})?;
     report("log 1M lines, follow (tail)", &follow);
     let scroll = measure(&mut app, 600, |a, i| {
-        a.update(if i % 3 == 0 { Action::PageUp } else { Action::Up });
+        a.update(if i % 3 == 0 {
+            Action::PageUp
+        } else {
+            Action::Up
+        });
     })?;
     report("log 1M lines, scrolling back", &scroll);
     app.update(Action::Wrap);
     let wrap = measure(&mut app, 300, |a, _| a.update(Action::PageUp))?;
     report("log 1M lines, wrapped, paging", &wrap);
     let jump = measure(&mut app, 100, |a, i| {
-        a.update(if i % 2 == 0 { Action::Top } else { Action::Bottom });
+        a.update(if i % 2 == 0 {
+            Action::Top
+        } else {
+            Action::Bottom
+        });
     })?;
     report("log 1M lines, after g/G jumps", &jump);
 
