@@ -262,7 +262,7 @@ impl Form {
         self.visible()
             .into_iter()
             .map(|i| &self.fields[i])
-            .filter(|f| !(f.value().is_empty() && !f.spec.required))
+            .filter(|f| !f.value().is_empty() || f.spec.required)
             .map(|f| (f.spec.name.clone(), f.value()))
             .collect()
     }

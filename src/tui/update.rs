@@ -418,12 +418,10 @@ impl App {
             Action::PrevField => f.prev(),
             Action::Reveal => f.reveal = !f.reveal,
             Action::Enter if !f.is_last() => f.next(),
-            Action::Enter | Action::Submit => {
-                if f.submit() && f.kind == FormKind::AddServer {
-                    let spec = server_spec(&f.values());
-                    f.review = false;
-                    self.cmds.push(Cmd::AddServer(spec));
-                }
+            Action::Enter | Action::Submit if f.submit() && f.kind == FormKind::AddServer => {
+                let spec = server_spec(&f.values());
+                f.review = false;
+                self.cmds.push(Cmd::AddServer(spec));
             }
             Action::Back => self.page = None,
             Action::Left => f.key(KeyEvent::from(crossterm::event::KeyCode::Left)),
@@ -440,11 +438,7 @@ impl App {
             return;
         }
         match a {
-            Action::Enter => {
-                if self.jobs.selected().is_some() {
-                    self.jobs.focus_log = true;
-                }
-            }
+            Action::Enter if self.jobs.selected().is_some() => self.jobs.focus_log = true,
             Action::Filter => self.open_prompt(
                 "filter jobs (status:X server:X app:X)",
                 self.jobs.filter.clone(),
@@ -653,8 +647,10 @@ impl App {
     }
 
     fn open_palette(&mut self) {
-        let mut p = Palette::default();
-        p.suggestions = palette::suggest("", &self.words());
+        let p = Palette {
+            suggestions: palette::suggest("", &self.words()),
+            ..Default::default()
+        };
         self.modal = Some(Modal::Palette(p));
     }
 
@@ -766,7 +762,7 @@ impl App {
                 self.jobs.jobs.insert(0, j);
             }
         }
-        self.jobs.jobs.sort_by(|a, b| b.id.cmp(&a.id));
+        self.jobs.jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
         self.select_job(first);
         self.jobs.focus_log = true;
         self.jobs.log.follow = true;

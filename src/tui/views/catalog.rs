@@ -86,7 +86,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let mut spans = vec![
             Span::styled(if i.required { "* " } else { "  " }, t.warn),
             Span::raw(format!("{} ", i.name)),
-            Span::styled(format!("{}", i.kind.as_str()), t.pending),
+            Span::styled(i.kind.as_str(), t.pending),
         ];
         if let Some(d) = &i.default {
             let v = if i.is_sensitive() {
