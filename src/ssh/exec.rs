@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(encode_env(&env).unwrap(), b"A=x y\0B_2=$(id)\n\0");
         assert!(encode_env(&[("a".into(), Secret::new("1"))]).is_err());
         assert!(encode_env(&[("A;B".into(), Secret::new("1"))]).is_err());
-        assert!(encode_env(&[("A".into(), Secret::new("1\02"))]).is_err());
+        assert!(encode_env(&[("A".into(), Secret::new("1\u{0}2"))]).is_err());
     }
 
     #[test]
