@@ -518,7 +518,12 @@ fn finish(
                             Some(job.id),
                         )?;
                     }
-                    let apps_left = deployments::count_deployments_in(tx, server_id)?;
+                    // The baseline is not an app: a server with only base installers left is ready.
+                    let catalog = engine.catalog();
+                    let apps_left = deployments::deployed_apps_in(tx, server_id)?
+                        .iter()
+                        .filter(|id| catalog.get(id).is_none_or(|i| i.manifest.role == Role::App))
+                        .count();
                     if s.status == ServerStatus::InUse && apps_left == 0 {
                         s = transition_in(
                             tx,

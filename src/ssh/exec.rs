@@ -191,7 +191,7 @@ pub const PGID_MARKER: &str = "__PTUI_PGID=";
 async fn kill_group(s: &Session, pgid: u32, grace: Duration) -> Result<(), KindError> {
     let steps = (grace.as_millis() / 200).max(1);
     let cmd = format!(
-        "{}sh -c 'kill -TERM -- -{pgid} 2>/dev/null; i=0; while kill -0 -- -{pgid} 2>/dev/null; do i=$((i+1)); if [ $i -gt {steps} ]; then kill -KILL -- -{pgid} 2>/dev/null; break; fi; sleep 0.2; done; exit 0'",
+        "{}bash -c 'kill -TERM -- -{pgid} 2>/dev/null; i=0; while kill -0 -- -{pgid} 2>/dev/null; do i=$((i+1)); if [ $i -gt {steps} ]; then kill -KILL -- -{pgid} 2>/dev/null; break; fi; sleep 0.2; done; exit 0'",
         sudo_prefix(s)
     );
     exec_capture(s, &cmd, b"").await.map(|_| ())
@@ -257,6 +257,8 @@ async fn run_in(
         timed_out: false,
     };
     let mut killed = false;
+    // After a kill, the server closes the channel once the group is gone; never wait forever.
+    let mut drain_deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
     let handle_out =
         |line: String, pgid: &mut Option<u32>, on_line: &mut dyn FnMut(LogStream, String)| {
             if pgid.is_none()
@@ -286,12 +288,19 @@ async fn run_in(
             _ = cancel.cancelled(), if !killed => {
                 killed = true;
                 outcome.cancelled = true;
-                kill_or_close(s, &ch, pgid, spec.kill_grace).await;
+                kill_group_of(s, pgid, spec.kill_grace).await;
+                drain_deadline = tokio::time::Instant::now() + spec.kill_grace + Duration::from_secs(10);
             }
             _ = tokio::time::sleep_until(deadline), if !killed => {
                 killed = true;
                 outcome.timed_out = true;
-                kill_or_close(s, &ch, pgid, spec.kill_grace).await;
+                kill_group_of(s, pgid, spec.kill_grace).await;
+                drain_deadline = tokio::time::Instant::now() + spec.kill_grace + Duration::from_secs(10);
+            }
+            _ = tokio::time::sleep_until(drain_deadline), if killed => {
+                tracing::warn!("{}: channel still open after the kill; leaving it", s.target.label());
+                let _ = ch.close().await;
+                break;
             }
         }
     }
@@ -304,22 +313,23 @@ async fn run_in(
     Ok(outcome)
 }
 
-async fn kill_or_close(
-    s: &Session,
-    ch: &russh::Channel<russh::client::Msg>,
-    pgid: Option<u32>,
-    grace: Duration,
-) {
-    // Without a PGID (killed before the wrapper started) closing is all we can do.
-    if let Some(p) = pgid
-        && let Err(e) = kill_group(s, p, grace).await
-    {
-        tracing::warn!(
-            "kill of process group {p} on {} failed: {e}",
+/// Kills the installer's process group from a second channel. Closing the run channel would
+/// kill nothing (the remote process survives it), so we keep reading it until sshd closes it.
+async fn kill_group_of(s: &Session, pgid: Option<u32>, grace: Duration) {
+    match pgid {
+        Some(p) => {
+            if let Err(e) = kill_group(s, p, grace).await {
+                tracing::warn!(
+                    "kill of process group {p} on {} failed: {e}",
+                    s.target.label()
+                );
+            }
+        }
+        None => tracing::warn!(
+            "{}: no process group known yet; only the remote timeout can stop it",
             s.target.label()
-        );
+        ),
     }
-    let _ = ch.close().await;
 }
 
 #[cfg(test)]
@@ -335,7 +345,7 @@ mod tests {
         assert_eq!(encode_env(&env).unwrap(), b"A=x y\0B_2=$(id)\n\0");
         assert!(encode_env(&[("a".into(), Secret::new("1"))]).is_err());
         assert!(encode_env(&[("A;B".into(), Secret::new("1"))]).is_err());
-        assert!(encode_env(&[("A".into(), Secret::new("1\u{0}2"))]).is_err());
+        assert!(encode_env(&[("A".into(), Secret::new("1\x002"))]).is_err());
     }
 
     #[test]
