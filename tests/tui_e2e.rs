@@ -28,7 +28,11 @@ impl Tmux {
         }
         for (k, v) in cmd.get_envs() {
             if let Some(v) = v {
-                line.push_str(&format!(" {}={}", k.to_string_lossy(), shell(&v.to_string_lossy())));
+                line.push_str(&format!(
+                    " {}={}",
+                    k.to_string_lossy(),
+                    shell(&v.to_string_lossy())
+                ));
             }
         }
         line.push_str(&format!(" {}", shell(&cmd.get_program().to_string_lossy())));
@@ -73,7 +77,10 @@ impl Tmux {
             .output()
             .expect("capture-pane");
         let s = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(!s.contains(PASSWORD), "the password appeared on screen:\n{s}");
+        assert!(
+            !s.contains(PASSWORD),
+            "the password appeared on screen:\n{s}"
+        );
         self.captures.push(s.clone());
         s
     }
@@ -125,12 +132,16 @@ fn dashboard_installs_through_a_real_sshd() {
     t.text("127.0.0.1");
     t.keys(&["Tab", "BSpace", "BSpace"]);
     t.text(&sshd.port.to_string());
-    t.keys(&["Tab", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace"]);
+    t.keys(&[
+        "Tab", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace",
+    ]);
     t.text(&sshd.user);
     t.keys(&["Tab"]);
     t.text(&sshd.client_key.display().to_string());
     t.keys(&["C-s"]);
-    let s = t.wait_for("the host key dialog", 20, |s| s.contains("Unknown host key"));
+    let s = t.wait_for("the host key dialog", 20, |s| {
+        s.contains("Unknown host key")
+    });
     assert!(s.contains("SHA256:"), "fingerprint shown:\n{s}");
     t.keys(&["a"]);
     t.wait_for("trust confirmation", 10, |s| s.contains("trusted e2e"));
@@ -139,12 +150,16 @@ fn dashboard_installs_through_a_real_sshd() {
     t.keys(&["2", "/"]);
     t.text("echo-ok");
     t.keys(&["Enter"]);
-    t.wait_for("the catalog details", 5, |s| s.contains("Echo OK") && s.contains("install on e2e"));
+    t.wait_for("the catalog details", 5, |s| {
+        s.contains("Echo OK") && s.contains("install on e2e")
+    });
     t.keys(&["Enter"]);
     t.wait_for("the install form", 5, |s| s.contains("Install Echo OK"));
     t.keys(&["Tab"]);
     t.text("short");
-    let s = t.wait_for("an inline validation error", 5, |s| s.contains("at least 6"));
+    let s = t.wait_for("an inline validation error", 5, |s| {
+        s.contains("at least 6")
+    });
     assert!(s.contains("*****"), "the password is masked:\n{s}");
     t.keys(&["BSpace", "BSpace", "BSpace", "BSpace", "BSpace"]);
     t.text(PASSWORD);
@@ -159,13 +174,22 @@ fn dashboard_installs_through_a_real_sshd() {
     });
     assert!(s.contains("Log #"), "log pane shown:\n{s}");
     assert!(s.contains("this goes to stderr"), "stderr shown:\n{s}");
-    assert!(s.contains("using token *** now"), "the token is masked in the log:\n{s}");
+    assert!(
+        s.contains("using token *** now"),
+        "the token is masked in the log:\n{s}"
+    );
 
     // A second process's job shows up here within about 2 s.
     let out = env.run(&["install", "exit-code", "--on", "e2e", "--set", "code=0"]);
-    assert!(out.status.success(), "cli install: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cli install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t.keys(&["Escape", "g"]);
-    t.wait_for("the other process's job", 4, |s| s.contains("install exit-code"));
+    t.wait_for("the other process's job", 4, |s| {
+        s.contains("install exit-code")
+    });
 
     t.keys(&["q"]);
     std::thread::sleep(Duration::from_millis(500));
@@ -174,7 +198,11 @@ fn dashboard_installs_through_a_real_sshd() {
     }
     // The README's dashboard capture comes from this run when PTUI_E2E_CAPTURE is set.
     if let Ok(path) = std::env::var("PTUI_E2E_CAPTURE")
-        && let Some(c) = t.captures.iter().rev().find(|c| c.contains("using token *** now"))
+        && let Some(c) = t
+            .captures
+            .iter()
+            .rev()
+            .find(|c| c.contains("using token *** now"))
     {
         let _ = std::fs::write(path, c);
     }
