@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bench;
+mod dialogs;
 pub mod event;
 pub mod form;
 pub mod keymap;

@@ -3,24 +3,24 @@
 use super::app::{App, Cmd, Confirmed, Detail, Modal, Page, Prompt, Screen};
 use super::form::{Form, FormKind, server_manifest, server_spec};
 use super::keymap::{Action, Ctx};
-use super::palette::{self, Command, Palette};
-use crate::engine::{HostKeyScan, InstallRequest};
+
+use crate::engine::InstallRequest;
 use crate::fleet::ServerStatus;
 use crate::jobs::job::JobAction;
-use crate::ssh::HostKeyVerdict;
+
 use crossterm::event::{Event as TermEvent, KeyEvent};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 /// Statuses that take a server out of service or wipe it: they ask first.
-fn destructive(s: ServerStatus) -> bool {
+pub(super) fn destructive(s: ServerStatus) -> bool {
     matches!(
         s,
         ServerStatus::Maintenance | ServerStatus::ForceRebuild | ServerStatus::Decommissioned
     )
 }
 
-fn step(sel: &mut usize, len: usize, delta: i64) {
+pub(super) fn step(sel: &mut usize, len: usize, delta: i64) {
     if len == 0 {
         *sel = 0;
         return;
@@ -29,7 +29,7 @@ fn step(sel: &mut usize, len: usize, delta: i64) {
 }
 
 /// Moves a list selection for the navigation actions; false if the action is not one.
-fn nav(sel: &mut usize, len: usize, a: Action, page: i64) -> bool {
+pub(super) fn nav(sel: &mut usize, len: usize, a: Action, page: i64) -> bool {
     match a {
         Action::Down => step(sel, len, 1),
         Action::Up => step(sel, len, -1),
@@ -42,7 +42,7 @@ fn nav(sel: &mut usize, len: usize, a: Action, page: i64) -> bool {
     true
 }
 
-const PAGE: i64 = 10;
+pub(super) const PAGE: i64 = 10;
 
 impl App {
     pub fn key(&mut self, ev: KeyEvent) {
@@ -74,7 +74,7 @@ impl App {
     }
 
     /// App-wide keys on screens; true if handled.
-    fn global(&mut self, a: Action) -> bool {
+    pub(super) fn global(&mut self, a: Action) -> bool {
         match a {
             Action::Quit => self.ask_quit(),
             Action::Help => self.modal = Some(Modal::Help),
@@ -452,7 +452,7 @@ impl App {
         }
     }
 
-    fn ask_cancel(&mut self) {
+    pub(super) fn ask_cancel(&mut self) {
         let Some(j) = self.jobs.selected() else {
             return;
         };
@@ -571,209 +571,5 @@ impl App {
             }
             (Screen::Incidents, _) => {}
         }
-    }
-
-    fn confirm(&mut self, a: Action) {
-        match a {
-            Action::Yes => {
-                if let Some(Modal::Confirm { then, .. }) = self.modal.take() {
-                    match *then {
-                        Confirmed::Cmd(c) => self.cmds.push(c),
-                        Confirmed::Quit => self.quit = true,
-                    }
-                }
-            }
-            Action::No => self.modal = None,
-            _ => {}
-        }
-    }
-
-    fn hostkey(&mut self, a: Action) {
-        match a {
-            Action::Yes => {
-                if let Some(Modal::HostKey(scan)) = self.modal.take() {
-                    self.cmds.push(Cmd::Trust(scan));
-                }
-            }
-            Action::No => {
-                self.modal = None;
-                self.info("host key rejected; nothing recorded");
-            }
-            _ => {}
-        }
-    }
-
-    fn picker(&mut self, a: Action) {
-        let Some(Modal::Picker {
-            targets,
-            items,
-            sel,
-        }) = &mut self.modal
-        else {
-            return;
-        };
-        let len = items.len();
-        if nav(sel, len, a, PAGE) {
-            return;
-        }
-        match a {
-            Action::Yes => {
-                let to = items[*sel];
-                let targets = std::mem::take(targets);
-                if destructive(to) {
-                    self.modal = Some(Modal::Confirm {
-                        title: format!("Set {to}?"),
-                        text: format!(
-                            "Set {} to {to}? {}",
-                            targets.join(", "),
-                            match to {
-                                ServerStatus::Decommissioned =>
-                                    "Nothing will run on it until an operator brings it back.",
-                                ServerStatus::ForceRebuild =>
-                                    "Its next install rebuilds it from scratch.",
-                                _ => "No jobs start on it while on hold.",
-                            }
-                        ),
-                        then: Box::new(Confirmed::Cmd(Cmd::SetStatus(targets, to))),
-                    });
-                } else {
-                    self.modal = None;
-                    self.cmds.push(Cmd::SetStatus(targets, to));
-                }
-            }
-            Action::No => self.modal = None,
-            _ => {}
-        }
-    }
-
-    fn open_palette(&mut self) {
-        let p = Palette {
-            suggestions: palette::suggest("", &self.words()),
-            ..Default::default()
-        };
-        self.modal = Some(Modal::Palette(p));
-    }
-
-    fn words(&self) -> palette::Words<'_> {
-        palette::Words {
-            apps: self.catalog.items.iter().map(|m| m.id.as_str()).collect(),
-            servers: self.fleet.servers.iter().map(|s| s.name.as_str()).collect(),
-        }
-    }
-
-    fn palette(&mut self, a: Action) {
-        let Some(Modal::Palette(mut p)) = self.modal.take() else {
-            return;
-        };
-        match a {
-            Action::Back => return,
-            Action::Input(ev) => {
-                p.input.handle_event(&TermEvent::Key(ev));
-                p.sel = 0;
-            }
-            Action::Down => step(&mut p.sel, p.suggestions.len(), 1),
-            Action::Up => step(&mut p.sel, p.suggestions.len(), -1),
-            Action::Complete => {
-                if let Some(c) = p.suggestions.get(p.sel) {
-                    p.input = Input::new(palette::complete(p.input.value(), c));
-                    p.sel = 0;
-                }
-            }
-            Action::Submit => {
-                let line = p.input.value().to_string();
-                match palette::parse(&line) {
-                    Ok(c) => return self.run_command(c),
-                    Err(e) => self.error(e),
-                }
-            }
-            _ => {}
-        }
-        p.suggestions = palette::suggest(p.input.value(), &self.words());
-        self.modal = Some(Modal::Palette(p));
-    }
-
-    fn run_command(&mut self, c: Command) {
-        match c {
-            Command::Screen(n) => self.goto(n),
-            Command::Install { app, servers } => {
-                let servers = if servers.is_empty() {
-                    self.fleet.targets()
-                } else {
-                    servers
-                };
-                self.open_install(&app, servers);
-            }
-            Command::ServerAdd => self.open_server_form(),
-            Command::Trust(name) => {
-                self.info(format!("connecting to {name} to read its host key…"));
-                self.cmds.push(Cmd::Scan(name));
-            }
-            Command::Cancel(id) => {
-                if let Some(pos) = self.jobs.shown().iter().position(|j| j.id == id) {
-                    self.jobs.sel = pos;
-                    self.ask_cancel();
-                } else {
-                    self.error(format!("no job #{id} in the list"));
-                }
-            }
-            Command::Theme(name) => {
-                let (t, err) = super::theme::load(Some(&name));
-                self.theme = t;
-                if let Some(e) = err {
-                    self.error(e.to_string());
-                }
-            }
-            Command::Mouse => {
-                self.global(Action::Mouse);
-            }
-            Command::Help => self.modal = Some(Modal::Help),
-            Command::Quit => self.ask_quit(),
-        }
-    }
-
-    // ---- results of engine commands ----
-
-    pub fn on_scanned(&mut self, r: Result<HostKeyScan, String>) {
-        self.dirty = true;
-        match r {
-            Ok(scan) => match &scan.verdict {
-                HostKeyVerdict::Trusted => self.info(format!(
-                    "{}: host key already trusted ({})",
-                    scan.server, scan.fingerprint
-                )),
-                HostKeyVerdict::Unknown { .. } => self.modal = Some(Modal::HostKey(Box::new(scan))),
-                HostKeyVerdict::Changed { .. } => {
-                    self.modal = Some(Modal::HostKeyChanged(Box::new(scan)))
-                }
-            },
-            Err(e) => self.error(e),
-        }
-    }
-
-    /// Jobs started: jump to the live log of the first one.
-    pub fn on_started(&mut self, jobs: Vec<crate::jobs::job::Job>) {
-        self.page = None;
-        self.fleet.marks.clear();
-        self.screen = Screen::Jobs;
-        self.jobs.filter.clear();
-        let first = jobs.first().map(|j| j.id);
-        for j in jobs.into_iter().rev() {
-            if !self.jobs.jobs.iter().any(|x| x.id == j.id) {
-                self.jobs.jobs.insert(0, j);
-            }
-        }
-        self.jobs.jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
-        self.select_job(first);
-        self.jobs.focus_log = true;
-        self.jobs.log.follow = true;
-        self.reload_summary();
-    }
-
-    pub fn on_install_refused(&mut self, msg: String) {
-        if let Some(Page::Form(f)) = &mut self.page {
-            f.review = false;
-            f.message = Some(msg.clone());
-        }
-        self.error(msg);
     }
 }
