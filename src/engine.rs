@@ -78,6 +78,22 @@ pub struct HostKeyScan {
     key: russh::keys::ssh_key::PublicKey,
 }
 
+impl HostKeyScan {
+    /// A scan result for a key obtained elsewhere (tests and previews); the verdict is given.
+    pub fn from_key(
+        server: &str,
+        key: russh::keys::ssh_key::PublicKey,
+        verdict: HostKeyVerdict,
+    ) -> Self {
+        HostKeyScan {
+            server: server.to_string(),
+            fingerprint: crate::ssh::known_hosts::fingerprint(&key),
+            verdict,
+            key,
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub config: Config,
     pub store: Store,
@@ -454,6 +470,19 @@ impl Engine {
 
     pub fn job_logs(&self, id: i64, from_seq: i64, limit: usize) -> Result<Vec<LogLine>> {
         self.inner.store.job_logs(id, from_seq, limit)
+    }
+
+    /// The nearest log line containing `needle` from `from_seq` on (or back), found in the store.
+    pub fn find_log_line(
+        &self,
+        id: i64,
+        needle: &str,
+        from_seq: i64,
+        forward: bool,
+    ) -> Result<Option<i64>> {
+        self.inner
+            .store
+            .find_log_line(id, needle, from_seq, forward)
     }
 
     /// Waits for a job of this process to end.
