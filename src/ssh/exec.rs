@@ -58,8 +58,13 @@ pub async fn exec_capture_timeout(
         })?
 }
 
-pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captured, KindError> {
-    let mut ch = s
+/// Opens a channel, runs `cmd`, sends `stdin` and EOF (without EOF the remote side waits).
+async fn open_exec(
+    s: &Session,
+    cmd: &str,
+    stdin: &[u8],
+) -> Result<russh::Channel<russh::client::Msg>, KindError> {
+    let ch = s
         .handle
         .channel_open_session()
         .await
@@ -75,6 +80,11 @@ pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captur
     ch.eof()
         .await
         .map_err(|e| channel_error(s, "send eof", e))?;
+    Ok(ch)
+}
+
+pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captured, KindError> {
+    let mut ch = open_exec(s, cmd, stdin).await?;
     let mut out = Captured::default();
     let (mut o, mut e) = (Vec::new(), Vec::new());
     while let Some(msg) = ch.wait().await {
@@ -258,20 +268,7 @@ async fn run_in(
     cancel: &CancellationToken,
     on_line: &mut impl FnMut(LogStream, String),
 ) -> Result<RunOutcome, KindError> {
-    let mut ch = s
-        .handle
-        .channel_open_session()
-        .await
-        .map_err(|e| channel_error(s, "open channel", e))?;
-    ch.exec(true, cmd)
-        .await
-        .map_err(|e| channel_error(s, "exec", e))?;
-    ch.data(stdin)
-        .await
-        .map_err(|e| channel_error(s, "send inputs", e))?;
-    ch.eof()
-        .await
-        .map_err(|e| channel_error(s, "send eof", e))?;
+    let mut ch = open_exec(s, cmd, stdin).await?;
 
     let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
     let (mut out, mut err) = (LineSplitter::default(), LineSplitter::default());
