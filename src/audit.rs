@@ -6,7 +6,7 @@ pub fn operator() -> String {
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| whoami::username());
+        .unwrap_or_else(whoami::username);
     match std::env::var("SSH_CLIENT")
         .ok()
         .and_then(|c| c.split_whitespace().next().map(str::to_string))

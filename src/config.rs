@@ -28,6 +28,10 @@ pub struct SshSettings {
     pub inactivity_timeout: Duration,
     /// Grace between TERM and KILL when killing a remote process group.
     pub kill_grace: Duration,
+    /// Pooled connections with no lease close after this long.
+    pub idle_timeout: Duration,
+    /// Pooled connections are replaced (not torn down under a running job) after this long.
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +56,8 @@ impl Default for SshSettings {
             keepalive_interval: Duration::from_secs(15),
             inactivity_timeout: Duration::from_secs(3600),
             kill_grace: Duration::from_secs(env_secs("PROVISION_TUI_KILL_GRACE", 5)),
+            idle_timeout: Duration::from_secs(env_secs("PROVISION_TUI_IDLE_TIMEOUT", 300)),
+            max_age: Duration::from_secs(3600),
         }
     }
 }

@@ -78,6 +78,22 @@ pub struct HostKeyScan {
     key: russh::keys::ssh_key::PublicKey,
 }
 
+impl HostKeyScan {
+    /// A scan result for a key obtained elsewhere (tests and previews); the verdict is given.
+    pub fn from_key(
+        server: &str,
+        key: russh::keys::ssh_key::PublicKey,
+        verdict: HostKeyVerdict,
+    ) -> Self {
+        HostKeyScan {
+            server: server.to_string(),
+            fingerprint: crate::ssh::known_hosts::fingerprint(&key),
+            verdict,
+            key,
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub config: Config,
     pub store: Store,
@@ -88,6 +104,7 @@ pub(crate) struct Inner {
     pub operator: String,
     pub owner: String,
     pub slots: Arc<Semaphore>,
+    pub pool: ssh::Pool,
 }
 
 #[derive(Clone)]
@@ -106,6 +123,12 @@ impl Engine {
             user: config.user_known_hosts_path.clone(),
         };
         let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent.max(1)));
+        let pool = ssh::Pool::new(
+            config.ssh.clone(),
+            known_hosts.clone(),
+            config.ssh.idle_timeout,
+            config.ssh.max_age,
+        );
         let engine = Engine {
             inner: Arc::new(Inner {
                 config,
@@ -117,6 +140,7 @@ impl Engine {
                 operator: audit::operator(),
                 owner: audit::process_owner(),
                 slots,
+                pool,
             }),
         };
         engine.recover_interrupted()?;
@@ -188,6 +212,7 @@ impl Engine {
 
     pub fn remove_server(&self, name: &str) -> Result<Server> {
         let server = self.inner.store.remove_server(name)?;
+        self.inner.pool.invalidate(name);
         self.audit("server.rm", name, &server.address())?;
         self.emit(Event::ServerRemoved {
             name: name.to_string(),
@@ -251,6 +276,18 @@ impl Engine {
             .ssh_target(server)
             .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
         ssh::connect(&target, &self.inner.config.ssh, &self.inner.known_hosts).await
+    }
+
+    /// A lease on the server's pooled connection (shared by jobs and health checks).
+    pub async fn pooled(&self, server: &Server) -> std::result::Result<ssh::Lease, KindError> {
+        let target = self
+            .ssh_target(server)
+            .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        self.inner.pool.get(&server.name, &target).await
+    }
+
+    pub fn pool(&self) -> &ssh::Pool {
+        &self.inner.pool
     }
 
     /// Connects far enough to see the server's host key; never records anything.
@@ -433,6 +470,19 @@ impl Engine {
 
     pub fn job_logs(&self, id: i64, from_seq: i64, limit: usize) -> Result<Vec<LogLine>> {
         self.inner.store.job_logs(id, from_seq, limit)
+    }
+
+    /// The nearest log line containing `needle` from `from_seq` on (or back), found in the store.
+    pub fn find_log_line(
+        &self,
+        id: i64,
+        needle: &str,
+        from_seq: i64,
+        forward: bool,
+    ) -> Result<Option<i64>> {
+        self.inner
+            .store
+            .find_log_line(id, needle, from_seq, forward)
     }
 
     /// Waits for a job of this process to end.

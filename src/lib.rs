@@ -12,3 +12,4 @@ pub mod jobs;
 pub mod secret;
 pub mod ssh;
 pub mod store;
+pub mod tui;

@@ -26,6 +26,44 @@ fn issue(text: &str, path: &[Seg<'_>], message: String) -> ManifestIssue {
     }
 }
 
+/// Variables the shell, sudo or the loader give meaning to; an input must not overwrite them.
+const RESERVED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "PWD",
+    "OLDPWD",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "CDPATH",
+    "GLOBIGNORE",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "SECONDS",
+    "RANDOM",
+    "LINENO",
+    "HOSTNAME",
+    "TERM",
+    "LANG",
+    "TMPDIR",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "DEBIAN_FRONTEND",
+    "SUDO_USER",
+    "UID",
+    "EUID",
+    "PPID",
+    "OPTIND",
+    "OPTARG",
+    "BASH",
+    "BASHPID",
+    "HISTFILE",
+];
+
 fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id
@@ -94,6 +132,15 @@ pub fn check_manifest(m: &Manifest, text: &str, dir_name: Option<&str>) -> Vec<M
                     input.name,
                     input.env_name()
                 ),
+            ));
+        }
+        if RESERVED_ENV.contains(&input.env_name().as_str())
+            || input.name.starts_with("provision_tui_")
+        {
+            out.push(issue(
+                text,
+                &at("name"),
+                format!("input name {:?} is reserved: the shell or provision-tui uses ${}; pick another name", input.name, input.env_name()),
             ));
         }
         if !seen.insert(input.name.as_str()) {

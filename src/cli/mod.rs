@@ -59,6 +59,15 @@ pub enum Command {
     Cancel(jobs::CancelArgs),
     /// Show the audit log, newest first.
     Audit(jobs::AuditArgs),
+    /// Benchmark dashboard rendering (10k servers, a 1M-line log) and print frame times.
+    #[command(hide = true)]
+    BenchRender {
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: i64,
+    },
+    /// Print the dashboard key bindings as a Markdown table (for the README and docs).
+    #[command(hide = true)]
+    KeysMarkdown,
 }
 
 impl Cli {
@@ -70,6 +79,22 @@ impl Cli {
 /// Runs a subcommand and returns the process exit code.
 pub async fn run(cli: Cli, command: Command) -> i32 {
     let config = cli.config();
+    match &command {
+        Command::BenchRender { lines } => {
+            return match crate::tui::bench::run(*lines).await {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    exit::ERROR
+                }
+            };
+        }
+        Command::KeysMarkdown => {
+            print!("{}", crate::tui::keymap::markdown());
+            return exit::OK;
+        }
+        _ => {}
+    }
     // `catalog validate DIR` needs no database.
     if let Command::Catalog(catalog::CatalogCmd::Validate { dir: Some(dir) }) = &command {
         return catalog::validate_dir(dir);
@@ -90,6 +115,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Logs(a) => jobs::logs(&engine, a).await,
         Command::Cancel(a) => jobs::cancel(&engine, a),
         Command::Audit(a) => jobs::audit(&engine, a),
+        Command::BenchRender { .. } | Command::KeysMarkdown => Ok(exit::OK),
     };
     match result {
         Ok(code) => code,
@@ -132,11 +158,20 @@ pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// No subcommand: the dashboard. Until the TUI lands this prints what to do instead.
+/// No subcommand: the dashboard.
 pub async fn run_dashboard(cli: Cli) -> i32 {
-    let _ = cli;
-    eprintln!(
-        "the dashboard is not built into this binary yet; see `provision-tui --help` for the CLI"
-    );
-    exit::USAGE
+    let engine = match Engine::open(cli.config()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::ERROR;
+        }
+    };
+    match crate::tui::run(engine, cli.theme.clone()).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::ERROR
+        }
+    }
 }

@@ -297,7 +297,7 @@ async fn connect_with_retries(
     job: &Job,
     cancel: &CancellationToken,
     sink: &LogSink,
-) -> Result<ssh::Session, Failure> {
+) -> Result<ssh::Lease, Failure> {
     let server = engine
         .store()
         .require_server(&job.server_name)
@@ -311,7 +311,7 @@ async fn connect_with_retries(
             server.address()
         ));
         let res = tokio::select! {
-            r = engine.connect(&server) => r,
+            r = engine.pooled(&server) => r,
             _ = cancel.cancelled() => return Err(cancelled()),
         };
         match res {
@@ -416,11 +416,14 @@ async fn execute(
     let outcome = ssh::run_installer(&session, &spec, cancel, |stream, line| {
         sink.line(stream, &line)
     })
-    .await?;
-    let _ = session
-        .handle
-        .disconnect(russh::Disconnect::ByApplication, "", "en")
-        .await;
+    .await
+    .inspect_err(|e| {
+        if e.kind == ErrorKind::SshConnect {
+            // The connection broke under us: the next job dials a fresh one.
+            engine.pool().invalidate(&job.server_name);
+        }
+    })?;
+    drop(session);
     let exit = outcome.exit_code.map(i64::from);
     match outcome.error_kind() {
         None => Ok(outcome.exit_code.unwrap_or(0)),
@@ -518,7 +521,12 @@ fn finish(
                             Some(job.id),
                         )?;
                     }
-                    let apps_left = deployments::count_deployments_in(tx, server_id)?;
+                    // The baseline is not an app: a server with only base installers left is ready.
+                    let catalog = engine.catalog();
+                    let apps_left = deployments::deployed_apps_in(tx, server_id)?
+                        .iter()
+                        .filter(|id| catalog.get(id).is_none_or(|i| i.manifest.role == Role::App))
+                        .count();
                     if s.status == ServerStatus::InUse && apps_left == 0 {
                         s = transition_in(
                             tx,

@@ -46,13 +46,16 @@ pub(crate) fn delete_deployment_in(c: &Connection, server_id: i64, app_id: &str)
     .sql()
 }
 
-pub(crate) fn count_deployments_in(c: &Connection, server_id: i64) -> Result<i64> {
-    c.query_row(
-        "SELECT COUNT(*) FROM deployments WHERE server_id=?1",
-        [server_id],
-        |r| r.get(0),
-    )
-    .sql()
+pub(crate) fn deployed_apps_in(c: &Connection, server_id: i64) -> Result<Vec<String>> {
+    let mut st = c
+        .prepare("SELECT app_id FROM deployments WHERE server_id=?1")
+        .sql()?;
+    let ids = st
+        .query_map([server_id], |r| r.get(0))
+        .sql()?
+        .collect::<rusqlite::Result<Vec<String>>>()
+        .sql()?;
+    Ok(ids)
 }
 
 impl Store {

@@ -2,8 +2,10 @@
 
 pub mod audit;
 pub mod deployments;
+pub mod incident_reads;
 pub mod jobs;
 pub mod leases;
+pub mod log_search;
 mod migrations;
 pub mod servers;
 

@@ -1,0 +1,614 @@
+//! Dashboard state. `update` (in update.rs) takes an Action and changes this state, queueing
+//! engine commands in `cmds`; the event loop runs them and feeds results back.
+
+use super::form::Form;
+use super::keymap::Ctx;
+use super::logview::LogView;
+use super::palette::Palette;
+use super::theme::Theme;
+use crate::catalog::Manifest;
+use crate::engine::{Engine, Event, HostKeyScan, InstallRequest};
+use crate::fleet::{Server, ServerSpec, ServerStatus};
+use crate::jobs::job::Job;
+use crate::store::audit::AuditEntry;
+use crate::store::deployments::Deployment;
+use crate::store::incident_reads::IncidentRow;
+use crate::store::jobs::JobFilter;
+use crate::store::servers::ServerEvent;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use tui_input::Input;
+
+/// How many recent jobs and audit rows the lists hold.
+pub const JOB_LIMIT: usize = 500;
+pub const AUDIT_LIMIT: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Fleet,
+    Catalog,
+    Jobs,
+    Incidents,
+    Audit,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 5] = [
+        Screen::Fleet,
+        Screen::Catalog,
+        Screen::Jobs,
+        Screen::Incidents,
+        Screen::Audit,
+    ];
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Fleet => "Fleet",
+            Screen::Catalog => "Catalog",
+            Screen::Jobs => "Jobs",
+            Screen::Incidents => "Incidents",
+            Screen::Audit => "Audit",
+        }
+    }
+}
+
+/// Engine work the loop performs for `update`.
+#[derive(Debug)]
+pub enum Cmd {
+    AddServer(ServerSpec),
+    RemoveServer(String),
+    SetStatus(Vec<String>, ServerStatus),
+    Scan(String),
+    Trust(Box<HostKeyScan>),
+    Install(InstallRequest),
+    Cancel(i64),
+    Mouse(bool),
+}
+
+/// One health check result. The health checker will send these through an engine event;
+/// until then no sample exists and the Fleet columns show `-`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSample {
+    pub server: String,
+    pub at_ms: i64,
+    pub latency_ms: Option<u32>,
+    pub load: Option<f32>,
+    pub mem_pct: Option<u8>,
+    pub disk_pct: Option<u8>,
+}
+
+/// The last health figures of a server and a short latency history for the sparkline.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    pub last: Option<HealthSample>,
+    pub history: VecDeque<u64>,
+}
+
+impl Health {
+    pub const HISTORY: usize = 16;
+    pub fn apply(&mut self, s: HealthSample) {
+        if let Some(l) = s.latency_ms {
+            self.history.push_back(l as u64);
+            while self.history.len() > Self::HISTORY {
+                self.history.pop_front();
+            }
+        }
+        self.last = Some(s);
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct FleetState {
+    pub servers: Vec<Server>,
+    pub health: HashMap<String, Health>,
+    /// Indices into `servers` after filter and sort; recomputed on change, not per frame.
+    pub order: Vec<usize>,
+    pub sel: usize,
+    pub offset: usize,
+    pub sort: usize,
+    pub rev: bool,
+    pub filter: String,
+    pub marks: BTreeSet<String>,
+}
+
+pub const FLEET_SORTS: [&str; 4] = ["name", "address", "status", "tags"];
+
+impl FleetState {
+    pub fn reorder(&mut self) {
+        let current = self.selected().map(|s| s.name.clone());
+        let f = self.filter.to_lowercase();
+        let mut order: Vec<usize> = (0..self.servers.len())
+            .filter(|i| {
+                let s = &self.servers[*i];
+                f.is_empty()
+                    || s.name.to_lowercase().contains(&f)
+                    || s.host.to_lowercase().contains(&f)
+                    || s.status.as_str().contains(&f)
+                    || s.tags.iter().any(|t| t.to_lowercase().contains(&f))
+            })
+            .collect();
+        let sv = &self.servers;
+        match self.sort {
+            1 => order.sort_by(|a, b| {
+                sv[*a]
+                    .host
+                    .cmp(&sv[*b].host)
+                    .then(sv[*a].port.cmp(&sv[*b].port))
+            }),
+            2 => order.sort_by(|a, b| {
+                sv[*a]
+                    .status
+                    .as_str()
+                    .cmp(sv[*b].status.as_str())
+                    .then(sv[*a].name.cmp(&sv[*b].name))
+            }),
+            3 => order.sort_by(|a, b| {
+                sv[*a]
+                    .tags
+                    .join(",")
+                    .cmp(&sv[*b].tags.join(","))
+                    .then(sv[*a].name.cmp(&sv[*b].name))
+            }),
+            _ => order.sort_by(|a, b| sv[*a].name.cmp(&sv[*b].name)),
+        }
+        if self.rev {
+            order.reverse();
+        }
+        self.order = order;
+        self.sel = current
+            .and_then(|n| self.order.iter().position(|i| self.servers[*i].name == n))
+            .unwrap_or(self.sel)
+            .min(self.order.len().saturating_sub(1));
+    }
+
+    pub fn selected(&self) -> Option<&Server> {
+        self.order.get(self.sel).and_then(|i| self.servers.get(*i))
+    }
+
+    /// Marked servers, or the selected one.
+    pub fn targets(&self) -> Vec<String> {
+        if self.marks.is_empty() {
+            self.selected()
+                .map(|s| vec![s.name.clone()])
+                .unwrap_or_default()
+        } else {
+            self.marks.iter().cloned().collect()
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CatalogState {
+    pub items: Vec<Manifest>,
+    pub problems: usize,
+    pub sel: usize,
+    pub filter: String,
+}
+
+impl CatalogState {
+    pub fn shown(&self) -> Vec<&Manifest> {
+        let f = self.filter.to_lowercase();
+        self.items
+            .iter()
+            .filter(|m| {
+                f.is_empty()
+                    || m.id.to_lowercase().contains(&f)
+                    || m.name.to_lowercase().contains(&f)
+                    || m.category.to_lowercase().contains(&f)
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct JobsState {
+    pub jobs: Vec<Job>,
+    pub sel: usize,
+    pub filter: String,
+    pub focus_log: bool,
+    pub log: LogView,
+}
+
+impl JobsState {
+    /// Jobs matching the filter: `status:X`, `server:X`, `app:X` tokens or free words.
+    pub fn shown(&self) -> Vec<&Job> {
+        let words: Vec<String> = self
+            .filter
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect();
+        self.jobs
+            .iter()
+            .filter(|j| {
+                words.iter().all(|w| match w.split_once(':') {
+                    Some(("status", v)) => j.status.as_str().starts_with(v),
+                    Some(("server", v)) => j.server_name.to_lowercase().contains(v),
+                    Some(("app", v)) => j.app_id.to_lowercase().contains(v),
+                    _ => {
+                        j.status.as_str().contains(w.as_str())
+                            || j.server_name.to_lowercase().contains(w.as_str())
+                            || j.app_id.to_lowercase().contains(w.as_str())
+                    }
+                })
+            })
+            .collect()
+    }
+
+    pub fn selected(&self) -> Option<&Job> {
+        self.shown().get(self.sel).copied()
+    }
+}
+
+#[derive(Debug)]
+pub struct ListState<T> {
+    pub items: Vec<T>,
+    pub sel: usize,
+    pub filter: String,
+}
+
+impl<T> Default for ListState<T> {
+    fn default() -> Self {
+        ListState {
+            items: Vec::new(),
+            sel: 0,
+            filter: String::new(),
+        }
+    }
+}
+
+/// A server's detail page.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub server: Server,
+    pub events: Vec<ServerEvent>,
+    pub deployments: Vec<Deployment>,
+    pub jobs: Vec<Job>,
+    pub incidents: Vec<IncidentRow>,
+    pub scroll: u16,
+}
+
+#[derive(Debug)]
+pub enum Page {
+    Detail(Box<Detail>),
+    Form(Box<Form>),
+}
+
+#[derive(Debug)]
+pub enum Modal {
+    Confirm {
+        title: String,
+        text: String,
+        then: Box<Confirmed>,
+    },
+    HostKey(Box<HostKeyScan>),
+    HostKeyChanged(Box<HostKeyScan>),
+    Picker {
+        targets: Vec<String>,
+        items: Vec<ServerStatus>,
+        sel: usize,
+    },
+    Help,
+    Palette(Palette),
+}
+
+/// What a confirmation leads to.
+#[derive(Debug)]
+pub enum Confirmed {
+    Cmd(Cmd),
+    Quit,
+}
+
+/// A one-line text prompt: a list filter or the log search.
+#[derive(Debug)]
+pub struct Prompt {
+    pub input: Input,
+    pub label: &'static str,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Summary {
+    pub running: i64,
+    pub queued: i64,
+    pub incidents_open: i64,
+}
+
+pub struct App {
+    pub eng: Option<Engine>,
+    pub theme: Theme,
+    pub screen: Screen,
+    pub page: Option<Page>,
+    pub modal: Option<Modal>,
+    pub prompt: Option<Prompt>,
+    pub fleet: FleetState,
+    pub catalog: CatalogState,
+    pub jobs: JobsState,
+    pub incidents: ListState<IncidentRow>,
+    pub audit: ListState<AuditEntry>,
+    pub summary: Summary,
+    pub db_path: String,
+    pub now_ms: i64,
+    /// A message in the footer until the next key; `true` means an error.
+    pub flash: Option<(String, bool)>,
+    pub mouse: bool,
+    /// Show times in UTC instead of local time (snapshots use it).
+    pub utc: bool,
+    pub quit: bool,
+    pub dirty: bool,
+    pub cmds: Vec<Cmd>,
+}
+
+impl App {
+    /// An empty dashboard (tests fill it directly).
+    pub fn new(theme: Theme) -> Self {
+        App {
+            eng: None,
+            theme,
+            screen: Screen::Fleet,
+            page: None,
+            modal: None,
+            prompt: None,
+            fleet: FleetState::default(),
+            catalog: CatalogState::default(),
+            jobs: JobsState {
+                log: LogView::new(),
+                ..Default::default()
+            },
+            incidents: ListState::default(),
+            audit: ListState::default(),
+            summary: Summary::default(),
+            db_path: String::new(),
+            now_ms: 0,
+            flash: None,
+            mouse: false,
+            utc: false,
+            quit: false,
+            dirty: true,
+            cmds: Vec::new(),
+        }
+    }
+
+    pub fn with_engine(theme: Theme, eng: Engine) -> Self {
+        let mut app = App::new(theme);
+        app.db_path = eng.config().db_path.display().to_string();
+        app.eng = Some(eng);
+        app.reload();
+        app
+    }
+
+    /// Which keymap is in force.
+    pub fn ctx(&self) -> Ctx {
+        match &self.modal {
+            Some(Modal::Help) => return Ctx::Help,
+            Some(Modal::Palette(_)) => return Ctx::Palette,
+            Some(Modal::Confirm { .. }) => return Ctx::Confirm,
+            Some(Modal::HostKey(_)) => return Ctx::HostKey,
+            Some(Modal::HostKeyChanged(_)) => return Ctx::HostKeyChanged,
+            Some(Modal::Picker { .. }) => return Ctx::Picker,
+            None => {}
+        }
+        self.base_ctx()
+    }
+
+    /// The context under any dialog (what `?` describes).
+    pub fn base_ctx(&self) -> Ctx {
+        if self.prompt.is_some() {
+            return Ctx::Prompt;
+        }
+        match &self.page {
+            Some(Page::Form(f)) if f.review => return Ctx::Review,
+            Some(Page::Form(_)) => return Ctx::Form,
+            Some(Page::Detail(_)) => return Ctx::Detail,
+            None => {}
+        }
+        match self.screen {
+            Screen::Fleet => Ctx::Fleet,
+            Screen::Catalog => Ctx::Catalog,
+            Screen::Jobs if self.jobs.focus_log => Ctx::Log,
+            Screen::Jobs => Ctx::Jobs,
+            Screen::Incidents => Ctx::Incidents,
+            Screen::Audit => Ctx::Audit,
+        }
+    }
+
+    pub fn error(&mut self, msg: impl Into<String>) {
+        self.flash = Some((msg.into(), true));
+    }
+
+    pub fn info(&mut self, msg: impl Into<String>) {
+        self.flash = Some((msg.into(), false));
+    }
+
+    /// Whether anything changes with time alone (running jobs show a ticking elapsed time).
+    pub fn ticking(&self) -> bool {
+        self.summary.running + self.summary.queued > 0
+            || self.jobs.jobs.iter().any(|j| j.status.is_running())
+    }
+
+    // ---- loading through the engine (reads only) ----
+
+    /// Re-reads everything shown. Used at start, after lost events and on Ctrl-r.
+    pub fn reload(&mut self) {
+        self.reload_servers();
+        self.reload_catalog();
+        self.reload_jobs();
+        self.reload_audit();
+        self.reload_incidents();
+        self.reload_summary();
+        self.dirty = true;
+    }
+
+    pub fn reload_servers(&mut self) {
+        let Some(eng) = &self.eng else { return };
+        match eng.servers() {
+            Ok(s) => {
+                self.fleet.servers = s;
+                self.fleet
+                    .marks
+                    .retain(|m| self.fleet.servers.iter().any(|s| &s.name == m));
+                self.fleet.reorder();
+            }
+            Err(e) => self.error(format!("reading servers: {e:#}")),
+        }
+    }
+
+    pub fn reload_catalog(&mut self) {
+        let Some(eng) = &self.eng else { return };
+        let cat = eng.catalog();
+        self.catalog.items = cat.installers().map(|i| i.manifest.clone()).collect();
+        self.catalog.problems = cat.problems.len();
+    }
+
+    pub fn reload_jobs(&mut self) {
+        let Some(eng) = &self.eng else { return };
+        let keep = self.jobs.selected().map(|j| j.id);
+        match eng.jobs(&JobFilter {
+            limit: Some(JOB_LIMIT),
+            ..Default::default()
+        }) {
+            Ok(j) => {
+                self.jobs.jobs = j;
+                self.select_job(keep);
+            }
+            Err(e) => self.error(format!("reading jobs: {e:#}")),
+        }
+        if let (Some(eng), Some(_)) = (&self.eng, self.jobs.log.job_id) {
+            self.jobs.log.catch_up(eng);
+        }
+    }
+
+    pub fn reload_audit(&mut self) {
+        let Some(eng) = &self.eng else { return };
+        let f = self.audit.filter.trim();
+        match eng
+            .store()
+            .audit_entries((!f.is_empty()).then_some(f), AUDIT_LIMIT)
+        {
+            Ok(a) => {
+                self.audit.items = a;
+                self.audit.sel = self.audit.sel.min(self.audit.items.len().saturating_sub(1));
+            }
+            Err(e) => self.error(format!("reading audit log: {e:#}")),
+        }
+    }
+
+    pub fn reload_incidents(&mut self) {
+        let Some(eng) = &self.eng else { return };
+        if let Ok(i) = eng.store().incidents(None, 500) {
+            self.incidents.items = i;
+        }
+    }
+
+    pub fn reload_summary(&mut self) {
+        let Some(eng) = &self.eng else { return };
+        if let Ok(counts) = eng.store().job_status_counts() {
+            let get = |s| {
+                counts
+                    .iter()
+                    .find(|(k, _)| *k == s)
+                    .map(|x| x.1)
+                    .unwrap_or(0)
+            };
+            self.summary.running = get(crate::jobs::JobStatus::Running);
+            self.summary.queued = get(crate::jobs::JobStatus::Queued);
+        }
+        if let Ok(n) = eng.store().open_incident_count() {
+            self.summary.incidents_open = n;
+        }
+    }
+
+    /// Keeps the same job selected when the list changes (by id), else the first.
+    pub fn select_job(&mut self, id: Option<i64>) {
+        let shown = self.jobs.shown();
+        let pos = id.and_then(|id| shown.iter().position(|j| j.id == id));
+        let len = shown.len();
+        self.jobs.sel = pos.unwrap_or(self.jobs.sel).min(len.saturating_sub(1));
+        self.open_selected_log();
+    }
+
+    /// Points the log pane at the selected job (unless it already is).
+    pub fn open_selected_log(&mut self) {
+        let id = self.jobs.selected().map(|j| j.id);
+        if id == self.jobs.log.job_id {
+            return;
+        }
+        match (id, &self.eng) {
+            (Some(id), Some(eng)) => self.jobs.log.open(id, eng),
+            (None, _) => {
+                let mut v = LogView::new();
+                v.wrap = self.jobs.log.wrap;
+                v.timestamps = self.jobs.log.timestamps;
+                self.jobs.log = v;
+            }
+            _ => {}
+        }
+    }
+
+    // ---- engine events ----
+
+    pub fn on_event(&mut self, ev: Event) {
+        let was_dirty = self.dirty;
+        self.dirty = true;
+        match ev {
+            Event::JobQueued { job } | Event::JobStarted { job } | Event::JobFinished { job } => {
+                self.upsert_job(job);
+                self.reload_summary();
+                if self.screen == Screen::Audit {
+                    self.reload_audit();
+                }
+            }
+            Event::JobLog { job_id, lines } => {
+                if self.jobs.log.job_id == Some(job_id) {
+                    self.jobs.log.push(&lines);
+                } else {
+                    self.dirty = was_dirty;
+                }
+            }
+            Event::ServerChanged { server } => {
+                match self.fleet.servers.iter_mut().find(|s| s.id == server.id) {
+                    Some(s) => *s = server,
+                    None => self.fleet.servers.push(server),
+                }
+                self.fleet.reorder();
+            }
+            Event::ServerRemoved { name } => {
+                self.fleet.servers.retain(|s| s.name != name);
+                self.fleet.marks.remove(&name);
+                self.fleet.reorder();
+            }
+            Event::ExternalChange => {
+                self.reload_servers();
+                self.reload_jobs();
+                self.reload_summary();
+                self.reload_incidents();
+                if self.screen == Screen::Audit {
+                    self.reload_audit();
+                }
+            }
+        }
+    }
+
+    fn upsert_job(&mut self, job: Job) {
+        let keep = self.jobs.selected().map(|j| j.id);
+        match self.jobs.jobs.iter_mut().find(|j| j.id == job.id) {
+            Some(j) => *j = job,
+            None => {
+                let pos = self
+                    .jobs
+                    .jobs
+                    .iter()
+                    .position(|j| j.id < job.id)
+                    .unwrap_or(self.jobs.jobs.len());
+                self.jobs.jobs.insert(pos, job);
+                self.jobs.jobs.truncate(JOB_LIMIT);
+            }
+        }
+        self.select_job(keep);
+    }
+
+    pub fn apply_health(&mut self, s: HealthSample) {
+        self.fleet
+            .health
+            .entry(s.server.clone())
+            .or_default()
+            .apply(s);
+        self.dirty = true;
+    }
+}

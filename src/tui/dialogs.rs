@@ -1,0 +1,218 @@
+//! `App::update` for dialogs, the command palette, and the results of engine commands.
+
+use super::app::{App, Cmd, Confirmed, Modal, Page, Screen};
+use super::keymap::Action;
+use super::palette::{self, Command, Palette};
+use super::update::{PAGE, destructive, nav, step};
+use crate::engine::HostKeyScan;
+use crate::fleet::ServerStatus;
+use crate::ssh::HostKeyVerdict;
+use crossterm::event::Event as TermEvent;
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
+
+impl App {
+    pub(super) fn confirm(&mut self, a: Action) {
+        match a {
+            Action::Yes => {
+                if let Some(Modal::Confirm { then, .. }) = self.modal.take() {
+                    match *then {
+                        Confirmed::Cmd(c) => self.cmds.push(c),
+                        Confirmed::Quit => self.quit = true,
+                    }
+                }
+            }
+            Action::No => self.modal = None,
+            _ => {}
+        }
+    }
+
+    pub(super) fn hostkey(&mut self, a: Action) {
+        match a {
+            Action::Yes => {
+                if let Some(Modal::HostKey(scan)) = self.modal.take() {
+                    self.cmds.push(Cmd::Trust(scan));
+                }
+            }
+            Action::No => {
+                self.modal = None;
+                self.info("host key rejected; nothing recorded");
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn picker(&mut self, a: Action) {
+        let Some(Modal::Picker {
+            targets,
+            items,
+            sel,
+        }) = &mut self.modal
+        else {
+            return;
+        };
+        let len = items.len();
+        if nav(sel, len, a, PAGE) {
+            return;
+        }
+        match a {
+            Action::Yes => {
+                let to = items[*sel];
+                let targets = std::mem::take(targets);
+                if destructive(to) {
+                    self.modal = Some(Modal::Confirm {
+                        title: format!("Set {to}?"),
+                        text: format!(
+                            "Set {} to {to}? {}",
+                            targets.join(", "),
+                            match to {
+                                ServerStatus::Decommissioned =>
+                                    "Nothing will run on it until an operator brings it back.",
+                                ServerStatus::ForceRebuild =>
+                                    "Its next install rebuilds it from scratch.",
+                                _ => "No jobs start on it while on hold.",
+                            }
+                        ),
+                        then: Box::new(Confirmed::Cmd(Cmd::SetStatus(targets, to))),
+                    });
+                } else {
+                    self.modal = None;
+                    self.cmds.push(Cmd::SetStatus(targets, to));
+                }
+            }
+            Action::No => self.modal = None,
+            _ => {}
+        }
+    }
+
+    pub(super) fn open_palette(&mut self) {
+        let p = Palette {
+            suggestions: palette::suggest("", &self.words()),
+            ..Default::default()
+        };
+        self.modal = Some(Modal::Palette(p));
+    }
+
+    pub(super) fn words(&self) -> palette::Words<'_> {
+        palette::Words {
+            apps: self.catalog.items.iter().map(|m| m.id.as_str()).collect(),
+            servers: self.fleet.servers.iter().map(|s| s.name.as_str()).collect(),
+        }
+    }
+
+    pub(super) fn palette(&mut self, a: Action) {
+        let Some(Modal::Palette(mut p)) = self.modal.take() else {
+            return;
+        };
+        match a {
+            Action::Back => return,
+            Action::Input(ev) => {
+                p.input.handle_event(&TermEvent::Key(ev));
+                p.sel = 0;
+            }
+            Action::Down => step(&mut p.sel, p.suggestions.len(), 1),
+            Action::Up => step(&mut p.sel, p.suggestions.len(), -1),
+            Action::Complete => {
+                if let Some(c) = p.suggestions.get(p.sel) {
+                    p.input = Input::new(palette::complete(p.input.value(), c));
+                    p.sel = 0;
+                }
+            }
+            Action::Submit => {
+                let line = p.input.value().to_string();
+                match palette::parse(&line) {
+                    Ok(c) => return self.run_command(c),
+                    Err(e) => self.error(e),
+                }
+            }
+            _ => {}
+        }
+        p.suggestions = palette::suggest(p.input.value(), &self.words());
+        self.modal = Some(Modal::Palette(p));
+    }
+
+    pub(super) fn run_command(&mut self, c: Command) {
+        match c {
+            Command::Screen(n) => self.goto(n),
+            Command::Install { app, servers } => {
+                let servers = if servers.is_empty() {
+                    self.fleet.targets()
+                } else {
+                    servers
+                };
+                self.open_install(&app, servers);
+            }
+            Command::ServerAdd => self.open_server_form(),
+            Command::Trust(name) => {
+                self.info(format!("connecting to {name} to read its host key…"));
+                self.cmds.push(Cmd::Scan(name));
+            }
+            Command::Cancel(id) => {
+                if let Some(pos) = self.jobs.shown().iter().position(|j| j.id == id) {
+                    self.jobs.sel = pos;
+                    self.ask_cancel();
+                } else {
+                    self.error(format!("no job #{id} in the list"));
+                }
+            }
+            Command::Theme(name) => {
+                let (t, err) = super::theme::load(Some(&name));
+                self.theme = t;
+                if let Some(e) = err {
+                    self.error(e.to_string());
+                }
+            }
+            Command::Mouse => {
+                self.global(Action::Mouse);
+            }
+            Command::Help => self.modal = Some(Modal::Help),
+            Command::Quit => self.ask_quit(),
+        }
+    }
+
+    // ---- results of engine commands ----
+
+    pub fn on_scanned(&mut self, r: Result<HostKeyScan, String>) {
+        self.dirty = true;
+        match r {
+            Ok(scan) => match &scan.verdict {
+                HostKeyVerdict::Trusted => self.info(format!(
+                    "{}: host key already trusted ({})",
+                    scan.server, scan.fingerprint
+                )),
+                HostKeyVerdict::Unknown { .. } => self.modal = Some(Modal::HostKey(Box::new(scan))),
+                HostKeyVerdict::Changed { .. } => {
+                    self.modal = Some(Modal::HostKeyChanged(Box::new(scan)))
+                }
+            },
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// Jobs started: jump to the live log of the first one.
+    pub fn on_started(&mut self, jobs: Vec<crate::jobs::job::Job>) {
+        self.page = None;
+        self.fleet.marks.clear();
+        self.screen = Screen::Jobs;
+        self.jobs.filter.clear();
+        let first = jobs.first().map(|j| j.id);
+        for j in jobs.into_iter().rev() {
+            if !self.jobs.jobs.iter().any(|x| x.id == j.id) {
+                self.jobs.jobs.insert(0, j);
+            }
+        }
+        self.jobs.jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+        self.select_job(first);
+        self.jobs.focus_log = true;
+        self.jobs.log.follow = true;
+        self.reload_summary();
+    }
+
+    pub fn on_install_refused(&mut self, msg: String) {
+        if let Some(Page::Form(f)) = &mut self.page {
+            f.review = false;
+            f.message = Some(msg.clone());
+        }
+        self.error(msg);
+    }
+}

@@ -1,0 +1,238 @@
+//! The event loop: terminal input, engine events and command results in; one render per batch.
+
+use super::app::{App, Cmd};
+use super::views;
+use crate::engine::{Engine, Event};
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, MouseEventKind,
+};
+use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+use futures::StreamExt;
+use ratatui::DefaultTerminal;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+
+/// Results of engine work done off the loop.
+pub enum Msg {
+    Scanned(Result<crate::engine::HostKeyScan, String>),
+}
+
+/// At most ~30 frames a second.
+const FRAME: Duration = Duration::from_millis(33);
+
+pub fn now_ms() -> i64 {
+    crate::store::now_ms()
+}
+
+fn on_term(app: &mut App, ev: TermEvent) {
+    match ev {
+        TermEvent::Key(k) => app.key(k),
+        TermEvent::Resize(..) => app.dirty = true,
+        TermEvent::Mouse(m) if app.mouse => match m.kind {
+            MouseEventKind::ScrollDown => app.update(super::keymap::Action::Down),
+            MouseEventKind::ScrollUp => app.update(super::keymap::Action::Up),
+            _ => {}
+        },
+        _ => {}
+    }
+}
+
+fn on_engine(app: &mut App, r: Result<Event, broadcast::error::RecvError>) -> bool {
+    match r {
+        Ok(e) => app.on_event(e),
+        // Missed events: re-read from the database.
+        Err(broadcast::error::RecvError::Lagged(_)) => app.reload(),
+        Err(broadcast::error::RecvError::Closed) => return false,
+    }
+    true
+}
+
+/// Runs the commands `update` queued. Database work is quick and runs here; SSH runs on a task.
+fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
+    for cmd in std::mem::take(&mut app.cmds) {
+        app.dirty = true;
+        match cmd {
+            Cmd::AddServer(spec) => match eng.add_server(&spec) {
+                Ok(s) => {
+                    app.page = None;
+                    app.info(format!("added {}; reading its host key…", s.name));
+                    app.on_event(Event::ServerChanged { server: s.clone() });
+                    if let Some(i) = app
+                        .fleet
+                        .order
+                        .iter()
+                        .position(|i| app.fleet.servers[*i].name == s.name)
+                    {
+                        app.fleet.sel = i;
+                    }
+                    app.cmds.push(Cmd::Scan(s.name));
+                }
+                Err(e) => {
+                    if let Some(super::app::Page::Form(f)) = &mut app.page {
+                        f.message = Some(format!("{e:#}"));
+                    }
+                    app.error(format!("{e:#}"));
+                }
+            },
+            Cmd::RemoveServer(name) => match eng.remove_server(&name) {
+                Ok(_) => app.info(format!("removed {name}")),
+                Err(e) => app.error(format!("{e:#}")),
+            },
+            Cmd::SetStatus(names, to) => {
+                let mut errs = Vec::new();
+                for n in &names {
+                    if let Err(e) = eng.set_server_status(n, to) {
+                        errs.push(format!("{e:#}"));
+                    }
+                }
+                if errs.is_empty() {
+                    app.info(format!("{} → {to}", names.join(", ")));
+                    app.fleet.marks.clear();
+                } else {
+                    app.error(errs.join("; "));
+                }
+                if let Some(super::app::Page::Detail(d)) = &mut app.page
+                    && let Ok(s) = eng.store().require_server(&d.server.name)
+                {
+                    d.events = eng.store().server_events(s.id, 50).unwrap_or_default();
+                    d.server = s;
+                }
+            }
+            Cmd::Scan(name) => {
+                let (eng, tx) = (eng.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let r = eng
+                        .scan_host_key(&name)
+                        .await
+                        .map_err(|e| format!("{name}: {e}"));
+                    let _ = tx.send(Msg::Scanned(r));
+                });
+            }
+            Cmd::Trust(scan) => match eng.trust_host_key(&scan, false) {
+                Ok(()) => app.info(format!("trusted {} ({})", scan.server, scan.fingerprint)),
+                Err(e) => app.error(format!("{e:#}")),
+            },
+            Cmd::Install(req) => match eng.start_install(&req) {
+                Ok(jobs) => app.on_started(jobs),
+                Err(e) => app.on_install_refused(e.to_string()),
+            },
+            Cmd::Cancel(id) => match eng.cancel_job(id) {
+                Ok(_) => app.info(format!("cancelling job #{id}…")),
+                Err(e) => app.error(format!("{e:#}")),
+            },
+            Cmd::Mouse(on) => {
+                let mut out = std::io::stdout();
+                let _ = if on {
+                    crossterm::execute!(out, EnableMouseCapture)
+                } else {
+                    crossterm::execute!(out, DisableMouseCapture)
+                };
+            }
+        }
+    }
+}
+
+fn draw(term: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
+    app.now_ms = now_ms();
+    let mut out = std::io::stdout();
+    // Synchronized output: the terminal shows the frame at once, without tearing over SSH.
+    crossterm::execute!(out, BeginSynchronizedUpdate)?;
+    let r = term.draw(|f| views::draw(f, app));
+    crossterm::execute!(out, EndSynchronizedUpdate)?;
+    r?;
+    app.dirty = false;
+    Ok(())
+}
+
+/// Runs until the user quits. Sleeps in `select!` when nothing happens: an idle dashboard
+/// uses no CPU (a 1 s tick runs only while jobs run, for their elapsed time).
+pub async fn run_loop(
+    term: &mut DefaultTerminal,
+    app: &mut App,
+    eng: Engine,
+) -> std::io::Result<()> {
+    // A task owns the terminal stream; the loop drains its channel without polling it directly
+    // (polling EventStream with a no-op waker would lose wake-ups).
+    let (key_tx, mut input) = mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
+    let reader = tokio::spawn(async move {
+        let mut stream = EventStream::new();
+        while let Some(ev) = stream.next().await {
+            if key_tx.send(ev).is_err() {
+                break;
+            }
+        }
+    });
+    let r = pump(term, app, eng, &mut input).await;
+    reader.abort();
+    r
+}
+
+async fn pump(
+    term: &mut DefaultTerminal,
+    app: &mut App,
+    eng: Engine,
+    input: &mut mpsc::UnboundedReceiver<std::io::Result<TermEvent>>,
+) -> std::io::Result<()> {
+    let mut events = eng.subscribe();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut last_draw = Instant::now() - FRAME;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    draw(term, app)?;
+    last_draw = Instant::now().max(last_draw);
+    loop {
+        let ticking = app.ticking();
+        let wait_frame = app.dirty;
+        let next_frame = last_draw + FRAME;
+        tokio::select! {
+            ev = input.recv() => match ev {
+                Some(Ok(ev)) => on_term(app, ev),
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            },
+            r = events.recv() => if !on_engine(app, r) { return Ok(()) },
+            Some(m) = rx.recv() => match m { Msg::Scanned(r) => app.on_scanned(r) },
+            _ = tick.tick(), if ticking => app.dirty = true,
+            _ = tokio::time::sleep_until(next_frame.into()), if wait_frame => {},
+        }
+        // Drain everything already queued, then render once.
+        loop {
+            let mut any = false;
+            while let Ok(ev) = input.try_recv() {
+                on_term(app, ev?);
+                any = true;
+            }
+            loop {
+                match events.try_recv() {
+                    Ok(e) => {
+                        app.on_event(e);
+                        any = true;
+                    }
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                        app.reload();
+                        any = true;
+                    }
+                    Err(_) => break,
+                }
+            }
+            while let Ok(Msg::Scanned(r)) = rx.try_recv() {
+                app.on_scanned(r);
+                any = true;
+            }
+            if !app.cmds.is_empty() {
+                exec(app, &eng, &tx);
+                any = true;
+            }
+            if !any {
+                break;
+            }
+        }
+        if app.quit {
+            return Ok(());
+        }
+        if app.dirty && last_draw.elapsed() >= FRAME {
+            draw(term, app)?;
+            last_draw = Instant::now();
+        }
+    }
+}

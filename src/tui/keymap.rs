@@ -1,0 +1,608 @@
+//! Key bindings per context. One table feeds key lookup, the footer hints and the `?` help, so
+//! the three cannot drift apart.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+/// Which screen or layer has the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ctx {
+    Fleet,
+    Detail,
+    Catalog,
+    Form,
+    Review,
+    Jobs,
+    Log,
+    Incidents,
+    Audit,
+    Confirm,
+    HostKey,
+    HostKeyChanged,
+    Picker,
+    Prompt,
+    Palette,
+    Help,
+}
+
+/// What a key asks for; `update` turns it into a state change and maybe an engine command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Back,
+    Help,
+    Palette,
+    NextScreen,
+    PrevScreen,
+    Screen(u8),
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Enter,
+    Mark,
+    Filter,
+    Sort,
+    SortReverse,
+    AddServer,
+    Trust,
+    SetStatus,
+    Remove,
+    Install,
+    Cancel,
+    Wrap,
+    Timestamps,
+    Follow,
+    NextMatch,
+    PrevMatch,
+    Mouse,
+    Reload,
+    Submit,
+    NextField,
+    PrevField,
+    Toggle,
+    Reveal,
+    Left,
+    Right,
+    Complete,
+    Yes,
+    No,
+    /// A key for a text field (typing).
+    Input(KeyEvent),
+}
+
+/// A key as written in the tables: code plus modifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key(pub KeyCode, pub KeyModifiers);
+
+const fn k(c: char) -> Key {
+    Key(KeyCode::Char(c), KeyModifiers::NONE)
+}
+const fn ctrl(c: char) -> Key {
+    Key(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+const fn code(c: KeyCode) -> Key {
+    Key(c, KeyModifiers::NONE)
+}
+
+pub const UP: Key = code(KeyCode::Up);
+pub const DOWN: Key = code(KeyCode::Down);
+pub const ESC: Key = code(KeyCode::Esc);
+pub const ENTER: Key = code(KeyCode::Enter);
+pub const TAB: Key = code(KeyCode::Tab);
+pub const BACKTAB: Key = Key(KeyCode::BackTab, KeyModifiers::SHIFT);
+
+/// One binding: its keys, what it does, its words, and whether the footer shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    pub keys: &'static [Key],
+    pub action: Action,
+    pub desc: &'static str,
+    pub hint: bool,
+}
+
+const fn b(keys: &'static [Key], action: Action, desc: &'static str, hint: bool) -> Binding {
+    Binding {
+        keys,
+        action,
+        desc,
+        hint,
+    }
+}
+
+const MOVE: [Binding; 4] = [
+    b(&[k('j'), DOWN], Action::Down, "down", false),
+    b(&[k('k'), UP], Action::Up, "up", false),
+    b(
+        &[code(KeyCode::PageDown), ctrl('d')],
+        Action::PageDown,
+        "page down",
+        false,
+    ),
+    b(
+        &[code(KeyCode::PageUp), ctrl('u')],
+        Action::PageUp,
+        "page up",
+        false,
+    ),
+];
+const ENDS: [Binding; 2] = [
+    b(&[k('g'), code(KeyCode::Home)], Action::Top, "first", false),
+    b(&[k('G'), code(KeyCode::End)], Action::Bottom, "last", false),
+];
+
+/// Screen switching and app-wide keys, active on every screen (not in dialogs or text fields).
+pub const GLOBAL: &[Binding] = &[
+    b(&[k('?')], Action::Help, "help", true),
+    b(&[k(':')], Action::Palette, "command", true),
+    b(&[TAB], Action::NextScreen, "next screen", false),
+    b(&[BACKTAB], Action::PrevScreen, "previous screen", false),
+    b(&[k('1')], Action::Screen(1), "fleet", false),
+    b(&[k('2')], Action::Screen(2), "catalog", false),
+    b(&[k('3')], Action::Screen(3), "jobs", false),
+    b(&[k('4')], Action::Screen(4), "incidents", false),
+    b(&[k('5')], Action::Screen(5), "audit", false),
+    b(&[k('M')], Action::Mouse, "mouse on/off", false),
+    b(&[ctrl('r')], Action::Reload, "reload from database", false),
+    b(&[ESC], Action::Back, "back", false),
+    b(&[k('q'), ctrl('c')], Action::Quit, "quit", true),
+];
+
+const FLEET: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    MOVE[2],
+    MOVE[3],
+    ENDS[0],
+    ENDS[1],
+    b(&[ENTER], Action::Enter, "details", true),
+    b(&[k(' ')], Action::Mark, "mark", true),
+    b(&[k('/')], Action::Filter, "filter", true),
+    b(&[k('o')], Action::Sort, "sort column", true),
+    b(&[k('O')], Action::SortReverse, "reverse sort", false),
+    b(&[k('a')], Action::AddServer, "add server", true),
+    b(&[k('t')], Action::Trust, "trust host key", true),
+    b(&[k('s')], Action::SetStatus, "set status", true),
+    b(&[k('i')], Action::Install, "install on marked", true),
+    b(&[k('D')], Action::Remove, "remove server", false),
+];
+
+const DETAIL: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    b(&[ESC], Action::Back, "back to fleet", true),
+    b(&[k('t')], Action::Trust, "trust host key", true),
+    b(&[k('s')], Action::SetStatus, "set status", true),
+    b(&[k('i')], Action::Install, "install", true),
+];
+
+const CATALOG: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    MOVE[2],
+    MOVE[3],
+    ENDS[0],
+    ENDS[1],
+    b(&[ENTER, k('i')], Action::Enter, "install form", true),
+    b(&[k('/')], Action::Filter, "filter", true),
+];
+
+const FORM: &[Binding] = &[
+    b(
+        &[TAB, DOWN, ctrl('n')],
+        Action::NextField,
+        "next field",
+        true,
+    ),
+    b(
+        &[BACKTAB, UP, ctrl('p')],
+        Action::PrevField,
+        "previous field",
+        false,
+    ),
+    b(
+        &[k(' ')],
+        Action::Toggle,
+        "toggle/choose (bool, select)",
+        false,
+    ),
+    b(
+        &[code(KeyCode::Left)],
+        Action::Left,
+        "previous choice (select)",
+        false,
+    ),
+    b(
+        &[code(KeyCode::Right)],
+        Action::Right,
+        "next choice (select)",
+        false,
+    ),
+    b(&[ctrl('v')], Action::Reveal, "reveal passwords", true),
+    b(
+        &[ENTER],
+        Action::Enter,
+        "next field / review on last",
+        false,
+    ),
+    b(&[ctrl('s')], Action::Submit, "review", true),
+    b(&[ESC], Action::Back, "cancel", true),
+];
+
+const REVIEW: &[Binding] = &[
+    b(&[k('y'), ENTER], Action::Yes, "start jobs", true),
+    b(&[k('e'), ESC], Action::Back, "edit", true),
+];
+
+const JOBS: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    MOVE[2],
+    MOVE[3],
+    ENDS[0],
+    ENDS[1],
+    b(&[ENTER, k('l')], Action::Enter, "focus log", true),
+    b(&[k('/')], Action::Filter, "filter", true),
+    b(&[k('c')], Action::Cancel, "cancel job", true),
+];
+
+const LOG: &[Binding] = &[
+    b(&[k('j'), DOWN], Action::Down, "scroll down", false),
+    b(&[k('k'), UP], Action::Up, "scroll up", false),
+    MOVE[2],
+    MOVE[3],
+    b(&[k('g'), code(KeyCode::Home)], Action::Top, "top", false),
+    b(
+        &[k('G'), code(KeyCode::End)],
+        Action::Bottom,
+        "bottom + follow",
+        true,
+    ),
+    b(&[k('f')], Action::Follow, "follow on/off", true),
+    b(&[k('w')], Action::Wrap, "wrap", true),
+    b(&[k('t')], Action::Timestamps, "timestamps", true),
+    b(&[k('/')], Action::Filter, "search", true),
+    b(&[k('n')], Action::NextMatch, "next match", true),
+    b(&[k('N')], Action::PrevMatch, "previous match", false),
+    b(&[k('c')], Action::Cancel, "cancel job", false),
+    b(&[ESC], Action::Back, "back to list", true),
+];
+
+const LIST: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    MOVE[2],
+    MOVE[3],
+    ENDS[0],
+    ENDS[1],
+    b(&[k('/')], Action::Filter, "filter", true),
+];
+
+const CONFIRM: &[Binding] = &[
+    b(&[k('y')], Action::Yes, "yes", true),
+    b(&[k('n'), ESC], Action::No, "no", true),
+];
+
+const HOSTKEY: &[Binding] = &[
+    b(&[k('a')], Action::Yes, "accept and trust", true),
+    b(&[k('r'), ESC], Action::No, "reject", true),
+];
+
+const HOSTKEY_CHANGED: &[Binding] = &[b(&[ESC, ENTER], Action::No, "close", true)];
+
+const PICKER: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    b(&[ENTER], Action::Yes, "choose", true),
+    b(&[ESC], Action::No, "cancel", true),
+];
+
+const PROMPT: &[Binding] = &[
+    b(&[ENTER], Action::Submit, "apply", true),
+    b(&[ESC], Action::Back, "clear and close", true),
+];
+
+const PALETTE: &[Binding] = &[
+    b(&[TAB], Action::Complete, "complete", true),
+    b(&[DOWN, ctrl('n')], Action::Down, "next suggestion", false),
+    b(&[UP, ctrl('p')], Action::Up, "previous suggestion", false),
+    b(&[ENTER], Action::Submit, "run", true),
+    b(&[ESC], Action::Back, "close", true),
+];
+
+const HELP: &[Binding] = &[b(&[ESC, k('?'), k('q')], Action::Back, "close help", true)];
+
+/// The context's own bindings (without the global ones).
+pub fn bindings(ctx: Ctx) -> &'static [Binding] {
+    match ctx {
+        Ctx::Fleet => FLEET,
+        Ctx::Detail => DETAIL,
+        Ctx::Catalog => CATALOG,
+        Ctx::Form => FORM,
+        Ctx::Review => REVIEW,
+        Ctx::Jobs => JOBS,
+        Ctx::Log => LOG,
+        Ctx::Incidents | Ctx::Audit => LIST,
+        Ctx::Confirm => CONFIRM,
+        Ctx::HostKey => HOSTKEY,
+        Ctx::HostKeyChanged => HOSTKEY_CHANGED,
+        Ctx::Picker => PICKER,
+        Ctx::Prompt => PROMPT,
+        Ctx::Palette => PALETTE,
+        Ctx::Help => HELP,
+    }
+}
+
+/// Whether the global table applies (not in dialogs, overlays or text entry).
+pub fn has_global(ctx: Ctx) -> bool {
+    matches!(
+        ctx,
+        Ctx::Fleet
+            | Ctx::Detail
+            | Ctx::Catalog
+            | Ctx::Jobs
+            | Ctx::Log
+            | Ctx::Incidents
+            | Ctx::Audit
+    )
+}
+
+/// Whether unbound printable keys type into a text field.
+pub fn is_text(ctx: Ctx) -> bool {
+    matches!(ctx, Ctx::Form | Ctx::Prompt | Ctx::Palette)
+}
+
+fn same(key: &Key, ev: &KeyEvent) -> bool {
+    if key.0 != ev.code {
+        return false;
+    }
+    // Shifted letters arrive as the upper-case char, sometimes with SHIFT set.
+    let mods = ev.modifiers - KeyModifiers::SHIFT;
+    let want = key.1 - KeyModifiers::SHIFT;
+    mods == want || (matches!(key.0, KeyCode::BackTab) && ev.code == KeyCode::BackTab)
+}
+
+/// Every binding in force in a context, the context's own first.
+pub fn active(ctx: Ctx) -> Vec<Binding> {
+    let mut v = bindings(ctx).to_vec();
+    if has_global(ctx) {
+        for g in GLOBAL {
+            if !v.iter().any(|x| x.keys.iter().any(|k| g.keys.contains(k))) {
+                v.push(*g);
+            }
+        }
+    }
+    v
+}
+
+/// Looks a key up. In text contexts, printable keys without Ctrl/Alt type instead, except
+/// for the keys the context binds itself (space toggles only on a bool or select).
+pub fn lookup(ctx: Ctx, ev: &KeyEvent) -> Option<Action> {
+    if ev.kind == KeyEventKind::Release {
+        return None;
+    }
+    let typing = is_text(ctx)
+        && matches!(ev.code, KeyCode::Char(_))
+        && !ev
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    if typing {
+        return Some(Action::Input(*ev));
+    }
+    for bnd in bindings(ctx) {
+        if bnd.keys.iter().any(|k| same(k, ev)) {
+            return Some(bnd.action);
+        }
+    }
+    if has_global(ctx) {
+        for bnd in GLOBAL {
+            if bnd.keys.iter().any(|k| same(k, ev)) {
+                return Some(bnd.action);
+            }
+        }
+    }
+    if is_text(ctx) {
+        return Some(Action::Input(*ev));
+    }
+    None
+}
+
+/// How a key is written in hints and help.
+pub fn key_name(key: &Key) -> String {
+    let base = match key.0 {
+        KeyCode::Char(' ') => "Space".to_string(),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Up => "↑".into(),
+        KeyCode::Down => "↓".into(),
+        KeyCode::Left => "←".into(),
+        KeyCode::Right => "→".into(),
+        KeyCode::Enter => "Enter".into(),
+        KeyCode::Esc => "Esc".into(),
+        KeyCode::Tab => "Tab".into(),
+        KeyCode::BackTab => "S-Tab".into(),
+        KeyCode::PageUp => "PgUp".into(),
+        KeyCode::PageDown => "PgDn".into(),
+        KeyCode::Home => "Home".into(),
+        KeyCode::End => "End".into(),
+        other => format!("{other:?}"),
+    };
+    if key.1.contains(KeyModifiers::CONTROL) {
+        format!("C-{base}")
+    } else {
+        base
+    }
+}
+
+pub fn keys_text(bnd: &Binding) -> String {
+    bnd.keys.iter().map(key_name).collect::<Vec<_>>().join("/")
+}
+
+/// Footer hints: (first key, words) for the context's hinted bindings, then global hints.
+pub fn hints(ctx: Ctx) -> Vec<(String, &'static str)> {
+    let mut v: Vec<Binding> = active(ctx).into_iter().filter(|b| b.hint).collect();
+    // `?` first: whatever the width, the way to every other key stays visible.
+    v.sort_by_key(|b| b.action != Action::Help);
+    v.iter().map(|b| (key_name(&b.keys[0]), b.desc)).collect()
+}
+
+/// The context's title in help and docs.
+pub fn ctx_name(ctx: Ctx) -> &'static str {
+    match ctx {
+        Ctx::Fleet => "Fleet",
+        Ctx::Detail => "Server detail",
+        Ctx::Catalog => "Catalog",
+        Ctx::Form => "Install / add-server form",
+        Ctx::Review => "Review",
+        Ctx::Jobs => "Jobs",
+        Ctx::Log => "Job log",
+        Ctx::Incidents => "Incidents",
+        Ctx::Audit => "Audit",
+        Ctx::Confirm => "Confirm dialog",
+        Ctx::HostKey => "Host key dialog",
+        Ctx::HostKeyChanged => "Changed host key alert",
+        Ctx::Picker => "Status picker",
+        Ctx::Prompt => "Filter / search prompt",
+        Ctx::Palette => "Command palette",
+        Ctx::Help => "Help",
+    }
+}
+
+pub const ALL_CTX: [Ctx; 16] = [
+    Ctx::Fleet,
+    Ctx::Detail,
+    Ctx::Catalog,
+    Ctx::Form,
+    Ctx::Review,
+    Ctx::Jobs,
+    Ctx::Log,
+    Ctx::Incidents,
+    Ctx::Audit,
+    Ctx::Confirm,
+    Ctx::HostKey,
+    Ctx::HostKeyChanged,
+    Ctx::Picker,
+    Ctx::Prompt,
+    Ctx::Palette,
+    Ctx::Help,
+];
+
+/// A Markdown table of every binding (README and docs/TUI.md; a test keeps them in sync).
+pub fn markdown() -> String {
+    let mut out = String::from("| Where | Keys | Does |\n|---|---|---|\n");
+    for g in GLOBAL {
+        out.push_str(&format!(
+            "| Any screen | `{}` | {} |\n",
+            keys_text(g).replace('|', "\\|"),
+            g.desc
+        ));
+    }
+    for ctx in ALL_CTX {
+        for bnd in bindings(ctx) {
+            out.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                ctx_name(ctx),
+                keys_text(bnd).replace('|', "\\|"),
+                bnd.desc
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn vim_and_arrows_agree() {
+        assert_eq!(
+            lookup(Ctx::Fleet, &key(KeyCode::Char('j'))),
+            Some(Action::Down)
+        );
+        assert_eq!(lookup(Ctx::Fleet, &key(KeyCode::Down)), Some(Action::Down));
+        assert_eq!(
+            lookup(Ctx::Jobs, &key(KeyCode::Char('k'))),
+            Some(Action::Up)
+        );
+        assert_eq!(lookup(Ctx::Log, &key(KeyCode::End)), Some(Action::Bottom));
+        assert_eq!(
+            lookup(Ctx::Log, &key(KeyCode::Char('G'))),
+            Some(Action::Bottom)
+        );
+    }
+
+    #[test]
+    fn globals_apply_on_screens_not_in_dialogs() {
+        assert_eq!(
+            lookup(Ctx::Fleet, &key(KeyCode::Char('3'))),
+            Some(Action::Screen(3))
+        );
+        assert_eq!(
+            lookup(Ctx::Fleet, &key(KeyCode::Char('q'))),
+            Some(Action::Quit)
+        );
+        assert_eq!(lookup(Ctx::Confirm, &key(KeyCode::Char('q'))), None);
+        assert_eq!(
+            lookup(Ctx::Confirm, &key(KeyCode::Char('y'))),
+            Some(Action::Yes)
+        );
+        assert_eq!(
+            lookup(Ctx::HostKey, &key(KeyCode::Char('a'))),
+            Some(Action::Yes)
+        );
+    }
+
+    #[test]
+    fn text_contexts_type_letters() {
+        let q = key(KeyCode::Char('q'));
+        assert_eq!(lookup(Ctx::Form, &q), Some(Action::Input(q)));
+        assert_eq!(lookup(Ctx::Palette, &q), Some(Action::Input(q)));
+        assert_eq!(lookup(Ctx::Form, &key(KeyCode::Esc)), Some(Action::Back));
+        let save = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
+        assert_eq!(lookup(Ctx::Form, &save), Some(Action::Submit));
+        assert_eq!(
+            lookup(Ctx::Form, &key(KeyCode::Backspace)),
+            Some(Action::Input(key(KeyCode::Backspace)))
+        );
+    }
+
+    #[test]
+    fn shifted_letters_match() {
+        let ev = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
+        assert_eq!(lookup(Ctx::Jobs, &ev), Some(Action::Bottom));
+        assert_eq!(
+            lookup(
+                Ctx::Fleet,
+                &KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)
+            ),
+            Some(Action::PrevScreen)
+        );
+    }
+
+    #[test]
+    fn no_key_is_bound_twice_in_a_context() {
+        for ctx in ALL_CTX {
+            let all = active(ctx);
+            let mut seen: Vec<Key> = Vec::new();
+            for bnd in bindings(ctx) {
+                for key in bnd.keys {
+                    assert!(!seen.contains(key), "{ctx:?}: {key:?} bound twice");
+                    seen.push(*key);
+                }
+            }
+            assert!(!all.is_empty());
+        }
+    }
+
+    #[test]
+    fn hints_come_from_the_table() {
+        let h = hints(Ctx::Log);
+        assert!(h.iter().any(|(k, d)| k == "/" && *d == "search"));
+        assert!(h.iter().any(|(k, _)| k == "w"));
+    }
+}

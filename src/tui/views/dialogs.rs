@@ -1,0 +1,213 @@
+//! Overlays: confirm, host key, status picker, help and the command palette.
+
+use super::block;
+use crate::ssh::HostKeyVerdict;
+use crate::tui::app::{App, Modal};
+use crate::tui::keymap;
+use crate::tui::palette::COMMANDS;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Block, BorderType, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap,
+};
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let [r] = Layout::horizontal([Constraint::Length(w.min(area.width))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [r] = Layout::vertical([Constraint::Length(h.min(area.height))])
+        .flex(Flex::Center)
+        .areas(r);
+    r
+}
+
+fn keys_line<'a>(app: &App, pairs: &[(&'a str, &'a str)]) -> Line<'a> {
+    let mut s = Vec::new();
+    for (k, d) in pairs {
+        s.push(Span::styled(format!(" [{k}] "), app.theme.key));
+        s.push(Span::raw(format!("{d}  ")));
+    }
+    Line::from(s)
+}
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let Some(m) = &app.modal else { return };
+    match m {
+        Modal::Confirm { title, text, .. } => {
+            let r = centered(area, 64, 8);
+            f.render_widget(Clear, r);
+            let lines = vec![
+                Line::raw(super::clean(text)),
+                Line::raw(""),
+                keys_line(app, &[("y", "yes"), ("n/Esc", "no")]),
+            ];
+            f.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: true })
+                    .block(block(format!(" {title} "), t, true).border_style(t.warn)),
+                r,
+            );
+        }
+        Modal::HostKey(scan) => {
+            let r = centered(area, 72, 12);
+            f.render_widget(Clear, r);
+            let addr = app
+                .fleet
+                .servers
+                .iter()
+                .find(|s| s.name == scan.server)
+                .map(|s| s.address())
+                .unwrap_or_default();
+            let lines = vec![
+                Line::raw(format!(
+                    "{} ({addr}) offered a host key we have not seen:",
+                    scan.server
+                )),
+                Line::raw(""),
+                Line::styled(format!("  {}", scan.fingerprint), t.accent),
+                Line::raw(""),
+                Line::raw("Compare it with the server's own key, e.g."),
+                Line::styled(
+                    "  ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
+                    t.muted,
+                ),
+                Line::raw(""),
+                keys_line(app, &[("a", "accept and trust"), ("r/Esc", "reject")]),
+            ];
+            f.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(block(" Unknown host key ", t, true)),
+                r,
+            );
+        }
+        Modal::HostKeyChanged(scan) => {
+            let r = centered(area, 76, 14);
+            f.render_widget(Clear, r);
+            let (recorded, file, line) = match &scan.verdict {
+                HostKeyVerdict::Changed {
+                    recorded,
+                    file,
+                    line,
+                    ..
+                } => (recorded.clone(), file.display().to_string(), *line),
+                _ => (String::new(), String::new(), 0),
+            };
+            let lines = vec![
+                Line::styled(
+                    format!(
+                        "HOST KEY OF {} HAS CHANGED. Nothing will run on it.",
+                        scan.server
+                    ),
+                    t.error,
+                ),
+                Line::raw(""),
+                Line::raw(format!("recorded  {recorded}")),
+                Line::raw(format!("now       {}", scan.fingerprint)),
+                Line::styled(format!("(recorded in {file}:{line})"), t.muted),
+                Line::raw(""),
+                Line::raw("Someone may be intercepting the connection, or the server was rebuilt."),
+                Line::raw("Only after verifying the new key out of band:"),
+                Line::styled(
+                    format!("  provision-tui server trust {} --replace", scan.server),
+                    t.accent,
+                ),
+                Line::raw(""),
+                keys_line(app, &[("Esc", "close")]),
+            ];
+            let b = Block::default()
+                .borders(Borders::ALL)
+                .border_type(BorderType::Thick)
+                .border_style(t.error)
+                .title(Span::styled(" HOST KEY CHANGED ", t.error));
+            f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(b), r);
+        }
+        Modal::Picker {
+            targets,
+            items,
+            sel,
+        } => {
+            let r = centered(area, 44, items.len() as u16 + 4);
+            f.render_widget(Clear, r);
+            let list: Vec<ListItem> = items
+                .iter()
+                .map(|s| ListItem::new(Span::styled(s.as_str(), super::server_style(t, *s))))
+                .collect();
+            let mut st = ListState::default().with_selected(Some(*sel));
+            f.render_stateful_widget(
+                List::new(list).highlight_style(t.selection).block(block(
+                    format!(" Set status of {} ", targets.join(",")),
+                    t,
+                    true,
+                )),
+                r,
+                &mut st,
+            );
+        }
+        Modal::Help => help(f, area, app),
+        Modal::Palette(p) => {
+            let h = (p.suggestions.len() as u16 + 3).min(14);
+            let w = area.width.saturating_sub(10).min(80);
+            let [_, r] =
+                Layout::vertical([Constraint::Length(3), Constraint::Length(h)]).areas(area);
+            let r = centered(Rect { height: h, ..r }, w, h);
+            f.render_widget(Clear, r);
+            let b = block(" Command ", t, true);
+            let inner = b.inner(r);
+            f.render_widget(b, r);
+            let [line, rest] =
+                Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(inner);
+            f.render_widget(
+                Paragraph::new(Line::from(vec![
+                    Span::styled(":", t.accent),
+                    Span::raw(p.input.value().to_string()),
+                ])),
+                line,
+            );
+            f.set_cursor_position((line.x + 1 + p.input.visual_cursor() as u16, line.y));
+            let items: Vec<ListItem> = p
+                .suggestions
+                .iter()
+                .map(|s| {
+                    let desc = COMMANDS
+                        .iter()
+                        .find(|(c, _)| c == s)
+                        .map(|x| x.1)
+                        .unwrap_or("");
+                    ListItem::new(Line::from(vec![
+                        Span::raw(format!("{s:<12}")),
+                        Span::styled(desc, t.muted),
+                    ]))
+                })
+                .collect();
+            let mut st =
+                ListState::default().with_selected((!p.suggestions.is_empty()).then_some(p.sel));
+            f.render_stateful_widget(List::new(items).highlight_style(t.selection), rest, &mut st);
+        }
+    }
+}
+
+/// Every binding of the context under the overlay, straight from the keymap.
+fn help(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let ctx = app.base_ctx();
+    let binds = keymap::active(ctx);
+    let r = centered(area, 64, binds.len() as u16 + 4);
+    f.render_widget(Clear, r);
+    let mut lines: Vec<Line> = binds
+        .iter()
+        .map(|b| {
+            Line::from(vec![
+                Span::styled(format!(" {:<22}", keymap::keys_text(b)), t.key),
+                Span::raw(b.desc),
+            ])
+        })
+        .collect();
+    lines.push(Line::styled(" Esc/?/q closes this help", t.muted));
+    f.render_widget(
+        Paragraph::new(lines).block(block(format!(" Keys: {} ", keymap::ctx_name(ctx)), t, true)),
+        r,
+    );
+}

@@ -1,0 +1,111 @@
+//! Incidents and Audit: plain filtered tables.
+
+use super::{block, clean, scroll_to, stamp};
+use crate::tui::app::App;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
+
+pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let items = &app.incidents.items;
+    let b = block(format!(" Incidents ({}) ", items.len()), t, true);
+    if items.is_empty() {
+        let text = vec![
+            Line::raw(""),
+            Line::styled("  No incidents.", t.title),
+            Line::raw(""),
+            Line::raw("  When health checks run, a server that fails one opens an incident here:"),
+            Line::raw(
+                "  the server, what failed (unreachable, disk, memory, app health), its state",
+            ),
+            Line::raw("  (open, recovering, resolved), when it started and the last check."),
+            Line::styled("  Open incidents are counted in the header.", t.muted),
+        ];
+        f.render_widget(Paragraph::new(text).block(b), area);
+        return;
+    }
+    let h = area.height.saturating_sub(3) as usize;
+    let off = scroll_to(app.incidents.sel, 0, h);
+    let rows: Vec<Row> = items[off..(off + h).min(items.len())]
+        .iter()
+        .map(|i| {
+            let open = i.resolved_at.is_none();
+            Row::new(vec![
+                Cell::from(format!("#{}", i.id)),
+                Cell::from(i.server.clone()),
+                Cell::from(i.kind.clone()),
+                Cell::from(i.state.clone()).style(if open { t.error } else { t.ok }),
+                Cell::from(stamp(app, i.opened_at, "%m-%d %H:%M")),
+                Cell::from(clean(&i.details)).style(t.muted),
+            ])
+        })
+        .collect();
+    let mut st = TableState::default().with_selected(Some(app.incidents.sel - off));
+    let w = [
+        Constraint::Length(6),
+        Constraint::Fill(2),
+        Constraint::Fill(2),
+        Constraint::Length(10),
+        Constraint::Length(12),
+        Constraint::Fill(3),
+    ];
+    f.render_stateful_widget(
+        Table::new(rows, w)
+            .header(Row::new(["ID", "SERVER", "KIND", "STATE", "SINCE", "DETAILS"]).style(t.title))
+            .row_highlight_style(t.selection)
+            .block(b),
+        area,
+        &mut st,
+    );
+}
+
+pub fn audit(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let items = &app.audit.items;
+    let mut title = format!(" Audit ({}, newest first) ", items.len());
+    if !app.audit.filter.is_empty() {
+        title.push_str(&format!("filter: {} ", app.audit.filter));
+    }
+    let b = block(title, t, true);
+    if items.is_empty() {
+        let msg = if app.audit.filter.is_empty() {
+            "  Nothing recorded yet. Every change (servers, trust, jobs, cancels) is logged here."
+        } else {
+            "  No entry matches the filter (Esc clears it)."
+        };
+        f.render_widget(Paragraph::new(Line::styled(msg, t.muted)).block(b), area);
+        return;
+    }
+    let h = area.height.saturating_sub(3) as usize;
+    let off = scroll_to(app.audit.sel, 0, h);
+    let rows: Vec<Row> = items[off..(off + h).min(items.len())]
+        .iter()
+        .map(|e| {
+            Row::new(vec![
+                Cell::from(stamp(app, e.ts, "%m-%d %H:%M:%S")).style(t.muted),
+                Cell::from(clean(&e.operator)),
+                Cell::from(e.action.clone()).style(t.accent),
+                Cell::from(clean(&e.target)),
+                Cell::from(clean(&e.details)),
+            ])
+        })
+        .collect();
+    let mut st = TableState::default().with_selected(Some(app.audit.sel - off));
+    let w = [
+        Constraint::Length(14),
+        Constraint::Length(10),
+        Constraint::Length(16),
+        Constraint::Fill(1),
+        Constraint::Fill(3),
+    ];
+    f.render_stateful_widget(
+        Table::new(rows, w)
+            .header(Row::new(["TIME", "OPERATOR", "ACTION", "TARGET", "DETAILS"]).style(t.title))
+            .row_highlight_style(t.selection)
+            .block(b),
+        area,
+        &mut st,
+    );
+}

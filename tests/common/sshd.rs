@@ -1,0 +1,154 @@
+//! A real OpenSSH sshd on 127.0.0.1 at a free port, with its own config, host key and
+//! authorized key. Killed by PID when dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Sshd {
+    pub port: u16,
+    pub dir: PathBuf,
+    /// Private key the tests authenticate with.
+    pub client_key: PathBuf,
+    pub user: String,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub fn sshd_binary() -> PathBuf {
+    for p in ["/usr/sbin/sshd", "/usr/local/sbin/sshd"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!(
+        "OpenSSH sshd not found: install it with `apt-get install -y openssh-server` (the README's test command does this)"
+    );
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "provision-tui-test",
+            "-f",
+        ])
+        .arg(path)
+        .status()
+        .expect("run ssh-keygen");
+    assert!(st.success(), "ssh-keygen failed");
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+pub fn current_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            let out = Command::new("id").arg("-un").output().expect("id -un");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+}
+
+impl Sshd {
+    /// Starts a fresh sshd with new keys.
+    pub fn start() -> Sshd {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        keygen(&dir.join("host_key"));
+        keygen(&dir.join("client_key"));
+        let user = current_user();
+        std::fs::copy(
+            dir.join("client_key.pub"),
+            dir.join(format!("authorized_keys.{user}")),
+        )
+        .expect("authorized key");
+        let mut s = Sshd {
+            port: 0,
+            dir: dir.clone(),
+            client_key: dir.join("client_key"),
+            user,
+            child: None,
+            _tmp: Some(tmp),
+        };
+        s.port = free_port();
+        s.spawn();
+        s
+    }
+
+    fn write_config(&self) {
+        let d = self.dir.display();
+        let cfg = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys.%u\nStrictModes no\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             MaxStartups 300:30:600\nMaxSessions 100\nLogLevel ERROR\nPrintMotd no\nAcceptEnv LANG\n",
+            port = self.port
+        );
+        std::fs::write(self.dir.join("sshd_config"), cfg).expect("write sshd_config");
+    }
+
+    fn spawn(&mut self) {
+        self.write_config();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new(sshd_binary())
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(self.dir.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.join("sshd.log")).expect("log file"),
+            ))
+            .spawn()
+            .expect("start sshd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default();
+                panic!("sshd did not listen on {} within 10 s: {log}", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops sshd (the port stays reserved for `restart`).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Restarts on the same port, optionally with a brand new host key.
+    pub fn restart(&mut self, new_host_key: bool) {
+        self.stop();
+        if new_host_key {
+            let _ = std::fs::remove_file(self.dir.join("host_key"));
+            let _ = std::fs::remove_file(self.dir.join("host_key.pub"));
+            keygen(&self.dir.join("host_key"));
+        }
+        self.spawn();
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,646 @@
+//! Jobs against a real OpenSSH sshd on loopback, through the provision-tui binary.
+
+mod common;
+
+use common::{Sshd, TestEnv, processes_with, unique, wait_no_processes};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn last_job(env: &TestEnv) -> serde_json::Value {
+    env.jobs_json()[0].clone()
+}
+
+#[test]
+fn install_streams_live_and_records_everything() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("web1", &sshd);
+    let mut child = env
+        .cmd()
+        .args([
+            "install",
+            "slow",
+            "--on",
+            "web1",
+            "--set",
+            "duration=2",
+            "--set",
+            &format!("marker={}", unique("stream")),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        seen.push((start.elapsed(), line));
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "install failed: {seen:?}");
+    let before = seen
+        .iter()
+        .find(|(_, l)| l == "before sleep")
+        .expect("before line")
+        .0;
+    let after = seen
+        .iter()
+        .find(|(_, l)| l == "after sleep")
+        .expect("after line")
+        .0;
+    assert!(
+        after - before >= Duration::from_millis(1500),
+        "lines were not streamed live: before at {before:?}, after at {after:?}"
+    );
+
+    let job = last_job(&env);
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["exit_code"], 0);
+    let logs = env.ok(&["logs", &job["id"].to_string()]);
+    assert!(
+        logs.contains("before sleep") && logs.contains("after sleep"),
+        "{logs}"
+    );
+    let show = env.server_json("web1");
+    assert_eq!(
+        show["server"]["status"], "in_use",
+        "app install on a provisioned server: {show}"
+    );
+    assert_eq!(show["deployments"][0]["app_id"], "slow");
+}
+
+#[test]
+fn exit_codes_map_to_kinds() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("s", &sshd);
+    for (code, kind, cli) in [
+        (1, "installer_validation", 10),
+        (2, "installation", 11),
+        (3, "configuration", 12),
+        (7, "installation", 11),
+        (0, "", 0),
+    ] {
+        let out = env.run(&[
+            "install",
+            "exit-code",
+            "--on",
+            "s",
+            "--set",
+            &format!("code={code}"),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(cli),
+            "code {code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let job = last_job(&env);
+        assert_eq!(job["exit_code"], code, "raw code kept");
+        if code == 0 {
+            assert_eq!(job["status"], "succeeded");
+            assert!(job["error_kind"].is_null());
+        } else {
+            assert_eq!(job["status"], "failed");
+            assert_eq!(job["error_kind"], kind);
+        }
+    }
+}
+
+#[test]
+fn timeout_kills_the_remote_process_group() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("s", &sshd);
+    let marker = unique("ptui-timeout");
+    // The fixture's timeout_seconds is 4; it would sleep 600 s.
+    let started = Instant::now();
+    let out = env.run(&[
+        "install",
+        "slow",
+        "--on",
+        "s",
+        "--set",
+        "duration=600",
+        "--set",
+        &format!("marker={marker}"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(13),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "timeout took {:?}",
+        started.elapsed()
+    );
+    let job = last_job(&env);
+    assert_eq!(job["error_kind"], "timeout");
+    assert_eq!(job["exit_code"], 124);
+    let left = wait_no_processes(&marker, 10);
+    assert!(
+        left.is_empty(),
+        "installer processes survived the timeout: {left:?}"
+    );
+    assert_eq!(
+        env.server_json("s")["server"]["status"],
+        "error",
+        "failed provisioning moves the server to error"
+    );
+}
+
+#[test]
+fn cancel_from_another_process_kills_the_remote_process_group() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("s", &sshd);
+    let marker = unique("ptui-cancel");
+    let mut child = env
+        .cmd()
+        .args([
+            "install",
+            "slow",
+            "--on",
+            "s",
+            "--set",
+            "duration=600",
+            "--set",
+            &format!("marker={marker}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processes_with(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "installer never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let id = last_job(&env)["id"].to_string();
+    env.ok(&["cancel", &id]);
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(14), "cancelled exit code");
+    let job = last_job(&env);
+    assert_eq!(job["status"], "cancelled");
+    assert_eq!(job["error_kind"], "cancelled");
+    let left = wait_no_processes(&marker, 10);
+    assert!(
+        left.is_empty(),
+        "installer processes survived the cancel: {left:?}"
+    );
+}
+
+#[test]
+fn unknown_and_changed_host_keys_are_refused() {
+    let mut sshd = Sshd::start();
+    let env = TestEnv::new();
+    let port = sshd.port.to_string();
+    let key = sshd.client_key.display().to_string();
+    env.ok(&[
+        "server",
+        "add",
+        "s",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        &sshd.user,
+        "--identity",
+        &key,
+    ]);
+
+    // Unknown: refused, pointing to `server trust`, and nothing waits on a prompt.
+    let out = env
+        .cmd()
+        .args(["install", "exit-code", "--on", "s", "--set", "code=0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(17),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server trust s"));
+    let out = env
+        .cmd()
+        .args(["server", "trust", "s"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(
+        !out.status.success(),
+        "trust without --yes off a terminal must not record"
+    );
+    let fp = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(fp.contains("SHA256:"), "fingerprint shown: {fp}");
+
+    env.ok(&["server", "trust", "s", "--yes"]);
+    env.ok(&["install", "exit-code", "--on", "s", "--set", "code=0"]);
+
+    // Changed: a hard error naming both fingerprints.
+    sshd.restart(true);
+    let out = env.run(&["install", "exit-code", "--on", "s", "--set", "code=0"]);
+    assert_eq!(out.status.code(), Some(17));
+    let job = last_job(&env);
+    assert_eq!(job["error_kind"], "host_key");
+    let msg = job["error_message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("HOST KEY CHANGED") && msg.matches("SHA256:").count() == 2,
+        "{msg}"
+    );
+    let out = env.run(&["server", "trust", "s", "--yes"]);
+    assert_eq!(out.status.code(), Some(17), "a changed key needs --replace");
+    env.ok(&["server", "trust", "s", "--yes", "--replace"]);
+    env.ok(&["install", "exit-code", "--on", "s", "--set", "code=0"]);
+}
+
+#[test]
+fn unreachable_port_is_ssh_connect_within_the_timeout() {
+    let env = TestEnv::new();
+    let port = common::sshd::free_port().to_string();
+    env.ok(&[
+        "server",
+        "add",
+        "gone",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+    ]);
+    let started = Instant::now();
+    let out = env
+        .cmd()
+        .env("PROVISION_TUI_CONNECT_TIMEOUT", "2")
+        .args(["install", "exit-code", "--on", "gone", "--set", "code=0"])
+        .output()
+        .expect("run");
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(15),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = last_job(&env);
+    assert_eq!(job["error_kind"], "ssh_connect");
+    assert_eq!(job["attempts"], 4, "connection errors are retried 3 times");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let out = env.run(&["logs", &job["id"].to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(15),
+        "`logs` exits with the job's kind"
+    );
+    let logs = String::from_utf8_lossy(&out.stdout);
+    assert!(logs.contains("retrying"), "{logs}");
+}
+
+#[test]
+fn blackholed_host_times_out_at_the_connect_timeout() {
+    let env = TestEnv::new();
+    // TEST-NET-1: no route answers, so only the connect timeout ends the attempt.
+    env.ok(&[
+        "server",
+        "add",
+        "void",
+        "--host",
+        "192.0.2.1",
+        "--port",
+        "22",
+    ]);
+    let started = Instant::now();
+    let out = env
+        .cmd()
+        .env("PROVISION_TUI_CONNECT_TIMEOUT", "1")
+        .args(["install", "exit-code", "--on", "void", "--set", "code=0"])
+        .output()
+        .expect("run");
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(15),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 4 attempts of ~1 s plus short backoff.
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+}
+
+#[test]
+fn injection_payloads_arrive_verbatim_and_execute_nothing() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("s", &sshd);
+    let canary = format!("/tmp/{}", unique("ptui-canary"));
+    let payloads = [
+        format!("$(touch {canary})"),
+        format!("`touch {canary}`"),
+        format!("'; touch {canary}; '"),
+        format!("\"; touch {canary}; \""),
+        format!("line1\nline2\n$(touch {canary})"),
+        "*".to_string(),
+        "héllo wörld ✓ 你好 🚀".to_string(),
+        "  leading and trailing  ".to_string(),
+        "back\\slash and $HOME and %s".to_string(),
+    ];
+    for p in &payloads {
+        let out_file = format!("/tmp/{}", unique("ptui-out"));
+        let set = format!("message={p}");
+        let out = env.run(&[
+            "install",
+            "echo-ok",
+            "--on",
+            "s",
+            "--set",
+            &set,
+            "--set",
+            "token=abcdef",
+            "--set",
+            &format!("out_file={out_file}"),
+        ]);
+        assert!(
+            out.status.success(),
+            "payload {p:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = std::fs::read(&out_file).expect("out file written");
+        let _ = std::fs::remove_file(&out_file);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            *p,
+            "payload changed in transit"
+        );
+        assert!(
+            !std::path::Path::new(&canary).exists(),
+            "payload {p:?} executed code"
+        );
+    }
+}
+
+#[test]
+fn secrets_never_reach_db_logs_output_or_ps() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("s", &sshd);
+    let secret = format!("S3cr3t-{}", unique("tok"));
+    let ps_file = format!("/tmp/{}", unique("ptui-ps"));
+    let out = env
+        .cmd()
+        .env("MY_TOKEN", &secret)
+        .args([
+            "install",
+            "echo-ok",
+            "--on",
+            "s",
+            "--set-env",
+            "token=MY_TOKEN",
+            "--set",
+            &format!("ps_file={ps_file}"),
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("using token *** now"),
+        "masked line printed: {printed}"
+    );
+    assert!(!printed.contains(&secret), "secret printed");
+
+    let ps = std::fs::read_to_string(&ps_file).expect("ps output captured during the run");
+    let _ = std::fs::remove_file(&ps_file);
+    assert!(
+        ps.contains("run.sh"),
+        "ps was taken while the installer ran: {ps}"
+    );
+    assert!(!ps.contains(&secret), "secret visible in remote ps");
+
+    let id = last_job(&env)["id"].to_string();
+    let logs = env.ok(&["logs", &id]);
+    assert!(
+        logs.contains("using token *** now") && !logs.contains(&secret),
+        "{logs}"
+    );
+    let show = env.ok(&["server", "show", "s", "--json"]);
+    assert!(!show.contains(&secret));
+    assert!(!env.ok(&["audit", "--json"]).contains(&secret));
+    // The raw database files (main + WAL) never hold the plaintext.
+    for suffix in ["", "-wal", "-shm"] {
+        let p = format!("{}{suffix}", env.db().display());
+        if let Ok(bytes) = std::fs::read(&p) {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "secret found in {p}"
+            );
+        }
+    }
+}
+
+#[test]
+fn concurrent_installs_on_one_server_are_serialised_by_the_lease() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("s", &sshd);
+    let spawn = || {
+        env.cmd()
+            .args([
+                "install",
+                "slow",
+                "--on",
+                "s",
+                "--set",
+                "duration=1",
+                "--set",
+                &format!("marker={}", unique("lease")),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let a = spawn();
+    let b = spawn();
+    let (oa, ob) = (
+        a.wait_with_output().expect("a"),
+        b.wait_with_output().expect("b"),
+    );
+    assert!(oa.status.success() && ob.status.success());
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&oa.stderr),
+        String::from_utf8_lossy(&ob.stderr)
+    );
+    assert!(
+        err.contains("is busy with job"),
+        "the waiting install says so: {err}"
+    );
+    let jobs = env.jobs_json();
+    let spans: Vec<(i64, i64)> = jobs
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|j| {
+            (
+                j["started_at"].as_i64().expect("started"),
+                j["finished_at"].as_i64().expect("finished"),
+            )
+        })
+        .collect();
+    assert_eq!(spans.len(), 2);
+    let (x, y) = (spans[0], spans[1]);
+    assert!(x.1 <= y.0 || y.1 <= x.0, "jobs overlapped: {spans:?}");
+}
+
+#[test]
+fn a_job_of_a_killed_process_becomes_interrupted() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("s", &sshd);
+    let marker = unique("ptui-int");
+    let mut child = env
+        .cmd()
+        .args([
+            "install",
+            "slow",
+            "--on",
+            "s",
+            "--set",
+            "duration=3",
+            "--set",
+            &format!("marker={marker}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processes_with(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "installer never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    // Any next start notices the dead owner.
+    let job = last_job(&env);
+    assert_eq!(job["status"], "interrupted", "{job}");
+    assert_eq!(job["error_kind"], "interrupted");
+    assert_eq!(
+        env.server_json("s")["server"]["status"],
+        "error",
+        "a provisioning server left by a dead job is in error"
+    );
+    // The lease died with its holder: a new job runs at once.
+    env.ok(&["install", "exit-code", "--on", "s", "--set", "code=0"]);
+}
+
+#[test]
+fn lifecycle_follows_jobs() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("s", &sshd);
+    assert_eq!(env.server_json("s")["server"]["status"], "pending_setup");
+    env.ok(&["install", "base-fixture", "--on", "s"]);
+    assert_eq!(
+        env.server_json("s")["server"]["status"],
+        "ready",
+        "base installer success → ready"
+    );
+    env.ok(&["install", "echo-ok", "--on", "s", "--set", "token=abcdef"]);
+    let show = env.server_json("s");
+    assert_eq!(show["server"]["status"], "in_use", "app on ready → in_use");
+    let echo = show["deployments"]
+        .as_array()
+        .expect("deployments")
+        .iter()
+        .find(|d| d["app_id"] == "echo-ok")
+        .expect("echo-ok deployment")
+        .clone();
+    assert_eq!(
+        echo["inputs"]["token"], "***",
+        "sensitive inputs stored masked"
+    );
+    let history: Vec<String> = show["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .rev()
+        .map(|e| e["to_status"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        history,
+        ["pending_setup", "provisioning", "ready", "in_use"]
+    );
+    env.ok(&["uninstall", "echo-ok", "--on", "s"]);
+    assert_eq!(
+        env.server_json("s")["server"]["status"],
+        "ready",
+        "last app removed → ready"
+    );
+    // Operator holds stop jobs.
+    env.ok(&["server", "set-status", "s", "maintenance"]);
+    let out = env.run(&["install", "exit-code", "--on", "s", "--set", "code=0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("maintenance"));
+    let out = env.run(&["server", "set-status", "s", "in_use"]);
+    assert!(
+        out.status.success(),
+        "maintenance → in_use is an operator choice"
+    );
+    let out = env.run(&["server", "set-status", "s", "pending_setup"]);
+    assert!(!out.status.success(), "in_use → pending_setup is illegal");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot go from in_use to pending_setup")
+    );
+}
+
+#[test]
+fn invalid_inputs_are_refused_before_anything_runs() {
+    let env = TestEnv::new();
+    env.ok(&["server", "add", "s", "--host", "127.0.0.1", "--port", "1"]);
+    let out = env.run(&[
+        "install",
+        "echo-ok",
+        "--on",
+        "s",
+        "--set",
+        "token=abc",
+        "--set",
+        "count=500",
+        "--set",
+        "bogus=1",
+    ]);
+    assert_eq!(out.status.code(), Some(18));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("input token: must be at least 6 characters"),
+        "{err}"
+    );
+    assert!(err.contains("input count: must be at most 100"), "{err}");
+    assert!(err.contains("input bogus: is not declared"), "{err}");
+    assert!(
+        env.jobs_json().as_array().expect("array").is_empty(),
+        "no job was created"
+    );
+    let out = env.run(&["install", "no-such-app", "--on", "s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no installer \"no-such-app\""));
+}

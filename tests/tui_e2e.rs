@@ -1,0 +1,209 @@
+//! End to end through tmux: the real binary in a 120x40 pane against a real sshd. Adds and
+//! trusts the server, fills a fixture installer's form (with a password), confirms, and sees
+//! the job succeed with its log. The password must never appear in any captured pane.
+
+mod common;
+
+use common::{Sshd, TestEnv};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "Sup3r-Secret-Pw";
+
+struct Tmux {
+    name: String,
+    captures: Vec<String>,
+}
+
+impl Tmux {
+    fn start(env: &TestEnv) -> Tmux {
+        let name = common::unique("ptui-e2e");
+        let cmd = env.cmd();
+        // `env -u` options must come before the assignments.
+        let mut line = String::from("env");
+        for (k, v) in cmd.get_envs() {
+            if v.is_none() {
+                line.push_str(&format!(" -u {}", k.to_string_lossy()));
+            }
+        }
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                line.push_str(&format!(
+                    " {}={}",
+                    k.to_string_lossy(),
+                    shell(&v.to_string_lossy())
+                ));
+            }
+        }
+        line.push_str(&format!(" {}", shell(&cmd.get_program().to_string_lossy())));
+        for a in cmd.get_args() {
+            line.push_str(&format!(" {}", shell(&a.to_string_lossy())));
+        }
+        let ok = Command::new("tmux")
+            .args(["new", "-d", "-s", &name, "-x", "120", "-y", "40", &line])
+            .status()
+            .expect("tmux");
+        assert!(ok.success(), "tmux new failed");
+        Tmux {
+            name,
+            captures: Vec::new(),
+        }
+    }
+
+    fn keys(&mut self, keys: &[&str]) {
+        for k in keys {
+            let ok = Command::new("tmux")
+                .args(["send-keys", "-t", &self.name, k])
+                .status()
+                .expect("tmux send-keys");
+            assert!(ok.success());
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+
+    /// Types text literally.
+    fn text(&mut self, s: &str) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, "-l", s])
+            .status()
+            .expect("tmux send-keys");
+        assert!(ok.success());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    fn capture(&mut self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("capture-pane");
+        let s = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            !s.contains(PASSWORD),
+            "the password appeared on screen:\n{s}"
+        );
+        self.captures.push(s.clone());
+        s
+    }
+
+    fn wait_for(&mut self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.capture();
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn shell(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[test]
+fn dashboard_installs_through_a_real_sshd() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux not installed; skipping");
+        return;
+    }
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    let mut t = Tmux::start(&env);
+    t.wait_for("the fleet screen", 20, |s| s.contains("No servers yet"));
+
+    // Add the server through the form; its host key dialog follows.
+    t.keys(&["a"]);
+    t.wait_for("the add-server form", 5, |s| s.contains("Add server"));
+    t.text("e2e");
+    t.keys(&["Tab"]);
+    t.text("127.0.0.1");
+    t.keys(&["Tab", "BSpace", "BSpace"]);
+    t.text(&sshd.port.to_string());
+    t.keys(&[
+        "Tab", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace",
+    ]);
+    t.text(&sshd.user);
+    t.keys(&["Tab"]);
+    t.text(&sshd.client_key.display().to_string());
+    t.keys(&["C-s"]);
+    let s = t.wait_for("the host key dialog", 20, |s| {
+        s.contains("Unknown host key")
+    });
+    assert!(s.contains("SHA256:"), "fingerprint shown:\n{s}");
+    t.keys(&["a"]);
+    t.wait_for("trust confirmation", 10, |s| s.contains("trusted e2e"));
+
+    // Catalog → echo-ok → form.
+    t.keys(&["2", "/"]);
+    t.text("echo-ok");
+    t.keys(&["Enter"]);
+    t.wait_for("the catalog details", 5, |s| {
+        s.contains("Echo OK") && s.contains("install on e2e")
+    });
+    t.keys(&["Enter"]);
+    t.wait_for("the install form", 5, |s| s.contains("Install Echo OK"));
+    t.keys(&["Tab"]);
+    t.text("short");
+    let s = t.wait_for("an inline validation error", 5, |s| {
+        s.contains("at least 6")
+    });
+    assert!(s.contains("*****"), "the password is masked:\n{s}");
+    t.keys(&["BSpace", "BSpace", "BSpace", "BSpace", "BSpace"]);
+    t.text(PASSWORD);
+    t.keys(&["C-s"]);
+    let s = t.wait_for("the review step", 5, |s| s.contains("review"));
+    assert!(s.contains("***"), "review masks the secret:\n{s}");
+    t.keys(&["y"]);
+
+    // The job runs; the Jobs screen follows its log until it succeeds.
+    let s = t.wait_for("the job to succeed", 60, |s| {
+        s.contains("succeeded") && s.contains("done") && s.contains("line 3")
+    });
+    assert!(s.contains("Log #"), "log pane shown:\n{s}");
+    assert!(s.contains("this goes to stderr"), "stderr shown:\n{s}");
+    assert!(
+        s.contains("using token *** now"),
+        "the token is masked in the log:\n{s}"
+    );
+
+    // A second process's job shows up here within about 2 s.
+    let out = env.run(&["install", "exit-code", "--on", "e2e", "--set", "code=0"]);
+    assert!(
+        out.status.success(),
+        "cli install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.keys(&["Escape", "g"]);
+    t.wait_for("the other process's job", 4, |s| {
+        s.contains("install exit-code")
+    });
+
+    t.keys(&["q"]);
+    std::thread::sleep(Duration::from_millis(500));
+    for c in &t.captures {
+        assert!(!c.contains(PASSWORD));
+    }
+    // The README's dashboard capture comes from this run when PTUI_E2E_CAPTURE is set.
+    if let Ok(path) = std::env::var("PTUI_E2E_CAPTURE")
+        && let Some(c) = t
+            .captures
+            .iter()
+            .rev()
+            .find(|c| c.contains("using token *** now"))
+    {
+        let _ = std::fs::write(path, c);
+    }
+}

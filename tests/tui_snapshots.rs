@@ -1,0 +1,470 @@
+//! Snapshots of every dashboard screen at 80x24 and 120x40, from fixed state (no clock, no
+//! database paths that vary). Colours are checked separately with buffer cells.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use provision_tui::catalog::Manifest;
+use provision_tui::engine::HostKeyScan;
+use provision_tui::fleet::{Server, ServerStatus};
+use provision_tui::jobs::job::{Job, JobAction, JobStatus, LogLine, LogStream};
+use provision_tui::ssh::HostKeyVerdict;
+use provision_tui::store::audit::AuditEntry;
+use provision_tui::tui::app::{App, HealthSample, Modal, Screen};
+use provision_tui::tui::keymap::Action;
+use provision_tui::tui::{theme, views};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const NOW: i64 = 1_700_000_600_000;
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKdcO54GOcw2hsG683GjgLv3OJjCn9qDHOqMTrVYhSVm fixture";
+
+const MANIFEST: &str = r#"
+id: echo-ok
+name: Echo OK
+version: "1.0"
+description: Prints its inputs. A fixture for snapshots.
+category: test
+os_requirements: { family: [debian, ubuntu] }
+install_script: install.sh
+timeout_seconds: 60
+inputs:
+  - name: message
+    type: string
+    label: Message
+    default: hello
+  - name: token
+    type: password
+    label: API token
+    required: true
+    validation: { min_length: 6 }
+  - name: port
+    type: port
+    label: Listen port
+    default: 8080
+  - name: verbose
+    type: boolean
+    default: false
+  - name: level
+    type: select
+    label: Log level
+    visible_if: { input: verbose, equals: true }
+    default: info
+    validation: { allowed_values: [info, debug] }
+"#;
+
+fn server(id: i64, name: &str, host: &str, status: ServerStatus, tags: &[&str]) -> Server {
+    Server {
+        id,
+        name: name.into(),
+        host: host.into(),
+        port: 22,
+        user: "root".into(),
+        identity: None,
+        jump: None,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        password_env: None,
+        status,
+        created_at: NOW - 86_400_000,
+        updated_at: NOW - 3_600_000,
+    }
+}
+
+fn job(id: i64, server: &str, status: JobStatus) -> Job {
+    let finished = status.is_terminal().then_some(NOW - 60_000);
+    Job {
+        id,
+        server_id: Some(1),
+        server_name: server.into(),
+        app_id: "echo-ok".into(),
+        app_version: "1.0".into(),
+        action: JobAction::Install,
+        status,
+        error_kind: (status == JobStatus::Failed)
+            .then_some(provision_tui::error::ErrorKind::Installation),
+        error_message: None,
+        exit_code: status
+            .is_terminal()
+            .then_some(if status == JobStatus::Failed { 2 } else { 0 }),
+        inputs: serde_json::json!({"token": "***"}),
+        attempts: 1,
+        created_at: NOW - 125_000,
+        started_at: Some(NOW - 120_000),
+        finished_at: finished,
+    }
+}
+
+fn empty() -> App {
+    let mut app = App::new(theme::dark());
+    app.now_ms = NOW;
+    app.utc = true;
+    app.db_path = "/var/lib/provision-tui/state.db".into();
+    app
+}
+
+fn full() -> App {
+    let mut app = empty();
+    app.fleet.servers = vec![
+        server(
+            1,
+            "web1",
+            "10.0.0.11",
+            ServerStatus::Ready,
+            &["web", "prod"],
+        ),
+        server(
+            2,
+            "web2",
+            "10.0.0.12",
+            ServerStatus::Error,
+            &["web", "prod"],
+        ),
+        server(3, "db-01", "10.0.0.20", ServerStatus::Maintenance, &["db"]),
+        server(
+            4,
+            "new-box",
+            "192.168.1.50",
+            ServerStatus::PendingSetup,
+            &[],
+        ),
+    ];
+    app.fleet.reorder();
+    for (i, lat) in [12u32, 14, 11, 30, 18, 12].iter().enumerate() {
+        app.apply_health(HealthSample {
+            server: "web1".into(),
+            at_ms: NOW - 30_000 + i as i64,
+            latency_ms: Some(*lat),
+            load: Some(0.42),
+            mem_pct: Some(61),
+            disk_pct: Some(37),
+        });
+    }
+    app.catalog.items = vec![yaml_serde::from_str::<Manifest>(MANIFEST).expect("manifest")];
+    app.jobs.jobs = vec![
+        job(3, "web1", JobStatus::Running),
+        job(2, "web2", JobStatus::Failed),
+        job(1, "web1", JobStatus::Succeeded),
+    ];
+    app.summary.running = 1;
+    app.audit.items = (1..=3)
+        .rev()
+        .map(|i| AuditEntry {
+            id: i,
+            ts: NOW - i * 60_000,
+            operator: "alice".into(),
+            action: ["server.add", "server.trust", "job.install"][(i - 1) as usize].into(),
+            target: "web1".into(),
+            details: if i == 3 {
+                "job #3 app=echo-ok inputs={\"token\":\"***\"}".into()
+            } else {
+                String::new()
+            },
+        })
+        .collect();
+    // The selected job's log: a window filled directly (no database here).
+    app.jobs.log.job_id = Some(3);
+    for seq in 1..=40 {
+        app.jobs.log.lines.push_back(LogLine {
+            job_id: 3,
+            seq,
+            stream: if seq % 7 == 0 {
+                LogStream::Stderr
+            } else {
+                LogStream::Stdout
+            },
+            ts: NOW - 100_000 + seq * 100,
+            text: format!(
+                "step {seq}: configuring the echo service with a fairly long line of output"
+            ),
+        });
+    }
+    app.jobs.log.last_seq = 40;
+    app
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    term.draw(|f| views::draw(f, app)).expect("draw");
+    term
+}
+
+/// Snapshots a state at both sizes.
+fn snap(name: &str, mut make: impl FnMut() -> App) {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut app = make();
+        let term = render(&mut app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), term.backend());
+    }
+}
+
+fn key(app: &mut App, c: KeyCode) {
+    app.key(KeyEvent::new(c, KeyModifiers::NONE));
+}
+
+fn typ(app: &mut App, s: &str) {
+    for c in s.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn fleet() {
+    snap("fleet_empty", empty);
+    snap("fleet", || {
+        let mut a = full();
+        a.update(Action::Mark);
+        a
+    });
+    snap("fleet_filtered", || {
+        let mut a = full();
+        key(&mut a, KeyCode::Char('/'));
+        typ(&mut a, "web");
+        a
+    });
+}
+
+#[test]
+fn server_detail() {
+    snap("detail", || {
+        let mut a = full();
+        a.update(Action::Enter);
+        a
+    });
+}
+
+#[test]
+fn catalog() {
+    snap("catalog_empty", || {
+        let mut a = empty();
+        a.screen = Screen::Catalog;
+        a
+    });
+    snap("catalog", || {
+        let mut a = full();
+        a.screen = Screen::Catalog;
+        a
+    });
+}
+
+fn install_form() -> App {
+    let mut a = full();
+    a.open_install("echo-ok", vec!["web1".into()]);
+    a
+}
+
+#[test]
+fn install_form_with_validation_error() {
+    snap("form_error", || {
+        let mut a = install_form();
+        key(&mut a, KeyCode::Tab);
+        typ(&mut a, "abc");
+        key(&mut a, KeyCode::Tab);
+        typ(&mut a, "x9"); // the port refuses the x
+        a
+    });
+    snap("form_visible_if", || {
+        let mut a = install_form();
+        for _ in 0..3 {
+            key(&mut a, KeyCode::Tab);
+        }
+        key(&mut a, KeyCode::Char(' '));
+        a
+    });
+}
+
+#[test]
+fn review_masks_secrets() {
+    snap("review", || {
+        let mut a = install_form();
+        key(&mut a, KeyCode::Tab);
+        typ(&mut a, "s3cret-token");
+        a.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+        a
+    });
+    let mut a = install_form();
+    key(&mut a, KeyCode::Tab);
+    typ(&mut a, "s3cret-token");
+    for reveal in [false, true] {
+        let term = render(&mut a, 120, 40);
+        let text = term.backend().to_string();
+        assert_eq!(text.contains("s3cret-token"), reveal, "reveal={reveal}");
+        a.key(KeyEvent::new(KeyCode::Char('v'), KeyModifiers::CONTROL));
+    }
+    a.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let term = render(&mut a, 120, 40);
+    assert!(
+        !term.backend().to_string().contains("s3cret-token"),
+        "review shows ***"
+    );
+}
+
+#[test]
+fn add_server_form() {
+    snap("add_server", || {
+        let mut a = full();
+        key(&mut a, KeyCode::Char('a'));
+        typ(&mut a, "web3");
+        a
+    });
+}
+
+#[test]
+fn jobs() {
+    snap("jobs_empty", || {
+        let mut a = empty();
+        a.screen = Screen::Jobs;
+        a
+    });
+    snap("jobs_log_follow", || {
+        let mut a = full();
+        a.screen = Screen::Jobs;
+        a.jobs.focus_log = true;
+        a
+    });
+    snap("jobs_log_wrap_search", || {
+        let mut a = full();
+        a.screen = Screen::Jobs;
+        a.jobs.focus_log = true;
+        a.jobs.log.wrap = true;
+        a.jobs.log.timestamps = true;
+        a.jobs.log.search = Some("step 3".into());
+        a.jobs.log.hit = Some(38);
+        a
+    });
+}
+
+#[test]
+fn incidents_and_audit() {
+    snap("incidents_empty", || {
+        let mut a = full();
+        a.screen = Screen::Incidents;
+        a
+    });
+    snap("audit_empty", || {
+        let mut a = empty();
+        a.screen = Screen::Audit;
+        a
+    });
+    snap("audit", || {
+        let mut a = full();
+        a.screen = Screen::Audit;
+        a
+    });
+}
+
+fn scan(verdict: HostKeyVerdict) -> HostKeyScan {
+    let key = russh::keys::ssh_key::PublicKey::from_openssh(KEY).expect("key");
+    HostKeyScan::from_key("new-box", key, verdict)
+}
+
+#[test]
+fn dialogs() {
+    snap("help_fleet", || {
+        let mut a = full();
+        key(&mut a, KeyCode::Char('?'));
+        a
+    });
+    snap("help_log", || {
+        let mut a = full();
+        a.screen = Screen::Jobs;
+        a.jobs.focus_log = true;
+        key(&mut a, KeyCode::Char('?'));
+        a
+    });
+    snap("hostkey_unknown", || {
+        let mut a = full();
+        let s = scan(HostKeyVerdict::Unknown {
+            fingerprint: String::new(),
+        });
+        a.on_scanned(Ok(s));
+        a
+    });
+    snap("hostkey_changed", || {
+        let mut a = full();
+        let s = scan(HostKeyVerdict::Changed {
+            fingerprint: String::new(),
+            recorded: "SHA256:oldoldoldoldoldoldoldoldoldoldoldoldoldold0".into(),
+            file: "/var/lib/provision-tui/known_hosts".into(),
+            line: 3,
+        });
+        a.on_scanned(Ok(s));
+        a
+    });
+    snap("confirm_status", || {
+        let mut a = full();
+        key(&mut a, KeyCode::Char('s'));
+        while !matches!(&a.modal, Some(Modal::Picker { items, sel, .. }) if items[*sel] == ServerStatus::Decommissioned)
+        {
+            key(&mut a, KeyCode::Char('j'));
+        }
+        key(&mut a, KeyCode::Enter);
+        a
+    });
+    snap("palette", || {
+        let mut a = full();
+        key(&mut a, KeyCode::Char(':'));
+        typ(&mut a, "install ");
+        a
+    });
+}
+
+#[test]
+fn too_small_never_panics() {
+    for (w, h) in [(59, 24), (80, 14), (1, 1), (0, 0)] {
+        let mut a = full();
+        let term = render(&mut a, w, h);
+        if w > 30 {
+            assert!(term.backend().to_string().contains("terminal too small"));
+        }
+    }
+    let mut a = full();
+    insta::assert_snapshot!("too_small_40x12", render(&mut a, 40, 12).backend());
+}
+
+#[test]
+fn statuses_are_coloured_by_meaning() {
+    let mut a = full();
+    let term = render(&mut a, 120, 40);
+    let buf = term.backend().buffer();
+    let find = |word: &str| {
+        for y in 0..buf.area.height {
+            let row: String = (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect();
+            if let Some(i) = row.find(word) {
+                let x = row[..i].chars().count() as u16;
+                return buf[(x, y)].fg;
+            }
+        }
+        panic!("{word} not on screen");
+    };
+    let t = theme::dark();
+    assert_eq!(Some(find("ready")), t.ok.fg);
+    assert_eq!(Some(find("error ")), t.error.fg);
+    assert_eq!(Some(find("maintenance")), t.warn.fg);
+}
+
+#[test]
+fn footer_hints_come_from_the_keymap() {
+    let mut a = full();
+    let term = render(&mut a, 120, 40);
+    let text = term.backend().to_string();
+    for (k, d) in provision_tui::tui::keymap::hints(a.ctx())
+        .into_iter()
+        .take(4)
+    {
+        assert!(text.contains(&format!("{k} {d}")), "missing hint {k} {d}");
+    }
+}
+
+#[test]
+fn readme_and_docs_list_every_binding() {
+    let table = provision_tui::tui::keymap::markdown();
+    for file in ["README.md", "docs/TUI.md"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            text.contains(&table),
+            "{file} is out of date with the keymap; run `cargo run -- keys-markdown` style regen: paste provision_tui::tui::keymap::markdown()"
+        );
+    }
+}
