@@ -177,7 +177,11 @@ switch_to() {   # point current at a release and (re)start the app
 if [ "$remote_sha" != "$current_sha" ]; then
   release=$appdir/releases/$(date -u +%Y%m%d%H%M%S)-${remote_sha:0:12}
   echo "deploying $BRANCH @ ${remote_sha:0:12} to $release"
-  as_app git clone --quiet --depth 1 --branch "$BRANCH" "$REPO_URL" "$release" || { rm -rf "$release"; fail 3 "git clone of $REPO_URL ($BRANCH) failed"; }
+  # shallow when the server supports it (dumb HTTP servers do not): then a full clone
+  if ! as_app git clone --quiet --depth 1 --branch "$BRANCH" "$REPO_URL" "$release" 2>/dev/null; then
+    rm -rf "$release"
+    as_app git clone --quiet --branch "$BRANCH" "$REPO_URL" "$release" || { rm -rf "$release"; fail 2 "git clone of $REPO_URL ($BRANCH) failed"; }
+  fi
   got=$(as_app git -C "$release" rev-parse HEAD)
   printf '%s\n' "$got" > "$release/.provision-tui-sha"; chown nodeapp:nodeapp "$release/.provision-tui-sha"
   if [ -n "$BUILD_COMMAND" ]; then

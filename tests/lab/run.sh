@@ -76,9 +76,9 @@ say() { printf '[%s %s] %s\n' "$(date +%T)" "$CUR" "$*"; }
 fail() { say "FAIL: $*"; exit 1; }
 state() { rssh bash -s < "$here/state.sh"; }
 timed() {   # timed LABEL cmd... : runs cmd, records the duration, returns its exit code
-  local label=$1 t0 rc=0; shift; t0=$(date +%s.%N)
+  local label=$1 t0=$EPOCHREALTIME rc=0; shift
   "$@" >> "$LOG.out" 2>&1 || rc=$?
-  printf '%s\t%s\t%.1f\t%s\n' "$CUR" "$label" "$(echo "$(date +%s.%N) - $t0" | bc)" "$rc" >> "$WORK/times.tsv"
+  awk -v a="$t0" -v b="$EPOCHREALTIME" -v c="$CUR" -v l="$label" -v r="$rc" 'BEGIN { printf "%s\t%s\t%.1f\t%s\n", c, l, b - a, r }' >> "$WORK/times.tsv"
   return "$rc"
 }
 expect_install() {   # expect_install CODE APP ARGS...
