@@ -2,7 +2,8 @@
 # provision-tui test lab: real Debian 12 servers (systemd as PID 1) on this machine.
 #
 # Each server N is
-#   - a network namespace ptlabN with IP 10.78.0.(10+N) on the bridge br-ptlab (NAT to the mirror),
+#   - a network namespace ptlabN with IP 10.78.0.(10+N) on the bridge br-ptlab (NAT to the mirror;
+#     PTLAB_ID=1..9 gives a second lab on 10.78.ID.0/24 that can run at the same time),
 #   - an overlayfs copy of one debootstrapped golden image (reset to pristine = new empty upper dir),
 #   - booted with `systemd-nspawn -b`, root login by the lab's generated SSH key.
 #
@@ -22,10 +23,16 @@
 set -euo pipefail
 
 PTLAB=${PTLAB:-/var/tmp/provision-tui-lab}
-BR=br-ptlab
-NET=10.78.0
-SRV=$PTLAB/srv
-OVL=$PTLAB/ovl
+# PTLAB_ID=1..9 runs a second, independent lab beside the default one (own bridge, subnet
+# 10.78.ID.0/24, namespaces, servers); the golden image and the key are shared.
+LID=${PTLAB_ID:-0}
+[[ $LID =~ ^[0-9]$ ]] || { echo "lab: PTLAB_ID must be 0-9" >&2; exit 2; }
+if [ "$LID" = 0 ]; then SFX=; NSP=ptlab; VP=ptv; else SFX=$LID; NSP=ptlab${LID}x; VP=ptv${LID}x; fi
+BR=br-ptlab$SFX
+NET=10.78.$LID
+SRV=$PTLAB/srv$SFX
+OVL=$PTLAB/ovl$SFX
+CG=ptlab$SFX
 KEY=$PTLAB/keys/id_ed25519
 GOLDEN=$PTLAB/golden.tar.zst
 GOLDEN_RO=$PTLAB/golden-ro
@@ -54,8 +61,8 @@ why_not() {
   [ "$(id -u)" = 0 ] || { echo "not root (the lab needs network namespaces, mounts and systemd-nspawn)"; return; }
   [ "${PROVISION_TUI_LAB:-1}" != 0 ] || { echo "PROVISION_TUI_LAB=0"; return; }
   command -v ip >/dev/null || { echo "iproute2 (ip) is not installed"; return; }
-  if ! ip netns add ptlab-probe 2>/dev/null; then echo "cannot create network namespaces"; return; fi
-  ip netns del ptlab-probe 2>/dev/null || true
+  if ! ip netns add "ptlab-probe$$" 2>/dev/null; then echo "cannot create network namespaces"; return; fi
+  ip netns del "ptlab-probe$$" 2>/dev/null || true
   grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
   grep -qw overlay /proc/filesystems || { echo "no overlayfs in this kernel"; return; }
   if [ "${1:-}" != strict ]; then return; fi
@@ -168,10 +175,10 @@ unpack_golden() {   # the read-only lower layer shared by every server (flock: p
 }
 
 mk_netns() {
-  local i=$1 ns=ptlab$1
+  local i=$1 ns=$NSP$1
   ip netns add "$ns"
-  ip link add "ptv$i" type veth peer name eth0 netns "$ns"
-  ip link set "ptv$i" master "$BR" up
+  ip link add "$VP$i" type veth peer name eth0 netns "$ns"
+  ip link set "$VP$i" master "$BR" up
   ip -n "$ns" addr add "$(ip_of "$i")/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
@@ -205,12 +212,12 @@ boot() {
   setsid bash -c '
     for h in systemd unified; do
       [ -d /sys/fs/cgroup/$h ] || continue
-      mkdir -p /sys/fs/cgroup/$h/ptlab/h'"$i"'; echo $$ > /sys/fs/cgroup/$h/ptlab/h'"$i"'/cgroup.procs
+      mkdir -p /sys/fs/cgroup/$h/'"$CG"'/h'"$i"'; echo $$ > /sys/fs/cgroup/$h/'"$CG"'/h'"$i"'/cgroup.procs
     done
     while :; do
       SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_NSPAWN_API_VFS_WRITABLE=network \
-      systemd-nspawn -D '"$R"' -M pt'"$i"' -b --register=no --keep-unit --console=passive \
-        --network-namespace-path=/run/netns/ptlab'"$i"' --capability=CAP_NET_ADMIN,CAP_BPF,CAP_PERFMON \
+      systemd-nspawn -D '"$R"' -M pt'"$SFX"h"$i"' -b --register=no --keep-unit --console=passive \
+        --network-namespace-path=/run/netns/'"$NSP$i"' --capability=CAP_NET_ADMIN,CAP_BPF,CAP_PERFMON \
         --system-call-filter=@keyring --system-call-filter=bpf &
       echo $! > '"$SRV"'/h'"$i"'.nspawn.pid; wait $!; rc=$?
       [ $rc -eq 133 ] || break
@@ -258,11 +265,11 @@ poweroff() {
 rm_cgroups() {  # bottom-up: only empty cgroup directories can be removed
   local h
   for h in systemd unified; do
-    [ -d "/sys/fs/cgroup/$h/ptlab/h$1" ] || continue
+    [ -d "/sys/fs/cgroup/$h/$CG/h$1" ] || continue
     # processes left behind (a KILLed guest): kill them first
     # shellcheck disable=SC2038  # the pipe carries pids, not file names
-    find "/sys/fs/cgroup/$h/ptlab/h$1" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
-    find "/sys/fs/cgroup/$h/ptlab/h$1" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    find "/sys/fs/cgroup/$h/$CG/h$1" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+    find "/sys/fs/cgroup/$h/$CG/h$1" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
 }
 
@@ -291,8 +298,8 @@ down() {
   check_num "${1:-}"; local i=$1
   poweroff "$i"; rm_cgroups "$i"; umount_root "$i"
   rm -rf "$OVL/h$i" "$SRV/h$i" "$SRV/h$i.log" "$SRV/h$i.up"
-  ip link del "ptv$i" 2>/dev/null || true
-  ip netns del "ptlab$i" 2>/dev/null || true
+  ip link del "$VP$i" 2>/dev/null || true
+  ip netns del "$NSP$i" 2>/dev/null || true
 }
 
 teardown() {
@@ -303,16 +310,21 @@ teardown() {
   done
   wait
   # namespaces left by a crashed run
-  for n in $(ip netns list 2>/dev/null | awk '/^ptlab[0-9]+/{print $1}'); do
+  for n in $(ip netns list 2>/dev/null | awk -v p="^${NSP}[0-9]+$" '$1 ~ p {print $1}'); do
     ip netns del "$n" 2>/dev/null || true
   done
   ip link del "$BR" 2>/dev/null || true
   iptables -t nat -D POSTROUTING -s "$NET.0/24" ! -o "$BR" -j MASQUERADE 2>/dev/null || true
   iptables -D FORWARD -i "$BR" -j ACCEPT 2>/dev/null || true
   iptables -D FORWARD -o "$BR" -j ACCEPT 2>/dev/null || true
+  # sysctls go back only when no other lab instance is still up
+  if ip -o link show type bridge 2>/dev/null | grep -q ' br-ptlab'; then
+    rmdir "/sys/fs/cgroup/systemd/$CG" "/sys/fs/cgroup/unified/$CG" 2>/dev/null || true
+    return 0
+  fi
   if [ -f "$PTLAB/.ip_forward.orig" ]; then sysctl -qw "net.ipv4.ip_forward=$(cat "$PTLAB/.ip_forward.orig")"; rm -f "$PTLAB/.ip_forward.orig"; fi
   if [ -f "$PTLAB/.inotify.orig" ]; then sysctl -qw "fs.inotify.max_user_instances=$(cat "$PTLAB/.inotify.orig")"; rm -f "$PTLAB/.inotify.orig"; fi
-  rmdir /sys/fs/cgroup/systemd/ptlab /sys/fs/cgroup/unified/ptlab 2>/dev/null || true
+  rmdir "/sys/fs/cgroup/systemd/$CG" "/sys/fs/cgroup/unified/$CG" 2>/dev/null || true
 }
 
 cmd=${1:-}; shift || true

@@ -72,6 +72,7 @@ echo "lab ready in $((SECONDS - t_setup)) s"
 pt() { "$BIN" "$@"; }
 rssh() { "$LAB" ssh "$SRV" "$@"; }
 addr() { "$LAB" ip "$SRV"; }
+lab_net() { local b; b=$("$LAB" bridge-ip); echo "${b%.1}.0/24"; }
 say() { printf '[%s %s] %s\n' "$(date +%T)" "$CUR" "$*"; }
 fail() { say "FAIL: $*"; exit 1; }
 state() { rssh bash -s < "$here/state.sh"; }
@@ -177,7 +178,7 @@ t_postgresql() {
   export PG_PW="lab pg pass 'quoted' : \\ x"
   v() { [ "$(PGPASSWORD=$PG_PW PGCONNECT_TIMEOUT=5 psql -X -h "$(addr)" -U shopper -d shop -Atc 'select current_user')" = shopper ]; }
   gone() { port_closed 5432 && pkg_gone postgresql; }
-  lifecycle postgresql "--set db_name=shop --set db_user=shopper --set-env db_password=PG_PW --set 'listen_addresses=*' --set allowed_cidr=10.78.0.0/24" \
+  lifecycle postgresql "--set db_name=shop --set db_user=shopper --set-env db_password=PG_PW --set 'listen_addresses=*' --set allowed_cidr=$(lab_net)" \
     "--set db_name=shop --set db_user=postgres --set-env db_password=PG_PW" v gone
 }
 t_mariadb() {
