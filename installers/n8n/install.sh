@@ -61,6 +61,8 @@ if [ "$have" != "$N8N_VERSION" ]; then
   if ! (cd /opt/n8n && npm_config_nodedir=/usr npm_config_build_from_source=sqlite3 \
         npm install --no-audit --no-fund --omit=dev --loglevel=error "n8n@$N8N_VERSION" > /opt/n8n/npm-install.log 2>&1); then
     tail -n 30 /opt/n8n/npm-install.log >&2
+    unreachable=$(sed -n 's/.*network request to \(https\?:\/\/[^ ]*\) failed.*/\1/p' /opt/n8n/npm-install.log | head -n1)
+    [ -z "$unreachable" ] || fail 2 "npm install n8n@$N8N_VERSION failed: this server cannot download $unreachable (n8n needs the npm registry and cdn.sheetjs.com)"
     fail 2 "npm install n8n@$N8N_VERSION failed (log: /opt/n8n/npm-install.log)"
   fi
   changed_bin=1
