@@ -66,7 +66,9 @@ why_not() {
   grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
   grep -qw overlay /proc/filesystems || { echo "no overlayfs in this kernel"; return; }
   if [ "${1:-}" != strict ]; then return; fi
-  command -v systemd-nspawn >/dev/null || { echo "systemd-nspawn missing (apt-get install systemd-container)"; return; }
+  # missing tools are fine where `setup` can apt-get install them
+  command -v apt-get >/dev/null && return
+  command -v systemd-nspawn >/dev/null || { echo "systemd-nspawn missing (install systemd-container)"; return; }
   command -v debootstrap >/dev/null || [ -f "$GOLDEN" ] || { echo "debootstrap missing and no cached golden image"; return; }
 }
 
@@ -84,6 +86,13 @@ setup() {
   command -v iptables >/dev/null || need+=(iptables)
   command -v zstd >/dev/null || need+=(zstd)
   command -v ssh >/dev/null || need+=(openssh-client)
+  # the suite's checks from outside the servers
+  command -v curl >/dev/null || need+=(curl)
+  command -v python3 >/dev/null || need+=(python3)
+  command -v git >/dev/null || need+=(git)
+  command -v redis-cli >/dev/null || need+=(redis-tools)
+  command -v psql >/dev/null || need+=(postgresql-client)
+  command -v mariadb >/dev/null || need+=(mariadb-client)
   if ((${#need[@]})); then
     log "installing host packages: ${need[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
