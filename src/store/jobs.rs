@@ -6,9 +6,9 @@ use crate::jobs::job::{Job, JobAction, JobStatus, LogLine, LogStream};
 use color_eyre::eyre::{Result, bail, eyre};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-const JOB_COLS: &str = "id, server_id, server_name, app_id, app_version, action, status, error_kind, error_message, exit_code, inputs, attempts, created_at, started_at, finished_at";
+pub(crate) const JOB_COLS: &str = "id, server_id, server_name, app_id, app_version, action, status, error_kind, error_message, exit_code, inputs, attempts, created_at, started_at, finished_at";
 
-fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     let action: String = r.get(5)?;
     let status: String = r.get(6)?;
     let kind: Option<String> = r.get(7)?;
@@ -394,5 +394,20 @@ mod tests {
         assert!(s.orphaned_jobs(0, |_| true).unwrap().is_empty());
         assert_eq!(s.orphaned_jobs(0, |_| false).unwrap(), vec![job.id]);
         assert_eq!(s.orphaned_jobs(i64::MAX, |_| true).unwrap(), vec![job.id]);
+    }
+}
+
+impl Store {
+    /// Jobs that reached a terminal status after `since` (ms), oldest first.
+    pub fn jobs_finished_since(&self, since: i64) -> Result<Vec<Job>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {JOB_COLS} FROM jobs WHERE finished_at > ?1 ORDER BY finished_at, id"
+            ))?;
+            let v = st
+                .query_map([since], job_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
     }
 }
