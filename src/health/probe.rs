@@ -23,7 +23,7 @@ t=; a=
 while read k v _; do case $k in MemTotal:) t=$v;; MemAvailable:) a=$v;; esac; done < /proc/meminfo
 echo "mem ${t:-0} ${a:-0}"
 { df -P -k -x tmpfs -x devtmpfs -x squashfs || df -P -k; } | { read _; while read fs sz used av cap mnt; do echo "df $cap $mnt"; done; }
-if command -v docker >/dev/null || [ -S /var/run/docker.sock ]; then
+if command -v dockerd >/dev/null || [ -S /var/run/docker.sock ] || [ -e /lib/systemd/system/docker.service ] || [ -e /usr/lib/systemd/system/docker.service ]; then
   s=; command -v systemctl >/dev/null && s=$(systemctl is-active docker)
   if [ -z "$s" ]; then if docker info >/dev/null; then s=active; else s=inactive; fi; fi
   echo "docker $s"
