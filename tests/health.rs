@@ -206,7 +206,7 @@ fn unreachable_host_opens_notifies_and_resolves_with_hysteresis() {
             is_sample(e, &format!("h{i}")) && e["sample"]["ok"] == true
         });
     }
-    hosts[1].stop();
+    hosts[1].crash();
     // PENDING first: visible in samples, no incident, nothing sent.
     let pending = w.wait(20, "pending", |e| {
         is_sample(e, "h1")
@@ -266,7 +266,7 @@ fn unreachable_host_opens_notifies_and_resolves_with_hysteresis() {
 
     // Maintenance: the host goes down, checks go on, nothing opens and nothing is sent.
     env.ok(&["maintenance", "on", "h2", "--reason", "patching"]);
-    hosts[2].stop();
+    hosts[2].crash();
     let start = w.seen.len();
     let mut down_samples = 0;
     while down_samples < 6 {
@@ -302,46 +302,56 @@ fn rate_limit_drops_and_reports_the_count() {
     let env = TestEnv::new();
     let sshd = Sshd::start();
     ready_server(&env, "s", &sshd);
+    // The window is an hour in production; 30 s here keeps the test short.
     write_config(
         &env,
-        &fast_config(&hook, "  rate_limit_per_hour: 2\n  rate_limit_window: 4s\n"),
+        &fast_config(&hook, "  rate_limit_per_hour: 2\n  rate_limit_window: 30s\n"),
     );
     let mut w = Watch::start(&env);
     w.wait(20, "first sample", |e| is_sample(e, "s"));
-    let started = Instant::now();
-    // Each failed install is a job_failed notification (the first also opens an incident).
-    for _ in 0..4 {
-        let out = env.run(&["install", "exit-code", "--on", "s", "--set", "code=2"]);
-        assert_eq!(out.status.code(), Some(11));
+    // Four failed installs: four job_failed messages plus one provisioning_failed incident.
+    // Started at once, so that all five fall well inside the window even on a busy machine.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            env.cmd()
+                .args(["install", "exit-code", "--on", "s", "--set", "code=2"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn install")
+        })
+        .collect();
+    for mut c in children {
+        assert_eq!(c.wait().expect("wait").code(), Some(11));
     }
-    // Wait until the watcher has seen the four failures and reported the drops.
     let mut outcomes = Vec::new();
-    while outcomes.iter().filter(|o| *o == "dropped").count() < 3 {
-        let e = w.wait(20, "notification outcomes", |e| {
-            e["event"] == "notification"
-        });
+    while outcomes.len() < 5 {
+        let e = w.wait(30, "notification outcomes", |e| e["event"] == "notification");
         outcomes.push(e["outcome"].as_str().unwrap_or("").to_string());
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "the window must still be open for this test"
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "sent").count(),
+        2,
+        "two per window: {outcomes:?}"
     );
+    assert_eq!(outcomes.iter().filter(|o| *o == "dropped").count(), 3, "{outcomes:?}");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(hook.all().len(), 2, "two per window: {:#?}", hook.all());
+    assert_eq!(hook.all().len(), 2, "{:#?}", hook.all());
     // After the window, the next message carries the count of what was dropped.
-    while started.elapsed() < Duration::from_millis(4200) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    env.run(&["install", "exit-code", "--on", "s", "--set", "code=3"]);
-    let next = hook.wait(20, "a message after the window", |v| {
-        v["dropped"].as_u64().unwrap_or(0) > 0
-    });
-    assert_eq!(next["dropped"], 3, "{next:#}");
+    let next = {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            env.run(&["install", "exit-code", "--on", "s", "--set", "code=3"]);
+            if let Some(v) = hook.all().into_iter().find(|v| v["dropped"].as_u64().unwrap_or(0) > 0) {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "no message reported the drops: {:#?}", hook.all());
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    };
+    assert!(next["dropped"].as_u64().unwrap() >= 3, "{next:#}");
     assert!(
-        next["text"]
-            .as_str()
-            .unwrap()
-            .contains("3 earlier notifications were dropped"),
+        next["text"].as_str().unwrap().contains("earlier notifications were dropped"),
         "{next}"
     );
 }

@@ -167,6 +167,13 @@ impl Sshd {
         }
     }
 
+    /// Kills sshd and every connection it serves, like a host going down (`stop` alone leaves
+    /// the per-connection processes, and so pooled connections, alive).
+    pub fn crash(&mut self) {
+        self.signal_tree("KILL");
+        self.stop();
+    }
+
     /// Stops sshd (the port stays reserved for `restart`).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
