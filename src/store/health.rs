@@ -316,6 +316,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Jobs that reached a terminal status after `since` (ms), oldest first.
+    pub fn jobs_finished_since(&self, since: i64) -> Result<Vec<crate::jobs::job::Job>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {} FROM jobs WHERE finished_at > ?1 ORDER BY finished_at, id",
+                super::jobs::JOB_COLS
+            ))?;
+            let v = st
+                .query_map([since], super::jobs::job_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -396,18 +396,3 @@ mod tests {
         assert_eq!(s.orphaned_jobs(i64::MAX, |_| true).unwrap(), vec![job.id]);
     }
 }
-
-impl Store {
-    /// Jobs that reached a terminal status after `since` (ms), oldest first.
-    pub fn jobs_finished_since(&self, since: i64) -> Result<Vec<Job>> {
-        self.read(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {JOB_COLS} FROM jobs WHERE finished_at > ?1 ORDER BY finished_at, id"
-            ))?;
-            let v = st
-                .query_map([since], job_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(v)
-        })
-    }
-}
