@@ -73,6 +73,9 @@ pub enum BenchCmd {
         concurrency: usize,
         #[arg(long, default_value = "30s")]
         timeout: String,
+        /// Login user on the bench hosts (default: you). Remote rc files run on every exec.
+        #[arg(long)]
+        user: Option<String>,
     },
 }
 
@@ -374,6 +377,7 @@ pub async fn bench(cmd: BenchCmd) -> Result<i32> {
             sweeps,
             concurrency,
             timeout,
+            user,
         } => {
             let timeout = parse_duration(&timeout).map_err(|e| eyre!(e))?;
             crate::health::bench::run(crate::health::bench::BenchArgs {
@@ -381,6 +385,7 @@ pub async fn bench(cmd: BenchCmd) -> Result<i32> {
                 warm_sweeps: sweeps,
                 concurrency,
                 timeout,
+                user,
             })
             .await?;
             Ok(exit::OK)

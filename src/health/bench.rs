@@ -19,6 +19,9 @@ pub struct BenchArgs {
     pub warm_sweeps: usize,
     pub concurrency: usize,
     pub timeout: Duration,
+    /// Login user on the bench hosts (default: the current user). Its shell rc files run on
+    /// every exec, so a user with a heavy ~/.bashrc measures that, not provision-tui.
+    pub user: Option<String>,
 }
 
 struct Sshds(Vec<Child>);
@@ -155,7 +158,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     let _cleanup = scopeguard(tmp.clone());
     keygen(&tmp.join("host_key"))?;
     keygen(&tmp.join("client_key"))?;
-    let user = whoami::username();
+    let user = a.user.clone().unwrap_or_else(whoami::username);
     println!(
         "bench health: {} hosts, open-files limit {soft}/{hard}, concurrency {}",
         a.hosts, a.concurrency
