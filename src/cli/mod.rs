@@ -1,8 +1,10 @@
 //! The headless CLI: one file per subcommand group, all over the same engine as the TUI.
 
 pub mod catalog;
+pub mod health;
 pub mod install;
 pub mod jobs;
+pub mod maintenance;
 pub mod server;
 
 use crate::config::Config;
@@ -59,6 +61,22 @@ pub enum Command {
     Cancel(jobs::CancelArgs),
     /// Show the audit log, newest first.
     Audit(jobs::AuditArgs),
+    /// Run one health check sweep now (all watched servers, or the named ones).
+    Check(health::CheckArgs),
+    /// Run the health checker headless (checks, incidents, recovery, notifications) until stopped.
+    Watch(health::WatchArgs),
+    /// Fleet metrics: servers, jobs, failure rates, incidents, check latency (JSON or Prometheus).
+    Metrics(maintenance::MetricsArgs),
+    /// List incidents, open ones first.
+    Incidents(health::IncidentsArgs),
+    /// Manual maintenance windows (no incidents, no notifications).
+    #[command(subcommand)]
+    Maintenance(maintenance::MaintenanceCmd),
+    /// A server's health policy: recovery (notify|auto), base installer, check interval.
+    Policy(health::PolicyArgs),
+    /// Benchmarks (not tests).
+    #[command(subcommand)]
+    Bench(health::BenchCmd),
     /// Benchmark dashboard rendering (10k servers, a 1M-line log) and print frame times.
     #[command(hide = true)]
     BenchRender {
@@ -93,6 +111,18 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
             print!("{}", crate::tui::keymap::markdown());
             return exit::OK;
         }
+        Command::Bench(_) => {
+            let Command::Bench(b) = command else {
+                return exit::ERROR;
+            };
+            return match health::bench(b).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    exit::ERROR
+                }
+            };
+        }
         _ => {}
     }
     // `catalog validate DIR` needs no database.
@@ -115,7 +145,13 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Logs(a) => jobs::logs(&engine, a).await,
         Command::Cancel(a) => jobs::cancel(&engine, a),
         Command::Audit(a) => jobs::audit(&engine, a),
-        Command::BenchRender { .. } | Command::KeysMarkdown => Ok(exit::OK),
+        Command::Check(a) => health::check(&engine, a).await,
+        Command::Watch(a) => health::watch(&engine, a).await,
+        Command::Metrics(a) => maintenance::metrics_cmd(&engine, a).await,
+        Command::Incidents(a) => health::incidents(&engine, a),
+        Command::Maintenance(c) => maintenance::run(&engine, c),
+        Command::Policy(a) => health::policy(&engine, a),
+        Command::BenchRender { .. } | Command::KeysMarkdown | Command::Bench(_) => Ok(exit::OK),
     };
     match result {
         Ok(code) => code,
