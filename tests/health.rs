@@ -432,15 +432,28 @@ fn auto_recovery_reprovisions_and_redeploys_in_dependency_order() {
         .filter_map(|t| t["job_id"].as_i64())
         .collect();
     assert_eq!(jobs.len(), 3, "three linked jobs: {inc:#}");
-    let all = env.jobs_json();
+    // The service can answer before its job has recorded its end: wait for the jobs to finish.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     for j in &jobs {
-        let job = all
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["id"] == *j)
-            .unwrap();
-        assert_eq!(job["status"], "succeeded", "{job}");
+        loop {
+            let all = env.jobs_json();
+            let job = all
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["id"] == *j)
+                .unwrap()
+                .clone();
+            if job["status"] != "running" && job["status"] != "queued" {
+                assert_eq!(job["status"], "succeeded", "{job}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job never finished: {job}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
     hook.wait(10, "resolved notification", |v| {
         v["event"] == "incident_resolved"
