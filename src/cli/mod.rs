@@ -203,6 +203,17 @@ pub async fn run_dashboard(cli: Cli) -> i32 {
             return exit::ERROR;
         }
     };
+    // The dashboard watches the fleet too; with another checker on this database (say
+    // `provision-tui watch`) the singleton lease keeps this one on standby.
+    let _checker = match health::load_config()
+        .and_then(|cfg| crate::health::service::HealthService::new(engine.clone(), cfg))
+    {
+        Ok(svc) => Some(svc.spawn()),
+        Err(e) => {
+            tracing::error!("health checks disabled: {e:#}");
+            None
+        }
+    };
     match crate::tui::run(engine, cli.theme.clone()).await {
         Ok(()) => exit::OK,
         Err(e) => {

@@ -327,6 +327,8 @@ pub struct App {
     pub now_ms: i64,
     /// A message in the footer until the next key; `true` means an error.
     pub flash: Option<(String, bool)>,
+    /// Ring the terminal bell at the next render (an incident opened; `PROVISION_TUI_BELL=0` mutes).
+    pub bell: bool,
     pub mouse: bool,
     /// Show times in UTC instead of local time (snapshots use it).
     pub utc: bool,
@@ -357,6 +359,7 @@ impl App {
             db_path: String::new(),
             now_ms: 0,
             flash: None,
+            bell: false,
             mouse: false,
             utc: false,
             quit: false,
@@ -573,11 +576,35 @@ impl App {
                 self.fleet.marks.remove(&name);
                 self.fleet.reorder();
             }
-            Event::IncidentChanged { .. } => {
+            Event::IncidentChanged { incident } => {
+                if incident.state == crate::health::IncidentState::Detected
+                    && incident.resolved_at.is_none()
+                {
+                    self.error(format!(
+                        "incident: {} on {}{}",
+                        incident.kind.as_str(),
+                        incident.server,
+                        incident
+                            .app_id
+                            .map(|a| format!(" ({a})"))
+                            .unwrap_or_default()
+                    ));
+                    self.bell = true;
+                }
                 self.reload_incidents();
                 self.reload_summary();
             }
-            Event::HealthSample { .. } | Event::Notification { .. } => {
+            Event::HealthSample { sample } => {
+                self.apply_health(HealthSample {
+                    server: sample.server,
+                    at_ms: sample.ts,
+                    latency_ms: Some(sample.latency_ms.min(u32::MAX as u64) as u32),
+                    load: sample.load.map(|l| l[0] as f32),
+                    mem_pct: sample.mem_pct.map(|m| m.round().clamp(0.0, 100.0) as u8),
+                    disk_pct: sample.disk_pct.map(|d| d.round().clamp(0.0, 100.0) as u8),
+                });
+            }
+            Event::Notification { .. } => {
                 self.dirty = was_dirty;
             }
             Event::ExternalChange => {

@@ -140,6 +140,11 @@ fn draw(term: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
     let r = term.draw(|f| views::draw(f, app));
     crossterm::execute!(out, EndSynchronizedUpdate)?;
     r?;
+    if std::mem::take(&mut app.bell) && std::env::var("PROVISION_TUI_BELL").as_deref() != Ok("0") {
+        use std::io::Write;
+        out.write_all(b"\x07")?;
+        out.flush()?;
+    }
     app.dirty = false;
     Ok(())
 }
