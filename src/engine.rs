@@ -239,6 +239,32 @@ impl Engine {
         Ok(server)
     }
 
+    /// Sets how jobs escalate on a server. Only the env var's name is stored.
+    pub fn set_server_sudo(
+        &self,
+        name: &str,
+        settings: &crate::store::sudo::SudoSettings,
+    ) -> Result<()> {
+        if let Some(var) = &settings.password_env
+            && !crate::ssh::exec::valid_env_name(var)
+        {
+            bail!("--password-env wants an environment variable name like SUDO_PW, got {var:?}");
+        }
+        let server = self.inner.store.require_server(name)?;
+        self.inner.store.set_server_sudo(server.id, settings)?;
+        self.inner.pool.invalidate(name);
+        self.audit(
+            "server.sudo",
+            name,
+            &format!(
+                "escalate={:?} password_env={}",
+                settings.escalate,
+                settings.password_env.as_deref().unwrap_or("-")
+            ),
+        )?;
+        Ok(())
+    }
+
     pub fn servers(&self) -> Result<Vec<Server>> {
         self.inner.store.list_servers()
     }
@@ -260,7 +286,14 @@ impl Engine {
             }
             None => None,
         };
+        let sudo = self.inner.store.server_sudo(server.id)?;
+        let sudo = match (sudo.escalate, sudo.password_env) {
+            (Some(false), _) => ssh::SudoMode::Never,
+            (_, Some(var)) => ssh::SudoMode::PasswordEnv(var),
+            _ => ssh::SudoMode::NoPassword,
+        };
         Ok(SshTarget {
+            sudo,
             name: server.name.clone(),
             host: server.host.clone(),
             port: server.port,

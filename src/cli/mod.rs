@@ -1,6 +1,7 @@
 //! The headless CLI: one file per subcommand group, all over the same engine as the TUI.
 
 pub mod catalog;
+pub mod import;
 pub mod install;
 pub mod jobs;
 pub mod server;
@@ -59,6 +60,9 @@ pub enum Command {
     Cancel(jobs::CancelArgs),
     /// Show the audit log, newest first.
     Audit(jobs::AuditArgs),
+    /// Import servers from an ssh config, an Ansible inventory or a dynamic-inventory command.
+    #[command(subcommand)]
+    Import(import::ImportCmd),
     /// Benchmark dashboard rendering (10k servers, a 1M-line log) and print frame times.
     #[command(hide = true)]
     BenchRender {
@@ -115,6 +119,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Logs(a) => jobs::logs(&engine, a).await,
         Command::Cancel(a) => jobs::cancel(&engine, a),
         Command::Audit(a) => jobs::audit(&engine, a),
+        Command::Import(c) => import::run(&engine, c).await,
         Command::BenchRender { .. } | Command::KeysMarkdown => Ok(exit::OK),
     };
     match result {

@@ -25,6 +25,20 @@ pub struct SshTarget {
     /// Environment variable holding the password, when password auth is configured.
     pub password_env: Option<String>,
     pub jump: Option<Box<SshTarget>>,
+    /// How commands escalate on this server.
+    pub sudo: SudoMode,
+}
+
+/// Privilege escalation for non-root logins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SudoMode {
+    /// `sudo -n`: password-less sudo, failing fast when a password would be needed.
+    #[default]
+    NoPassword,
+    /// `sudo -S` with the password from this environment variable, sent on stdin only.
+    PasswordEnv(String),
+    /// Run as the login user, without sudo.
+    Never,
 }
 
 impl SshTarget {

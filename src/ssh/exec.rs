@@ -2,7 +2,7 @@
 //! that reads inputs as NUL-separated records on stdin, stream its output, kill its process
 //! group from a second channel on timeout or cancel, and clean up.
 
-use super::connect::Session;
+use super::connect::{Session, SudoMode};
 use super::lines::LineSplitter;
 use crate::error::{ErrorKind, KindError};
 use crate::jobs::job::LogStream;
@@ -69,12 +69,76 @@ pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captur
     Ok(out)
 }
 
-/// `sudo -n ` for non-root logins: fails fast instead of prompting for a password.
-fn sudo_prefix(s: &Session) -> &'static str {
+/// How a command is escalated: the prefix, and what goes first on its stdin.
+pub(crate) struct Escalation {
+    prefix: &'static str,
+    /// `password\n` for `sudo -S`; empty otherwise. Never logged.
+    preamble: Secret,
+    /// Whether the command must skip a preamble record (see `SKIP_PREAMBLE`).
+    skip: bool,
+}
+
+/// With a sudo password, stdin starts `password\n__PTUI_BEGIN\0`. sudo reads the first line;
+/// if sudo did not ask (NOPASSWD rule) the password is still there, so the command reads up to
+/// the first NUL and checks that it ends with the marker either way: the password never
+/// reaches the installer, the script file or the log.
+const SKIP_PREAMBLE: &str =
+    r#"IFS= read -r -d "" first; case "$first" in *__PTUI_BEGIN) ;; *) exit 97;; esac; "#;
+const BEGIN_MARKER: &[u8] = b"__PTUI_BEGIN\0";
+
+pub(crate) fn escalation(s: &Session) -> Result<Escalation, KindError> {
+    let none = Escalation {
+        prefix: "",
+        preamble: Secret::new(""),
+        skip: false,
+    };
     if s.target.user == "root" {
-        ""
-    } else {
-        "sudo -n "
+        return Ok(none);
+    }
+    match &s.target.sudo {
+        SudoMode::Never => Ok(none),
+        SudoMode::NoPassword => Ok(Escalation {
+            prefix: "sudo -n ",
+            ..none
+        }),
+        SudoMode::PasswordEnv(var) => {
+            let pw = std::env::var(var).map_err(|_| {
+                KindError::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "{}: the sudo password variable ${var} is not set in provision-tui's environment",
+                        s.target.label()
+                    ),
+                )
+            })?;
+            if pw.contains(['\n', '\0']) {
+                return Err(KindError::new(
+                    ErrorKind::Validation,
+                    format!("${var}: a sudo password cannot contain a newline or NUL"),
+                ));
+            }
+            Ok(Escalation {
+                // -k: ignore cached credentials, so sudo always reads the line we send.
+                prefix: "sudo -k -S -p '' ",
+                preamble: Secret::new(format!("{pw}\n")),
+                skip: true,
+            })
+        }
+    }
+}
+
+impl Escalation {
+    /// The bytes to send first on stdin for a command that reads stdin.
+    fn stdin(&self, payload: &[u8]) -> Vec<u8> {
+        let mut out = self.preamble.expose().as_bytes().to_vec();
+        if self.skip {
+            out.extend_from_slice(BEGIN_MARKER);
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+    fn skip(&self) -> &'static str {
+        if self.skip { SKIP_PREAMBLE } else { "" }
     }
 }
 
@@ -113,7 +177,7 @@ impl RunOutcome {
     }
 }
 
-fn valid_env_name(n: &str) -> bool {
+pub fn valid_env_name(n: &str) -> bool {
     let mut c = n.chars();
     matches!(c.next(), Some(x) if x.is_ascii_uppercase() || x == '_')
         && c.all(|x| x.is_ascii_uppercase() || x.is_ascii_digit() || x == '_')
@@ -144,12 +208,13 @@ pub fn encode_env(env: &[(String, Secret)]) -> Result<Vec<u8>, KindError> {
 }
 
 /// Creates a private directory and writes the script into it. Returns the directory.
-async fn upload(s: &Session, script: &str) -> Result<String, KindError> {
+async fn upload(s: &Session, esc: &Escalation, script: &str) -> Result<String, KindError> {
     let cmd = format!(
-        "{}sh -c 'umask 077; d=$(mktemp -d /tmp/provision-tui.XXXXXXXXXX) && cat > \"$d/run.sh\" && chmod 700 \"$d/run.sh\" && printf %s \"$d\"'",
-        sudo_prefix(s)
+        "{}bash -c '{}umask 077; d=$(mktemp -d /tmp/provision-tui.XXXXXXXXXX) && cat > \"$d/run.sh\" && chmod 700 \"$d/run.sh\" && printf %s \"$d\"'",
+        esc.prefix,
+        esc.skip()
     );
-    let out = exec_capture(s, &cmd, script.as_bytes()).await?;
+    let out = exec_capture(s, &cmd, &esc.stdin(script.as_bytes())).await?;
     let dir = out.stdout.trim().to_string();
     let well_formed = dir.starts_with("/tmp/provision-tui.")
         && dir["/tmp/provision-tui.".len()..]
@@ -164,8 +229,9 @@ async fn upload(s: &Session, script: &str) -> Result<String, KindError> {
         };
         let hint = if kind == ErrorKind::Auth {
             format!(
-                "; give {} password-less sudo (NOPASSWD) or log in as root",
-                s.target.user
+                "; give {} password-less sudo (NOPASSWD), set a sudo password variable \
+                 (`server sudo {} --password-env VAR`) or log in as root",
+                s.target.user, s.target.name
             )
         } else {
             "; is /tmp writable and not full?".to_string()
@@ -188,19 +254,24 @@ const WRAPPER: &str = r#"while IFS= read -r -d "" kv; do export "$kv"; done; cd 
 
 pub const PGID_MARKER: &str = "__PTUI_PGID=";
 
-async fn kill_group(s: &Session, pgid: u32, grace: Duration) -> Result<(), KindError> {
+async fn kill_group(
+    s: &Session,
+    esc: &Escalation,
+    pgid: u32,
+    grace: Duration,
+) -> Result<(), KindError> {
     let steps = (grace.as_millis() / 200).max(1);
     let cmd = format!(
         "{}bash -c 'kill -TERM -- -{pgid} 2>/dev/null; i=0; while kill -0 -- -{pgid} 2>/dev/null; do i=$((i+1)); if [ $i -gt {steps} ]; then kill -KILL -- -{pgid} 2>/dev/null; break; fi; sleep 0.2; done; exit 0'",
-        sudo_prefix(s)
+        esc.prefix
     );
-    exec_capture(s, &cmd, b"").await.map(|_| ())
+    exec_capture(s, &cmd, &esc.stdin(b"")).await.map(|_| ())
 }
 
 /// Removes the upload directory; failures are logged, not fatal.
-async fn cleanup(s: &Session, dir: &str) {
-    let cmd = format!("{}rm -rf -- {dir}", sudo_prefix(s));
-    if let Err(e) = exec_capture(s, &cmd, b"").await {
+async fn cleanup(s: &Session, esc: &Escalation, dir: &str) {
+    let cmd = format!("{}rm -rf -- {dir}", esc.prefix);
+    if let Err(e) = exec_capture(s, &cmd, &esc.stdin(b"")).await {
         tracing::warn!("cleanup of {dir} on {} failed: {e}", s.target.label());
     }
 }
@@ -212,20 +283,23 @@ pub async fn run_installer(
     cancel: &CancellationToken,
     mut on_line: impl FnMut(LogStream, String),
 ) -> Result<RunOutcome, KindError> {
-    let stdin = encode_env(&spec.env)?;
-    let dir = upload(s, spec.script).await?;
+    let esc = escalation(s)?;
+    let stdin = esc.stdin(&encode_env(&spec.env)?);
+    let dir = upload(s, &esc, spec.script).await?;
     let cmd = format!(
-        "{}bash -c '{WRAPPER}' provision-tui {dir} {}",
-        sudo_prefix(s),
+        "{}bash -c '{}{WRAPPER}' provision-tui {dir} {}",
+        esc.prefix,
+        esc.skip(),
         spec.timeout.as_secs().max(1)
     );
-    let result = run_in(s, &cmd, &stdin, spec, cancel, &mut on_line).await;
-    cleanup(s, &dir).await;
+    let result = run_in(s, &esc, &cmd, &stdin, spec, cancel, &mut on_line).await;
+    cleanup(s, &esc, &dir).await;
     result
 }
 
 async fn run_in(
     s: &Session,
+    esc: &Escalation,
     cmd: &str,
     stdin: &[u8],
     spec: &RunSpec<'_>,
@@ -288,13 +362,13 @@ async fn run_in(
             _ = cancel.cancelled(), if !killed => {
                 killed = true;
                 outcome.cancelled = true;
-                kill_group_of(s, pgid, spec.kill_grace).await;
+                kill_group_of(s, esc, pgid, spec.kill_grace).await;
                 drain_deadline = tokio::time::Instant::now() + spec.kill_grace + Duration::from_secs(10);
             }
             _ = tokio::time::sleep_until(deadline), if !killed => {
                 killed = true;
                 outcome.timed_out = true;
-                kill_group_of(s, pgid, spec.kill_grace).await;
+                kill_group_of(s, esc, pgid, spec.kill_grace).await;
                 drain_deadline = tokio::time::Instant::now() + spec.kill_grace + Duration::from_secs(10);
             }
             _ = tokio::time::sleep_until(drain_deadline), if killed => {
@@ -315,10 +389,10 @@ async fn run_in(
 
 /// Kills the installer's process group from a second channel. Closing the run channel would
 /// kill nothing (the remote process survives it), so we keep reading it until sshd closes it.
-async fn kill_group_of(s: &Session, pgid: Option<u32>, grace: Duration) {
+async fn kill_group_of(s: &Session, esc: &Escalation, pgid: Option<u32>, grace: Duration) {
     match pgid {
         Some(p) => {
-            if let Err(e) = kill_group(s, p, grace).await {
+            if let Err(e) = kill_group(s, esc, p, grace).await {
                 tracing::warn!(
                     "kill of process group {p} on {} failed: {e}",
                     s.target.label()

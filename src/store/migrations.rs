@@ -102,6 +102,16 @@ pub const MIGRATIONS: &[&str] = &[
         heartbeat_at INTEGER NOT NULL
     );
     "#,
+    // v3: per-server privilege escalation (from inventory imports or `--sudo-password-env`).
+    // A side table, so the `servers` row type stays as it is. `become` NULL means the default
+    // (sudo -n for non-root logins); `password_env` names an env var, never a password.
+    r#"
+    CREATE TABLE server_sudo (
+        server_id INTEGER PRIMARY KEY REFERENCES servers(id) ON DELETE CASCADE,
+        become INTEGER,
+        password_env TEXT
+    );
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -156,6 +166,7 @@ mod tests {
             "incidents",
             "audit_log",
             "server_leases",
+            "server_sudo",
         ] {
             assert!(
                 tables.iter().any(|x| x == t),
