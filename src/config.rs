@@ -70,7 +70,7 @@ impl Default for JobSettings {
             connect_retries: 3,
             retry_base_delay: Duration::from_millis(env_ms("PROVISION_TUI_RETRY_BASE_MS", 1000)),
             timeout_slack: Duration::from_secs(10),
-            max_concurrent: 50,
+            max_concurrent: env_secs("PROVISION_TUI_MAX_CONCURRENT", 50) as usize,
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod import;
 pub mod install;
 pub mod jobs;
+pub mod progress;
 pub mod server;
 
 use crate::config::Config;
