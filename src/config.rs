@@ -57,7 +57,7 @@ impl Default for SshSettings {
             inactivity_timeout: Duration::from_secs(3600),
             kill_grace: Duration::from_secs(env_secs("PROVISION_TUI_KILL_GRACE", 5)),
             idle_timeout: Duration::from_secs(env_secs("PROVISION_TUI_IDLE_TIMEOUT", 300)),
-            max_age: Duration::from_secs(3600),
+            max_age: Duration::from_secs(env_secs("PROVISION_TUI_POOL_MAX_AGE", 3600)),
         }
     }
 }

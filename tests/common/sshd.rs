@@ -127,6 +127,20 @@ impl Sshd {
         }
     }
 
+    /// PID of the listening sshd (its children serve the connections).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Kills the processes serving this sshd's open connections (not the listener).
+    pub fn kill_connections(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &pid.to_string()])
+                .status();
+        }
+    }
+
     /// Stops sshd (the port stays reserved for `restart`).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
