@@ -1,5 +1,6 @@
 //! The headless CLI: one file per subcommand group, all over the same engine as the TUI.
 
+pub mod bench;
 pub mod catalog;
 pub mod import;
 pub mod install;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Import servers from an ssh config, an Ansible inventory or a dynamic-inventory command.
     #[command(subcommand)]
     Import(import::ImportCmd),
+    /// Benchmarks (fan-out against pyinfra, Ansible and OpenSSH on local sshd).
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     /// Benchmark dashboard rendering (10k servers, a 1M-line log) and print frame times.
     #[command(hide = true)]
     BenchRender {
@@ -100,6 +104,19 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         }
         _ => {}
     }
+    // The bench opens its own throwaway databases.
+    let command = match command {
+        Command::Bench(c) => {
+            return match bench::run(c).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    exit::ERROR
+                }
+            };
+        }
+        other => other,
+    };
     // `catalog validate DIR` needs no database.
     if let Command::Catalog(catalog::CatalogCmd::Validate { dir: Some(dir) }) = &command {
         return catalog::validate_dir(dir);
@@ -121,6 +138,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Cancel(a) => jobs::cancel(&engine, a),
         Command::Audit(a) => jobs::audit(&engine, a),
         Command::Import(c) => import::run(&engine, c).await,
+        Command::Bench(_) => Ok(exit::OK),
         Command::BenchRender { .. } | Command::KeysMarkdown => Ok(exit::OK),
     };
     match result {
