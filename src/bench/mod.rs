@@ -113,6 +113,20 @@ pub async fn run_ours(engine: &Engine, hosts: usize) -> Result<Sample> {
         .map_err(|e| eyre!("{e}"))?;
     let sum = h.done.await?;
     let wall = t0.elapsed().as_secs_f64();
+    if std::env::var_os("PROVISION_TUI_BENCH_TRACE").is_some()
+        && let Some((_, id)) = sum.jobs.first()
+    {
+        let job = engine.job(*id)?;
+        let t = job.created_at;
+        eprintln!(
+            "job #{id}: started +{:?} finished +{:?}",
+            job.started_at.map(|s| s - t),
+            job.finished_at.map(|s| s - t)
+        );
+        for l in engine.job_logs(*id, 0, 100)? {
+            eprintln!("  +{}ms {}", l.ts - t, l.text);
+        }
+    }
     let (cpu1, _) = rusage(false);
     Ok(Sample {
         wall,

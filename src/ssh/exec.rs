@@ -207,50 +207,13 @@ pub fn encode_env(env: &[(String, Secret)]) -> Result<Vec<u8>, KindError> {
     Ok(out)
 }
 
-/// Creates a private directory and writes the script into it. Returns the directory.
-async fn upload(s: &Session, esc: &Escalation, script: &str) -> Result<String, KindError> {
-    let cmd = format!(
-        "{}bash -c '{}umask 077; d=$(mktemp -d /tmp/provision-tui.XXXXXXXXXX) && cat > \"$d/run.sh\" && chmod 700 \"$d/run.sh\" && printf %s \"$d\"'",
-        esc.prefix,
-        esc.skip()
-    );
-    let out = exec_capture(s, &cmd, &esc.stdin(script.as_bytes())).await?;
-    let dir = out.stdout.trim().to_string();
-    let well_formed = dir.starts_with("/tmp/provision-tui.")
-        && dir["/tmp/provision-tui.".len()..]
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric());
-    if out.exit_code != Some(0) || !well_formed {
-        let err = out.stderr.trim();
-        let kind = if err.contains("sudo") {
-            ErrorKind::Auth
-        } else {
-            ErrorKind::Configuration
-        };
-        let hint = if kind == ErrorKind::Auth {
-            format!(
-                "; give {} password-less sudo (NOPASSWD), set a sudo password variable \
-                 (`server sudo {} --password-env VAR`) or log in as root",
-                s.target.user, s.target.name
-            )
-        } else {
-            "; is /tmp writable and not full?".to_string()
-        };
-        return Err(KindError::new(
-            kind,
-            format!(
-                "{}: cannot upload the installer: {err}{hint}",
-                s.target.label()
-            ),
-        ));
-    }
-    Ok(dir)
-}
-
-/// The fixed wrapper: export the stdin records, then run the script in its own session
-/// (so the whole process group can be killed) under a remote `timeout`, with stdin=/dev/null.
-/// `$$` is printed from inside the new session: that is the process group to kill.
-const WRAPPER: &str = r#"while IFS= read -r -d "" kv; do export "$kv"; done; cd "$1" || exit 3; exec setsid -w sh -c "echo __PTUI_PGID=\$\$; exec timeout -k 30 \$0 ./run.sh" "$2" </dev/null"#;
+/// The fixed wrapper, run in ONE exec (every extra exec costs a remote login shell, which runs
+/// the user's rc files). stdin holds the script as the first NUL-terminated record, then the
+/// `KEY=VALUE` records. It writes the script into a private directory, exports the records,
+/// runs the script in its own session (so the whole process group can be killed) under a
+/// remote `timeout` with stdin=/dev/null, and removes the directory afterwards. `$$` is printed
+/// from inside the new session: that is the process group to kill.
+const WRAPPER: &str = r#"umask 077; d=$(mktemp -d /tmp/provision-tui.XXXXXXXXXX) || exit 3; IFS= read -r -d "" s || { rm -rf "$d"; echo "provision-tui: no script on stdin" >&2; exit 3; }; printf "%s" "$s" > "$d/run.sh" && chmod 700 "$d/run.sh" || { rm -rf "$d"; exit 3; }; unset s; while IFS= read -r -d "" kv; do export "$kv"; done; cd "$d" || exit 3; setsid -w sh -c "echo __PTUI_PGID=\$\$; exec timeout -k 30 \$0 ./run.sh" "$1" </dev/null; rc=$?; cd /; rm -rf "$d"; exit $rc"#;
 
 pub const PGID_MARKER: &str = "__PTUI_PGID=";
 
@@ -268,14 +231,6 @@ async fn kill_group(
     exec_capture(s, &cmd, &esc.stdin(b"")).await.map(|_| ())
 }
 
-/// Removes the upload directory; failures are logged, not fatal.
-async fn cleanup(s: &Session, esc: &Escalation, dir: &str) {
-    let cmd = format!("{}rm -rf -- {dir}", esc.prefix);
-    if let Err(e) = exec_capture(s, &cmd, &esc.stdin(b"")).await {
-        tracing::warn!("cleanup of {dir} on {} failed: {e}", s.target.label());
-    }
-}
-
 /// Runs an installer script. Each output line goes to `on_line` as it arrives.
 pub async fn run_installer(
     s: &Session,
@@ -284,17 +239,58 @@ pub async fn run_installer(
     mut on_line: impl FnMut(LogStream, String),
 ) -> Result<RunOutcome, KindError> {
     let esc = escalation(s)?;
-    let stdin = esc.stdin(&encode_env(&spec.env)?);
-    let dir = upload(s, &esc, spec.script).await?;
+    if spec.script.contains('\0') {
+        return Err(KindError::new(
+            ErrorKind::Validation,
+            "the installer script contains a NUL byte",
+        ));
+    }
+    let mut payload = spec.script.as_bytes().to_vec();
+    payload.push(0);
+    payload.extend_from_slice(&encode_env(&spec.env)?);
+    let stdin = esc.stdin(&payload);
     let cmd = format!(
-        "{}bash -c '{}{WRAPPER}' provision-tui {dir} {}",
+        "{}bash -c '{}{WRAPPER}' provision-tui {}",
         esc.prefix,
         esc.skip(),
         spec.timeout.as_secs().max(1)
     );
-    let result = run_in(s, &esc, &cmd, &stdin, spec, cancel, &mut on_line).await;
-    cleanup(s, &esc, &dir).await;
-    result
+    let mut early: Vec<String> = Vec::new();
+    let (outcome, started) = run_in(s, &esc, &cmd, &stdin, spec, cancel, &mut |st, line| {
+        if st == LogStream::Stderr && early.len() < 20 {
+            early.push(line.clone());
+        }
+        on_line(st, line)
+    })
+    .await?;
+    // The installer never started: sudo refused, or /tmp was not writable.
+    if !started && !outcome.cancelled && !outcome.timed_out && outcome.exit_code != Some(0) {
+        let err = early.join(" ");
+        let (kind, hint) = if err.contains("sudo") {
+            (
+                ErrorKind::Auth,
+                format!(
+                    "; give {} password-less sudo (NOPASSWD), set a sudo password variable \
+                     (`server sudo {} --password-env VAR`) or log in as root",
+                    s.target.user, s.target.name
+                ),
+            )
+        } else {
+            (
+                ErrorKind::Configuration,
+                "; is /tmp writable and not full?".to_string(),
+            )
+        };
+        return Err(KindError::new(
+            kind,
+            format!(
+                "{}: cannot start the installer: {}{hint}",
+                s.target.label(),
+                err.trim()
+            ),
+        ));
+    }
+    Ok(outcome)
 }
 
 async fn run_in(
@@ -305,7 +301,7 @@ async fn run_in(
     spec: &RunSpec<'_>,
     cancel: &CancellationToken,
     on_line: &mut impl FnMut(LogStream, String),
-) -> Result<RunOutcome, KindError> {
+) -> Result<(RunOutcome, bool), KindError> {
     let mut ch = s
         .handle
         .channel_open_session()
@@ -384,7 +380,7 @@ async fn run_in(
     if let Some(l) = err.finish() {
         on_line(LogStream::Stderr, l);
     }
-    Ok(outcome)
+    Ok((outcome, pgid.is_some()))
 }
 
 /// Kills the installer's process group from a second channel. Closing the run channel would
