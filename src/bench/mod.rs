@@ -83,7 +83,7 @@ pub fn engine_for(fleet: &sshd::Fleet, dir: &Path, kex: &[String]) -> Result<Eng
     std::fs::write(&cfg.known_hosts_path, fleet.known_hosts())?;
     let engine = Engine::open(cfg)?;
     for (i, p) in fleet.ports.iter().enumerate() {
-        engine.add_server(&ServerSpec {
+        let server = engine.add_server(&ServerSpec {
             name: format!("h{i:03}"),
             host: "127.0.0.1".into(),
             port: *p,
@@ -92,6 +92,14 @@ pub fn engine_for(fleet: &sshd::Fleet, dir: &Path, kex: &[String]) -> Result<Eng
             tags: vec!["bench".into()],
             ..Default::default()
         })?;
+        // The task needs no root, and the peers do not escalate either.
+        engine.store().set_server_sudo(
+            server.id,
+            &crate::store::sudo::SudoSettings {
+                escalate: Some(false),
+                password_env: None,
+            },
+        )?;
     }
     Ok(engine)
 }

@@ -37,15 +37,19 @@ fn sshd_binary() -> Result<PathBuf> {
 }
 
 impl Fleet {
-    pub fn start(n: usize, dir: &Path) -> Result<Fleet> {
+    /// Starts `n` sshd accepting the bench key for `user` (default: the current user). A user
+    /// other than root needs to read the authorized_keys file, so the directory is made 0755.
+    pub fn start(n: usize, dir: &Path, user: Option<&str>) -> Result<Fleet> {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
         let sshd = sshd_binary()?;
         keygen(&dir.join("host_key"))?;
         keygen(&dir.join("client_key"))?;
-        let user = whoami::username();
-        std::fs::copy(
-            dir.join("client_key.pub"),
-            dir.join(format!("authorized_keys.{user}")),
-        )?;
+        let user = user.map(str::to_string).unwrap_or_else(whoami::username);
+        let ak = dir.join(format!("authorized_keys.{user}"));
+        std::fs::copy(dir.join("client_key.pub"), &ak)?;
+        std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
         let host_pub = std::fs::read_to_string(dir.join("host_key.pub"))?;
         let _ = std::fs::create_dir_all("/run/sshd");
         let mut fleet = Fleet {
@@ -71,7 +75,15 @@ impl Fleet {
             );
             let cfg_path = dir.join(format!("sshd{i}.conf"));
             std::fs::write(&cfg_path, cfg)?;
-            let child = Command::new(&sshd)
+            let mut cmd = Command::new(&sshd);
+            // SAFETY: prctl in the forked child before exec; the sshd die with the bench.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let child = cmd
                 .arg("-D")
                 .arg("-f")
                 .arg(&cfg_path)
