@@ -177,8 +177,11 @@ impl Ctx<'_> {
     }
 }
 
+/// (alias, why it was not imported)
+pub type Skipped = Vec<(String, String)>;
+
 /// Reads the file and returns the entries plus skipped aliases with their reason.
-pub fn entries(path: &Path) -> Result<(Vec<ImportEntry>, Vec<(String, String)>), ParseError> {
+pub fn entries(path: &Path) -> Result<(Vec<ImportEntry>, Skipped), ParseError> {
     let cfg = load(path)?;
     let origin = path.display().to_string();
     let mut aliases = Vec::new();
