@@ -49,6 +49,21 @@ pub enum Event {
     },
     /// Another process changed the database; re-read what you show.
     ExternalChange,
+    /// One health check of one server (for sparklines); `states` lists pending/down conditions.
+    HealthSample {
+        sample: crate::health::Sample,
+    },
+    /// An incident opened, changed state (recovering, failed) or resolved.
+    IncidentChanged {
+        incident: crate::store::incidents::Incident,
+    },
+    /// A notification was sent, dropped by the rate limit, or failed after its retries.
+    Notification {
+        channel: String,
+        topic: String,
+        outcome: String,
+        detail: Option<String>,
+    },
 }
 
 /// An install (or uninstall) on one or more servers.

@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fleet;
+pub mod health;
 pub mod jobs;
 pub mod secret;
 pub mod ssh;

@@ -1,5 +1,6 @@
 //! The installer catalog: bundled installers (compiled in) plus directories that add or override.
 
+pub mod lint;
 mod locate;
 pub mod manifest;
 pub mod validate;

@@ -31,6 +31,9 @@ pub enum BenchCmd {
         #[arg(long)]
         user: Option<String>,
     },
+    /// The health checker's bench (src/health/bench.rs).
+    #[command(flatten)]
+    Health(super::health::BenchCmd),
 }
 
 fn med(v: &[Sample]) -> Sample {
@@ -43,13 +46,20 @@ fn med(v: &[Sample]) -> Sample {
 }
 
 pub async fn run(cmd: BenchCmd) -> Result<i32> {
+    let cmd = match cmd {
+        BenchCmd::Health(h) => return super::health::bench(h).await,
+        f => f,
+    };
     let BenchCmd::Fanout {
         hosts,
         runs,
         venv,
         no_peers,
         user,
-    } = cmd;
+    } = cmd
+    else {
+        return Ok(exit::ERROR);
+    };
     if hosts == 0 || hosts > 500 {
         eprintln!("error: --hosts must be 1..=500");
         return Ok(exit::USAGE);

@@ -1,7 +1,7 @@
 //! `provision-tui catalog ...`
 
 use super::exit;
-use crate::catalog::{Catalog, describe_rules};
+use crate::catalog::{Catalog, describe_rules, lint};
 use crate::engine::Engine;
 use clap::Subcommand;
 use color_eyre::eyre::{Result, eyre};
@@ -24,6 +24,44 @@ fn print_problems(cat: &Catalog) {
     for p in &cat.problems {
         eprintln!("error: {p}");
     }
+}
+
+/// Runs the linter (and shellcheck when installed) on every loaded installer and prints the
+/// findings. Returns the number of errors: warnings are shown but do not fail validation
+/// (the bundled installers have none; a unit test keeps it so).
+fn print_lint(cat: &Catalog) -> usize {
+    let use_shellcheck = lint::shellcheck_available();
+    if !use_shellcheck {
+        eprintln!("note: shellcheck is not installed; scripts were not shellchecked");
+    }
+    let mut errors = 0;
+    for i in cat.installers() {
+        let mut findings = lint::lint_installer(i);
+        if use_shellcheck {
+            findings.extend(lint::shellcheck_installer(i).unwrap_or_default());
+        }
+        let errs = findings
+            .iter()
+            .filter(|f| f.severity == lint::Severity::Error)
+            .count();
+        let warns = findings.len() - errs;
+        if errs > 0 {
+            println!(
+                "FAIL {} ({}): {errs} error(s), {warns} warning(s)",
+                i.id(),
+                i.source
+            );
+        } else if warns > 0 {
+            println!("ok  {} ({}) with {warns} warning(s)", i.id(), i.source);
+        } else {
+            println!("ok  {} ({})", i.id(), i.source);
+        }
+        for f in &findings {
+            eprintln!("{f}");
+        }
+        errors += errs;
+    }
+    errors
 }
 
 pub fn run(engine: &Engine, cmd: CatalogCmd) -> Result<i32> {
@@ -122,11 +160,9 @@ pub fn run(engine: &Engine, cmd: CatalogCmd) -> Result<i32> {
         }
         CatalogCmd::Validate { dir: Some(dir) } => Ok(validate_dir(&dir)),
         CatalogCmd::Validate { dir: None } => {
-            for i in cat.installers() {
-                println!("ok  {} ({})", i.id(), i.source);
-            }
+            let findings = print_lint(&cat);
             print_problems(&cat);
-            Ok(if cat.problems.is_empty() {
+            Ok(if cat.problems.is_empty() && findings == 0 {
                 exit::OK
             } else {
                 exit::ERROR
@@ -138,9 +174,7 @@ pub fn run(engine: &Engine, cmd: CatalogCmd) -> Result<i32> {
 /// Lints one directory of installers; prints `file:line:col: message` per problem.
 pub fn validate_dir(dir: &Path) -> i32 {
     let cat = Catalog::load_dir(dir);
-    for i in cat.installers() {
-        println!("ok  {} ({})", i.id(), i.source);
-    }
+    let findings = print_lint(&cat);
     print_problems(&cat);
     if cat.is_empty() && cat.problems.is_empty() {
         eprintln!(
@@ -149,7 +183,7 @@ pub fn validate_dir(dir: &Path) -> i32 {
         );
         return exit::ERROR;
     }
-    if cat.problems.is_empty() {
+    if cat.problems.is_empty() && findings == 0 {
         exit::OK
     } else {
         exit::ERROR

@@ -68,6 +68,21 @@ fn gather_inputs(
         let (k, v) = split_kv("--set", s)?;
         values.insert(k.to_string(), v.to_string());
     }
+    if let Some(inst) = engine.catalog().get(&args.app) {
+        for k in values.keys() {
+            if inst
+                .manifest
+                .inputs
+                .iter()
+                .any(|i| &i.name == k && i.is_sensitive())
+            {
+                eprintln!(
+                    "warning: input {k} is sensitive; --set leaves it in shell history and `ps`. \
+                     Prefer --set-env {k}=VAR or --set-file {k}=PATH"
+                );
+            }
+        }
+    }
     for s in &args.set_env {
         let (k, var) = split_kv("--set-env", s)?;
         match std::env::var(var) {

@@ -2,9 +2,11 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod health;
 pub mod import;
 pub mod install;
 pub mod jobs;
+pub mod maintenance;
 pub mod progress;
 pub mod server;
 
@@ -62,10 +64,23 @@ pub enum Command {
     Cancel(jobs::CancelArgs),
     /// Show the audit log, newest first.
     Audit(jobs::AuditArgs),
+    /// Run one health check sweep now (all watched servers, or the named ones).
+    Check(health::CheckArgs),
+    /// Run the health checker headless (checks, incidents, recovery, notifications) until stopped.
+    Watch(health::WatchArgs),
+    /// Fleet metrics: servers, jobs, failure rates, incidents, check latency (JSON or Prometheus).
+    Metrics(maintenance::MetricsArgs),
+    /// List incidents, open ones first.
+    Incidents(health::IncidentsArgs),
+    /// Manual maintenance windows (no incidents, no notifications).
+    #[command(subcommand)]
+    Maintenance(maintenance::MaintenanceCmd),
+    /// A server's health policy: recovery (notify|auto), base installer, check interval.
+    Policy(health::PolicyArgs),
     /// Import servers from an ssh config, an Ansible inventory or a dynamic-inventory command.
     #[command(subcommand)]
     Import(import::ImportCmd),
-    /// Benchmarks (fan-out against pyinfra, Ansible and OpenSSH on local sshd).
+    /// Benchmarks, not tests (fan-out against pyinfra/Ansible/OpenSSH; health checks).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
     /// Benchmark dashboard rendering (10k servers, a 1M-line log) and print frame times.
@@ -138,8 +153,13 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Cancel(a) => jobs::cancel(&engine, a),
         Command::Audit(a) => jobs::audit(&engine, a),
         Command::Import(c) => import::run(&engine, c).await,
-        Command::Bench(_) => Ok(exit::OK),
-        Command::BenchRender { .. } | Command::KeysMarkdown => Ok(exit::OK),
+        Command::Check(a) => health::check(&engine, a).await,
+        Command::Watch(a) => health::watch(&engine, a).await,
+        Command::Metrics(a) => maintenance::metrics_cmd(&engine, a).await,
+        Command::Incidents(a) => health::incidents(&engine, a),
+        Command::Maintenance(c) => maintenance::run(&engine, c),
+        Command::Policy(a) => health::policy(&engine, a),
+        Command::BenchRender { .. } | Command::KeysMarkdown | Command::Bench(_) => Ok(exit::OK),
     };
     match result {
         Ok(code) => code,

@@ -193,22 +193,29 @@ fn host_key_error(t: &SshTarget, verdict: &HostKeyVerdict) -> Option<KindError> 
     }
 }
 
-/// Opens the TCP (or jump) transport and runs the SSH handshake.
-async fn handshake(
-    t: &SshTarget,
-    s: &SshSettings,
-    known: &KnownHosts,
-) -> Result<(Handle<ClientHandler>, Option<Box<Session>>), KindError> {
+type Seen = Option<(PublicKey, HostKeyVerdict)>;
+
+/// What a handshake produced: the handle (if the key was accepted), the jump session that
+/// carries the transport, and the host key the server showed.
+struct Handshake {
+    result: Result<Handle<ClientHandler>, KindError>,
+    jump: Option<Box<Session>>,
+    seen: Seen,
+}
+
+/// Opens the TCP (or jump-host tunnel) transport and runs the SSH handshake, checking the
+/// host key in `mode`. The jump host itself is fully verified and authenticated.
+async fn handshake(t: &SshTarget, s: &SshSettings, known: &KnownHosts, mode: Mode) -> Handshake {
     let seen = Arc::new(Mutex::new(None));
     let handler = ClientHandler(Client {
         host: t.host.clone(),
         port: t.port,
         known: known.clone(),
-        mode: Mode::Verify,
+        mode,
         seen: seen.clone(),
     });
     let cfg = client_config(s);
-    let mut jump_session = None;
+    let mut jump = None;
     let res = match &t.jump {
         None => {
             timeout(
@@ -218,34 +225,52 @@ async fn handshake(
             .await
         }
         Some(j) => {
-            let js = Box::pin(connect(j, s, known)).await.map_err(|e| {
-                KindError::new(e.kind, format!("via jump host {}: {}", j.name, e.message))
-            })?;
-            let ch = timeout(
-                s.connect_timeout,
-                js.handle
-                    .channel_open_direct_tcpip(t.host.clone(), t.port as u32, "127.0.0.1", 0),
-            )
-            .await
-            .map_err(|_| {
-                connect_error(
-                    t,
-                    format!("jump host {} did not open a tunnel in time", j.name),
+            let tunnel = async {
+                let js = Box::pin(connect(j, s, known)).await.map_err(|e| {
+                    KindError::new(e.kind, format!("via jump host {}: {}", j.name, e.message))
+                })?;
+                let ch = timeout(
+                    s.connect_timeout,
+                    js.handle.channel_open_direct_tcpip(
+                        t.host.clone(),
+                        t.port as u32,
+                        "127.0.0.1",
+                        0,
+                    ),
                 )
-            })?
-            .map_err(|e| {
-                connect_error(t, format!("jump host {} refused the tunnel: {e}", j.name))
-            })?;
-            jump_session = Some(Box::new(js));
-            timeout(
-                s.connect_timeout,
-                client::connect_stream(cfg, ch.into_stream(), handler),
-            )
-            .await
+                .await
+                .map_err(|_| {
+                    connect_error(
+                        t,
+                        format!("jump host {} did not open a tunnel in time", j.name),
+                    )
+                })?
+                .map_err(|e| {
+                    connect_error(t, format!("jump host {} refused the tunnel: {e}", j.name))
+                })?;
+                Ok::<_, KindError>((js, ch))
+            };
+            match tunnel.await {
+                Ok((js, ch)) => {
+                    jump = Some(Box::new(js));
+                    timeout(
+                        s.connect_timeout,
+                        client::connect_stream(cfg, ch.into_stream(), handler),
+                    )
+                    .await
+                }
+                Err(e) => {
+                    return Handshake {
+                        result: Err(e),
+                        jump: None,
+                        seen: None,
+                    };
+                }
+            }
         }
     };
-    let seen = seen.lock().ok().and_then(|g| g.clone());
-    match res {
+    let seen: Seen = seen.lock().ok().and_then(|g| g.clone());
+    let result = match res {
         Err(_) => Err(KindError::new(
             ErrorKind::SshConnect,
             format!(
@@ -254,16 +279,15 @@ async fn handshake(
                 s.connect_timeout
             ),
         )),
-        Ok(Ok(h)) => Ok((h, jump_session)),
-        Ok(Err(e)) => {
-            if let Some((_, v)) = &seen
-                && let Some(err) = host_key_error(t, v)
-            {
-                return Err(err);
-            }
-            Err(connect_error(t, e))
-        }
-    }
+        Ok(Ok(h)) => Ok(h),
+        Ok(Err(e)) => Err(
+            match seen.as_ref().and_then(|(_, v)| host_key_error(t, v)) {
+                Some(host_key) => host_key,
+                None => connect_error(t, e),
+            },
+        ),
+    };
+    Handshake { result, jump, seen }
 }
 
 /// Connects and authenticates. Unknown and changed host keys are refused; nothing prompts.
@@ -272,7 +296,8 @@ pub async fn connect(
     s: &SshSettings,
     known: &KnownHosts,
 ) -> Result<Session, KindError> {
-    let (mut handle, jump) = handshake(t, s, known).await?;
+    let hs = handshake(t, s, known, Mode::Verify).await;
+    let mut handle = hs.result?;
     timeout(s.auth_timeout, authenticate(&mut handle, t))
         .await
         .map_err(|_| {
@@ -288,7 +313,7 @@ pub async fn connect(
     Ok(Session {
         handle,
         target: t.clone(),
-        _jump: jump,
+        _jump: hs.jump,
     })
 }
 
@@ -299,57 +324,14 @@ pub async fn scan_host_key(
     s: &SshSettings,
     known: &KnownHosts,
 ) -> Result<(PublicKey, String, HostKeyVerdict), KindError> {
-    let seen = Arc::new(Mutex::new(None));
-    let handler = ClientHandler(Client {
-        host: t.host.clone(),
-        port: t.port,
-        known: known.clone(),
-        mode: Mode::Scan,
-        seen: seen.clone(),
-    });
-    let cfg = client_config(s);
-    let _jump;
-    let res = match &t.jump {
-        None => {
-            timeout(
-                s.connect_timeout,
-                client::connect(cfg, (t.host.as_str(), t.port), handler),
-            )
-            .await
+    let hs = handshake(t, s, known, Mode::Scan).await;
+    match (hs.seen, hs.result) {
+        (Some((key, verdict)), _) => {
+            let fp = fingerprint(&key);
+            Ok((key, fp, verdict))
         }
-        Some(j) => {
-            let js = Box::pin(connect(j, s, known)).await?;
-            let ch = js
-                .handle
-                .channel_open_direct_tcpip(t.host.clone(), t.port as u32, "127.0.0.1", 0)
-                .await
-                .map_err(|e| {
-                    connect_error(t, format!("jump host {} refused the tunnel: {e}", j.name))
-                })?;
-            _jump = js;
-            timeout(
-                s.connect_timeout,
-                client::connect_stream(cfg, ch.into_stream(), handler),
-            )
-            .await
-        }
-    };
-    let seen = seen.lock().ok().and_then(|g| g.clone());
-    if let Some((key, verdict)) = seen {
-        let fp = fingerprint(&key);
-        return Ok((key, fp, verdict));
-    }
-    match res {
-        Err(_) => Err(KindError::new(
-            ErrorKind::SshConnect,
-            format!(
-                "cannot connect to {}: no answer within {:?}",
-                t.label(),
-                s.connect_timeout
-            ),
-        )),
-        Ok(Err(e)) => Err(connect_error(t, e)),
-        Ok(Ok(_)) => Err(connect_error(t, "the server sent no host key")),
+        (None, Err(e)) => Err(e),
+        (None, Ok(_)) => Err(connect_error(t, "the server sent no host key")),
     }
 }
 

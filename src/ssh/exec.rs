@@ -34,8 +34,37 @@ fn channel_error(s: &Session, what: &str, e: russh::Error) -> KindError {
 }
 
 /// Runs a short command, feeding `stdin` and then EOF, and collects its output.
-pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captured, KindError> {
-    let mut ch = s
+/// Helper commands (upload, kill, cleanup, checks) never take this long on a healthy host.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `exec_capture` bounded by a timeout, so a frozen host cannot hang a job forever.
+pub async fn exec_capture_timeout(
+    s: &Session,
+    cmd: &str,
+    stdin: &[u8],
+    limit: Duration,
+) -> Result<Captured, KindError> {
+    tokio::time::timeout(limit, exec_capture(s, cmd, stdin))
+        .await
+        .map_err(|_| {
+            KindError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{}: no answer within {}s",
+                    s.target.label(),
+                    limit.as_secs()
+                ),
+            )
+        })?
+}
+
+/// Opens a channel, runs `cmd`, sends `stdin` and EOF (without EOF the remote side waits).
+async fn open_exec(
+    s: &Session,
+    cmd: &str,
+    stdin: &[u8],
+) -> Result<russh::Channel<russh::client::Msg>, KindError> {
+    let ch = s
         .handle
         .channel_open_session()
         .await
@@ -51,6 +80,11 @@ pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captur
     ch.eof()
         .await
         .map_err(|e| channel_error(s, "send eof", e))?;
+    Ok(ch)
+}
+
+pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captured, KindError> {
+    let mut ch = open_exec(s, cmd, stdin).await?;
     let mut out = Captured::default();
     let (mut o, mut e) = (Vec::new(), Vec::new());
     while let Some(msg) = ch.wait().await {
@@ -228,7 +262,9 @@ async fn kill_group(
         "{}bash -c 'kill -TERM -- -{pgid} 2>/dev/null; i=0; while kill -0 -- -{pgid} 2>/dev/null; do i=$((i+1)); if [ $i -gt {steps} ]; then kill -KILL -- -{pgid} 2>/dev/null; break; fi; sleep 0.2; done; exit 0'",
         esc.prefix
     );
-    exec_capture(s, &cmd, &esc.stdin(b"")).await.map(|_| ())
+    exec_capture_timeout(s, &cmd, &esc.stdin(b""), grace + HELPER_TIMEOUT)
+        .await
+        .map(|_| ())
 }
 
 /// Runs an installer script. Each output line goes to `on_line` as it arrives.
@@ -302,20 +338,7 @@ async fn run_in(
     cancel: &CancellationToken,
     on_line: &mut impl FnMut(LogStream, String),
 ) -> Result<(RunOutcome, bool), KindError> {
-    let mut ch = s
-        .handle
-        .channel_open_session()
-        .await
-        .map_err(|e| channel_error(s, "open channel", e))?;
-    ch.exec(true, cmd)
-        .await
-        .map_err(|e| channel_error(s, "exec", e))?;
-    ch.data(stdin)
-        .await
-        .map_err(|e| channel_error(s, "send inputs", e))?;
-    ch.eof()
-        .await
-        .map_err(|e| channel_error(s, "send eof", e))?;
+    let mut ch = open_exec(s, cmd, stdin).await?;
 
     let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
     let (mut out, mut err) = (LineSplitter::default(), LineSplitter::default());

@@ -6,9 +6,9 @@ use crate::jobs::job::{Job, JobAction, JobStatus, LogLine, LogStream};
 use color_eyre::eyre::{Result, bail, eyre};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-const JOB_COLS: &str = "id, server_id, server_name, app_id, app_version, action, status, error_kind, error_message, exit_code, inputs, attempts, created_at, started_at, finished_at";
+pub(crate) const JOB_COLS: &str = "id, server_id, server_name, app_id, app_version, action, status, error_kind, error_message, exit_code, inputs, attempts, created_at, started_at, finished_at";
 
-fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     let action: String = r.get(5)?;
     let status: String = r.get(6)?;
     let kind: Option<String> = r.get(7)?;

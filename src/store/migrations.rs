@@ -102,7 +102,71 @@ pub const MIGRATIONS: &[&str] = &[
         heartbeat_at INTEGER NOT NULL
     );
     "#,
-    // v3: per-server privilege escalation (from inventory imports or `--sudo-password-env`).
+    // v3 (health): check samples and their hourly rollup, per-server health policy, manual
+    // maintenance windows, incident recovery bookkeeping and timeline, singleton leases.
+    r#"
+    CREATE TABLE health_samples (
+        id INTEGER PRIMARY KEY,
+        server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        ts INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        failure TEXT,
+        connect_ms INTEGER,
+        latency_ms INTEGER,
+        load1 REAL,
+        mem_pct REAL,
+        disk_pct REAL,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX health_samples_server_ts ON health_samples(server_id, ts);
+    CREATE INDEX health_samples_ts ON health_samples(ts);
+    CREATE TABLE health_hourly (
+        server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        hour INTEGER NOT NULL,
+        checks INTEGER NOT NULL,
+        failures INTEGER NOT NULL,
+        latency_avg_ms REAL,
+        latency_max_ms INTEGER,
+        load1_avg REAL,
+        mem_pct_max REAL,
+        disk_pct_max REAL,
+        PRIMARY KEY (server_id, hour)
+    ) WITHOUT ROWID;
+    CREATE TABLE server_health (
+        server_id INTEGER PRIMARY KEY REFERENCES servers(id) ON DELETE CASCADE,
+        interval_ms INTEGER,
+        recovery TEXT NOT NULL DEFAULT 'notify',
+        base_installer TEXT
+    );
+    CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY,
+        server_id INTEGER REFERENCES servers(id) ON DELETE CASCADE,
+        starts_at INTEGER NOT NULL,
+        ends_at INTEGER,
+        ended_at INTEGER,
+        reason TEXT NOT NULL DEFAULT '',
+        created_by TEXT NOT NULL
+    );
+    ALTER TABLE incidents ADD COLUMN previous_status TEXT;
+    ALTER TABLE incidents ADD COLUMN affected TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE incidents ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN next_attempt_at INTEGER;
+    ALTER TABLE incidents ADD COLUMN last_notified_at INTEGER;
+    CREATE TABLE incident_events (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+        ts INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        job_id INTEGER
+    );
+    CREATE INDEX incident_events_incident ON incident_events(incident_id, id);
+    CREATE TABLE singleton_leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+    );
+    "#,
+    // v4: per-server privilege escalation (from inventory imports or `server sudo`).
     // A side table, so the `servers` row type stays as it is. `become` NULL means the default
     // (sudo -n for non-root logins); `password_env` names an env var, never a password.
     r#"
@@ -167,6 +231,11 @@ mod tests {
             "audit_log",
             "server_leases",
             "server_sudo",
+            "health_samples",
+            "health_hourly",
+            "server_health",
+            "maintenance",
+            "incident_events",
         ] {
             assert!(
                 tables.iter().any(|x| x == t),

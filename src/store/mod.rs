@@ -2,7 +2,9 @@
 
 pub mod audit;
 pub mod deployments;
+pub mod health;
 pub mod incident_reads;
+pub mod incidents;
 pub mod jobs;
 pub mod leases;
 pub mod log_search;

@@ -575,6 +575,13 @@ impl App {
                 self.fleet.marks.remove(&name);
                 self.fleet.reorder();
             }
+            Event::IncidentChanged { .. } => {
+                self.reload_incidents();
+                self.reload_summary();
+            }
+            Event::HealthSample { .. } | Event::Notification { .. } => {
+                self.dirty = was_dirty;
+            }
             Event::ExternalChange => {
                 self.reload_servers();
                 self.reload_jobs();

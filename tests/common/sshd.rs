@@ -127,7 +127,7 @@ impl Sshd {
         }
     }
 
-    /// PID of the listening sshd (its children serve the connections).
+    /// The listening sshd's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
@@ -139,6 +139,48 @@ impl Sshd {
                 .args(["-KILL", "-P", &pid.to_string()])
                 .status();
         }
+    }
+
+    /// Sends a signal (e.g. "STOP", "CONT") to sshd and every process it forked (its
+    /// per-connection children), by pid: the host hangs without closing anything.
+    pub fn signal_tree(&self, sig: &str) {
+        let Some(root) = self.pid() else { return };
+        let mut pids = vec![root];
+        let mut i = 0;
+        while i < pids.len() {
+            let parent = pids[i];
+            if let Ok(rd) = std::fs::read_dir("/proc") {
+                for e in rd.flatten() {
+                    let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                        continue;
+                    };
+                    let stat =
+                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    // Fields after the ")" that ends the command name: state, ppid, ...
+                    let ppid = stat
+                        .rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                        .and_then(|p| p.parse::<u32>().ok());
+                    if ppid == Some(parent) && !pids.contains(&pid) {
+                        pids.push(pid);
+                    }
+                }
+            }
+            i += 1;
+        }
+        for p in pids {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(p.to_string())
+                .status();
+        }
+    }
+
+    /// Kills sshd and every connection it serves, like a host going down (`stop` alone leaves
+    /// the per-connection processes, and so pooled connections, alive).
+    pub fn crash(&mut self) {
+        self.signal_tree("KILL");
+        self.stop();
     }
 
     /// Stops sshd (the port stays reserved for `restart`).

@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# The lab suite: every installer, through the provision-tui binary, against real Debian 12 servers.
+#
+#   tests/lab/run.sh [fast|slow|all|INSTALLER_TEST...]
+#
+#   fast (default): base-setup nginx redis postgresql mariadb caddy docker + the sequence
+#                   base-setup -> docker -> nginx on one server           (CI tier)
+#   slow:           node-app n8n                                        (own command, not in CI)
+#
+# Per installer: install with typical inputs and check the service from OUTSIDE (from this host);
+# install again and compare packages + config checksums (idempotency); install with an invalid
+# value and expect exit 10 + job kind installer_validation + server unchanged; run the manifest's
+# health check; uninstall and check the service is gone.
+#
+# Skips (exit 0, with the reason) when the lab cannot run here: not root, no namespaces, no
+# systemd-nspawn, or PROVISION_TUI_LAB=0. PROVISION_TUI_LAB=1 turns a skip into a failure.
+# Env: PROVISION_TUI_BIN (default: cargo build, then target/debug/provision-tui),
+#      PTLAB_JOBS (servers used in parallel, default 2), PTLAB_KEEP=1 (leave the lab up).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+LAB=$here/lab.sh
+JOBS=${PTLAB_JOBS:-2}
+
+FAST=(base-setup nginx redis postgresql mariadb caddy docker sequence)
+SLOW=(node-app n8n)
+case ${1:-fast} in
+  fast) TESTS=("${FAST[@]}") ;;
+  slow) TESTS=("${SLOW[@]}") ;;
+  all) TESTS=("${FAST[@]}" "${SLOW[@]}") ;;
+  *) TESTS=("$@") ;;
+esac
+
+if reason=$("$LAB" check); then :; else
+  if [ "${PROVISION_TUI_LAB:-}" = 1 ]; then echo "lab suite FAILED: PROVISION_TUI_LAB=1 but $reason" >&2; exit 1; fi
+  echo "lab suite SKIPPED: $reason"
+  exit 0
+fi
+
+if [ -z "${PROVISION_TUI_BIN:-}" ]; then
+  (cd "$root" && cargo build -q --bin provision-tui)
+  PROVISION_TUI_BIN=${CARGO_TARGET_DIR:-$root/target}/debug/provision-tui
+fi
+[ -x "$PROVISION_TUI_BIN" ] || { echo "no provision-tui binary at $PROVISION_TUI_BIN" >&2; exit 1; }
+BIN=$(realpath "$PROVISION_TUI_BIN")
+
+WORK=$(mktemp -d /tmp/ptlab-run.XXXXXX)
+export PROVISION_TUI_DB=$WORK/state.db
+export PROVISION_TUI_USER_KNOWN_HOSTS=$WORK/user_known_hosts
+export XDG_CONFIG_HOME=$WORK/config XDG_DATA_HOME=$WORK/data XDG_STATE_HOME=$WORK/state
+: > "$PROVISION_TUI_USER_KNOWN_HOSTS"
+
+cleanup() {
+  local rc=$?
+  if [ "${PTLAB_KEEP:-}" != 1 ]; then "$LAB" teardown >/dev/null 2>&1 || true; fi
+  if [ -n "${GITD_PID:-}" ]; then kill "$GITD_PID" 2>/dev/null || true; fi
+  echo "logs and state: $WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export BAD_KEY="not a key"
+t_setup=$SECONDS
+"$LAB" setup
+"$LAB" golden
+KEY=$("$LAB" key)
+echo "lab ready in $((SECONDS - t_setup)) s"
+
+# ---------------------------------------------------------------------------------------------
+# helpers, used inside one test (each test runs in its own subshell with SRV=N, LOG=file)
+pt() { "$BIN" "$@"; }
+rssh() { "$LAB" ssh "$SRV" "$@"; }
+addr() { "$LAB" ip "$SRV"; }
+lab_net() { local b; b=$("$LAB" bridge-ip); echo "${b%.1}.0/24"; }
+say() { printf '[%s %s] %s\n' "$(date +%T)" "$CUR" "$*"; }
+fail() { say "FAIL: $*"; exit 1; }
+state() { rssh bash -s < "$here/state.sh"; }
+timed() {   # timed LABEL cmd... : runs cmd, records the duration, returns its exit code
+  local label=$1 t0=$EPOCHREALTIME rc=0; shift
+  "$@" >> "$LOG.out" 2>&1 || rc=$?
+  awk -v a="$t0" -v b="$EPOCHREALTIME" -v c="$CUR" -v l="$label" -v r="$rc" 'BEGIN { printf "%s\t%s\t%.1f\t%s\n", c, l, b - a, r }' >> "$WORK/times.tsv"
+  return "$rc"
+}
+expect_install() {   # expect_install CODE APP ARGS...
+  local want=$1 app=$2 rc=0; shift 2
+  timed "install-$( [ "$want" = 0 ] && echo ok || echo "exit$want")" pt install "$app" --on "h$SRV" "$@" || rc=$?
+  [ "$rc" = "$want" ] || { tail -n 25 "$LOG.out"; fail "install $app exited $rc, expected $want"; }
+}
+last_job_field() { pt jobs --json --server "h$SRV" --limit 1 | python3 -c "import json,sys; j=json.load(sys.stdin); print(j[0].get('$1') if j else '')"; }
+register() {
+  pt server add "h$SRV" --host "$(addr)" --user root --identity "$KEY" >> "$LOG.out" 2>&1 || fail "server add"
+  pt server trust "h$SRV" --yes >> "$LOG.out" 2>&1 || fail "server trust"
+}
+health() {   # the manifest's health check, run on the server like the health checker does
+  local app=$1 h
+  h=$(pt catalog show "$app" | sed -n 's/^health: //p')
+  [ -n "$h" ] || fail "$app has no health check"
+  if [[ $h == http://* || $h == https://* ]]; then
+    [ "$(rssh "curl -sk -o /dev/null -w '%{http_code}' '$h'")" = 200 ] || fail "health url $h is not 200"
+  else
+    rssh "$h" || fail "health command failed: $h"
+  fi
+  say "health green"
+}
+# the common life cycle: install, outside check, idempotency, invalid input, health, uninstall
+lifecycle() {   # lifecycle APP "GOOD ARGS" "BAD ARGS" verify_fn gone_fn
+  local app=$1 gone=$5
+  lifecycle_no_uninstall "$1" "$2" "$3" "$4"
+  timed uninstall pt uninstall "$app" --on "h$SRV" || fail "uninstall $app failed"
+  "$gone" || fail "$app still there after uninstall"
+  say "uninstalled and gone"
+}
+lifecycle_no_uninstall() {   # APP "GOOD ARGS" "BAD ARGS" verify_fn
+  local app=$1 good=$2 bad=$3 verify=$4 s1 s2
+  local -a g b
+  eval "g=($good)"; eval "b=($bad)"
+  expect_install 0 "$app" "${g[@]}"
+  [ "$(last_job_field status)" = succeeded ] || fail "job not succeeded"
+  "$verify" || fail "$app does not work from outside after install"
+  say "installed and verified from outside"
+  s1=$(state)
+  expect_install 0 "$app" "${g[@]}"
+  s2=$(state)
+  if [ "$s1" != "$s2" ]; then diff <(echo "$s1") <(echo "$s2") | head -n 20; fail "second install changed the server"; fi
+  "$verify" || fail "$app does not work after the second install"
+  say "second install changed nothing"
+  expect_install 10 "$app" "${b[@]}"
+  [ "$(last_job_field error_kind)" = installer_validation ] || fail "job kind is $(last_job_field error_kind), expected installer_validation"
+  s2=$(state)
+  [ "$s1" = "$s2" ] || { diff <(echo "$s1") <(echo "$s2") | head -n 20; fail "a rejected install changed the server"; }
+  say "invalid input rejected by the script (exit 10, installer_validation), server unchanged"
+  health "$app"
+  # no CLI verb runs upgrade scripts yet: run upgrade.sh the way the runner would (tests/lab/try.sh)
+  if [ -f "$root/installers/$app/upgrade.sh" ]; then
+    timed upgrade "$here/try.sh" "$SRV" "$app" upgrade || fail "upgrade.sh of $app failed"
+    "$verify" || fail "$app does not work after upgrade.sh"
+    say "upgrade.sh ok, still working"
+  fi
+}
+port_closed() { ! timeout 3 bash -c "exec 3<>/dev/tcp/$(addr)/$1" 2>/dev/null; }
+pkg_gone() { ! rssh "dpkg-query -W -f='\${db:Status-Status}' $1 2>/dev/null | grep -qx installed"; }
+
+# ---------------------------------------------------------------------------------------------
+# the tests
+t_base-setup() {
+  local pub; pub=$(cat "$KEY.pub")
+  v() {
+    # key login works, password logins are refused, the firewall and timezone are set
+    rssh true || return 1
+    out=$(ssh -i /dev/null -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+          -o PreferredAuthentications=password,keyboard-interactive -o ConnectTimeout=3 "root@$(addr)" true 2>&1) && return 1
+    [[ $out == *"Permission denied (publickey)"* ]] || { echo "password logins still offered: $out"; return 1; }
+    rssh "ufw status | grep -q '^Status: active' && ufw status | grep -qE '^8080/tcp +ALLOW' && [ \$(readlink /etc/localtime) = /usr/share/zoneinfo/Europe/Berlin ] && [ \$(hostname) = web1 ]"
+    rssh "systemctl is-active --quiet fail2ban && command -v htop git vim curl >/dev/null"
+  }
+  gone() { rssh "! test -e /etc/ssh/sshd_config.d/00-provision-tui.conf && sshd -T | grep -qx 'passwordauthentication yes'" && pkg_gone ufw && rssh true; }
+  lifecycle base-setup \
+    "--set 'ssh_public_key=$pub' --set extra_ports=8080,51820/udp --set timezone=Europe/Berlin --set host_name=web1 --set install_fail2ban=true --set unattended_upgrades=true" \
+    "--set 'ssh_public_key=$pub' --set extra_ports=70000" v gone
+}
+t_nginx() {
+  v() { local a b; a=$(curl -fsS -H 'Host: web.lab.test' "http://$(addr)/") && b=$(curl -fsSk "https://$(addr)/") &&
+        [[ $a == *'web.lab.test is served by nginx'* && $b == *'served by nginx'* ]]; }
+  gone() { port_closed 80 && port_closed 443 && pkg_gone nginx; }
+  lifecycle nginx "--set server_name=web.lab.test --set admin_email=ops@lab.test --set enable_ssl=true --set ssl_mode=self_signed" \
+    "--set server_name=web.lab.test --set admin_email=ops@lab.test --set enable_ssl=true --set ssl_mode=provided --set ssl_certificate=not-a-pem --set-env ssl_certificate_key=BAD_KEY" v gone
+}
+t_redis() {
+  export REDIS_PW=lab-Redis-pass-42
+  v() { [ "$(REDISCLI_AUTH=$REDIS_PW redis-cli -h "$(addr)" --no-auth-warning ping)" = PONG ] &&
+        [[ $(redis-cli -h "$(addr)" ping 2>&1) == *NOAUTH* ]]; }
+  gone() { port_closed 6379 && pkg_gone redis-server; }
+  lifecycle redis "--set-env redis_password=REDIS_PW --set bind_address=0.0.0.0 --set maxmemory=64mb --set maxmemory_policy=allkeys-lfu" \
+    "--set-env redis_password=REDIS_PW --set bind_address=999.0.0.1" v gone
+}
+t_postgresql() {
+  export PG_PW="lab pg pass 'quoted' : \\ x"
+  v() { [ "$(PGPASSWORD=$PG_PW PGCONNECT_TIMEOUT=5 psql -X -h "$(addr)" -U shopper -d shop -Atc 'select current_user')" = shopper ]; }
+  gone() { port_closed 5432 && pkg_gone postgresql; }
+  lifecycle postgresql "--set db_name=shop --set db_user=shopper --set-env db_password=PG_PW --set 'listen_addresses=*' --set allowed_cidr=$(lab_net)" \
+    "--set db_name=shop --set db_user=postgres --set-env db_password=PG_PW" v gone
+}
+t_mariadb() {
+  export MY_ROOT='lab root "pass" \ x' MY_PW="lab user 'pass' 42"
+  v() {
+    printf '[client]\npassword="%s"\n' "${MY_PW//\'/\'}" > "$WORK/my-$SRV.cnf"
+    [ "$(timeout 10 mariadb --defaults-extra-file="$WORK/my-$SRV.cnf" -h "$(addr)" -u shopper -D shop -N -B -e 'select current_user()')" = 'shopper@%' ]
+  }
+  gone() { port_closed 3306 && pkg_gone mariadb-server; }
+  lifecycle mariadb "--set-env root_password=MY_ROOT --set bind_address=0.0.0.0 --set create_database=true --set database_name=shop --set database_user=shopper --set-env database_password=MY_PW --set database_user_host=%" \
+    "--set-env root_password=MY_ROOT --set create_database=true --set database_name=mysql --set database_user=shopper --set-env database_password=MY_PW" v gone
+}
+t_caddy() {
+  rssh "systemd-run --unit lab-upstream --property=WorkingDirectory=/usr/share/doc python3 -m http.server 8081" >/dev/null
+  v() { local out; out=$(curl -fsSk --resolve "app.lab.test:443:$(addr)" https://app.lab.test/) && [[ $out == *'Directory listing'* ]]; }
+  gone() { port_closed 443 && pkg_gone caddy; }
+  lifecycle caddy "--set domain=app.lab.test --set upstream_port=8081 --set tls=internal" \
+    "--set domain=app.lab.test --set upstream_port=8081 --set tls=internal --set upstream_host=300.1.1.1" v gone
+}
+docker_run_ok() {
+  rssh 'set -e; d=$(mktemp -d); cp --parents /usr/bin/dash /lib/x86_64-linux-gnu/libc.so.6 /lib64/ld-linux-x86-64.so.2 "$d"
+        tar -C "$d" -c . | docker import - lab/dash >/dev/null; rm -rf "$d"
+        [ "$(docker run --rm lab/dash /usr/bin/dash -c "echo hello-from-a-container")" = hello-from-a-container ]'
+}
+t_docker() {
+  v() { docker_run_ok && rssh "id -nG labuser | grep -qw docker && docker-compose version --short >/dev/null"; }
+  gone() { pkg_gone docker.io && rssh '! test -S /run/docker.sock'; }
+  rssh "useradd -m labuser"
+  # overlay2 does not work on the lab's overlayfs root: vfs there (overlay2 gives a clean exit 12)
+  lifecycle docker "--set storage_driver=vfs --set docker_user=labuser" "--set storage_driver=vfs --set docker_user=nosuchuser" v gone
+}
+t_sequence() {   # the way a user builds a server: baseline, then docker, then nginx
+  local pub; pub=$(cat "$KEY.pub")
+  expect_install 0 base-setup --set "ssh_public_key=$pub"
+  expect_install 0 docker --set storage_driver=vfs
+  expect_install 0 nginx --set server_name=seq.lab.test --set admin_email=ops@lab.test
+  page=$(curl -fsS -H 'Host: seq.lab.test' "http://$(addr)/") || fail "nginx not reachable through ufw"
+  [[ $page == *'seq.lab.test is served by nginx'* ]] || fail "unexpected page: $page"
+  docker_run_ok || fail "docker run after base-setup failed"
+  [ "$(pt server list --json | python3 -c "import json,sys; print([s['status'] for s in json.load(sys.stdin) if s['name']=='h$SRV'][0])")" = ready ] ||
+    say "note: server status is not 'ready' after base-setup"
+  say "base-setup -> docker -> nginx on one server: ok"
+}
+
+# node-app: a git repository served from this host over dumb HTTP on the bridge address
+GIT_PORT=8808
+git_serve() {
+  [ -n "${GITD_PID:-}" ] && return 0
+  mkdir -p "$WORK/git"
+  python3 -m http.server "$GIT_PORT" --bind "$("$LAB" bridge-ip)" --directory "$WORK/git" > "$WORK/git-http.log" 2>&1 &
+  GITD_PID=$!
+}
+git_commit() {   # git_commit REPO_NAME VERSION_TEXT [crash]: a tiny app; "crash" makes it exit at start
+  local name=$1 text=$2 crash=${3:-} src=$WORK/git-src/$1
+  if [ ! -d "$src" ]; then
+    mkdir -p "$src"; git -C "$src" init -q -b main
+    git -C "$src" config user.email lab@lab.test; git -C "$src" config user.name lab
+    git init -q --bare -b main "$WORK/git/$name.git"
+  fi
+  printf '{"name":"%s","version":"1.0.0","private":true,"scripts":{"start":"node server.js"}}\n' "$name" > "$src/package.json"
+  if [ -n "$crash" ]; then
+    printf 'console.error("this release is broken"); process.exit(1);\n' > "$src/server.js"
+  else
+    printf 'require("http").createServer((q, r) => r.end("%s " + process.env.GREETING + "\\n")).listen(process.env.PORT);\n' "$text" > "$src/server.js"
+  fi
+  git -C "$src" add -A; git -C "$src" commit -q -m "$text"
+  git -C "$src" push -q -f "$WORK/git/$name.git" main
+  git -C "$WORK/git/$name.git" update-server-info
+}
+t_node-app() {
+  local url; url="http://$("$LAB" bridge-ip):$GIT_PORT/hello.git"
+  export APP_ENV=$'GREETING=from the lab\nSECRET_TOKEN=s3cr3t value'
+  git_commit hello "hello v1"
+  page() { curl -fsS -m 5 -H 'Host: hello.lab.test' "http://$(addr)/"; }
+  v() { local out; out=$(page) && [[ $out == "hello v1 from the lab" ]]; }
+  gone() { local out; out=$(curl -s -m 5 -H 'Host: hello.lab.test' "http://$(addr)/" || true); [[ $out != *hello* ]] && rssh '! test -d /srv/node-apps/hello && ! ss -ltn | grep -q ":3100 "'; }
+  local good="--set app_name=hello --set repo_url=$url --set port=3100 --set-env env_vars=APP_ENV --set enable_proxy=true --set domain=hello.lab.test"
+  # install, idempotency, invalid input (port outside the range), health -- uninstall comes last
+  lifecycle_no_uninstall node-app "$good" "--set app_name=hello --set repo_url=$url --set port=4500 --set port_range_end=3999" v
+  local id
+  for id in $(pt jobs --json --server "h$SRV" | python3 -c 'import json,sys; print(" ".join(str(j["id"]) for j in json.load(sys.stdin)))'); do
+    if pt logs "$id" 2>&1 | grep -q 's3cr3t'; then fail "a secret env value reached the log of job $id"; fi
+  done
+  # upgrade: a new commit is deployed as a new release, the previous one is kept
+  git_commit hello "hello v2"
+  local -a g; eval "g=($good)"
+  expect_install 0 node-app "${g[@]}"
+  [ "$(page)" = "hello v2 from the lab" ] || fail "v2 not live after the upgrade: $(page)"
+  [ "$(rssh 'ls /srv/node-apps/hello/releases | wc -l')" = 2 ] || fail "the previous release was not kept"
+  say "upgrade to v2 live, previous release kept"
+  # a broken release fails its health check and is rolled back automatically
+  git_commit hello "hello v3" crash
+  expect_install 12 node-app "${g[@]}"
+  [ "$(page)" = "hello v2 from the lab" ] || fail "v2 not restored after the failed upgrade: $(page)"
+  say "broken v3 rolled back to v2 (exit 12, configuration)"
+  timed uninstall pt uninstall node-app --on "h$SRV" --set app_name=hello || fail "uninstall node-app failed"
+  gone || fail "node-app still there after uninstall"
+  say "uninstalled and gone"
+}
+t_n8n() {
+  export N8N_KEY=lab-n8n-encryption-key-0123456789
+  v() { local out; out=$(curl -fsS -m 10 -H 'Host: n8n.lab.test' "http://$(addr)/healthz") && [[ $out == *ok* ]]; }
+  gone() { local out; out=$(curl -s -m 5 -H 'Host: n8n.lab.test' "http://$(addr)/healthz" || true); [[ $out != *'"ok"'* ]] && rssh '! systemctl is-active --quiet n8n'; }
+  lifecycle n8n "--set domain=n8n.lab.test --set-env encryption_key=N8N_KEY" "--set domain=n8n.lab.test --set-env encryption_key=N8N_KEY --set port=80" v gone
+}
+
+# ---------------------------------------------------------------------------------------------
+run_test() {   # run_test NAME SERVER_NUMBER (in a subshell, output to $WORK/NAME.log)
+  CUR=$1 SRV=$2 LOG=$WORK/$1.log
+  export CUR SRV LOG
+  (
+    set -euo pipefail
+    t0=$SECONDS
+    if [ -e "$WORK/up-$SRV" ]; then "$LAB" reset "$SRV"; else "$LAB" up "$SRV"; touch "$WORK/up-$SRV"; fi
+    pt server rm "h$SRV" >/dev/null 2>&1 || true
+    register
+    "t_$CUR"
+    say "PASS in $((SECONDS - t0)) s"
+  ) > "$LOG" 2>&1
+}
+
+for t in "${TESTS[@]}"; do declare -F "t_$t" >/dev/null || { echo "unknown test $t; known: ${FAST[*]} ${SLOW[*]}" >&2; exit 2; }; done
+
+for t in "${TESTS[@]}"; do [ "$t" = node-app ] && git_serve; done
+t_all=$SECONDS
+declare -A PIDS=() SERVER_OF=()
+results=()
+free=(); for ((k = 1; k <= JOBS; k++)); do free+=("$k"); done
+queue=("${TESTS[@]}")
+while ((${#queue[@]})) || ((${#PIDS[@]})); do
+  while ((${#queue[@]})) && ((${#free[@]})); do
+    t=${queue[0]}; queue=("${queue[@]:1}")
+    s=${free[0]}; free=("${free[@]:1}")
+    echo "[$(date +%T)] start $t on server $s"
+    run_test "$t" "$s" & PIDS[$t]=$!; SERVER_OF[$t]=$s
+  done
+  wait -n 2>/dev/null || true
+  for t in "${!PIDS[@]}"; do
+    if ! kill -0 "${PIDS[$t]}" 2>/dev/null; then
+      if wait "${PIDS[$t]}"; then r=PASS; else r=FAIL; fi
+      results+=("$r $t")
+      echo "[$(date +%T)] $r $t ($(tail -n 1 "$WORK/$t.log"))"
+      [ "$r" = FAIL ] && sed 's/^/    /' "$WORK/$t.log" | tail -n 40
+      free+=("${SERVER_OF[$t]}"); unset "PIDS[$t]"
+    fi
+  done
+done
+
+echo
+echo "== times (seconds) =="
+column -t -s $'\t' "$WORK/times.tsv" 2>/dev/null || cat "$WORK/times.tsv"
+echo "== results: ${#results[@]} tests in $((SECONDS - t_all)) s (lab setup $((t_all - t_setup)) s) =="
+printf '%s\n' "${results[@]}"
+if printf '%s\n' "${results[@]}" | grep -q '^FAIL'; then exit 1; fi
