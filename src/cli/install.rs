@@ -180,6 +180,9 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
     }
     let mut printed: HashMap<i64, i64> = HashMap::new();
     let mut jobs: Vec<Job> = Vec::new();
+    // JSON events already printed for the end of a job / of the fan-out.
+    let mut reported: std::collections::HashSet<i64> = std::collections::HashSet::new();
+    let mut reported_end = false;
     let mut interrupts = 0;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     let summary = loop {
@@ -196,6 +199,7 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
                         continue;
                     }
                     if args.json {
+                        reported_end |= matches!(fanout, FanoutEvent::Finished { .. });
                         println!("{}", serde_json::to_string(&Event::Fanout { fanout: fanout.clone() })?);
                     }
                     match fanout {
@@ -227,6 +231,9 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
                 Ok(Event::JobStarted { job } | Event::JobFinished { job }) if printed.contains_key(&job.id) => {
                     view.job(&job);
                     if args.json {
+                        if job.status.is_terminal() {
+                            reported.insert(job.id);
+                        }
                         let ev = if job.status.is_terminal() { Event::JobFinished { job } } else { Event::JobStarted { job } };
                         println!("{}", serde_json::to_string(&ev)?);
                     }
@@ -265,8 +272,25 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
         }
         if let Ok(f) = engine.job(j.id) {
             view.job(&f);
+            // The fan-out can end before its last events reach us: report them from the database.
+            if args.json && !reported.contains(&f.id) {
+                println!(
+                    "{}",
+                    serde_json::to_string(&Event::JobFinished { job: f.clone() })?
+                );
+            }
             finished.insert(f.id, f);
         }
+    }
+    view.skipped_if_pending(&summary.skipped);
+    if args.json && !reported_end {
+        let end = Event::Fanout {
+            fanout: FanoutEvent::Finished {
+                fanout_id: handle.id,
+                summary: summary.clone(),
+            },
+        };
+        println!("{}", serde_json::to_string(&end)?);
     }
     if live {
         view.draw()?;

@@ -89,6 +89,18 @@ impl Progress {
         }
     }
 
+    /// Hosts the fan-out reports as skipped whose event we may have missed.
+    pub fn skipped_if_pending(&mut self, hosts: &[String]) {
+        for r in self
+            .rows
+            .iter_mut()
+            .filter(|r| r.state == "pending" && hosts.contains(&r.host))
+        {
+            r.state = "skipped".into();
+            r.detail = "not started".into();
+        }
+    }
+
     fn elapsed(r: &Row) -> String {
         match r.started {
             Some(s) => super::fmt_duration(r.finished.unwrap_or_else(now_ms) - s),

@@ -110,7 +110,7 @@ mod tests {
     #[test]
     fn schema() {
         let e = parse(
-            r#"{"servers":[{"name":"a","host":"h","tags":["x"],"escalate":true}]}"#,
+            r#"{"servers":[{"name":"a","host":"h","tags":["x"],"become":true}]}"#,
             Path::new("o"),
         )
         .unwrap();
