@@ -32,6 +32,9 @@ pub struct SshSettings {
     pub idle_timeout: Duration,
     /// Pooled connections are replaced (not torn down under a running job) after this long.
     pub max_age: Duration,
+    /// Key exchange algorithms in order of preference (`PROVISION_TUI_KEX`, comma separated).
+    /// Empty: curve25519 first, then russh's defaults (see docs/FLEET.md for the trade-off).
+    pub kex: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +60,15 @@ impl Default for SshSettings {
             inactivity_timeout: Duration::from_secs(3600),
             kill_grace: Duration::from_secs(env_secs("PROVISION_TUI_KILL_GRACE", 5)),
             idle_timeout: Duration::from_secs(env_secs("PROVISION_TUI_IDLE_TIMEOUT", 300)),
-            max_age: Duration::from_secs(3600),
+            max_age: Duration::from_secs(env_secs("PROVISION_TUI_POOL_MAX_AGE", 3600)),
+            kex: std::env::var("PROVISION_TUI_KEX")
+                .map(|v| {
+                    v.split(',')
+                        .map(|k| k.trim().to_string())
+                        .filter(|k| !k.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -70,7 +81,7 @@ impl Default for JobSettings {
             connect_retries: 3,
             retry_base_delay: Duration::from_millis(env_ms("PROVISION_TUI_RETRY_BASE_MS", 1000)),
             timeout_slack: Duration::from_secs(10),
-            max_concurrent: 50,
+            max_concurrent: env_secs("PROVISION_TUI_MAX_CONCURRENT", 50) as usize,
         }
     }
 }

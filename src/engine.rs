@@ -2,7 +2,7 @@
 //! (commands) and subscribe to its events; they never touch SSH or SQL themselves.
 
 use crate::audit;
-use crate::catalog::{Catalog, InputError, Installer, resolve_inputs};
+use crate::catalog::{Catalog, InputError, Installer};
 use crate::config::Config;
 use crate::error::{ErrorKind, KindError};
 use crate::fleet::{Server, ServerSpec, ServerStatus};
@@ -10,7 +10,7 @@ use crate::jobs::job::{Job, JobAction, JobStatus, LogLine};
 use crate::jobs::runner;
 use crate::ssh::{self, HostKeyVerdict, KnownHosts, SshTarget};
 use crate::store::Store;
-use crate::store::jobs::{JobFilter, NewJob};
+use crate::store::jobs::JobFilter;
 use color_eyre::eyre::{Result, bail, eyre};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -42,6 +42,10 @@ pub enum Event {
     },
     ServerRemoved {
         name: String,
+    },
+    /// Progress of a fan-out (batches, skipped hosts, the end).
+    Fanout {
+        fanout: crate::jobs::fanout::FanoutEvent,
     },
     /// Another process changed the database; re-read what you show.
     ExternalChange,
@@ -119,6 +123,8 @@ pub(crate) struct Inner {
     pub operator: String,
     pub owner: String,
     pub slots: Arc<Semaphore>,
+    /// Permits `slots` was created with plus those added for wide fan-outs.
+    pub slots_total: std::sync::atomic::AtomicUsize,
     pub pool: ssh::Pool,
 }
 
@@ -137,7 +143,8 @@ impl Engine {
             own: config.known_hosts_path.clone(),
             user: config.user_known_hosts_path.clone(),
         };
-        let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent.max(1)));
+        let slots_total = config.jobs.max_concurrent.max(1);
+        let slots = Arc::new(Semaphore::new(slots_total));
         let pool = ssh::Pool::new(
             config.ssh.clone(),
             known_hosts.clone(),
@@ -154,6 +161,7 @@ impl Engine {
                 known_hosts,
                 operator: audit::operator(),
                 owner: audit::process_owner(),
+                slots_total: std::sync::atomic::AtomicUsize::new(slots_total),
                 slots,
                 pool,
             }),
@@ -254,6 +262,32 @@ impl Engine {
         Ok(server)
     }
 
+    /// Sets how jobs escalate on a server. Only the env var's name is stored.
+    pub fn set_server_sudo(
+        &self,
+        name: &str,
+        settings: &crate::store::sudo::SudoSettings,
+    ) -> Result<()> {
+        if let Some(var) = &settings.password_env
+            && !crate::ssh::exec::valid_env_name(var)
+        {
+            bail!("--password-env wants an environment variable name like SUDO_PW, got {var:?}");
+        }
+        let server = self.inner.store.require_server(name)?;
+        self.inner.store.set_server_sudo(server.id, settings)?;
+        self.inner.pool.invalidate(name);
+        self.audit(
+            "server.sudo",
+            name,
+            &format!(
+                "escalate={:?} password_env={}",
+                settings.escalate,
+                settings.password_env.as_deref().unwrap_or("-")
+            ),
+        )?;
+        Ok(())
+    }
+
     pub fn servers(&self) -> Result<Vec<Server>> {
         self.inner.store.list_servers()
     }
@@ -275,7 +309,14 @@ impl Engine {
             }
             None => None,
         };
+        let sudo = self.inner.store.server_sudo(server.id)?;
+        let sudo = match (sudo.escalate, sudo.password_env) {
+            (Some(false), _) => ssh::SudoMode::Never,
+            (_, Some(var)) => ssh::SudoMode::PasswordEnv(var),
+            _ => ssh::SudoMode::NoPassword,
+        };
         Ok(SshTarget {
+            sudo,
             name: server.name.clone(),
             host: server.host.clone(),
             port: server.port,
@@ -347,111 +388,17 @@ impl Engine {
     // ---- jobs ----
 
     /// Validates the request and starts one job per server. Nothing starts if anything is invalid.
+    /// (Fan-outs with batches and a failure budget: `start_fanout` in jobs/fanout.rs.)
     pub fn start_install(
         &self,
         req: &InstallRequest,
     ) -> std::result::Result<Vec<Job>, RequestError> {
-        let catalog = self.catalog();
-        let installer: Installer = catalog
-            .require(&req.app)
-            .map_err(RequestError::Invalid)?
-            .clone();
-        let kind = match req.action {
-            JobAction::Install => crate::catalog::ScriptKind::Install,
-            JobAction::Uninstall => crate::catalog::ScriptKind::Uninstall,
-            JobAction::Upgrade => crate::catalog::ScriptKind::Upgrade,
-        };
-        if installer.script(kind).is_none() {
-            return Err(RequestError::Invalid(format!(
-                "installer {} has no {} script",
-                req.app,
-                req.action.as_str()
-            )));
-        }
-        if req.servers.is_empty() {
-            return Err(RequestError::Invalid(
-                "no servers given; use --on SERVER".into(),
-            ));
-        }
-        let inputs = match resolve_inputs(&installer.manifest, &req.inputs) {
-            Ok(i) => i,
-            Err(errors) => {
-                // Uninstall and upgrade reuse what they are given; only install demands every required input.
-                let errors: Vec<InputError> = if req.action == JobAction::Install {
-                    errors
-                } else {
-                    errors
-                        .into_iter()
-                        .filter(|e| e.message != "is required")
-                        .collect()
-                };
-                if !errors.is_empty() {
-                    return Err(RequestError::Inputs {
-                        app: req.app.clone(),
-                        errors,
-                    });
-                }
-                relaxed_inputs(&installer, &req.inputs)
-            }
-        };
-        let mut servers = Vec::new();
-        for name in &req.servers {
-            let s = self
-                .inner
-                .store
-                .require_server(name)
-                .map_err(|e| RequestError::Invalid(e.to_string()))?;
-            if !s.status.accepts_jobs() {
-                return Err(RequestError::Invalid(format!(
-                    "server {name} is {}; nothing runs on it until an operator changes its status (`server set-status`)",
-                    s.status
-                )));
-            }
-            if servers.iter().any(|x: &Server| x.id == s.id) {
-                continue;
-            }
-            servers.push(s);
-        }
-        let masked = inputs.masked_json();
-        let mut jobs = Vec::new();
-        for server in servers {
-            let job = self
-                .inner
-                .store
-                .create_job(&NewJob {
-                    server_id: server.id,
-                    server_name: &server.name,
-                    app_id: &installer.manifest.id,
-                    app_version: &installer.manifest.version,
-                    action: req.action,
-                    masked_inputs: &masked,
-                    owner: &self.inner.owner,
-                })
-                .map_err(|e| RequestError::Invalid(e.to_string()))?;
-            self.audit(
-                &format!("job.{}", req.action.as_str()),
-                &server.name,
-                &format!(
-                    "job #{} app={} inputs={}",
-                    job.id, installer.manifest.id, masked
-                ),
-            )
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
-            let token = CancellationToken::new();
-            if let Ok(mut r) = self.inner.running.lock() {
-                r.insert(job.id, token.clone());
-            }
-            self.emit(Event::JobQueued { job: job.clone() });
-            tokio::spawn(runner::run_job(
-                self.clone(),
-                job.clone(),
-                installer.clone(),
-                inputs.clone(),
-                token,
-            ));
-            jobs.push(job);
-        }
-        Ok(jobs)
+        let prepared = self.prepare_install(req, true)?;
+        prepared
+            .servers
+            .iter()
+            .map(|s| self.launch_one(&prepared, s, None))
+            .collect()
     }
 
     /// Cancels a job run by this process at once, or by another process within a heartbeat.
@@ -537,7 +484,7 @@ impl Engine {
 }
 
 /// For uninstall/upgrade: accept the given values that validate, without demanding required ones.
-fn relaxed_inputs(
+pub(crate) fn relaxed_inputs(
     installer: &Installer,
     given: &BTreeMap<String, String>,
 ) -> crate::catalog::ResolvedInputs {

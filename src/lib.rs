@@ -2,6 +2,7 @@
 //! The engine modules know nothing about the terminal.
 
 pub mod audit;
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod config;

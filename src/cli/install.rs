@@ -1,14 +1,16 @@
 //! `provision-tui install|uninstall APP --on SERVER ...`: validates inputs, starts the jobs and
 //! streams their logs until they end. Ctrl-C cancels the jobs (killing the remote processes).
 
+use super::progress::Progress;
 use super::{exit, interactive};
-use crate::engine::{Engine, Event, InstallRequest, RequestError};
+use crate::engine::{Engine, Event, RequestError};
 use crate::error::ErrorKind;
+use crate::jobs::fanout::{Amount, FanoutEvent, FanoutRequest, Targets};
 use crate::jobs::job::{Job, JobAction, JobStatus, LogLine, LogStream};
 use clap::Args;
 use color_eyre::eyre::{Result, bail};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Debug, Args)]
@@ -16,8 +18,23 @@ pub struct InstallArgs {
     /// Installer id from the catalog.
     pub app: String,
     /// Target servers, comma separated or repeated.
-    #[arg(long = "on", value_delimiter = ',', required = true)]
+    #[arg(long = "on", value_delimiter = ',', required_unless_present_any = ["tag", "all"], conflicts_with_all = ["tag", "all"])]
     pub on: Vec<String>,
+    /// Every server with this tag.
+    #[arg(long, conflicts_with = "all")]
+    pub tag: Option<String>,
+    /// Every registered server (those on an operator hold are left out).
+    #[arg(long)]
+    pub all: bool,
+    /// Jobs at once (default: min(50, hosts), bounded by the open-file limit).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Rolling batches: N hosts or P% of them at a time (default: all at once).
+    #[arg(long, value_name = "N|P%")]
+    pub batch: Option<Amount>,
+    /// Stop starting hosts once more than N (or P%) have failed; the rest are skipped.
+    #[arg(long = "max-fail", value_name = "N|P%")]
+    pub max_fail: Option<Amount>,
     /// An input value: KEY=VALUE (not for secrets: argv is visible in `ps`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -110,14 +127,24 @@ fn gather_inputs(
 pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Result<i32> {
     let inputs = gather_inputs(engine, &args, action)?;
     let mut rx = engine.subscribe();
-    let req = InstallRequest {
+    let targets = if args.all {
+        Targets::All
+    } else if let Some(t) = &args.tag {
+        Targets::Tag(t.clone())
+    } else {
+        Targets::Names(args.on.clone())
+    };
+    let req = FanoutRequest {
         app: args.app.clone(),
-        servers: args.on.clone(),
+        targets,
         inputs,
         action,
+        concurrency: args.concurrency,
+        batch: args.batch,
+        max_fail: args.max_fail,
     };
-    let jobs = match engine.start_install(&req) {
-        Ok(j) => j,
+    let mut handle = match engine.start_fanout(&req) {
+        Ok(h) => h,
         Err(e @ RequestError::Inputs { .. }) => {
             eprintln!("error: {e}");
             eprintln!(
@@ -131,65 +158,151 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
             return Ok(exit::ERROR);
         }
     };
-    let multi = jobs.len() > 1;
-    let mut printed: HashMap<i64, i64> = jobs.iter().map(|j| (j.id, 0)).collect();
-    let mut finished: HashMap<i64, Job> = HashMap::new();
-    if !args.json {
-        for j in &jobs {
-            eprintln!(
-                "==> job #{} {} {} on {}",
-                j.id,
-                action.as_str(),
-                j.app_id,
-                j.server_name
-            );
-        }
+    let multi = handle.hosts.len() > 1;
+    let live = !args.json && multi && std::io::stderr().is_terminal();
+    let mut view = Progress::new(&handle.hosts);
+    for (name, why) in &handle.excluded {
+        eprintln!("==> left out {name}: {why}");
     }
+    if !args.json && multi {
+        eprintln!(
+            "==> {} {} on {} hosts: {} batch(es), concurrency {}{}",
+            action.as_str(),
+            args.app,
+            handle.hosts.len(),
+            handle.batches.len(),
+            handle.concurrency,
+            handle
+                .max_fail
+                .map(|m| format!(", stops after {m} failure(s)"))
+                .unwrap_or_default()
+        );
+    }
+    let mut printed: HashMap<i64, i64> = HashMap::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    // JSON events already printed for the end of a job / of the fan-out.
+    let mut reported: std::collections::HashSet<i64> = std::collections::HashSet::new();
+    let mut reported_end = false;
     let mut interrupts = 0;
-    while finished.len() < jobs.len() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let summary = loop {
         tokio::select! {
+            done = &mut handle.done => break done.unwrap_or_default(),
             ev = rx.recv() => match ev {
-                Ok(Event::JobLog { job_id, lines }) if printed.contains_key(&job_id) => {
-                    catch_up(engine, job_id, lines.first().map(|l| l.seq), &mut printed, multi, args.json)?;
-                    for l in lines {
-                        print_line(&l, &mut printed, multi, args.json, &jobs)?;
+                Ok(Event::Fanout { fanout }) => {
+                    let mine = match &fanout {
+                        FanoutEvent::Started { fanout_id, .. } | FanoutEvent::BatchStarted { fanout_id, .. }
+                        | FanoutEvent::JobLaunched { fanout_id, .. } | FanoutEvent::Skipped { fanout_id, .. }
+                        | FanoutEvent::Finished { fanout_id, .. } => *fanout_id == handle.id,
+                    };
+                    if !mine {
+                        continue;
                     }
-                }
-                Ok(Event::JobFinished { job }) if printed.contains_key(&job.id) => {
-                    catch_up(engine, job.id, None, &mut printed, multi, args.json)?;
                     if args.json {
-                        println!("{}", serde_json::to_string(&Event::JobFinished { job: job.clone() })?);
+                        reported_end |= matches!(fanout, FanoutEvent::Finished { .. });
+                        println!("{}", serde_json::to_string(&Event::Fanout { fanout: fanout.clone() })?);
                     }
-                    finished.insert(job.id, job);
+                    match fanout {
+                        FanoutEvent::JobLaunched { job_id, .. } => {
+                            printed.insert(job_id, 0);
+                            if let Ok(j) = engine.job(job_id) {
+                                if !args.json && !live {
+                                    eprintln!("==> job #{} {} {} on {}", j.id, action.as_str(), j.app_id, j.server_name);
+                                }
+                                view.job(&j);
+                                jobs.push(j);
+                            }
+                        }
+                        FanoutEvent::Skipped { servers, reason, .. } => view.skipped(&servers, &reason),
+                        _ => {}
+                    }
                 }
-                Ok(ev @ (Event::JobStarted { .. } | Event::JobQueued { .. })) if args.json => {
-                    println!("{}", serde_json::to_string(&ev)?);
+                Ok(Event::JobLog { job_id, lines }) if printed.contains_key(&job_id) => {
+                    if let Some(l) = lines.last() {
+                        view.last_line(job_id, &l.text);
+                    }
+                    if !live {
+                        catch_up(engine, job_id, lines.first().map(|l| l.seq), &mut printed, multi, args.json)?;
+                        for l in lines {
+                            print_line(&l, &mut printed, multi, args.json, &[])?;
+                        }
+                    }
+                }
+                Ok(Event::JobStarted { job } | Event::JobFinished { job }) if printed.contains_key(&job.id) => {
+                    view.job(&job);
+                    if args.json {
+                        if job.status.is_terminal() {
+                            reported.insert(job.id);
+                        }
+                        let ev = if job.status.is_terminal() { Event::JobFinished { job } } else { Event::JobStarted { job } };
+                        println!("{}", serde_json::to_string(&ev)?);
+                    }
                 }
                 Ok(_) => {}
                 // We fell behind: the database has every line, so re-read what we missed.
                 Err(RecvError::Lagged(_)) => {
                     for id in printed.keys().copied().collect::<Vec<_>>() {
-                        catch_up(engine, id, None, &mut printed, multi, args.json)?;
+                        if let Ok(j) = engine.job(id) {
+                            view.job(&j);
+                        }
+                        if !live {
+                            catch_up(engine, id, None, &mut printed, multi, args.json)?;
+                        }
                     }
                 }
-                Err(RecvError::Closed) => break,
+                Err(RecvError::Closed) => {}
             },
+            _ = tick.tick(), if live => view.draw()?,
             _ = tokio::signal::ctrl_c() => {
                 interrupts += 1;
                 if interrupts > 1 {
                     eprintln!("\nleaving now; jobs will show as interrupted at the next start");
                     return Ok(ErrorKind::Cancelled.cli_exit_code());
                 }
-                eprintln!("\ncancelling (killing the remote processes); press Ctrl-C again to leave at once");
-                for j in &jobs {
-                    if !finished.contains_key(&j.id) {
-                        let _ = engine.cancel_job(j.id);
-                    }
-                }
+                eprintln!("\ncancelling: no new hosts start, running jobs are killed; press Ctrl-C again to leave at once");
+                handle.cancel.cancel();
             }
         }
+    };
+    // Every line of every job, then the final rows.
+    let mut finished: HashMap<i64, Job> = HashMap::new();
+    for j in &jobs {
+        if !live {
+            catch_up(engine, j.id, None, &mut printed, multi, args.json)?;
+        }
+        if let Ok(f) = engine.job(j.id) {
+            view.job(&f);
+            // The fan-out can end before its last events reach us: report them from the database.
+            if args.json && !reported.contains(&f.id) {
+                println!(
+                    "{}",
+                    serde_json::to_string(&Event::JobFinished { job: f.clone() })?
+                );
+            }
+            finished.insert(f.id, f);
+        }
     }
-    Ok(summarize(&jobs, &finished, args.json))
+    view.skipped_if_pending(&summary.skipped);
+    if args.json && !reported_end {
+        let end = Event::Fanout {
+            fanout: FanoutEvent::Finished {
+                fanout_id: handle.id,
+                summary: summary.clone(),
+            },
+        };
+        println!("{}", serde_json::to_string(&end)?);
+    }
+    if live {
+        view.draw()?;
+    }
+    if !args.json && multi {
+        view.summary_table();
+    }
+    let mut code = summarize(&jobs, &finished, args.json || multi);
+    if code == exit::OK && !summary.skipped.is_empty() {
+        code = exit::ERROR;
+    }
+    Ok(code)
 }
 
 fn catch_up(

@@ -1,10 +1,13 @@
 //! The headless CLI: one file per subcommand group, all over the same engine as the TUI.
 
+pub mod bench;
 pub mod catalog;
 pub mod health;
+pub mod import;
 pub mod install;
 pub mod jobs;
 pub mod maintenance;
+pub mod progress;
 pub mod server;
 
 use crate::config::Config;
@@ -74,9 +77,12 @@ pub enum Command {
     Maintenance(maintenance::MaintenanceCmd),
     /// A server's health policy: recovery (notify|auto), base installer, check interval.
     Policy(health::PolicyArgs),
-    /// Benchmarks (not tests).
+    /// Import servers from an ssh config, an Ansible inventory or a dynamic-inventory command.
     #[command(subcommand)]
-    Bench(health::BenchCmd),
+    Import(import::ImportCmd),
+    /// Benchmarks, not tests (fan-out against pyinfra/Ansible/OpenSSH; health checks).
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     /// Benchmark dashboard rendering (10k servers, a 1M-line log) and print frame times.
     #[command(hide = true)]
     BenchRender {
@@ -111,20 +117,21 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
             print!("{}", crate::tui::keymap::markdown());
             return exit::OK;
         }
-        Command::Bench(_) => {
-            let Command::Bench(b) = command else {
-                return exit::ERROR;
-            };
-            return match health::bench(b).await {
-                Ok(c) => c,
+        _ => {}
+    }
+    // The bench opens its own throwaway databases.
+    let command = match command {
+        Command::Bench(c) => {
+            return match bench::run(c).await {
+                Ok(code) => code,
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     exit::ERROR
                 }
             };
         }
-        _ => {}
-    }
+        other => other,
+    };
     // `catalog validate DIR` needs no database.
     if let Command::Catalog(catalog::CatalogCmd::Validate { dir: Some(dir) }) = &command {
         return catalog::validate_dir(dir);
@@ -145,6 +152,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Logs(a) => jobs::logs(&engine, a).await,
         Command::Cancel(a) => jobs::cancel(&engine, a),
         Command::Audit(a) => jobs::audit(&engine, a),
+        Command::Import(c) => import::run(&engine, c).await,
         Command::Check(a) => health::check(&engine, a).await,
         Command::Watch(a) => health::watch(&engine, a).await,
         Command::Metrics(a) => maintenance::metrics_cmd(&engine, a).await,

@@ -31,6 +31,20 @@ pub enum ServerCmd {
         #[arg(long)]
         password_env: Option<String>,
     },
+    /// How jobs escalate on a server: `sudo -n` (default), a sudo password from an env var
+    /// (sent on stdin only), or never.
+    Sudo {
+        name: String,
+        /// Environment variable holding the sudo password; the value never leaves stdin.
+        #[arg(long, value_name = "VAR", conflicts_with = "never")]
+        password_env: Option<String>,
+        /// Never use sudo on this server (Ansible `become: false`).
+        #[arg(long)]
+        never: bool,
+        /// Back to the default (password-less `sudo -n` for non-root logins).
+        #[arg(long, conflicts_with_all = ["never", "password_env"])]
+        default: bool,
+    },
     /// List servers.
     List {
         #[arg(long)]
@@ -107,6 +121,24 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
             Ok(exit::OK)
         }
         ServerCmd::Show { name, json } => show(engine, &name, json),
+        ServerCmd::Sudo {
+            name,
+            password_env,
+            never,
+            default,
+        } => {
+            let settings = if default {
+                crate::store::sudo::SudoSettings::default()
+            } else {
+                crate::store::sudo::SudoSettings {
+                    escalate: if never { Some(false) } else { Some(true) },
+                    password_env,
+                }
+            };
+            engine.set_server_sudo(&name, &settings)?;
+            println!("{name}: sudo settings saved");
+            Ok(exit::OK)
+        }
         ServerCmd::Rm { name } => {
             let s = engine.remove_server(&name)?;
             println!("removed {} ({})", s.name, s.address());
@@ -136,7 +168,8 @@ fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
         ..Default::default()
     })?;
     if json {
-        let v = serde_json::json!({"server": s, "events": events, "deployments": deployments, "jobs": jobs});
+        let sudo = store.server_sudo(s.id)?;
+        let v = serde_json::json!({"server": s, "sudo": sudo, "events": events, "deployments": deployments, "jobs": jobs});
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit::OK);
     }
@@ -146,6 +179,12 @@ fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
     }
     if !s.tags.is_empty() {
         println!("tags: {}", s.tags.join(", "));
+    }
+    let sudo = store.server_sudo(s.id)?;
+    match (sudo.escalate, &sudo.password_env) {
+        (Some(false), _) => println!("sudo: never"),
+        (_, Some(var)) => println!("sudo: with the password from ${var} (sent on stdin)"),
+        _ => {}
     }
     println!("\nstatus history:");
     for e in events.iter().rev() {

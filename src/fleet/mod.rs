@@ -3,3 +3,4 @@
 pub mod server;
 
 pub use server::{Server, ServerSpec, ServerStatus};
+pub mod inventory;

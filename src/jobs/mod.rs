@@ -1,5 +1,6 @@
 //! Jobs: the queue, the per-server lease, retries, and the log stream.
 
+pub mod fanout;
 pub mod job;
 pub mod runner;
 

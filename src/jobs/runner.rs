@@ -91,9 +91,19 @@ pub async fn run_job(
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = spawn_log_writer(engine.clone(), job.id, rx);
+    // A sudo password (sent on stdin only) is masked like a sensitive input, just in case.
+    let mut secrets = inputs.secrets();
+    if let Some(sid) = job.server_id
+        && let Ok(sudo) = engine.store().server_sudo(sid)
+        && let Some(var) = sudo.password_env
+        && let Ok(pw) = std::env::var(var)
+        && !pw.is_empty()
+    {
+        secrets.push(Secret::new(pw));
+    }
     let sink = LogSink {
         tx,
-        masker: Masker::new(inputs.secrets()),
+        masker: Masker::new(secrets),
     };
     let result = execute(&engine, &job, &installer, &inputs, &cancel, &sink).await;
     let (status, kind, message, exit_code) = match result {

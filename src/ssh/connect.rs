@@ -25,6 +25,20 @@ pub struct SshTarget {
     /// Environment variable holding the password, when password auth is configured.
     pub password_env: Option<String>,
     pub jump: Option<Box<SshTarget>>,
+    /// How commands escalate on this server.
+    pub sudo: SudoMode,
+}
+
+/// Privilege escalation for non-root logins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SudoMode {
+    /// `sudo -n`: password-less sudo, failing fast when a password would be needed.
+    #[default]
+    NoPassword,
+    /// `sudo -S` with the password from this environment variable, sent on stdin only.
+    PasswordEnv(String),
+    /// Run as the login user, without sudo.
+    Never,
 }
 
 impl SshTarget {
@@ -89,15 +103,37 @@ impl client::Handler for ClientHandler {
 
 /// russh client settings: Nagle off (it adds ~40 ms per round trip), keepalive on,
 /// curve25519 key exchange preferred over the costlier hybrid post-quantum one.
+/// A configured KEX list (`PROVISION_TUI_KEX`) replaces the default order; unknown names are
+/// ignored with a warning, and the strict-kex/ext-info markers are always kept.
 pub fn client_config(s: &SshSettings) -> Arc<client::Config> {
     let mut kexes: Vec<kex::Name> = vec![kex::CURVE25519, kex::CURVE25519_PRE_RFC_8731];
-    let rest: Vec<kex::Name> = russh::Preferred::DEFAULT
+    let chosen: Vec<kex::Name> = s
         .kex
         .iter()
-        .copied()
-        .filter(|k| !kexes.contains(k))
+        .filter_map(|n| {
+            let k = kex::Name::try_from(n.as_str()).ok();
+            if k.is_none() {
+                tracing::warn!("PROVISION_TUI_KEX: unknown key exchange {n:?} ignored");
+            }
+            k
+        })
         .collect();
-    kexes.extend(rest);
+    if chosen.is_empty() {
+        let rest: Vec<kex::Name> = russh::Preferred::DEFAULT
+            .kex
+            .iter()
+            .copied()
+            .filter(|k| !kexes.contains(k))
+            .collect();
+        kexes.extend(rest);
+    } else {
+        kexes = chosen;
+        let markers =
+            russh::Preferred::DEFAULT.kex.iter().copied().filter(|k| {
+                k.as_ref().starts_with("ext-info") || k.as_ref().starts_with("kex-strict")
+            });
+        kexes.extend(markers);
+    }
     let preferred = russh::Preferred {
         kex: Cow::Owned(kexes),
         ..russh::Preferred::DEFAULT

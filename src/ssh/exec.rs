@@ -2,7 +2,7 @@
 //! that reads inputs as NUL-separated records on stdin, stream its output, kill its process
 //! group from a second channel on timeout or cancel, and clean up.
 
-use super::connect::Session;
+use super::connect::{Session, SudoMode};
 use super::lines::LineSplitter;
 use crate::error::{ErrorKind, KindError};
 use crate::jobs::job::LogStream;
@@ -103,12 +103,76 @@ pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captur
     Ok(out)
 }
 
-/// `sudo -n ` for non-root logins: fails fast instead of prompting for a password.
-fn sudo_prefix(s: &Session) -> &'static str {
+/// How a command is escalated: the prefix, and what goes first on its stdin.
+pub(crate) struct Escalation {
+    prefix: &'static str,
+    /// `password\n` for `sudo -S`; empty otherwise. Never logged.
+    preamble: Secret,
+    /// Whether the command must skip a preamble record (see `SKIP_PREAMBLE`).
+    skip: bool,
+}
+
+/// With a sudo password, stdin starts `password\n__PTUI_BEGIN\0`. sudo reads the first line;
+/// if sudo did not ask (NOPASSWD rule) the password is still there, so the command reads up to
+/// the first NUL and checks that it ends with the marker either way: the password never
+/// reaches the installer, the script file or the log.
+const SKIP_PREAMBLE: &str =
+    r#"IFS= read -r -d "" first; case "$first" in *__PTUI_BEGIN) ;; *) exit 97;; esac; "#;
+const BEGIN_MARKER: &[u8] = b"__PTUI_BEGIN\0";
+
+pub(crate) fn escalation(s: &Session) -> Result<Escalation, KindError> {
+    let none = Escalation {
+        prefix: "",
+        preamble: Secret::new(""),
+        skip: false,
+    };
     if s.target.user == "root" {
-        ""
-    } else {
-        "sudo -n "
+        return Ok(none);
+    }
+    match &s.target.sudo {
+        SudoMode::Never => Ok(none),
+        SudoMode::NoPassword => Ok(Escalation {
+            prefix: "sudo -n ",
+            ..none
+        }),
+        SudoMode::PasswordEnv(var) => {
+            let pw = std::env::var(var).map_err(|_| {
+                KindError::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "{}: the sudo password variable ${var} is not set in provision-tui's environment",
+                        s.target.label()
+                    ),
+                )
+            })?;
+            if pw.contains(['\n', '\0']) {
+                return Err(KindError::new(
+                    ErrorKind::Validation,
+                    format!("${var}: a sudo password cannot contain a newline or NUL"),
+                ));
+            }
+            Ok(Escalation {
+                // -k: ignore cached credentials, so sudo always reads the line we send.
+                prefix: "sudo -k -S -p '' ",
+                preamble: Secret::new(format!("{pw}\n")),
+                skip: true,
+            })
+        }
+    }
+}
+
+impl Escalation {
+    /// The bytes to send first on stdin for a command that reads stdin.
+    fn stdin(&self, payload: &[u8]) -> Vec<u8> {
+        let mut out = self.preamble.expose().as_bytes().to_vec();
+        if self.skip {
+            out.extend_from_slice(BEGIN_MARKER);
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+    fn skip(&self) -> &'static str {
+        if self.skip { SKIP_PREAMBLE } else { "" }
     }
 }
 
@@ -147,7 +211,7 @@ impl RunOutcome {
     }
 }
 
-fn valid_env_name(n: &str) -> bool {
+pub fn valid_env_name(n: &str) -> bool {
     let mut c = n.chars();
     matches!(c.next(), Some(x) if x.is_ascii_uppercase() || x == '_')
         && c.all(|x| x.is_ascii_uppercase() || x.is_ascii_digit() || x == '_')
@@ -177,68 +241,30 @@ pub fn encode_env(env: &[(String, Secret)]) -> Result<Vec<u8>, KindError> {
     Ok(out)
 }
 
-/// Creates a private directory and writes the script into it. Returns the directory.
-async fn upload(s: &Session, script: &str) -> Result<String, KindError> {
-    let cmd = format!(
-        "{}sh -c 'umask 077; d=$(mktemp -d /tmp/provision-tui.XXXXXXXXXX) && cat > \"$d/run.sh\" && chmod 700 \"$d/run.sh\" && printf %s \"$d\"'",
-        sudo_prefix(s)
-    );
-    let out = exec_capture_timeout(s, &cmd, script.as_bytes(), HELPER_TIMEOUT).await?;
-    let dir = out.stdout.trim().to_string();
-    let well_formed = dir.starts_with("/tmp/provision-tui.")
-        && dir["/tmp/provision-tui.".len()..]
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric());
-    if out.exit_code != Some(0) || !well_formed {
-        let err = out.stderr.trim();
-        let kind = if err.contains("sudo") {
-            ErrorKind::Auth
-        } else {
-            ErrorKind::Configuration
-        };
-        let hint = if kind == ErrorKind::Auth {
-            format!(
-                "; give {} password-less sudo (NOPASSWD) or log in as root",
-                s.target.user
-            )
-        } else {
-            "; is /tmp writable and not full?".to_string()
-        };
-        return Err(KindError::new(
-            kind,
-            format!(
-                "{}: cannot upload the installer: {err}{hint}",
-                s.target.label()
-            ),
-        ));
-    }
-    Ok(dir)
-}
-
-/// The fixed wrapper: export the stdin records, then run the script in its own session
-/// (so the whole process group can be killed) under a remote `timeout`, with stdin=/dev/null.
-/// `$$` is printed from inside the new session: that is the process group to kill.
-const WRAPPER: &str = r#"while IFS= read -r -d "" kv; do export "$kv"; done; cd "$1" || exit 3; exec setsid -w sh -c "echo __PTUI_PGID=\$\$; exec timeout -k 30 \$0 ./run.sh" "$2" </dev/null"#;
+/// The fixed wrapper, run in ONE exec (every extra exec costs a remote login shell, which runs
+/// the user's rc files). stdin holds the script as the first NUL-terminated record, then the
+/// `KEY=VALUE` records. It writes the script into a private directory, exports the records,
+/// runs the script in its own session (so the whole process group can be killed) under a
+/// remote `timeout` with stdin=/dev/null, and removes the directory afterwards. `$$` is printed
+/// from inside the new session: that is the process group to kill.
+const WRAPPER: &str = r#"umask 077; d=$(mktemp -d /tmp/provision-tui.XXXXXXXXXX) || exit 3; IFS= read -r -d "" s || { rm -rf "$d"; echo "provision-tui: no script on stdin" >&2; exit 3; }; printf "%s" "$s" > "$d/run.sh" && chmod 700 "$d/run.sh" || { rm -rf "$d"; exit 3; }; unset s; while IFS= read -r -d "" kv; do export "$kv"; done; cd "$d" || exit 3; setsid -w sh -c "echo __PTUI_PGID=\$\$; exec timeout -k 30 \$0 ./run.sh" "$1" </dev/null; rc=$?; cd /; rm -rf "$d"; exit $rc"#;
 
 pub const PGID_MARKER: &str = "__PTUI_PGID=";
 
-async fn kill_group(s: &Session, pgid: u32, grace: Duration) -> Result<(), KindError> {
+async fn kill_group(
+    s: &Session,
+    esc: &Escalation,
+    pgid: u32,
+    grace: Duration,
+) -> Result<(), KindError> {
     let steps = (grace.as_millis() / 200).max(1);
     let cmd = format!(
         "{}bash -c 'kill -TERM -- -{pgid} 2>/dev/null; i=0; while kill -0 -- -{pgid} 2>/dev/null; do i=$((i+1)); if [ $i -gt {steps} ]; then kill -KILL -- -{pgid} 2>/dev/null; break; fi; sleep 0.2; done; exit 0'",
-        sudo_prefix(s)
+        esc.prefix
     );
-    exec_capture_timeout(s, &cmd, b"", grace + HELPER_TIMEOUT)
+    exec_capture_timeout(s, &cmd, &esc.stdin(b""), grace + HELPER_TIMEOUT)
         .await
         .map(|_| ())
-}
-
-/// Removes the upload directory; failures are logged, not fatal.
-async fn cleanup(s: &Session, dir: &str) {
-    let cmd = format!("{}rm -rf -- {dir}", sudo_prefix(s));
-    if let Err(e) = exec_capture_timeout(s, &cmd, b"", HELPER_TIMEOUT).await {
-        tracing::warn!("cleanup of {dir} on {} failed: {e}", s.target.label());
-    }
 }
 
 /// Runs an installer script. Each output line goes to `on_line` as it arrives.
@@ -248,26 +274,70 @@ pub async fn run_installer(
     cancel: &CancellationToken,
     mut on_line: impl FnMut(LogStream, String),
 ) -> Result<RunOutcome, KindError> {
-    let stdin = encode_env(&spec.env)?;
-    let dir = upload(s, spec.script).await?;
+    let esc = escalation(s)?;
+    if spec.script.contains('\0') {
+        return Err(KindError::new(
+            ErrorKind::Validation,
+            "the installer script contains a NUL byte",
+        ));
+    }
+    let mut payload = spec.script.as_bytes().to_vec();
+    payload.push(0);
+    payload.extend_from_slice(&encode_env(&spec.env)?);
+    let stdin = esc.stdin(&payload);
     let cmd = format!(
-        "{}bash -c '{WRAPPER}' provision-tui {dir} {}",
-        sudo_prefix(s),
+        "{}bash -c '{}{WRAPPER}' provision-tui {}",
+        esc.prefix,
+        esc.skip(),
         spec.timeout.as_secs().max(1)
     );
-    let result = run_in(s, &cmd, &stdin, spec, cancel, &mut on_line).await;
-    cleanup(s, &dir).await;
-    result
+    let mut early: Vec<String> = Vec::new();
+    let (outcome, started) = run_in(s, &esc, &cmd, &stdin, spec, cancel, &mut |st, line| {
+        if st == LogStream::Stderr && early.len() < 20 {
+            early.push(line.clone());
+        }
+        on_line(st, line)
+    })
+    .await?;
+    // The installer never started: sudo refused, or /tmp was not writable.
+    if !started && !outcome.cancelled && !outcome.timed_out && outcome.exit_code != Some(0) {
+        let err = early.join(" ");
+        let (kind, hint) = if err.contains("sudo") {
+            (
+                ErrorKind::Auth,
+                format!(
+                    "; give {} password-less sudo (NOPASSWD), set a sudo password variable \
+                     (`server sudo {} --password-env VAR`) or log in as root",
+                    s.target.user, s.target.name
+                ),
+            )
+        } else {
+            (
+                ErrorKind::Configuration,
+                "; is /tmp writable and not full?".to_string(),
+            )
+        };
+        return Err(KindError::new(
+            kind,
+            format!(
+                "{}: cannot start the installer: {}{hint}",
+                s.target.label(),
+                err.trim()
+            ),
+        ));
+    }
+    Ok(outcome)
 }
 
 async fn run_in(
     s: &Session,
+    esc: &Escalation,
     cmd: &str,
     stdin: &[u8],
     spec: &RunSpec<'_>,
     cancel: &CancellationToken,
     on_line: &mut impl FnMut(LogStream, String),
-) -> Result<RunOutcome, KindError> {
+) -> Result<(RunOutcome, bool), KindError> {
     let mut ch = open_exec(s, cmd, stdin).await?;
 
     let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
@@ -311,13 +381,13 @@ async fn run_in(
             _ = cancel.cancelled(), if !killed => {
                 killed = true;
                 outcome.cancelled = true;
-                kill_group_of(s, pgid, spec.kill_grace).await;
+                kill_group_of(s, esc, pgid, spec.kill_grace).await;
                 drain_deadline = tokio::time::Instant::now() + spec.kill_grace + Duration::from_secs(10);
             }
             _ = tokio::time::sleep_until(deadline), if !killed => {
                 killed = true;
                 outcome.timed_out = true;
-                kill_group_of(s, pgid, spec.kill_grace).await;
+                kill_group_of(s, esc, pgid, spec.kill_grace).await;
                 drain_deadline = tokio::time::Instant::now() + spec.kill_grace + Duration::from_secs(10);
             }
             _ = tokio::time::sleep_until(drain_deadline), if killed => {
@@ -333,15 +403,15 @@ async fn run_in(
     if let Some(l) = err.finish() {
         on_line(LogStream::Stderr, l);
     }
-    Ok(outcome)
+    Ok((outcome, pgid.is_some()))
 }
 
 /// Kills the installer's process group from a second channel. Closing the run channel would
 /// kill nothing (the remote process survives it), so we keep reading it until sshd closes it.
-async fn kill_group_of(s: &Session, pgid: Option<u32>, grace: Duration) {
+async fn kill_group_of(s: &Session, esc: &Escalation, pgid: Option<u32>, grace: Duration) {
     match pgid {
         Some(p) => {
-            if let Err(e) = kill_group(s, p, grace).await {
+            if let Err(e) = kill_group(s, esc, p, grace).await {
                 tracing::warn!(
                     "kill of process group {p} on {} failed: {e}",
                     s.target.label()

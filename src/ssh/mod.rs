@@ -7,7 +7,7 @@ pub mod known_hosts;
 pub mod lines;
 pub mod pool;
 
-pub use connect::{Session, SshTarget, connect, scan_host_key};
+pub use connect::{Session, SshTarget, SudoMode, connect, scan_host_key};
 pub use exec::{Captured, RunOutcome, RunSpec, run_installer};
 pub use known_hosts::{HostKeyVerdict, KnownHosts};
 pub use pool::{Lease, Pool};

@@ -166,6 +166,16 @@ pub const MIGRATIONS: &[&str] = &[
         heartbeat_at INTEGER NOT NULL
     );
     "#,
+    // v4: per-server privilege escalation (from inventory imports or `server sudo`).
+    // A side table, so the `servers` row type stays as it is. `become` NULL means the default
+    // (sudo -n for non-root logins); `password_env` names an env var, never a password.
+    r#"
+    CREATE TABLE server_sudo (
+        server_id INTEGER PRIMARY KEY REFERENCES servers(id) ON DELETE CASCADE,
+        become INTEGER,
+        password_env TEXT
+    );
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -220,6 +230,7 @@ mod tests {
             "incidents",
             "audit_log",
             "server_leases",
+            "server_sudo",
             "health_samples",
             "health_hourly",
             "server_health",

@@ -10,6 +10,7 @@ pub mod leases;
 pub mod log_search;
 mod migrations;
 pub mod servers;
+pub mod sudo;
 
 use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::{Connection, Transaction, TransactionBehavior};

@@ -571,6 +571,8 @@ impl App {
                 }
                 self.fleet.reorder();
             }
+            // Fan-out progress shows through the job events it causes.
+            Event::Fanout { .. } => self.dirty = was_dirty,
             Event::ServerRemoved { name } => {
                 self.fleet.servers.retain(|s| s.name != name);
                 self.fleet.marks.remove(&name);

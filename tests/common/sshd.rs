@@ -132,6 +132,15 @@ impl Sshd {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Kills the processes serving this sshd's open connections (not the listener).
+    pub fn kill_connections(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &pid.to_string()])
+                .status();
+        }
+    }
+
     /// Sends a signal (e.g. "STOP", "CONT") to sshd and every process it forked (its
     /// per-connection children), by pid: the host hangs without closing anything.
     pub fn signal_tree(&self, sig: &str) {

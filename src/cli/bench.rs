@@ -1,0 +1,221 @@
+//! `provision-tui bench fanout --hosts N`: see src/bench and docs/FLEET.md.
+
+use super::exit;
+use crate::bench::{self, Sample, median, peers, sshd::Fleet};
+use clap::Subcommand;
+use color_eyre::eyre::Result;
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// N local sshd; provision-tui cold and warm, and the peers when installed.
+    Fanout {
+        #[arg(long, default_value_t = 100)]
+        hosts: usize,
+        /// Runs per tool; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Virtualenv holding ansible-core and pyinfra.
+        #[arg(
+            long,
+            default_value = "/var/tmp/ptui-peers",
+            env = "PROVISION_TUI_PEERS_VENV"
+        )]
+        venv: PathBuf,
+        /// Skip the peers.
+        #[arg(long)]
+        no_peers: bool,
+        /// Log in as this user (default: the current one). Remote rc files run on every
+        /// login: root's `.bashrc` with `pyenv init` dominates everything, so a plain user
+        /// measures the tools rather than the shell.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// The health checker's bench (src/health/bench.rs).
+    #[command(flatten)]
+    Health(super::health::BenchCmd),
+}
+
+fn med(v: &[Sample]) -> Sample {
+    Sample {
+        wall: median(v.iter().map(|s| s.wall).collect()),
+        cpu: median(v.iter().map(|s| s.cpu).collect()),
+        rss: v.iter().map(|s| s.rss).fold(0.0, f64::max),
+        failed: v.iter().map(|s| s.failed).sum(),
+    }
+}
+
+pub async fn run(cmd: BenchCmd) -> Result<i32> {
+    let cmd = match cmd {
+        BenchCmd::Health(h) => return super::health::bench(h).await,
+        f => f,
+    };
+    let BenchCmd::Fanout {
+        hosts,
+        runs,
+        venv,
+        no_peers,
+        user,
+    } = cmd
+    else {
+        return Ok(exit::ERROR);
+    };
+    if hosts == 0 || hosts > 500 {
+        eprintln!("error: --hosts must be 1..=500");
+        return Ok(exit::USAGE);
+    }
+    let bound = crate::jobs::fanout::fd_bound();
+    if bound < hosts {
+        eprintln!("warning: the open-file limit allows about {bound} hosts at once");
+    }
+    let tmp = tempfile_dir()?;
+    let dir = tmp.path();
+    eprintln!("starting {hosts} sshd on 127.0.0.1 ...");
+    let fleet = Fleet::start(hosts, dir, user.as_deref())?;
+    let mut rows: Vec<(String, Sample)> = Vec::new();
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for r in 0..runs {
+        let engine = bench::engine_for(&fleet, dir, &[])?;
+        cold.push(bench::run_ours(&engine, hosts).await?);
+        warm.push(bench::run_ours(&engine, hosts).await?);
+        eprintln!(
+            "run {}: provision-tui cold {:.2}s / warm {:.2}s",
+            r + 1,
+            cold[r].wall,
+            warm[r].wall
+        );
+    }
+    let ours_cold = med(&cold);
+    let ours_warm = med(&warm);
+    rows.push(("provision-tui, cold (curve25519)".into(), ours_cold));
+    rows.push(("provision-tui, warm pooled connections".into(), ours_warm));
+
+    let mut measure =
+        |label: &str, f: &mut dyn FnMut() -> Result<Option<Sample>>| -> Result<Option<Sample>> {
+            let mut v = Vec::new();
+            for _ in 0..runs {
+                match f()? {
+                    Some(s) => v.push(s),
+                    None => return Ok(None),
+                }
+            }
+            let m = med(&v);
+            eprintln!("{label}: {:.2}s wall, {:.2}s CPU", m.wall, m.cpu);
+            rows.push((label.to_string(), m));
+            Ok(Some(m))
+        };
+    let ssh_cold = measure("ssh curve25519 via xargs -P, cold", &mut || {
+        peers::ssh_xargs(&fleet, "curve25519-sha256").map(Some)
+    })?;
+    let ssh_pq = measure(
+        "ssh sntrup761x25519 (OpenSSH 9.2 default) via xargs -P",
+        &mut || peers::ssh_xargs(&fleet, "sntrup761x25519-sha512@openssh.com").map(Some),
+    )?;
+    let ssh_cm = measure("ssh over warm ControlMasters", &mut || {
+        peers::ssh_controlmaster(&fleet, dir).map(Some)
+    })?;
+    let (mut pyinfra, mut ansible) = (None, None);
+    if !no_peers {
+        pyinfra = measure("pyinfra exec --parallel N", &mut || {
+            peers::pyinfra(&fleet, &venv, dir)
+        })?;
+        ansible = measure(
+            "ansible -m shell, forks=N, pipelining, ControlPersist",
+            &mut || peers::ansible(&fleet, &venv, dir),
+        )?;
+        if pyinfra.is_none() || ansible.is_none() {
+            eprintln!(
+                "note: install the peers with `python3 -m venv {v} && {v}/bin/pip install ansible-core pyinfra`",
+                v = venv.display()
+            );
+        }
+    }
+    println!(
+        "\n{hosts} hosts, task `{}`, medians of {runs} run(s)\n",
+        bench::TASK
+    );
+    println!("| tool | wall s | client CPU s | peak RSS MiB | failed |");
+    println!("|---|---:|---:|---:|---:|");
+    for (l, s) in &rows {
+        println!(
+            "| {l} | {:.2} | {:.2} | {:.0} | {} |",
+            s.wall, s.cpu, s.rss, s.failed
+        );
+    }
+    if rows.iter().any(|(_, s)| s.failed > 0) {
+        println!("\nwarning: some runs failed (see the `failed` column); their ratios mean little");
+    }
+    println!("\n| target | ratio | goal | met |");
+    println!("|---|---:|---:|---|");
+    let target = |name: &str, ours: f64, theirs: Option<f64>, goal: f64| {
+        if let Some(t) = theirs.filter(|t| *t > 0.0) {
+            let r = ours / t;
+            println!(
+                "| {name} | {r:.2} | ≤ {goal} | {} |",
+                if r <= goal { "yes" } else { "no" }
+            );
+        }
+    };
+    target(
+        "cold wall / pyinfra wall",
+        ours_cold.wall,
+        pyinfra.map(|s| s.wall),
+        0.8,
+    );
+    target(
+        "cold CPU / pyinfra CPU",
+        ours_cold.cpu,
+        pyinfra.map(|s| s.cpu),
+        0.25,
+    );
+    target(
+        "cold wall / Ansible wall",
+        ours_cold.wall,
+        ansible.map(|s| s.wall),
+        0.1,
+    );
+    target(
+        "warm wall / ssh ControlMaster wall",
+        ours_warm.wall,
+        ssh_cm.map(|s| s.wall),
+        1.0,
+    );
+    target(
+        "warm CPU / ssh ControlMaster CPU",
+        ours_warm.cpu,
+        ssh_cm.map(|s| s.cpu),
+        0.5,
+    );
+    target(
+        "cold wall / ssh xargs wall",
+        ours_cold.wall,
+        ssh_cold.map(|s| s.wall),
+        1.0,
+    );
+    if let (Some(a), Some(b)) = (ssh_cold, ssh_pq) {
+        println!(
+            "\nKEX: OpenSSH sntrup761x25519 vs curve25519, {hosts} cold connections: wall {:.2}x, client CPU {:.2}x",
+            b.wall / a.wall,
+            b.cpu / a.cpu
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn tempfile_dir() -> Result<TempDir> {
+    let p = std::env::temp_dir().join(format!("ptui-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&p)?;
+    Ok(TempDir(p))
+}
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

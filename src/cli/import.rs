@@ -1,0 +1,112 @@
+//! `provision-tui import ssh-config|ansible|command`: bring in existing inventories.
+
+use super::exit;
+use crate::engine::Engine;
+use crate::fleet::ServerStatus;
+use crate::fleet::inventory::{self, ImportReport};
+use clap::Subcommand;
+use color_eyre::eyre::Result;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCmd {
+    /// Import the Host entries of an OpenSSH client config (default ~/.ssh/config).
+    SshConfig {
+        path: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import an Ansible inventory (INI or YAML): groups become tags.
+    Ansible {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command that prints servers as JSON (docs/INVENTORY.md); they come in as `discovered`.
+    Command {
+        /// The command, run with `sh -c`.
+        cmd: String,
+        /// Seconds the command may take.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(engine: &Engine, cmd: ImportCmd) -> Result<i32> {
+    let (result, json) = match cmd {
+        ImportCmd::SshConfig { path, json } => {
+            let path = path.unwrap_or_else(|| crate::config::home_dir().join(".ssh/config"));
+            let r = inventory::ssh_config::entries(&path).map(|(entries, skipped)| {
+                let mut report = ImportReport::default();
+                for (alias, why) in skipped {
+                    report.skip(&alias, &path.display().to_string(), why);
+                }
+                (
+                    format!("ssh-config {}", path.display()),
+                    entries,
+                    report,
+                    ServerStatus::PendingSetup,
+                )
+            });
+            (r, json)
+        }
+        ImportCmd::Ansible { file, json } => {
+            let r = inventory::ansible::entries(&file).map(|entries| {
+                (
+                    format!("ansible {}", file.display()),
+                    entries,
+                    ImportReport::default(),
+                    ServerStatus::PendingSetup,
+                )
+            });
+            (r, json)
+        }
+        ImportCmd::Command { cmd, timeout, json } => {
+            let r = inventory::command::run(&cmd, Duration::from_secs(timeout))
+                .await
+                .map(|entries| {
+                    (
+                        format!("command {cmd}"),
+                        entries,
+                        ImportReport::default(),
+                        ServerStatus::Discovered,
+                    )
+                });
+            (r, json)
+        }
+    };
+    let (source, entries, report, status) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let _ = engine.store().audit(
+                engine.operator(),
+                "inventory.import_failed",
+                &e.file.display().to_string(),
+                &e.to_string(),
+            );
+            return Ok(exit::ERROR);
+        }
+    };
+    let report = inventory::apply(engine, &source, entries, status, report)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let w = report
+            .rows
+            .iter()
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        println!("{:<w$}  OUTCOME", "NAME");
+        for r in &report.rows {
+            println!("{:<w$}  {}  [{}]", r.name, r.outcome, r.origin);
+        }
+        eprintln!("{}: {}", report.source, report.summary());
+    }
+    Ok(exit::OK)
+}

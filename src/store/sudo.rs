@@ -1,0 +1,85 @@
+//! server_sudo: per-server privilege escalation settings (migration v3).
+
+use super::{SqlContext, Store};
+use color_eyre::eyre::Result;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+/// How jobs escalate on one server. The default (no row) is `sudo -n` for non-root logins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SudoSettings {
+    /// `Some(false)`: never sudo (Ansible `ansible_become: false`); `None`: the default.
+    pub escalate: Option<bool>,
+    /// Environment variable (of the provision-tui process) holding the sudo password.
+    pub password_env: Option<String>,
+}
+
+impl Store {
+    pub fn server_sudo(&self, server_id: i64) -> Result<SudoSettings> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT become, password_env FROM server_sudo WHERE server_id=?1",
+                [server_id],
+                |r| {
+                    Ok(SudoSettings {
+                        escalate: r.get::<_, Option<i64>>(0)?.map(|b| b != 0),
+                        password_env: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .sql()?
+            .unwrap_or_default())
+        })
+    }
+
+    /// Replaces the server's settings; the default removes the row.
+    pub fn set_server_sudo(&self, server_id: i64, s: &SudoSettings) -> Result<()> {
+        self.write(|tx| {
+            if *s == SudoSettings::default() {
+                tx.execute("DELETE FROM server_sudo WHERE server_id=?1", [server_id])
+                    .sql()?;
+            } else {
+                tx.execute(
+                    "INSERT INTO server_sudo(server_id, become, password_env) VALUES(?1,?2,?3)
+                     ON CONFLICT(server_id) DO UPDATE SET become=excluded.become, password_env=excluded.password_env",
+                    params![server_id, s.escalate.map(i64::from), s.password_env],
+                )
+                .sql()?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::{ServerSpec, ServerStatus};
+
+    #[test]
+    fn round_trip_and_default_removes() {
+        let (_d, s) = crate::store::test_store();
+        let srv = s
+            .add_server(
+                &ServerSpec {
+                    name: "a".into(),
+                    host: "h".into(),
+                    port: 22,
+                    user: "u".into(),
+                    ..Default::default()
+                },
+                ServerStatus::PendingSetup,
+            )
+            .unwrap();
+        assert_eq!(s.server_sudo(srv.id).unwrap(), SudoSettings::default());
+        let set = SudoSettings {
+            escalate: Some(true),
+            password_env: Some("PW".into()),
+        };
+        s.set_server_sudo(srv.id, &set).unwrap();
+        assert_eq!(s.server_sudo(srv.id).unwrap(), set);
+        s.set_server_sudo(srv.id, &SudoSettings::default()).unwrap();
+        assert_eq!(s.server_sudo(srv.id).unwrap(), SudoSettings::default());
+    }
+}

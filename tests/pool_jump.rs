@@ -1,0 +1,160 @@
+//! The connection pool against real sshd (re-dial after a kill, recycling under a running job)
+//! and a two-hop ProxyJump chain with the host key checked at every hop.
+
+mod common;
+
+use common::{Sshd, TestEnv, fixtures};
+use provision_tui::config::Config;
+use provision_tui::engine::{Engine, InstallRequest};
+use provision_tui::fleet::ServerSpec;
+use provision_tui::jobs::{JobAction, JobStatus};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn engine(dir: &std::path::Path, max_age: Duration) -> Engine {
+    let mut cfg = Config::new(Some(dir.join("state.db")), vec![fixtures()]);
+    cfg.user_known_hosts_path = None;
+    cfg.ssh.max_age = max_age;
+    cfg.ssh.idle_timeout = Duration::from_secs(300);
+    Engine::open(cfg).expect("engine")
+}
+
+async fn add(e: &Engine, name: &str, sshd: &Sshd) {
+    e.add_server(&ServerSpec {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port: sshd.port,
+        user: sshd.user.clone(),
+        identity: Some(sshd.client_key.display().to_string()),
+        ..Default::default()
+    })
+    .expect("add");
+    let scan = e.scan_host_key(name).await.expect("scan");
+    e.trust_host_key(&scan, false).expect("trust");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_connection_is_redialled() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = engine(tmp.path(), Duration::from_secs(3600));
+    add(&e, "s", &sshd).await;
+    let server = e.store().require_server("s").unwrap();
+    let first = e.pooled(&server).await.expect("dial");
+    assert!(first.fresh);
+    drop(first);
+    let again = e.pooled(&server).await.expect("reuse");
+    assert!(!again.fresh, "an idle live connection is reused");
+    drop(again);
+    assert_eq!(e.pool().stats().open, 1);
+
+    sshd.kill_connections();
+    // Wait until russh notices the peer is gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let l = e.pooled(&server).await.expect("re-dial");
+        if l.fresh {
+            break;
+        }
+        drop(l);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dead connection never re-dialled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And a job runs over the new connection.
+    let jobs = e
+        .start_install(&InstallRequest {
+            app: "exit-code".into(),
+            servers: vec!["s".into()],
+            inputs: BTreeMap::from([("code".into(), "0".into())]),
+            action: JobAction::Install,
+        })
+        .expect("start");
+    let done = e.wait_job(jobs[0].id).await.unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_job_survives_recycling() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    // Every connection is "too old" after 300 ms.
+    let e = engine(tmp.path(), Duration::from_millis(300));
+    add(&e, "s", &sshd).await;
+    let jobs = e
+        .start_install(&InstallRequest {
+            app: "slow".into(),
+            servers: vec!["s".into()],
+            inputs: BTreeMap::from([("duration".into(), "2".into())]),
+            action: JobAction::Install,
+        })
+        .expect("start");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let server = e.store().require_server("s").unwrap();
+    // Recycle: the old connection is past max_age, so this dials a new one and replaces it in
+    // the map, and idle ones are cleared; the job's lease keeps the old one alive.
+    let lease = e.pooled(&server).await.expect("dial");
+    assert!(lease.fresh, "an aged connection is replaced");
+    drop(lease);
+    e.pool().clear_idle();
+    e.pool().reap();
+    let done = e.wait_job(jobs[0].id).await.unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+    let logs = e.job_logs(jobs[0].id, 0, 1000).unwrap();
+    assert!(logs.iter().any(|l| l.text == "after sleep"), "{logs:?}");
+}
+
+#[test]
+fn two_hop_jump_chain_checks_every_host_key() {
+    let (a, mut b, c) = (Sshd::start(), Sshd::start(), Sshd::start());
+    let env = TestEnv::new();
+    env.add_server("hop1", &a);
+    let add_behind = |name: &str, sshd: &Sshd, jump: &str| {
+        let port = sshd.port.to_string();
+        let key = sshd.client_key.display().to_string();
+        env.ok(&[
+            "server",
+            "add",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--user",
+            &sshd.user,
+            "--identity",
+            &key,
+            "--jump",
+            jump,
+        ]);
+        env.ok(&["server", "trust", name, "--yes"]);
+    };
+    add_behind("hop2", &b, "hop1");
+    add_behind("target", &c, "hop2");
+    let out = env.run(&["install", "fanout", "--on", "target"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("done on target"));
+
+    // The middle hop's host key changes: the chain is refused at that hop.
+    b.restart(true);
+    let out = env.run(&["install", "fanout", "--on", "target"]);
+    assert_eq!(
+        out.status.code(),
+        Some(17),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = &env.jobs_json()[0];
+    assert_eq!(job["error_kind"], "host_key", "{job}");
+    let msg = job["error_message"].as_str().unwrap();
+    assert!(
+        msg.contains("hop2") && msg.contains("HOST KEY CHANGED"),
+        "{msg}"
+    );
+}
