@@ -187,7 +187,9 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     let summary = loop {
         tokio::select! {
-            done = &mut handle.done => break done.unwrap_or_default(),
+            // Events first: the fan-out emits its last events (e.g. Skipped) just before it
+            // ends, and they must be printed before the summary.
+            biased;
             ev = rx.recv() => match ev {
                 Ok(Event::Fanout { fanout }) => {
                     let mine = match &fanout {
@@ -252,6 +254,7 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
                 }
                 Err(RecvError::Closed) => {}
             },
+            done = &mut handle.done => break done.unwrap_or_default(),
             _ = tick.tick(), if live => view.draw()?,
             _ = tokio::signal::ctrl_c() => {
                 interrupts += 1;
