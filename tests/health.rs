@@ -169,7 +169,7 @@ fn write_config(env: &TestEnv, yaml: &str) {
 
 fn fast_config(hook: &Hook, extra: &str) -> String {
     format!(
-        "health:\n  interval: 300ms\n  timeout: 2s\n  failure_threshold: 3\n  success_threshold: 2\n\
+        "health:\n  interval: 300ms\n  timeout: 5s\n  failure_threshold: 3\n  success_threshold: 2\n\
          recovery:\n  grace: 0s\n  max_attempts: 2\n  backoff: 1s\n\
          notifications:\n  retries: 1\n  retry_delay: 100ms\n  channels:\n    - name: hook\n      type: webhook\n      url: {}\n{extra}",
         hook.url

@@ -71,7 +71,7 @@ impl Fleet {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd{i}.pid\n\
                  AuthorizedKeysFile {d}/authorized_keys.%u\nStrictModes no\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-                 MaxStartups 300:30:600\nMaxSessions 100\nLogLevel ERROR\nPrintMotd no\nAcceptEnv LANG\n"
+                 MaxStartups 300:30:600\nMaxSessions 100\nLogLevel ERROR\nPrintMotd no\nSetEnv PYENV_REHASH_TIMEOUT=0\nAcceptEnv LANG\n"
             );
             let cfg_path = dir.join(format!("sshd{i}.conf"));
             std::fs::write(&cfg_path, cfg)?;

@@ -125,7 +125,7 @@ fn start_sshds(dir: &Path, n: usize, user: &str) -> Result<(Sshds, Vec<u16>)> {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd_{i}.pid\n\
                  AuthorizedKeysFile {d}/authorized_keys.%u\nStrictModes no\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-                 MaxStartups 300:30:600\nMaxSessions 100\nLogLevel ERROR\nPrintMotd no\n"
+                 MaxStartups 300:30:600\nMaxSessions 100\nLogLevel ERROR\nPrintMotd no\nSetEnv PYENV_REHASH_TIMEOUT=0\n"
             ),
         )?;
         let child = Command::new(bin)

@@ -89,13 +89,15 @@ impl Sshd {
         s
     }
 
+    // Why SetEnv PYENV_REHASH_TIMEOUT=0: a login shell whose rc file runs `pyenv init` waits 60 s
+    // on a lock left by a shell that a test killed mid-rehash; this caps that wait.
     fn write_config(&self) {
         let d = self.dir.display();
         let cfg = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys.%u\nStrictModes no\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             MaxStartups 300:30:600\nMaxSessions 100\nLogLevel ERROR\nPrintMotd no\nAcceptEnv LANG\n",
+             MaxStartups 300:30:600\nMaxSessions 100\nLogLevel ERROR\nPrintMotd no\nSetEnv PYENV_REHASH_TIMEOUT=0\nAcceptEnv LANG\n",
             port = self.port
         );
         std::fs::write(self.dir.join("sshd_config"), cfg).expect("write sshd_config");
