@@ -61,6 +61,8 @@ pub enum Cmd {
     Install(InstallRequest),
     Cancel(i64),
     Mouse(bool),
+    /// Import the hosts of ~/.ssh/config.
+    ImportSshConfig,
 }
 
 /// One health check result. The health checker will send these through an engine event;
@@ -373,7 +375,38 @@ impl App {
         app.db_path = eng.config().db_path.display().to_string();
         app.eng = Some(eng);
         app.reload();
+        // First start: an empty fleet is offered the hosts the operator already has.
+        if app.fleet.servers.is_empty() {
+            app.offer_ssh_config_import(true);
+        }
         app
+    }
+
+    /// Asks before importing ~/.ssh/config. On first start only when the file exists.
+    pub fn offer_ssh_config_import(&mut self, first_start: bool) {
+        let path = crate::config::home_dir().join(".ssh/config");
+        if !path.exists() {
+            if !first_start {
+                self.error(format!("{} does not exist", path.display()));
+            }
+            return;
+        }
+        let text = if first_start {
+            format!(
+                "The fleet is empty. Import the hosts of {} as pending_setup servers?",
+                path.display()
+            )
+        } else {
+            format!(
+                "Import the hosts of {}? Existing servers are updated, never removed.",
+                path.display()
+            )
+        };
+        self.modal = Some(Modal::Confirm {
+            title: "Import from ssh config".into(),
+            text,
+            then: Box::new(Confirmed::Cmd(Cmd::ImportSshConfig)),
+        });
     }
 
     /// Which keymap is in force.

@@ -143,6 +143,7 @@ impl App {
                 self.open_install(&app, servers);
             }
             Command::ServerAdd => self.open_server_form(),
+            Command::Import => self.offer_ssh_config_import(false),
             Command::Trust(name) => {
                 self.info(format!("connecting to {name} to read its host key…"));
                 self.cmds.push(Cmd::Scan(name));

@@ -116,6 +116,16 @@ fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
                 Ok(jobs) => app.on_started(jobs),
                 Err(e) => app.on_install_refused(e.to_string()),
             },
+            Cmd::ImportSshConfig => {
+                let path = crate::config::home_dir().join(".ssh/config");
+                match crate::fleet::inventory::ssh_config::import(eng, &path) {
+                    Ok(report) => {
+                        app.info(format!("{}: {}", path.display(), report.summary()));
+                        app.reload();
+                    }
+                    Err(e) => app.error(format!("{e:#}")),
+                }
+            }
             Cmd::Cancel(id) => match eng.cancel_job(id) {
                 Ok(_) => app.info(format!("cancelling job #{id}…")),
                 Err(e) => app.error(format!("{e:#}")),

@@ -46,6 +46,7 @@ pub enum Action {
     Sort,
     SortReverse,
     AddServer,
+    Import,
     Trust,
     SetStatus,
     Remove,
@@ -165,6 +166,7 @@ const FLEET: &[Binding] = &[
     b(&[k('t')], Action::Trust, "trust host key", true),
     b(&[k('s')], Action::SetStatus, "set status", true),
     b(&[k('i')], Action::Install, "install on marked", true),
+    b(&[k('I')], Action::Import, "import ~/.ssh/config", false),
     b(&[k('D')], Action::Remove, "remove server", false),
 ];
 

@@ -11,6 +11,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("audit", "show the audit log"),
     ("install", "APP [SERVER...]  open the install form"),
     ("server", "add | trust NAME  add a server or trust its key"),
+    ("import", "import the hosts of ~/.ssh/config"),
     ("cancel", "JOB_ID  cancel a job"),
     ("theme", "NAME  switch theme (dark, light, high-contrast)"),
     ("mouse", "toggle mouse support"),
@@ -23,6 +24,7 @@ pub enum Command {
     Screen(u8),
     Install { app: String, servers: Vec<String> },
     ServerAdd,
+    Import,
     Trust(String),
     Cancel(i64),
     Theme(String),
@@ -61,6 +63,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         },
         ("install", []) => return Err("usage: install APP [SERVER...]".into()),
         ("server", ["add"]) => Command::ServerAdd,
+        ("import", _) => Command::Import,
         ("server", ["trust", name]) => Command::Trust(name.to_string()),
         ("server", _) => return Err("usage: server add | server trust NAME".into()),
         ("cancel", [id]) => Command::Cancel(

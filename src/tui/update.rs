@@ -200,6 +200,7 @@ impl App {
                 self.fleet.reorder();
             }
             Action::AddServer => self.open_server_form(),
+            Action::Import => self.offer_ssh_config_import(false),
             Action::Trust => self.trust_selected(),
             Action::SetStatus => self.open_picker(self.fleet.targets()),
             Action::Install => self.goto(2),

@@ -255,3 +255,22 @@ mod tests {
         assert_eq!(parse_hop("h:notaport"), None);
     }
 }
+
+/// Imports the hosts of an OpenSSH client config as `pending_setup` servers (idempotent).
+pub fn import(
+    engine: &crate::engine::Engine,
+    path: &Path,
+) -> color_eyre::Result<super::ImportReport> {
+    let (entries, skipped) = entries(path).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+    let mut report = super::ImportReport::default();
+    for (alias, why) in skipped {
+        report.skip(&alias, &path.display().to_string(), why);
+    }
+    super::apply(
+        engine,
+        &format!("ssh-config {}", path.display()),
+        entries,
+        crate::fleet::ServerStatus::PendingSetup,
+        report,
+    )
+}
