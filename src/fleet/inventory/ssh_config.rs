@@ -235,6 +235,25 @@ pub fn entries(path: &Path) -> Result<(Vec<ImportEntry>, Skipped), ParseError> {
     Ok((ctx.out, skipped))
 }
 
+/// Imports the hosts of an OpenSSH client config as `pending_setup` servers (idempotent).
+pub fn import(
+    engine: &crate::engine::Engine,
+    path: &Path,
+) -> color_eyre::Result<super::ImportReport> {
+    let (entries, skipped) = entries(path).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+    let mut report = super::ImportReport::default();
+    for (alias, why) in skipped {
+        report.skip(&alias, &path.display().to_string(), why);
+    }
+    super::apply(
+        engine,
+        &format!("ssh-config {}", path.display()),
+        entries,
+        crate::fleet::ServerStatus::PendingSetup,
+        report,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,23 +273,4 @@ mod tests {
         assert_eq!(parse_hop("ssh://u@h:23").map(|h| h.port), Some(Some(23)));
         assert_eq!(parse_hop("h:notaport"), None);
     }
-}
-
-/// Imports the hosts of an OpenSSH client config as `pending_setup` servers (idempotent).
-pub fn import(
-    engine: &crate::engine::Engine,
-    path: &Path,
-) -> color_eyre::Result<super::ImportReport> {
-    let (entries, skipped) = entries(path).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
-    let mut report = super::ImportReport::default();
-    for (alias, why) in skipped {
-        report.skip(&alias, &path.display().to_string(), why);
-    }
-    super::apply(
-        engine,
-        &format!("ssh-config {}", path.display()),
-        entries,
-        crate::fleet::ServerStatus::PendingSetup,
-        report,
-    )
 }
