@@ -39,17 +39,8 @@ pub async fn run(engine: &Engine, cmd: ImportCmd) -> Result<i32> {
     let (result, json) = match cmd {
         ImportCmd::SshConfig { path, json } => {
             let path = path.unwrap_or_else(|| crate::config::home_dir().join(".ssh/config"));
-            let r = inventory::ssh_config::entries(&path).map(|(entries, skipped)| {
-                let mut report = ImportReport::default();
-                for (alias, why) in skipped {
-                    report.skip(&alias, &path.display().to_string(), why);
-                }
-                (
-                    format!("ssh-config {}", path.display()),
-                    entries,
-                    report,
-                    ServerStatus::PendingSetup,
-                )
+            let r = inventory::ssh_config::plan(&path).map(|(label, entries, report)| {
+                (label, entries, report, ServerStatus::PendingSetup)
             });
             (r, json)
         }

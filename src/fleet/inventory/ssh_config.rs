@@ -236,18 +236,26 @@ pub fn entries(path: &Path) -> Result<(Vec<ImportEntry>, Skipped), ParseError> {
 }
 
 /// Imports the hosts of an OpenSSH client config as `pending_setup` servers (idempotent).
-pub fn import(
-    engine: &crate::engine::Engine,
-    path: &Path,
-) -> color_eyre::Result<super::ImportReport> {
-    let (entries, skipped) = entries(path).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+/// What an ssh-config import will apply: its label, the entries, and a report holding the
+/// skipped `Host` patterns. New servers start as `pending_setup`.
+pub fn plan(path: &Path) -> Result<(String, Vec<ImportEntry>, super::ImportReport), ParseError> {
+    let (entries, skipped) = entries(path)?;
     let mut report = super::ImportReport::default();
     for (alias, why) in skipped {
         report.skip(&alias, &path.display().to_string(), why);
     }
+    Ok((format!("ssh-config {}", path.display()), entries, report))
+}
+
+/// Imports the hosts of an OpenSSH client config (idempotent).
+pub fn import(
+    engine: &crate::engine::Engine,
+    path: &Path,
+) -> color_eyre::Result<super::ImportReport> {
+    let (label, entries, report) = plan(path).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
     super::apply(
         engine,
-        &format!("ssh-config {}", path.display()),
+        &label,
         entries,
         crate::fleet::ServerStatus::PendingSetup,
         report,
