@@ -11,6 +11,33 @@ fn last_job(env: &TestEnv) -> serde_json::Value {
     env.jobs_json()[0].clone()
 }
 
+/// Starts `install slow` on server `s` in the background and waits until the installer's
+/// remote processes exist. Returns the CLI process and the marker its processes carry.
+fn start_slow_install(env: &TestEnv, duration: u32, prefix: &str) -> (std::process::Child, String) {
+    let marker = unique(prefix);
+    let child = env
+        .cmd()
+        .args([
+            "install",
+            "slow",
+            "--on",
+            "s",
+            "--set",
+            &format!("duration={duration}"),
+        ])
+        .args(["--set", &format!("marker={marker}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processes_with(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "installer never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, marker)
+}
+
 #[test]
 fn install_streams_live_and_records_everything() {
     let sshd = Sshd::start();
@@ -159,28 +186,7 @@ fn cancel_from_another_process_kills_the_remote_process_group() {
     let sshd = Sshd::start();
     let env = TestEnv::new();
     env.add_server("s", &sshd);
-    let marker = unique("ptui-cancel");
-    let mut child = env
-        .cmd()
-        .args([
-            "install",
-            "slow",
-            "--on",
-            "s",
-            "--set",
-            "duration=600",
-            "--set",
-            &format!("marker={marker}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while processes_with(&marker).is_empty() {
-        assert!(Instant::now() < deadline, "installer never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut child, marker) = start_slow_install(&env, 600, "ptui-cancel");
     let id = last_job(&env)["id"].to_string();
     env.ok(&["cancel", &id]);
     let status = child.wait().expect("wait");
@@ -515,28 +521,7 @@ fn a_job_of_a_killed_process_becomes_interrupted() {
     let sshd = Sshd::start();
     let env = TestEnv::new();
     env.add_server("s", &sshd);
-    let marker = unique("ptui-int");
-    let mut child = env
-        .cmd()
-        .args([
-            "install",
-            "slow",
-            "--on",
-            "s",
-            "--set",
-            "duration=3",
-            "--set",
-            &format!("marker={marker}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while processes_with(&marker).is_empty() {
-        assert!(Instant::now() < deadline, "installer never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut child, _marker) = start_slow_install(&env, 3, "ptui-int");
     child.kill().expect("kill -9");
     let _ = child.wait();
     // Any next start notices the dead owner.
