@@ -329,16 +329,8 @@ impl HealthService {
                     store
                         .incident_event(inc.id, &format!("attempt {attempt}: every job succeeded; waiting for the checks to confirm"), None)
                         .ok();
-                    // The incident resolves through the checks; give them until the backoff.
-                    let until = tokio::time::Instant::now()
-                        + wait.max(
-                            self.cfg.health.interval.0 * (self.cfg.health.success_threshold + 1),
-                        );
-                    while tokio::time::Instant::now() < until {
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                        if store.incident(inc.id).map(|i| !i.is_open()).unwrap_or(true) {
-                            return;
-                        }
+                    if self.wait_for_checks(inc.id, sid, wait).await {
+                        return;
                     }
                     if attempt >= max {
                         return self.give_up(
@@ -375,6 +367,44 @@ impl HealthService {
                 }
             }
         }
+    }
+
+    /// After a successful plan the incident resolves through the checks. Waits until it
+    /// closes (true), or until enough fresh checks of the server have run to confirm it
+    /// (`success_threshold` + 1 samples; a slow check must not count as a failed recovery),
+    /// bounded by the backoff or the time those checks may take, whichever is longer.
+    async fn wait_for_checks(&self, incident_id: i64, server_id: i64, backoff: Duration) -> bool {
+        let store = self.engine.store();
+        let h = &self.cfg.health;
+        let needed = h.success_threshold + 1;
+        let limit = backoff.max((h.interval.0 + h.timeout.0) * needed);
+        let until = tokio::time::Instant::now() + limit;
+        let mut events = self.engine.subscribe();
+        let mut seen = 0u32;
+        let closed = || {
+            store
+                .incident(incident_id)
+                .map(|i| !i.is_open())
+                .unwrap_or(true)
+        };
+        while tokio::time::Instant::now() < until {
+            match tokio::time::timeout(Duration::from_millis(250), events.recv()).await {
+                Ok(Ok(Event::HealthSample { sample })) if sample.server_id == server_id => {
+                    seen += 1;
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return closed(),
+                _ => {}
+            }
+            if closed() {
+                return true;
+            }
+            if seen > needed {
+                // The last sample's crossing is applied just after it is emitted.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                return closed();
+            }
+        }
+        closed()
     }
 
     /// Runs each step as a normal job, in order; stops at the first failure.
