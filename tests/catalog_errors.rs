@@ -146,6 +146,25 @@ fn symlinked_script_escaping_the_directory_is_refused() {
 }
 
 #[test]
+fn scripts_must_name_a_shell_interpreter() {
+    let env = TestEnv::new();
+    let root = env.path().join("interp");
+    write_installer(&root, "py", &GOOD.replace("NAME", "py"));
+    std::fs::write(
+        root.join("py/install.sh"),
+        "#!/usr/bin/env python3\nprint(1)\n",
+    )
+    .expect("script");
+    let (code, text) = validate(&env, &root);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("py/install.sh:1:1"), "{text}");
+    assert!(
+        text.contains("unsupported interpreter line `#!/usr/bin/env python3`"),
+        "{text}"
+    );
+}
+
+#[test]
 fn one_bad_manifest_does_not_hide_the_good_ones() {
     let env = TestEnv::new();
     let root = env.path().join("mixed");

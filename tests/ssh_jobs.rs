@@ -435,7 +435,7 @@ fn secrets_never_reach_db_logs_output_or_ps() {
     let ps = std::fs::read_to_string(&ps_file).expect("ps output captured during the run");
     let _ = std::fs::remove_file(&ps_file);
     assert!(
-        ps.contains("run.sh"),
+        ps.contains("echo-ok/install.sh"),
         "ps was taken while the installer ran: {ps}"
     );
     assert!(!ps.contains(&secret), "secret visible in remote ps");
@@ -628,4 +628,50 @@ fn invalid_inputs_are_refused_before_anything_runs() {
     let out = env.run(&["install", "no-such-app", "--on", "s"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no installer \"no-such-app\""));
+}
+
+#[test]
+fn upgrade_runs_its_script_under_its_shebang_and_keeps_recorded_inputs() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("s", &sshd);
+    env.ok(&[
+        "install",
+        "upgradable",
+        "--on",
+        "s",
+        "--set",
+        "site=alpha",
+        "--set",
+        "level=4",
+    ]);
+    // The required `site` is left out: an upgrade reuses what it is given.
+    let out = env.ok(&["upgrade", "upgradable", "--on", "s", "--set", "level=5"]);
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    assert!(
+        out.contains(&format!(
+            "upgrade as upgradable/upgrade.sh action=upgrade bash=none level=5 site=unset cwd={home}"
+        )),
+        "{out}"
+    );
+    let job = last_job(&env);
+    assert_eq!(job["action"], "upgrade", "{job}");
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let dep = env.server_json("s")["deployments"]
+        .as_array()
+        .expect("deployments")
+        .iter()
+        .find(|d| d["app_id"] == "upgradable")
+        .expect("upgradable deployment")
+        .clone();
+    assert_eq!(dep["inputs"]["site"], "alpha", "recorded input kept: {dep}");
+    assert_eq!(dep["inputs"]["level"], "5", "upgrade input recorded: {dep}");
+    // A script the catalog would refuse never reaches the server.
+    let out = env.run(&["upgrade", "echo-ok", "--on", "s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no upgrade script"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// The trivial task every tool runs: write a file, sleep 0.2 s, echo.
-pub const TASK: &str = "echo ok > /tmp/ptui-bench-$PPID; sleep 0.2; echo done";
+pub const TASK: &str = "echo ok > $HOME/.ptui-bench-$PPID; sleep 0.2; echo done";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sample {
@@ -73,7 +73,7 @@ pub fn engine_for(fleet: &sshd::Fleet, dir: &Path, kex: &[String]) -> Result<Eng
     )?;
     std::fs::write(
         inst.join("install.sh"),
-        "#!/bin/sh\necho ok > /tmp/ptui-bench-$PROVISION_TUI_SERVER\nsleep 0.2\necho done\n",
+        "#!/bin/sh\necho ok > $HOME/.ptui-bench-$PROVISION_TUI_SERVER\nsleep 0.2\necho done\n",
     )?;
     let db_dir = dir.join(format!("db-{}", rand::random::<u32>()));
     let mut cfg = Config::new(Some(db_dir.join("state.db")), vec![dir.join("installers")]);
@@ -104,6 +104,47 @@ pub fn engine_for(fleet: &sshd::Fleet, dir: &Path, kex: &[String]) -> Result<Eng
     Ok(engine)
 }
 
+/// With PROVISION_TUI_BENCH_TRACE set: when the jobs connected, and when they ended, as
+/// quantiles over the jobs (ms from the earliest job's creation).
+fn trace_phases(engine: &Engine, jobs: &[(String, i64)]) -> Result<()> {
+    let mut created = Vec::new();
+    let mut connected = Vec::new();
+    let mut finished = Vec::new();
+    for (_, id) in jobs {
+        let job = engine.job(*id)?;
+        created.push(job.created_at);
+        if let Some(l) = engine
+            .job_logs(*id, 0, 100)?
+            .into_iter()
+            .find(|l| l.text.starts_with("running "))
+        {
+            connected.push(l.ts);
+        }
+        if let Some(f) = job.finished_at {
+            finished.push(f);
+        }
+    }
+    let t0 = created.iter().copied().min().unwrap_or(0);
+    let q = |mut v: Vec<i64>| -> String {
+        v.sort_unstable();
+        if v.is_empty() {
+            return "-".into();
+        }
+        let at = |p: usize| v[(v.len() - 1) * p / 100] - t0;
+        format!(
+            "min {} p50 {} p90 {} max {}",
+            at(0),
+            at(50),
+            at(90),
+            at(100)
+        )
+    };
+    eprintln!("  created   ms: {}", q(created.clone()));
+    eprintln!("  connected ms: {}", q(connected));
+    eprintln!("  finished  ms: {}", q(finished));
+    Ok(())
+}
+
 /// One fan-out over every host; CPU is this process's own (the sshd are not reaped yet).
 pub async fn run_ours(engine: &Engine, hosts: usize) -> Result<Sample> {
     let (cpu0, _) = rusage(false);
@@ -121,21 +162,10 @@ pub async fn run_ours(engine: &Engine, hosts: usize) -> Result<Sample> {
         .map_err(|e| eyre!("{e}"))?;
     let sum = h.done.await?;
     let wall = t0.elapsed().as_secs_f64();
-    if std::env::var_os("PROVISION_TUI_BENCH_TRACE").is_some()
-        && let Some((_, id)) = sum.jobs.first()
-    {
-        let job = engine.job(*id)?;
-        let t = job.created_at;
-        eprintln!(
-            "job #{id}: started +{:?} finished +{:?}",
-            job.started_at.map(|s| s - t),
-            job.finished_at.map(|s| s - t)
-        );
-        for l in engine.job_logs(*id, 0, 100)? {
-            eprintln!("  +{}ms {}", l.ts - t, l.text);
-        }
-    }
     let (cpu1, _) = rusage(false);
+    if std::env::var_os("PROVISION_TUI_BENCH_TRACE").is_some() {
+        trace_phases(engine, &sum.jobs)?;
+    }
     Ok(Sample {
         wall,
         cpu: cpu1 - cpu0,

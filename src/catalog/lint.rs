@@ -303,32 +303,63 @@ fn lint_script(
         code: code.to_string(),
         message,
     };
+    let mut strict = false;
     let first = text.lines().next().unwrap_or("");
-    if !(first.starts_with("#!") && first.contains("bash")) {
+    // POSIX sh has no pipefail: -eu is the most it can promise.
+    let mut posix_sh = false;
+    if !first.starts_with("#!") {
         out.push(finding(
             1,
             Severity::Error,
             "shebang",
-            "the first line must be `#!/usr/bin/env bash` (scripts run as ./run.sh)".into(),
+            "the first line must be `#!/usr/bin/env bash`".into(),
         ));
+    } else {
+        match super::script::interpreter(text) {
+            Err(m) => out.push(finding(1, Severity::Error, "shebang", m)),
+            Ok(argv) => {
+                let shell = argv[0].rsplit('/').next().unwrap_or("");
+                posix_sh = matches!(shell, "sh" | "dash");
+                if posix_sh {
+                    out.push(finding(
+                        1,
+                        Severity::Warning,
+                        "posix-sh",
+                        "POSIX sh has no `pipefail`: a failing command inside a pipeline goes \
+                         unnoticed; prefer `#!/usr/bin/env bash`"
+                            .into(),
+                    ));
+                }
+                if let Some(flags) = argv.get(1) {
+                    let (e, u, p) = strict_flags(flags);
+                    if e && u && (p || posix_sh) {
+                        strict = true;
+                    }
+                }
+            }
+        }
     }
     let s = scan(text);
-    let mut strict = false;
     for l in &s.commands {
         if let Some(c) = SET_LINE.captures(l) {
             let (e, u, p) = strict_flags(&c[1]);
-            if e && u && p {
+            if e && u && (p || posix_sh) {
                 strict = true;
                 break;
             }
         }
     }
     if !strict {
+        let want = if posix_sh {
+            "set -eu"
+        } else {
+            "set -euo pipefail"
+        };
         out.push(finding(
             1,
             Severity::Error,
             "strict-mode",
-            "missing `set -euo pipefail` near the top of the script".into(),
+            format!("missing `{want}` near the top of the script"),
         ));
     }
     let mut assigned: BTreeSet<String> = BTreeSet::new();
@@ -632,6 +663,26 @@ mod tests {
             let script = format!("#!/usr/bin/env bash\n{set}\necho \"$GREETING\"\n");
             let f = lint_installer(&installer(MANIFEST, &script));
             assert_eq!(!codes(&f).contains(&"strict-mode"), ok, "{set}: {f:?}");
+        }
+    }
+
+    #[test]
+    fn posix_sh_scripts_need_eu_and_get_a_warning() {
+        for (head, strict_ok) in [
+            ("#!/bin/sh\nset -eu", true),
+            ("#!/bin/sh -eu\n:", true),
+            ("#!/bin/sh\nset -e", false),
+            ("#!/bin/bash -eu\n:", false),
+        ] {
+            let script = format!("{head}\necho \"$GREETING\"\n");
+            let f = lint_installer(&installer(MANIFEST, &script));
+            let c = codes(&f);
+            assert_eq!(!c.contains(&"strict-mode"), strict_ok, "{head}: {f:?}");
+            assert_eq!(
+                c.contains(&"posix-sh"),
+                head.starts_with("#!/bin/sh"),
+                "{head}"
+            );
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod lint;
 mod locate;
 pub mod manifest;
+pub mod script;
 pub mod validate;
 
 pub use manifest::{InputSpec, InputType, Manifest, Role};
@@ -41,12 +42,19 @@ impl Installer {
 
     /// The script text for an action, if the installer has one.
     pub fn script(&self, kind: ScriptKind) -> Option<&str> {
-        let path = match kind {
+        self.scripts
+            .get(self.script_path(kind)?)
+            .map(String::as_str)
+    }
+
+    /// The script's path inside the installer directory, as the manifest names it.
+    pub fn script_path(&self, kind: ScriptKind) -> Option<&str> {
+        match kind {
             ScriptKind::Install => Some(&self.manifest.install_script),
             ScriptKind::Uninstall => self.manifest.uninstall_script.as_ref(),
             ScriptKind::Upgrade => self.manifest.upgrade_script.as_ref(),
-        }?;
-        self.scripts.get(path).map(String::as_str)
+        }
+        .map(String::as_str)
     }
 
     /// Every script with its manifest path (for the linter).
@@ -206,6 +214,14 @@ fn load_one(
         let res = check_script_path(path).and_then(|_| src.read(path));
         match res {
             Ok(body) => {
+                if let Err(message) = script::interpreter(&body) {
+                    problems.push(CatalogProblem {
+                        file: src.label(path),
+                        line: 1,
+                        column: 1,
+                        message,
+                    });
+                }
                 scripts.insert(path.clone(), body);
             }
             Err(message) => {

@@ -56,6 +56,9 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Run an installer's uninstall script on servers.
     Uninstall(install::InstallArgs),
+    /// Run an installer's upgrade script on servers. Required inputs may be left out; the
+    /// recorded ones stay, overlaid with those given.
+    Upgrade(install::InstallArgs),
     /// List jobs.
     Jobs(jobs::JobsArgs),
     /// Print a job's log.
@@ -148,6 +151,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Catalog(c) => catalog::run(&engine, c),
         Command::Install(a) => install::run(&engine, a, crate::jobs::JobAction::Install).await,
         Command::Uninstall(a) => install::run(&engine, a, crate::jobs::JobAction::Uninstall).await,
+        Command::Upgrade(a) => install::run(&engine, a, crate::jobs::JobAction::Upgrade).await,
         Command::Jobs(a) => jobs::list(&engine, a),
         Command::Logs(a) => jobs::logs(&engine, a).await,
         Command::Cancel(a) => jobs::cancel(&engine, a),

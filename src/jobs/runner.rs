@@ -409,8 +409,14 @@ async fn execute(
         Secret::new(job.action.as_str()),
     ));
     let timeout = Duration::from_secs(installer.manifest.timeout_seconds);
+    let name = format!(
+        "{}/{}",
+        installer.id(),
+        installer.script_path(kind).unwrap_or("script")
+    );
     let spec = RunSpec {
         script,
+        name: &name,
         env,
         timeout,
         timeout_slack: engine.config().jobs.timeout_slack,
@@ -493,7 +499,12 @@ fn finish(
         if status == JobStatus::Succeeded {
             match job.action {
                 JobAction::Install | JobAction::Upgrade => {
-                    deployments::upsert_deployment_in(
+                    let record = if job.action == JobAction::Upgrade {
+                        deployments::upgrade_deployment_in
+                    } else {
+                        deployments::upsert_deployment_in
+                    };
+                    record(
                         tx,
                         server_id,
                         &job.app_id,

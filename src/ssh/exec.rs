@@ -179,6 +179,8 @@ impl Escalation {
 /// What to run and how.
 pub struct RunSpec<'a> {
     pub script: &'a str,
+    /// `installer/script.sh`, the script's `$0` (for its own error messages).
+    pub name: &'a str,
     /// (ENV_NAME, value) pairs; names are validated as `[A-Z_][A-Z0-9_]*`.
     pub env: Vec<(String, Secret)>,
     pub timeout: Duration,
@@ -243,11 +245,13 @@ pub fn encode_env(env: &[(String, Secret)]) -> Result<Vec<u8>, KindError> {
 
 /// The fixed wrapper, run in ONE exec (every extra exec costs a remote login shell, which runs
 /// the user's rc files). stdin holds the script as the first NUL-terminated record, then the
-/// `KEY=VALUE` records. It writes the script into a private directory, exports the records,
-/// runs the script in its own session (so the whole process group can be killed) under a
-/// remote `timeout` with stdin=/dev/null, and removes the directory afterwards. `$$` is printed
-/// from inside the new session: that is the process group to kill.
-const WRAPPER: &str = r#"umask 077; d=$(mktemp -d /tmp/provision-tui.XXXXXXXXXX) || exit 3; IFS= read -r -d "" s || { rm -rf "$d"; echo "provision-tui: no script on stdin" >&2; exit 3; }; printf "%s" "$s" > "$d/run.sh" && chmod 700 "$d/run.sh" || { rm -rf "$d"; exit 3; }; unset s; while IFS= read -r -d "" kv; do export "$kv"; done; cd "$d" || exit 3; setsid -w sh -c "echo __PTUI_PGID=\$\$; exec timeout -k 30 \$0 ./run.sh" "$1" </dev/null; rc=$?; cd /; rm -rf "$d"; exit $rc"#;
+/// `KEY=VALUE` records, read by shell builtins and exported. Then the wrapper prints its PID
+/// and execs `timeout`, which keeps that PID and leads the process group (sshd made the login
+/// shell a session leader, or timeout calls setpgid itself): that is the group to kill. The
+/// script runs as `INTERPRETER [FLAG] -c SCRIPT NAME` with stdin=/dev/null, in the login
+/// user's home directory, as `ssh host cmd` would. No temporary file, no helper processes:
+/// on a busy 2-core bastion every remote exec counts. Arguments: TIMEOUT NAME INTERPRETER...
+const WRAPPER: &str = r#"umask 077; IFS= read -r -d "" s || { echo "provision-tui: no script on stdin" >&2; exit 3; }; while IFS= read -r -d "" kv; do export "$kv"; done; t=$1; n=$2; shift 2; echo __PTUI_PGID=$$; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null"#;
 
 pub const PGID_MARKER: &str = "__PTUI_PGID=";
 
@@ -259,7 +263,7 @@ async fn kill_group(
 ) -> Result<(), KindError> {
     let steps = (grace.as_millis() / 200).max(1);
     let cmd = format!(
-        "{}bash -c 'kill -TERM -- -{pgid} 2>/dev/null; i=0; while kill -0 -- -{pgid} 2>/dev/null; do i=$((i+1)); if [ $i -gt {steps} ]; then kill -KILL -- -{pgid} 2>/dev/null; break; fi; sleep 0.2; done; exit 0'",
+        "{}bash -c 'g() {{ kill -$1 -- -{pgid} 2>/dev/null || kill -$1 {pgid} 2>/dev/null; }}; g TERM; i=0; while g 0; do i=$((i+1)); if [ $i -gt {steps} ]; then g KILL; break; fi; sleep 0.2; done; exit 0'",
         esc.prefix
     );
     exec_capture_timeout(s, &cmd, &esc.stdin(b""), grace + HELPER_TIMEOUT)
@@ -275,21 +279,25 @@ pub async fn run_installer(
     mut on_line: impl FnMut(LogStream, String),
 ) -> Result<RunOutcome, KindError> {
     let esc = escalation(s)?;
-    if spec.script.contains('\0') {
-        return Err(KindError::new(
-            ErrorKind::Validation,
-            "the installer script contains a NUL byte",
-        ));
-    }
+    let interpreter = crate::catalog::script::interpreter(spec.script)
+        .map_err(|m| KindError::new(ErrorKind::Validation, format!("{}: {m}", spec.name)))?;
     let mut payload = spec.script.as_bytes().to_vec();
     payload.push(0);
     payload.extend_from_slice(&encode_env(&spec.env)?);
     let stdin = esc.stdin(&payload);
+    // Only safe characters reach the command line; the name is cosmetic ($0 in messages).
+    let name: String = spec
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "/_.-".contains(*c))
+        .collect();
     let cmd = format!(
-        "{}bash -c '{}{WRAPPER}' provision-tui {}",
+        "{}bash -c '{}{WRAPPER}' provision-tui {} {} {}",
         esc.prefix,
         esc.skip(),
-        spec.timeout.as_secs().max(1)
+        spec.timeout.as_secs().max(1),
+        if name.is_empty() { "installer" } else { &name },
+        interpreter.join(" ")
     );
     let mut early: Vec<String> = Vec::new();
     let (outcome, started) = run_in(s, &esc, &cmd, &stdin, spec, cancel, &mut |st, line| {
@@ -299,7 +307,7 @@ pub async fn run_installer(
         on_line(st, line)
     })
     .await?;
-    // The installer never started: sudo refused, or /tmp was not writable.
+    // The installer never started: sudo refused, or there is no bash.
     if !started && !outcome.cancelled && !outcome.timed_out && outcome.exit_code != Some(0) {
         let err = early.join(" ");
         let (kind, hint) = if err.contains("sudo") {
@@ -314,7 +322,7 @@ pub async fn run_installer(
         } else {
             (
                 ErrorKind::Configuration,
-                "; is /tmp writable and not full?".to_string(),
+                "; installers need bash and coreutils on the server".to_string(),
             )
         };
         return Err(KindError::new(

@@ -2,7 +2,7 @@
 
 use super::{SqlContext, Store, now_ms};
 use color_eyre::eyre::Result;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -36,6 +36,36 @@ pub(crate) fn upsert_deployment_in(
     )
     .sql()?;
     Ok(())
+}
+
+/// After an upgrade: the recorded inputs stay, overlaid with those the upgrade was given
+/// (an upgrade may leave required inputs out; recovery must still redeploy with all of them).
+pub(crate) fn upgrade_deployment_in(
+    c: &Connection,
+    server_id: i64,
+    app_id: &str,
+    app_version: &str,
+    masked_inputs: &serde_json::Value,
+    job_id: i64,
+) -> Result<()> {
+    let old: Option<String> = c
+        .query_row(
+            "SELECT inputs FROM deployments WHERE server_id=?1 AND app_id=?2",
+            params![server_id, app_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .sql()?;
+    let mut merged = old
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let (Some(m), Some(new)) = (merged.as_object_mut(), masked_inputs.as_object()) {
+        for (k, v) in new {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    upsert_deployment_in(c, server_id, app_id, app_version, &merged, job_id)
 }
 
 pub(crate) fn delete_deployment_in(c: &Connection, server_id: i64, app_id: &str) -> Result<usize> {

@@ -131,9 +131,9 @@ lifecycle_no_uninstall() {   # APP "GOOD ARGS" "BAD ARGS" verify_fn
   [ "$s1" = "$s2" ] || { diff <(echo "$s1") <(echo "$s2") | head -n 20; fail "a rejected install changed the server"; }
   say "invalid input rejected by the script (exit 10, installer_validation), server unchanged"
   health "$app"
-  # no CLI verb runs upgrade scripts yet: run upgrade.sh the way the runner would (tests/lab/try.sh)
   if [ -f "$root/installers/$app/upgrade.sh" ]; then
-    timed upgrade "$here/try.sh" "$SRV" "$app" upgrade || fail "upgrade.sh of $app failed"
+    timed upgrade pt upgrade "$app" --on "h$SRV" || { tail -n 25 "$LOG.out"; fail "upgrade.sh of $app failed"; }
+    [ "$(last_job_field action)" = upgrade ] || fail "the last job is not the upgrade"
     "$verify" || fail "$app does not work after upgrade.sh"
     say "upgrade.sh ok, still working"
   fi
