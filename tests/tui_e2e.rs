@@ -207,3 +207,54 @@ fn dashboard_installs_through_a_real_sshd() {
         let _ = std::fs::write(path, c);
     }
 }
+
+#[test]
+fn marked_servers_install_as_one_fanout() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux not installed; skipping");
+        return;
+    }
+    let hosts: Vec<Sshd> = (0..3).map(|_| Sshd::start()).collect();
+    let env = TestEnv::new();
+    for (i, h) in hosts.iter().enumerate() {
+        env.add_server(&format!("f{i}"), h);
+    }
+    let mut t = Tmux::start(&env);
+    t.wait_for("the fleet", 20, |s| s.contains("f0") && s.contains("f2"));
+    // Space marks and moves down: all three marked.
+    t.keys(&["Space", "Space", "Space", "2", "/"]);
+    t.text("fanout");
+    t.keys(&["Enter"]);
+    t.wait_for("the catalog details", 5, |s| s.contains("Fan-out"));
+    t.keys(&["Enter"]);
+    t.wait_for("the install form", 5, |s| s.contains("Install Fan-out"));
+    t.keys(&["BSpace", "BSpace", "BSpace", "BSpace"]);
+    t.text("f1");
+    t.keys(&["C-s"]);
+    let s = t.wait_for("the review step", 5, |s| s.contains("review"));
+    assert!(
+        s.contains("f0") && s.contains("f1") && s.contains("f2"),
+        "review lists the marked servers:\n{s}"
+    );
+    t.keys(&["y"]);
+    let s = t.wait_for("the fan-out to finish", 60, |s| {
+        s.contains("fan-out done: 2 succeeded, 1 failed, 0 skipped (failed: f1)")
+    });
+    assert!(s.contains("Log #"), "a job's log is open:\n{s}");
+    assert!(
+        s.contains("line 5 from f"),
+        "the log shows the script's lines:\n{s}"
+    );
+    let jobs = env.jobs_json();
+    let jobs = jobs.as_array().expect("jobs");
+    assert_eq!(jobs.len(), 3, "one job per marked server: {jobs:?}");
+    for j in jobs {
+        let want = if j["server_name"] == "f1" {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        assert_eq!(j["status"], want, "{j}");
+    }
+    t.keys(&["q"]);
+}

@@ -332,6 +332,8 @@ pub struct App {
     /// Ring the terminal bell at the next render (an incident opened; `PROVISION_TUI_BELL=0` mutes).
     pub bell: bool,
     pub mouse: bool,
+    /// A fan-out the operator just started: its first job's log is opened when it launches.
+    pub follow_fanout: Option<u64>,
     /// Show times in UTC instead of local time (snapshots use it).
     pub utc: bool,
     pub quit: bool,
@@ -363,6 +365,7 @@ impl App {
             flash: None,
             bell: false,
             mouse: false,
+            follow_fanout: None,
             utc: false,
             quit: false,
             dirty: true,
@@ -604,8 +607,8 @@ impl App {
                 }
                 self.fleet.reorder();
             }
-            // Fan-out progress shows through the job events it causes.
-            Event::Fanout { .. } => self.dirty = was_dirty,
+            // Fan-out progress shows through the job events it causes, plus its start and end.
+            Event::Fanout { fanout } => self.on_fanout(fanout, was_dirty),
             Event::ServerRemoved { name } => {
                 self.fleet.servers.retain(|s| s.name != name);
                 self.fleet.marks.remove(&name);

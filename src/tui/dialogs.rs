@@ -209,6 +209,55 @@ impl App {
         self.reload_summary();
     }
 
+    /// Several servers: a fan-out (min(50, hosts) at a time). Its jobs arrive as events.
+    pub fn on_fanout_started(&mut self, h: &crate::jobs::fanout::FanoutHandle, app: &str) {
+        self.on_started(Vec::new());
+        self.follow_fanout = Some(h.id);
+        let mut msg = format!(
+            "{app} on {} servers, {} at a time",
+            h.hosts.len(),
+            h.concurrency
+        );
+        if !h.excluded.is_empty() {
+            let names: Vec<&str> = h.excluded.iter().map(|(n, _)| n.as_str()).collect();
+            msg.push_str(&format!("; left out (on hold): {}", names.join(", ")));
+        }
+        self.info(msg);
+    }
+
+    pub fn on_fanout(&mut self, ev: crate::jobs::fanout::FanoutEvent, was_dirty: bool) {
+        use crate::jobs::fanout::FanoutEvent as F;
+        match ev {
+            F::JobLaunched {
+                fanout_id, job_id, ..
+            } if self.follow_fanout == Some(fanout_id) => {
+                self.follow_fanout = None;
+                if self.screen == Screen::Jobs {
+                    self.select_job(Some(job_id));
+                    self.jobs.focus_log = true;
+                    self.jobs.log.follow = true;
+                }
+            }
+            F::Skipped {
+                servers, reason, ..
+            } => self.error(format!("skipped {}: {reason}", servers.join(", "))),
+            F::Finished { summary, .. } => {
+                let msg = format!(
+                    "fan-out done: {} succeeded, {} failed, {} skipped",
+                    summary.succeeded.len(),
+                    summary.failed.len(),
+                    summary.skipped.len()
+                );
+                if summary.failed.is_empty() && summary.skipped.is_empty() {
+                    self.info(msg);
+                } else {
+                    self.error(format!("{msg} (failed: {})", summary.failed.join(", ")));
+                }
+            }
+            _ => self.dirty = was_dirty,
+        }
+    }
+
     pub fn on_install_refused(&mut self, msg: String) {
         if let Some(Page::Form(f)) = &mut self.page {
             f.review = false;

@@ -112,6 +112,21 @@ fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
                 Ok(()) => app.info(format!("trusted {} ({})", scan.server, scan.fingerprint)),
                 Err(e) => app.error(format!("{e:#}")),
             },
+            Cmd::Install(req) if req.servers.len() > 1 => {
+                let fan = crate::jobs::fanout::FanoutRequest {
+                    app: req.app.clone(),
+                    targets: crate::jobs::fanout::Targets::Names(req.servers.clone()),
+                    inputs: req.inputs.clone(),
+                    action: req.action,
+                    concurrency: None,
+                    batch: None,
+                    max_fail: None,
+                };
+                match eng.start_fanout(&fan) {
+                    Ok(h) => app.on_fanout_started(&h, &req.app),
+                    Err(e) => app.on_install_refused(e.to_string()),
+                }
+            }
             Cmd::Install(req) => match eng.start_install(&req) {
                 Ok(jobs) => app.on_started(jobs),
                 Err(e) => app.on_install_refused(e.to_string()),
