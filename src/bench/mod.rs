@@ -42,17 +42,22 @@ pub fn rusage(children: bool) -> (f64, f64) {
     (tv(u.ru_utime) + tv(u.ru_stime), u.ru_maxrss as f64)
 }
 
-/// VmHWM of this process in MiB.
-pub fn peak_rss_mib() -> f64 {
+/// A `/proc/self/status` memory field (`VmRSS:`, `VmHWM:`) in MiB; 0 when unreadable.
+pub fn proc_status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// VmHWM (peak RSS) of this process in MiB.
+pub fn peak_rss_mib() -> f64 {
+    proc_status_mib("VmHWM:")
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {

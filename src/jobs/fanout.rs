@@ -152,8 +152,9 @@ const FDS_PER_HOST: u64 = 2;
 /// Descriptors kept for the database, logs, stdio and the runtime.
 const FDS_RESERVED: u64 = 64;
 
-/// Raises the soft open-file limit to the hard one and returns how many hosts fit.
-pub fn fd_bound() -> usize {
+/// Raises the soft open-file limit to the hard one; returns (soft, hard) after, or None when
+/// the limits cannot be read.
+pub fn raise_nofile() -> Option<(u64, u64)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -161,7 +162,7 @@ pub fn fd_bound() -> usize {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 50;
+            return None;
         }
         if lim.rlim_cur < lim.rlim_max {
             let raised = libc::rlimit {
@@ -173,8 +174,15 @@ pub fn fd_bound() -> usize {
             }
         }
     }
-    let soft = lim.rlim_cur;
-    (soft.saturating_sub(FDS_RESERVED) / FDS_PER_HOST).max(1) as usize
+    Some((lim.rlim_cur, lim.rlim_max))
+}
+
+/// Raises the soft open-file limit and returns how many hosts fit.
+pub fn fd_bound() -> usize {
+    match raise_nofile() {
+        Some((soft, _)) => (soft.saturating_sub(FDS_RESERVED) / FDS_PER_HOST).max(1) as usize,
+        None => 50,
+    }
 }
 
 /// `min(50, hosts)`, and never more than the open-file limit allows.

@@ -1,10 +1,9 @@
 //! A real OpenSSH sshd on 127.0.0.1 at a free port, with its own config, host key and
-//! authorized key. Killed by PID when dropped.
+//! authorized key (the library's recipe, src/bench/sshd.rs). Killed by PID when dropped.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Sshd {
     pub port: u16,
@@ -16,41 +15,14 @@ pub struct Sshd {
     _tmp: Option<tempfile::TempDir>,
 }
 
-pub fn sshd_binary() -> PathBuf {
-    for p in ["/usr/sbin/sshd", "/usr/local/sbin/sshd"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!(
-        "OpenSSH sshd not found: install it with `apt-get install -y openssh-server` (the README's test command does this)"
-    );
-}
+use provision_tui::bench::sshd as recipe;
 
 fn keygen(path: &Path) {
-    let st = Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "provision-tui-test",
-            "-f",
-        ])
-        .arg(path)
-        .status()
-        .expect("run ssh-keygen");
-    assert!(st.success(), "ssh-keygen failed");
+    recipe::keygen(path).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    recipe::free_port().expect("a free port")
 }
 
 pub fn current_user() -> String {
@@ -89,43 +61,18 @@ impl Sshd {
         s
     }
 
-    // Why SetEnv PYENV_REHASH_TIMEOUT=0: a login shell whose rc file runs `pyenv init` waits 60 s
-    // on a lock left by a shell that a test killed mid-rehash; this caps that wait.
-    fn write_config(&self) {
-        let d = self.dir.display();
-        let cfg = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys.%u\nStrictModes no\nPermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             MaxStartups 300:30:600\nMaxSessions 100\nLogLevel ERROR\nPrintMotd no\nSetEnv PYENV_REHASH_TIMEOUT=0\nAcceptEnv LANG\n",
-            port = self.port
-        );
-        std::fs::write(self.dir.join("sshd_config"), cfg).expect("write sshd_config");
-    }
-
+    /// The library's recipe (src/bench/sshd.rs), logging to `sshd.log` for failed tests.
     fn spawn(&mut self) {
-        self.write_config();
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let child = Command::new(sshd_binary())
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(self.dir.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(self.dir.join("sshd.log")).expect("log file"),
-            ))
-            .spawn()
-            .expect("start sshd");
+        let cfg = self.dir.join("sshd_config");
+        std::fs::write(&cfg, recipe::config(&self.dir, self.port, "sshd")).expect("sshd_config");
+        let log = std::fs::File::create(self.dir.join("sshd.log")).expect("log file");
+        let child = recipe::spawn(&cfg, Stdio::from(log)).unwrap_or_else(|e| {
+            panic!("{e:#} (the README's test command installs openssh-server)")
+        });
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default();
-                panic!("sshd did not listen on {} within 10 s: {log}", self.port);
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if recipe::wait_listening(&[self.port], Duration::from_secs(10)).is_err() {
+            let log = std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default();
+            panic!("sshd did not listen on {} within 10 s: {log}", self.port);
         }
     }
 
