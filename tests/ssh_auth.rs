@@ -108,3 +108,150 @@ fn no_usable_credential_is_an_auth_error_that_says_what_was_tried() {
         "{msg}"
     );
 }
+
+const PW_USER: &str = "ptui-pwauth";
+
+/// A local user with this password (needs root); false when not root.
+fn password_user(password: &str) -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    if !root {
+        eprintln!("skipping: creating a password user needs root");
+        return false;
+    }
+    let exists = Command::new("id")
+        .arg(PW_USER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !exists {
+        let ok = Command::new("useradd")
+            .args(["-m", "-s", "/bin/bash", PW_USER])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "useradd {PW_USER} failed");
+    }
+    let mut chpw = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("chpasswd");
+    use std::io::Write;
+    chpw.stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{PW_USER}:{password}\n").as_bytes())
+        .expect("write");
+    assert!(chpw.wait().expect("chpasswd").success());
+    true
+}
+
+#[test]
+fn password_from_an_env_var_authenticates_and_is_never_stored() {
+    let password = format!("pw {}-$x'y", std::process::id());
+    if !password_user(&password) {
+        return;
+    }
+    let sshd = Sshd::start_with("PasswordAuthentication yes\n");
+    let env = TestEnv::new();
+    let port = sshd.port.to_string();
+    env.ok(&[
+        "server",
+        "add",
+        "s",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        PW_USER,
+        "--password-env",
+        "PTUI_TEST_SSH_PW",
+    ]);
+    env.ok(&["server", "trust", "s", "--yes"]);
+    env.ok(&["server", "sudo", "s", "--never"]);
+
+    // Not set: the error says which variable was missing.
+    let out = env.run(&["install", "whoami", "--on", "s"]);
+    assert_eq!(
+        out.status.code(),
+        Some(16),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = env.jobs_json()[0].clone();
+    let msg = job["error_message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains("$PTUI_TEST_SSH_PW is not set"), "{msg}");
+
+    // Wrong: an auth error, not retried.
+    let out = env
+        .cmd()
+        .env("PTUI_TEST_SSH_PW", "wrong-password")
+        .args(["install", "whoami", "--on", "s"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(16),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = env.jobs_json()[0].clone();
+    assert_eq!(job["error_kind"], "auth", "{job}");
+    assert_eq!(job["attempts"], 1, "auth failures are not retried");
+
+    // Right: the job runs as that user.
+    let out = env
+        .cmd()
+        .env("PTUI_TEST_SSH_PW", &password)
+        .args(["install", "whoami", "--on", "s"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uid = Command::new("id")
+        .args(["-u", PW_USER])
+        .output()
+        .expect("id");
+    let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
+    assert!(text.contains(&format!("uid={uid}")), "{text}");
+
+    // The password is in no file the tool wrote (database, WAL, logs).
+    for entry in walk(env.path()) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(password.len())
+                .any(|w| w == password.as_bytes()),
+            "the password was written to {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -11,6 +11,8 @@ pub struct Sshd {
     /// Private key the tests authenticate with.
     pub client_key: PathBuf,
     pub user: String,
+    /// sshd_config lines placed before the recipe's (sshd keeps the first value it reads).
+    extra_config: String,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -38,6 +40,11 @@ pub fn current_user() -> String {
 impl Sshd {
     /// Starts a fresh sshd with new keys.
     pub fn start() -> Sshd {
+        Self::start_with("")
+    }
+
+    /// Like `start`, with sshd_config lines that override the recipe's.
+    pub fn start_with(extra_config: &str) -> Sshd {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         keygen(&dir.join("host_key"));
@@ -53,6 +60,7 @@ impl Sshd {
             dir: dir.clone(),
             client_key: dir.join("client_key"),
             user,
+            extra_config: extra_config.to_string(),
             child: None,
             _tmp: Some(tmp),
         };
@@ -64,7 +72,12 @@ impl Sshd {
     /// The library's recipe (src/bench/sshd.rs), logging to `sshd.log` for failed tests.
     fn spawn(&mut self) {
         let cfg = self.dir.join("sshd_config");
-        std::fs::write(&cfg, recipe::config(&self.dir, self.port, "sshd")).expect("sshd_config");
+        let text = format!(
+            "{}{}",
+            self.extra_config,
+            recipe::config(&self.dir, self.port, "sshd")
+        );
+        std::fs::write(&cfg, text).expect("sshd_config");
         let log = std::fs::File::create(self.dir.join("sshd.log")).expect("log file");
         let child = recipe::spawn(&cfg, Stdio::from(log)).unwrap_or_else(|e| {
             panic!("{e:#} (the README's test command installs openssh-server)")
