@@ -251,7 +251,7 @@ pub fn encode_env(env: &[(String, Secret)]) -> Result<Vec<u8>, KindError> {
 /// script runs as `INTERPRETER [FLAG] -c SCRIPT NAME` with stdin=/dev/null, in the login
 /// user's home directory, as `ssh host cmd` would. No temporary file, no helper processes:
 /// on a busy 2-core bastion every remote exec counts. Arguments: TIMEOUT NAME INTERPRETER...
-const WRAPPER: &str = r#"umask 077; IFS= read -r -d "" s || { echo "provision-tui: no script on stdin" >&2; exit 3; }; while IFS= read -r -d "" kv; do export "$kv"; done; t=$1; n=$2; shift 2; echo __PTUI_PGID=$$; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null"#;
+const WRAPPER: &str = r#"IFS= read -r -d "" s || { echo "provision-tui: no script on stdin" >&2; exit 3; }; while IFS= read -r -d "" kv; do export "$kv"; done; t=$1; n=$2; shift 2; echo __PTUI_PGID=$$; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null"#;
 
 pub const PGID_MARKER: &str = "__PTUI_PGID=";
 

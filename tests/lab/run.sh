@@ -101,7 +101,11 @@ health() {   # the manifest's health check, run on the server like the health ch
   else
     rssh "$h" || fail "health command failed: $h"
   fi
-  say "health green"
+  # and through provision-tui's own checker (exit 20 when a check of the server fails)
+  local out rc=0
+  out=$(pt check "h$SRV" 2>&1) || rc=$?
+  [ "$rc" = 0 ] || { echo "$out"; fail "provision-tui check h$SRV exited $rc"; }
+  say "health green (manifest check, and provision-tui check)"
 }
 # the common life cycle: install, outside check, idempotency, invalid input, health, uninstall
 lifecycle() {   # lifecycle APP "GOOD ARGS" "BAD ARGS" verify_fn gone_fn
