@@ -8,6 +8,7 @@ use super::tracker::Transition;
 use super::{IncidentKind, Sample};
 use crate::engine::Event;
 use crate::jobs::job::{Job, JobAction, JobStatus};
+use crate::store::incidents::Incident;
 use crate::store::now_ms;
 
 impl HealthService {
@@ -34,7 +35,9 @@ impl HealthService {
                     kind,
                     app_id,
                     detail,
-                } => self.open(sample.server_id, kind, app_id.as_deref(), &detail),
+                } => {
+                    self.open(sample.server_id, kind, app_id.as_deref(), &detail);
+                }
                 Transition::Up { kind, app_id } => self.resolve_matching(
                     sample.server_id,
                     kind,
@@ -46,8 +49,16 @@ impl HealthService {
         }
     }
 
-    /// Opens an incident (if none is open for this server, kind and app) and tells people.
-    pub fn open(&self, server_id: i64, kind: IncidentKind, app_id: Option<&str>, detail: &str) {
+    /// Opens an incident (if none is open for this server, kind and app) and tells people,
+    /// unless the server is in maintenance: then it is only recorded (checks never get here
+    /// during a window; an operator's `force_rebuild` does). Returns the new incident.
+    pub fn open(
+        &self,
+        server_id: i64,
+        kind: IncidentKind,
+        app_id: Option<&str>,
+        detail: &str,
+    ) -> Option<Incident> {
         match self
             .engine
             .store()
@@ -63,18 +74,24 @@ impl HealthService {
                 if let Some(server) = o.server {
                     self.engine.emit(Event::ServerChanged { server });
                 }
-                let _ = self
-                    .engine
-                    .store()
-                    .mark_incident_notified(o.incident.id, now_ms());
-                self.notifier
-                    .send(Message::incident(Topic::IncidentOpened, &o.incident, ""));
+                if self.maintenance().reason(&o.incident.server).is_none() {
+                    let _ = self
+                        .engine
+                        .store()
+                        .mark_incident_notified(o.incident.id, now_ms());
+                    self.notifier
+                        .send(Message::incident(Topic::IncidentOpened, &o.incident, ""));
+                }
                 self.engine.emit(Event::IncidentChanged {
-                    incident: o.incident,
+                    incident: o.incident.clone(),
                 });
+                Some(o.incident)
             }
-            Ok(None) => {}
-            Err(e) => tracing::error!("cannot open a {kind} incident: {e:#}"),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("cannot open a {kind} incident: {e:#}");
+                None
+            }
         }
     }
 

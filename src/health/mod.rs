@@ -261,3 +261,17 @@ pub fn human_ms(ms: i64) -> String {
         format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
     }
 }
+
+/// An engine on a scratch database with only the bundled installers and `installers`.
+#[cfg(test)]
+pub(crate) fn test_engine(
+    installers: Vec<std::path::PathBuf>,
+) -> (tempfile::TempDir, crate::engine::Engine) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = crate::config::Config::new(Some(dir.path().join("state.db")), Vec::new());
+    // Nothing from the developer's own config or known_hosts.
+    config.installer_dirs = installers;
+    config.user_known_hosts_path = None;
+    let engine = crate::engine::Engine::open(config).expect("engine");
+    (dir, engine)
+}

@@ -11,6 +11,8 @@ use crate::jobs::job::Job;
 use crate::store::incidents::Incident;
 use serde::Serialize;
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -108,7 +110,7 @@ pub fn body(
     let mut text = m.text.clone();
     if dropped > 0 {
         text.push_str(&format!(
-            " ({dropped} earlier notification{} dropped by the rate limit)",
+            " ({dropped} earlier notification{} dropped by the rate limit or a full queue)",
             if dropped == 1 { " was" } else { "s were" }
         ));
     }
@@ -157,10 +159,20 @@ impl RateLimit {
     }
 }
 
+/// One channel's queue, as seen by `Notifier::send`.
+#[derive(Clone)]
+struct Channel {
+    name: String,
+    tx: mpsc::Sender<Message>,
+    /// Messages lost because the queue was full; the worker adds them to its rate-limit
+    /// drop count, so the next delivered message reports them too.
+    overflow: Arc<AtomicU64>,
+}
+
 /// Hands messages to the channel workers. Cheap to clone; `send` never blocks.
 #[derive(Clone, Default)]
 pub struct Notifier {
-    channels: Vec<(String, mpsc::Sender<Message>)>,
+    channels: Vec<Channel>,
 }
 
 const QUEUE: usize = 1000;
@@ -182,14 +194,20 @@ impl Notifier {
         let mut channels = Vec::new();
         for spec in &settings.channels {
             let (tx, rx) = mpsc::channel(QUEUE);
+            let overflow = Arc::new(AtomicU64::new(0));
             tokio::spawn(worker(
                 engine.clone(),
                 client.clone(),
                 spec.clone(),
                 settings.clone(),
                 rx,
+                overflow.clone(),
             ));
-            channels.push((spec.name.clone(), tx));
+            channels.push(Channel {
+                name: spec.name.clone(),
+                tx,
+                overflow,
+            });
         }
         Notifier { channels }
     }
@@ -199,10 +217,12 @@ impl Notifier {
     }
 
     pub fn send(&self, m: Message) {
-        for (name, tx) in &self.channels {
-            if tx.try_send(m.clone()).is_err() {
+        for c in &self.channels {
+            if c.tx.try_send(m.clone()).is_err() {
+                let n = c.overflow.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(
-                    "notification channel {name}: queue full, {} dropped",
+                    "notification channel {}: queue full, {} dropped ({n} not yet reported)",
+                    c.name,
                     m.event.as_str()
                 );
             }
@@ -225,9 +245,11 @@ async fn worker(
     spec: ChannelSpec,
     settings: NotifySettings,
     mut rx: mpsc::Receiver<Message>,
+    overflow: Arc<AtomicU64>,
 ) {
     let mut rate = RateLimit::default();
     while let Some(m) = rx.recv().await {
+        rate.dropped += overflow.swap(0, Ordering::Relaxed);
         if !rate.admit(
             settings.rate_limit_per_hour,
             settings.rate_limit_window.0,
@@ -302,6 +324,29 @@ async fn deliver(
 }
 
 #[cfg(test)]
+impl Notifier {
+    /// A notifier with one channel whose queue the test reads (no worker, no HTTP).
+    pub(crate) fn for_test(queue: usize) -> (Notifier, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let n = Notifier {
+            channels: vec![Channel {
+                name: "test".into(),
+                tx,
+                overflow: Arc::new(AtomicU64::new(0)),
+            }],
+        };
+        (n, rx)
+    }
+
+    pub(crate) fn overflow(&self) -> u64 {
+        self.channels
+            .iter()
+            .map(|c| c.overflow.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -316,6 +361,102 @@ mod tests {
         assert!(!r.admit(2, h, t0 + Duration::from_secs(3599)));
         assert_eq!(r.dropped, 2);
         assert!(r.admit(2, h, t0 + h));
+    }
+
+    /// Records the JSON bodies POSTed to it (one connection per request).
+    fn hook() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = s.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        let _ = s.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        if let Ok(v) = serde_json::from_slice(&buf[end + 4..end + 4 + len]) {
+                            let _ = tx.send(v);
+                        }
+                        break;
+                    }
+                }
+            }
+        });
+        (url, rx)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_counts_as_dropped_and_is_reported() {
+        let (_d, engine) = crate::health::test_engine(Vec::new());
+        let (url, bodies) = hook();
+        // A queue of one and no worker yet: the second and third messages do not fit.
+        let (tx, rx) = mpsc::channel(1);
+        let overflow = Arc::new(AtomicU64::new(0));
+        let n = Notifier {
+            channels: vec![Channel {
+                name: "hook".into(),
+                tx,
+                overflow: overflow.clone(),
+            }],
+        };
+        let m = |text: &str| Message {
+            event: Topic::JobFailed,
+            text: text.into(),
+            server: None,
+            incident: None,
+            job: None,
+            ts: 1,
+        };
+        for t in ["first", "second", "third"] {
+            n.send(m(t));
+        }
+        assert_eq!(n.overflow(), 2);
+        let spec: ChannelSpec =
+            yaml_serde::from_str(&format!("name: hook\ntype: webhook\nurl: {url}\n")).unwrap();
+        let settings = NotifySettings {
+            retries: 0,
+            ..Default::default()
+        };
+        let client = reqwest::Client::new();
+        tokio::spawn(worker(engine, client, spec, settings, rx, overflow.clone()));
+        let got = tokio::task::spawn_blocking(move || bodies.recv_timeout(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .expect("a delivery");
+        assert_eq!(
+            got["text"].as_str().unwrap().split(" (").next(),
+            Some("first")
+        );
+        assert_eq!(got["dropped"], 2, "{got}");
+        assert!(
+            got["text"]
+                .as_str()
+                .unwrap()
+                .contains("2 earlier notifications were dropped"),
+            "{got}"
+        );
+        assert_eq!(overflow.load(Ordering::Relaxed), 0, "handed to the worker");
     }
 
     #[test]

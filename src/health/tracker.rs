@@ -122,6 +122,13 @@ impl Tracker {
         );
     }
 
+    /// Whether a server-level condition is failing now, DOWN or still PENDING.
+    pub fn failing(&self, server_id: i64, kind: IncidentKind) -> bool {
+        self.conds
+            .get(&(server_id, kind, None))
+            .is_some_and(|c| c.down || c.failures > 0)
+    }
+
     pub fn forget_server(&mut self, server_id: i64) {
         self.conds.retain(|k, _| k.0 != server_id);
     }

@@ -86,10 +86,16 @@ impl Store {
                  ON CONFLICT(server_id, hour) DO UPDATE SET
                     latency_avg_ms = (latency_avg_ms * checks + excluded.latency_avg_ms * excluded.checks)
                                      / (checks + excluded.checks),
+                    -- A late sample landing in an hour already rolled up: merge, weighted by
+                    -- checks (the count of samples with a load is not kept); NULL = no load seen.
+                    load1_avg = CASE
+                        WHEN load1_avg IS NULL THEN excluded.load1_avg
+                        WHEN excluded.load1_avg IS NULL THEN load1_avg
+                        ELSE (load1_avg * checks + excluded.load1_avg * excluded.checks)
+                             / (checks + excluded.checks) END,
                     checks = checks + excluded.checks,
                     failures = failures + excluded.failures,
                     latency_max_ms = MAX(latency_max_ms, excluded.latency_max_ms),
-                    load1_avg = excluded.load1_avg,
                     mem_pct_max = MAX(mem_pct_max, excluded.mem_pct_max),
                     disk_pct_max = MAX(disk_pct_max, excluded.disk_pct_max)",
                 params![cutoff, HOUR_MS],
@@ -392,6 +398,62 @@ mod tests {
             .unwrap();
         assert_eq!((checks, failures), (2, 1));
         assert!((avg - 20.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn a_late_sample_merges_into_its_rolled_up_hour() {
+        let (_d, st) = crate::store::test_store();
+        let srv = st
+            .add_server(
+                &ServerSpec {
+                    name: "a".into(),
+                    host: "h".into(),
+                    port: 22,
+                    user: "root".into(),
+                    ..Default::default()
+                },
+                ServerStatus::Ready,
+            )
+            .unwrap();
+        let hour = ((now_ms() - 3 * 86_400_000) / HOUR_MS) * HOUR_MS;
+        let with_load = |ts: i64, load: Option<f64>| {
+            let mut s = sample(srv.id, ts, true, 10);
+            s.load = load.map(|l| [l, 0.0, 0.0]);
+            s
+        };
+        st.insert_samples(&[
+            with_load(hour + 1, Some(1.0)),
+            with_load(hour + 2, Some(1.0)),
+            with_load(hour + 3, Some(1.0)),
+        ])
+        .unwrap();
+        st.apply_retention(86_400_000, 90 * 86_400_000).unwrap();
+        // Late: one sample of the same hour (e.g. from a checker whose clock lagged).
+        st.insert_samples(&[with_load(hour + 4, Some(5.0))])
+            .unwrap();
+        st.apply_retention(86_400_000, 90 * 86_400_000).unwrap();
+        let load = || -> (i64, f64) {
+            st.read(|c| {
+                Ok(
+                    c.query_row("SELECT checks, load1_avg FROM health_hourly", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?,
+                )
+            })
+            .unwrap()
+        };
+        let (checks, avg) = load();
+        assert_eq!(checks, 4);
+        assert!(
+            (avg - 2.0).abs() < 1e-9,
+            "(3 x 1.0 + 5.0) / 4, not 5.0: {avg}"
+        );
+        // A late sample without a load (unreachable) keeps the average.
+        st.insert_samples(&[with_load(hour + 5, None)]).unwrap();
+        st.apply_retention(86_400_000, 90 * 86_400_000).unwrap();
+        let (checks, avg) = load();
+        assert_eq!(checks, 5);
+        assert!((avg - 2.0).abs() < 1e-9, "{avg}");
     }
 
     #[test]

@@ -228,6 +228,43 @@ impl Store {
         })
     }
 
+    /// Recovery cannot run now (maintenance, host key): back to `detected` until
+    /// `next_attempt_at`. The timeline gets `message` only when its last entry is not already
+    /// that message, so a long window leaves one row rather than one per retry. Returns the
+    /// incident and whether anything an observer sees (state or timeline) changed.
+    pub fn postpone_incident(
+        &self,
+        id: i64,
+        message: &str,
+        next_attempt_at: i64,
+    ) -> Result<(Incident, bool)> {
+        self.write(|tx| {
+            let before = get_in(tx, id)?;
+            let last: Option<String> = tx
+                .query_row(
+                    "SELECT message FROM incident_events WHERE incident_id=?1 ORDER BY id DESC LIMIT 1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .sql()?;
+            let new_row = last.as_deref() != Some(message);
+            let changed = new_row || before.state != IncidentState::Detected;
+            // updated_at orders the incident list: only a visible change moves it.
+            tx.execute(
+                "UPDATE incidents SET state='detected', next_attempt_at=?1,
+                   updated_at=CASE WHEN ?2 THEN ?3 ELSE updated_at END
+                 WHERE id=?4 AND resolved_at IS NULL",
+                params![next_attempt_at, changed, now_ms(), id],
+            )
+            .sql()?;
+            if new_row {
+                event_in(tx, id, message, None)?;
+            }
+            Ok((get_in(tx, id)?, changed))
+        })
+    }
+
     pub fn incident_event(&self, id: i64, message: &str, job_id: Option<i64>) -> Result<()> {
         self.write(|tx| event_in(tx, id, message, job_id))
     }
@@ -340,5 +377,61 @@ mod tests {
         let tl = st.incident_timeline(o.incident.id).unwrap();
         assert_eq!(tl.len(), 4, "{tl:?}");
         assert_eq!(st.open_incidents().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn postponing_twice_with_the_same_reason_writes_one_row() {
+        let (_d, st) = crate::store::test_store();
+        let s = st
+            .add_server(
+                &ServerSpec {
+                    name: "p".into(),
+                    host: "h".into(),
+                    port: 22,
+                    user: "root".into(),
+                    ..Default::default()
+                },
+                ServerStatus::Ready,
+            )
+            .unwrap();
+        let o = st
+            .open_incident(s.id, IncidentKind::ServiceDown, Some("x"), "d")
+            .unwrap()
+            .expect("opened");
+        let id = o.incident.id;
+        st.update_incident(id, IncidentState::Recovering, "attempt 1", Some(1), None)
+            .unwrap();
+        let (i, changed) = st
+            .postpone_incident(id, "recovery postponed: m", 10)
+            .unwrap();
+        assert!(changed);
+        assert_eq!(
+            (i.state, i.next_attempt_at, i.attempts),
+            (IncidentState::Detected, Some(10), 1)
+        );
+        let (i, changed) = st
+            .postpone_incident(id, "recovery postponed: m", 20)
+            .unwrap();
+        assert!(!changed, "same state, same reason: nothing visible changed");
+        assert_eq!(i.next_attempt_at, Some(20), "the next attempt still moves");
+        let (_, changed) = st
+            .postpone_incident(id, "recovery postponed: other", 30)
+            .unwrap();
+        assert!(changed, "a new reason is a new row");
+        let msgs: Vec<String> = st
+            .incident_timeline(id)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.message)
+            .collect();
+        assert_eq!(
+            msgs,
+            [
+                "detected: d",
+                "attempt 1",
+                "recovery postponed: m",
+                "recovery postponed: other"
+            ]
+        );
     }
 }
