@@ -14,7 +14,6 @@ use crate::store::jobs::JobFilter;
 use color_eyre::eyre::{Result, bail, eyre};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -321,7 +320,7 @@ impl Engine {
             host: server.host.clone(),
             port: server.port,
             user: server.user.clone(),
-            identity: server.identity.as_ref().map(PathBuf::from),
+            identity: server.identity.as_deref().map(crate::config::key_path),
             password_env: server.password_env.clone(),
             jump,
         })
@@ -513,5 +512,31 @@ impl JobStatus {
     /// Convenience for front ends.
     pub fn is_running(self) -> bool {
         matches!(self, JobStatus::Running | JobStatus::Queued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_target_expands_a_tilde_identity() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let e = Engine::open(Config::new(Some(tmp.path().join("state.db")), vec![])).expect("open");
+        let server = e
+            .add_server(&ServerSpec {
+                name: "s".into(),
+                host: "127.0.0.1".into(),
+                port: 22,
+                user: "root".into(),
+                identity: Some("~/.ssh/from-import".into()),
+                ..Default::default()
+            })
+            .expect("add");
+        let t = e.ssh_target(&server).expect("target");
+        assert_eq!(
+            t.identity,
+            Some(crate::config::home_dir().join(".ssh/from-import"))
+        );
     }
 }
