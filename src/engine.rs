@@ -166,7 +166,32 @@ impl Engine {
             }),
         };
         engine.recover_interrupted()?;
+        engine.spawn_pool_reaper();
         Ok(engine)
+    }
+
+    /// Closes idle pooled connections on time even when nothing leases again (the pool reaps
+    /// only inside `get` otherwise). Needs a tokio runtime; without one there is nothing to
+    /// reap on time for. Holds a `Weak`, so it never keeps the engine alive.
+    fn spawn_pool_reaper(&self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let idle = self.inner.config.ssh.idle_timeout;
+        // interval() panics on zero; a 0 s idle timeout still gets a sane tick.
+        let every = (idle / 2)
+            .min(std::time::Duration::from_secs(30))
+            .max(std::time::Duration::from_millis(100));
+        let weak = Arc::downgrade(&self.inner);
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.pool.reap();
+            }
+        });
     }
 
     pub fn config(&self) -> &Config {

@@ -1,6 +1,6 @@
 //! The connection pool against real sshd (re-dial after a kill, a job re-dialling a pooled
-//! connection that died while idle, recycling under a running job) and a two-hop ProxyJump
-//! chain with the host key checked at every hop.
+//! connection that died while idle, idle connections closed by the reaper, recycling under a
+//! running job) and a two-hop ProxyJump chain with the host key checked at every hop.
 
 mod common;
 
@@ -187,6 +187,46 @@ async fn dead_pooled_connection_is_redialled_by_the_job() {
         logs.iter().any(|l| l.text.contains("(attempt 2)")),
         "{logs:?}"
     );
+}
+
+/// Whether sshd still serves a connection (it forks one process per connection).
+fn sshd_has_connections(sshd: &Sshd) -> bool {
+    let pid = sshd.pid().expect("sshd runs").to_string();
+    std::process::Command::new("pgrep")
+        .args(["-P", &pid])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connection_closes_without_another_lease() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = Config::new(Some(tmp.path().join("state.db")), vec![fixtures()]);
+    cfg.user_known_hosts_path = None;
+    cfg.ssh.idle_timeout = Duration::from_secs(1);
+    let e = Engine::open(cfg).expect("engine");
+    add(&e, "s", &sshd).await;
+    let server = e.store().require_server("s").unwrap();
+    let lease = e.pooled(&server).await.expect("dial");
+    assert!(sshd_has_connections(&sshd));
+    drop(lease);
+    assert_eq!(
+        e.pool().stats().open,
+        1,
+        "kept while younger than the idle timeout"
+    );
+    // Nobody calls the pool again: the engine's reaper must close it on its own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while e.pool().stats().open > 0 || sshd_has_connections(&sshd) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle connection still open: {:?}",
+            e.pool().stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
