@@ -1,6 +1,7 @@
-//! Remote execution: upload the script into a private directory, run it under a fixed wrapper
-//! that reads inputs as NUL-separated records on stdin, stream its output, kill its process
-//! group from a second channel on timeout or cancel, and clean up.
+//! Remote execution in ONE exec: a fixed wrapper reads the script and then the inputs as
+//! NUL-separated records on stdin (nothing touches the disk), prints its PID and runs
+//! `exec timeout ... INTERPRETER -c SCRIPT NAME`; output streams back line by line, and on
+//! timeout or cancel the process group is killed from a second channel.
 
 use super::connect::{Session, SudoMode};
 use super::lines::LineSplitter;
@@ -34,7 +35,7 @@ fn channel_error(s: &Session, what: &str, e: russh::Error) -> KindError {
 }
 
 /// Runs a short command, feeding `stdin` and then EOF, and collects its output.
-/// Helper commands (upload, kill, cleanup, checks) never take this long on a healthy host.
+/// Helper commands (kill, checks) never take this long on a healthy host.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `exec_capture` bounded by a timeout, so a frozen host cannot hang a job forever.
