@@ -114,6 +114,21 @@ pub fn home_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
+/// A key file path as given by the operator or an inventory: a leading `~` or `~/` means
+/// $HOME (imports and `server add` store paths verbatim, and no shell expanded them).
+/// `~user/...` is left alone.
+pub fn key_path(path: &str) -> PathBuf {
+    expand_home(path, &home_dir())
+}
+
+fn expand_home(path: &str, home: &std::path::Path) -> PathBuf {
+    match path.strip_prefix('~') {
+        Some("") => home.to_path_buf(),
+        Some(rest) if rest.starts_with('/') => home.join(rest.trim_start_matches('/')),
+        _ => PathBuf::from(path),
+    }
+}
+
 pub fn data_dir() -> PathBuf {
     xdg_dir("XDG_DATA_HOME", ".local/share").join("provision-tui")
 }
@@ -155,4 +170,25 @@ fn known_hosts_beside(db: &Path) -> PathBuf {
     db.parent()
         .map(|p| p.join("known_hosts"))
         .unwrap_or_else(|| PathBuf::from("known_hosts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn key_paths_expand_a_leading_tilde_only() {
+        let home = Path::new("/home/op");
+        assert_eq!(
+            expand_home("~/.ssh/id_ed25519", home),
+            Path::new("/home/op/.ssh/id_ed25519")
+        );
+        assert_eq!(expand_home("~", home), home);
+        assert_eq!(expand_home("/etc/keys/k", home), Path::new("/etc/keys/k"));
+        assert_eq!(expand_home("keys/k", home), Path::new("keys/k"));
+        // Another user's home is not guessed; a tilde elsewhere is a plain character.
+        assert_eq!(expand_home("~bob/.ssh/k", home), Path::new("~bob/.ssh/k"));
+        assert_eq!(expand_home("/a/~/k", home), Path::new("/a/~/k"));
+    }
 }

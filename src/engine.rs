@@ -14,7 +14,6 @@ use crate::store::jobs::JobFilter;
 use color_eyre::eyre::{Result, bail, eyre};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -167,7 +166,32 @@ impl Engine {
             }),
         };
         engine.recover_interrupted()?;
+        engine.spawn_pool_reaper();
         Ok(engine)
+    }
+
+    /// Closes idle pooled connections on time even when nothing leases again (the pool reaps
+    /// only inside `get` otherwise). Needs a tokio runtime; without one there is nothing to
+    /// reap on time for. Holds a `Weak`, so it never keeps the engine alive.
+    fn spawn_pool_reaper(&self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let idle = self.inner.config.ssh.idle_timeout;
+        // interval() panics on zero; a 0 s idle timeout still gets a sane tick.
+        let every = (idle / 2)
+            .min(std::time::Duration::from_secs(30))
+            .max(std::time::Duration::from_millis(100));
+        let weak = Arc::downgrade(&self.inner);
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.pool.reap();
+            }
+        });
     }
 
     pub fn config(&self) -> &Config {
@@ -321,7 +345,7 @@ impl Engine {
             host: server.host.clone(),
             port: server.port,
             user: server.user.clone(),
-            identity: server.identity.as_ref().map(PathBuf::from),
+            identity: server.identity.as_deref().map(crate::config::key_path),
             password_env: server.password_env.clone(),
             jump,
         })
@@ -513,5 +537,31 @@ impl JobStatus {
     /// Convenience for front ends.
     pub fn is_running(self) -> bool {
         matches!(self, JobStatus::Running | JobStatus::Queued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_target_expands_a_tilde_identity() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let e = Engine::open(Config::new(Some(tmp.path().join("state.db")), vec![])).expect("open");
+        let server = e
+            .add_server(&ServerSpec {
+                name: "s".into(),
+                host: "127.0.0.1".into(),
+                port: 22,
+                user: "root".into(),
+                identity: Some("~/.ssh/from-import".into()),
+                ..Default::default()
+            })
+            .expect("add");
+        let t = e.ssh_target(&server).expect("target");
+        assert_eq!(
+            t.identity,
+            Some(crate::config::home_dir().join(".ssh/from-import"))
+        );
     }
 }

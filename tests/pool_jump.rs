@@ -1,5 +1,6 @@
-//! The connection pool against real sshd (re-dial after a kill, recycling under a running job)
-//! and a two-hop ProxyJump chain with the host key checked at every hop.
+//! The connection pool against real sshd (re-dial after a kill, a job re-dialling a pooled
+//! connection that died while idle, idle connections closed by the reaper, recycling under a
+//! running job) and a two-hop ProxyJump chain with the host key checked at every hop.
 
 mod common;
 
@@ -74,6 +75,158 @@ async fn killed_connection_is_redialled() {
         .expect("start");
     let done = e.wait_job(jobs[0].id).await.unwrap();
     assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+}
+
+/// A TCP relay in front of sshd that can doom the connections it carries so far: the next
+/// bytes a doomed connection sends make the relay hang up. The client learns that the pooled
+/// connection is dead only when it uses it, like a peer that vanished while it sat idle.
+/// Returns the relay's port and the switch (`doom()`).
+async fn relay(target: u16) -> (u16, impl Fn()) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("relay bind");
+    let port = listener.local_addr().expect("relay addr").port();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let doomed_upto = Arc::new(AtomicU64::new(0));
+    let (acc, doomed) = (accepted.clone(), doomed_upto.clone());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let id = acc.fetch_add(1, SeqCst) + 1;
+            let doomed = doomed.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = async {
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if id <= doomed.load(SeqCst) || sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                // Whichever side ends first, both sockets close when this task returns.
+                tokio::select! {
+                    _ = up => {}
+                    _ = tokio::io::copy(&mut sr, &mut cw) => {}
+                }
+            });
+        }
+    });
+    (port, move || {
+        doomed_upto.store(accepted.load(SeqCst), SeqCst)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_pooled_connection_is_redialled_by_the_job() {
+    let sshd = Sshd::start();
+    let (port, doom) = relay(sshd.port).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = Config::new(Some(tmp.path().join("state.db")), vec![fixtures()]);
+    cfg.user_known_hosts_path = None;
+    // No keepalive during the test: it would reveal the dead connection before the job does.
+    cfg.ssh.keepalive_interval = Duration::from_secs(3600);
+    cfg.jobs.retry_base_delay = Duration::from_millis(50);
+    let e = Engine::open(cfg).expect("engine");
+    e.add_server(&ServerSpec {
+        name: "s".into(),
+        host: "127.0.0.1".into(),
+        port,
+        user: sshd.user.clone(),
+        identity: Some(sshd.client_key.display().to_string()),
+        ..Default::default()
+    })
+    .expect("add");
+    let scan = e.scan_host_key("s").await.expect("scan");
+    e.trust_host_key(&scan, false).expect("trust");
+    let run = || async {
+        let jobs = e
+            .start_install(&InstallRequest {
+                app: "exit-code".into(),
+                servers: vec!["s".into()],
+                inputs: BTreeMap::from([("code".into(), "0".into())]),
+                action: JobAction::Install,
+            })
+            .expect("start");
+        e.wait_job(jobs[0].id).await.unwrap()
+    };
+    // Warm the pool.
+    let first = run().await;
+    assert_eq!(first.status, JobStatus::Succeeded, "{first:?}");
+    assert_eq!(first.attempts, 1);
+    assert_eq!(e.pool().stats().open, 1);
+
+    doom();
+    let server = e.store().require_server("s").unwrap();
+    let lease = e.pooled(&server).await.expect("lease");
+    assert!(
+        !lease.fresh,
+        "the doomed connection still looks alive to the pool"
+    );
+    drop(lease);
+
+    let done = run().await;
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+    assert_eq!(done.attempts, 2, "{done:?}");
+    let logs = e.job_logs(done.id, 0, 1000).unwrap();
+    assert!(
+        logs.iter().any(|l| l.text.contains("re-dialling")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| l.text.contains("(attempt 2)")),
+        "{logs:?}"
+    );
+}
+
+/// Whether sshd still serves a connection (it forks one process per connection).
+fn sshd_has_connections(sshd: &Sshd) -> bool {
+    let pid = sshd.pid().expect("sshd runs").to_string();
+    std::process::Command::new("pgrep")
+        .args(["-P", &pid])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connection_closes_without_another_lease() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = Config::new(Some(tmp.path().join("state.db")), vec![fixtures()]);
+    cfg.user_known_hosts_path = None;
+    cfg.ssh.idle_timeout = Duration::from_secs(1);
+    let e = Engine::open(cfg).expect("engine");
+    add(&e, "s", &sshd).await;
+    let server = e.store().require_server("s").unwrap();
+    let lease = e.pooled(&server).await.expect("dial");
+    assert!(sshd_has_connections(&sshd));
+    drop(lease);
+    assert_eq!(
+        e.pool().stats().open,
+        1,
+        "kept while younger than the idle timeout"
+    );
+    // Nobody calls the pool again: the engine's reaper must close it on its own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while e.pool().stats().open > 0 || sshd_has_connections(&sshd) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle connection still open: {:?}",
+            e.pool().stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

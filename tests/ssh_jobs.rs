@@ -181,6 +181,86 @@ fn timeout_kills_the_remote_process_group() {
     );
 }
 
+/// The client-side deadline (timeout + slack) fires first when the installer shrugs off the
+/// remote `timeout`'s TERM (its KILL comes only 30 s later): the kill then runs from a second
+/// channel, TERM then KILL to the whole group after the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_deadline_kills_from_a_second_channel() {
+    use provision_tui::config::Config;
+    use provision_tui::engine::{Engine, InstallRequest};
+    use provision_tui::fleet::ServerSpec;
+    use provision_tui::jobs::{JobAction, JobStatus};
+
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = unique("ptui-stubborn");
+    // Written here rather than as a fixture: the fixture set is shown in TUI snapshots.
+    let dir = tmp.path().join("installers/stubborn");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("manifest.yml"),
+        "id: stubborn\nname: Stubborn\nversion: \"1\"\ndescription: Ignores TERM.\n\
+         install_script: install.sh\ntimeout_seconds: 2\n",
+    )
+    .unwrap();
+    // An ignored TERM stays ignored in every child: only KILL ends this group.
+    std::fs::write(
+        dir.join("install.sh"),
+        format!(
+            "#!/usr/bin/env bash\nset -euo pipefail\ntrap '' TERM\necho started\n\
+             bash -c \"sleep 600; : {marker}\"\necho after\n"
+        ),
+    )
+    .unwrap();
+    let mut cfg = Config::new(
+        Some(tmp.path().join("state.db")),
+        vec![tmp.path().join("installers")],
+    );
+    cfg.user_known_hosts_path = None;
+    cfg.jobs.timeout_slack = Duration::from_secs(1);
+    cfg.ssh.kill_grace = Duration::from_secs(1);
+    let e = Engine::open(cfg).expect("engine");
+    assert!(e.catalog().get("stubborn").is_some(), "installer loaded");
+    e.add_server(&ServerSpec {
+        name: "s".into(),
+        host: "127.0.0.1".into(),
+        port: sshd.port,
+        user: sshd.user.clone(),
+        identity: Some(sshd.client_key.display().to_string()),
+        ..Default::default()
+    })
+    .expect("add");
+    let scan = e.scan_host_key("s").await.expect("scan");
+    e.trust_host_key(&scan, false).expect("trust");
+
+    let started = Instant::now();
+    let jobs = e
+        .start_install(&InstallRequest {
+            app: "stubborn".into(),
+            servers: vec!["s".into()],
+            inputs: Default::default(),
+            action: JobAction::Install,
+        })
+        .expect("start");
+    let done = e.wait_job(jobs[0].id).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(done.status, JobStatus::Failed, "{done:?}");
+    assert_eq!(
+        done.error_kind.map(|k| k.as_str()),
+        Some("timeout"),
+        "{done:?}"
+    );
+    // The remote path would end with 124 (TERM obeyed) or 137 after 32 s; ours is a KILL
+    // of the group, timeout included, so no exit status at all.
+    assert_eq!(done.exit_code, None, "{done:?}");
+    assert!(took < Duration::from_secs(20), "kill took {took:?}");
+    let left = wait_no_processes(&marker, 10);
+    assert!(left.is_empty(), "installer processes survived: {left:?}");
+    let logs = e.job_logs(done.id, 0, 1000).unwrap();
+    assert!(logs.iter().any(|l| l.text == "started"), "{logs:?}");
+    assert!(!logs.iter().any(|l| l.text == "after"), "{logs:?}");
+}
+
 #[test]
 fn cancel_from_another_process_kills_the_remote_process_group() {
     let sshd = Sshd::start();

@@ -347,35 +347,49 @@ pub fn check_value(input: &InputSpec, value: &str) -> Result<(), String> {
         ));
     }
     let v = input.validation.clone().unwrap_or_default();
+    // Messages reach the terminal, the audit log and job records: never echo a secret
+    // (nor its length or numeric value).
+    let sensitive = input.is_sensitive();
+    let got = |shown: &dyn std::fmt::Display| {
+        if sensitive {
+            String::new()
+        } else {
+            format!(", got {shown}")
+        }
+    };
     match input.kind {
         InputType::Integer | InputType::Port => {
             let n: i64 = value
                 .trim()
                 .parse()
-                .map_err(|_| format!("must be a whole number, got {value:?}"))?;
+                .map_err(|_| format!("must be a whole number{}", got(&format!("{value:?}"))))?;
             if input.kind == InputType::Port && !(1..=65535).contains(&n) {
-                return Err(format!("must be a port between 1 and 65535, got {n}"));
+                return Err(format!("must be a port between 1 and 65535{}", got(&n)));
             }
             if let Some(min) = v.min_value
                 && n < min
             {
-                return Err(format!("must be at least {min}, got {n}"));
+                return Err(format!("must be at least {min}{}", got(&n)));
             }
             if let Some(max) = v.max_value
                 && n > max
             {
-                return Err(format!("must be at most {max}, got {n}"));
+                return Err(format!("must be at most {max}{}", got(&n)));
             }
         }
         InputType::Boolean => {
             if normalize_bool(value).is_none() {
-                return Err(format!("must be true or false, got {value:?}"));
+                return Err(format!(
+                    "must be true or false{}",
+                    got(&format!("{value:?}"))
+                ));
             }
         }
         InputType::Email => {
             if !is_email(value) {
                 return Err(format!(
-                    "must be an email address like ops@example.com, got {value:?}"
+                    "must be an email address like ops@example.com{}",
+                    got(&format!("{value:?}"))
                 ));
             }
         }
@@ -397,12 +411,12 @@ pub fn check_value(input: &InputSpec, value: &str) -> Result<(), String> {
     if let Some(min) = v.min_length
         && chars < min
     {
-        return Err(format!("must be at least {min} characters, got {chars}"));
+        return Err(format!("must be at least {min} characters{}", got(&chars)));
     }
     if let Some(max) = v.max_length
         && chars > max
     {
-        return Err(format!("must be at most {max} characters, got {chars}"));
+        return Err(format!("must be at most {max} characters{}", got(&chars)));
     }
     if let Some(p) = &v.pattern {
         let re = compile_pattern(p)
@@ -627,6 +641,35 @@ mod tests {
   - {name: p, type: port}
   - {name: extra, type: string, required: true, visible_if: {input: b, equals: true}}
 "#;
+
+    #[test]
+    fn sensitive_values_never_appear_in_messages() {
+        let m = manifest(
+            r#"
+  - {name: pin, type: integer, sensitive: true, validation: {min_value: 1000}}
+  - {name: token, type: email, sensitive: true}
+  - {name: flag, type: boolean, sensitive: true}
+  - {name: pw, type: password, validation: {min_length: 20}}
+  - {name: n, type: integer}
+"#,
+        );
+        let spec = |name: &str| m.inputs.iter().find(|i| i.name == name).unwrap();
+        for (name, value) in [
+            ("pin", "s3cr3t-pin"),
+            ("pin", "123"),
+            ("token", "tok-XYZZY"),
+            ("flag", "maybe-XYZZY"),
+            ("pw", "hunter2-XYZZY"),
+        ] {
+            let err = check_value(spec(name), value).expect_err(name);
+            assert!(!err.contains(value), "{name}: {err}");
+            // Not even the length of a password.
+            assert!(!err.contains("got"), "{name}: {err}");
+        }
+        // Non-sensitive inputs still say what was wrong.
+        let err = check_value(spec("n"), "abc").unwrap_err();
+        assert!(err.contains("\"abc\""), "{err}");
+    }
 
     #[test]
     fn every_type_and_rule_is_enforced() {

@@ -302,9 +302,43 @@ fn enter_provisioning(engine: &Engine, job: &Job, server_id: i64) -> Result<(), 
     Ok(())
 }
 
+/// Waits before connection attempt `attempt + 1` (exponential backoff with jitter).
+/// Returns false when retries are used up (the caller fails the job with `e`).
+async fn backoff(
+    engine: &Engine,
+    job: &Job,
+    attempt: u32,
+    e: &KindError,
+    what: &str,
+    cancel: &CancellationToken,
+    sink: &LogSink,
+) -> Result<bool, Failure> {
+    let settings = &engine.config().jobs;
+    if !e.kind.retry_possible() || attempt > settings.connect_retries {
+        return Ok(false);
+    }
+    let base = settings.retry_base_delay.as_millis() as f64 * 2f64.powi(attempt as i32 - 1);
+    let jitter: f64 = rand::rng().random_range(0.5..1.5);
+    let delay = Duration::from_millis((base * jitter) as u64);
+    sink.system(&format!(
+        "{}; {what} in {:.1}s ({attempt}/{})",
+        e.message,
+        delay.as_secs_f64(),
+        settings.connect_retries
+    ));
+    let _ = engine.store().mark_job_running(job.id, attempt as i64 + 1);
+    if !sleep_or_cancel(delay, cancel).await {
+        return Err(cancelled());
+    }
+    Ok(true)
+}
+
+/// Leases a connection; `attempt` counts every connection attempt of the job (dials and
+/// re-dials after a dead pooled connection share the `connect_retries` budget).
 async fn connect_with_retries(
     engine: &Engine,
     job: &Job,
+    attempt: &mut u32,
     cancel: &CancellationToken,
     sink: &LogSink,
 ) -> Result<ssh::Lease, Failure> {
@@ -312,10 +346,8 @@ async fn connect_with_retries(
         .store()
         .require_server(&job.server_name)
         .map_err(internal)?;
-    let settings = &engine.config().jobs;
-    let mut attempt = 0u32;
     loop {
-        attempt += 1;
+        *attempt += 1;
         sink.system(&format!(
             "connecting to {} (attempt {attempt})",
             server.address()
@@ -326,23 +358,11 @@ async fn connect_with_retries(
         };
         match res {
             Ok(s) => return Ok(s),
-            Err(e) if e.kind.retry_possible() && attempt <= settings.connect_retries => {
-                let base =
-                    settings.retry_base_delay.as_millis() as f64 * 2f64.powi(attempt as i32 - 1);
-                let jitter: f64 = rand::rng().random_range(0.5..1.5);
-                let delay = Duration::from_millis((base * jitter) as u64);
-                sink.system(&format!(
-                    "{}; retrying in {:.1}s ({attempt}/{})",
-                    e.message,
-                    delay.as_secs_f64(),
-                    settings.connect_retries
-                ));
-                let _ = engine.store().mark_job_running(job.id, attempt as i64 + 1);
-                if !sleep_or_cancel(delay, cancel).await {
-                    return Err(cancelled());
+            Err(e) => {
+                if !backoff(engine, job, *attempt, &e, "retrying", cancel, sink).await? {
+                    return Err(e.into());
                 }
             }
-            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -379,7 +399,6 @@ async fn execute(
     engine.emit(Event::JobStarted { job: started });
     enter_provisioning(engine, job, server_id)?;
 
-    let session = connect_with_retries(engine, job, cancel, sink).await?;
     let kind = match job.action {
         JobAction::Install => ScriptKind::Install,
         JobAction::Uninstall => ScriptKind::Uninstall,
@@ -422,24 +441,38 @@ async fn execute(
         timeout_slack: engine.config().jobs.timeout_slack,
         kill_grace: engine.config().ssh.kill_grace,
     };
-    sink.system(&format!(
-        "running {} {} v{} (timeout {}s)",
-        installer.id(),
-        job.action.as_str(),
-        installer.manifest.version,
-        timeout.as_secs()
-    ));
-    let outcome = ssh::run_installer(&session, &spec, cancel, |stream, line| {
-        sink.line(stream, &line)
-    })
-    .await
-    .inspect_err(|e| {
-        if e.kind == ErrorKind::SshConnect {
-            // The connection broke under us: the next job dials a fresh one.
-            engine.pool().invalidate(&job.server_name);
+    let mut attempt = 0u32;
+    let outcome = loop {
+        let session = connect_with_retries(engine, job, &mut attempt, cancel, sink).await?;
+        sink.system(&format!(
+            "running {} {} v{} (timeout {}s)",
+            installer.id(),
+            job.action.as_str(),
+            installer.manifest.version,
+            timeout.as_secs()
+        ));
+        let res = ssh::run_installer(&session, &spec, cancel, |stream, line| {
+            sink.line(stream, &line)
+        })
+        .await;
+        drop(session);
+        match res {
+            Ok(o) => break o,
+            Err(e) => {
+                if e.error.kind == ErrorKind::SshConnect {
+                    // The connection broke under us: the next lease dials a fresh one.
+                    engine.pool().invalidate(&job.server_name);
+                }
+                // A pooled connection that died while idle fails here, before the script was
+                // sent: re-dial rather than fail the job.
+                if !e.nothing_ran
+                    || !backoff(engine, job, attempt, &e.error, "re-dialling", cancel, sink).await?
+                {
+                    return Err(e.error.into());
+                }
+            }
         }
-    })?;
-    drop(session);
+    };
     let exit = outcome.exit_code.map(i64::from);
     match outcome.error_kind() {
         None => Ok(outcome.exit_code.unwrap_or(0)),

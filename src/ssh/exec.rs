@@ -1,6 +1,7 @@
-//! Remote execution: upload the script into a private directory, run it under a fixed wrapper
-//! that reads inputs as NUL-separated records on stdin, stream its output, kill its process
-//! group from a second channel on timeout or cancel, and clean up.
+//! Remote execution in ONE exec: a fixed wrapper reads the script and then the inputs as
+//! NUL-separated records on stdin (nothing touches the disk), prints its PID and runs
+//! `exec timeout ... INTERPRETER -c SCRIPT NAME`; output streams back line by line, and on
+//! timeout or cancel the process group is killed from a second channel.
 
 use super::connect::{Session, SudoMode};
 use super::lines::LineSplitter;
@@ -34,7 +35,7 @@ fn channel_error(s: &Session, what: &str, e: russh::Error) -> KindError {
 }
 
 /// Runs a short command, feeding `stdin` and then EOF, and collects its output.
-/// Helper commands (upload, kill, cleanup, checks) never take this long on a healthy host.
+/// Helper commands (kill, checks) never take this long on a healthy host.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `exec_capture` bounded by a timeout, so a frozen host cannot hang a job forever.
@@ -64,14 +65,28 @@ async fn open_exec(
     cmd: &str,
     stdin: &[u8],
 ) -> Result<russh::Channel<russh::client::Msg>, KindError> {
+    open_exec_staged(s, cmd, stdin).await.map_err(|e| e.error)
+}
+
+/// `open_exec`, telling whether the failure came before any stdin was sent. Without stdin the
+/// wrapper has no script, so nothing can have run on the server: safe to retry elsewhere.
+async fn open_exec_staged(
+    s: &Session,
+    cmd: &str,
+    stdin: &[u8],
+) -> Result<russh::Channel<russh::client::Msg>, RunError> {
+    let before = |error| RunError {
+        error,
+        nothing_ran: true,
+    };
     let ch = s
         .handle
         .channel_open_session()
         .await
-        .map_err(|e| channel_error(s, "open channel", e))?;
+        .map_err(|e| before(channel_error(s, "open channel", e)))?;
     ch.exec(true, cmd)
         .await
-        .map_err(|e| channel_error(s, "exec", e))?;
+        .map_err(|e| before(channel_error(s, "exec", e)))?;
     if !stdin.is_empty() {
         ch.data(stdin)
             .await
@@ -81,6 +96,24 @@ async fn open_exec(
         .await
         .map_err(|e| channel_error(s, "send eof", e))?;
     Ok(ch)
+}
+
+/// Why `run_installer` failed.
+#[derive(Debug)]
+pub struct RunError {
+    pub error: KindError,
+    /// The channel or the exec request failed before any stdin (the script) was sent, so the
+    /// installer cannot have started: a retry on a fresh connection cannot run it twice.
+    pub nothing_ran: bool,
+}
+
+impl From<KindError> for RunError {
+    fn from(error: KindError) -> Self {
+        RunError {
+            error,
+            nothing_ran: false,
+        }
+    }
 }
 
 pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captured, KindError> {
@@ -277,7 +310,7 @@ pub async fn run_installer(
     spec: &RunSpec<'_>,
     cancel: &CancellationToken,
     mut on_line: impl FnMut(LogStream, String),
-) -> Result<RunOutcome, KindError> {
+) -> Result<RunOutcome, RunError> {
     let esc = escalation(s)?;
     let interpreter = crate::catalog::script::interpreter(spec.script)
         .map_err(|m| KindError::new(ErrorKind::Validation, format!("{}: {m}", spec.name)))?;
@@ -332,7 +365,8 @@ pub async fn run_installer(
                 s.target.label(),
                 err.trim()
             ),
-        ));
+        )
+        .into());
     }
     Ok(outcome)
 }
@@ -345,8 +379,8 @@ async fn run_in(
     spec: &RunSpec<'_>,
     cancel: &CancellationToken,
     on_line: &mut impl FnMut(LogStream, String),
-) -> Result<(RunOutcome, bool), KindError> {
-    let mut ch = open_exec(s, cmd, stdin).await?;
+) -> Result<(RunOutcome, bool), RunError> {
+    let mut ch = open_exec_staged(s, cmd, stdin).await?;
 
     let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
     let (mut out, mut err) = (LineSplitter::default(), LineSplitter::default());

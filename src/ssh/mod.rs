@@ -8,6 +8,6 @@ pub mod lines;
 pub mod pool;
 
 pub use connect::{Session, SshTarget, SudoMode, connect, scan_host_key};
-pub use exec::{Captured, RunOutcome, RunSpec, run_installer};
+pub use exec::{Captured, RunError, RunOutcome, RunSpec, run_installer};
 pub use known_hosts::{HostKeyVerdict, KnownHosts};
 pub use pool::{Lease, Pool};

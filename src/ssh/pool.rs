@@ -4,8 +4,9 @@
 //!   always stays free for a kill channel.
 //! - A connection is recycled for age by replacing it in the map; leases keep the old one alive
 //!   (it is an `Arc`) until they finish, so a running job never loses its connection.
-//! - Idle connections close after `idle_timeout`; dead ones (keepalive failure, network drop)
-//!   are noticed by `is_closed` and re-dialled.
+//! - Idle connections close after `idle_timeout`: `get` reaps, and so does the engine's
+//!   periodic reaper, so they close even if the pool is never used again. Dead ones
+//!   (keepalive failure, network drop) are noticed by `is_closed` and re-dialled.
 
 use super::connect::{Session, SshTarget, connect};
 use super::known_hosts::KnownHosts;
