@@ -407,6 +407,95 @@ fn dialogs() {
     });
 }
 
+/// Every screen's `?` shows all of its bindings at 80x24 (two columns when one does not fit).
+#[test]
+fn help_shows_every_binding_at_80x24() {
+    use provision_tui::tui::keymap::{self, Ctx};
+    let screens: Vec<(Ctx, App)> = vec![
+        (Ctx::Fleet, full()),
+        (Ctx::Detail, {
+            let mut a = full();
+            a.update(Action::Enter);
+            a
+        }),
+        (Ctx::Catalog, {
+            let mut a = full();
+            a.screen = Screen::Catalog;
+            a
+        }),
+        (Ctx::Form, install_form()),
+        (Ctx::Review, {
+            let mut a = install_form();
+            key(&mut a, KeyCode::Tab);
+            typ(&mut a, "s3cret-token");
+            a.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+            a
+        }),
+        (Ctx::Jobs, {
+            let mut a = full();
+            a.screen = Screen::Jobs;
+            a
+        }),
+        (Ctx::Log, {
+            let mut a = full();
+            a.screen = Screen::Jobs;
+            a.jobs.focus_log = true;
+            a
+        }),
+        (Ctx::Incidents, {
+            let mut a = full();
+            a.screen = Screen::Incidents;
+            a
+        }),
+        (Ctx::Audit, {
+            let mut a = full();
+            a.screen = Screen::Audit;
+            a
+        }),
+    ];
+    for (ctx, mut a) in screens {
+        assert_eq!(a.ctx(), ctx);
+        // Set directly: in the form `?` types (the overlay still describes it).
+        a.modal = Some(Modal::Help { scroll: 0 });
+        let text = render(&mut a, 80, 24).backend().to_string();
+        for b in keymap::active(ctx) {
+            let want = format!("{:<3}", keymap::keys_text(&b));
+            assert!(
+                text.contains(want.trim_end()),
+                "{ctx:?}: keys {want} missing"
+            );
+            assert!(text.contains(b.desc), "{ctx:?}: {:?} missing", b.desc);
+        }
+        assert!(
+            !text.contains("scroll ·"),
+            "{ctx:?}: no scrolling needed at 80x24"
+        );
+    }
+}
+
+/// Where two columns do not fit either, j/PgDn scroll to the last binding and back.
+#[test]
+fn help_scrolls_when_it_cannot_fit() {
+    let mut a = full();
+    a.update(Action::Help);
+    let text = render(&mut a, 60, 15).backend().to_string();
+    assert!(text.contains("j/k PgUp/PgDn scroll"), "{text}");
+    assert!(text.contains("↓"), "an arrow says more is below");
+    assert!(!text.contains("quit"), "the last binding is below the fold");
+    for _ in 0..3 {
+        key(&mut a, KeyCode::PageDown);
+    }
+    let text = render(&mut a, 60, 15).backend().to_string();
+    assert!(text.contains("quit"), "scrolled to the end: {text}");
+    assert!(!text.contains(" down "), "the first binding scrolled away");
+    // Overshooting was clamped to the last page: one k shows one earlier row.
+    key(&mut a, KeyCode::Char('k'));
+    let text = render(&mut a, 60, 15).backend().to_string();
+    assert!(text.contains("↑↓"), "{text}");
+    key(&mut a, KeyCode::Esc);
+    assert!(a.modal.is_none(), "Esc closes help");
+}
+
 #[test]
 fn too_small_never_panics() {
     for (w, h) in [(59, 24), (80, 14), (1, 1), (0, 0)] {

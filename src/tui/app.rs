@@ -287,7 +287,10 @@ pub enum Modal {
         items: Vec<ServerStatus>,
         sel: usize,
     },
-    Help,
+    /// `scroll` is the first row shown when the bindings do not fit (clamped when drawn).
+    Help {
+        scroll: usize,
+    },
     Palette(Palette),
 }
 
@@ -415,7 +418,7 @@ impl App {
     /// Which keymap is in force.
     pub fn ctx(&self) -> Ctx {
         match &self.modal {
-            Some(Modal::Help) => return Ctx::Help,
+            Some(Modal::Help { .. }) => return Ctx::Help,
             Some(Modal::Palette(_)) => return Ctx::Palette,
             Some(Modal::Confirm { .. }) => return Ctx::Confirm,
             Some(Modal::HostKey(_)) => return Ctx::HostKey,

@@ -166,7 +166,7 @@ impl App {
             Command::Mouse => {
                 self.global(Action::Mouse);
             }
-            Command::Help => self.modal = Some(Modal::Help),
+            Command::Help => self.modal = Some(Modal::Help { scroll: 0 }),
             Command::Quit => self.ask_quit(),
         }
     }

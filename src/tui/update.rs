@@ -57,7 +57,7 @@ impl App {
         self.dirty = true;
         let ctx = self.ctx();
         match ctx {
-            Ctx::Help => self.modal = None,
+            Ctx::Help => self.help_key(a),
             Ctx::Palette => self.palette(a),
             Ctx::Confirm => self.confirm(a),
             Ctx::HostKey => self.hostkey(a),
@@ -73,11 +73,25 @@ impl App {
         }
     }
 
+    fn help_key(&mut self, a: Action) {
+        let Some(Modal::Help { scroll }) = &mut self.modal else {
+            return;
+        };
+        // The view clamps to the last page, so overshooting here costs nothing.
+        match a {
+            Action::Down => *scroll = scroll.saturating_add(1),
+            Action::Up => *scroll = scroll.saturating_sub(1),
+            Action::PageDown => *scroll = scroll.saturating_add(PAGE as usize),
+            Action::PageUp => *scroll = scroll.saturating_sub(PAGE as usize),
+            _ => self.modal = None,
+        }
+    }
+
     /// App-wide keys on screens; true if handled.
     pub(super) fn global(&mut self, a: Action) -> bool {
         match a {
             Action::Quit => self.ask_quit(),
-            Action::Help => self.modal = Some(Modal::Help),
+            Action::Help => self.modal = Some(Modal::Help { scroll: 0 }),
             Action::Palette => self.open_palette(),
             Action::Screen(n) => self.goto(n),
             Action::NextScreen | Action::PrevScreen => {
