@@ -407,6 +407,41 @@ fn dialogs() {
     });
 }
 
+/// A crowded header (every status, queued jobs, open incidents, a long path) keeps running
+/// jobs and open incidents in view at 80 columns; the path is cut in the middle or left out.
+#[test]
+fn header_degrades_by_priority() {
+    let crowded = || {
+        let mut a = full();
+        a.fleet.servers = ServerStatus::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, st)| server(i as i64 + 1, &format!("s{i}"), "10.0.0.1", *st, &[]))
+            .collect();
+        a.fleet.reorder();
+        a.summary.queued = 4;
+        a.summary.incidents_open = 2;
+        a.db_path = "~/.local/share/provision-tui/fleets/production-eu-west/state.db".into();
+        a
+    };
+    snap("header_crowded", crowded);
+    for (w, h) in [(60, 15), (80, 24), (120, 40)] {
+        let text = render(&mut crowded(), w, h).backend().to_string();
+        let head: Vec<&str> = text.lines().take(2).collect();
+        let head = head.join("\n");
+        assert!(head.contains("jobs 1 running"), "{w}: {head}");
+        assert!(head.contains("incidents 2 open"), "{w}: {head}");
+        assert!(head.contains("state.db") || w < 80, "{w}: {head}");
+    }
+    // The fixture's header fits whole at 120 columns, path included.
+    let text = render(&mut full(), 120, 40).backend().to_string();
+    assert!(
+        text.contains("db /var/lib/provision-tui/state.db"),
+        "{text}"
+    );
+    assert!(text.contains("1 pending_setup · 1 ready"), "{text}");
+}
+
 /// Every screen's `?` shows all of its bindings at 80x24 (two columns when one does not fit).
 #[test]
 fn help_shows_every_binding_at_80x24() {

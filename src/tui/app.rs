@@ -378,7 +378,10 @@ impl App {
 
     pub fn with_engine(theme: Theme, eng: Engine) -> Self {
         let mut app = App::new(theme);
-        app.db_path = eng.config().db_path.display().to_string();
+        app.db_path = super::views::tilde(
+            &eng.config().db_path.display().to_string(),
+            &crate::config::home_dir().display().to_string(),
+        );
         app.eng = Some(eng);
         app.reload();
         // First start: an empty fleet is offered the hosts the operator already has.
