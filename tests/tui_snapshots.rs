@@ -8,6 +8,7 @@ use provision_tui::fleet::{Server, ServerStatus};
 use provision_tui::jobs::job::{Job, JobAction, JobStatus, LogLine, LogStream};
 use provision_tui::ssh::HostKeyVerdict;
 use provision_tui::store::audit::AuditEntry;
+use provision_tui::store::incident_reads::IncidentRow;
 use provision_tui::tui::app::{App, HealthSample, Modal, Screen};
 use provision_tui::tui::keymap::Action;
 use provision_tui::tui::{theme, views};
@@ -91,6 +92,33 @@ fn job(id: i64, server: &str, status: JobStatus) -> Job {
         started_at: Some(NOW - 120_000),
         finished_at: finished,
     }
+}
+
+fn incident(id: i64, server: &str, kind: &str, state: &str, resolved: bool) -> IncidentRow {
+    IncidentRow {
+        id,
+        server: server.into(),
+        kind: kind.into(),
+        state: state.into(),
+        app_id: (kind == "app_unhealthy").then(|| "echo-ok".into()),
+        opened_at: NOW - id * 3_600_000,
+        updated_at: NOW - id * 60_000,
+        resolved_at: resolved.then_some(NOW - id * 30_000),
+        details: format!("{kind} on {server}: check failed 3 times"),
+    }
+}
+
+/// Open first, then resolved: the order the store returns.
+fn with_incidents(mut app: App) -> App {
+    app.screen = Screen::Incidents;
+    app.incidents.items = vec![
+        incident(4, "web2", "server_unreachable", "detected", false),
+        incident(3, "db-01", "disk_full", "recovering", false),
+        incident(2, "web1", "app_unhealthy", "resolved", true),
+        incident(1, "web2", "host_key_changed", "failed", true),
+    ];
+    app.summary.incidents_open = 2;
+    app
 }
 
 fn empty() -> App {
@@ -349,6 +377,53 @@ fn incidents_and_audit() {
         a.screen = Screen::Audit;
         a
     });
+}
+
+#[test]
+fn incidents_filter_and_esc_clears_filters() {
+    let mut a = with_incidents(full());
+    key(&mut a, KeyCode::Char('/'));
+    typ(&mut a, "open");
+    let shown: Vec<i64> = a.incidents.shown().iter().map(|i| i.id).collect();
+    assert_eq!(shown, [4, 3], "open = not resolved");
+    key(&mut a, KeyCode::Enter);
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(
+        text.contains("Incidents (2 of 4, open first) filter: open"),
+        "{text}"
+    );
+    for (filter, want) in [
+        ("web2", vec![4, 1]),
+        ("server:web kind:host", vec![1]),
+        ("state:res", vec![2]),
+        ("state:open disk", vec![3]),
+        ("echo", vec![2]),
+        ("nothing-like-it", vec![]),
+    ] {
+        a.incidents.filter = filter.into();
+        let got: Vec<i64> = a.incidents.shown().iter().map(|i| i.id).collect();
+        assert_eq!(got, want, "{filter}");
+    }
+    let text = render(&mut a, 80, 24).backend().to_string();
+    assert!(text.contains("No incident matches the filter (Esc clears it)"));
+    // j on an empty match list, then Esc: the filter goes and the list is back.
+    key(&mut a, KeyCode::Char('j'));
+    key(&mut a, KeyCode::Esc);
+    assert!(a.incidents.filter.is_empty());
+    assert_eq!(a.incidents.shown().len(), 4);
+    // A selection past a shrunken list still renders.
+    a.incidents.sel = 30;
+    a.incidents.filter = "open".into();
+    render(&mut a, 80, 24);
+
+    let mut a = full();
+    a.screen = Screen::Audit;
+    key(&mut a, KeyCode::Char('/'));
+    typ(&mut a, "trust");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.audit.filter, "trust");
+    key(&mut a, KeyCode::Esc);
+    assert!(a.audit.filter.is_empty(), "Esc clears the audit filter");
 }
 
 fn scan(verdict: HostKeyVerdict) -> HostKeyScan {

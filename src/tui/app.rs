@@ -256,6 +256,38 @@ impl<T> Default for ListState<T> {
     }
 }
 
+impl ListState<IncidentRow> {
+    /// Incidents matching the filter: `server:X`, `kind:X`, `state:X` tokens or free words
+    /// (server, kind, state, app); `open` (or `state:open`) means not resolved yet.
+    pub fn shown(&self) -> Vec<&IncidentRow> {
+        let words: Vec<String> = self
+            .filter
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect();
+        let has = |field: &str, w: &str| field.to_lowercase().contains(w);
+        self.items
+            .iter()
+            .filter(|i| {
+                let open = i.resolved_at.is_none();
+                words.iter().all(|w| match w.split_once(':') {
+                    Some(("server", v)) => has(&i.server, v),
+                    Some(("kind", v)) => has(&i.kind, v),
+                    Some(("state", "open")) => open,
+                    Some(("state", v)) => i.state.to_lowercase().starts_with(v),
+                    _ if w == "open" => open,
+                    _ => {
+                        has(&i.server, w)
+                            || has(&i.kind, w)
+                            || has(&i.state, w)
+                            || i.app_id.as_deref().is_some_and(|a| has(a, w))
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
 /// A server's detail page.
 #[derive(Debug, Clone)]
 pub struct Detail {

@@ -169,13 +169,36 @@ impl App {
             Ctx::Jobs => self.jobs_key(a),
             Ctx::Log => self.log_key(a),
             Ctx::Incidents => {
-                let len = self.incidents.items.len();
-                nav(&mut self.incidents.sel, len, a, PAGE);
+                let len = self.incidents.shown().len();
+                if nav(&mut self.incidents.sel, len, a, PAGE) {
+                    return;
+                }
+                match a {
+                    Action::Filter => self.open_prompt(
+                        "filter incidents (server:X kind:X state:X, open)",
+                        self.incidents.filter.clone(),
+                    ),
+                    Action::Back => {
+                        self.incidents.filter.clear();
+                        self.incidents.sel = 0;
+                    }
+                    _ => {}
+                }
             }
             Ctx::Audit => {
                 let len = self.audit.items.len();
-                if !nav(&mut self.audit.sel, len, a, PAGE) && a == Action::Filter {
-                    self.open_prompt("filter audit", self.audit.filter.clone());
+                if nav(&mut self.audit.sel, len, a, PAGE) {
+                    return;
+                }
+                match a {
+                    Action::Filter => self.open_prompt("filter audit", self.audit.filter.clone()),
+                    // The empty state promises this.
+                    Action::Back if !self.audit.filter.is_empty() => {
+                        self.audit.filter.clear();
+                        self.audit.sel = 0;
+                        self.reload_audit();
+                    }
+                    _ => {}
                 }
             }
             _ => {}
@@ -584,7 +607,10 @@ impl App {
                 self.audit.sel = 0;
                 self.reload_audit();
             }
-            (Screen::Incidents, _) => {}
+            (Screen::Incidents, _) => {
+                self.incidents.filter = v.to_string();
+                self.incidents.sel = 0;
+            }
         }
     }
 }

@@ -9,8 +9,22 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
 pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
-    let items = &app.incidents.items;
-    let b = block(format!(" Incidents ({}) ", items.len()), t, true);
+    let all = app.incidents.items.len();
+    let items = app.incidents.shown();
+    let mut title = format!(" Incidents ({}", items.len());
+    if items.len() != all {
+        title.push_str(&format!(" of {all}"));
+    }
+    title.push_str(if all > 0 { ", open first) " } else { ") " });
+    if !app.incidents.filter.is_empty() {
+        title.push_str(&format!("filter: {} ", app.incidents.filter));
+    }
+    let b = block(title, t, true);
+    if all > 0 && items.is_empty() {
+        let msg = "  No incident matches the filter (Esc clears it).";
+        f.render_widget(Paragraph::new(Line::styled(msg, t.muted)).block(b), area);
+        return;
+    }
     if items.is_empty() {
         let text = vec![
             Line::raw(""),
@@ -20,14 +34,16 @@ pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
             Line::raw(
                 "  the server, what failed (unreachable, disk, memory, app health), its state",
             ),
-            Line::raw("  (open, recovering, resolved), when it started and the last check."),
+            Line::raw("  (detected, recovering, resolved, failed) and when it started."),
             Line::styled("  Open incidents are counted in the header.", t.muted),
         ];
         f.render_widget(Paragraph::new(text).block(b), area);
         return;
     }
     let h = area.height.saturating_sub(3) as usize;
-    let off = scroll_to(app.incidents.sel, 0, h);
+    // A reload under a filter can shrink the list below the selection.
+    let sel = app.incidents.sel.min(items.len() - 1);
+    let off = scroll_to(sel, 0, h);
     let rows: Vec<Row> = items[off..(off + h).min(items.len())]
         .iter()
         .map(|i| {
@@ -42,7 +58,7 @@ pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
             ])
         })
         .collect();
-    let mut st = TableState::default().with_selected(Some(app.incidents.sel - off));
+    let mut st = TableState::default().with_selected(Some(sel - off));
     let w = [
         Constraint::Length(6),
         Constraint::Fill(2),
