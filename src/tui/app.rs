@@ -15,6 +15,7 @@ use crate::store::deployments::Deployment;
 use crate::store::incident_reads::IncidentRow;
 use crate::store::jobs::JobFilter;
 use crate::store::servers::ServerEvent;
+use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use tui_input::Input;
 
@@ -109,12 +110,38 @@ pub struct FleetState {
     pub rev: bool,
     pub filter: String,
     pub marks: BTreeSet<String>,
+    /// A sample arrived under a health sort: reorder once before the next frame, not per sample.
+    pub stale: bool,
 }
 
-pub const FLEET_SORTS: [&str; 4] = ["name", "address", "status", "tags"];
+/// Sort columns `o` cycles through; from `age` on they are health figures.
+pub const FLEET_SORTS: [&str; 9] = [
+    "name", "address", "status", "tags", "age", "latency", "load", "mem%", "disk%",
+];
+const FIRST_HEALTH_SORT: usize = 4;
 
 impl FleetState {
+    /// Whether the order depends on health samples (each sample may move a row).
+    pub fn sorts_by_health(&self) -> bool {
+        self.sort >= FIRST_HEALTH_SORT
+    }
+
+    /// The sort value of a server's last sample for a health column; None sorts last.
+    fn health_key(&self, name: &str) -> Option<f64> {
+        let last = self.health.get(name)?.last.as_ref()?;
+        match self.sort {
+            // Youngest sample first: the largest timestamp.
+            4 => Some(-(last.at_ms as f64)),
+            5 => last.latency_ms.map(f64::from),
+            6 => last.load.map(f64::from),
+            7 => last.mem_pct.map(f64::from),
+            8 => last.disk_pct.map(f64::from),
+            _ => None,
+        }
+    }
+
     pub fn reorder(&mut self) {
+        self.stale = false;
         let current = self.selected().map(|s| s.name.clone());
         let f = self.filter.to_lowercase();
         let mut order: Vec<usize> = (0..self.servers.len())
@@ -149,9 +176,25 @@ impl FleetState {
                     .cmp(&sv[*b].tags.join(","))
                     .then(sv[*a].name.cmp(&sv[*b].name))
             }),
+            n if n >= FIRST_HEALTH_SORT => {
+                // Keys once per server, not per comparison (10,000 servers).
+                let keys: Vec<Option<f64>> = sv.iter().map(|s| self.health_key(&s.name)).collect();
+                let rev = self.rev;
+                order.sort_by(|a, b| {
+                    let by = match (keys[*a], keys[*b]) {
+                        (Some(x), Some(y)) if rev => y.total_cmp(&x),
+                        (Some(x), Some(y)) => x.total_cmp(&y),
+                        // Servers without a figure stay last in both directions.
+                        (Some(_), None) => Ordering::Less,
+                        (None, Some(_)) => Ordering::Greater,
+                        (None, None) => Ordering::Equal,
+                    };
+                    by.then(sv[*a].name.cmp(&sv[*b].name))
+                });
+            }
             _ => order.sort_by(|a, b| sv[*a].name.cmp(&sv[*b].name)),
         }
-        if self.rev {
+        if self.rev && !self.sorts_by_health() {
             order.reverse();
         }
         self.order = order;
@@ -719,6 +762,100 @@ impl App {
             .entry(s.server.clone())
             .or_default()
             .apply(s);
+        if self.fleet.sorts_by_health() {
+            self.fleet.stale = true;
+        }
         self.dirty = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(id: i64, name: &str) -> Server {
+        Server {
+            id,
+            name: name.into(),
+            host: format!("10.0.0.{id}"),
+            port: 22,
+            user: "root".into(),
+            identity: None,
+            jump: None,
+            tags: Vec::new(),
+            password_env: None,
+            status: ServerStatus::Ready,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn sample(server: &str, at_ms: i64, latency: u32, disk: Option<u8>) -> HealthSample {
+        HealthSample {
+            server: server.into(),
+            at_ms,
+            latency_ms: Some(latency),
+            load: Some(latency as f32 / 100.0),
+            mem_pct: Some(50),
+            disk_pct: disk,
+        }
+    }
+
+    fn names(f: &FleetState) -> Vec<&str> {
+        f.order
+            .iter()
+            .map(|i| f.servers[*i].name.as_str())
+            .collect()
+    }
+
+    fn sort_by(f: &mut FleetState, col: &str, rev: bool) {
+        f.sort = FLEET_SORTS.iter().position(|c| *c == col).expect("column");
+        f.rev = rev;
+        f.reorder();
+    }
+
+    #[test]
+    fn health_columns_sort_with_missing_figures_last() {
+        let mut app = App::new(super::super::theme::dark());
+        app.fleet.servers = ["a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| server(i as i64 + 1, n))
+            .collect();
+        app.apply_health(sample("a", 1_000, 30, Some(90)));
+        app.apply_health(sample("b", 3_000, 10, None));
+        app.apply_health(sample("c", 2_000, 20, Some(40)));
+        let f = &mut app.fleet;
+        sort_by(f, "latency", false);
+        assert_eq!(names(f), ["b", "c", "a", "d"]);
+        sort_by(f, "latency", true);
+        assert_eq!(
+            names(f),
+            ["a", "c", "b", "d"],
+            "reversed, d (no sample) still last"
+        );
+        sort_by(f, "load", true);
+        assert_eq!(names(f), ["a", "c", "b", "d"]);
+        sort_by(f, "disk%", false);
+        assert_eq!(names(f), ["c", "a", "b", "d"], "b has no disk figure");
+        sort_by(f, "age", false);
+        assert_eq!(names(f), ["b", "c", "a", "d"], "youngest sample first");
+        sort_by(f, "mem%", false);
+        assert_eq!(names(f), ["a", "b", "c", "d"], "ties by name");
+    }
+
+    #[test]
+    fn a_sample_marks_a_health_sorted_fleet_for_reorder() {
+        let mut app = App::new(super::super::theme::dark());
+        app.fleet.servers = vec![server(1, "a"), server(2, "b")];
+        app.fleet.reorder();
+        app.apply_health(sample("a", 1, 50, None));
+        assert!(!app.fleet.stale, "a name sort does not move on samples");
+        sort_by(&mut app.fleet, "latency", false);
+        app.apply_health(sample("b", 2, 5, None));
+        assert!(app.fleet.stale);
+        app.fleet.reorder();
+        assert_eq!(names(&app.fleet), ["b", "a"]);
+        assert!(!app.fleet.stale);
     }
 }
