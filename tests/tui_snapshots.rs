@@ -431,6 +431,69 @@ fn scan(verdict: HostKeyVerdict) -> HostKeyScan {
     HostKeyScan::from_key("new-box", key, verdict)
 }
 
+/// A job failing on its host key reads the key (once per server for a while), and the
+/// dialog waits for any open dialog instead of replacing it.
+#[test]
+fn host_key_failure_opens_the_key_dialog() {
+    use provision_tui::engine::Event;
+    use provision_tui::error::ErrorKind;
+    use provision_tui::tui::app::Cmd;
+    let failed = |id, server: &str, kind| {
+        let mut j = job(id, server, JobStatus::Failed);
+        j.error_kind = Some(kind);
+        Event::JobFinished { job: j }
+    };
+    let scans = |a: &App| -> Vec<String> {
+        a.cmds
+            .iter()
+            .filter_map(|c| match c {
+                Cmd::Scan(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut a = full();
+    a.on_event(failed(7, "new-box", ErrorKind::Installation));
+    assert!(scans(&a).is_empty(), "other failures do not scan");
+    a.on_event(failed(8, "new-box", ErrorKind::HostKey));
+    a.on_event(failed(9, "new-box", ErrorKind::HostKey));
+    a.on_event(failed(10, "web2", ErrorKind::HostKey));
+    assert_eq!(scans(&a), ["new-box", "web2"], "once per server");
+    assert!(
+        a.flash
+            .as_ref()
+            .is_some_and(|(m, err)| *err && m.contains("host key"))
+    );
+
+    // The palette is open when the scan answers: the dialog waits for it to close.
+    key(&mut a, KeyCode::Char(':'));
+    a.on_scanned(Ok(scan(HostKeyVerdict::Changed {
+        fingerprint: String::new(),
+        recorded: "SHA256:old".into(),
+        file: "/x/known_hosts".into(),
+        line: 1,
+    })));
+    assert!(
+        matches!(a.modal, Some(Modal::Palette(_))),
+        "palette keeps the keys"
+    );
+    key(&mut a, KeyCode::Esc);
+    assert!(
+        matches!(&a.modal, Some(Modal::HostKeyChanged(s)) if s.server == "new-box"),
+        "the red alert opens when the palette closes"
+    );
+    let text = render(&mut a, 80, 24).backend().to_string();
+    assert!(text.contains("HOST KEY OF new-box HAS CHANGED"), "{text}");
+    key(&mut a, KeyCode::Esc);
+    assert!(a.modal.is_none());
+
+    // With no dialog open the unknown-key dialog opens at once.
+    a.on_scanned(Ok(scan(HostKeyVerdict::Unknown {
+        fingerprint: String::new(),
+    })));
+    assert!(matches!(a.modal, Some(Modal::HostKey(_))));
+}
+
 #[test]
 fn dialogs() {
     snap("help_fleet", || {

@@ -414,6 +414,10 @@ pub struct App {
     pub follow_fanout: Option<u64>,
     /// Show times in UTC instead of local time (snapshots use it).
     pub utc: bool,
+    /// When a failed job last made us read a server's host key (by server name).
+    pub rescanned: HashMap<String, i64>,
+    /// Host-key results that arrived while another dialog was open; shown when it closes.
+    pub pending_keys: VecDeque<HostKeyScan>,
     pub quit: bool,
     pub dirty: bool,
     pub cmds: Vec<Cmd>,
@@ -445,6 +449,8 @@ impl App {
             mouse: false,
             follow_fanout: None,
             utc: false,
+            rescanned: HashMap::new(),
+            pending_keys: VecDeque::new(),
             quit: false,
             dirty: true,
             cmds: Vec::new(),
@@ -667,7 +673,20 @@ impl App {
         let was_dirty = self.dirty;
         self.dirty = true;
         match ev {
-            Event::JobQueued { job } | Event::JobStarted { job } | Event::JobFinished { job } => {
+            Event::JobFinished { job } => {
+                let host_key = job.status == crate::jobs::JobStatus::Failed
+                    && job.error_kind == Some(crate::error::ErrorKind::HostKey);
+                let (id, server) = (job.id, job.server_name.clone());
+                self.upsert_job(job);
+                self.reload_summary();
+                if self.screen == Screen::Audit {
+                    self.reload_audit();
+                }
+                if host_key {
+                    self.rescan_host_key(id, server);
+                }
+            }
+            Event::JobQueued { job } | Event::JobStarted { job } => {
                 self.upsert_job(job);
                 self.reload_summary();
                 if self.screen == Screen::Audit {
@@ -736,6 +755,26 @@ impl App {
                 }
             }
         }
+    }
+
+    /// A job failed on an unknown or changed host key: read the key so the accept dialog or
+    /// the red alert opens, instead of only a failed job. At most once per server per
+    /// `RESCAN_MS` (a fan-out can fail many jobs on one server at once).
+    fn rescan_host_key(&mut self, job_id: i64, server: String) {
+        const RESCAN_MS: i64 = 10_000;
+        let now = crate::store::now_ms();
+        if self
+            .rescanned
+            .get(&server)
+            .is_some_and(|at| now - at < RESCAN_MS)
+        {
+            return;
+        }
+        self.rescanned.insert(server.clone(), now);
+        self.error(format!(
+            "job #{job_id} on {server} failed on its host key; reading the key…"
+        ));
+        self.cmds.push(Cmd::Scan(server));
     }
 
     fn upsert_job(&mut self, job: Job) {

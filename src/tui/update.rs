@@ -71,6 +71,7 @@ impl App {
                 }
             }
         }
+        self.next_pending_key();
     }
 
     fn help_key(&mut self, a: Action) {
