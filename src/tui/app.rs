@@ -742,6 +742,16 @@ impl App {
                     disk_pct: sample.disk_pct.map(|d| d.round().clamp(0.0, 100.0) as u8),
                 });
             }
+            // Successes stay quiet; a failed delivery means an alert nobody received.
+            Event::Notification {
+                channel,
+                topic,
+                outcome,
+                detail,
+            } if outcome == "failed" => self.error(format!(
+                "notification {topic} via {channel} failed{}",
+                detail.map(|d| format!(": {d}")).unwrap_or_default()
+            )),
             Event::Notification { .. } => {
                 self.dirty = was_dirty;
             }
@@ -881,6 +891,30 @@ mod tests {
         assert_eq!(names(f), ["b", "c", "a", "d"], "youngest sample first");
         sort_by(f, "mem%", false);
         assert_eq!(names(f), ["a", "b", "c", "d"], "ties by name");
+    }
+
+    #[test]
+    fn failed_notifications_show_as_errors() {
+        let mut app = App::new(super::super::theme::dark());
+        let note = |outcome: &str, detail: Option<&str>| Event::Notification {
+            channel: "ops-slack".into(),
+            topic: "incident_opened".into(),
+            outcome: outcome.into(),
+            detail: detail.map(str::to_string),
+        };
+        app.dirty = false;
+        app.on_event(note("sent", None));
+        assert!(app.flash.is_none() && !app.dirty, "success is quiet");
+        app.on_event(note("failed", Some("HTTP 500 after 3 attempts")));
+        assert_eq!(
+            app.flash,
+            Some((
+                "notification incident_opened via ops-slack failed: HTTP 500 after 3 attempts"
+                    .into(),
+                true
+            ))
+        );
+        assert!(app.dirty);
     }
 
     #[test]
