@@ -94,17 +94,18 @@ fn job(id: i64, server: &str, status: JobStatus) -> Job {
     }
 }
 
-fn incident(id: i64, server: &str, kind: &str, state: &str, resolved: bool) -> IncidentRow {
+fn incident(id: i64, server: &str, kind: &str, state: &str, details: &str) -> IncidentRow {
+    let resolved = state == "resolved";
     IncidentRow {
         id,
         server: server.into(),
         kind: kind.into(),
         state: state.into(),
-        app_id: (kind == "app_unhealthy").then(|| "echo-ok".into()),
+        app_id: (kind == "service_down").then(|| "echo-ok".into()),
         opened_at: NOW - id * 3_600_000,
         updated_at: NOW - id * 60_000,
         resolved_at: resolved.then_some(NOW - id * 30_000),
-        details: format!("{kind} on {server}: check failed 3 times"),
+        details: details.into(),
     }
 }
 
@@ -112,12 +113,43 @@ fn incident(id: i64, server: &str, kind: &str, state: &str, resolved: bool) -> I
 fn with_incidents(mut app: App) -> App {
     app.screen = Screen::Incidents;
     app.incidents.items = vec![
-        incident(4, "web2", "server_unreachable", "detected", false),
-        incident(3, "db-01", "disk_full", "recovering", false),
-        incident(2, "web1", "app_unhealthy", "resolved", true),
-        incident(1, "web2", "host_key_changed", "failed", true),
+        incident(
+            5,
+            "web2",
+            "server_unreachable",
+            "detected",
+            "no answer on :22 for 3 checks",
+        ),
+        incident(
+            4,
+            "db-01",
+            "disk_full",
+            "recovering",
+            "/ at 96%, threshold 90%",
+        ),
+        incident(
+            3,
+            "web1",
+            "service_down",
+            "failed",
+            "echo-ok inactive; reinstall failed",
+        ),
+        incident(
+            2,
+            "web1",
+            "memory_pressure",
+            "resolved",
+            "97% for 5m, back to 61%",
+        ),
+        incident(
+            1,
+            "web2",
+            "host_key_changed",
+            "resolved",
+            "key replaced after check",
+        ),
     ];
-    app.summary.incidents_open = 2;
+    app.summary.incidents_open = 3;
     app
 }
 
@@ -367,6 +399,7 @@ fn incidents_and_audit() {
         a.screen = Screen::Incidents;
         a
     });
+    snap("incidents", || with_incidents(full()));
     snap("audit_empty", || {
         let mut a = empty();
         a.screen = Screen::Audit;
@@ -385,19 +418,19 @@ fn incidents_filter_and_esc_clears_filters() {
     key(&mut a, KeyCode::Char('/'));
     typ(&mut a, "open");
     let shown: Vec<i64> = a.incidents.shown().iter().map(|i| i.id).collect();
-    assert_eq!(shown, [4, 3], "open = not resolved");
+    assert_eq!(shown, [5, 4, 3], "open = not resolved");
     key(&mut a, KeyCode::Enter);
     let text = render(&mut a, 120, 40).backend().to_string();
     assert!(
-        text.contains("Incidents (2 of 4, open first) filter: open"),
+        text.contains("Incidents (3 of 5, open first) filter: open"),
         "{text}"
     );
     for (filter, want) in [
-        ("web2", vec![4, 1]),
+        ("web2", vec![5, 1]),
         ("server:web kind:host", vec![1]),
-        ("state:res", vec![2]),
-        ("state:open disk", vec![3]),
-        ("echo", vec![2]),
+        ("state:res", vec![2, 1]),
+        ("state:open disk", vec![4]),
+        ("echo", vec![3]),
         ("nothing-like-it", vec![]),
     ] {
         a.incidents.filter = filter.into();
@@ -410,7 +443,7 @@ fn incidents_filter_and_esc_clears_filters() {
     key(&mut a, KeyCode::Char('j'));
     key(&mut a, KeyCode::Esc);
     assert!(a.incidents.filter.is_empty());
-    assert_eq!(a.incidents.shown().len(), 4);
+    assert_eq!(a.incidents.shown().len(), 5);
     // A selection past a shrunken list still renders.
     a.incidents.sel = 30;
     a.incidents.filter = "open".into();

@@ -1,6 +1,7 @@
 //! Incidents and Audit: plain filtered tables.
 
 use super::{block, clean, scroll_to, stamp};
+use crate::store::incident_reads::IncidentRow;
 use crate::tui::app::App;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -47,25 +48,38 @@ pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
     let rows: Vec<Row> = items[off..(off + h).min(items.len())]
         .iter()
         .map(|i| {
-            let open = i.resolved_at.is_none();
+            let state = match (i.resolved_at, i.state.as_str()) {
+                (Some(_), _) => t.ok,
+                (None, "recovering") => t.warn,
+                (None, _) => t.error,
+            };
             Row::new(vec![
                 Cell::from(format!("#{}", i.id)),
-                Cell::from(i.server.clone()),
+                Cell::from(clean(&i.server)),
                 Cell::from(i.kind.clone()),
-                Cell::from(i.state.clone()).style(if open { t.error } else { t.ok }),
+                Cell::from(i.state.clone()).style(state),
                 Cell::from(stamp(app, i.opened_at, "%m-%d %H:%M")),
                 Cell::from(clean(&i.details)).style(t.muted),
             ])
         })
         .collect();
     let mut st = TableState::default().with_selected(Some(sel - off));
+    // Server and kind as wide as the longest shown (capped), so kinds are not cut at 80 columns.
+    let widest = |f: fn(&IncidentRow) -> usize, head: usize, cap: usize| {
+        items
+            .iter()
+            .map(|i| f(i))
+            .max()
+            .unwrap_or(0)
+            .clamp(head, cap) as u16
+    };
     let w = [
-        Constraint::Length(6),
-        Constraint::Fill(2),
-        Constraint::Fill(2),
+        Constraint::Length(widest(|i| i.id.to_string().len() + 1, 2, 8)),
+        Constraint::Length(widest(|i| i.server.chars().count(), 6, 20)),
+        Constraint::Length(widest(|i| i.kind.len(), 4, 20)),
         Constraint::Length(10),
-        Constraint::Length(12),
-        Constraint::Fill(3),
+        Constraint::Length(11),
+        Constraint::Fill(1),
     ];
     f.render_stateful_widget(
         Table::new(rows, w)
