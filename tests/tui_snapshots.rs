@@ -8,6 +8,7 @@ use provision_tui::fleet::{Server, ServerStatus};
 use provision_tui::jobs::job::{Job, JobAction, JobStatus, LogLine, LogStream};
 use provision_tui::ssh::HostKeyVerdict;
 use provision_tui::store::audit::AuditEntry;
+use provision_tui::store::incident_reads::IncidentRow;
 use provision_tui::tui::app::{App, HealthSample, Modal, Screen};
 use provision_tui::tui::keymap::Action;
 use provision_tui::tui::{theme, views};
@@ -91,6 +92,65 @@ fn job(id: i64, server: &str, status: JobStatus) -> Job {
         started_at: Some(NOW - 120_000),
         finished_at: finished,
     }
+}
+
+fn incident(id: i64, server: &str, kind: &str, state: &str, details: &str) -> IncidentRow {
+    let resolved = state == "resolved";
+    IncidentRow {
+        id,
+        server: server.into(),
+        kind: kind.into(),
+        state: state.into(),
+        app_id: (kind == "service_down").then(|| "echo-ok".into()),
+        opened_at: NOW - id * 3_600_000,
+        updated_at: NOW - id * 60_000,
+        resolved_at: resolved.then_some(NOW - id * 30_000),
+        details: details.into(),
+    }
+}
+
+/// Open first, then resolved: the order the store returns.
+fn with_incidents(mut app: App) -> App {
+    app.screen = Screen::Incidents;
+    app.incidents.items = vec![
+        incident(
+            5,
+            "web2",
+            "server_unreachable",
+            "detected",
+            "no answer on :22 for 3 checks",
+        ),
+        incident(
+            4,
+            "db-01",
+            "disk_full",
+            "recovering",
+            "/ at 96%, threshold 90%",
+        ),
+        incident(
+            3,
+            "web1",
+            "service_down",
+            "failed",
+            "echo-ok inactive; reinstall failed",
+        ),
+        incident(
+            2,
+            "web1",
+            "memory_pressure",
+            "resolved",
+            "97% for 5m, back to 61%",
+        ),
+        incident(
+            1,
+            "web2",
+            "host_key_changed",
+            "resolved",
+            "key replaced after check",
+        ),
+    ];
+    app.summary.incidents_open = 3;
+    app
 }
 
 fn empty() -> App {
@@ -339,6 +399,7 @@ fn incidents_and_audit() {
         a.screen = Screen::Incidents;
         a
     });
+    snap("incidents", || with_incidents(full()));
     snap("audit_empty", || {
         let mut a = empty();
         a.screen = Screen::Audit;
@@ -351,9 +412,119 @@ fn incidents_and_audit() {
     });
 }
 
+#[test]
+fn incidents_filter_and_esc_clears_filters() {
+    let mut a = with_incidents(full());
+    key(&mut a, KeyCode::Char('/'));
+    typ(&mut a, "open");
+    let shown: Vec<i64> = a.incidents.shown().iter().map(|i| i.id).collect();
+    assert_eq!(shown, [5, 4, 3], "open = not resolved");
+    key(&mut a, KeyCode::Enter);
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(
+        text.contains("Incidents (3 of 5, open first) filter: open"),
+        "{text}"
+    );
+    for (filter, want) in [
+        ("web2", vec![5, 1]),
+        ("server:web kind:host", vec![1]),
+        ("state:res", vec![2, 1]),
+        ("state:open disk", vec![4]),
+        ("echo", vec![3]),
+        ("nothing-like-it", vec![]),
+    ] {
+        a.incidents.filter = filter.into();
+        let got: Vec<i64> = a.incidents.shown().iter().map(|i| i.id).collect();
+        assert_eq!(got, want, "{filter}");
+    }
+    let text = render(&mut a, 80, 24).backend().to_string();
+    assert!(text.contains("No incident matches the filter (Esc clears it)"));
+    // j on an empty match list, then Esc: the filter goes and the list is back.
+    key(&mut a, KeyCode::Char('j'));
+    key(&mut a, KeyCode::Esc);
+    assert!(a.incidents.filter.is_empty());
+    assert_eq!(a.incidents.shown().len(), 5);
+    // A selection past a shrunken list still renders.
+    a.incidents.sel = 30;
+    a.incidents.filter = "open".into();
+    render(&mut a, 80, 24);
+
+    let mut a = full();
+    a.screen = Screen::Audit;
+    key(&mut a, KeyCode::Char('/'));
+    typ(&mut a, "trust");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.audit.filter, "trust");
+    key(&mut a, KeyCode::Esc);
+    assert!(a.audit.filter.is_empty(), "Esc clears the audit filter");
+}
+
 fn scan(verdict: HostKeyVerdict) -> HostKeyScan {
     let key = russh::keys::ssh_key::PublicKey::from_openssh(KEY).expect("key");
     HostKeyScan::from_key("new-box", key, verdict)
+}
+
+/// A job failing on its host key reads the key (once per server for a while), and the
+/// dialog waits for any open dialog instead of replacing it.
+#[test]
+fn host_key_failure_opens_the_key_dialog() {
+    use provision_tui::engine::Event;
+    use provision_tui::error::ErrorKind;
+    use provision_tui::tui::app::Cmd;
+    let failed = |id, server: &str, kind| {
+        let mut j = job(id, server, JobStatus::Failed);
+        j.error_kind = Some(kind);
+        Event::JobFinished { job: j }
+    };
+    let scans = |a: &App| -> Vec<String> {
+        a.cmds
+            .iter()
+            .filter_map(|c| match c {
+                Cmd::Scan(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut a = full();
+    a.on_event(failed(7, "new-box", ErrorKind::Installation));
+    assert!(scans(&a).is_empty(), "other failures do not scan");
+    a.on_event(failed(8, "new-box", ErrorKind::HostKey));
+    a.on_event(failed(9, "new-box", ErrorKind::HostKey));
+    a.on_event(failed(10, "web2", ErrorKind::HostKey));
+    assert_eq!(scans(&a), ["new-box", "web2"], "once per server");
+    assert!(
+        a.flash
+            .as_ref()
+            .is_some_and(|(m, err)| *err && m.contains("host key"))
+    );
+
+    // The palette is open when the scan answers: the dialog waits for it to close.
+    key(&mut a, KeyCode::Char(':'));
+    a.on_scanned(Ok(scan(HostKeyVerdict::Changed {
+        fingerprint: String::new(),
+        recorded: "SHA256:old".into(),
+        file: "/x/known_hosts".into(),
+        line: 1,
+    })));
+    assert!(
+        matches!(a.modal, Some(Modal::Palette(_))),
+        "palette keeps the keys"
+    );
+    key(&mut a, KeyCode::Esc);
+    assert!(
+        matches!(&a.modal, Some(Modal::HostKeyChanged(s)) if s.server == "new-box"),
+        "the red alert opens when the palette closes"
+    );
+    let text = render(&mut a, 80, 24).backend().to_string();
+    assert!(text.contains("HOST KEY OF new-box HAS CHANGED"), "{text}");
+    key(&mut a, KeyCode::Esc);
+    assert!(a.modal.is_none());
+
+    // With no dialog open the unknown-key dialog opens at once.
+    a.on_scanned(Ok(scan(HostKeyVerdict::Unknown {
+        fingerprint: String::new(),
+    })));
+    assert!(matches!(a.modal, Some(Modal::HostKey(_))));
 }
 
 #[test]
@@ -405,6 +576,130 @@ fn dialogs() {
         typ(&mut a, "install ");
         a
     });
+}
+
+/// A crowded header (every status, queued jobs, open incidents, a long path) keeps running
+/// jobs and open incidents in view at 80 columns; the path is cut in the middle or left out.
+#[test]
+fn header_degrades_by_priority() {
+    let crowded = || {
+        let mut a = full();
+        a.fleet.servers = ServerStatus::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, st)| server(i as i64 + 1, &format!("s{i}"), "10.0.0.1", *st, &[]))
+            .collect();
+        a.fleet.reorder();
+        a.summary.queued = 4;
+        a.summary.incidents_open = 2;
+        a.db_path = "~/.local/share/provision-tui/fleets/production-eu-west/state.db".into();
+        a
+    };
+    snap("header_crowded", crowded);
+    for (w, h) in [(60, 15), (80, 24), (120, 40)] {
+        let text = render(&mut crowded(), w, h).backend().to_string();
+        let head: Vec<&str> = text.lines().take(2).collect();
+        let head = head.join("\n");
+        assert!(head.contains("jobs 1 running"), "{w}: {head}");
+        assert!(head.contains("incidents 2 open"), "{w}: {head}");
+        assert!(head.contains("state.db") || w < 80, "{w}: {head}");
+    }
+    // The fixture's header fits whole at 120 columns, path included.
+    let text = render(&mut full(), 120, 40).backend().to_string();
+    assert!(
+        text.contains("db /var/lib/provision-tui/state.db"),
+        "{text}"
+    );
+    assert!(text.contains("1 pending_setup · 1 ready"), "{text}");
+}
+
+/// Every screen's `?` shows all of its bindings at 80x24 (two columns when one does not fit).
+#[test]
+fn help_shows_every_binding_at_80x24() {
+    use provision_tui::tui::keymap::{self, Ctx};
+    let screens: Vec<(Ctx, App)> = vec![
+        (Ctx::Fleet, full()),
+        (Ctx::Detail, {
+            let mut a = full();
+            a.update(Action::Enter);
+            a
+        }),
+        (Ctx::Catalog, {
+            let mut a = full();
+            a.screen = Screen::Catalog;
+            a
+        }),
+        (Ctx::Form, install_form()),
+        (Ctx::Review, {
+            let mut a = install_form();
+            key(&mut a, KeyCode::Tab);
+            typ(&mut a, "s3cret-token");
+            a.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+            a
+        }),
+        (Ctx::Jobs, {
+            let mut a = full();
+            a.screen = Screen::Jobs;
+            a
+        }),
+        (Ctx::Log, {
+            let mut a = full();
+            a.screen = Screen::Jobs;
+            a.jobs.focus_log = true;
+            a
+        }),
+        (Ctx::Incidents, {
+            let mut a = full();
+            a.screen = Screen::Incidents;
+            a
+        }),
+        (Ctx::Audit, {
+            let mut a = full();
+            a.screen = Screen::Audit;
+            a
+        }),
+    ];
+    for (ctx, mut a) in screens {
+        assert_eq!(a.ctx(), ctx);
+        // Set directly: in the form `?` types (the overlay still describes it).
+        a.modal = Some(Modal::Help { scroll: 0 });
+        let text = render(&mut a, 80, 24).backend().to_string();
+        for b in keymap::active(ctx) {
+            let want = format!("{:<3}", keymap::keys_text(&b));
+            assert!(
+                text.contains(want.trim_end()),
+                "{ctx:?}: keys {want} missing"
+            );
+            assert!(text.contains(b.desc), "{ctx:?}: {:?} missing", b.desc);
+        }
+        assert!(
+            !text.contains("scroll ·"),
+            "{ctx:?}: no scrolling needed at 80x24"
+        );
+    }
+}
+
+/// Where two columns do not fit either, j/PgDn scroll to the last binding and back.
+#[test]
+fn help_scrolls_when_it_cannot_fit() {
+    let mut a = full();
+    a.update(Action::Help);
+    let text = render(&mut a, 60, 15).backend().to_string();
+    assert!(text.contains("j/k PgUp/PgDn scroll"), "{text}");
+    assert!(text.contains("↓"), "an arrow says more is below");
+    assert!(!text.contains("quit"), "the last binding is below the fold");
+    for _ in 0..3 {
+        key(&mut a, KeyCode::PageDown);
+    }
+    let text = render(&mut a, 60, 15).backend().to_string();
+    assert!(text.contains("quit"), "scrolled to the end: {text}");
+    assert!(!text.contains(" down "), "the first binding scrolled away");
+    // Overshooting was clamped to the last page: one k shows one earlier row.
+    key(&mut a, KeyCode::Char('k'));
+    let text = render(&mut a, 60, 15).backend().to_string();
+    assert!(text.contains("↑↓"), "{text}");
+    key(&mut a, KeyCode::Esc);
+    assert!(a.modal.is_none(), "Esc closes help");
 }
 
 #[test]

@@ -15,6 +15,7 @@ use crate::store::deployments::Deployment;
 use crate::store::incident_reads::IncidentRow;
 use crate::store::jobs::JobFilter;
 use crate::store::servers::ServerEvent;
+use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use tui_input::Input;
 
@@ -109,12 +110,38 @@ pub struct FleetState {
     pub rev: bool,
     pub filter: String,
     pub marks: BTreeSet<String>,
+    /// A sample arrived under a health sort: reorder once before the next frame, not per sample.
+    pub stale: bool,
 }
 
-pub const FLEET_SORTS: [&str; 4] = ["name", "address", "status", "tags"];
+/// Sort columns `o` cycles through; from `age` on they are health figures.
+pub const FLEET_SORTS: [&str; 9] = [
+    "name", "address", "status", "tags", "age", "latency", "load", "mem%", "disk%",
+];
+const FIRST_HEALTH_SORT: usize = 4;
 
 impl FleetState {
+    /// Whether the order depends on health samples (each sample may move a row).
+    pub fn sorts_by_health(&self) -> bool {
+        self.sort >= FIRST_HEALTH_SORT
+    }
+
+    /// The sort value of a server's last sample for a health column; None sorts last.
+    fn health_key(&self, name: &str) -> Option<f64> {
+        let last = self.health.get(name)?.last.as_ref()?;
+        match self.sort {
+            // Youngest sample first: the largest timestamp.
+            4 => Some(-(last.at_ms as f64)),
+            5 => last.latency_ms.map(f64::from),
+            6 => last.load.map(f64::from),
+            7 => last.mem_pct.map(f64::from),
+            8 => last.disk_pct.map(f64::from),
+            _ => None,
+        }
+    }
+
     pub fn reorder(&mut self) {
+        self.stale = false;
         let current = self.selected().map(|s| s.name.clone());
         let f = self.filter.to_lowercase();
         let mut order: Vec<usize> = (0..self.servers.len())
@@ -149,9 +176,25 @@ impl FleetState {
                     .cmp(&sv[*b].tags.join(","))
                     .then(sv[*a].name.cmp(&sv[*b].name))
             }),
+            n if n >= FIRST_HEALTH_SORT => {
+                // Keys once per server, not per comparison (10,000 servers).
+                let keys: Vec<Option<f64>> = sv.iter().map(|s| self.health_key(&s.name)).collect();
+                let rev = self.rev;
+                order.sort_by(|a, b| {
+                    let by = match (keys[*a], keys[*b]) {
+                        (Some(x), Some(y)) if rev => y.total_cmp(&x),
+                        (Some(x), Some(y)) => x.total_cmp(&y),
+                        // Servers without a figure stay last in both directions.
+                        (Some(_), None) => Ordering::Less,
+                        (None, Some(_)) => Ordering::Greater,
+                        (None, None) => Ordering::Equal,
+                    };
+                    by.then(sv[*a].name.cmp(&sv[*b].name))
+                });
+            }
             _ => order.sort_by(|a, b| sv[*a].name.cmp(&sv[*b].name)),
         }
-        if self.rev {
+        if self.rev && !self.sorts_by_health() {
             order.reverse();
         }
         self.order = order;
@@ -256,6 +299,38 @@ impl<T> Default for ListState<T> {
     }
 }
 
+impl ListState<IncidentRow> {
+    /// Incidents matching the filter: `server:X`, `kind:X`, `state:X` tokens or free words
+    /// (server, kind, state, app); `open` (or `state:open`) means not resolved yet.
+    pub fn shown(&self) -> Vec<&IncidentRow> {
+        let words: Vec<String> = self
+            .filter
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect();
+        let has = |field: &str, w: &str| field.to_lowercase().contains(w);
+        self.items
+            .iter()
+            .filter(|i| {
+                let open = i.resolved_at.is_none();
+                words.iter().all(|w| match w.split_once(':') {
+                    Some(("server", v)) => has(&i.server, v),
+                    Some(("kind", v)) => has(&i.kind, v),
+                    Some(("state", "open")) => open,
+                    Some(("state", v)) => i.state.to_lowercase().starts_with(v),
+                    _ if w == "open" => open,
+                    _ => {
+                        has(&i.server, w)
+                            || has(&i.kind, w)
+                            || has(&i.state, w)
+                            || i.app_id.as_deref().is_some_and(|a| has(a, w))
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
 /// A server's detail page.
 #[derive(Debug, Clone)]
 pub struct Detail {
@@ -287,7 +362,10 @@ pub enum Modal {
         items: Vec<ServerStatus>,
         sel: usize,
     },
-    Help,
+    /// `scroll` is the first row shown when the bindings do not fit (clamped when drawn).
+    Help {
+        scroll: usize,
+    },
     Palette(Palette),
 }
 
@@ -336,6 +414,10 @@ pub struct App {
     pub follow_fanout: Option<u64>,
     /// Show times in UTC instead of local time (snapshots use it).
     pub utc: bool,
+    /// When a failed job last made us read a server's host key (by server name).
+    pub rescanned: HashMap<String, i64>,
+    /// Host-key results that arrived while another dialog was open; shown when it closes.
+    pub pending_keys: VecDeque<HostKeyScan>,
     pub quit: bool,
     pub dirty: bool,
     pub cmds: Vec<Cmd>,
@@ -367,6 +449,8 @@ impl App {
             mouse: false,
             follow_fanout: None,
             utc: false,
+            rescanned: HashMap::new(),
+            pending_keys: VecDeque::new(),
             quit: false,
             dirty: true,
             cmds: Vec::new(),
@@ -375,7 +459,10 @@ impl App {
 
     pub fn with_engine(theme: Theme, eng: Engine) -> Self {
         let mut app = App::new(theme);
-        app.db_path = eng.config().db_path.display().to_string();
+        app.db_path = super::views::tilde(
+            &eng.config().db_path.display().to_string(),
+            &crate::config::home_dir().display().to_string(),
+        );
         app.eng = Some(eng);
         app.reload();
         // First start: an empty fleet is offered the hosts the operator already has.
@@ -415,7 +502,7 @@ impl App {
     /// Which keymap is in force.
     pub fn ctx(&self) -> Ctx {
         match &self.modal {
-            Some(Modal::Help) => return Ctx::Help,
+            Some(Modal::Help { .. }) => return Ctx::Help,
             Some(Modal::Palette(_)) => return Ctx::Palette,
             Some(Modal::Confirm { .. }) => return Ctx::Confirm,
             Some(Modal::HostKey(_)) => return Ctx::HostKey,
@@ -586,7 +673,20 @@ impl App {
         let was_dirty = self.dirty;
         self.dirty = true;
         match ev {
-            Event::JobQueued { job } | Event::JobStarted { job } | Event::JobFinished { job } => {
+            Event::JobFinished { job } => {
+                let host_key = job.status == crate::jobs::JobStatus::Failed
+                    && job.error_kind == Some(crate::error::ErrorKind::HostKey);
+                let (id, server) = (job.id, job.server_name.clone());
+                self.upsert_job(job);
+                self.reload_summary();
+                if self.screen == Screen::Audit {
+                    self.reload_audit();
+                }
+                if host_key {
+                    self.rescan_host_key(id, server);
+                }
+            }
+            Event::JobQueued { job } | Event::JobStarted { job } => {
                 self.upsert_job(job);
                 self.reload_summary();
                 if self.screen == Screen::Audit {
@@ -642,6 +742,16 @@ impl App {
                     disk_pct: sample.disk_pct.map(|d| d.round().clamp(0.0, 100.0) as u8),
                 });
             }
+            // Successes stay quiet; a failed delivery means an alert nobody received.
+            Event::Notification {
+                channel,
+                topic,
+                outcome,
+                detail,
+            } if outcome == "failed" => self.error(format!(
+                "notification {topic} via {channel} failed{}",
+                detail.map(|d| format!(": {d}")).unwrap_or_default()
+            )),
             Event::Notification { .. } => {
                 self.dirty = was_dirty;
             }
@@ -655,6 +765,26 @@ impl App {
                 }
             }
         }
+    }
+
+    /// A job failed on an unknown or changed host key: read the key so the accept dialog or
+    /// the red alert opens, instead of only a failed job. At most once per server per
+    /// `RESCAN_MS` (a fan-out can fail many jobs on one server at once).
+    fn rescan_host_key(&mut self, job_id: i64, server: String) {
+        const RESCAN_MS: i64 = 10_000;
+        let now = crate::store::now_ms();
+        if self
+            .rescanned
+            .get(&server)
+            .is_some_and(|at| now - at < RESCAN_MS)
+        {
+            return;
+        }
+        self.rescanned.insert(server.clone(), now);
+        self.error(format!(
+            "job #{job_id} on {server} failed on its host key; reading the key…"
+        ));
+        self.cmds.push(Cmd::Scan(server));
     }
 
     fn upsert_job(&mut self, job: Job) {
@@ -681,6 +811,124 @@ impl App {
             .entry(s.server.clone())
             .or_default()
             .apply(s);
+        if self.fleet.sorts_by_health() {
+            self.fleet.stale = true;
+        }
         self.dirty = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(id: i64, name: &str) -> Server {
+        Server {
+            id,
+            name: name.into(),
+            host: format!("10.0.0.{id}"),
+            port: 22,
+            user: "root".into(),
+            identity: None,
+            jump: None,
+            tags: Vec::new(),
+            password_env: None,
+            status: ServerStatus::Ready,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn sample(server: &str, at_ms: i64, latency: u32, disk: Option<u8>) -> HealthSample {
+        HealthSample {
+            server: server.into(),
+            at_ms,
+            latency_ms: Some(latency),
+            load: Some(latency as f32 / 100.0),
+            mem_pct: Some(50),
+            disk_pct: disk,
+        }
+    }
+
+    fn names(f: &FleetState) -> Vec<&str> {
+        f.order
+            .iter()
+            .map(|i| f.servers[*i].name.as_str())
+            .collect()
+    }
+
+    fn sort_by(f: &mut FleetState, col: &str, rev: bool) {
+        f.sort = FLEET_SORTS.iter().position(|c| *c == col).expect("column");
+        f.rev = rev;
+        f.reorder();
+    }
+
+    #[test]
+    fn health_columns_sort_with_missing_figures_last() {
+        let mut app = App::new(super::super::theme::dark());
+        app.fleet.servers = ["a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| server(i as i64 + 1, n))
+            .collect();
+        app.apply_health(sample("a", 1_000, 30, Some(90)));
+        app.apply_health(sample("b", 3_000, 10, None));
+        app.apply_health(sample("c", 2_000, 20, Some(40)));
+        let f = &mut app.fleet;
+        sort_by(f, "latency", false);
+        assert_eq!(names(f), ["b", "c", "a", "d"]);
+        sort_by(f, "latency", true);
+        assert_eq!(
+            names(f),
+            ["a", "c", "b", "d"],
+            "reversed, d (no sample) still last"
+        );
+        sort_by(f, "load", true);
+        assert_eq!(names(f), ["a", "c", "b", "d"]);
+        sort_by(f, "disk%", false);
+        assert_eq!(names(f), ["c", "a", "b", "d"], "b has no disk figure");
+        sort_by(f, "age", false);
+        assert_eq!(names(f), ["b", "c", "a", "d"], "youngest sample first");
+        sort_by(f, "mem%", false);
+        assert_eq!(names(f), ["a", "b", "c", "d"], "ties by name");
+    }
+
+    #[test]
+    fn failed_notifications_show_as_errors() {
+        let mut app = App::new(super::super::theme::dark());
+        let note = |outcome: &str, detail: Option<&str>| Event::Notification {
+            channel: "ops-slack".into(),
+            topic: "incident_opened".into(),
+            outcome: outcome.into(),
+            detail: detail.map(str::to_string),
+        };
+        app.dirty = false;
+        app.on_event(note("sent", None));
+        assert!(app.flash.is_none() && !app.dirty, "success is quiet");
+        app.on_event(note("failed", Some("HTTP 500 after 3 attempts")));
+        assert_eq!(
+            app.flash,
+            Some((
+                "notification incident_opened via ops-slack failed: HTTP 500 after 3 attempts"
+                    .into(),
+                true
+            ))
+        );
+        assert!(app.dirty);
+    }
+
+    #[test]
+    fn a_sample_marks_a_health_sorted_fleet_for_reorder() {
+        let mut app = App::new(super::super::theme::dark());
+        app.fleet.servers = vec![server(1, "a"), server(2, "b")];
+        app.fleet.reorder();
+        app.apply_health(sample("a", 1, 50, None));
+        assert!(!app.fleet.stale, "a name sort does not move on samples");
+        sort_by(&mut app.fleet, "latency", false);
+        app.apply_health(sample("b", 2, 5, None));
+        assert!(app.fleet.stale);
+        app.fleet.reorder();
+        assert_eq!(names(&app.fleet), ["b", "a"]);
+        assert!(!app.fleet.stale);
     }
 }

@@ -166,7 +166,7 @@ impl App {
             Command::Mouse => {
                 self.global(Action::Mouse);
             }
-            Command::Help => self.modal = Some(Modal::Help),
+            Command::Help => self.modal = Some(Modal::Help { scroll: 0 }),
             Command::Quit => self.ask_quit(),
         }
     }
@@ -181,12 +181,39 @@ impl App {
                     "{}: host key already trusted ({})",
                     scan.server, scan.fingerprint
                 )),
-                HostKeyVerdict::Unknown { .. } => self.modal = Some(Modal::HostKey(Box::new(scan))),
-                HostKeyVerdict::Changed { .. } => {
-                    self.modal = Some(Modal::HostKeyChanged(Box::new(scan)))
+                // Never over another dialog (it could be taking keys), unless it shows the
+                // same server's key.
+                _ if self.modal.is_some() && !self.shows_key_of(&scan.server) => {
+                    let server = scan.server.clone();
+                    self.pending_keys.retain(|p| p.server != server);
+                    self.pending_keys.push_back(scan);
+                    self.error(format!(
+                        "host key of {server} needs you: it opens when this dialog closes"
+                    ));
                 }
+                _ => self.show_scan(scan),
             },
             Err(e) => self.error(e),
+        }
+    }
+
+    fn shows_key_of(&self, server: &str) -> bool {
+        matches!(&self.modal, Some(Modal::HostKey(s) | Modal::HostKeyChanged(s)) if s.server == server)
+    }
+
+    fn show_scan(&mut self, scan: HostKeyScan) {
+        self.modal = Some(match scan.verdict {
+            HostKeyVerdict::Changed { .. } => Modal::HostKeyChanged(Box::new(scan)),
+            _ => Modal::HostKey(Box::new(scan)),
+        });
+    }
+
+    /// Opens the next waiting host-key dialog once no dialog is open.
+    pub(super) fn next_pending_key(&mut self) {
+        if self.modal.is_none()
+            && let Some(scan) = self.pending_keys.pop_front()
+        {
+            self.show_scan(scan);
         }
     }
 

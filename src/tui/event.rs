@@ -3,9 +3,7 @@
 use super::app::{App, Cmd};
 use super::views;
 use crate::engine::{Engine, Event};
-use crossterm::event::{
-    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, MouseEventKind,
-};
+use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
@@ -146,12 +144,10 @@ fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
                 Err(e) => app.error(format!("{e:#}")),
             },
             Cmd::Mouse(on) => {
-                let mut out = std::io::stdout();
-                let _ = if on {
-                    crossterm::execute!(out, EnableMouseCapture)
-                } else {
-                    crossterm::execute!(out, DisableMouseCapture)
-                };
+                if let Err(e) = super::set_mouse_capture(on) {
+                    app.mouse = !on;
+                    app.error(format!("mouse capture: {e}"));
+                }
             }
         }
     }
@@ -174,8 +170,10 @@ fn draw(term: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs until the user quits. Sleeps in `select!` when nothing happens: an idle dashboard
-/// uses no CPU (a 1 s tick runs only while jobs run, for their elapsed time).
+/// Runs until the user quits. Sleeps in `select!` when nothing happens: an idle loop does not
+/// wake (a 1 s tick runs only while jobs run, for their elapsed time). The engine's watch for
+/// other processes reads `PRAGMA data_version` once a second in its own task, and wakes this
+/// loop only when the database changed.
 pub async fn run_loop(
     term: &mut DefaultTerminal,
     app: &mut App,

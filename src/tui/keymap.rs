@@ -313,7 +313,13 @@ const PALETTE: &[Binding] = &[
     b(&[ESC], Action::Back, "close", true),
 ];
 
-const HELP: &[Binding] = &[b(&[ESC, k('?'), k('q')], Action::Back, "close help", true)];
+const HELP: &[Binding] = &[
+    b(&[k('j'), DOWN], Action::Down, "scroll down", false),
+    b(&[k('k'), UP], Action::Up, "scroll up", false),
+    MOVE[2],
+    MOVE[3],
+    b(&[ESC, k('?'), k('q')], Action::Back, "close help", true),
+];
 
 /// The context's own bindings (without the global ones).
 pub fn bindings(ctx: Ctx) -> &'static [Binding] {

@@ -57,7 +57,7 @@ impl App {
         self.dirty = true;
         let ctx = self.ctx();
         match ctx {
-            Ctx::Help => self.modal = None,
+            Ctx::Help => self.help_key(a),
             Ctx::Palette => self.palette(a),
             Ctx::Confirm => self.confirm(a),
             Ctx::HostKey => self.hostkey(a),
@@ -71,13 +71,28 @@ impl App {
                 }
             }
         }
+        self.next_pending_key();
+    }
+
+    fn help_key(&mut self, a: Action) {
+        let Some(Modal::Help { scroll }) = &mut self.modal else {
+            return;
+        };
+        // The view clamps to the last page, so overshooting here costs nothing.
+        match a {
+            Action::Down => *scroll = scroll.saturating_add(1),
+            Action::Up => *scroll = scroll.saturating_sub(1),
+            Action::PageDown => *scroll = scroll.saturating_add(PAGE as usize),
+            Action::PageUp => *scroll = scroll.saturating_sub(PAGE as usize),
+            _ => self.modal = None,
+        }
     }
 
     /// App-wide keys on screens; true if handled.
     pub(super) fn global(&mut self, a: Action) -> bool {
         match a {
             Action::Quit => self.ask_quit(),
-            Action::Help => self.modal = Some(Modal::Help),
+            Action::Help => self.modal = Some(Modal::Help { scroll: 0 }),
             Action::Palette => self.open_palette(),
             Action::Screen(n) => self.goto(n),
             Action::NextScreen | Action::PrevScreen => {
@@ -155,13 +170,36 @@ impl App {
             Ctx::Jobs => self.jobs_key(a),
             Ctx::Log => self.log_key(a),
             Ctx::Incidents => {
-                let len = self.incidents.items.len();
-                nav(&mut self.incidents.sel, len, a, PAGE);
+                let len = self.incidents.shown().len();
+                if nav(&mut self.incidents.sel, len, a, PAGE) {
+                    return;
+                }
+                match a {
+                    Action::Filter => self.open_prompt(
+                        "filter incidents (server:X kind:X state:X, open)",
+                        self.incidents.filter.clone(),
+                    ),
+                    Action::Back => {
+                        self.incidents.filter.clear();
+                        self.incidents.sel = 0;
+                    }
+                    _ => {}
+                }
             }
             Ctx::Audit => {
                 let len = self.audit.items.len();
-                if !nav(&mut self.audit.sel, len, a, PAGE) && a == Action::Filter {
-                    self.open_prompt("filter audit", self.audit.filter.clone());
+                if nav(&mut self.audit.sel, len, a, PAGE) {
+                    return;
+                }
+                match a {
+                    Action::Filter => self.open_prompt("filter audit", self.audit.filter.clone()),
+                    // The empty state promises this.
+                    Action::Back if !self.audit.filter.is_empty() => {
+                        self.audit.filter.clear();
+                        self.audit.sel = 0;
+                        self.reload_audit();
+                    }
+                    _ => {}
                 }
             }
             _ => {}
@@ -570,7 +608,10 @@ impl App {
                 self.audit.sel = 0;
                 self.reload_audit();
             }
-            (Screen::Incidents, _) => {}
+            (Screen::Incidents, _) => {
+                self.incidents.filter = v.to_string();
+                self.incidents.sel = 0;
+            }
         }
     }
 }

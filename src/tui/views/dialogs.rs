@@ -31,7 +31,11 @@ fn keys_line<'a>(app: &App, pairs: &[(&'a str, &'a str)]) -> Line<'a> {
     Line::from(s)
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
+    if matches!(app.modal, Some(Modal::Help { .. })) {
+        return help(f, area, app);
+    }
+    let app = &*app;
     let t = &app.theme;
     let Some(m) = &app.modal else { return };
     match m {
@@ -146,7 +150,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 &mut st,
             );
         }
-        Modal::Help => help(f, area, app),
+        Modal::Help { .. } => {}
         Modal::Palette(p) => {
             let h = (p.suggestions.len() as u16 + 3).min(14);
             let w = area.width.saturating_sub(10).min(80);
@@ -189,25 +193,80 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-/// Every binding of the context under the overlay, straight from the keymap.
-fn help(f: &mut Frame, area: Rect, app: &App) {
-    let t = &app.theme;
+/// How the help overlay lays out `n` bindings of `colw` columns each in `area`: one column
+/// when it fits, else two side by side; (columns, rows per column, rows visible).
+pub fn help_layout(n: usize, colw: usize, area: Rect) -> (usize, usize, usize) {
+    // Borders plus the closing line.
+    let max_rows = (area.height as usize).saturating_sub(3).max(1);
+    let max_w = (area.width as usize).saturating_sub(2);
+    let cols = if n > max_rows && 2 * colw <= max_w {
+        2
+    } else {
+        1
+    };
+    let rows = n.div_ceil(cols);
+    (cols, rows, rows.min(max_rows))
+}
+
+/// Every binding of the context under the overlay, straight from the keymap. When even two
+/// columns do not fit, j/k/PgUp/PgDn scroll and the last line says what is hidden.
+fn help(f: &mut Frame, area: Rect, app: &mut App) {
     let ctx = app.base_ctx();
     let binds = keymap::active(ctx);
-    let r = centered(area, 64, binds.len() as u16 + 4);
-    f.render_widget(Clear, r);
-    let mut lines: Vec<Line> = binds
+    let n = binds.len();
+    let keys: Vec<String> = binds.iter().map(keymap::keys_text).collect();
+    let kw = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0) + 2;
+    let dw = binds
         .iter()
-        .map(|b| {
-            Line::from(vec![
-                Span::styled(format!(" {:<22}", keymap::keys_text(b)), t.key),
-                Span::raw(b.desc),
-            ])
+        .map(|b| b.desc.chars().count())
+        .max()
+        .unwrap_or(0);
+    // A leading space, the keys, the words and a gap before the next column.
+    let colw = 1 + kw + dw + 2;
+    let (cols, rows, visible) = help_layout(n, colw, area);
+    let max_scroll = rows - visible;
+    let scroll = match &mut app.modal {
+        Some(Modal::Help { scroll }) => {
+            *scroll = (*scroll).min(max_scroll);
+            *scroll
+        }
+        _ => 0,
+    };
+    let t = &app.theme;
+    let title = format!(" Keys: {} ", keymap::ctx_name(ctx));
+    let last = if max_scroll > 0 {
+        format!(
+            " rows {}-{} of {rows} {}{} · j/k PgUp/PgDn scroll · Esc closes",
+            scroll + 1,
+            scroll + visible,
+            if scroll > 0 { "↑" } else { "" },
+            if scroll < max_scroll { "↓" } else { "" },
+        )
+    } else {
+        " Esc/?/q closes this help".to_string()
+    };
+    let w = (cols * colw)
+        .max(title.chars().count() + 2)
+        .max(last.chars().count())
+        + 2;
+    let r = centered(area, w as u16, visible as u16 + 3);
+    f.render_widget(Clear, r);
+    let mut lines: Vec<Line> = (scroll..scroll + visible)
+        .map(|row| {
+            let mut spans = Vec::new();
+            for c in 0..cols {
+                let Some(b) = binds.get(c * rows + row) else {
+                    continue;
+                };
+                spans.push(Span::styled(
+                    format!(" {:<kw$}", keys[c * rows + row]),
+                    t.key,
+                ));
+                spans.push(Span::raw(format!("{:<w$}", b.desc, w = dw + 2)));
+            }
+            Line::from(spans)
         })
         .collect();
-    lines.push(Line::styled(" Esc/?/q closes this help", t.muted));
-    f.render_widget(
-        Paragraph::new(lines).block(block(format!(" Keys: {} ", keymap::ctx_name(ctx)), t, true)),
-        r,
-    );
+    lines.push(Line::styled(last, t.muted));
+    f.render_widget(Paragraph::new(lines).block(block(title, t, true)), r);
 }

@@ -32,6 +32,9 @@ fn opt<T: std::fmt::Display>(v: Option<T>, suffix: &str) -> String {
 pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let t = &app.theme;
     let fl = &mut app.fleet;
+    if fl.stale {
+        fl.reorder();
+    }
     let sort = format!(
         "{}{}",
         FLEET_SORTS[fl.sort],

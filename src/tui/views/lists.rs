@@ -1,6 +1,7 @@
 //! Incidents and Audit: plain filtered tables.
 
 use super::{block, clean, scroll_to, stamp};
+use crate::store::incident_reads::IncidentRow;
 use crate::tui::app::App;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -9,8 +10,22 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
 pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
-    let items = &app.incidents.items;
-    let b = block(format!(" Incidents ({}) ", items.len()), t, true);
+    let all = app.incidents.items.len();
+    let items = app.incidents.shown();
+    let mut title = format!(" Incidents ({}", items.len());
+    if items.len() != all {
+        title.push_str(&format!(" of {all}"));
+    }
+    title.push_str(if all > 0 { ", open first) " } else { ") " });
+    if !app.incidents.filter.is_empty() {
+        title.push_str(&format!("filter: {} ", app.incidents.filter));
+    }
+    let b = block(title, t, true);
+    if all > 0 && items.is_empty() {
+        let msg = "  No incident matches the filter (Esc clears it).";
+        f.render_widget(Paragraph::new(Line::styled(msg, t.muted)).block(b), area);
+        return;
+    }
     if items.is_empty() {
         let text = vec![
             Line::raw(""),
@@ -20,36 +35,51 @@ pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
             Line::raw(
                 "  the server, what failed (unreachable, disk, memory, app health), its state",
             ),
-            Line::raw("  (open, recovering, resolved), when it started and the last check."),
+            Line::raw("  (detected, recovering, resolved, failed) and when it started."),
             Line::styled("  Open incidents are counted in the header.", t.muted),
         ];
         f.render_widget(Paragraph::new(text).block(b), area);
         return;
     }
     let h = area.height.saturating_sub(3) as usize;
-    let off = scroll_to(app.incidents.sel, 0, h);
+    // A reload under a filter can shrink the list below the selection.
+    let sel = app.incidents.sel.min(items.len() - 1);
+    let off = scroll_to(sel, 0, h);
     let rows: Vec<Row> = items[off..(off + h).min(items.len())]
         .iter()
         .map(|i| {
-            let open = i.resolved_at.is_none();
+            let state = match (i.resolved_at, i.state.as_str()) {
+                (Some(_), _) => t.ok,
+                (None, "recovering") => t.warn,
+                (None, _) => t.error,
+            };
             Row::new(vec![
                 Cell::from(format!("#{}", i.id)),
-                Cell::from(i.server.clone()),
+                Cell::from(clean(&i.server)),
                 Cell::from(i.kind.clone()),
-                Cell::from(i.state.clone()).style(if open { t.error } else { t.ok }),
+                Cell::from(i.state.clone()).style(state),
                 Cell::from(stamp(app, i.opened_at, "%m-%d %H:%M")),
                 Cell::from(clean(&i.details)).style(t.muted),
             ])
         })
         .collect();
-    let mut st = TableState::default().with_selected(Some(app.incidents.sel - off));
+    let mut st = TableState::default().with_selected(Some(sel - off));
+    // Server and kind as wide as the longest shown (capped), so kinds are not cut at 80 columns.
+    let widest = |f: fn(&IncidentRow) -> usize, head: usize, cap: usize| {
+        items
+            .iter()
+            .map(|i| f(i))
+            .max()
+            .unwrap_or(0)
+            .clamp(head, cap) as u16
+    };
     let w = [
-        Constraint::Length(6),
-        Constraint::Fill(2),
-        Constraint::Fill(2),
+        Constraint::Length(widest(|i| i.id.to_string().len() + 1, 2, 8)),
+        Constraint::Length(widest(|i| i.server.chars().count(), 6, 20)),
+        Constraint::Length(widest(|i| i.kind.len(), 4, 20)),
         Constraint::Length(10),
-        Constraint::Length(12),
-        Constraint::Fill(3),
+        Constraint::Length(11),
+        Constraint::Fill(1),
     ];
     f.render_stateful_widget(
         Table::new(rows, w)

@@ -132,8 +132,134 @@ pub fn scroll_to(sel: usize, offset: usize, height: usize) -> usize {
     }
 }
 
+/// A status's name in a tight header; its colour still tells the meaning.
+fn short_status(s: ServerStatus) -> &'static str {
+    use ServerStatus::*;
+    match s {
+        Discovered => "disc",
+        PendingSetup => "pending",
+        Provisioning => "prov",
+        ForceRebuild => "rebuild",
+        Maintenance => "maint",
+        Reserved => "resv",
+        Decommissioned => "decom",
+        other => other.as_str(),
+    }
+}
+
+/// Lower is more urgent: the order of the tightest header.
+fn urgency(s: ServerStatus) -> u8 {
+    use ServerStatus::*;
+    match s {
+        Error => 0,
+        Maintenance => 1,
+        ForceRebuild => 2,
+        Provisioning => 3,
+        PendingSetup => 4,
+        Discovered => 5,
+        Ready => 6,
+        InUse => 7,
+        Reserved => 8,
+        Decommissioned => 9,
+    }
+}
+
+/// `path` with the home directory written `~` (not when home is `/`, the fallback).
+pub fn tilde(path: &str, home: &str) -> String {
+    let home = home.trim_end_matches('/');
+    match path.strip_prefix(home) {
+        Some(rest) if !home.is_empty() && rest.starts_with('/') => format!("~{rest}"),
+        _ => path.to_string(),
+    }
+}
+
+/// `s` cut to `max` columns with `…` in the middle, keeping more of the end: the whole file
+/// name when it fits (`…/state.db` says more than `/va…ate.db`).
+pub fn middle_ellipsis(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let keep = max - 1;
+    let file = s.rsplit('/').next().map_or(0, |f| f.chars().count() + 1);
+    let tail = (keep - keep / 3).max(file).min(keep);
+    let head = keep - tail;
+    let h: String = s.chars().take(head).collect();
+    let t: String = s.chars().skip(n - tail).collect();
+    format!("{h}…{t}")
+}
+
+fn width(spans: &[Span]) -> usize {
+    spans.iter().map(|s| s.width()).sum()
+}
+
+/// The fleet summary at one of three densities: 0 full, 1 short status names, 2 also without
+/// the total, queued jobs and spaces around `·`. Returns (servers part, jobs and incidents).
+fn summary<'a>(
+    app: &App,
+    counts: &[(ServerStatus, usize)],
+    level: u8,
+) -> (Vec<Span<'a>>, Vec<Span<'a>>) {
+    let t = &app.theme;
+    let mut counts = counts.to_vec();
+    if level == 2 {
+        // Tightest form: statuses needing attention first, so a cut drops the calm ones.
+        counts.sort_by_key(|(st, _)| urgency(*st));
+    }
+    let mut head = vec![Span::raw(if level < 2 {
+        format!(" servers {}", app.fleet.servers.len())
+    } else {
+        " servers".to_string()
+    })];
+    for (i, (st, n)) in counts.iter().enumerate() {
+        head.push(Span::raw(match (i, level) {
+            (0, 2) => " ",
+            (0, _) => ": ",
+            (_, 2) => "·",
+            _ => " · ",
+        }));
+        let name = if level == 0 {
+            st.as_str()
+        } else {
+            short_status(*st)
+        };
+        head.push(Span::styled(format!("{n} {name}"), server_style(t, *st)));
+    }
+    let mut tail = vec![
+        Span::styled(" │ ", t.muted),
+        Span::styled(
+            format!("jobs {} running", app.summary.running),
+            if app.summary.running > 0 {
+                t.pending
+            } else {
+                t.text
+            },
+        ),
+    ];
+    if app.summary.queued > 0 && level < 2 {
+        tail.push(Span::raw(format!(", {} queued", app.summary.queued)));
+    }
+    tail.push(Span::styled(" │ ", t.muted));
+    tail.push(Span::styled(
+        format!("incidents {} open", app.summary.incidents_open),
+        if app.summary.incidents_open > 0 {
+            t.error
+        } else {
+            t.text
+        },
+    ));
+    (head, tail)
+}
+
+/// Tabs with the database path on the right, then the fleet summary. At 80 columns the summary
+/// tightens rather than lose a part: running jobs and open incidents always show; the server
+/// statuses are cut last. The path is shortened in the middle, or left out when there is no room.
 fn header(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
+    let w = area.width as usize;
     let mut tabs = vec![Span::styled(" provision-tui ", t.accent)];
     for (i, s) in Screen::ALL.iter().enumerate() {
         let label = format!(" {} {} ", i + 1, s.title());
@@ -142,6 +268,15 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
         } else {
             Span::raw(label)
         });
+    }
+    // " db " before the path and a space after it; a path cut below 10 columns says nothing.
+    let room = w.saturating_sub(width(&tabs) + 5);
+    if room >= 10 && !app.db_path.is_empty() {
+        let path = middle_ellipsis(&app.db_path, room);
+        let pad = room - path.chars().count();
+        tabs.push(Span::raw(" ".repeat(pad)));
+        tabs.push(Span::styled(" db ", t.muted));
+        tabs.push(Span::styled(path, t.muted));
     }
     let [top, bottom] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
@@ -154,35 +289,27 @@ fn header(f: &mut Frame, area: Rect, app: &App) {
         }
     }
     counts.sort();
-    let mut spans = vec![Span::raw(format!(" servers {}", app.fleet.servers.len()))];
-    for (i, (st, n)) in counts.iter().enumerate() {
-        spans.push(Span::raw(if i == 0 { ": " } else { " · " }));
-        spans.push(Span::styled(format!("{n} {st}"), server_style(t, *st)));
+    let mut line = Vec::new();
+    for level in 0..=2 {
+        let (mut head, tail) = summary(app, &counts, level);
+        let fits = width(&head) + width(&tail) <= w;
+        if fits || level == 2 {
+            if !fits {
+                // Still too wide: cut the statuses, never the jobs and incidents.
+                let keep = w.saturating_sub(width(&tail) + 1);
+                let mut used = 0;
+                head.retain(|s| {
+                    used += s.width();
+                    used <= keep
+                });
+                head.push(Span::raw("…"));
+            }
+            line = head;
+            line.extend(tail);
+            break;
+        }
     }
-    spans.push(Span::styled(" │ ", t.muted));
-    spans.push(Span::styled(
-        format!("jobs {} running", app.summary.running),
-        if app.summary.running > 0 {
-            t.pending
-        } else {
-            t.text
-        },
-    ));
-    if app.summary.queued > 0 {
-        spans.push(Span::raw(format!(", {} queued", app.summary.queued)));
-    }
-    spans.push(Span::styled(" │ ", t.muted));
-    spans.push(Span::styled(
-        format!("incidents {} open", app.summary.incidents_open),
-        if app.summary.incidents_open > 0 {
-            t.error
-        } else {
-            t.text
-        },
-    ));
-    spans.push(Span::styled(" │ db ", t.muted));
-    spans.push(Span::styled(app.db_path.clone(), t.muted));
-    f.render_widget(Paragraph::new(Line::from(spans)), bottom);
+    f.render_widget(Paragraph::new(Line::from(line)), bottom);
 }
 
 fn footer(f: &mut Frame, area: Rect, app: &App) {
@@ -218,4 +345,35 @@ fn footer(f: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled(format!(" {d} "), t.muted));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_becomes_tilde_only_at_a_path_boundary() {
+        assert_eq!(tilde("/home/al/.local/x.db", "/home/al"), "~/.local/x.db");
+        assert_eq!(tilde("/home/al/.local/x.db", "/home/al/"), "~/.local/x.db");
+        assert_eq!(tilde("/home/alice/x.db", "/home/al"), "/home/alice/x.db");
+        // HOME unset falls back to `/`: nothing to shorten.
+        assert_eq!(tilde("/var/lib/x.db", "/"), "/var/lib/x.db");
+    }
+
+    #[test]
+    fn middle_ellipsis_keeps_the_file_name() {
+        let p = "/var/lib/provision-tui/state.db";
+        assert_eq!(middle_ellipsis(p, 40), p);
+        let short = middle_ellipsis(p, 20);
+        assert_eq!(short.chars().count(), 20);
+        assert!(
+            short.starts_with("/var/") && short.ends_with("/state.db"),
+            "{short}"
+        );
+        assert!(short.contains('…'));
+        assert_eq!(middle_ellipsis(p, 10), "…/state.db");
+        assert_eq!(middle_ellipsis(p, 5), "…e.db");
+        assert_eq!(middle_ellipsis(p, 1), "…");
+        assert_eq!(middle_ellipsis(p, 0), "");
+    }
 }
