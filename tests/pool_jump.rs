@@ -1,6 +1,7 @@
 //! The connection pool against real sshd (re-dial after a kill, a job re-dialling a pooled
 //! connection that died while idle, idle connections closed by the reaper, recycling under a
-//! running job) and a two-hop ProxyJump chain with the host key checked at every hop.
+//! running job), a two-hop ProxyJump chain with the host key checked at every hop, and a
+//! fan-out behind one bastion sharing a single connection to it.
 
 mod common;
 
@@ -259,33 +260,61 @@ async fn running_job_survives_recycling() {
     assert!(logs.iter().any(|l| l.text == "after sleep"), "{logs:?}");
 }
 
+/// Registers `sshd` as server `name` reached through jump host `jump`, and trusts its key.
+fn add_behind(env: &TestEnv, name: &str, sshd: &Sshd, jump: &str) {
+    let port = sshd.port.to_string();
+    let key = sshd.client_key.display().to_string();
+    env.ok(&[
+        "server",
+        "add",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        &sshd.user,
+        "--identity",
+        &key,
+        "--jump",
+        jump,
+    ]);
+    env.ok(&["server", "trust", name, "--yes"]);
+}
+
+/// sshd_config for a hop whose log shows its logins and the tunnels it opens.
+const HOP_LOG: &str = "LogLevel DEBUG1\n";
+
+fn sshd_log(sshd: &Sshd) -> String {
+    std::fs::read_to_string(sshd.dir.join("sshd.log")).unwrap_or_default()
+}
+
+/// Connections sshd authenticated (needs `HOP_LOG`).
+fn logins(sshd: &Sshd) -> usize {
+    sshd_log(sshd).matches("Accepted publickey").count()
+}
+
+/// Tunnels (direct-tcpip channels) sshd opened to `port` on 127.0.0.1 (needs `HOP_LOG`).
+fn tunnels_to(sshd: &Sshd, port: u16) -> usize {
+    let want = format!("target 127.0.0.1 port {port}");
+    sshd_log(sshd)
+        .lines()
+        .filter(|l| l.contains("server_request_direct_tcpip") && l.ends_with(&want))
+        .count()
+}
+
 #[test]
 fn two_hop_jump_chain_checks_every_host_key() {
-    let (a, mut b, c) = (Sshd::start(), Sshd::start(), Sshd::start());
+    let (a, mut b, c) = (
+        Sshd::start_with(HOP_LOG),
+        Sshd::start_with(HOP_LOG),
+        Sshd::start(),
+    );
     let env = TestEnv::new();
     env.add_server("hop1", &a);
-    let add_behind = |name: &str, sshd: &Sshd, jump: &str| {
-        let port = sshd.port.to_string();
-        let key = sshd.client_key.display().to_string();
-        env.ok(&[
-            "server",
-            "add",
-            name,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            &sshd.user,
-            "--identity",
-            &key,
-            "--jump",
-            jump,
-        ]);
-        env.ok(&["server", "trust", name, "--yes"]);
-    };
-    add_behind("hop2", &b, "hop1");
-    add_behind("target", &c, "hop2");
+    add_behind(&env, "hop2", &b, "hop1");
+    add_behind(&env, "target", &c, "hop2");
+    let (via1, via2) = (tunnels_to(&a, b.port), tunnels_to(&b, c.port));
     let out = env.run(&["install", "fanout", "--on", "target"]);
     assert!(
         out.status.success(),
@@ -293,6 +322,10 @@ fn two_hop_jump_chain_checks_every_host_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("done on target"));
+    // The job really went hop1 -> hop2 -> target (all listen on 127.0.0.1, so a direct
+    // connection would also have worked; the hops' logs show the tunnels).
+    assert_eq!(tunnels_to(&a, b.port), via1 + 1, "{}", sshd_log(&a));
+    assert_eq!(tunnels_to(&b, c.port), via2 + 1, "{}", sshd_log(&b));
 
     // The middle hop's host key changes: the chain is refused at that hop.
     b.restart(true);
@@ -310,4 +343,136 @@ fn two_hop_jump_chain_checks_every_host_key() {
         msg.contains("hop2") && msg.contains("HOST KEY CHANGED"),
         "{msg}"
     );
+}
+
+#[test]
+fn fanout_behind_one_bastion_dials_it_once() {
+    let bastion = Sshd::start_with(HOP_LOG);
+    let targets: Vec<Sshd> = (0..5).map(|_| Sshd::start()).collect();
+    let env = TestEnv::new();
+    env.add_server("bastion", &bastion);
+    let names: Vec<String> = (0..targets.len()).map(|i| format!("t{i}")).collect();
+    for (name, t) in names.iter().zip(&targets) {
+        add_behind(&env, name, t, "bastion");
+    }
+    // `server trust` logged in to the bastion too; count only the fan-out's logins.
+    let before = logins(&bastion);
+    assert!(before >= targets.len(), "{}", sshd_log(&bastion));
+    let tunnels: Vec<usize> = targets
+        .iter()
+        .map(|t| tunnels_to(&bastion, t.port))
+        .collect();
+    let out = env.run(&["install", "fanout", "--on", &names.join(",")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for n in &names {
+        assert!(stdout.contains(&format!("done on {n}")), "{n}: {stdout}");
+    }
+    assert_eq!(
+        logins(&bastion) - before,
+        1,
+        "the fan-out should share one connection to the bastion:\n{}",
+        sshd_log(&bastion)
+    );
+    // And each target was reached through it, once.
+    for (t, was) in targets.iter().zip(tunnels) {
+        assert_eq!(
+            tunnels_to(&bastion, t.port),
+            was + 1,
+            "{}",
+            sshd_log(&bastion)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_hop_lives_with_its_tunnels_and_is_redialled_when_dead() {
+    let bastion = Sshd::start_with(HOP_LOG);
+    let (a, b) = (Sshd::start(), Sshd::start());
+    let tmp = tempfile::tempdir().unwrap();
+    let e = engine(tmp.path(), Duration::from_secs(3600));
+    add(&e, "bastion", &bastion).await;
+    for (name, sshd) in [("a", &a), ("b", &b)] {
+        e.add_server(&ServerSpec {
+            name: name.into(),
+            host: "127.0.0.1".into(),
+            port: sshd.port,
+            user: sshd.user.clone(),
+            identity: Some(sshd.client_key.display().to_string()),
+            jump: Some("bastion".into()),
+            ..Default::default()
+        })
+        .expect("add");
+        let scan = e.scan_host_key(name).await.expect("scan");
+        e.trust_host_key(&scan, false).expect("trust");
+    }
+    let (sa, sb) = (
+        e.store().require_server("a").unwrap(),
+        e.store().require_server("b").unwrap(),
+    );
+    let before = logins(&bastion);
+    let (la, lb) = (
+        e.pooled(&sa).await.expect("a"),
+        e.pooled(&sb).await.expect("b"),
+    );
+    assert!(la.fresh && lb.fresh);
+    assert_eq!(logins(&bastion) - before, 1, "one shared hop connection");
+    assert_eq!(e.pool().stats().hops, 1);
+
+    // b's connection closes; a's (leased) still tunnels through the hop, which must stay.
+    drop(lb);
+    e.pool().clear_idle();
+    let st = e.pool().stats();
+    assert_eq!((st.open, st.hops), (1, 1), "{st:?}");
+    assert!(!la.handle.is_closed());
+    // Nothing tunnels through the hop any more: it closes with the last target.
+    drop(la);
+    e.pool().clear_idle();
+    let st = e.pool().stats();
+    assert_eq!((st.open, st.hops), (0, 0), "{st:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sshd_has_connections(&bastion) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hop connection still open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The hop dies under a pooled target: both are re-dialled, and a job runs.
+    drop(e.pooled(&sa).await.expect("a again"));
+    let before = logins(&bastion);
+    bastion.kill_connections();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let l = e.pooled(&sa).await.expect("re-dial through a new hop");
+        if l.fresh {
+            break;
+        }
+        drop(l);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "target behind a dead hop never re-dialled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        logins(&bastion) - before,
+        1,
+        "the dead hop is re-dialled once"
+    );
+    let jobs = e
+        .start_install(&InstallRequest {
+            app: "exit-code".into(),
+            servers: vec!["a".into()],
+            inputs: BTreeMap::from([("code".into(), "0".into())]),
+            action: JobAction::Install,
+        })
+        .expect("start");
+    let done = e.wait_job(jobs[0].id).await.unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
 }

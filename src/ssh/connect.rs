@@ -1,6 +1,9 @@
-//! Connecting: host key check, authentication (agent, key file, password), one jump hop.
+//! Connecting: host key check, authentication (agent, key file, password), jump hosts.
+//! A target behind a jump host is tunnelled over the hop's session taken from `Hops`, so the
+//! pool's targets share one connection per hop (see pool.rs).
 
 use super::known_hosts::{HostKeyVerdict, KnownHosts, fingerprint};
+use super::pool::Hops;
 use crate::config::SshSettings;
 use crate::error::{ErrorKind, KindError};
 use russh::client::{self, AuthResult, Handle};
@@ -81,11 +84,12 @@ impl client::Handler for Client {
     }
 }
 
-/// A connected, authenticated session. Keeps its jump session alive.
+/// A connected, authenticated session. Keeps its jump session alive: the transport is a
+/// channel on it, and the jump session may be shared with other targets behind the same hop.
 pub struct Session {
     pub handle: Handle<ClientHandler>,
     pub target: SshTarget,
-    _jump: Option<Box<Session>>,
+    _jump: Option<Arc<Session>>,
 }
 
 /// The handler type behind every session (opaque to callers).
@@ -199,13 +203,20 @@ type Seen = Option<(PublicKey, HostKeyVerdict)>;
 /// carries the transport, and the host key the server showed.
 struct Handshake {
     result: Result<Handle<ClientHandler>, KindError>,
-    jump: Option<Box<Session>>,
+    jump: Option<Arc<Session>>,
     seen: Seen,
 }
 
 /// Opens the TCP (or jump-host tunnel) transport and runs the SSH handshake, checking the
-/// host key in `mode`. The jump host itself is fully verified and authenticated.
-async fn handshake(t: &SshTarget, s: &SshSettings, known: &KnownHosts, mode: Mode) -> Handshake {
+/// host key in `mode`. The jump host itself is fully verified and authenticated; its session
+/// comes from `hops` (shared, or dialled for this connection only).
+async fn handshake(
+    t: &SshTarget,
+    s: &SshSettings,
+    known: &KnownHosts,
+    mode: Mode,
+    hops: &Hops,
+) -> Handshake {
     let seen = Arc::new(Mutex::new(None));
     let handler = ClientHandler(Client {
         host: t.host.clone(),
@@ -226,9 +237,11 @@ async fn handshake(t: &SshTarget, s: &SshSettings, known: &KnownHosts, mode: Mod
         }
         Some(j) => {
             let tunnel = async {
-                let js = Box::pin(connect(j, s, known)).await.map_err(|e| {
+                let js = hops.get(j, s, known).await.map_err(|e| {
                     KindError::new(e.kind, format!("via jump host {}: {}", j.name, e.message))
                 })?;
+                // No lease: tunnels are direct-tcpip channels, which sshd's MaxSessions does
+                // not count. A dead hop is noticed by `is_closed` and re-dialled by `Hops`.
                 let ch = timeout(
                     s.connect_timeout,
                     js.handle.channel_open_direct_tcpip(
@@ -252,7 +265,7 @@ async fn handshake(t: &SshTarget, s: &SshSettings, known: &KnownHosts, mode: Mod
             };
             match tunnel.await {
                 Ok((js, ch)) => {
-                    jump = Some(Box::new(js));
+                    jump = Some(js);
                     timeout(
                         s.connect_timeout,
                         client::connect_stream(cfg, ch.into_stream(), handler),
@@ -291,12 +304,23 @@ async fn handshake(t: &SshTarget, s: &SshSettings, known: &KnownHosts, mode: Mod
 }
 
 /// Connects and authenticates. Unknown and changed host keys are refused; nothing prompts.
+/// Jump hosts are dialled for this connection alone (the pool shares them: `connect_via`).
 pub async fn connect(
     t: &SshTarget,
     s: &SshSettings,
     known: &KnownHosts,
 ) -> Result<Session, KindError> {
-    let hs = handshake(t, s, known, Mode::Verify).await;
+    connect_via(t, s, known, &Hops::unshared()).await
+}
+
+/// Like `connect`, taking jump host sessions from (and adding them to) `hops`.
+pub(crate) async fn connect_via(
+    t: &SshTarget,
+    s: &SshSettings,
+    known: &KnownHosts,
+    hops: &Hops,
+) -> Result<Session, KindError> {
+    let hs = handshake(t, s, known, Mode::Verify, hops).await;
     let mut handle = hs.result?;
     timeout(s.auth_timeout, authenticate(&mut handle, t))
         .await
@@ -324,7 +348,7 @@ pub async fn scan_host_key(
     s: &SshSettings,
     known: &KnownHosts,
 ) -> Result<(PublicKey, String, HostKeyVerdict), KindError> {
-    let hs = handshake(t, s, known, Mode::Scan).await;
+    let hs = handshake(t, s, known, Mode::Scan, &Hops::unshared()).await;
     match (hs.seen, hs.result) {
         (Some((key, verdict)), _) => {
             let fp = fingerprint(&key);

@@ -7,8 +7,12 @@
 //! - Idle connections close after `idle_timeout`: `get` reaps, and so does the engine's
 //!   periodic reaper, so they close even if the pool is never used again. Dead ones
 //!   (keepalive failure, network drop) are noticed by `is_closed` and re-dialled.
+//! - Jump hosts: one shared session per hop (`Hops`), dialled once and host-key checked like
+//!   any connection. Each target tunnelled through it holds it (an `Arc`), so a hop lives as
+//!   long as any session behind it; a dead hop is re-dialled. Tunnels are direct-tcpip
+//!   channels, which sshd's MaxSessions does not count, so they take no leases.
 
-use super::connect::{Session, SshTarget, connect};
+use super::connect::{Session, SshTarget, connect_via};
 use super::known_hosts::KnownHosts;
 use crate::config::SshSettings;
 use crate::error::KindError;
@@ -67,6 +71,8 @@ impl Drop for Lease {
 pub struct PoolStats {
     pub open: usize,
     pub in_use: usize,
+    /// Open shared jump host sessions.
+    pub hops: usize,
 }
 
 pub struct Pool {
@@ -77,6 +83,7 @@ pub struct Pool {
     conns: Mutex<HashMap<String, Arc<Pooled>>>,
     /// One dial at a time per server: concurrent jobs wait for the first connection.
     dialing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    hops: Hops,
 }
 
 fn fingerprint(t: &SshTarget) -> String {
@@ -106,6 +113,7 @@ impl Pool {
             max_age,
             conns: Mutex::new(HashMap::new()),
             dialing: Mutex::new(HashMap::new()),
+            hops: Hops::new(max_age),
         }
     }
 
@@ -147,7 +155,7 @@ impl Pool {
                 fresh: false,
             });
         }
-        let session = connect(target, &self.settings, &self.known).await?;
+        let session = connect_via(target, &self.settings, &self.known, &self.hops).await?;
         let conn = Arc::new(Pooled {
             session,
             fingerprint: fp,
@@ -178,16 +186,19 @@ impl Pool {
         }
     }
 
-    /// Drops connections that are dead, or idle past the timeout with no lease.
+    /// Drops connections that are dead, or idle past the timeout with no lease, then the jump
+    /// host sessions nothing tunnels through any more.
     pub fn reap(&self) {
-        let Ok(mut m) = self.conns.lock() else { return };
-        m.retain(|_, c| {
-            if !c.alive() {
-                return false;
-            }
-            let idle = c.last_used.lock().map(|t| t.elapsed()).unwrap_or_default();
-            c.in_use() || idle < self.idle_timeout
-        });
+        if let Ok(mut m) = self.conns.lock() {
+            m.retain(|_, c| {
+                if !c.alive() {
+                    return false;
+                }
+                let idle = c.last_used.lock().map(|t| t.elapsed()).unwrap_or_default();
+                c.in_use() || idle < self.idle_timeout
+            });
+        }
+        self.hops.reap(self.idle_timeout);
     }
 
     /// Closes every idle connection now.
@@ -195,6 +206,7 @@ impl Pool {
         if let Ok(mut m) = self.conns.lock() {
             m.retain(|_, c| c.in_use());
         }
+        self.hops.reap(Duration::ZERO);
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -204,7 +216,125 @@ impl Pool {
         PoolStats {
             open: m.len(),
             in_use: m.values().filter(|c| c.in_use()).count(),
+            hops: self.hops.len(),
         }
+    }
+}
+
+struct Hop {
+    session: Arc<Session>,
+    created: Instant,
+    last_used: Instant,
+}
+
+/// The last failed dial of a hop, shared with the targets that queued behind it.
+type HopGate = Arc<tokio::sync::Mutex<Option<(Instant, KindError)>>>;
+
+/// Shared jump host sessions, keyed by the hop's fingerprint (which includes its own chain).
+pub(crate) struct Hops {
+    max_age: Duration,
+    conns: Mutex<HashMap<String, Hop>>,
+    /// One dial at a time per hop: a fan-out behind one bastion dials it once.
+    dialing: Mutex<HashMap<String, HopGate>>,
+}
+
+impl Hops {
+    /// Hops past `max_age` are replaced for new tunnels; sessions already tunnelled through
+    /// the old one keep it alive.
+    pub fn new(max_age: Duration) -> Self {
+        Hops {
+            max_age,
+            conns: Mutex::new(HashMap::new()),
+            dialing: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// For a one-off connection: its hops are dialled for it and live only as long as it.
+    pub fn unshared() -> Self {
+        Hops::new(Duration::MAX)
+    }
+
+    fn lookup(&self, key: &str) -> Option<Arc<Session>> {
+        let mut m = self.conns.lock().ok()?;
+        let h = m.get_mut(key)?;
+        if h.session.handle.is_closed() || h.created.elapsed() >= self.max_age {
+            return None;
+        }
+        h.last_used = Instant::now();
+        Some(h.session.clone())
+    }
+
+    /// The authenticated session to jump host `j`, dialling it (through its own hops) if
+    /// there is no live one.
+    pub(crate) async fn get(
+        &self,
+        j: &SshTarget,
+        s: &SshSettings,
+        known: &KnownHosts,
+    ) -> Result<Arc<Session>, KindError> {
+        let key = fingerprint(j);
+        if let Some(h) = self.lookup(&key) {
+            return Ok(h);
+        }
+        let gate = {
+            let mut d = self.dialing.lock().map_err(|_| poisoned())?;
+            d.entry(key.clone()).or_default().clone()
+        };
+        let asked = Instant::now();
+        let mut failed = gate.lock().await;
+        if let Some(h) = self.lookup(&key) {
+            return Ok(h);
+        }
+        // The dial we queued behind failed: share its error instead of every target behind
+        // an unreachable bastion dialling it again, one after another.
+        if let Some((at, e)) = failed.as_ref()
+            && *at >= asked
+        {
+            return Err(e.clone());
+        }
+        // Boxed: connect_via -> Hops::get recurses along a chain of jump hosts.
+        match Box::pin(connect_via(j, s, known, self)).await {
+            Ok(session) => {
+                *failed = None;
+                let session = Arc::new(session);
+                if let Ok(mut m) = self.conns.lock() {
+                    // Replacing an old hop does not close it: the sessions behind it hold it.
+                    m.insert(
+                        key,
+                        Hop {
+                            session: session.clone(),
+                            created: Instant::now(),
+                            last_used: Instant::now(),
+                        },
+                    );
+                }
+                Ok(session)
+            }
+            Err(e) => {
+                *failed = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops dead hops and those nothing tunnels through that were last used `idle` ago.
+    fn reap(&self, idle: Duration) {
+        let Ok(mut m) = self.conns.lock() else { return };
+        // Repeat: dropping hop 2 of a chain leaves hop 1 unused in the same pass.
+        loop {
+            let before = m.len();
+            m.retain(|_, h| {
+                !h.session.handle.is_closed()
+                    && (Arc::strong_count(&h.session) > 1 || h.last_used.elapsed() < idle)
+            });
+            if m.len() == before {
+                break;
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.conns.lock().map(|m| m.len()).unwrap_or(0)
     }
 }
 
