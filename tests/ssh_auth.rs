@@ -110,6 +110,8 @@ fn no_usable_credential_is_an_auth_error_that_says_what_was_tried() {
 }
 
 const PW_USER: &str = "ptui-pwauth";
+/// The tests that log in as PW_USER share its home (and its ~/.bashrc): one at a time.
+static PW_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A local user with this password (needs root); false when not root.
 fn password_user(password: &str) -> bool {
@@ -153,6 +155,7 @@ fn password_user(password: &str) -> bool {
 
 #[test]
 fn password_from_an_env_var_authenticates_and_is_never_stored() {
+    let _one = PW_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let password = format!("pw {}-$x'y", std::process::id());
     if !password_user(&password) {
         return;
@@ -254,4 +257,65 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Under sshd every bash at shell level 1 sources ~/.bashrc, and an exec chain resets the
+/// level: the login shell runs it (as `ssh host cmd` does), but neither the wrapper nor the
+/// script's bash may run it again (a heavy rc file, e.g. `pyenv init`, would be paid 3 times).
+#[test]
+fn the_users_bashrc_runs_once_per_job() {
+    let _one = PW_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !password_user("unused-here") {
+        return;
+    }
+    let sshd = Sshd::start();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sshd.dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let ak = sshd.dir.join(format!("authorized_keys.{PW_USER}"));
+    std::fs::copy(sshd.dir.join("client_key.pub"), &ak).expect("authorized key");
+    std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let home = format!("/home/{PW_USER}");
+    let count = format!("{home}/rc-count");
+    let _ = std::fs::remove_file(&count);
+    let bashrc = format!("{home}/.bashrc");
+    let saved = std::fs::read(&bashrc).ok();
+    std::fs::write(
+        &bashrc,
+        "echo \"sourced $$ $SHLVL ${BASH_EXECUTION_STRING:0:60}\" >> \"$HOME/rc-count\"\n",
+    )
+    .expect("bashrc");
+    let _ = Command::new("chown")
+        .args([&format!("{PW_USER}:{PW_USER}"), &bashrc, &home])
+        .status();
+    let env = TestEnv::new();
+    let port = sshd.port.to_string();
+    let key = sshd.client_key.display().to_string();
+    env.ok(&[
+        "server",
+        "add",
+        "s",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        PW_USER,
+        "--identity",
+        &key,
+    ]);
+    env.ok(&["server", "trust", "s", "--yes"]);
+    env.ok(&["server", "sudo", "s", "--never"]);
+    env.ok(&["install", "whoami", "--on", "s"]);
+    let n = std::fs::read_to_string(&count)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    match saved {
+        Some(b) => std::fs::write(&bashrc, b).expect("restore bashrc"),
+        None => {
+            let _ = std::fs::remove_file(&bashrc);
+        }
+    }
+    let log = std::fs::read_to_string(&count).unwrap_or_default();
+    assert_eq!(n, 1, "~/.bashrc ran {n} times for one job: {log}");
 }

@@ -56,10 +56,16 @@ fn install_streams_live_and_records_everything() {
             &format!("marker={}", unique("stream")),
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
     let start = Instant::now();
     let mut seen = Vec::new();
     for line in BufReader::new(stdout).lines() {
@@ -67,7 +73,8 @@ fn install_streams_live_and_records_everything() {
         seen.push((start.elapsed(), line));
     }
     let status = child.wait().expect("wait");
-    assert!(status.success(), "install failed: {seen:?}");
+    let err = err_reader.join().unwrap_or_default();
+    assert!(status.success(), "install failed: {seen:?}\n{err}");
     let before = seen
         .iter()
         .find(|(_, l)| l == "before sleep")
@@ -143,7 +150,7 @@ fn timeout_kills_the_remote_process_group() {
     let env = TestEnv::new();
     env.add_server("s", &sshd);
     let marker = unique("ptui-timeout");
-    // The fixture's timeout_seconds is 4; it would sleep 600 s.
+    // The fixture's timeout_seconds is 8 (room for a loaded CI machine); it would sleep 600 s.
     let started = Instant::now();
     let out = env.run(&[
         "install",

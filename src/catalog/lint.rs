@@ -330,7 +330,7 @@ fn lint_script(
                             .into(),
                     ));
                 }
-                if let Some(flags) = argv.get(1) {
+                if let Some(flags) = argv.iter().skip(1).find(|a| !a.starts_with("--")) {
                     let (e, u, p) = strict_flags(flags);
                     if e && u && (p || posix_sh) {
                         strict = true;

@@ -23,7 +23,7 @@ pub fn interpreter(body: &str) -> Result<Vec<String>, String> {
         ));
     }
     let Some(line) = body.lines().next().and_then(|l| l.strip_prefix("#!")) else {
-        return Ok(vec!["bash".into()]);
+        return Ok(vec!["bash".into(), "--norc".into()]);
     };
     let words: Vec<&str> = line.split_whitespace().collect();
     let bad = || {
@@ -34,6 +34,17 @@ pub fn interpreter(body: &str) -> Result<Vec<String>, String> {
         )
     };
     let is_shell = |w: &str| SHELLS.contains(&w);
+    // Under sshd (SSH_CLIENT set) every bash at shell level 1 sources ~/.bashrc, and an exec
+    // chain resets the level: without --norc the user's rc file would run again per script.
+    let norc = |argv: Vec<String>| -> Vec<String> {
+        if argv[0].rsplit('/').next() == Some("bash") {
+            let mut v = vec![argv[0].clone(), "--norc".to_string()];
+            v.extend(argv.into_iter().skip(1));
+            v
+        } else {
+            argv
+        }
+    };
     let path_ok = |p: &str| {
         p.starts_with('/')
             && p.chars()
@@ -48,12 +59,12 @@ pub fn interpreter(body: &str) -> Result<Vec<String>, String> {
     };
     match words.as_slice() {
         [env, shell] if env.ends_with("/env") && path_ok(env) && is_shell(shell) => {
-            Ok(vec![(*shell).to_string()])
+            Ok(norc(vec![(*shell).to_string()]))
         }
         [path, rest @ ..] if path_ok(path) && is_shell(path.rsplit('/').next().unwrap_or("")) => {
             match rest {
-                [] => Ok(vec![(*path).to_string()]),
-                [flag] if is_flag(flag) => Ok(vec![(*path).to_string(), (*flag).to_string()]),
+                [] => Ok(norc(vec![(*path).to_string()])),
+                [flag] if is_flag(flag) => Ok(norc(vec![(*path).to_string(), (*flag).to_string()])),
                 _ => Err(bad()),
             }
         }
@@ -67,12 +78,15 @@ mod tests {
 
     #[test]
     fn shebangs_map_to_an_interpreter() {
-        assert_eq!(interpreter("echo hi\n").unwrap(), ["bash"]);
-        assert_eq!(interpreter("#!/usr/bin/env bash\nx").unwrap(), ["bash"]);
+        assert_eq!(interpreter("echo hi\n").unwrap(), ["bash", "--norc"]);
+        assert_eq!(
+            interpreter("#!/usr/bin/env bash\nx").unwrap(),
+            ["bash", "--norc"]
+        );
         assert_eq!(interpreter("#!/bin/sh\nx").unwrap(), ["/bin/sh"]);
         assert_eq!(
             interpreter("#! /bin/bash -eu\nx").unwrap(),
-            ["/bin/bash", "-eu"]
+            ["/bin/bash", "--norc", "-eu"]
         );
     }
 

@@ -296,7 +296,7 @@ async fn kill_group(
 ) -> Result<(), KindError> {
     let steps = (grace.as_millis() / 200).max(1);
     let cmd = format!(
-        "{}bash -c 'g() {{ kill -$1 -- -{pgid} 2>/dev/null || kill -$1 {pgid} 2>/dev/null; }}; g TERM; i=0; while g 0; do i=$((i+1)); if [ $i -gt {steps} ]; then g KILL; break; fi; sleep 0.2; done; exit 0'",
+        "{}bash --norc -c 'g() {{ kill -$1 -- -{pgid} 2>/dev/null || kill -$1 {pgid} 2>/dev/null; }}; g TERM; i=0; while g 0; do i=$((i+1)); if [ $i -gt {steps} ]; then g KILL; break; fi; sleep 0.2; done; exit 0'",
         esc.prefix
     );
     exec_capture_timeout(s, &cmd, &esc.stdin(b""), grace + HELPER_TIMEOUT)
@@ -325,7 +325,7 @@ pub async fn run_installer(
         .filter(|c| c.is_ascii_alphanumeric() || "/_.-".contains(*c))
         .collect();
     let cmd = format!(
-        "{}bash -c '{}{WRAPPER}' provision-tui {} {} {}",
+        "{}bash --norc -c '{}{WRAPPER}' provision-tui {} {} {}",
         esc.prefix,
         esc.skip(),
         spec.timeout.as_secs().max(1),
