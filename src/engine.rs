@@ -8,6 +8,7 @@ use crate::error::{ErrorKind, KindError};
 use crate::fleet::{Server, ServerSpec, ServerStatus};
 use crate::jobs::job::{Job, JobAction, JobStatus, LogLine};
 use crate::jobs::runner;
+use crate::secret::Secret;
 use crate::ssh::{self, HostKeyVerdict, KnownHosts, SshTarget};
 use crate::store::Store;
 use crate::store::jobs::JobFilter;
@@ -125,6 +126,9 @@ pub(crate) struct Inner {
     /// Permits `slots` was created with plus those added for wide fan-outs.
     pub slots_total: std::sync::atomic::AtomicUsize,
     pub pool: ssh::Pool,
+    /// Sudo passwords typed for `--prompt` servers, by server id. Memory only: never written
+    /// to the database or a log, gone with the process.
+    pub sudo_passwords: Mutex<HashMap<i64, Secret>>,
 }
 
 #[derive(Clone)]
@@ -163,6 +167,7 @@ impl Engine {
                 slots_total: std::sync::atomic::AtomicUsize::new(slots_total),
                 slots,
                 pool,
+                sudo_passwords: Mutex::new(HashMap::new()),
             }),
         };
         engine.recover_interrupted()?;
@@ -260,6 +265,7 @@ impl Engine {
     pub fn remove_server(&self, name: &str) -> Result<Server> {
         let server = self.inner.store.remove_server(name)?;
         self.inner.pool.invalidate(name);
+        self.forget_sudo_password(server.id);
         self.audit("server.rm", name, &server.address())?;
         self.emit(Event::ServerRemoved {
             name: name.to_string(),
@@ -286,7 +292,8 @@ impl Engine {
         Ok(server)
     }
 
-    /// Sets how jobs escalate on a server. Only the env var's name is stored.
+    /// Sets how jobs escalate on a server. Only the env var's name (or that the password is to
+    /// be asked for) is stored, never a password.
     pub fn set_server_sudo(
         &self,
         name: &str,
@@ -297,19 +304,86 @@ impl Engine {
         {
             bail!("--password-env wants an environment variable name like SUDO_PW, got {var:?}");
         }
+        if settings.prompt && (settings.password_env.is_some() || settings.escalate == Some(false))
+        {
+            bail!(
+                "--prompt asks for the sudo password; it goes with neither --password-env nor --never"
+            );
+        }
         let server = self.inner.store.require_server(name)?;
         self.inner.store.set_server_sudo(server.id, settings)?;
         self.inner.pool.invalidate(name);
+        if !settings.prompt {
+            self.forget_sudo_password(server.id);
+        }
         self.audit(
             "server.sudo",
             name,
             &format!(
-                "escalate={:?} password_env={}",
+                "escalate={:?} password_env={} prompt={}",
                 settings.escalate,
-                settings.password_env.as_deref().unwrap_or("-")
+                settings.password_env.as_deref().unwrap_or("-"),
+                settings.prompt
             ),
         )?;
         Ok(())
+    }
+
+    /// Gives the sudo password of a `--prompt` server to this process (memory only).
+    pub fn set_sudo_password(&self, name: &str, password: Secret) -> Result<()> {
+        let server = self.inner.store.require_server(name)?;
+        if password.expose().is_empty() {
+            bail!("the sudo password of {name} is empty");
+        }
+        // The password is the first line of stdin for `sudo -S`: a newline would end it early.
+        if password.expose().contains(['\n', '\0']) {
+            bail!("a sudo password cannot contain a newline or NUL");
+        }
+        if let Ok(mut m) = self.inner.sudo_passwords.lock() {
+            m.insert(server.id, password);
+        }
+        // A pooled connection carries the target it was dialled with (and its sudo mode).
+        self.inner.pool.invalidate(name);
+        Ok(())
+    }
+
+    pub(crate) fn forget_sudo_password(&self, server_id: i64) {
+        if let Ok(mut m) = self.inner.sudo_passwords.lock() {
+            m.remove(&server_id);
+        }
+    }
+
+    pub(crate) fn sudo_password(&self, server_id: i64) -> Option<Secret> {
+        self.inner
+            .sudo_passwords
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&server_id).cloned())
+    }
+
+    /// Whether a job on this server would need a prompted sudo password this process lacks
+    /// (`--prompt` set, a non-root login, and no password given yet).
+    pub fn needs_sudo_password(&self, server: &Server) -> Result<bool> {
+        if server.user == "root" {
+            return Ok(false);
+        }
+        let s = self.inner.store.server_sudo(server.id)?;
+        Ok(s.prompt && s.escalate != Some(false) && self.sudo_password(server.id).is_none())
+    }
+
+    /// Of these server names, those that need a sudo password before a job can run, as
+    /// (name, `user@name` for the prompt). Unknown names are left to the install to report.
+    pub fn servers_needing_sudo_password(&self, names: &[String]) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for n in names {
+            let Some(s) = self.inner.store.server_by_name(n)? else {
+                continue;
+            };
+            if self.needs_sudo_password(&s)? && !out.iter().any(|(x, _)| x == &s.name) {
+                out.push((s.name.clone(), format!("{}@{}", s.user, s.name)));
+            }
+        }
+        Ok(out)
     }
 
     pub fn servers(&self) -> Result<Vec<Server>> {
@@ -334,9 +408,10 @@ impl Engine {
             None => None,
         };
         let sudo = self.inner.store.server_sudo(server.id)?;
-        let sudo = match (sudo.escalate, sudo.password_env) {
-            (Some(false), _) => ssh::SudoMode::Never,
-            (_, Some(var)) => ssh::SudoMode::PasswordEnv(var),
+        let sudo = match (sudo.escalate, sudo.password_env, sudo.prompt) {
+            (Some(false), _, _) => ssh::SudoMode::Never,
+            (_, Some(var), _) => ssh::SudoMode::PasswordEnv(var),
+            (_, None, true) => ssh::SudoMode::PasswordPrompt(self.sudo_password(server.id)),
             _ => ssh::SudoMode::NoPassword,
         };
         Ok(SshTarget {

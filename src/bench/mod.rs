@@ -102,7 +102,7 @@ pub fn engine_for(fleet: &sshd::Fleet, dir: &Path, kex: &[String]) -> Result<Eng
             server.id,
             &crate::store::sudo::SudoSettings {
                 escalate: Some(false),
-                password_env: None,
+                ..Default::default()
             },
         )?;
     }

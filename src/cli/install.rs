@@ -124,6 +124,20 @@ fn gather_inputs(
     Ok(values)
 }
 
+/// On a terminal: asks (no echo) for the sudo password of every `--prompt` target this process
+/// has none for, before anything starts. Off a terminal those jobs fail fast instead.
+fn ask_sudo_passwords(engine: &Engine, targets: &Targets) -> Result<()> {
+    // A selection that does not resolve (unknown tag) is reported by start_fanout.
+    let Ok(names) = engine.resolve_targets(targets) else {
+        return Ok(());
+    };
+    for (name, login) in engine.servers_needing_sudo_password(&names)? {
+        let pw = rpassword::prompt_password(format!("sudo password for {login}: "))?;
+        engine.set_sudo_password(&name, crate::secret::Secret::new(pw))?;
+    }
+    Ok(())
+}
+
 pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Result<i32> {
     let inputs = gather_inputs(engine, &args, action)?;
     let mut rx = engine.subscribe();
@@ -134,6 +148,9 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
     } else {
         Targets::Names(args.on.clone())
     };
+    if interactive() {
+        ask_sudo_passwords(engine, &targets)?;
+    }
     let req = FanoutRequest {
         app: args.app.clone(),
         targets,

@@ -31,18 +31,22 @@ pub enum ServerCmd {
         #[arg(long)]
         password_env: Option<String>,
     },
-    /// How jobs escalate on a server: `sudo -n` (default), a sudo password from an env var
-    /// (sent on stdin only), or never.
+    /// How jobs escalate on a server: `sudo -n` (default), a sudo password from an env var or
+    /// asked for (sent on stdin only), or never.
     Sudo {
         name: String,
         /// Environment variable holding the sudo password; the value never leaves stdin.
         #[arg(long, value_name = "VAR", conflicts_with = "never")]
         password_env: Option<String>,
+        /// Ask for the sudo password: the dashboard's dialog, or a prompt when install runs on a
+        /// terminal. Kept in memory only, never stored.
+        #[arg(long, conflicts_with_all = ["never", "password_env"])]
+        prompt: bool,
         /// Never use sudo on this server (Ansible `become: false`).
         #[arg(long)]
         never: bool,
         /// Back to the default (password-less `sudo -n` for non-root logins).
-        #[arg(long, conflicts_with_all = ["never", "password_env"])]
+        #[arg(long, conflicts_with_all = ["never", "password_env", "prompt"])]
         default: bool,
     },
     /// List servers.
@@ -124,6 +128,7 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
         ServerCmd::Sudo {
             name,
             password_env,
+            prompt,
             never,
             default,
         } => {
@@ -133,6 +138,7 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
                 crate::store::sudo::SudoSettings {
                     escalate: if never { Some(false) } else { Some(true) },
                     password_env,
+                    prompt,
                 }
             };
             engine.set_server_sudo(&name, &settings)?;
@@ -184,6 +190,9 @@ fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
     match (sudo.escalate, &sudo.password_env) {
         (Some(false), _) => println!("sudo: never"),
         (_, Some(var)) => println!("sudo: with the password from ${var} (sent on stdin)"),
+        _ if sudo.prompt => {
+            println!("sudo: with a password asked for (kept in memory, sent on stdin)")
+        }
         _ => {}
     }
     println!("\nstatus history:");

@@ -101,6 +101,10 @@ pub async fn run_job(
     {
         secrets.push(Secret::new(pw));
     }
+    // So is one typed at a prompt (held in the engine's memory).
+    if let Some(pw) = job.server_id.and_then(|sid| engine.sudo_password(sid)) {
+        secrets.push(pw);
+    }
     let sink = LogSink {
         tx,
         masker: Masker::new(secrets),
@@ -114,6 +118,14 @@ pub async fn run_job(
             } else {
                 JobStatus::Failed
             };
+            // A wrong typed sudo password would fail every later job too: forget it, so the
+            // next install asks again (after a login failure too: asking again costs little).
+            if error.kind == ErrorKind::Auth
+                && let Some(sid) = job.server_id
+                && engine.sudo_password(sid).is_some()
+            {
+                engine.forget_sudo_password(sid);
+            }
             sink.system(&format!("{} ({}): {}", status, error.kind, error.message));
             (
                 status,
@@ -367,6 +379,20 @@ async fn connect_with_retries(
     }
 }
 
+/// A `--prompt` server with no password given to this process fails at once: nothing would
+/// run without it, so waiting for the lease or connecting is wasted time.
+fn sudo_password_known(engine: &Engine, job: &Job) -> Result<(), Failure> {
+    let server = engine
+        .store()
+        .require_server(&job.server_name)
+        .map_err(internal)?;
+    if engine.needs_sudo_password(&server).map_err(internal)? {
+        let target = engine.ssh_target(&server).map_err(internal)?;
+        return Err(ssh::exec::missing_prompted_password(&target).into());
+    }
+    Ok(())
+}
+
 async fn execute(
     engine: &Engine,
     job: &Job,
@@ -381,6 +407,7 @@ async fn execute(
             "the job's server was removed",
         ))
     })?;
+    sudo_password_known(engine, job)?;
     wait_for_lease(engine, job, server_id, cancel, sink).await?;
     let _hb = AbortOnDrop(spawn_heartbeat(
         engine.clone(),

@@ -6,6 +6,7 @@ use super::known_hosts::{HostKeyVerdict, KnownHosts, fingerprint};
 use super::pool::Hops;
 use crate::config::SshSettings;
 use crate::error::{ErrorKind, KindError};
+use crate::secret::Secret;
 use russh::client::{self, AuthResult, Handle};
 use russh::kex;
 use russh::keys::PrivateKeyWithHashAlg;
@@ -40,6 +41,9 @@ pub enum SudoMode {
     NoPassword,
     /// `sudo -S` with the password from this environment variable, sent on stdin only.
     PasswordEnv(String),
+    /// `sudo -S` with a password the operator typed (TUI dialog or CLI prompt), held in the
+    /// engine's memory only; `None` when nobody has given it in this process yet.
+    PasswordPrompt(Option<Secret>),
     /// Run as the login user, without sudo.
     Never,
 }

@@ -184,13 +184,43 @@ pub(crate) fn escalation(s: &Session) -> Result<Escalation, KindError> {
                     format!("${var}: a sudo password cannot contain a newline or NUL"),
                 ));
             }
-            Ok(Escalation {
-                // -k: ignore cached credentials, so sudo always reads the line we send.
-                prefix: "sudo -k -S -p '' ",
-                preamble: Secret::new(format!("{pw}\n")),
-                skip: true,
-            })
+            Ok(with_password(&pw))
         }
+        SudoMode::PasswordPrompt(Some(pw)) => {
+            // Engine::set_sudo_password refuses these already; checked again so a newline
+            // can never end the password line early and reach the command.
+            if pw.expose().contains(['\n', '\0']) {
+                return Err(KindError::new(
+                    ErrorKind::Validation,
+                    "a sudo password cannot contain a newline or NUL",
+                ));
+            }
+            Ok(with_password(pw.expose()))
+        }
+        SudoMode::PasswordPrompt(None) => Err(missing_prompted_password(&s.target)),
+    }
+}
+
+/// The error of a job on a `--prompt` server whose sudo password nobody gave yet.
+pub fn missing_prompted_password(t: &super::SshTarget) -> KindError {
+    KindError::new(
+        ErrorKind::Auth,
+        format!(
+            "{}: sudo asks for a password and none was given to this process; enter it in the \
+             dashboard when it asks, run the command on a terminal to be prompted, or for \
+             scripts use `provision-tui server sudo {} --password-env VAR`",
+            t.label(),
+            t.name
+        ),
+    )
+}
+
+fn with_password(pw: &str) -> Escalation {
+    Escalation {
+        // -k: ignore cached credentials, so sudo always reads the line we send.
+        prefix: "sudo -k -S -p '' ",
+        preamble: Secret::new(format!("{pw}\n")),
+        skip: true,
     }
 }
 
@@ -348,8 +378,10 @@ pub async fn run_installer(
                 ErrorKind::Auth,
                 format!(
                     "; give {} password-less sudo (NOPASSWD), set a sudo password variable \
-                     (`server sudo {} --password-env VAR`) or log in as root",
-                    s.target.user, s.target.name
+                     (`server sudo {n} --password-env VAR`), have it asked for \
+                     (`server sudo {n} --prompt`) or log in as root",
+                    s.target.user,
+                    n = s.target.name
                 ),
             )
         } else {

@@ -176,6 +176,11 @@ pub const MIGRATIONS: &[&str] = &[
         password_env TEXT
     );
     "#,
+    // v5: `server sudo --prompt`: the password is asked for (TUI dialog or CLI prompt) and kept
+    // in the engine's memory only; this flag is all that is stored.
+    r#"
+    ALTER TABLE server_sudo ADD COLUMN prompt INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -278,6 +283,26 @@ mod tests {
                 assert_eq!(s.host, "10.0.0.1");
             }
         }
+    }
+
+    #[test]
+    fn v4_sudo_rows_keep_their_settings_and_do_not_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate_to(&mut conn, 4).unwrap();
+            conn.execute_batch(
+                "INSERT INTO servers(id,name,host,status,created_at,updated_at) VALUES(1,'a','h','ready',1,1);
+                 INSERT INTO server_sudo(server_id, become, password_env) VALUES(1, 1, 'PW');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let s = store.server_sudo(1).unwrap();
+        assert_eq!(s.password_env.as_deref(), Some("PW"));
+        assert_eq!(s.escalate, Some(true));
+        assert!(!s.prompt, "an env-var row must not turn into a prompt one");
     }
 
     #[test]

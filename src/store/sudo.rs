@@ -1,4 +1,4 @@
-//! server_sudo: per-server privilege escalation settings (migration v3).
+//! server_sudo: per-server privilege escalation settings (migrations v4, v5).
 
 use super::{SqlContext, Store};
 use color_eyre::eyre::Result;
@@ -12,18 +12,21 @@ pub struct SudoSettings {
     pub escalate: Option<bool>,
     /// Environment variable (of the provision-tui process) holding the sudo password.
     pub password_env: Option<String>,
+    /// Ask for the sudo password (TUI dialog or CLI prompt); it is kept in memory only.
+    pub prompt: bool,
 }
 
 impl Store {
     pub fn server_sudo(&self, server_id: i64) -> Result<SudoSettings> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT become, password_env FROM server_sudo WHERE server_id=?1",
+                "SELECT become, password_env, prompt FROM server_sudo WHERE server_id=?1",
                 [server_id],
                 |r| {
                     Ok(SudoSettings {
                         escalate: r.get::<_, Option<i64>>(0)?.map(|b| b != 0),
                         password_env: r.get(1)?,
+                        prompt: r.get::<_, i64>(2)? != 0,
                     })
                 },
             )
@@ -41,9 +44,15 @@ impl Store {
                     .sql()?;
             } else {
                 tx.execute(
-                    "INSERT INTO server_sudo(server_id, become, password_env) VALUES(?1,?2,?3)
-                     ON CONFLICT(server_id) DO UPDATE SET become=excluded.become, password_env=excluded.password_env",
-                    params![server_id, s.escalate.map(i64::from), s.password_env],
+                    "INSERT INTO server_sudo(server_id, become, password_env, prompt) VALUES(?1,?2,?3,?4)
+                     ON CONFLICT(server_id) DO UPDATE SET become=excluded.become,
+                       password_env=excluded.password_env, prompt=excluded.prompt",
+                    params![
+                        server_id,
+                        s.escalate.map(i64::from),
+                        s.password_env,
+                        i64::from(s.prompt)
+                    ],
                 )
                 .sql()?;
             }
@@ -76,9 +85,18 @@ mod tests {
         let set = SudoSettings {
             escalate: Some(true),
             password_env: Some("PW".into()),
+            prompt: false,
         };
         s.set_server_sudo(srv.id, &set).unwrap();
         assert_eq!(s.server_sudo(srv.id).unwrap(), set);
+        // Switching to prompt replaces the env var (an upsert, not a merge).
+        let prompt = SudoSettings {
+            escalate: Some(true),
+            password_env: None,
+            prompt: true,
+        };
+        s.set_server_sudo(srv.id, &prompt).unwrap();
+        assert_eq!(s.server_sudo(srv.id).unwrap(), prompt);
         s.set_server_sudo(srv.id, &SudoSettings::default()).unwrap();
         assert_eq!(s.server_sudo(srv.id).unwrap(), SudoSettings::default());
     }

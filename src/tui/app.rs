@@ -60,6 +60,11 @@ pub enum Cmd {
     Scan(String),
     Trust(Box<HostKeyScan>),
     Install(InstallRequest),
+    /// Hand a typed sudo password to the engine (memory only).
+    SudoPassword {
+        server: String,
+        password: crate::secret::Secret,
+    },
     Cancel(i64),
     Mouse(bool),
     /// Import the hosts of ~/.ssh/config.
@@ -367,6 +372,19 @@ pub enum Modal {
         scroll: usize,
     },
     Palette(Palette),
+    /// Asks for the sudo password of each `--prompt` target before an install starts.
+    SudoPassword(Box<SudoAsk>),
+}
+
+/// The sudo password dialog: the server asked about now, those still to ask, and the install
+/// that starts once every password is given.
+#[derive(Debug)]
+pub struct SudoAsk {
+    /// The one-field password form of the server asked about now.
+    pub form: Form,
+    /// (server, `user@server`) still to ask after this one.
+    pub rest: VecDeque<(String, String)>,
+    pub install: InstallRequest,
 }
 
 /// What a confirmation leads to.
@@ -508,6 +526,7 @@ impl App {
             Some(Modal::HostKey(_)) => return Ctx::HostKey,
             Some(Modal::HostKeyChanged(_)) => return Ctx::HostKeyChanged,
             Some(Modal::Picker { .. }) => return Ctx::Picker,
+            Some(Modal::SudoPassword(_)) => return Ctx::SudoPassword,
             None => {}
         }
         self.base_ctx()

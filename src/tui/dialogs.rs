@@ -1,13 +1,16 @@
 //! `App::update` for dialogs, the command palette, and the results of engine commands.
 
-use super::app::{App, Cmd, Confirmed, Modal, Page, Screen};
+use super::app::{App, Cmd, Confirmed, Modal, Page, Screen, SudoAsk};
+use super::form::sudo_password_form;
 use super::keymap::Action;
 use super::palette::{self, Command, Palette};
 use super::update::{PAGE, destructive, nav, step};
 use crate::engine::HostKeyScan;
+use crate::engine::InstallRequest;
 use crate::fleet::ServerStatus;
 use crate::ssh::HostKeyVerdict;
 use crossterm::event::Event as TermEvent;
+use std::collections::VecDeque;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
@@ -282,6 +285,54 @@ impl App {
                 }
             }
             _ => self.dirty = was_dirty,
+        }
+    }
+
+    /// The install waits for the sudo passwords of these `--prompt` servers, as
+    /// (server, `user@server`): one masked dialog each, over the review.
+    pub fn ask_sudo_passwords(&mut self, install: InstallRequest, needing: Vec<(String, String)>) {
+        let mut rest: VecDeque<(String, String)> = needing.into();
+        let Some((server, login)) = rest.pop_front() else {
+            self.cmds.push(Cmd::Install(install));
+            return;
+        };
+        self.modal = Some(Modal::SudoPassword(Box::new(SudoAsk {
+            form: sudo_password_form(&server, &login),
+            rest,
+            install,
+        })));
+    }
+
+    pub(super) fn sudo_password_key(&mut self, a: Action) {
+        let Some(Modal::SudoPassword(ask)) = &mut self.modal else {
+            return;
+        };
+        match a {
+            Action::Input(ev) => ask.form.key(ev),
+            Action::Reveal => ask.form.reveal = !ask.form.reveal,
+            // Back to the review: nothing starts, the passwords given so far stay known.
+            Action::Back => self.modal = None,
+            Action::Submit if ask.form.submit() => {
+                let Some(Modal::SudoPassword(ask)) = self.modal.take() else {
+                    return;
+                };
+                let SudoAsk {
+                    form,
+                    rest,
+                    install,
+                } = *ask;
+                if let super::form::FormKind::SudoPassword { server } = &form.kind {
+                    let password = form.values().remove("password").unwrap_or_default();
+                    self.cmds.push(Cmd::SudoPassword {
+                        server: server.clone(),
+                        password: crate::secret::Secret::new(password),
+                    });
+                }
+                // The install goes through the same check again, so a password the engine
+                // refused is asked for once more.
+                self.ask_sudo_passwords(install, rest.into());
+            }
+            _ => {}
         }
     }
 

@@ -110,25 +110,23 @@ fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
                 Ok(()) => app.info(format!("trusted {} ({})", scan.server, scan.fingerprint)),
                 Err(e) => app.error(format!("{e:#}")),
             },
-            Cmd::Install(req) if req.servers.len() > 1 => {
-                let fan = crate::jobs::fanout::FanoutRequest {
-                    app: req.app.clone(),
-                    targets: crate::jobs::fanout::Targets::Names(req.servers.clone()),
-                    inputs: req.inputs.clone(),
-                    action: req.action,
-                    concurrency: None,
-                    batch: None,
-                    max_fail: None,
-                };
-                match eng.start_fanout(&fan) {
-                    Ok(h) => app.on_fanout_started(&h, &req.app),
-                    Err(e) => app.on_install_refused(e.to_string()),
+            Cmd::Install(req) => {
+                // `--prompt` servers without a password in the engine: ask first. A failed
+                // check lets the install go on; its jobs then fail fast with the reason.
+                let needing = eng
+                    .servers_needing_sudo_password(&req.servers)
+                    .unwrap_or_default();
+                if !needing.is_empty() {
+                    app.ask_sudo_passwords(req, needing);
+                } else {
+                    start_install(app, eng, &req);
                 }
             }
-            Cmd::Install(req) => match eng.start_install(&req) {
-                Ok(jobs) => app.on_started(jobs),
-                Err(e) => app.on_install_refused(e.to_string()),
-            },
+            Cmd::SudoPassword { server, password } => {
+                if let Err(e) = eng.set_sudo_password(&server, password) {
+                    app.error(format!("{e:#}"));
+                }
+            }
             Cmd::ImportSshConfig => {
                 let path = crate::config::home_dir().join(".ssh/config");
                 match crate::fleet::inventory::ssh_config::import(eng, &path) {
@@ -149,6 +147,29 @@ fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
                     app.error(format!("mouse capture: {e}"));
                 }
             }
+        }
+    }
+}
+
+fn start_install(app: &mut App, eng: &Engine, req: &crate::engine::InstallRequest) {
+    if req.servers.len() > 1 {
+        let fan = crate::jobs::fanout::FanoutRequest {
+            app: req.app.clone(),
+            targets: crate::jobs::fanout::Targets::Names(req.servers.clone()),
+            inputs: req.inputs.clone(),
+            action: req.action,
+            concurrency: None,
+            batch: None,
+            max_fail: None,
+        };
+        match eng.start_fanout(&fan) {
+            Ok(h) => app.on_fanout_started(&h, &req.app),
+            Err(e) => app.on_install_refused(e.to_string()),
+        }
+    } else {
+        match eng.start_install(req) {
+            Ok(jobs) => app.on_started(jobs),
+            Err(e) => app.on_install_refused(e.to_string()),
         }
     }
 }
@@ -262,5 +283,121 @@ async fn pump(
             draw(term, app)?;
             last_draw = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::Modal;
+    use crate::tui::keymap::Action;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    fn engine(dir: &std::path::Path) -> Engine {
+        let installers =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/installers");
+        let eng = Engine::open(crate::config::Config::new(
+            Some(dir.join("state.db")),
+            vec![installers],
+        ))
+        .expect("engine");
+        eng.add_server(&crate::fleet::ServerSpec {
+            name: "web1".into(),
+            host: "10.0.0.9".into(),
+            port: 22,
+            user: "deploy".into(),
+            ..Default::default()
+        })
+        .expect("add");
+        eng.set_server_sudo(
+            "web1",
+            &crate::store::sudo::SudoSettings {
+                escalate: Some(true),
+                password_env: None,
+                prompt: true,
+            },
+        )
+        .expect("sudo");
+        eng
+    }
+
+    fn screen(app: &mut App) -> String {
+        let mut term =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).expect("term");
+        term.draw(|f| views::draw(f, app)).expect("draw");
+        let buf = term.backend().buffer();
+        buf.content().iter().map(|c| c.symbol()).collect()
+    }
+
+    #[test]
+    fn confirming_a_review_asks_for_the_sudo_password_masked() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let eng = engine(tmp.path());
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut app = App::with_engine(crate::tui::theme::dark(), eng.clone());
+        app.open_install("whoami", vec!["web1".into()]);
+        app.update(Action::Submit);
+        app.update(Action::Yes);
+        exec(&mut app, &eng, &tx);
+        assert!(
+            matches!(app.modal, Some(Modal::SudoPassword(_))),
+            "no password dialog: {:?}",
+            app.modal
+        );
+        assert!(app.cmds.is_empty(), "{:?}", app.cmds);
+        assert!(
+            eng.jobs(&Default::default()).expect("jobs").is_empty(),
+            "nothing starts before the password"
+        );
+
+        let secret = "s3cret-Pw";
+        for c in secret.chars() {
+            app.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        let shown = screen(&mut app);
+        assert!(shown.contains("sudo password for deploy@web1"), "{shown}");
+        assert!(shown.contains(&"*".repeat(secret.len())), "{shown}");
+        assert!(!shown.contains(secret), "the password shows: {shown}");
+        // Ctrl-v reveals, like every other password field.
+        app.key(KeyEvent::new(KeyCode::Char('v'), KeyModifiers::CONTROL));
+        assert!(screen(&mut app).contains(secret));
+
+        app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        assert!(app.modal.is_none());
+        assert!(
+            matches!(app.cmds.as_slice(), [Cmd::SudoPassword { server, .. }, Cmd::Install(_)] if server == "web1"),
+            "{:?}",
+            app.cmds
+        );
+        // The password reaches the engine (memory); the install is not run here (no runtime).
+        app.cmds.truncate(1);
+        exec(&mut app, &eng, &tx);
+        assert_eq!(
+            eng.servers_needing_sudo_password(&["web1".into()])
+                .expect("check"),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn an_empty_sudo_password_is_not_sent_and_esc_goes_back_to_the_review() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let eng = engine(tmp.path());
+        let mut app = App::with_engine(crate::tui::theme::dark(), eng.clone());
+        app.ask_sudo_passwords(
+            crate::engine::InstallRequest {
+                app: "whoami".into(),
+                servers: vec!["web1".into()],
+                inputs: Default::default(),
+                action: crate::jobs::JobAction::Install,
+            },
+            vec![("web1".into(), "deploy@web1".into())],
+        );
+        app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        assert!(app.cmds.is_empty(), "{:?}", app.cmds);
+        assert!(screen(&mut app).contains("enter the password"));
+        app.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        assert!(app.modal.is_none());
+        assert!(app.cmds.is_empty());
     }
 }

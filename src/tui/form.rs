@@ -11,8 +11,15 @@ use tui_input::backend::crossterm::EventHandler;
 /// What submitting the form does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FormKind {
-    Install { app: String, servers: Vec<String> },
+    Install {
+        app: String,
+        servers: Vec<String>,
+    },
     AddServer,
+    /// The sudo password of a `--prompt` server (a one-field form in a dialog).
+    SudoPassword {
+        server: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -323,9 +330,18 @@ pub fn server_manifest() -> Manifest {
     let identity = input("identity", InputType::String, "Identity file", false);
     let jump = input("jump", InputType::String, "Jump host (server name)", false);
     let tags = input("tags", InputType::String, "Tags (comma separated)", false);
+    form_manifest(
+        "server",
+        "Add server",
+        vec![name, host, port, user, identity, jump, tags],
+    )
+}
+
+/// A manifest that only carries a built-in form's fields.
+fn form_manifest(id: &str, name: &str, inputs: Vec<InputSpec>) -> Manifest {
     Manifest {
-        id: "server".into(),
-        name: "Add server".into(),
+        id: id.into(),
+        name: name.into(),
         version: String::new(),
         description: String::new(),
         category: String::new(),
@@ -335,12 +351,25 @@ pub fn server_manifest() -> Manifest {
         timeout_seconds: 0,
         idempotent: false,
         role: Default::default(),
-        inputs: vec![name, host, port, user, identity, jump, tags],
+        inputs,
         health: None,
         uninstall_script: None,
         upgrade_script: None,
         depends_on: Vec::new(),
     }
+}
+
+/// The sudo password dialog of one `--prompt` server: a single masked password field, so it
+/// masks, reveals (Ctrl-v) and edits like every other password field.
+pub fn sudo_password_form(server: &str, login: &str) -> Form {
+    let pw = input("password", InputType::Password, "Password", true);
+    Form::new(
+        FormKind::SudoPassword {
+            server: server.to_string(),
+        },
+        format!("sudo password for {login}"),
+        form_manifest("sudo", "sudo password", vec![pw]),
+    )
 }
 
 /// The server spec an add-server form describes.

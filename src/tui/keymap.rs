@@ -20,6 +20,8 @@ pub enum Ctx {
     HostKeyChanged,
     Picker,
     Prompt,
+    /// The masked sudo password dialog of a `--prompt` server, before an install starts.
+    SudoPassword,
     Palette,
     Help,
 }
@@ -237,6 +239,12 @@ const REVIEW: &[Binding] = &[
     b(&[k('e'), ESC], Action::Back, "edit", true),
 ];
 
+const SUDO_PASSWORD: &[Binding] = &[
+    b(&[ENTER], Action::Submit, "give the password", true),
+    b(&[ctrl('v')], Action::Reveal, "reveal the password", true),
+    b(&[ESC], Action::Back, "back to the review", true),
+];
+
 const JOBS: &[Binding] = &[
     MOVE[0],
     MOVE[1],
@@ -337,6 +345,7 @@ pub fn bindings(ctx: Ctx) -> &'static [Binding] {
         Ctx::HostKeyChanged => HOSTKEY_CHANGED,
         Ctx::Picker => PICKER,
         Ctx::Prompt => PROMPT,
+        Ctx::SudoPassword => SUDO_PASSWORD,
         Ctx::Palette => PALETTE,
         Ctx::Help => HELP,
     }
@@ -358,7 +367,10 @@ pub fn has_global(ctx: Ctx) -> bool {
 
 /// Whether unbound printable keys type into a text field.
 pub fn is_text(ctx: Ctx) -> bool {
-    matches!(ctx, Ctx::Form | Ctx::Prompt | Ctx::Palette)
+    matches!(
+        ctx,
+        Ctx::Form | Ctx::Prompt | Ctx::SudoPassword | Ctx::Palette
+    )
 }
 
 fn same(key: &Key, ev: &KeyEvent) -> bool {
@@ -471,12 +483,13 @@ pub fn ctx_name(ctx: Ctx) -> &'static str {
         Ctx::HostKeyChanged => "Changed host key alert",
         Ctx::Picker => "Status picker",
         Ctx::Prompt => "Filter / search prompt",
+        Ctx::SudoPassword => "Sudo password dialog",
         Ctx::Palette => "Command palette",
         Ctx::Help => "Help",
     }
 }
 
-pub const ALL_CTX: [Ctx; 16] = [
+pub const ALL_CTX: [Ctx; 17] = [
     Ctx::Fleet,
     Ctx::Detail,
     Ctx::Catalog,
@@ -491,6 +504,7 @@ pub const ALL_CTX: [Ctx; 16] = [
     Ctx::HostKeyChanged,
     Ctx::Picker,
     Ctx::Prompt,
+    Ctx::SudoPassword,
     Ctx::Palette,
     Ctx::Help,
 ];

@@ -64,6 +64,7 @@ impl App {
             Ctx::HostKeyChanged => self.modal = None,
             Ctx::Picker => self.picker(a),
             Ctx::Prompt => self.prompt_key(a),
+            Ctx::SudoPassword => self.sudo_password_key(a),
             Ctx::Form | Ctx::Review => self.form_key(a),
             _ => {
                 if !self.global(a) {

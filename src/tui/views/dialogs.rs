@@ -2,7 +2,8 @@
 
 use super::block;
 use crate::ssh::HostKeyVerdict;
-use crate::tui::app::{App, Modal};
+use crate::tui::app::{App, Modal, SudoAsk};
+use crate::tui::form::FormKind;
 use crate::tui::keymap;
 use crate::tui::palette::COMMANDS;
 use ratatui::Frame;
@@ -151,6 +152,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
             );
         }
         Modal::Help { .. } => {}
+        Modal::SudoPassword(ask) => sudo_password(f, area, app, ask),
         Modal::Palette(p) => {
             let h = (p.suggestions.len() as u16 + 3).min(14);
             let w = area.width.saturating_sub(10).min(80);
@@ -190,6 +192,62 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
                 ListState::default().with_selected((!p.suggestions.is_empty()).then_some(p.sel));
             f.render_stateful_widget(List::new(items).highlight_style(t.selection), rest, &mut st);
         }
+    }
+}
+
+/// The masked password field of a `--prompt` server, over the install review.
+fn sudo_password(f: &mut Frame, area: Rect, app: &App, ask: &SudoAsk) {
+    let t = &app.theme;
+    let form = &ask.form;
+    let r = centered(area, 66, 9);
+    f.render_widget(Clear, r);
+    let b = block(format!(" {} ", super::clean(&form.title)), t, true).border_style(t.warn);
+    let inner = b.inner(r);
+    f.render_widget(b, r);
+    let server = match &form.kind {
+        FormKind::SudoPassword { server } => server.as_str(),
+        _ => "",
+    };
+    let Some(fld) = form.focused() else { return };
+    let label = "Password: ";
+    let mut lines = vec![
+        Line::raw(format!(
+            "{} runs installs with sudo, which asks for a password.",
+            super::clean(server)
+        )),
+        Line::styled(
+            "Kept in this process's memory only; sent to sudo on stdin.",
+            t.muted,
+        ),
+        Line::raw(""),
+        Line::from(vec![
+            Span::styled(label, t.accent),
+            Span::styled(super::clean(&fld.shown(form.reveal)), t.selection),
+        ]),
+    ];
+    match &form.message {
+        Some(_) if fld.value().is_empty() => {
+            lines.push(Line::styled("✗ enter the password, or Esc", t.error))
+        }
+        _ => lines.push(Line::raw("")),
+    }
+    if !ask.rest.is_empty() {
+        lines.push(Line::styled(
+            format!("then {} more server(s)", ask.rest.len()),
+            t.muted,
+        ));
+    } else {
+        lines.push(Line::raw(""));
+    }
+    let reveal = if form.reveal { "hide" } else { "reveal" };
+    lines.push(keys_line(
+        app,
+        &[("Enter", "give"), ("C-v", reveal), ("Esc", "back")],
+    ));
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    let x = inner.x + (label.len() + fld.input.visual_cursor()) as u16;
+    if x < inner.x + inner.width && inner.height > 3 {
+        f.set_cursor_position((x, inner.y + 3));
     }
 }
 
