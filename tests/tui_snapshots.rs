@@ -196,6 +196,7 @@ fn full() -> App {
             load: Some(0.42),
             mem_pct: Some(61),
             disk_pct: Some(37),
+            failure: None,
         });
     }
     app.catalog.items = vec![yaml_serde::from_str::<Manifest>(MANIFEST).expect("manifest")];

@@ -81,6 +81,8 @@ pub struct HealthSample {
     pub load: Option<f32>,
     pub mem_pct: Option<u8>,
     pub disk_pct: Option<u8>,
+    /// Why the check failed (`server_unreachable`, `auth_failed`, ...); None when it passed.
+    pub failure: Option<String>,
 }
 
 /// The last health figures of a server and a short latency history for the sparkline.
@@ -752,10 +754,15 @@ impl App {
                 self.reload_summary();
             }
             Event::HealthSample { sample } => {
+                // A failed check's "latency" is how long it took to fail: not a latency.
+                let failure = sample.failure.map(|k| k.as_str().to_string());
                 self.apply_health(HealthSample {
                     server: sample.server,
                     at_ms: sample.ts,
-                    latency_ms: Some(sample.latency_ms.min(u32::MAX as u64) as u32),
+                    latency_ms: failure
+                        .is_none()
+                        .then(|| sample.latency_ms.min(u32::MAX as u64) as u32),
+                    failure,
                     load: sample.load.map(|l| l[0] as f32),
                     mem_pct: sample.mem_pct.map(|m| m.round().clamp(0.0, 100.0) as u8),
                     disk_pct: sample.disk_pct.map(|d| d.round().clamp(0.0, 100.0) as u8),
@@ -866,6 +873,7 @@ mod tests {
             load: Some(latency as f32 / 100.0),
             mem_pct: Some(50),
             disk_pct: disk,
+            failure: None,
         }
     }
 
@@ -910,6 +918,26 @@ mod tests {
         assert_eq!(names(f), ["b", "c", "a", "d"], "youngest sample first");
         sort_by(f, "mem%", false);
         assert_eq!(names(f), ["a", "b", "c", "d"], "ties by name");
+    }
+
+    #[test]
+    fn a_failed_check_has_no_latency_and_keeps_the_sparkline() {
+        let mut app = App::new(super::super::theme::dark());
+        app.fleet.servers = vec![server(1, "a")];
+        app.apply_health(sample("a", 1_000, 30, Some(10)));
+        app.on_event(Event::HealthSample {
+            sample: crate::health::Sample::unreachable(
+                1,
+                "a",
+                crate::health::IncidentKind::ServerUnreachable,
+                "connection refused".into(),
+            ),
+        });
+        let h = &app.fleet.health["a"];
+        let last = h.last.as_ref().expect("last sample");
+        assert_eq!(last.latency_ms, None, "time-to-fail is not a latency");
+        assert_eq!(last.failure.as_deref(), Some("server_unreachable"));
+        assert_eq!(h.history, [30], "the sparkline keeps real latencies only");
     }
 
     #[test]

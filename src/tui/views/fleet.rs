@@ -96,7 +96,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
                     last.map(|l| age(app.now_ms, l.at_ms))
                         .unwrap_or_else(|| "-".into()),
                 ),
-                Cell::from(opt(last.and_then(|l| l.latency_ms), "ms")),
+                match last.and_then(|l| l.failure.as_deref()) {
+                    // The last check failed: say so where the latency would be.
+                    Some(kind) => Cell::from(short_failure(kind)).style(t.error),
+                    None => Cell::from(opt(last.and_then(|l| l.latency_ms), "ms")),
+                },
                 Cell::from(opt(last.and_then(|l| l.load), "")),
                 Cell::from(opt(last.and_then(|l| l.mem_pct), "")),
                 Cell::from(opt(last.and_then(|l| l.disk_pct), "")),
@@ -230,4 +234,14 @@ pub fn detail(f: &mut Frame, area: Rect, app: &App) {
         .wrap(Wrap { trim: false })
         .scroll((d.scroll, 0));
     f.render_widget(p, area);
+}
+
+/// A failed check's kind, short enough for the latency column.
+fn short_failure(kind: &str) -> &'static str {
+    match kind {
+        "server_unreachable" => "down",
+        "auth_failed" => "auth",
+        "host_key_changed" => "hostkey",
+        _ => "fail",
+    }
 }
