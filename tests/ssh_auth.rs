@@ -39,18 +39,7 @@ impl Drop for Agent {
 }
 
 fn add_without_identity(env: &TestEnv, sshd: &Sshd) {
-    let port = sshd.port.to_string();
-    env.ok(&[
-        "server",
-        "add",
-        "s",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        &sshd.user,
-    ]);
+    env.register("s", sshd, &sshd.user, &[]);
     env.ok(&["server", "trust", "s", "--yes"]);
 }
 
@@ -162,20 +151,7 @@ fn password_from_an_env_var_authenticates_and_is_never_stored() {
     }
     let sshd = Sshd::start_with("PasswordAuthentication yes\n");
     let env = TestEnv::new();
-    let port = sshd.port.to_string();
-    env.ok(&[
-        "server",
-        "add",
-        "s",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        PW_USER,
-        "--password-env",
-        "PTUI_TEST_SSH_PW",
-    ]);
+    env.register("s", &sshd, PW_USER, &["--password-env", "PTUI_TEST_SSH_PW"]);
     env.ok(&["server", "trust", "s", "--yes"]);
     env.ok(&["server", "sudo", "s", "--never"]);
 
@@ -288,21 +264,8 @@ fn the_users_bashrc_runs_once_per_job() {
         .args([&format!("{PW_USER}:{PW_USER}"), &bashrc, &home])
         .status();
     let env = TestEnv::new();
-    let port = sshd.port.to_string();
     let key = sshd.client_key.display().to_string();
-    env.ok(&[
-        "server",
-        "add",
-        "s",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        PW_USER,
-        "--identity",
-        &key,
-    ]);
+    env.register("s", &sshd, PW_USER, &["--identity", &key]);
     env.ok(&["server", "trust", "s", "--yes"]);
     env.ok(&["server", "sudo", "s", "--never"]);
     env.ok(&["install", "whoami", "--on", "s"]);

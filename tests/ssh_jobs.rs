@@ -292,21 +292,8 @@ fn cancel_from_another_process_kills_the_remote_process_group() {
 fn unknown_and_changed_host_keys_are_refused() {
     let mut sshd = Sshd::start();
     let env = TestEnv::new();
-    let port = sshd.port.to_string();
     let key = sshd.client_key.display().to_string();
-    env.ok(&[
-        "server",
-        "add",
-        "s",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        &sshd.user,
-        "--identity",
-        &key,
-    ]);
+    env.register("s", &sshd, &sshd.user, &["--identity", &key]);
 
     // Unknown: refused, pointing to `server trust`, and nothing waits on a prompt.
     let out = env

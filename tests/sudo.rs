@@ -86,21 +86,8 @@ fn allow_login(sshd: &Sshd, user: &str) {
 fn add_server_as(sshd: &Sshd, user: &str) -> TestEnv {
     allow_login(sshd, user);
     let env = TestEnv::new();
-    let port = sshd.port.to_string();
     let key = sshd.client_key.display().to_string();
-    env.ok(&[
-        "server",
-        "add",
-        "s",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        user,
-        "--identity",
-        &key,
-    ]);
+    env.register("s", sshd, user, &["--identity", &key]);
     env.ok(&["server", "trust", "s", "--yes"]);
     env
 }

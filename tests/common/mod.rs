@@ -74,9 +74,15 @@ impl TestEnv {
 
     /// Registers the sshd as a server and trusts its host key.
     pub fn add_server(&self, name: &str, sshd: &Sshd) {
-        let port = sshd.port.to_string();
         let key = sshd.client_key.display().to_string();
-        self.ok(&[
+        self.register(name, sshd, &sshd.user, &["--identity", &key]);
+        self.ok(&["server", "trust", name, "--yes"]);
+    }
+
+    /// `server add NAME` for this sshd as `user`, plus `extra` flags; the key is not trusted.
+    pub fn register(&self, name: &str, sshd: &Sshd, user: &str, extra: &[&str]) {
+        let port = sshd.port.to_string();
+        let mut args = vec![
             "server",
             "add",
             name,
@@ -85,11 +91,10 @@ impl TestEnv {
             "--port",
             &port,
             "--user",
-            &sshd.user,
-            "--identity",
-            &key,
-        ]);
-        self.ok(&["server", "trust", name, "--yes"]);
+            user,
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
     }
 
     pub fn jobs_json(&self) -> serde_json::Value {
