@@ -21,6 +21,21 @@ fn engine(dir: &std::path::Path, max_age: Duration) -> Engine {
     Engine::open(cfg).expect("engine")
 }
 
+/// Leases `server` until the pool hands out a freshly dialled connection (within 10 s): the
+/// moment russh has noticed that the old one died.
+async fn wait_redialled(e: &Engine, server: &provision_tui::fleet::Server, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let l = e.pooled(server).await.expect("re-dial");
+        if l.fresh {
+            return;
+        }
+        drop(l);
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn add(e: &Engine, name: &str, sshd: &Sshd) {
     e.add_server(&ServerSpec {
         name: name.into(),
@@ -52,19 +67,7 @@ async fn killed_connection_is_redialled() {
 
     sshd.kill_connections();
     // Wait until russh notices the peer is gone.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let l = e.pooled(&server).await.expect("re-dial");
-        if l.fresh {
-            break;
-        }
-        drop(l);
-        assert!(
-            std::time::Instant::now() < deadline,
-            "dead connection never re-dialled"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_redialled(&e, &server, "dead connection never re-dialled").await;
     // And a job runs over the new connection.
     let jobs = e
         .start_install(&InstallRequest {
@@ -447,19 +450,7 @@ async fn shared_hop_lives_with_its_tunnels_and_is_redialled_when_dead() {
     drop(e.pooled(&sa).await.expect("a again"));
     let before = logins(&bastion);
     bastion.kill_connections();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let l = e.pooled(&sa).await.expect("re-dial through a new hop");
-        if l.fresh {
-            break;
-        }
-        drop(l);
-        assert!(
-            std::time::Instant::now() < deadline,
-            "target behind a dead hop never re-dialled"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_redialled(&e, &sa, "target behind a dead hop never re-dialled").await;
     assert_eq!(
         logins(&bastion) - before,
         1,

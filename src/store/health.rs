@@ -341,7 +341,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::{ServerSpec, ServerStatus};
+    use crate::fleet::ServerStatus;
 
     fn sample(server_id: i64, ts: i64, ok: bool, latency: u64) -> Sample {
         let mut s = Sample::unreachable(
@@ -360,18 +360,7 @@ mod tests {
     #[test]
     fn retention_rolls_old_samples_into_hours_and_prunes() {
         let (_d, st) = crate::store::test_store();
-        let srv = st
-            .add_server(
-                &ServerSpec {
-                    name: "a".into(),
-                    host: "h".into(),
-                    port: 22,
-                    user: "root".into(),
-                    ..Default::default()
-                },
-                ServerStatus::Ready,
-            )
-            .unwrap();
+        let srv = crate::store::test_server(&st, "a", ServerStatus::Ready);
         let now = now_ms();
         let old = ((now - 3 * 86_400_000) / HOUR_MS) * HOUR_MS;
         let ancient = now - 400 * 86_400_000;
@@ -403,18 +392,7 @@ mod tests {
     #[test]
     fn a_late_sample_merges_into_its_rolled_up_hour() {
         let (_d, st) = crate::store::test_store();
-        let srv = st
-            .add_server(
-                &ServerSpec {
-                    name: "a".into(),
-                    host: "h".into(),
-                    port: 22,
-                    user: "root".into(),
-                    ..Default::default()
-                },
-                ServerStatus::Ready,
-            )
-            .unwrap();
+        let srv = crate::store::test_server(&st, "a", ServerStatus::Ready);
         let hour = ((now_ms() - 3 * 86_400_000) / HOUR_MS) * HOUR_MS;
         let with_load = |ts: i64, load: Option<f64>| {
             let mut s = sample(srv.id, ts, true, 10);

@@ -325,23 +325,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::ServerSpec;
 
     #[test]
     fn unreachable_moves_server_to_error_and_back_once() {
         let (_d, st) = crate::store::test_store();
-        let s = st
-            .add_server(
-                &ServerSpec {
-                    name: "a".into(),
-                    host: "h".into(),
-                    port: 22,
-                    user: "root".into(),
-                    ..Default::default()
-                },
-                ServerStatus::PendingSetup,
-            )
-            .unwrap();
+        let s = crate::store::test_server(&st, "a", ServerStatus::PendingSetup);
         st.transition_server(s.id, ServerStatus::Provisioning, "t", None)
             .unwrap();
         st.transition_server(s.id, ServerStatus::Ready, "t", None)
@@ -382,18 +370,7 @@ mod tests {
     #[test]
     fn postponing_twice_with_the_same_reason_writes_one_row() {
         let (_d, st) = crate::store::test_store();
-        let s = st
-            .add_server(
-                &ServerSpec {
-                    name: "p".into(),
-                    host: "h".into(),
-                    port: 22,
-                    user: "root".into(),
-                    ..Default::default()
-                },
-                ServerStatus::Ready,
-            )
-            .unwrap();
+        let s = crate::store::test_server(&st, "p", ServerStatus::Ready);
         let o = st
             .open_incident(s.id, IncidentKind::ServiceDown, Some("x"), "d")
             .unwrap()

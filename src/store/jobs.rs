@@ -326,22 +326,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::{ServerSpec, ServerStatus};
+    use crate::fleet::ServerStatus;
 
     fn setup() -> (tempfile::TempDir, Store, Job) {
         let (d, s) = crate::store::test_store();
-        let srv = s
-            .add_server(
-                &ServerSpec {
-                    name: "a".into(),
-                    host: "h".into(),
-                    port: 22,
-                    user: "root".into(),
-                    ..Default::default()
-                },
-                ServerStatus::Ready,
-            )
-            .unwrap();
+        let srv = crate::store::test_server(&s, "a", ServerStatus::Ready);
         let inputs = serde_json::json!({"x": "1"});
         let job = s
             .create_job(&NewJob {

@@ -72,23 +72,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::fleet::{ServerSpec, ServerStatus};
+    use crate::fleet::ServerStatus;
 
     #[test]
     fn lease_is_exclusive_until_released_or_stale() {
         let (_d, s) = crate::store::test_store();
-        let srv = s
-            .add_server(
-                &ServerSpec {
-                    name: "a".into(),
-                    host: "h".into(),
-                    port: 22,
-                    user: "root".into(),
-                    ..Default::default()
-                },
-                ServerStatus::Ready,
-            )
-            .unwrap();
+        let srv = crate::store::test_server(&s, "a", ServerStatus::Ready);
         assert!(
             s.try_acquire_lease(srv.id, 1, "p1", 30_000)
                 .unwrap()

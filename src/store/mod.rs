@@ -149,3 +149,24 @@ pub(crate) fn test_store() -> (tempfile::TempDir, Store) {
     let store = Store::open(&dir.path().join("state.db")).expect("open store");
     (dir, store)
 }
+
+/// A server `name` at `root@h:22` in `status`, for store unit tests.
+#[cfg(test)]
+pub(crate) fn test_server(
+    store: &Store,
+    name: &str,
+    status: crate::fleet::ServerStatus,
+) -> crate::fleet::Server {
+    store
+        .add_server(
+            &crate::fleet::ServerSpec {
+                name: name.into(),
+                host: "h".into(),
+                port: 22,
+                user: "root".into(),
+                ..Default::default()
+            },
+            status,
+        )
+        .expect("add test server")
+}
