@@ -1,5 +1,7 @@
 use clap::Parser;
-use provision_tui::cli::{self, Cli};
+mod cli;
+
+use cli::Cli;
 
 fn init_logging(dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     // Logs go to a file, never to the terminal the TUI draws on.
@@ -19,7 +21,7 @@ fn init_logging(dir: &std::path::Path) -> Option<tracing_appender::non_blocking:
 fn main() {
     let _ = color_eyre::install();
     let cli = Cli::parse();
-    let _guard = init_logging(&provision_tui::config::state_dir());
+    let _guard = init_logging(&ptui_types::config::state_dir());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

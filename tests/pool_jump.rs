@@ -6,10 +6,10 @@
 mod common;
 
 use common::{Sshd, TestEnv, fixtures};
-use provision_tui::config::Config;
-use provision_tui::engine::{Engine, InstallRequest};
-use provision_tui::fleet::ServerSpec;
-use provision_tui::jobs::{JobAction, JobStatus};
+use ptui_engine::{Engine, InstallRequest};
+use ptui_types::config::Config;
+use ptui_types::job::{JobAction, JobStatus};
+use ptui_types::server::ServerSpec;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ fn engine(dir: &std::path::Path, max_age: Duration) -> Engine {
 
 /// Leases `server` until the pool hands out a freshly dialled connection (within 10 s): the
 /// moment russh has noticed that the old one died.
-async fn wait_redialled(e: &Engine, server: &provision_tui::fleet::Server, what: &str) {
+async fn wait_redialled(e: &Engine, server: &ptui_types::server::Server, what: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let l = e.pooled(server).await.expect("re-dial");

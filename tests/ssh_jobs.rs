@@ -193,10 +193,10 @@ fn timeout_kills_the_remote_process_group() {
 /// channel, TERM then KILL to the whole group after the grace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_deadline_kills_from_a_second_channel() {
-    use provision_tui::config::Config;
-    use provision_tui::engine::{Engine, InstallRequest};
-    use provision_tui::fleet::ServerSpec;
-    use provision_tui::jobs::{JobAction, JobStatus};
+    use ptui_engine::{Engine, InstallRequest};
+    use ptui_types::config::Config;
+    use ptui_types::job::{JobAction, JobStatus};
+    use ptui_types::server::ServerSpec;
 
     let sshd = Sshd::start();
     let tmp = tempfile::tempdir().unwrap();

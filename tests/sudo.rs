@@ -6,13 +6,13 @@
 mod common;
 
 use common::{Sshd, TestEnv, fixtures};
-use provision_tui::config::Config;
-use provision_tui::engine::{Engine, InstallRequest};
-use provision_tui::error::ErrorKind;
-use provision_tui::fleet::ServerSpec;
-use provision_tui::jobs::{JobAction, JobStatus};
-use provision_tui::secret::Secret;
-use provision_tui::store::sudo::SudoSettings;
+use ptui_engine::{Engine, InstallRequest};
+use ptui_types::config::Config;
+use ptui_types::error::ErrorKind;
+use ptui_types::job::{JobAction, JobStatus};
+use ptui_types::records::SudoSettings;
+use ptui_types::secret::Secret;
+use ptui_types::server::ServerSpec;
 use std::process::Command;
 
 const USER: &str = "ptui-sudo";

@@ -2,16 +2,16 @@
 //! database paths that vary). Colours are checked separately with buffer cells.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use provision_tui::catalog::Manifest;
-use provision_tui::engine::HostKeyScan;
-use provision_tui::fleet::{Server, ServerStatus};
-use provision_tui::jobs::job::{Job, JobAction, JobStatus, LogLine, LogStream};
-use provision_tui::ssh::HostKeyVerdict;
-use provision_tui::store::audit::AuditEntry;
-use provision_tui::store::incident_reads::IncidentRow;
-use provision_tui::tui::app::{App, HealthSample, Modal, Screen};
-use provision_tui::tui::keymap::Action;
-use provision_tui::tui::{theme, views};
+use ptui_catalog::Manifest;
+use ptui_engine::HostKeyScan;
+use ptui_tui::app::{App, HealthSample, Modal, Screen};
+use ptui_tui::keymap::Action;
+use ptui_tui::{theme, views};
+use ptui_types::hostkey::HostKeyVerdict;
+use ptui_types::job::{Job, JobAction, JobStatus, LogLine, LogStream};
+use ptui_types::records::AuditEntry;
+use ptui_types::records::IncidentRow;
+use ptui_types::server::{Server, ServerStatus};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -81,7 +81,7 @@ fn job(id: i64, server: &str, status: JobStatus) -> Job {
         action: JobAction::Install,
         status,
         error_kind: (status == JobStatus::Failed)
-            .then_some(provision_tui::error::ErrorKind::Installation),
+            .then_some(ptui_types::error::ErrorKind::Installation),
         error_message: None,
         exit_code: status
             .is_terminal()
@@ -469,9 +469,9 @@ fn scan(verdict: HostKeyVerdict) -> HostKeyScan {
 /// dialog waits for any open dialog instead of replacing it.
 #[test]
 fn host_key_failure_opens_the_key_dialog() {
-    use provision_tui::engine::Event;
-    use provision_tui::error::ErrorKind;
-    use provision_tui::tui::app::Cmd;
+    use ptui_engine::Event;
+    use ptui_tui::app::Cmd;
+    use ptui_types::error::ErrorKind;
     let failed = |id, server: &str, kind| {
         let mut j = job(id, server, JobStatus::Failed);
         j.error_kind = Some(kind);
@@ -617,7 +617,7 @@ fn header_degrades_by_priority() {
 /// Every screen's `?` shows all of its bindings at 80x24 (two columns when one does not fit).
 #[test]
 fn help_shows_every_binding_at_80x24() {
-    use provision_tui::tui::keymap::{self, Ctx};
+    use ptui_tui::keymap::{self, Ctx};
     let screens: Vec<(Ctx, App)> = vec![
         (Ctx::Fleet, full()),
         (Ctx::Detail, {
@@ -744,23 +744,20 @@ fn footer_hints_come_from_the_keymap() {
     let mut a = full();
     let term = render(&mut a, 120, 40);
     let text = term.backend().to_string();
-    for (k, d) in provision_tui::tui::keymap::hints(a.ctx())
-        .into_iter()
-        .take(4)
-    {
+    for (k, d) in ptui_tui::keymap::hints(a.ctx()).into_iter().take(4) {
         assert!(text.contains(&format!("{k} {d}")), "missing hint {k} {d}");
     }
 }
 
 #[test]
 fn readme_and_docs_list_every_binding() {
-    let table = provision_tui::tui::keymap::markdown();
+    let table = ptui_tui::keymap::markdown();
     for file in ["README.md", "docs/TUI.md"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             text.contains(&table),
-            "{file} is out of date with the keymap; run `cargo run -- keys-markdown` style regen: paste provision_tui::tui::keymap::markdown()"
+            "{file} is out of date with the keymap; run `cargo run -- keys-markdown` style regen: paste ptui_tui::keymap::markdown()"
         );
     }
 }

@@ -1,9 +1,9 @@
 //! `provision-tui bench fanout --hosts N`: see src/bench and docs/FLEET.md.
 
 use super::exit;
-use crate::bench::{self, Sample, median, peers, sshd::Fleet};
 use clap::Subcommand;
 use color_eyre::eyre::Result;
+use ptui_bench::{self as bench, Sample, median, peers, sshd::Fleet};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -64,7 +64,7 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
         eprintln!("error: --hosts must be 1..=500");
         return Ok(exit::USAGE);
     }
-    let bound = crate::jobs::fanout::fd_bound();
+    let bound = ptui_engine::jobs::fanout::fd_bound();
     if bound < hosts {
         eprintln!("warning: the open-file limit allows about {bound} hosts at once");
     }

@@ -1,10 +1,10 @@
 //! `provision-tui catalog ...`
 
 use super::exit;
-use crate::catalog::{Catalog, describe_rules, lint};
-use crate::engine::Engine;
 use clap::Subcommand;
 use color_eyre::eyre::{Result, eyre};
+use ptui_catalog::{Catalog, describe_rules, lint};
+use ptui_engine::Engine;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]

@@ -1,11 +1,11 @@
 //! `provision-tui check|watch|incidents|policy|bench health`
 
 use super::{exit, fmt_ts};
-use crate::engine::{Engine, Event};
-use crate::health::config::{HealthConfig, default_path, parse_duration};
-use crate::health::{HealthService, RecoveryPolicy, Sample, checker};
 use clap::{Args, Subcommand};
 use color_eyre::eyre::{Result, bail, eyre};
+use ptui_engine::health::config::{HealthConfig, default_path, parse_duration};
+use ptui_engine::health::{HealthService, RecoveryPolicy, Sample, checker};
+use ptui_engine::{Engine, Event};
 
 /// Exit code of `check` when a server is not healthy.
 pub const UNHEALTHY: i32 = 20;
@@ -380,7 +380,7 @@ pub async fn bench(cmd: BenchCmd) -> Result<i32> {
             user,
         } => {
             let timeout = parse_duration(&timeout).map_err(|e| eyre!(e))?;
-            crate::health::bench::run(crate::health::bench::BenchArgs {
+            ptui_bench::health::run(ptui_bench::health::BenchArgs {
                 hosts,
                 warm_sweeps: sweeps,
                 concurrency,

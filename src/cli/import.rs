@@ -1,11 +1,11 @@
 //! `provision-tui import ssh-config|ansible|command`: bring in existing inventories.
 
 use super::exit;
-use crate::engine::Engine;
-use crate::fleet::ServerStatus;
-use crate::fleet::inventory::{self, ImportReport};
 use clap::Subcommand;
 use color_eyre::eyre::Result;
+use ptui_engine::Engine;
+use ptui_engine::inventory::{self, ImportReport};
+use ptui_types::server::ServerStatus;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ pub enum ImportCmd {
 pub async fn run(engine: &Engine, cmd: ImportCmd) -> Result<i32> {
     let (result, json) = match cmd {
         ImportCmd::SshConfig { path, json } => {
-            let path = path.unwrap_or_else(|| crate::config::home_dir().join(".ssh/config"));
+            let path = path.unwrap_or_else(|| ptui_types::config::home_dir().join(".ssh/config"));
             let r = inventory::ssh_config::plan(&path).map(|(label, entries, report)| {
                 (label, entries, report, ServerStatus::PendingSetup)
             });

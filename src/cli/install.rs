@@ -3,12 +3,12 @@
 
 use super::progress::Progress;
 use super::{exit, interactive};
-use crate::engine::{Engine, Event, RequestError};
-use crate::error::ErrorKind;
-use crate::jobs::fanout::{Amount, FanoutEvent, FanoutRequest, Targets};
-use crate::jobs::job::{Job, JobAction, JobStatus, LogLine, LogStream};
 use clap::Args;
 use color_eyre::eyre::{Result, bail};
+use ptui_engine::jobs::fanout::{Amount, FanoutEvent, FanoutRequest, Targets};
+use ptui_engine::{Engine, Event, RequestError};
+use ptui_types::error::ErrorKind;
+use ptui_types::job::{Job, JobAction, JobStatus, LogLine, LogStream};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use tokio::sync::broadcast::error::RecvError;
@@ -106,7 +106,7 @@ fn gather_inputs(
         && interactive()
         && let Some(inst) = engine.catalog().get(&args.app)
     {
-        let vis = crate::catalog::visibility(&inst.manifest, &values);
+        let vis = ptui_catalog::visibility(&inst.manifest, &values);
         for input in &inst.manifest.inputs {
             let shown = vis.get(&input.name).copied().unwrap_or(true);
             if shown
@@ -133,7 +133,7 @@ fn ask_sudo_passwords(engine: &Engine, targets: &Targets) -> Result<()> {
     };
     for (name, login) in engine.servers_needing_sudo_password(&names)? {
         let pw = rpassword::prompt_password(format!("sudo password for {login}: "))?;
-        engine.set_sudo_password(&name, crate::secret::Secret::new(pw))?;
+        engine.set_sudo_password(&name, ptui_types::secret::Secret::new(pw))?;
     }
     Ok(())
 }
@@ -393,8 +393,8 @@ fn summarize(jobs: &[Job], finished: &HashMap<i64, Job>, json: bool) -> i32 {
         };
         if !json {
             let took = f
-                .duration_ms(crate::store::now_ms())
-                .map(super::fmt_duration)
+                .duration_ms(ptui_types::time::now_ms())
+                .map(ptui_types::time::human_ms)
                 .unwrap_or_default();
             match f.error_kind {
                 None => eprintln!(

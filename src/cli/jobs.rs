@@ -1,11 +1,12 @@
 //! `provision-tui jobs|logs|cancel|audit`
 
-use super::{exit, fmt_duration, fmt_ts};
-use crate::engine::Engine;
-use crate::jobs::job::{JobStatus, LogStream};
-use crate::store::jobs::JobFilter;
+use super::{exit, fmt_ts};
 use clap::Args;
 use color_eyre::eyre::{Result, bail};
+use ptui_engine::Engine;
+use ptui_types::job::JobFilter;
+use ptui_types::job::{JobStatus, LogStream};
+use ptui_types::time::human_ms;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -73,7 +74,7 @@ pub fn list(engine: &Engine, a: JobsArgs) -> Result<i32> {
         println!("no jobs");
         return Ok(exit::OK);
     }
-    let now = crate::store::now_ms();
+    let now = ptui_types::time::now_ms();
     println!(
         "{:>5}  {:<11} {:<10} {:<14} {:<16} {:<19} {:>8}  ERROR",
         "ID", "STATUS", "ACTION", "APP", "SERVER", "CREATED", "TOOK"
@@ -88,7 +89,7 @@ pub fn list(engine: &Engine, a: JobsArgs) -> Result<i32> {
             j.server_name,
             fmt_ts(j.created_at),
             j.duration_ms(now)
-                .map(fmt_duration)
+                .map(human_ms)
                 .unwrap_or_else(|| "-".into()),
             j.error_kind.map(|k| k.as_str()).unwrap_or("")
         );

@@ -1,11 +1,11 @@
 //! `provision-tui maintenance on|off|list` and `provision-tui metrics`.
 
 use super::{exit, fmt_ts};
-use crate::engine::Engine;
-use crate::health::config::parse_duration;
-use crate::health::metrics;
 use clap::{Args, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
+use ptui_engine::Engine;
+use ptui_engine::health::config::parse_duration;
+use ptui_engine::health::metrics;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -60,7 +60,7 @@ pub fn run(engine: &Engine, cmd: MaintenanceCmd) -> Result<i32> {
         } => {
             let ends = match duration {
                 Some(d) => Some(
-                    crate::store::now_ms()
+                    ptui_types::time::now_ms()
                         + parse_duration(&d).map_err(|e| eyre!(e))?.as_millis() as i64,
                 ),
                 None => None,

@@ -10,9 +10,9 @@ pub mod maintenance;
 pub mod progress;
 pub mod server;
 
-use crate::config::Config;
-use crate::engine::Engine;
 use clap::{Parser, Subcommand};
+use ptui_engine::Engine;
+use ptui_types::config::Config;
 use std::path::PathBuf;
 
 /// Process exit codes (documented in the README).
@@ -108,7 +108,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
     let config = cli.config();
     match &command {
         Command::BenchRender { lines } => {
-            return match crate::tui::bench::run(*lines).await {
+            return match ptui_bench::render::run(*lines).await {
                 Ok(()) => exit::OK,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -117,7 +117,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
             };
         }
         Command::KeysMarkdown => {
-            print!("{}", crate::tui::keymap::markdown());
+            print!("{}", ptui_tui::keymap::markdown());
             return exit::OK;
         }
         _ => {}
@@ -149,9 +149,11 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
     let result = match command {
         Command::Server(c) => server::run(&engine, c).await,
         Command::Catalog(c) => catalog::run(&engine, c),
-        Command::Install(a) => install::run(&engine, a, crate::jobs::JobAction::Install).await,
-        Command::Uninstall(a) => install::run(&engine, a, crate::jobs::JobAction::Uninstall).await,
-        Command::Upgrade(a) => install::run(&engine, a, crate::jobs::JobAction::Upgrade).await,
+        Command::Install(a) => install::run(&engine, a, ptui_types::job::JobAction::Install).await,
+        Command::Uninstall(a) => {
+            install::run(&engine, a, ptui_types::job::JobAction::Uninstall).await
+        }
+        Command::Upgrade(a) => install::run(&engine, a, ptui_types::job::JobAction::Upgrade).await,
         Command::Jobs(a) => jobs::list(&engine, a),
         Command::Logs(a) => jobs::logs(&engine, a).await,
         Command::Cancel(a) => jobs::cancel(&engine, a),
@@ -185,21 +187,6 @@ pub fn fmt_ts(ms: i64) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// Formats a duration in milliseconds as `1m05s` or `3.2s`.
-pub fn fmt_duration(ms: i64) -> String {
-    let secs = ms as f64 / 1000.0;
-    if secs < 60.0 {
-        format!("{secs:.1}s")
-    } else {
-        let s = ms / 1000;
-        if s < 3600 {
-            format!("{}m{:02}s", s / 60, s % 60)
-        } else {
-            format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-        }
-    }
-}
-
 /// Whether stdin and stdout are terminals (prompts are allowed only then).
 pub fn interactive() -> bool {
     use std::io::IsTerminal;
@@ -218,7 +205,7 @@ pub async fn run_dashboard(cli: Cli) -> i32 {
     // The dashboard watches the fleet too; with another checker on this database (say
     // `provision-tui watch`) the singleton lease keeps this one on standby.
     let _checker = match health::load_config()
-        .and_then(|cfg| crate::health::service::HealthService::new(engine.clone(), cfg))
+        .and_then(|cfg| ptui_engine::health::service::HealthService::new(engine.clone(), cfg))
     {
         Ok(svc) => Some(svc.spawn()),
         Err(e) => {
@@ -226,7 +213,7 @@ pub async fn run_dashboard(cli: Cli) -> i32 {
             None
         }
     };
-    match crate::tui::run(engine, cli.theme.clone()).await {
+    match ptui_tui::run(engine, cli.theme.clone()).await {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: {e:#}");

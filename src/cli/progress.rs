@@ -1,9 +1,9 @@
 //! The fan-out view of `install`: a live per-host table on a terminal (host, state, last line,
 //! elapsed), and a summary table at the end. Terminal code lives here, never in the engine.
 
-use crate::jobs::job::{Job, JobStatus};
-use crate::store::now_ms;
 use crossterm::{cursor, execute, terminal};
+use ptui_types::job::{Job, JobStatus};
+use ptui_types::time::now_ms;
 use std::io::Write;
 
 struct Row {
@@ -103,7 +103,7 @@ impl Progress {
 
     fn elapsed(r: &Row) -> String {
         match r.started {
-            Some(s) => super::fmt_duration(r.finished.unwrap_or_else(now_ms) - s),
+            Some(s) => ptui_types::time::human_ms(r.finished.unwrap_or_else(now_ms) - s),
             None => "-".into(),
         }
     }

@@ -1,11 +1,12 @@
 //! `provision-tui server ...`
 
 use super::{exit, fmt_ts, interactive};
-use crate::engine::Engine;
-use crate::fleet::{ServerSpec, ServerStatus};
-use crate::ssh::HostKeyVerdict;
 use clap::Subcommand;
 use color_eyre::eyre::{Result, bail};
+use ptui_engine::Engine;
+use ptui_types::hostkey::HostKeyVerdict;
+use ptui_types::records::ServerDetail;
+use ptui_types::server::{ServerSpec, ServerStatus};
 use std::io::Write;
 
 #[derive(Debug, Subcommand)]
@@ -133,9 +134,9 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
             default,
         } => {
             let settings = if default {
-                crate::store::sudo::SudoSettings::default()
+                ptui_types::records::SudoSettings::default()
             } else {
-                crate::store::sudo::SudoSettings {
+                ptui_types::records::SudoSettings {
                     escalate: if never { Some(false) } else { Some(true) },
                     password_env,
                     prompt,
@@ -164,21 +165,21 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
 }
 
 fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
-    let store = engine.store();
-    let s = store.require_server(name)?;
-    let events = store.server_events(s.id, 20)?;
-    let deployments = store.deployments(Some(s.id))?;
-    let jobs = store.list_jobs(&crate::store::jobs::JobFilter {
-        server: Some(s.name.clone()),
-        limit: Some(10),
-        ..Default::default()
-    })?;
+    let mut page = engine.server_detail(name, 20)?;
+    page.jobs.truncate(10);
     if json {
-        let sudo = store.server_sudo(s.id)?;
-        let v = serde_json::json!({"server": s, "sudo": sudo, "events": events, "deployments": deployments, "jobs": jobs});
+        let v = serde_json::json!({"server": page.server, "sudo": page.sudo, "events": page.events, "deployments": page.deployments, "jobs": page.jobs, "incidents": page.incidents});
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit::OK);
     }
+    let ServerDetail {
+        server: s,
+        sudo,
+        events,
+        deployments,
+        jobs,
+        ..
+    } = page;
     println!("{}  {}  [{}]", s.name, s.address(), s.status);
     if let Some(j) = &s.jump {
         println!("jump host: {j}");
@@ -186,7 +187,6 @@ fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
     if !s.tags.is_empty() {
         println!("tags: {}", s.tags.join(", "));
     }
-    let sudo = store.server_sudo(s.id)?;
     match (sudo.escalate, &sudo.password_env) {
         (Some(false), _) => println!("sudo: never"),
         (_, Some(var)) => println!("sudo: with the password from ${var} (sent on stdin)"),
@@ -263,7 +263,7 @@ async fn trust(engine: &Engine, name: &str, yes: bool, replace: bool) -> Result<
                 eprintln!(
                     "If the server was rebuilt and you verified the new key out of band, re-run with --replace."
                 );
-                return Ok(crate::error::ErrorKind::HostKey.cli_exit_code());
+                return Ok(ptui_types::error::ErrorKind::HostKey.cli_exit_code());
             }
         }
         HostKeyVerdict::Unknown { .. } => {

@@ -17,7 +17,7 @@ pub struct Sshd {
     _tmp: Option<tempfile::TempDir>,
 }
 
-use provision_tui::bench::sshd as recipe;
+use ptui_bench::sshd as recipe;
 
 fn keygen(path: &Path) {
     recipe::keygen(path).unwrap_or_else(|e| panic!("{e:#}"));

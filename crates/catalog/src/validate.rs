@@ -1,0 +1,790 @@
+//! Manifest checks beyond serde, and validation of input values against a manifest.
+
+use super::locate::{Seg, locate};
+use super::manifest::{InputSpec, InputType, Manifest};
+use ptui_types::secret::{MASK, Secret};
+use regex::Regex;
+use std::collections::{BTreeMap, HashSet};
+
+/// Values over this size are refused: they do not belong in an env var.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// A manifest problem with its position in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestIssue {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+fn issue(text: &str, path: &[Seg<'_>], message: String) -> ManifestIssue {
+    let (line, column) = locate(text, path);
+    ManifestIssue {
+        line,
+        column,
+        message,
+    }
+}
+
+/// Variables the shell, sudo or the loader give meaning to; an input must not overwrite them.
+const RESERVED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "PWD",
+    "OLDPWD",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "CDPATH",
+    "GLOBIGNORE",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "SECONDS",
+    "RANDOM",
+    "LINENO",
+    "HOSTNAME",
+    "TERM",
+    "LANG",
+    "TMPDIR",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "DEBIAN_FRONTEND",
+    "SUDO_USER",
+    "UID",
+    "EUID",
+    "PPID",
+    "OPTIND",
+    "OPTARG",
+    "BASH",
+    "BASHPID",
+    "HISTFILE",
+];
+
+fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_valid_input_name(n: &str) -> bool {
+    let mut cs = n.chars();
+    matches!(cs.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && cs.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Anchored form of a manifest pattern: patterns must match the whole value.
+pub fn compile_pattern(p: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&format!("^(?:{p})$"))
+}
+
+/// Semantic checks of a parsed manifest. `dir_name` is the installer directory's name.
+pub fn check_manifest(m: &Manifest, text: &str, dir_name: Option<&str>) -> Vec<ManifestIssue> {
+    let mut out = Vec::new();
+    if !is_valid_id(&m.id) {
+        out.push(issue(
+            text,
+            &[Seg::Key("id")],
+            format!("id {:?} must match [a-z0-9-]+", m.id),
+        ));
+    } else if let Some(dir) = dir_name
+        && dir != m.id
+    {
+        out.push(issue(
+            text,
+            &[Seg::Key("id")],
+            format!(
+                "id {:?} differs from its directory name {dir:?}; rename one so they match",
+                m.id
+            ),
+        ));
+    }
+    if m.timeout_seconds == 0 {
+        out.push(issue(
+            text,
+            &[Seg::Key("timeout_seconds")],
+            "timeout_seconds must be at least 1".into(),
+        ));
+    }
+    if let Some(h) = &m.health
+        && h.command.is_some() == h.url.is_some()
+    {
+        out.push(issue(
+            text,
+            &[Seg::Key("health")],
+            "health needs exactly one of `command` or `url`".into(),
+        ));
+    }
+    let names: Vec<&str> = m.inputs.iter().map(|i| i.name.as_str()).collect();
+    let mut seen = HashSet::new();
+    for (idx, input) in m.inputs.iter().enumerate() {
+        let at = |k: &'static str| vec![Seg::Key("inputs"), Seg::Index(idx), Seg::Key(k)];
+        if !is_valid_input_name(&input.name) {
+            out.push(issue(
+                text,
+                &at("name"),
+                format!(
+                    "input name {:?} must match [a-z_][a-z0-9_]* (it becomes the env var {})",
+                    input.name,
+                    input.env_name()
+                ),
+            ));
+        }
+        if RESERVED_ENV.contains(&input.env_name().as_str())
+            || input.name.starts_with("provision_tui_")
+        {
+            out.push(issue(
+                text,
+                &at("name"),
+                format!("input name {:?} is reserved: the shell or provision-tui uses ${}; pick another name", input.name, input.env_name()),
+            ));
+        }
+        if !seen.insert(input.name.as_str()) {
+            out.push(issue(
+                text,
+                &at("name"),
+                format!("duplicate input name {:?}", input.name),
+            ));
+        }
+        let v = input.validation.clone().unwrap_or_default();
+        let vpath = |k: &'static str| {
+            vec![
+                Seg::Key("inputs"),
+                Seg::Index(idx),
+                Seg::Key("validation"),
+                Seg::Key(k),
+            ]
+        };
+        if let Some(p) = &v.pattern
+            && let Err(e) = compile_pattern(p)
+        {
+            let first = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            out.push(issue(
+                text,
+                &vpath("pattern"),
+                format!("input {}: invalid regex {p:?}: {first}", input.name),
+            ));
+        }
+        if input.kind == InputType::Select && v.allowed_values.as_ref().is_none_or(|a| a.is_empty())
+        {
+            out.push(issue(
+                text,
+                &at("type"),
+                format!(
+                    "input {}: a select needs validation.allowed_values",
+                    input.name
+                ),
+            ));
+        }
+        if let (Some(a), Some(b)) = (v.min_length, v.max_length)
+            && a > b
+        {
+            out.push(issue(
+                text,
+                &vpath("min_length"),
+                format!("input {}: min_length > max_length", input.name),
+            ));
+        }
+        if let (Some(a), Some(b)) = (v.min_value, v.max_value)
+            && a > b
+        {
+            out.push(issue(
+                text,
+                &vpath("min_value"),
+                format!("input {}: min_value > max_value", input.name),
+            ));
+        }
+        if let Some(vi) = &input.visible_if {
+            let vip = vec![
+                Seg::Key("inputs"),
+                Seg::Index(idx),
+                Seg::Key("visible_if"),
+                Seg::Key("input"),
+            ];
+            if vi.input == input.name {
+                out.push(issue(
+                    text,
+                    &vip,
+                    format!("input {}: visible_if cannot refer to itself", input.name),
+                ));
+            } else if !names.contains(&vi.input.as_str()) {
+                out.push(issue(
+                    text,
+                    &vip,
+                    format!(
+                        "input {}: visible_if names unknown input {:?}; known: {}",
+                        input.name,
+                        vi.input,
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(d) = &input.default {
+            // Only check the default when the rules themselves are sound.
+            if v.pattern
+                .as_deref()
+                .is_none_or(|p| compile_pattern(p).is_ok())
+                && let Err(e) = check_value(input, &d.as_text())
+            {
+                out.push(issue(
+                    text,
+                    &at("default"),
+                    format!("input {}: default {:?} {e}", input.name, d.as_text()),
+                ));
+            }
+        }
+    }
+    if let Some(cycle) = visible_if_cycle(m) {
+        out.push(issue(
+            text,
+            &[Seg::Key("inputs")],
+            format!("visible_if conditions form a cycle: {cycle}"),
+        ));
+    }
+    out
+}
+
+fn visible_if_cycle(m: &Manifest) -> Option<String> {
+    let parent: BTreeMap<&str, &str> = m
+        .inputs
+        .iter()
+        .filter_map(|i| {
+            i.visible_if
+                .as_ref()
+                .map(|v| (i.name.as_str(), v.input.as_str()))
+        })
+        .collect();
+    for start in parent.keys() {
+        let mut chain = vec![*start];
+        let mut cur = *start;
+        while let Some(&next) = parent.get(cur) {
+            if chain.contains(&next) {
+                chain.push(next);
+                return Some(chain.join(" -> "));
+            }
+            chain.push(next);
+            cur = next;
+        }
+    }
+    None
+}
+
+/// The rule of an input in words, for form hints and error messages.
+pub fn describe_rules(input: &InputSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    match input.kind {
+        InputType::Integer => out.push("a whole number".into()),
+        InputType::Port => out.push("a port 1-65535".into()),
+        InputType::Boolean => out.push("true or false".into()),
+        InputType::Email => out.push("an email address".into()),
+        _ => {}
+    }
+    if let Some(v) = &input.validation {
+        if let Some(p) = &v.pattern {
+            out.push(format!("matches {p}"));
+        }
+        match (v.min_length, v.max_length) {
+            (Some(a), Some(b)) => out.push(format!("{a}-{b} characters")),
+            (Some(a), None) => out.push(format!("at least {a} characters")),
+            (None, Some(b)) => out.push(format!("at most {b} characters")),
+            _ => {}
+        }
+        match (v.min_value, v.max_value) {
+            (Some(a), Some(b)) => out.push(format!("between {a} and {b}")),
+            (Some(a), None) => out.push(format!("at least {a}")),
+            (None, Some(b)) => out.push(format!("at most {b}")),
+            _ => {}
+        }
+        if let Some(a) = &v.allowed_values {
+            out.push(format!("one of: {}", a.join(", ")));
+        }
+    }
+    out
+}
+
+fn is_email(v: &str) -> bool {
+    let Some((local, domain)) = v.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+}
+
+/// Normalises booleans; everything else passes through verbatim.
+pub fn normalize_bool(v: &str) -> Option<&'static str> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some("true"),
+        "false" | "no" | "off" | "0" => Some("false"),
+        _ => None,
+    }
+}
+
+/// Checks one value against its input's type and rules. The message completes
+/// "input NAME ..." and states the rule.
+pub fn check_value(input: &InputSpec, value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err("contains a NUL byte, which cannot be passed to a script".into());
+    }
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(format!(
+            "is {} bytes; values are limited to 64 KiB (pass large data as a file on the server)",
+            value.len()
+        ));
+    }
+    let v = input.validation.clone().unwrap_or_default();
+    // Messages reach the terminal, the audit log and job records: never echo a secret
+    // (nor its length or numeric value).
+    let sensitive = input.is_sensitive();
+    let got = |shown: &dyn std::fmt::Display| {
+        if sensitive {
+            String::new()
+        } else {
+            format!(", got {shown}")
+        }
+    };
+    match input.kind {
+        InputType::Integer | InputType::Port => {
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("must be a whole number{}", got(&format!("{value:?}"))))?;
+            if input.kind == InputType::Port && !(1..=65535).contains(&n) {
+                return Err(format!("must be a port between 1 and 65535{}", got(&n)));
+            }
+            if let Some(min) = v.min_value
+                && n < min
+            {
+                return Err(format!("must be at least {min}{}", got(&n)));
+            }
+            if let Some(max) = v.max_value
+                && n > max
+            {
+                return Err(format!("must be at most {max}{}", got(&n)));
+            }
+        }
+        InputType::Boolean => {
+            if normalize_bool(value).is_none() {
+                return Err(format!(
+                    "must be true or false{}",
+                    got(&format!("{value:?}"))
+                ));
+            }
+        }
+        InputType::Email => {
+            if !is_email(value) {
+                return Err(format!(
+                    "must be an email address like ops@example.com{}",
+                    got(&format!("{value:?}"))
+                ));
+            }
+        }
+        InputType::Select => {
+            if !v
+                .allowed_values
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|x| x == value))
+            {
+                return Err(format!(
+                    "must be one of: {}",
+                    v.allowed_values.unwrap_or_default().join(", ")
+                ));
+            }
+        }
+        InputType::String | InputType::Password => {}
+    }
+    let chars = value.chars().count();
+    if let Some(min) = v.min_length
+        && chars < min
+    {
+        return Err(format!("must be at least {min} characters{}", got(&chars)));
+    }
+    if let Some(max) = v.max_length
+        && chars > max
+    {
+        return Err(format!("must be at most {max} characters{}", got(&chars)));
+    }
+    if let Some(p) = &v.pattern {
+        let re = compile_pattern(p)
+            .map_err(|e| format!("has an invalid pattern in its manifest: {e}"))?;
+        if !re.is_match(value) {
+            return Err(format!("must match the pattern {p}"));
+        }
+    }
+    if input.kind != InputType::Select
+        && let Some(allowed) = &v.allowed_values
+        && !allowed.iter().any(|x| x == value)
+    {
+        return Err(format!("must be one of: {}", allowed.join(", ")));
+    }
+    Ok(())
+}
+
+/// A validated input ready to send: its env name, value and whether it is secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedInput {
+    pub name: String,
+    pub env: String,
+    pub value: Secret,
+    pub sensitive: bool,
+}
+
+/// The validated inputs of one install.
+#[derive(Debug, Clone, Default)]
+pub struct ResolvedInputs {
+    pub inputs: Vec<ResolvedInput>,
+}
+
+impl ResolvedInputs {
+    /// JSON for the database and audit: sensitive values become `***`.
+    pub fn masked_json(&self) -> serde_json::Value {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .inputs
+            .iter()
+            .map(|i| {
+                let v = if i.sensitive {
+                    MASK.to_string()
+                } else {
+                    i.value.expose().to_string()
+                };
+                (i.name.clone(), serde_json::Value::String(v))
+            })
+            .collect();
+        serde_json::Value::Object(map)
+    }
+
+    pub fn secrets(&self) -> Vec<Secret> {
+        self.inputs
+            .iter()
+            .filter(|i| i.sensitive)
+            .map(|i| i.value.clone())
+            .collect()
+    }
+}
+
+/// One rejected input value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputError {
+    pub input: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "input {}: {}", self.input, self.message)
+    }
+}
+
+/// Which inputs are visible given the current raw values (defaults applied).
+pub fn visibility(m: &Manifest, given: &BTreeMap<String, String>) -> BTreeMap<String, bool> {
+    let effective = |name: &str| -> Option<String> {
+        let spec = m.inputs.iter().find(|i| i.name == name)?;
+        let raw = given
+            .get(name)
+            .cloned()
+            .or_else(|| spec.default.as_ref().map(|d| d.as_text()))?;
+        Some(if spec.kind == InputType::Boolean {
+            normalize_bool(&raw).map(str::to_string).unwrap_or(raw)
+        } else {
+            raw
+        })
+    };
+    let mut out = BTreeMap::new();
+    for input in &m.inputs {
+        let mut visible = true;
+        let mut cur = input;
+        let mut hops = 0;
+        // Walk up the chain: hidden parents hide their children.
+        while let Some(vi) = &cur.visible_if {
+            if !vi.matches(effective(&vi.input).as_deref()) || hops > m.inputs.len() {
+                visible = false;
+                break;
+            }
+            match m.inputs.iter().find(|i| i.name == vi.input) {
+                Some(p) => cur = p,
+                None => {
+                    visible = false;
+                    break;
+                }
+            }
+            hops += 1;
+        }
+        out.insert(input.name.clone(), visible);
+    }
+    out
+}
+
+/// Validates raw values (from `--set`, a form, or a stored deployment) against the manifest.
+/// Hidden inputs are neither required nor sent; undeclared inputs are errors.
+pub fn resolve_inputs(
+    m: &Manifest,
+    given: &BTreeMap<String, String>,
+) -> Result<ResolvedInputs, Vec<InputError>> {
+    let mut errors = Vec::new();
+    for key in given.keys() {
+        if !m.inputs.iter().any(|i| &i.name == key) {
+            let known: Vec<&str> = m.inputs.iter().map(|i| i.name.as_str()).collect();
+            errors.push(InputError {
+                input: key.clone(),
+                message: format!(
+                    "is not declared by {}; it accepts: {}",
+                    m.id,
+                    if known.is_empty() {
+                        "no inputs".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            });
+        }
+    }
+    let vis = visibility(m, given);
+    let mut out = ResolvedInputs::default();
+    for input in &m.inputs {
+        if !vis.get(&input.name).copied().unwrap_or(true) {
+            continue;
+        }
+        let raw = given
+            .get(&input.name)
+            .cloned()
+            .or_else(|| input.default.as_ref().map(|d| d.as_text()));
+        let raw = match raw {
+            Some(r)
+                if !(r.is_empty()
+                    && input.kind != InputType::String
+                    && input.kind != InputType::Password) =>
+            {
+                r
+            }
+            _ => {
+                if input.required {
+                    errors.push(InputError {
+                        input: input.name.clone(),
+                        message: "is required".into(),
+                    });
+                }
+                continue;
+            }
+        };
+        if raw.is_empty() && input.required {
+            errors.push(InputError {
+                input: input.name.clone(),
+                message: "is required".into(),
+            });
+            continue;
+        }
+        if let Err(message) = check_value(input, &raw) {
+            errors.push(InputError {
+                input: input.name.clone(),
+                message,
+            });
+            continue;
+        }
+        let value = match input.kind {
+            InputType::Boolean => normalize_bool(&raw).unwrap_or("false").to_string(),
+            InputType::Integer | InputType::Port => raw.trim().to_string(),
+            _ => raw,
+        };
+        out.inputs.push(ResolvedInput {
+            name: input.name.clone(),
+            env: input.env_name(),
+            value: Secret::new(value),
+            sensitive: input.is_sensitive(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(inputs: &str) -> Manifest {
+        let text = format!(
+            "id: demo\nname: Demo\nversion: '1'\ninstall_script: install.sh\ninputs:\n{inputs}"
+        );
+        yaml_serde::from_str(&text).expect("fixture manifest parses")
+    }
+
+    fn given(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const ALL_TYPES: &str = r#"
+  - {name: s, type: string, validation: {pattern: '[a-z]+', min_length: 2, max_length: 5}}
+  - {name: n, type: integer, validation: {min_value: 1, max_value: 10}}
+  - {name: b, type: boolean, default: false}
+  - {name: pw, type: password, required: true, validation: {min_length: 8}}
+  - {name: sel, type: select, default: a, validation: {allowed_values: [a, b]}}
+  - {name: mail, type: email}
+  - {name: p, type: port}
+  - {name: extra, type: string, required: true, visible_if: {input: b, equals: true}}
+"#;
+
+    #[test]
+    fn sensitive_values_never_appear_in_messages() {
+        let m = manifest(
+            r#"
+  - {name: pin, type: integer, sensitive: true, validation: {min_value: 1000}}
+  - {name: token, type: email, sensitive: true}
+  - {name: flag, type: boolean, sensitive: true}
+  - {name: pw, type: password, validation: {min_length: 20}}
+  - {name: n, type: integer}
+"#,
+        );
+        let spec = |name: &str| m.inputs.iter().find(|i| i.name == name).unwrap();
+        for (name, value) in [
+            ("pin", "s3cr3t-pin"),
+            ("pin", "123"),
+            ("token", "tok-XYZZY"),
+            ("flag", "maybe-XYZZY"),
+            ("pw", "hunter2-XYZZY"),
+        ] {
+            let err = check_value(spec(name), value).expect_err(name);
+            assert!(!err.contains(value), "{name}: {err}");
+            // Not even the length of a password.
+            assert!(!err.contains("got"), "{name}: {err}");
+        }
+        // Non-sensitive inputs still say what was wrong.
+        let err = check_value(spec("n"), "abc").unwrap_err();
+        assert!(err.contains("\"abc\""), "{err}");
+    }
+
+    #[test]
+    fn every_type_and_rule_is_enforced() {
+        let m = manifest(ALL_TYPES);
+        let bad = [
+            ("s", "A", "must be at least 2"),
+            ("s", "abcdef", "at most 5"),
+            ("s", "AB", "pattern"),
+            ("n", "x", "whole number"),
+            ("n", "0", "at least 1"),
+            ("n", "11", "at most 10"),
+            ("b", "maybe", "true or false"),
+            ("pw", "short", "at least 8"),
+            ("sel", "c", "one of: a, b"),
+            ("mail", "nope", "email"),
+            ("p", "70000", "between 1 and 65535"),
+            ("p", "80x", "whole number"),
+        ];
+        for (k, v, want) in bad {
+            let mut g = given(&[("pw", "longenough")]);
+            g.insert(k.into(), v.into());
+            let errs = resolve_inputs(&m, &g).expect_err(&format!("{k}={v} must fail"));
+            assert!(
+                errs.iter()
+                    .any(|e| e.input == k && e.message.contains(want)),
+                "{k}={v}: {errs:?}"
+            );
+        }
+        let ok = resolve_inputs(
+            &m,
+            &given(&[
+                ("s", "abc"),
+                ("n", "5"),
+                ("pw", "longenough"),
+                ("mail", "a@b.io"),
+                ("p", "8080"),
+                ("b", "no"),
+            ]),
+        )
+        .unwrap();
+        let names: Vec<_> = ok.inputs.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["s", "n", "b", "pw", "sel", "mail", "p"],
+            "hidden `extra` is not sent"
+        );
+        assert_eq!(ok.inputs[2].value.expose(), "false");
+        assert!(ok.inputs[3].sensitive);
+        assert_eq!(ok.masked_json()["pw"], "***");
+    }
+
+    #[test]
+    fn required_hidden_and_visible() {
+        let m = manifest(ALL_TYPES);
+        let errs = resolve_inputs(&m, &given(&[])).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.input == "pw" && e.message == "is required")
+        );
+        assert!(
+            !errs.iter().any(|e| e.input == "extra"),
+            "hidden input is not required"
+        );
+        let errs = resolve_inputs(&m, &given(&[("pw", "longenough"), ("b", "true")])).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.input == "extra"),
+            "visible input becomes required"
+        );
+    }
+
+    #[test]
+    fn undeclared_nul_and_oversize_are_refused() {
+        let m = manifest(ALL_TYPES);
+        let errs = resolve_inputs(&m, &given(&[("pw", "longenough"), ("bogus", "1")])).unwrap_err();
+        assert!(errs[0].message.contains("not declared"), "{errs:?}");
+        let errs = resolve_inputs(&m, &given(&[("pw", "long\0enough")])).unwrap_err();
+        assert!(errs[0].message.contains("NUL"));
+        let big = "x".repeat(MAX_VALUE_BYTES + 1);
+        let errs = resolve_inputs(&m, &given(&[("pw", big.as_str())])).unwrap_err();
+        assert!(errs[0].message.contains("64 KiB"));
+    }
+
+    #[test]
+    fn values_pass_verbatim() {
+        let m = manifest("  - {name: v, type: string}\n");
+        for payload in [
+            "$(touch /tmp/x)",
+            "`id`",
+            "'; rm -rf /; '",
+            "a\nb",
+            "*",
+            "héllo ✓",
+            "  spaced  ",
+        ] {
+            let r = resolve_inputs(&m, &given(&[("v", payload)])).unwrap();
+            assert_eq!(r.inputs[0].value.expose(), payload);
+        }
+    }
+
+    #[test]
+    fn manifest_semantic_checks() {
+        let text = "id: Bad_Id\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: a\n    type: select\n  - name: a\n    type: string\n    validation:\n      pattern: '(['\n  - name: c\n    type: integer\n    default: 0\n    validation:\n      min_value: 5\n  - name: d\n    type: string\n    visible_if:\n      input: nope\n      equals: x\n";
+        let m: Manifest = yaml_serde::from_str(text).unwrap();
+        let issues = check_manifest(&m, text, None);
+        let find = |s: &str| {
+            issues
+                .iter()
+                .find(|i| i.message.contains(s))
+                .unwrap_or_else(|| panic!("{s}: {issues:?}"))
+        };
+        assert_eq!(find("must match [a-z0-9-]+").line, 1);
+        assert_eq!(find("allowed_values").line, 7);
+        assert_eq!(find("duplicate input").line, 8);
+        assert_eq!(find("invalid regex").line, 11);
+        assert_eq!(find("default \"0\"").line, 14);
+        assert_eq!(find("unknown input \"nope\"").line, 20);
+    }
+}

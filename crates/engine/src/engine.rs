@@ -1,0 +1,642 @@
+//! The engine: owns the store, the catalog and the running jobs. Front ends call its methods
+//! (commands) and subscribe to its events; they never touch SSH or SQL themselves.
+
+use crate::jobs::runner;
+use color_eyre::eyre::{Result, bail, eyre};
+use ptui_catalog::{Catalog, InputError, Installer};
+use ptui_ssh::{HostKeyVerdict, KnownHosts, SshTarget};
+use ptui_store::Store;
+use ptui_types::config::Config;
+use ptui_types::error::{ErrorKind, KindError};
+use ptui_types::identity;
+use ptui_types::job::JobFilter;
+use ptui_types::job::{Job, JobAction, LogLine};
+use ptui_types::secret::Secret;
+use ptui_types::server::{Server, ServerSpec, ServerStatus};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+
+/// Everything the engine tells its front ends.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    JobQueued {
+        job: Job,
+    },
+    JobStarted {
+        job: Job,
+    },
+    /// Log lines, already masked and stored.
+    JobLog {
+        job_id: i64,
+        lines: Vec<LogLine>,
+    },
+    JobFinished {
+        job: Job,
+    },
+    ServerChanged {
+        server: Server,
+    },
+    ServerRemoved {
+        name: String,
+    },
+    /// Progress of a fan-out (batches, skipped hosts, the end).
+    Fanout {
+        fanout: crate::jobs::fanout::FanoutEvent,
+    },
+    /// Another process changed the database; re-read what you show.
+    ExternalChange,
+    /// One health check of one server (for sparklines); `states` lists pending/down conditions.
+    HealthSample {
+        sample: crate::health::Sample,
+    },
+    /// An incident opened, changed state (recovering, failed) or resolved.
+    IncidentChanged {
+        incident: ptui_store::incidents::Incident,
+    },
+    /// A notification was sent, dropped by the rate limit, or failed after its retries.
+    Notification {
+        channel: String,
+        topic: String,
+        outcome: String,
+        detail: Option<String>,
+    },
+}
+
+/// An install (or uninstall) on one or more servers.
+#[derive(Debug, Clone)]
+pub struct InstallRequest {
+    pub app: String,
+    pub servers: Vec<String>,
+    /// Raw values by input name; validated against the manifest.
+    pub inputs: BTreeMap<String, String>,
+    pub action: JobAction,
+}
+
+/// Why an install request was refused before any job started.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("invalid inputs for {app}:\n{}", .errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Inputs {
+        app: String,
+        errors: Vec<InputError>,
+    },
+}
+
+/// The result of looking at a server's host key.
+#[derive(Debug, Clone)]
+pub struct HostKeyScan {
+    pub server: String,
+    pub fingerprint: String,
+    pub verdict: HostKeyVerdict,
+    key: russh::keys::ssh_key::PublicKey,
+}
+
+impl HostKeyScan {
+    /// A scan result for a key obtained elsewhere (tests and previews); the verdict is given.
+    pub fn from_key(
+        server: &str,
+        key: russh::keys::ssh_key::PublicKey,
+        verdict: HostKeyVerdict,
+    ) -> Self {
+        HostKeyScan {
+            server: server.to_string(),
+            fingerprint: ptui_ssh::known_hosts::fingerprint(&key),
+            verdict,
+            key,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub catalog: RwLock<Arc<Catalog>>,
+    pub events: broadcast::Sender<Event>,
+    pub running: Mutex<HashMap<i64, CancellationToken>>,
+    pub known_hosts: KnownHosts,
+    pub operator: String,
+    pub owner: String,
+    pub slots: Arc<Semaphore>,
+    /// Permits `slots` was created with plus those added for wide fan-outs.
+    pub slots_total: std::sync::atomic::AtomicUsize,
+    pub pool: ptui_ssh::Pool,
+    /// Sudo passwords typed for `--prompt` servers, by server id. Memory only: never written
+    /// to the database or a log, gone with the process.
+    pub sudo_passwords: Mutex<HashMap<i64, Secret>>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Opens the database, loads the catalog and marks jobs orphaned by a dead process as interrupted.
+    pub fn open(config: Config) -> Result<Self> {
+        let store = Store::open(&config.db_path)?;
+        let catalog = Catalog::load(&config.installer_dirs);
+        let (events, _) = broadcast::channel(8192);
+        let known_hosts = KnownHosts {
+            own: config.known_hosts_path.clone(),
+            user: config.user_known_hosts_path.clone(),
+        };
+        let slots_total = config.jobs.max_concurrent.max(1);
+        let slots = Arc::new(Semaphore::new(slots_total));
+        let pool = ptui_ssh::Pool::new(
+            config.ssh.clone(),
+            known_hosts.clone(),
+            config.ssh.idle_timeout,
+            config.ssh.max_age,
+        );
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                catalog: RwLock::new(Arc::new(catalog)),
+                events,
+                running: Mutex::new(HashMap::new()),
+                known_hosts,
+                operator: identity::operator(),
+                owner: identity::process_owner(),
+                slots_total: std::sync::atomic::AtomicUsize::new(slots_total),
+                slots,
+                pool,
+                sudo_passwords: Mutex::new(HashMap::new()),
+            }),
+        };
+        engine.recover_interrupted()?;
+        engine.spawn_pool_reaper();
+        Ok(engine)
+    }
+
+    /// Closes idle pooled connections on time even when nothing leases again (the pool reaps
+    /// only inside `get` otherwise). Needs a tokio runtime; without one there is nothing to
+    /// reap on time for. Holds a `Weak`, so it never keeps the engine alive.
+    fn spawn_pool_reaper(&self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let idle = self.inner.config.ssh.idle_timeout;
+        // interval() panics on zero; a 0 s idle timeout still gets a sane tick.
+        let every = (idle / 2)
+            .min(std::time::Duration::from_secs(30))
+            .max(std::time::Duration::from_millis(100));
+        let weak = Arc::downgrade(&self.inner);
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.pool.reap();
+            }
+        });
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner
+            .catalog
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn operator(&self) -> &str {
+        &self.inner.operator
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
+        let _ = self.inner.events.send(e);
+    }
+
+    fn audit(&self, action: &str, target: &str, details: &str) -> Result<()> {
+        self.inner
+            .store
+            .audit(&self.inner.operator, action, target, details)
+    }
+
+    /// Jobs left queued/running by a process that died become `interrupted`.
+    pub fn recover_interrupted(&self) -> Result<Vec<i64>> {
+        let stale =
+            ptui_types::time::now_ms() - 2 * self.inner.config.jobs.lease_ttl.as_millis() as i64;
+        let ids = self
+            .inner
+            .store
+            .orphaned_jobs(stale, identity::owner_alive)?;
+        for id in &ids {
+            runner::mark_interrupted(self, *id)?;
+        }
+        Ok(ids)
+    }
+
+    // ---- servers ----
+
+    pub fn add_server(&self, spec: &ServerSpec) -> Result<Server> {
+        let server = self
+            .inner
+            .store
+            .add_server(spec, ServerStatus::PendingSetup)?;
+        self.audit(
+            "server.add",
+            &server.name,
+            &format!("{} tags={}", server.address(), server.tags.join(",")),
+        )?;
+        self.emit(Event::ServerChanged {
+            server: server.clone(),
+        });
+        Ok(server)
+    }
+
+    pub fn remove_server(&self, name: &str) -> Result<Server> {
+        let server = self.inner.store.remove_server(name)?;
+        self.inner.pool.invalidate(name);
+        self.forget_sudo_password(server.id);
+        self.audit("server.rm", name, &server.address())?;
+        self.emit(Event::ServerRemoved {
+            name: name.to_string(),
+        });
+        Ok(server)
+    }
+
+    pub fn set_server_status(&self, name: &str, status: ServerStatus) -> Result<Server> {
+        let server = self.inner.store.require_server(name)?;
+        if server.status == status {
+            bail!("server {name} is already {status}");
+        }
+        let from = server.status;
+        let server = self.inner.store.transition_server(
+            server.id,
+            status,
+            &format!("set by {}", self.inner.operator),
+            None,
+        )?;
+        self.audit("server.set_status", name, &format!("{from} -> {status}"))?;
+        self.emit(Event::ServerChanged {
+            server: server.clone(),
+        });
+        Ok(server)
+    }
+
+    /// Sets how jobs escalate on a server. Only the env var's name (or that the password is to
+    /// be asked for) is stored, never a password.
+    pub fn set_server_sudo(
+        &self,
+        name: &str,
+        settings: &ptui_types::records::SudoSettings,
+    ) -> Result<()> {
+        if let Some(var) = &settings.password_env
+            && !ptui_ssh::exec::valid_env_name(var)
+        {
+            bail!("--password-env wants an environment variable name like SUDO_PW, got {var:?}");
+        }
+        if settings.prompt && (settings.password_env.is_some() || settings.escalate == Some(false))
+        {
+            bail!(
+                "--prompt asks for the sudo password; it goes with neither --password-env nor --never"
+            );
+        }
+        let server = self.inner.store.require_server(name)?;
+        self.inner.store.set_server_sudo(server.id, settings)?;
+        self.inner.pool.invalidate(name);
+        if !settings.prompt {
+            self.forget_sudo_password(server.id);
+        }
+        self.audit(
+            "server.sudo",
+            name,
+            &format!(
+                "escalate={:?} password_env={} prompt={}",
+                settings.escalate,
+                settings.password_env.as_deref().unwrap_or("-"),
+                settings.prompt
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Gives the sudo password of a `--prompt` server to this process (memory only).
+    pub fn set_sudo_password(&self, name: &str, password: Secret) -> Result<()> {
+        let server = self.inner.store.require_server(name)?;
+        if password.expose().is_empty() {
+            bail!("the sudo password of {name} is empty");
+        }
+        // The password is the first line of stdin for `sudo -S`: a newline would end it early.
+        if password.expose().contains(['\n', '\0']) {
+            bail!("a sudo password cannot contain a newline or NUL");
+        }
+        if let Ok(mut m) = self.inner.sudo_passwords.lock() {
+            m.insert(server.id, password);
+        }
+        // A pooled connection carries the target it was dialled with (and its sudo mode).
+        self.inner.pool.invalidate(name);
+        Ok(())
+    }
+
+    pub(crate) fn forget_sudo_password(&self, server_id: i64) {
+        if let Ok(mut m) = self.inner.sudo_passwords.lock() {
+            m.remove(&server_id);
+        }
+    }
+
+    pub(crate) fn sudo_password(&self, server_id: i64) -> Option<Secret> {
+        self.inner
+            .sudo_passwords
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&server_id).cloned())
+    }
+
+    /// Whether a job on this server would need a prompted sudo password this process lacks
+    /// (`--prompt` set, a non-root login, and no password given yet).
+    pub fn needs_sudo_password(&self, server: &Server) -> Result<bool> {
+        if server.user == "root" {
+            return Ok(false);
+        }
+        let s = self.inner.store.server_sudo(server.id)?;
+        Ok(s.prompt && s.escalate != Some(false) && self.sudo_password(server.id).is_none())
+    }
+
+    /// Of these server names, those that need a sudo password before a job can run, as
+    /// (name, `user@name` for the prompt). Unknown names are left to the install to report.
+    pub fn servers_needing_sudo_password(&self, names: &[String]) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for n in names {
+            let Some(s) = self.inner.store.server_by_name(n)? else {
+                continue;
+            };
+            if self.needs_sudo_password(&s)? && !out.iter().any(|(x, _)| x == &s.name) {
+                out.push((s.name.clone(), format!("{}@{}", s.user, s.name)));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn servers(&self) -> Result<Vec<Server>> {
+        self.inner.store.list_servers()
+    }
+
+    /// Builds the SSH target of a server, following its jump host (one level deep chains allowed
+    /// recursively, with a loop guard).
+    pub fn ssh_target(&self, server: &Server) -> Result<SshTarget> {
+        self.ssh_target_depth(server, 0)
+    }
+
+    fn ssh_target_depth(&self, server: &Server, depth: usize) -> Result<SshTarget> {
+        if depth > 8 {
+            bail!("jump host chain of {} is too long or loops", server.name);
+        }
+        let jump = match &server.jump {
+            Some(j) => {
+                let js = self.inner.store.require_server(j)?;
+                Some(Box::new(self.ssh_target_depth(&js, depth + 1)?))
+            }
+            None => None,
+        };
+        let sudo = self.inner.store.server_sudo(server.id)?;
+        let sudo = match (sudo.escalate, sudo.password_env, sudo.prompt) {
+            (Some(false), _, _) => ptui_ssh::SudoMode::Never,
+            (_, Some(var), _) => ptui_ssh::SudoMode::PasswordEnv(var),
+            (_, None, true) => ptui_ssh::SudoMode::PasswordPrompt(self.sudo_password(server.id)),
+            _ => ptui_ssh::SudoMode::NoPassword,
+        };
+        Ok(SshTarget {
+            sudo,
+            name: server.name.clone(),
+            host: server.host.clone(),
+            port: server.port,
+            user: server.user.clone(),
+            identity: server.identity.as_deref().map(ptui_types::config::key_path),
+            password_env: server.password_env.clone(),
+            jump,
+        })
+    }
+
+    pub async fn connect(
+        &self,
+        server: &Server,
+    ) -> std::result::Result<ptui_ssh::Session, KindError> {
+        let target = self
+            .ssh_target(server)
+            .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        ptui_ssh::connect(&target, &self.inner.config.ssh, &self.inner.known_hosts).await
+    }
+
+    /// A lease on the server's pooled connection (shared by jobs and health checks).
+    pub async fn pooled(&self, server: &Server) -> std::result::Result<ptui_ssh::Lease, KindError> {
+        let target = self
+            .ssh_target(server)
+            .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        self.inner.pool.get(&server.name, &target).await
+    }
+
+    pub fn pool(&self) -> &ptui_ssh::Pool {
+        &self.inner.pool
+    }
+
+    /// Connects far enough to see the server's host key; never records anything.
+    pub async fn scan_host_key(&self, name: &str) -> std::result::Result<HostKeyScan, KindError> {
+        let server = self
+            .inner
+            .store
+            .require_server(name)
+            .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        let target = self
+            .ssh_target(&server)
+            .map_err(|e| KindError::new(ErrorKind::Validation, e.to_string()))?;
+        let (key, fingerprint, verdict) =
+            ptui_ssh::scan_host_key(&target, &self.inner.config.ssh, &self.inner.known_hosts)
+                .await?;
+        Ok(HostKeyScan {
+            server: name.to_string(),
+            fingerprint,
+            verdict,
+            key,
+        })
+    }
+
+    /// Records a scanned key in provision-tui's known_hosts. A changed key needs `replace`.
+    pub fn trust_host_key(&self, scan: &HostKeyScan, replace: bool) -> Result<()> {
+        let server = self.inner.store.require_server(&scan.server)?;
+        if let HostKeyVerdict::Changed { recorded, .. } = &scan.verdict
+            && !replace
+        {
+            bail!(
+                "host key of {} changed (recorded {recorded}, now {}); refusing without --replace",
+                server.name,
+                scan.fingerprint
+            );
+        }
+        self.inner
+            .known_hosts
+            .learn(&server.host, server.port, &scan.key, replace)?;
+        self.audit("server.trust", &server.name, &scan.fingerprint)?;
+        Ok(())
+    }
+
+    // ---- jobs ----
+
+    /// Validates the request and starts one job per server. Nothing starts if anything is invalid.
+    /// (Fan-outs with batches and a failure budget: `start_fanout` in jobs/fanout.rs.)
+    pub fn start_install(
+        &self,
+        req: &InstallRequest,
+    ) -> std::result::Result<Vec<Job>, RequestError> {
+        let prepared = self.prepare_install(req, true)?;
+        prepared
+            .servers
+            .iter()
+            .map(|s| self.launch_one(&prepared, s, None))
+            .collect()
+    }
+
+    /// Cancels a job run by this process at once, or by another process within a heartbeat.
+    pub fn cancel_job(&self, id: i64) -> Result<Job> {
+        let job = self.inner.store.request_cancel(id)?;
+        if let Ok(r) = self.inner.running.lock()
+            && let Some(t) = r.get(&id)
+        {
+            t.cancel();
+        }
+        self.audit("job.cancel", &job.server_name, &format!("job #{id}"))?;
+        Ok(job)
+    }
+
+    /// Jobs started by this process that have not finished.
+    pub fn running_here(&self) -> Vec<i64> {
+        self.inner
+            .running
+            .lock()
+            .map(|r| r.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        self.inner.store.list_jobs(filter)
+    }
+
+    pub fn job(&self, id: i64) -> Result<Job> {
+        self.inner.store.require_job(id)
+    }
+
+    pub fn job_logs(&self, id: i64, from_seq: i64, limit: usize) -> Result<Vec<LogLine>> {
+        self.inner.store.job_logs(id, from_seq, limit)
+    }
+
+    /// The nearest log line containing `needle` from `from_seq` on (or back), found in the store.
+    pub fn find_log_line(
+        &self,
+        id: i64,
+        needle: &str,
+        from_seq: i64,
+        forward: bool,
+    ) -> Result<Option<i64>> {
+        self.inner
+            .store
+            .find_log_line(id, needle, from_seq, forward)
+    }
+
+    /// Waits for a job of this process to end.
+    pub async fn wait_job(&self, id: i64) -> Result<Job> {
+        let mut rx = self.subscribe();
+        loop {
+            let job = self.inner.store.require_job(id)?;
+            if job.status.is_terminal() {
+                return Ok(job);
+            }
+            match tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
+                Ok(Ok(Event::JobFinished { job })) if job.id == id => return Ok(job),
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    return Err(eyre!("engine stopped"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Watches the database for commits by other processes and emits `ExternalChange`.
+    pub fn spawn_external_watch(&self, every: std::time::Duration) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut last = engine.inner.store.data_version().unwrap_or(0);
+            loop {
+                tokio::time::sleep(every).await;
+                if let Ok(v) = engine.inner.store.data_version()
+                    && v != last
+                {
+                    last = v;
+                    engine.emit(Event::ExternalChange);
+                }
+            }
+        });
+    }
+}
+
+/// For uninstall/upgrade: accept the given values that validate, without demanding required ones.
+pub(crate) fn relaxed_inputs(
+    installer: &Installer,
+    given: &BTreeMap<String, String>,
+) -> ptui_catalog::ResolvedInputs {
+    let mut out = ptui_catalog::ResolvedInputs::default();
+    for spec in &installer.manifest.inputs {
+        let Some(v) = given
+            .get(&spec.name)
+            .cloned()
+            .or_else(|| spec.default.as_ref().map(|d| d.as_text()))
+        else {
+            continue;
+        };
+        if ptui_catalog::check_value(spec, &v).is_ok() {
+            out.inputs.push(ptui_catalog::validate::ResolvedInput {
+                name: spec.name.clone(),
+                env: spec.env_name(),
+                value: ptui_types::secret::Secret::new(v),
+                sensitive: spec.is_sensitive(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_target_expands_a_tilde_identity() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let e = Engine::open(Config::new(Some(tmp.path().join("state.db")), vec![])).expect("open");
+        let server = e
+            .add_server(&ServerSpec {
+                name: "s".into(),
+                host: "127.0.0.1".into(),
+                port: 22,
+                user: "root".into(),
+                identity: Some("~/.ssh/from-import".into()),
+                ..Default::default()
+            })
+            .expect("add");
+        let t = e.ssh_target(&server).expect("target");
+        assert_eq!(
+            t.identity,
+            Some(ptui_types::config::home_dir().join(".ssh/from-import"))
+        );
+    }
+}

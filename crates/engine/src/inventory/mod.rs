@@ -1,0 +1,288 @@
+//! Inventory import: ssh_config, Ansible (INI and YAML) and dynamic (a command printing JSON).
+//!
+//! Each parser turns its source into `ImportEntry`s; `apply` writes them. Imports are
+//! idempotent: a server found again is updated (tags are merged), nothing is ever deleted, and
+//! every entry is reported as added, changed, unchanged or skipped with the reason.
+
+pub mod ansible;
+pub mod command;
+pub mod ssh_config;
+
+use crate::engine::Engine;
+use color_eyre::eyre::Result;
+use ptui_types::records::SudoSettings;
+use ptui_types::server::{Server, ServerSpec, ServerStatus};
+use serde::Serialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One server read from an inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportEntry {
+    pub spec: ServerSpec,
+    /// `Some` when the source says whether to escalate (ansible_become).
+    pub escalate: Option<bool>,
+    /// Where it came from, for the report (`file:line`).
+    pub origin: String,
+}
+
+/// A source that could not be read, with the place of the problem.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ParseError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn new(file: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
+        ParseError {
+            file: file.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
+pub enum Outcome {
+    Added,
+    /// The fields that changed.
+    Changed(Vec<String>),
+    Unchanged,
+    /// Why it was not imported.
+    Skipped(String),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Added => f.write_str("added"),
+            Outcome::Changed(fields) => write!(f, "changed ({})", fields.join(", ")),
+            Outcome::Unchanged => f.write_str("unchanged"),
+            Outcome::Skipped(why) => write!(f, "skipped: {why}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportRow {
+    pub name: String,
+    pub origin: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub source: String,
+    pub rows: Vec<ReportRow>,
+}
+
+impl ImportReport {
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.rows.iter().filter(|r| f(&r.outcome)).count()
+    }
+    pub fn summary(&self) -> String {
+        format!(
+            "{} added, {} changed, {} unchanged, {} skipped",
+            self.count(|o| *o == Outcome::Added),
+            self.count(|o| matches!(o, Outcome::Changed(_))),
+            self.count(|o| *o == Outcome::Unchanged),
+            self.count(|o| matches!(o, Outcome::Skipped(_))),
+        )
+    }
+    pub fn skip(&mut self, name: &str, origin: &str, why: impl Into<String>) {
+        self.rows.push(ReportRow {
+            name: name.to_string(),
+            origin: origin.to_string(),
+            outcome: Outcome::Skipped(why.into()),
+        });
+    }
+}
+
+/// What changes between a registered server and an imported spec. Tags are merged, never dropped.
+fn diff(old: &Server, new: &ServerSpec) -> (ServerSpec, Vec<String>) {
+    let mut merged = new.clone();
+    let mut tags = old.tags.clone();
+    for t in &new.tags {
+        if !tags.contains(t) {
+            tags.push(t.clone());
+        }
+    }
+    merged.tags = tags;
+    // An import that does not say which key to use keeps the one already set.
+    if merged.identity.is_none() {
+        merged.identity = old.identity.clone();
+    }
+    if merged.password_env.is_none() {
+        merged.password_env = old.password_env.clone();
+    }
+    let mut changed = Vec::new();
+    if old.host != merged.host {
+        changed.push(format!("host {} -> {}", old.host, merged.host));
+    }
+    if old.port != merged.port {
+        changed.push(format!("port {} -> {}", old.port, merged.port));
+    }
+    if old.user != merged.user {
+        changed.push(format!("user {} -> {}", old.user, merged.user));
+    }
+    if old.identity != merged.identity {
+        changed.push("identity".into());
+    }
+    if old.jump != merged.jump {
+        changed.push(format!(
+            "jump {} -> {}",
+            old.jump.as_deref().unwrap_or("none"),
+            merged.jump.as_deref().unwrap_or("none")
+        ));
+    }
+    if old.tags != merged.tags {
+        changed.push(format!("tags +{}", {
+            let added: Vec<&str> = merged
+                .tags
+                .iter()
+                .filter(|t| !old.tags.contains(t))
+                .map(String::as_str)
+                .collect();
+            added.join(",")
+        }));
+    }
+    (merged, changed)
+}
+
+/// Writes the entries (jump hosts first), one audit row for the whole import.
+/// New servers get `status`; existing ones keep theirs.
+pub fn apply(
+    engine: &Engine,
+    source: &str,
+    entries: Vec<ImportEntry>,
+    status: ServerStatus,
+    mut report: ImportReport,
+) -> Result<ImportReport> {
+    report.source = source.to_string();
+    let store = engine.store();
+    // The same name twice in one import: the first wins, the rest are reported.
+    let mut seen: Vec<String> = Vec::new();
+    let mut pending: Vec<ImportEntry> = Vec::new();
+    for e in entries {
+        if let Err(msg) = ptui_types::server::validate_server_name(&e.spec.name) {
+            report.skip(&e.spec.name, &e.origin, msg);
+        } else if e.spec.host.trim().is_empty() {
+            report.skip(&e.spec.name, &e.origin, "no host address");
+        } else if seen.contains(&e.spec.name) {
+            report.skip(
+                &e.spec.name,
+                &e.origin,
+                "listed more than once; the first entry was used",
+            );
+        } else {
+            seen.push(e.spec.name.clone());
+            pending.push(e);
+        }
+    }
+    // Jump hosts before the servers behind them: repeat passes until nothing moves.
+    loop {
+        let before = pending.len();
+        let mut rest = Vec::new();
+        for e in pending {
+            let jump_ready = match &e.spec.jump {
+                None => true,
+                Some(j) => store.server_by_name(j)?.is_some(),
+            };
+            if !jump_ready {
+                rest.push(e);
+                continue;
+            }
+            let outcome = apply_one(engine, &e, status)?;
+            report.rows.push(ReportRow {
+                name: e.spec.name.clone(),
+                origin: e.origin.clone(),
+                outcome,
+            });
+        }
+        pending = rest;
+        if pending.is_empty() || pending.len() == before {
+            break;
+        }
+    }
+    for e in pending {
+        let why = format!(
+            "jump host {} is neither registered nor importable",
+            e.spec.jump.as_deref().unwrap_or("?")
+        );
+        report.skip(&e.spec.name, &e.origin, why);
+    }
+    engine.store().audit(
+        engine.operator(),
+        "inventory.import",
+        source,
+        &report.summary(),
+    )?;
+    Ok(report)
+}
+
+fn apply_one(engine: &Engine, e: &ImportEntry, status: ServerStatus) -> Result<Outcome> {
+    let store = engine.store();
+    let (server, mut outcome) = match store.server_by_name(&e.spec.name)? {
+        None => (store.add_server(&e.spec, status)?, Outcome::Added),
+        Some(old) => {
+            let (merged, changed) = diff(&old, &e.spec);
+            if changed.is_empty() {
+                (old, Outcome::Unchanged)
+            } else {
+                (
+                    store.update_server_spec(old.id, &merged)?,
+                    Outcome::Changed(changed),
+                )
+            }
+        }
+    };
+    if let Some(b) = e.escalate {
+        let old = store.server_sudo(server.id)?;
+        if old.escalate != Some(b) {
+            store.set_server_sudo(
+                server.id,
+                &SudoSettings {
+                    escalate: Some(b),
+                    ..old
+                },
+            )?;
+            outcome = match outcome {
+                Outcome::Unchanged => Outcome::Changed(vec![format!("escalate {b}")]),
+                Outcome::Changed(mut v) => {
+                    v.push(format!("escalate {b}"));
+                    Outcome::Changed(v)
+                }
+                o => o,
+            };
+        }
+    }
+    if outcome != Outcome::Unchanged {
+        engine.emit(crate::engine::Event::ServerChanged { server });
+    }
+    Ok(outcome)
+}
+
+/// The local user name, OpenSSH's default login user.
+pub fn local_user() -> String {
+    whoami::username()
+}
+
+/// Makes a server name out of a host alias: keeps `[A-Za-z0-9._-]`, replaces the rest with `-`.
+pub fn name_from(alias: &str) -> String {
+    let s: String = alias
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    s.trim_start_matches('-').chars().take(64).collect()
+}

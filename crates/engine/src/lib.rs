@@ -1,0 +1,12 @@
+//! The engine of provision-tui: one cloneable `Engine` that owns the store, the catalog, the SSH
+//! pool, jobs and fan-out, health checks, incidents, recovery, notifications and inventory
+//! import. Front ends call its methods and subscribe to its events; it knows nothing about
+//! terminals.
+
+pub mod engine;
+pub mod health;
+pub mod inventory;
+pub mod jobs;
+pub mod queries;
+
+pub use engine::*;

@@ -1,0 +1,72 @@
+//! Read models for the front ends: each page is assembled here once, so the dashboard and the
+//! CLI show the same thing.
+
+use crate::engine::Engine;
+use color_eyre::eyre::Result;
+use ptui_types::job::{JobFilter, JobStatus};
+use ptui_types::records::{AuditEntry, IncidentRow, ServerDetail, ServerEvent, Summary};
+use ptui_types::server::Server;
+
+impl Engine {
+    /// The server detail page: the server, its sudo settings and, newest first, up to `limit`
+    /// status changes, jobs and incidents, plus its deployments.
+    pub fn server_detail(&self, name: &str, limit: usize) -> Result<ServerDetail> {
+        let st = self.store();
+        let server = st.require_server(name)?;
+        Ok(ServerDetail {
+            sudo: st.server_sudo(server.id)?,
+            events: st.server_events(server.id, limit)?,
+            deployments: st.deployments(Some(server.id))?,
+            jobs: st.list_jobs(&JobFilter {
+                server: Some(server.name.clone()),
+                limit: Some(limit),
+                ..Default::default()
+            })?,
+            incidents: st.incidents(Some(server.id), limit)?,
+            server,
+        })
+    }
+
+    /// The header's counts: running and queued jobs, open incidents.
+    pub fn summary(&self) -> Result<Summary> {
+        let st = self.store();
+        let counts = st.job_status_counts()?;
+        let get = |s| {
+            counts
+                .iter()
+                .find(|(k, _)| *k == s)
+                .map(|x| x.1)
+                .unwrap_or(0)
+        };
+        Ok(Summary {
+            running: get(JobStatus::Running),
+            queued: get(JobStatus::Queued),
+            incidents_open: st.open_incident_count()?,
+        })
+    }
+
+    /// Open incidents first, then the most recent; optionally of one server.
+    pub fn incident_list(&self, server_id: Option<i64>, limit: usize) -> Result<Vec<IncidentRow>> {
+        self.store().incidents(server_id, limit)
+    }
+
+    /// Newest first; `filter` matches operator, action, target or details (substring).
+    pub fn audit_entries(&self, filter: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.store().audit_entries(filter, limit)
+    }
+
+    /// The highest stored log sequence number of a job (0 when it has no lines).
+    pub fn job_log_count(&self, job: i64) -> Result<i64> {
+        self.store().job_log_count(job)
+    }
+
+    /// A server by name, or an error that says it is unknown.
+    pub fn server(&self, name: &str) -> Result<Server> {
+        self.store().require_server(name)
+    }
+
+    /// Newest first.
+    pub fn server_events(&self, server_id: i64, limit: usize) -> Result<Vec<ServerEvent>> {
+        self.store().server_events(server_id, limit)
+    }
+}

@@ -1,0 +1,403 @@
+//! The event loop: terminal input, engine events and command results in; one render per batch.
+
+use super::app::{App, Cmd};
+use super::views;
+use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
+use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+use futures::StreamExt;
+use ptui_engine::{Engine, Event};
+use ratatui::DefaultTerminal;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+
+/// Results of engine work done off the loop.
+pub enum Msg {
+    Scanned(Result<ptui_engine::HostKeyScan, String>),
+}
+
+/// At most ~30 frames a second.
+const FRAME: Duration = Duration::from_millis(33);
+
+pub fn now_ms() -> i64 {
+    ptui_types::time::now_ms()
+}
+
+fn on_term(app: &mut App, ev: TermEvent) {
+    match ev {
+        TermEvent::Key(k) => app.key(k),
+        TermEvent::Resize(..) => app.dirty = true,
+        TermEvent::Mouse(m) if app.mouse => match m.kind {
+            MouseEventKind::ScrollDown => app.update(super::keymap::Action::Down),
+            MouseEventKind::ScrollUp => app.update(super::keymap::Action::Up),
+            _ => {}
+        },
+        _ => {}
+    }
+}
+
+fn on_engine(app: &mut App, r: Result<Event, broadcast::error::RecvError>) -> bool {
+    match r {
+        Ok(e) => app.on_event(e),
+        // Missed events: re-read from the database.
+        Err(broadcast::error::RecvError::Lagged(_)) => app.reload(),
+        Err(broadcast::error::RecvError::Closed) => return false,
+    }
+    true
+}
+
+/// Runs the commands `update` queued. Database work is quick and runs here; SSH runs on a task.
+fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
+    for cmd in std::mem::take(&mut app.cmds) {
+        app.dirty = true;
+        match cmd {
+            Cmd::AddServer(spec) => match eng.add_server(&spec) {
+                Ok(s) => {
+                    app.page = None;
+                    app.info(format!("added {}; reading its host key…", s.name));
+                    app.on_event(Event::ServerChanged { server: s.clone() });
+                    if let Some(i) = app
+                        .fleet
+                        .order
+                        .iter()
+                        .position(|i| app.fleet.servers[*i].name == s.name)
+                    {
+                        app.fleet.sel = i;
+                    }
+                    app.cmds.push(Cmd::Scan(s.name));
+                }
+                Err(e) => {
+                    if let Some(super::app::Page::Form(f)) = &mut app.page {
+                        f.message = Some(format!("{e:#}"));
+                    }
+                    app.error(format!("{e:#}"));
+                }
+            },
+            Cmd::RemoveServer(name) => match eng.remove_server(&name) {
+                Ok(_) => app.info(format!("removed {name}")),
+                Err(e) => app.error(format!("{e:#}")),
+            },
+            Cmd::SetStatus(names, to) => {
+                let mut errs = Vec::new();
+                for n in &names {
+                    if let Err(e) = eng.set_server_status(n, to) {
+                        errs.push(format!("{e:#}"));
+                    }
+                }
+                if errs.is_empty() {
+                    app.info(format!("{} → {to}", names.join(", ")));
+                    app.fleet.marks.clear();
+                } else {
+                    app.error(errs.join("; "));
+                }
+                if let Some(super::app::Page::Detail(d)) = &mut app.page
+                    && let Ok(s) = eng.server(&d.server.name)
+                {
+                    d.events = eng.server_events(s.id, 50).unwrap_or_default();
+                    d.server = s;
+                }
+            }
+            Cmd::Scan(name) => {
+                let (eng, tx) = (eng.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let r = eng
+                        .scan_host_key(&name)
+                        .await
+                        .map_err(|e| format!("{name}: {e}"));
+                    let _ = tx.send(Msg::Scanned(r));
+                });
+            }
+            Cmd::Trust(scan) => match eng.trust_host_key(&scan, false) {
+                Ok(()) => app.info(format!("trusted {} ({})", scan.server, scan.fingerprint)),
+                Err(e) => app.error(format!("{e:#}")),
+            },
+            Cmd::Install(req) => {
+                // `--prompt` servers without a password in the engine: ask first. A failed
+                // check lets the install go on; its jobs then fail fast with the reason.
+                let needing = eng
+                    .servers_needing_sudo_password(&req.servers)
+                    .unwrap_or_default();
+                if !needing.is_empty() {
+                    app.ask_sudo_passwords(req, needing);
+                } else {
+                    start_install(app, eng, &req);
+                }
+            }
+            Cmd::SudoPassword { server, password } => {
+                if let Err(e) = eng.set_sudo_password(&server, password) {
+                    app.error(format!("{e:#}"));
+                }
+            }
+            Cmd::ImportSshConfig => {
+                let path = ptui_types::config::home_dir().join(".ssh/config");
+                match ptui_engine::inventory::ssh_config::import(eng, &path) {
+                    Ok(report) => {
+                        app.info(format!("{}: {}", path.display(), report.summary()));
+                        app.reload();
+                    }
+                    Err(e) => app.error(format!("{e:#}")),
+                }
+            }
+            Cmd::Cancel(id) => match eng.cancel_job(id) {
+                Ok(_) => app.info(format!("cancelling job #{id}…")),
+                Err(e) => app.error(format!("{e:#}")),
+            },
+            Cmd::Mouse(on) => {
+                if let Err(e) = super::set_mouse_capture(on) {
+                    app.mouse = !on;
+                    app.error(format!("mouse capture: {e}"));
+                }
+            }
+        }
+    }
+}
+
+fn start_install(app: &mut App, eng: &Engine, req: &ptui_engine::InstallRequest) {
+    if req.servers.len() > 1 {
+        let fan = ptui_engine::jobs::fanout::FanoutRequest {
+            app: req.app.clone(),
+            targets: ptui_engine::jobs::fanout::Targets::Names(req.servers.clone()),
+            inputs: req.inputs.clone(),
+            action: req.action,
+            concurrency: None,
+            batch: None,
+            max_fail: None,
+        };
+        match eng.start_fanout(&fan) {
+            Ok(h) => app.on_fanout_started(&h, &req.app),
+            Err(e) => app.on_install_refused(e.to_string()),
+        }
+    } else {
+        match eng.start_install(req) {
+            Ok(jobs) => app.on_started(jobs),
+            Err(e) => app.on_install_refused(e.to_string()),
+        }
+    }
+}
+
+fn draw(term: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
+    app.now_ms = now_ms();
+    let mut out = std::io::stdout();
+    // Synchronized output: the terminal shows the frame at once, without tearing over SSH.
+    crossterm::execute!(out, BeginSynchronizedUpdate)?;
+    let r = term.draw(|f| views::draw(f, app));
+    crossterm::execute!(out, EndSynchronizedUpdate)?;
+    r?;
+    if std::mem::take(&mut app.bell) && std::env::var("PROVISION_TUI_BELL").as_deref() != Ok("0") {
+        use std::io::Write;
+        out.write_all(b"\x07")?;
+        out.flush()?;
+    }
+    app.dirty = false;
+    Ok(())
+}
+
+/// Runs until the user quits. Sleeps in `select!` when nothing happens: an idle loop does not
+/// wake (a 1 s tick runs only while jobs run, for their elapsed time). The engine's watch for
+/// other processes reads `PRAGMA data_version` once a second in its own task, and wakes this
+/// loop only when the database changed.
+pub async fn run_loop(
+    term: &mut DefaultTerminal,
+    app: &mut App,
+    eng: Engine,
+) -> std::io::Result<()> {
+    // A task owns the terminal stream; the loop drains its channel without polling it directly
+    // (polling EventStream with a no-op waker would lose wake-ups).
+    let (key_tx, mut input) = mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
+    let reader = tokio::spawn(async move {
+        let mut stream = EventStream::new();
+        while let Some(ev) = stream.next().await {
+            if key_tx.send(ev).is_err() {
+                break;
+            }
+        }
+    });
+    let r = pump(term, app, eng, &mut input).await;
+    reader.abort();
+    r
+}
+
+async fn pump(
+    term: &mut DefaultTerminal,
+    app: &mut App,
+    eng: Engine,
+    input: &mut mpsc::UnboundedReceiver<std::io::Result<TermEvent>>,
+) -> std::io::Result<()> {
+    let mut events = eng.subscribe();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut last_draw = Instant::now() - FRAME;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    draw(term, app)?;
+    last_draw = Instant::now().max(last_draw);
+    loop {
+        let ticking = app.ticking();
+        let wait_frame = app.dirty;
+        let next_frame = last_draw + FRAME;
+        tokio::select! {
+            ev = input.recv() => match ev {
+                Some(Ok(ev)) => on_term(app, ev),
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            },
+            r = events.recv() => if !on_engine(app, r) { return Ok(()) },
+            Some(m) = rx.recv() => match m { Msg::Scanned(r) => app.on_scanned(r) },
+            _ = tick.tick(), if ticking => app.dirty = true,
+            _ = tokio::time::sleep_until(next_frame.into()), if wait_frame => {},
+        }
+        // Drain everything already queued, then render once.
+        loop {
+            let mut any = false;
+            while let Ok(ev) = input.try_recv() {
+                on_term(app, ev?);
+                any = true;
+            }
+            loop {
+                match events.try_recv() {
+                    Ok(e) => {
+                        app.on_event(e);
+                        any = true;
+                    }
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                        app.reload();
+                        any = true;
+                    }
+                    Err(_) => break,
+                }
+            }
+            while let Ok(Msg::Scanned(r)) = rx.try_recv() {
+                app.on_scanned(r);
+                any = true;
+            }
+            if !app.cmds.is_empty() {
+                exec(app, &eng, &tx);
+                any = true;
+            }
+            if !any {
+                break;
+            }
+        }
+        if app.quit {
+            return Ok(());
+        }
+        if app.dirty && last_draw.elapsed() >= FRAME {
+            draw(term, app)?;
+            last_draw = Instant::now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Modal;
+    use crate::keymap::Action;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    fn engine(dir: &std::path::Path) -> Engine {
+        let installers =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/installers");
+        let eng = Engine::open(ptui_types::config::Config::new(
+            Some(dir.join("state.db")),
+            vec![installers],
+        ))
+        .expect("engine");
+        eng.add_server(&ptui_types::server::ServerSpec {
+            name: "web1".into(),
+            host: "10.0.0.9".into(),
+            port: 22,
+            user: "deploy".into(),
+            ..Default::default()
+        })
+        .expect("add");
+        eng.set_server_sudo(
+            "web1",
+            &ptui_types::records::SudoSettings {
+                escalate: Some(true),
+                password_env: None,
+                prompt: true,
+            },
+        )
+        .expect("sudo");
+        eng
+    }
+
+    fn screen(app: &mut App) -> String {
+        let mut term =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).expect("term");
+        term.draw(|f| views::draw(f, app)).expect("draw");
+        let buf = term.backend().buffer();
+        buf.content().iter().map(|c| c.symbol()).collect()
+    }
+
+    #[test]
+    fn confirming_a_review_asks_for_the_sudo_password_masked() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let eng = engine(tmp.path());
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut app = App::with_engine(crate::theme::dark(), eng.clone());
+        app.open_install("whoami", vec!["web1".into()]);
+        app.update(Action::Submit);
+        app.update(Action::Yes);
+        exec(&mut app, &eng, &tx);
+        assert!(
+            matches!(app.modal, Some(Modal::SudoPassword(_))),
+            "no password dialog: {:?}",
+            app.modal
+        );
+        assert!(app.cmds.is_empty(), "{:?}", app.cmds);
+        assert!(
+            eng.jobs(&Default::default()).expect("jobs").is_empty(),
+            "nothing starts before the password"
+        );
+
+        let secret = "s3cret-Pw";
+        for c in secret.chars() {
+            app.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        let shown = screen(&mut app);
+        assert!(shown.contains("sudo password for deploy@web1"), "{shown}");
+        assert!(shown.contains(&"*".repeat(secret.len())), "{shown}");
+        assert!(!shown.contains(secret), "the password shows: {shown}");
+        // Ctrl-v reveals, like every other password field.
+        app.key(KeyEvent::new(KeyCode::Char('v'), KeyModifiers::CONTROL));
+        assert!(screen(&mut app).contains(secret));
+
+        app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        assert!(app.modal.is_none());
+        assert!(
+            matches!(app.cmds.as_slice(), [Cmd::SudoPassword { server, .. }, Cmd::Install(_)] if server == "web1"),
+            "{:?}",
+            app.cmds
+        );
+        // The password reaches the engine (memory); the install is not run here (no runtime).
+        app.cmds.truncate(1);
+        exec(&mut app, &eng, &tx);
+        assert_eq!(
+            eng.servers_needing_sudo_password(&["web1".into()])
+                .expect("check"),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn an_empty_sudo_password_is_not_sent_and_esc_goes_back_to_the_review() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let eng = engine(tmp.path());
+        let mut app = App::with_engine(crate::theme::dark(), eng.clone());
+        app.ask_sudo_passwords(
+            ptui_engine::InstallRequest {
+                app: "whoami".into(),
+                servers: vec!["web1".into()],
+                inputs: Default::default(),
+                action: ptui_types::job::JobAction::Install,
+            },
+            vec![("web1".into(), "deploy@web1".into())],
+        );
+        app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        assert!(app.cmds.is_empty(), "{:?}", app.cmds);
+        assert!(screen(&mut app).contains("enter the password"));
+        app.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        assert!(app.modal.is_none());
+        assert!(app.cmds.is_empty());
+    }
+}

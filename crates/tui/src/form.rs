@@ -1,0 +1,546 @@
+//! Forms generated from a manifest's inputs: install forms and the add-server form.
+//! Pure state: no terminal, no engine.
+
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent};
+use ptui_catalog::manifest::{InputSpec, InputType, Manifest, Scalar, Validation};
+use ptui_catalog::{check_value, describe_rules, visibility};
+use std::collections::BTreeMap;
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
+
+/// What submitting the form does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormKind {
+    Install {
+        app: String,
+        servers: Vec<String>,
+    },
+    AddServer,
+    /// The sudo password of a `--prompt` server (a one-field form in a dialog).
+    SudoPassword {
+        server: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub spec: InputSpec,
+    pub input: Input,
+    /// Index into the allowed values (select).
+    pub choice: usize,
+    pub on: bool,
+    /// Shown errors only for fields the user has left or after a submit attempt.
+    pub touched: bool,
+}
+
+impl Field {
+    fn new(spec: InputSpec) -> Self {
+        let default = spec
+            .default
+            .as_ref()
+            .map(Scalar::as_text)
+            .unwrap_or_default();
+        let choice = spec
+            .allowed_values()
+            .iter()
+            .position(|v| *v == default)
+            .unwrap_or(0);
+        let on = ptui_catalog::validate::normalize_bool(&default) == Some("true");
+        Field {
+            input: Input::new(default),
+            choice,
+            on,
+            touched: false,
+            spec,
+        }
+    }
+
+    pub fn value(&self) -> String {
+        match self.spec.kind {
+            InputType::Boolean => self.on.to_string(),
+            InputType::Select => self
+                .spec
+                .allowed_values()
+                .get(self.choice)
+                .cloned()
+                .unwrap_or_default(),
+            _ => self.input.value().to_string(),
+        }
+    }
+
+    /// What the screen shows: secrets masked unless revealed.
+    pub fn shown(&self, reveal: bool) -> String {
+        let v = self.value();
+        if self.spec.is_sensitive() && !reveal {
+            "*".repeat(v.chars().count())
+        } else {
+            v
+        }
+    }
+
+    pub fn is_text(&self) -> bool {
+        !matches!(self.spec.kind, InputType::Boolean | InputType::Select)
+    }
+
+    /// The inline error, with the manifest's rule in words.
+    pub fn error(&self) -> Option<String> {
+        let v = self.value();
+        if v.is_empty() {
+            return self.spec.required.then(|| "required".to_string());
+        }
+        check_value(&self.spec, &v).err().map(|m| {
+            // Add the manifest's rule in words unless the message already says it.
+            let rules: Vec<String> = describe_rules(&self.spec)
+                .into_iter()
+                .filter(|r| !m.contains(r.as_str()))
+                .collect();
+            if rules.is_empty() {
+                m
+            } else {
+                format!("{m} (rule: {})", rules.join("; "))
+            }
+        })
+    }
+
+    /// Integer and port fields refuse anything but digits (and a leading minus for integers).
+    fn accepts(&self, c: char) -> bool {
+        match self.spec.kind {
+            InputType::Port => c.is_ascii_digit(),
+            InputType::Integer => {
+                c.is_ascii_digit()
+                    || (c == '-'
+                        && self.input.cursor() == 0
+                        && !self.input.value().starts_with('-'))
+            }
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Form {
+    pub kind: FormKind,
+    pub title: String,
+    pub manifest: Manifest,
+    pub fields: Vec<Field>,
+    /// Index into `fields` (always a visible one).
+    pub focus: usize,
+    pub reveal: bool,
+    pub review: bool,
+    pub submitted: bool,
+    /// A refusal from the engine (e.g. server on hold), shown above the fields.
+    pub message: Option<String>,
+}
+
+impl Form {
+    pub fn new(kind: FormKind, title: String, manifest: Manifest) -> Self {
+        let fields: Vec<Field> = manifest.inputs.iter().cloned().map(Field::new).collect();
+        let mut f = Form {
+            kind,
+            title,
+            manifest,
+            fields,
+            focus: 0,
+            reveal: false,
+            review: false,
+            submitted: false,
+            message: None,
+        };
+        f.focus = f.visible().first().copied().unwrap_or(0);
+        f
+    }
+
+    pub fn raw_values(&self) -> BTreeMap<String, String> {
+        self.fields
+            .iter()
+            .map(|f| (f.spec.name.clone(), f.value()))
+            .collect()
+    }
+
+    /// Indices of the fields `visible_if` shows right now.
+    pub fn visible(&self) -> Vec<usize> {
+        let vis = visibility(&self.manifest, &self.raw_values());
+        (0..self.fields.len())
+            .filter(|i| vis.get(&self.fields[*i].spec.name).copied().unwrap_or(true))
+            .collect()
+    }
+
+    pub fn focused(&self) -> Option<&Field> {
+        self.fields.get(self.focus)
+    }
+
+    fn step(&mut self, forward: bool) {
+        if let Some(f) = self.fields.get_mut(self.focus) {
+            f.touched = true;
+        }
+        let vis = self.visible();
+        if vis.is_empty() {
+            return;
+        }
+        let pos = vis.iter().position(|i| *i == self.focus).unwrap_or(0);
+        let next = if forward {
+            (pos + 1) % vis.len()
+        } else {
+            (pos + vis.len() - 1) % vis.len()
+        };
+        self.focus = vis[next];
+    }
+
+    pub fn next(&mut self) {
+        self.step(true)
+    }
+
+    pub fn prev(&mut self) {
+        self.step(false)
+    }
+
+    pub fn is_last(&self) -> bool {
+        self.visible().last() == Some(&self.focus)
+    }
+
+    /// Space and arrows on a toggle or select; everything else edits the text.
+    pub fn key(&mut self, ev: KeyEvent) {
+        self.message = None;
+        let Some(f) = self.fields.get_mut(self.focus) else {
+            return;
+        };
+        match f.spec.kind {
+            InputType::Boolean => {
+                if matches!(ev.code, KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right) {
+                    f.on = !f.on;
+                }
+            }
+            InputType::Select => {
+                let n = f.spec.allowed_values().len().max(1);
+                match ev.code {
+                    KeyCode::Char(' ') | KeyCode::Right => f.choice = (f.choice + 1) % n,
+                    KeyCode::Left => f.choice = (f.choice + n - 1) % n,
+                    _ => {}
+                }
+            }
+            _ => {
+                if let KeyCode::Char(c) = ev.code
+                    && !f.accepts(c)
+                {
+                    return;
+                }
+                f.input.handle_event(&TermEvent::Key(ev));
+            }
+        }
+        // A field changed: hidden fields may appear, the focused one may hide.
+        let vis = self.visible();
+        if !vis.contains(&self.focus) {
+            self.focus = vis.first().copied().unwrap_or(0);
+        }
+    }
+
+    /// Errors of visible fields, by index.
+    pub fn errors(&self) -> Vec<(usize, String)> {
+        self.visible()
+            .into_iter()
+            .filter_map(|i| self.fields[i].error().map(|e| (i, e)))
+            .collect()
+    }
+
+    /// Whether a field's error should show (typed in, left, or after a submit attempt).
+    pub fn shows_error(&self, i: usize) -> bool {
+        self.submitted
+            || self
+                .fields
+                .get(i)
+                .is_some_and(|f| f.touched || f.input.value() != default_text(&f.spec))
+    }
+
+    /// Moves to review if everything validates; otherwise marks every error visible.
+    pub fn submit(&mut self) -> bool {
+        self.submitted = true;
+        let errs = self.errors();
+        if let Some((i, _)) = errs.first() {
+            self.focus = *i;
+            self.message = Some(format!("{} field(s) need attention", errs.len()));
+            return false;
+        }
+        self.review = true;
+        true
+    }
+
+    /// Values to send: visible fields only, empty optional ones left out.
+    pub fn values(&self) -> BTreeMap<String, String> {
+        self.visible()
+            .into_iter()
+            .map(|i| &self.fields[i])
+            .filter(|f| !f.value().is_empty() || f.spec.required)
+            .map(|f| (f.spec.name.clone(), f.value()))
+            .collect()
+    }
+
+    /// Review lines: (label, shown value); secrets always `***`.
+    pub fn review_lines(&self) -> Vec<(String, String)> {
+        self.visible()
+            .into_iter()
+            .map(|i| &self.fields[i])
+            .map(|f| {
+                let v = f.value();
+                let shown = if f.spec.is_sensitive() && !v.is_empty() {
+                    ptui_types::secret::MASK.to_string()
+                } else if v.is_empty() {
+                    "(empty)".to_string()
+                } else {
+                    v
+                };
+                (f.spec.label().to_string(), shown)
+            })
+            .collect()
+    }
+}
+
+fn default_text(spec: &InputSpec) -> String {
+    spec.default
+        .as_ref()
+        .map(Scalar::as_text)
+        .unwrap_or_default()
+}
+
+fn input(name: &str, kind: InputType, label: &str, required: bool) -> InputSpec {
+    InputSpec {
+        name: name.into(),
+        kind,
+        label: Some(label.into()),
+        description: None,
+        required,
+        default: None,
+        validation: None,
+        visible_if: None,
+        sensitive: false,
+    }
+}
+
+/// The add-server form, expressed as a manifest so it reuses the same widgets and rules.
+pub fn server_manifest() -> Manifest {
+    let mut name = input("name", InputType::String, "Name", true);
+    name.validation = Some(Validation {
+        pattern: Some("^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$".into()),
+        ..Default::default()
+    });
+    let host = input("host", InputType::String, "Host or IP", true);
+    let mut port = input("port", InputType::Port, "SSH port", true);
+    port.default = Some(Scalar::Int(22));
+    let mut user = input("user", InputType::String, "User", true);
+    user.default = Some(Scalar::Str("root".into()));
+    let identity = input("identity", InputType::String, "Identity file", false);
+    let jump = input("jump", InputType::String, "Jump host (server name)", false);
+    let tags = input("tags", InputType::String, "Tags (comma separated)", false);
+    form_manifest(
+        "server",
+        "Add server",
+        vec![name, host, port, user, identity, jump, tags],
+    )
+}
+
+/// A manifest that only carries a built-in form's fields.
+fn form_manifest(id: &str, name: &str, inputs: Vec<InputSpec>) -> Manifest {
+    Manifest {
+        id: id.into(),
+        name: name.into(),
+        version: String::new(),
+        description: String::new(),
+        category: String::new(),
+        author: String::new(),
+        os_requirements: Default::default(),
+        install_script: String::new(),
+        timeout_seconds: 0,
+        idempotent: false,
+        role: Default::default(),
+        inputs,
+        health: None,
+        uninstall_script: None,
+        upgrade_script: None,
+        depends_on: Vec::new(),
+    }
+}
+
+/// The sudo password dialog of one `--prompt` server: a single masked password field, so it
+/// masks, reveals (Ctrl-v) and edits like every other password field.
+pub fn sudo_password_form(server: &str, login: &str) -> Form {
+    let pw = input("password", InputType::Password, "Password", true);
+    Form::new(
+        FormKind::SudoPassword {
+            server: server.to_string(),
+        },
+        format!("sudo password for {login}"),
+        form_manifest("sudo", "sudo password", vec![pw]),
+    )
+}
+
+/// The server spec an add-server form describes.
+pub fn server_spec(values: &BTreeMap<String, String>) -> ptui_types::server::ServerSpec {
+    let get = |k: &str| values.get(k).cloned().unwrap_or_default();
+    let opt = |k: &str| values.get(k).filter(|v| !v.trim().is_empty()).cloned();
+    ptui_types::server::ServerSpec {
+        name: get("name"),
+        host: get("host"),
+        port: get("port").parse().unwrap_or(22),
+        user: get("user"),
+        identity: opt("identity"),
+        jump: opt("jump"),
+        tags: get("tags")
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect(),
+        password_env: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::KeyModifiers;
+
+    const YAML: &str = r#"
+id: demo
+name: Demo
+version: "1.0"
+install_script: install.sh
+inputs:
+  - name: port
+    type: port
+    required: true
+    default: 8080
+  - name: tls
+    type: boolean
+    default: false
+  - name: cert_email
+    type: email
+    required: true
+    visible_if: { input: tls, equals: true }
+  - name: mode
+    type: select
+    default: fast
+    validation: { allowed_values: [fast, safe] }
+  - name: admin_password
+    type: password
+    required: true
+    validation: { min_length: 8 }
+"#;
+
+    fn form() -> Form {
+        let m: Manifest = yaml_serde::from_str(YAML).expect("fixture manifest");
+        Form::new(
+            FormKind::Install {
+                app: "demo".into(),
+                servers: vec!["web1".into()],
+            },
+            "Install Demo".into(),
+            m,
+        )
+    }
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    fn typ(f: &mut Form, s: &str) {
+        for c in s.chars() {
+            f.key(key(KeyCode::Char(c)));
+        }
+    }
+
+    fn focus(f: &mut Form, name: &str) {
+        f.focus = f
+            .fields
+            .iter()
+            .position(|x| x.spec.name == name)
+            .expect(name);
+    }
+
+    #[test]
+    fn defaults_prefilled_and_visible_if_live() {
+        let mut f = form();
+        assert_eq!(f.fields[0].value(), "8080");
+        assert_eq!(f.fields[3].value(), "fast");
+        assert!(
+            !f.visible().contains(&2),
+            "cert_email hidden while tls=false"
+        );
+        focus(&mut f, "tls");
+        f.key(key(KeyCode::Char(' ')));
+        assert!(f.visible().contains(&2), "cert_email shown once tls=true");
+    }
+
+    #[test]
+    fn port_refuses_non_digits() {
+        let mut f = form();
+        focus(&mut f, "port");
+        typ(&mut f, "9x1");
+        assert_eq!(f.fields[0].value(), "808091");
+        assert!(f.fields[0].error().is_some_and(|e| e.contains("1-65535")));
+    }
+
+    #[test]
+    fn validation_states_the_rule() {
+        let mut f = form();
+        focus(&mut f, "admin_password");
+        typ(&mut f, "short");
+        let e = f.fields[4].error().expect("too short");
+        assert!(e.contains("8"), "{e}");
+        assert!(!f.submit());
+        assert!(!f.review);
+        typ(&mut f, "enough!");
+        assert!(f.submit());
+        assert!(f.review);
+    }
+
+    #[test]
+    fn secrets_masked_everywhere_but_reveal() {
+        let mut f = form();
+        focus(&mut f, "admin_password");
+        typ(&mut f, "hunter22secret");
+        assert_eq!(f.fields[4].shown(false), "*".repeat(14));
+        assert_eq!(f.fields[4].shown(true), "hunter22secret");
+        let review = f.review_lines();
+        assert!(review.iter().all(|(_, v)| !v.contains("hunter22")));
+        assert!(
+            review
+                .iter()
+                .any(|(l, v)| l == "admin_password" && v == "***")
+        );
+        assert_eq!(
+            f.values().get("admin_password").map(String::as_str),
+            Some("hunter22secret")
+        );
+    }
+
+    #[test]
+    fn hidden_fields_are_not_sent_or_required() {
+        let mut f = form();
+        focus(&mut f, "admin_password");
+        typ(&mut f, "longenough");
+        assert!(f.submit(), "cert_email is hidden, so not required");
+        assert!(!f.values().contains_key("cert_email"));
+    }
+
+    #[test]
+    fn select_cycles() {
+        let mut f = form();
+        focus(&mut f, "mode");
+        f.key(key(KeyCode::Right));
+        assert_eq!(f.fields[3].value(), "safe");
+        f.key(key(KeyCode::Right));
+        assert_eq!(f.fields[3].value(), "fast");
+    }
+
+    #[test]
+    fn server_form_builds_a_spec() {
+        let mut f = Form::new(FormKind::AddServer, "Add".into(), server_manifest());
+        typ(&mut f, "web1");
+        f.next();
+        typ(&mut f, "10.0.0.5");
+        assert!(f.submit());
+        let spec = server_spec(&f.values());
+        assert_eq!(
+            (spec.name.as_str(), spec.port, spec.user.as_str()),
+            ("web1", 22, "root")
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! The dashboard: a full-screen, keyboard-driven front end over the engine. It sends commands
+//! and renders events; it never opens SSH connections or SQL statements itself.
+
+pub mod app;
+mod dialogs;
+pub mod event;
+pub mod form;
+pub mod keymap;
+pub mod logview;
+pub mod palette;
+pub mod theme;
+mod update;
+pub mod views;
+
+use ptui_engine::Engine;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Opens the dashboard and runs it until the user quits. The terminal is restored on return,
+/// on error and on panic (ratatui's hook, chained to color-eyre's).
+pub async fn run(engine: Engine, theme: Option<String>) -> color_eyre::Result<()> {
+    let wanted = theme.or_else(theme::configured);
+    let (theme, warning) = theme::load(wanted.as_deref());
+    if let Some(w) = &warning {
+        tracing::warn!("{w}");
+    }
+    // Another process's commits show up within about a second.
+    engine.spawn_external_watch(Duration::from_millis(1000));
+    let mut app = app::App::with_engine(theme, engine.clone());
+    if let Some(w) = warning {
+        app.error(w.to_string());
+    }
+    let mut term = ratatui::init();
+    // ratatui's hook restores the screen on panic; mouse capture (`M`) is ours to undo first.
+    let restore_screen = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        release_mouse();
+        restore_screen(info);
+    }));
+    let r = event::run_loop(&mut term, &mut app, engine).await;
+    release_mouse();
+    ratatui::restore();
+    Ok(r?)
+}
+
+/// Whether the terminal's mouse capture is on (set where `M` switches it).
+static MOUSE_CAPTURED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn set_mouse_capture(on: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout();
+    if on {
+        crossterm::execute!(out, crossterm::event::EnableMouseCapture)?;
+    } else {
+        crossterm::execute!(out, crossterm::event::DisableMouseCapture)?;
+    }
+    MOUSE_CAPTURED.store(on, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Turns mouse capture off if it is on; idempotent, so the panic hook and the normal exit can
+/// both call it.
+fn release_mouse() {
+    if MOUSE_CAPTURED.swap(false, Ordering::SeqCst) {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    }
+}

@@ -1,0 +1,599 @@
+//! `App::update`: an Action in, a state change and maybe engine commands out.
+
+use super::app::{App, Cmd, Confirmed, Detail, Modal, Page, Prompt, Screen};
+use super::form::{Form, FormKind, server_manifest, server_spec};
+use super::keymap::{Action, Ctx};
+
+use ptui_engine::InstallRequest;
+use ptui_types::job::JobAction;
+use ptui_types::server::ServerStatus;
+
+use crossterm::event::{Event as TermEvent, KeyEvent};
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
+
+/// Statuses that take a server out of service or wipe it: they ask first.
+pub(super) fn destructive(s: ServerStatus) -> bool {
+    matches!(
+        s,
+        ServerStatus::Maintenance | ServerStatus::ForceRebuild | ServerStatus::Decommissioned
+    )
+}
+
+pub(super) fn step(sel: &mut usize, len: usize, delta: i64) {
+    if len == 0 {
+        *sel = 0;
+        return;
+    }
+    *sel = (*sel as i64 + delta).clamp(0, len as i64 - 1) as usize;
+}
+
+/// Moves a list selection for the navigation actions; false if the action is not one.
+pub(super) fn nav(sel: &mut usize, len: usize, a: Action, page: i64) -> bool {
+    match a {
+        Action::Down => step(sel, len, 1),
+        Action::Up => step(sel, len, -1),
+        Action::PageDown => step(sel, len, page),
+        Action::PageUp => step(sel, len, -page),
+        Action::Top => *sel = 0,
+        Action::Bottom => *sel = len.saturating_sub(1),
+        _ => return false,
+    }
+    true
+}
+
+pub(super) const PAGE: i64 = 10;
+
+impl App {
+    pub fn key(&mut self, ev: KeyEvent) {
+        let ctx = self.ctx();
+        if let Some(a) = super::keymap::lookup(ctx, &ev) {
+            self.flash = None;
+            self.update(a);
+        }
+    }
+
+    pub fn update(&mut self, a: Action) {
+        self.dirty = true;
+        let ctx = self.ctx();
+        match ctx {
+            Ctx::Help => self.help_key(a),
+            Ctx::Palette => self.palette(a),
+            Ctx::Confirm => self.confirm(a),
+            Ctx::HostKey => self.hostkey(a),
+            Ctx::HostKeyChanged => self.modal = None,
+            Ctx::Picker => self.picker(a),
+            Ctx::Prompt => self.prompt_key(a),
+            Ctx::SudoPassword => self.sudo_password_key(a),
+            Ctx::Form | Ctx::Review => self.form_key(a),
+            _ => {
+                if !self.global(a) {
+                    self.screen_key(ctx, a);
+                }
+            }
+        }
+        self.next_pending_key();
+    }
+
+    fn help_key(&mut self, a: Action) {
+        let Some(Modal::Help { scroll }) = &mut self.modal else {
+            return;
+        };
+        // The view clamps to the last page, so overshooting here costs nothing.
+        match a {
+            Action::Down => *scroll = scroll.saturating_add(1),
+            Action::Up => *scroll = scroll.saturating_sub(1),
+            Action::PageDown => *scroll = scroll.saturating_add(PAGE as usize),
+            Action::PageUp => *scroll = scroll.saturating_sub(PAGE as usize),
+            _ => self.modal = None,
+        }
+    }
+
+    /// App-wide keys on screens; true if handled.
+    pub(super) fn global(&mut self, a: Action) -> bool {
+        match a {
+            Action::Quit => self.ask_quit(),
+            Action::Help => self.modal = Some(Modal::Help { scroll: 0 }),
+            Action::Palette => self.open_palette(),
+            Action::Screen(n) => self.goto(n),
+            Action::NextScreen | Action::PrevScreen => {
+                let i = Screen::ALL
+                    .iter()
+                    .position(|s| *s == self.screen)
+                    .unwrap_or(0);
+                let n = if a == Action::NextScreen {
+                    i + 1
+                } else {
+                    i + 4
+                } % 5;
+                self.goto(n as u8 + 1);
+            }
+            Action::Mouse => {
+                self.mouse = !self.mouse;
+                self.cmds.push(Cmd::Mouse(self.mouse));
+                self.info(if self.mouse {
+                    "mouse on"
+                } else {
+                    "mouse off (terminal selection works)"
+                });
+            }
+            Action::Reload => {
+                self.reload();
+                self.info("reloaded");
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    pub fn goto(&mut self, n: u8) {
+        self.page = None;
+        self.prompt = None;
+        self.screen = match n {
+            2 => Screen::Catalog,
+            3 => Screen::Jobs,
+            4 => Screen::Incidents,
+            5 => Screen::Audit,
+            _ => Screen::Fleet,
+        };
+        if self.screen == Screen::Audit {
+            self.reload_audit();
+        }
+        if self.screen == Screen::Jobs {
+            self.open_selected_log();
+        }
+    }
+
+    pub fn ask_quit(&mut self) {
+        let running = self
+            .eng
+            .as_ref()
+            .map(|e| e.running_here().len())
+            .unwrap_or(0);
+        if running == 0 {
+            self.quit = true;
+        } else {
+            self.modal = Some(Modal::Confirm {
+                title: "Quit?".into(),
+                text: format!(
+                    "{running} job(s) started from this dashboard are still running. Quitting stops them; they will show as interrupted."
+                ),
+                then: Box::new(Confirmed::Quit),
+            });
+        }
+    }
+
+    fn screen_key(&mut self, ctx: Ctx, a: Action) {
+        match ctx {
+            Ctx::Fleet => self.fleet_key(a),
+            Ctx::Detail => self.detail_key(a),
+            Ctx::Catalog => self.catalog_key(a),
+            Ctx::Jobs => self.jobs_key(a),
+            Ctx::Log => self.log_key(a),
+            Ctx::Incidents => {
+                let len = self.incidents.shown().len();
+                if nav(&mut self.incidents.sel, len, a, PAGE) {
+                    return;
+                }
+                match a {
+                    Action::Filter => self.open_prompt(
+                        "filter incidents (server:X kind:X state:X, open)",
+                        self.incidents.filter.clone(),
+                    ),
+                    Action::Back => {
+                        self.incidents.filter.clear();
+                        self.incidents.sel = 0;
+                    }
+                    _ => {}
+                }
+            }
+            Ctx::Audit => {
+                let len = self.audit.items.len();
+                if nav(&mut self.audit.sel, len, a, PAGE) {
+                    return;
+                }
+                match a {
+                    Action::Filter => self.open_prompt("filter audit", self.audit.filter.clone()),
+                    // The empty state promises this.
+                    Action::Back if !self.audit.filter.is_empty() => {
+                        self.audit.filter.clear();
+                        self.audit.sel = 0;
+                        self.reload_audit();
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn open_prompt(&mut self, label: &'static str, value: String) {
+        self.prompt = Some(Prompt {
+            input: Input::new(value),
+            label,
+        });
+    }
+
+    fn fleet_key(&mut self, a: Action) {
+        let len = self.fleet.order.len();
+        if nav(&mut self.fleet.sel, len, a, PAGE) {
+            return;
+        }
+        match a {
+            Action::Enter => self.open_detail(),
+            Action::Mark => {
+                if let Some(name) = self.fleet.selected().map(|s| s.name.clone())
+                    && !self.fleet.marks.remove(&name)
+                {
+                    self.fleet.marks.insert(name);
+                }
+                step(&mut self.fleet.sel, len, 1);
+            }
+            Action::Filter => self.open_prompt("filter servers", self.fleet.filter.clone()),
+            Action::Sort => {
+                self.fleet.sort = (self.fleet.sort + 1) % super::app::FLEET_SORTS.len();
+                self.fleet.reorder();
+            }
+            Action::SortReverse => {
+                self.fleet.rev = !self.fleet.rev;
+                self.fleet.reorder();
+            }
+            Action::AddServer => self.open_server_form(),
+            Action::Import => self.offer_ssh_config_import(false),
+            Action::Trust => self.trust_selected(),
+            Action::SetStatus => self.open_picker(self.fleet.targets()),
+            Action::Install => self.goto(2),
+            Action::Remove => {
+                if let Some(s) = self.fleet.selected() {
+                    let name = s.name.clone();
+                    self.modal = Some(Modal::Confirm {
+                        title: "Remove server?".into(),
+                        text: format!("Remove {name} from the inventory? Its job history stays."),
+                        then: Box::new(Confirmed::Cmd(Cmd::RemoveServer(name))),
+                    });
+                }
+            }
+            Action::Back => {
+                if !self.fleet.filter.is_empty() {
+                    self.fleet.filter.clear();
+                    self.fleet.reorder();
+                } else {
+                    self.fleet.marks.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn trust_selected(&mut self) {
+        let name = match &self.page {
+            Some(Page::Detail(d)) => Some(d.server.name.clone()),
+            _ => self.fleet.selected().map(|s| s.name.clone()),
+        };
+        if let Some(name) = name {
+            self.info(format!("connecting to {name} to read its host key…"));
+            self.cmds.push(Cmd::Scan(name));
+        }
+    }
+
+    pub fn open_server_form(&mut self) {
+        self.page = Some(Page::Form(Box::new(Form::new(
+            FormKind::AddServer,
+            "Add server".into(),
+            server_manifest(),
+        ))));
+    }
+
+    fn open_picker(&mut self, targets: Vec<String>) {
+        if targets.is_empty() {
+            self.error("no server selected");
+            return;
+        }
+        let current: Vec<ServerStatus> = targets
+            .iter()
+            .filter_map(|t| {
+                self.fleet
+                    .servers
+                    .iter()
+                    .find(|s| &s.name == t)
+                    .map(|s| s.status)
+            })
+            .collect();
+        let items: Vec<ServerStatus> = ServerStatus::ALL
+            .into_iter()
+            .filter(|to| current.iter().all(|c| c.can_transition_to(*to)))
+            .collect();
+        if items.is_empty() {
+            self.error("no status change is allowed for the selection");
+            return;
+        }
+        self.modal = Some(Modal::Picker {
+            targets,
+            items,
+            sel: 0,
+        });
+    }
+
+    fn open_detail(&mut self) {
+        let Some(server) = self.fleet.selected().cloned() else {
+            return;
+        };
+        let detail = match &self.eng {
+            Some(eng) => eng
+                .server_detail(&server.name, 50)
+                .map(Detail::from_page)
+                .unwrap_or_else(|_| Detail::empty(server)),
+            None => Detail::empty(server),
+        };
+        self.page = Some(Page::Detail(Box::new(detail)));
+    }
+
+    fn detail_key(&mut self, a: Action) {
+        let Some(Page::Detail(d)) = &mut self.page else {
+            return;
+        };
+        match a {
+            Action::Down => d.scroll = d.scroll.saturating_add(1),
+            Action::Up => d.scroll = d.scroll.saturating_sub(1),
+            Action::Back => self.page = None,
+            Action::Trust => self.trust_selected(),
+            Action::SetStatus => {
+                let t = vec![d.server.name.clone()];
+                self.open_picker(t);
+            }
+            Action::Install => {
+                let name = d.server.name.clone();
+                self.fleet.marks.clear();
+                if let Some(i) = self
+                    .fleet
+                    .order
+                    .iter()
+                    .position(|i| self.fleet.servers[*i].name == name)
+                {
+                    self.fleet.sel = i;
+                }
+                self.goto(2);
+            }
+            _ => {}
+        }
+    }
+
+    fn catalog_key(&mut self, a: Action) {
+        let len = self.catalog.shown().len();
+        if nav(&mut self.catalog.sel, len, a, PAGE) {
+            return;
+        }
+        match a {
+            Action::Filter => self.open_prompt("filter installers", self.catalog.filter.clone()),
+            Action::Enter => {
+                let Some(id) = self
+                    .catalog
+                    .shown()
+                    .get(self.catalog.sel)
+                    .map(|m| m.id.clone())
+                else {
+                    return;
+                };
+                let targets = self.fleet.targets();
+                self.open_install(&id, targets);
+            }
+            Action::Back => {
+                self.catalog.filter.clear();
+            }
+            _ => {}
+        }
+    }
+
+    pub fn open_install(&mut self, app: &str, servers: Vec<String>) {
+        let Some(m) = self.catalog.items.iter().find(|m| m.id == app).cloned() else {
+            self.error(format!("no installer {app:?} in the catalog"));
+            return;
+        };
+        if servers.is_empty() {
+            self.error(
+                "no target server: select or mark servers on Fleet (1), or use :install APP SERVER",
+            );
+            return;
+        }
+        if let Some(bad) = servers
+            .iter()
+            .find(|s| !self.fleet.servers.iter().any(|x| &x.name == *s))
+        {
+            self.error(format!("no server named {bad:?}"));
+            return;
+        }
+        let title = format!("Install {} {} on {}", m.name, m.version, servers.join(", "));
+        self.page = Some(Page::Form(Box::new(Form::new(
+            FormKind::Install {
+                app: app.to_string(),
+                servers,
+            },
+            title,
+            m,
+        ))));
+    }
+
+    fn form_key(&mut self, a: Action) {
+        let Some(Page::Form(f)) = &mut self.page else {
+            return;
+        };
+        if f.review {
+            match a {
+                Action::Yes => {
+                    if let FormKind::Install { app, servers } = &f.kind {
+                        self.cmds.push(Cmd::Install(InstallRequest {
+                            app: app.clone(),
+                            servers: servers.clone(),
+                            inputs: f.values(),
+                            action: JobAction::Install,
+                        }));
+                    }
+                }
+                Action::Back => f.review = false,
+                _ => {}
+            }
+            return;
+        }
+        match a {
+            Action::NextField => f.next(),
+            Action::PrevField => f.prev(),
+            Action::Reveal => f.reveal = !f.reveal,
+            Action::Enter if !f.is_last() => f.next(),
+            Action::Enter | Action::Submit if f.submit() && f.kind == FormKind::AddServer => {
+                let spec = server_spec(&f.values());
+                f.review = false;
+                self.cmds.push(Cmd::AddServer(spec));
+            }
+            Action::Back => self.page = None,
+            Action::Left => f.key(KeyEvent::from(crossterm::event::KeyCode::Left)),
+            Action::Right => f.key(KeyEvent::from(crossterm::event::KeyCode::Right)),
+            Action::Input(ev) => f.key(ev),
+            _ => {}
+        }
+    }
+
+    fn jobs_key(&mut self, a: Action) {
+        let len = self.jobs.shown().len();
+        if nav(&mut self.jobs.sel, len, a, PAGE) {
+            self.open_selected_log();
+            return;
+        }
+        match a {
+            Action::Enter if self.jobs.selected().is_some() => self.jobs.focus_log = true,
+            Action::Filter => self.open_prompt(
+                "filter jobs (status:X server:X app:X)",
+                self.jobs.filter.clone(),
+            ),
+            Action::Cancel => self.ask_cancel(),
+            Action::Back => {
+                self.jobs.filter.clear();
+                self.select_job(None);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn ask_cancel(&mut self) {
+        let Some(j) = self.jobs.selected() else {
+            return;
+        };
+        if j.status.is_terminal() {
+            let msg = format!("job #{} already {}", j.id, j.status);
+            self.error(msg);
+            return;
+        }
+        self.modal = Some(Modal::Confirm {
+            title: "Cancel job?".into(),
+            text: format!(
+                "Cancel job #{} ({} on {})? The remote installer is killed.",
+                j.id, j.app_id, j.server_name
+            ),
+            then: Box::new(Confirmed::Cmd(Cmd::Cancel(j.id))),
+        });
+    }
+
+    fn log_key(&mut self, a: Action) {
+        let Some(eng) = self.eng.clone() else {
+            if a == Action::Back {
+                self.jobs.focus_log = false;
+            }
+            return;
+        };
+        let log = &mut self.jobs.log;
+        let page = log.rows.max(2) as i64 - 1;
+        match a {
+            Action::Down => log.scroll(1, &eng),
+            Action::Up => log.scroll(-1, &eng),
+            Action::PageDown => log.scroll(page, &eng),
+            Action::PageUp => log.scroll(-page, &eng),
+            Action::Top => log.to_top(&eng),
+            Action::Bottom => log.to_bottom(&eng),
+            Action::Follow => {
+                if log.follow {
+                    log.scroll(-1, &eng);
+                    log.scroll(1, &eng);
+                } else {
+                    log.to_bottom(&eng);
+                }
+            }
+            Action::Wrap => log.wrap = !log.wrap,
+            Action::Timestamps => log.timestamps = !log.timestamps,
+            Action::Filter => {
+                let cur = log.search.clone().unwrap_or_default();
+                self.open_prompt("search log", cur);
+            }
+            Action::NextMatch | Action::PrevMatch => {
+                if log.search.is_none() {
+                    self.error("no search yet: press / first");
+                } else if !log.find(a == Action::NextMatch, &eng) {
+                    self.error("no more matches");
+                }
+            }
+            Action::Cancel => self.ask_cancel(),
+            Action::Back => self.jobs.focus_log = false,
+            _ => {}
+        }
+    }
+
+    fn prompt_key(&mut self, a: Action) {
+        let Some(p) = &mut self.prompt else { return };
+        match a {
+            Action::Input(ev) => {
+                p.input.handle_event(&TermEvent::Key(ev));
+                let v = p.input.value().to_string();
+                self.apply_filter(&v, false);
+            }
+            Action::Submit => {
+                let v = p.input.value().to_string();
+                self.prompt = None;
+                self.apply_filter(&v, true);
+            }
+            Action::Back => {
+                self.prompt = None;
+                self.apply_filter("", true);
+            }
+            _ => {}
+        }
+    }
+
+    /// Filters apply live as you type; the log search jumps on Enter.
+    fn apply_filter(&mut self, v: &str, done: bool) {
+        match (self.screen, self.jobs.focus_log) {
+            (Screen::Jobs, true) => {
+                if !done {
+                    return;
+                }
+                let log = &mut self.jobs.log;
+                log.search = (!v.is_empty()).then(|| v.to_string());
+                log.hit = None;
+                if let (Some(eng), Some(_)) = (self.eng.clone(), &log.search)
+                    && !log.find(true, &eng)
+                {
+                    self.error(format!("{v:?} not found"));
+                }
+            }
+            (Screen::Jobs, false) => {
+                let keep = self.jobs.selected().map(|j| j.id);
+                self.jobs.filter = v.to_string();
+                self.select_job(keep);
+            }
+            (Screen::Fleet, _) => {
+                self.fleet.filter = v.to_string();
+                self.fleet.reorder();
+            }
+            (Screen::Catalog, _) => {
+                self.catalog.filter = v.to_string();
+                self.catalog.sel = 0;
+            }
+            (Screen::Audit, _) => {
+                self.audit.filter = v.to_string();
+                self.audit.sel = 0;
+                self.reload_audit();
+            }
+            (Screen::Incidents, _) => {
+                self.incidents.filter = v.to_string();
+                self.incidents.sel = 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The install / add-server form and its review step.
+
+use super::block;
+use crate::app::{App, Page};
+use crate::form::{Form, FormKind};
+use ptui_catalog::InputType;
+use ptui_catalog::describe_rules;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+const LABEL_W: usize = 24;
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let Some(Page::Form(form)) = &app.page else {
+        return;
+    };
+    if form.review {
+        review(f, area, app, form);
+    } else {
+        fields(f, area, app, form);
+    }
+}
+
+fn fields(f: &mut Frame, area: Rect, app: &App, form: &Form) {
+    let t = &app.theme;
+    let b = block(format!(" {} ", form.title), t, true);
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    let [msg_area, body, hint_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(2),
+    ])
+    .areas(inner);
+    if let Some(m) = &form.message {
+        f.render_widget(
+            Paragraph::new(Span::styled(super::clean(m), t.error)),
+            msg_area,
+        );
+    } else {
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                "* required   Tab next field   Ctrl-s review",
+                t.muted,
+            )),
+            msg_area,
+        );
+    }
+    let mut lines: Vec<Line> = Vec::new();
+    let mut cursor: Option<(u16, u16)> = None;
+    let mut focus_line = 0usize;
+    let width = body.width as usize;
+    for i in form.visible() {
+        let fld = &form.fields[i];
+        let focused = i == form.focus;
+        if focused {
+            focus_line = lines.len();
+        }
+        let mut label = format!(
+            "{}{}",
+            if fld.spec.required { "* " } else { "  " },
+            fld.spec.label()
+        );
+        let lw = LABEL_W.min(width / 2);
+        if label.chars().count() > lw {
+            label = label.chars().take(lw.saturating_sub(1)).collect::<String>() + "…";
+        }
+        let label = format!("{label:<lw$} ");
+        let value = match fld.spec.kind {
+            InputType::Boolean => format!("[{}] {}", if fld.on { "x" } else { " " }, fld.on),
+            InputType::Select => format!("◂ {} ▸", fld.value()),
+            _ => fld.shown(form.reveal),
+        };
+        let vstyle = if focused { t.selection } else { t.text };
+        let pad = if fld.is_text() {
+            " ".repeat(
+                width
+                    .saturating_sub(label.chars().count() + value.chars().count() + 1)
+                    .min(30),
+            )
+        } else {
+            String::new()
+        };
+        if focused && fld.is_text() {
+            let x = label.chars().count() + fld.input.visual_cursor();
+            cursor = Some((x as u16, lines.len() as u16));
+        }
+        lines.push(Line::from(vec![
+            Span::styled(label, if focused { t.accent } else { t.text }),
+            Span::styled(format!("{}{pad}", super::clean(&value)), vstyle),
+        ]));
+        if form.shows_error(i)
+            && let Some(e) = fld.error()
+        {
+            lines.push(Line::styled(
+                format!("{:lw$}   ✗ {e}", "", lw = LABEL_W.min(width / 2)),
+                t.error,
+            ));
+        }
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled(
+            "  This installer takes no inputs. Press Ctrl-s to review.",
+            t.muted,
+        ));
+    }
+    let h = body.height as usize;
+    let scroll = focus_line.saturating_sub(h.saturating_sub(2));
+    f.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)), body);
+    if let Some((x, y)) = cursor {
+        let y = y as i64 - scroll as i64;
+        if y >= 0 && (y as u16) < body.height && x < body.width {
+            f.set_cursor_position((body.x + x, body.y + y as u16));
+        }
+    }
+    if let Some(fld) = form.focused() {
+        let mut hint = fld.spec.description.clone().unwrap_or_default();
+        let rules = describe_rules(&fld.spec);
+        if !rules.is_empty() {
+            if !hint.is_empty() {
+                hint.push_str(" · ");
+            }
+            hint.push_str(&format!("rule: {}", rules.join("; ")));
+        }
+        if let Some(v) = &fld.spec.visible_if {
+            hint.push_str(&format!(" · shown when {}", v.describe()));
+        }
+        if fld.spec.is_sensitive() {
+            hint.push_str(if form.reveal {
+                " · shown (Ctrl-v hides)"
+            } else {
+                " · masked (Ctrl-v reveals)"
+            });
+        }
+        match fld.spec.kind {
+            InputType::Boolean => hint.push_str(" · Space toggles"),
+            InputType::Select => hint.push_str(" · Space/←/→ choose"),
+            _ => {}
+        }
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                super::clean(hint.trim_start_matches(" · ")),
+                t.muted,
+            ))
+            .wrap(Wrap { trim: true }),
+            hint_area,
+        );
+    }
+}
+
+fn review(f: &mut Frame, area: Rect, app: &App, form: &Form) {
+    let t = &app.theme;
+    let mut lines = vec![
+        Line::styled("Review before starting", t.title),
+        Line::raw(""),
+    ];
+    if let FormKind::Install { app: id, servers } = &form.kind {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<LABEL_W$}", "App"), t.muted),
+            Span::raw(format!(
+                "{} ({}) v{}",
+                form.manifest.name, id, form.manifest.version
+            )),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<LABEL_W$}", "Servers"), t.muted),
+            Span::raw(servers.join(", ")),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    for (label, value) in form.review_lines() {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{label:<LABEL_W$}"), t.muted),
+            Span::raw(super::clean(&value)),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::from(vec![
+        Span::styled(" y/Enter ", t.key),
+        Span::raw("start the jobs and follow the log   "),
+        Span::styled(" e/Esc ", t.key),
+        Span::raw("back to the form"),
+    ]));
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block(format!(" {} · review ", form.title), t, true))
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}

@@ -1,0 +1,141 @@
+//! Incidents and Audit: plain filtered tables.
+
+use super::{block, clean, scroll_to, stamp};
+use crate::app::App;
+use ptui_types::records::IncidentRow;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
+
+pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let all = app.incidents.items.len();
+    let items = app.incidents.shown();
+    let mut title = format!(" Incidents ({}", items.len());
+    if items.len() != all {
+        title.push_str(&format!(" of {all}"));
+    }
+    title.push_str(if all > 0 { ", open first) " } else { ") " });
+    if !app.incidents.filter.is_empty() {
+        title.push_str(&format!("filter: {} ", app.incidents.filter));
+    }
+    let b = block(title, t, true);
+    if all > 0 && items.is_empty() {
+        let msg = "  No incident matches the filter (Esc clears it).";
+        f.render_widget(Paragraph::new(Line::styled(msg, t.muted)).block(b), area);
+        return;
+    }
+    if items.is_empty() {
+        let text = vec![
+            Line::raw(""),
+            Line::styled("  No incidents.", t.title),
+            Line::raw(""),
+            Line::raw("  When health checks run, a server that fails one opens an incident here:"),
+            Line::raw(
+                "  the server, what failed (unreachable, disk, memory, app health), its state",
+            ),
+            Line::raw("  (detected, recovering, resolved, failed) and when it started."),
+            Line::styled("  Open incidents are counted in the header.", t.muted),
+        ];
+        f.render_widget(Paragraph::new(text).block(b), area);
+        return;
+    }
+    let h = area.height.saturating_sub(3) as usize;
+    // A reload under a filter can shrink the list below the selection.
+    let sel = app.incidents.sel.min(items.len() - 1);
+    let off = scroll_to(sel, 0, h);
+    let rows: Vec<Row> = items[off..(off + h).min(items.len())]
+        .iter()
+        .map(|i| {
+            let state = match (i.resolved_at, i.state.as_str()) {
+                (Some(_), _) => t.ok,
+                (None, "recovering") => t.warn,
+                (None, _) => t.error,
+            };
+            Row::new(vec![
+                Cell::from(format!("#{}", i.id)),
+                Cell::from(clean(&i.server)),
+                Cell::from(i.kind.clone()),
+                Cell::from(i.state.clone()).style(state),
+                Cell::from(stamp(app, i.opened_at, "%m-%d %H:%M")),
+                Cell::from(clean(&i.details)).style(t.muted),
+            ])
+        })
+        .collect();
+    let mut st = TableState::default().with_selected(Some(sel - off));
+    // Server and kind as wide as the longest shown (capped), so kinds are not cut at 80 columns.
+    let widest = |f: fn(&IncidentRow) -> usize, head: usize, cap: usize| {
+        items
+            .iter()
+            .map(|i| f(i))
+            .max()
+            .unwrap_or(0)
+            .clamp(head, cap) as u16
+    };
+    let w = [
+        Constraint::Length(widest(|i| i.id.to_string().len() + 1, 2, 8)),
+        Constraint::Length(widest(|i| i.server.chars().count(), 6, 20)),
+        Constraint::Length(widest(|i| i.kind.len(), 4, 20)),
+        Constraint::Length(10),
+        Constraint::Length(11),
+        Constraint::Fill(1),
+    ];
+    f.render_stateful_widget(
+        Table::new(rows, w)
+            .header(Row::new(["ID", "SERVER", "KIND", "STATE", "SINCE", "DETAILS"]).style(t.title))
+            .row_highlight_style(t.selection)
+            .block(b),
+        area,
+        &mut st,
+    );
+}
+
+pub fn audit(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let items = &app.audit.items;
+    let mut title = format!(" Audit ({}, newest first) ", items.len());
+    if !app.audit.filter.is_empty() {
+        title.push_str(&format!("filter: {} ", app.audit.filter));
+    }
+    let b = block(title, t, true);
+    if items.is_empty() {
+        let msg = if app.audit.filter.is_empty() {
+            "  Nothing recorded yet. Every change (servers, trust, jobs, cancels) is logged here."
+        } else {
+            "  No entry matches the filter (Esc clears it)."
+        };
+        f.render_widget(Paragraph::new(Line::styled(msg, t.muted)).block(b), area);
+        return;
+    }
+    let h = area.height.saturating_sub(3) as usize;
+    let off = scroll_to(app.audit.sel, 0, h);
+    let rows: Vec<Row> = items[off..(off + h).min(items.len())]
+        .iter()
+        .map(|e| {
+            Row::new(vec![
+                Cell::from(stamp(app, e.ts, "%m-%d %H:%M:%S")).style(t.muted),
+                Cell::from(clean(&e.operator)),
+                Cell::from(e.action.clone()).style(t.accent),
+                Cell::from(clean(&e.target)),
+                Cell::from(clean(&e.details)),
+            ])
+        })
+        .collect();
+    let mut st = TableState::default().with_selected(Some(app.audit.sel - off));
+    let w = [
+        Constraint::Length(14),
+        Constraint::Length(10),
+        Constraint::Length(16),
+        Constraint::Fill(1),
+        Constraint::Fill(3),
+    ];
+    f.render_stateful_widget(
+        Table::new(rows, w)
+            .header(Row::new(["TIME", "OPERATOR", "ACTION", "TARGET", "DETAILS"]).style(t.title))
+            .row_highlight_style(t.selection)
+            .block(b),
+        area,
+        &mut st,
+    );
+}

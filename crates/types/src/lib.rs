@@ -1,0 +1,16 @@
+//! Plain data shared by every layer of provision-tui: servers and their lifecycle, jobs and log
+//! lines, health samples and incident kinds, error kinds, secrets and their masking, the rows
+//! front ends read, paths and settings, time formatting. No I/O beyond reading the environment
+//! and config paths; nothing here knows about SQL, SSH or terminals.
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod hostkey;
+pub mod identity;
+pub mod job;
+pub mod records;
+pub mod script;
+pub mod secret;
+pub mod server;
+pub mod time;
