@@ -582,7 +582,7 @@ pub fn shellcheck_installer(inst: &Installer) -> Option<Vec<LintFinding>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ptui_catalog::Catalog;
+    use crate::Catalog;
 
     const MANIFEST: &str = "id: demo\nname: Demo\nversion: '1'\ninstall_script: install.sh\nuninstall_script: uninstall.sh\nhealth:\n  command: 'true'\ninputs:\n  - {name: greeting, type: string}\n";
     const GOOD: &str = "#!/usr/bin/env bash\nset -euo pipefail\nexport DEBIAN_FRONTEND=noninteractive\nGREETING=${GREETING:-hi}\necho \"$GREETING from $PROVISION_TUI_SERVER in $HOME\"\n";

@@ -294,8 +294,8 @@ mod tests {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
     fn engine(dir: &std::path::Path) -> Engine {
-        let installers =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/installers");
+        let installers = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/installers");
         let eng = Engine::open(ptui_types::config::Config::new(
             Some(dir.join("state.db")),
             vec![installers],
