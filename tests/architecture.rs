@@ -134,20 +134,29 @@ fn documented_crate_graph_matches_cargo_metadata() {
     }
 }
 
-#[test]
-fn front_ends_use_neither_the_store_nor_ssh() {
-    let graph = cargo_graph();
+/// `package depends on dependency` for each listed package that has one of `forbidden`.
+fn forbidden_edges(
+    deps: &BTreeMap<String, BTreeSet<String>>,
+    packages: &[&str],
+    forbidden: &[&str],
+) -> Vec<String> {
     let mut broken = Vec::new();
-    for front in FRONT_ENDS {
-        let deps = graph
-            .get(*front)
-            .unwrap_or_else(|| panic!("{front} is not a workspace package"));
-        for layer in BEHIND_THE_ENGINE {
-            if deps.contains(*layer) {
-                broken.push(format!("{front} depends on {layer}"));
+    for package in packages {
+        let of = deps
+            .get(*package)
+            .unwrap_or_else(|| panic!("{package} is not a workspace package"));
+        for dep in forbidden {
+            if of.contains(*dep) {
+                broken.push(format!("{package} depends on {dep}"));
             }
         }
     }
+    broken
+}
+
+#[test]
+fn front_ends_use_neither_the_store_nor_ssh() {
+    let broken = forbidden_edges(&cargo_graph(), FRONT_ENDS, BEHIND_THE_ENGINE);
     assert!(
         broken.is_empty(),
         "front ends must go through ptui-engine:\n{}",
@@ -166,18 +175,7 @@ fn types_depend_on_no_workspace_package() {
 
 #[test]
 fn below_the_front_ends_nothing_knows_about_terminals() {
-    let all = cargo_dependencies();
-    let mut broken = Vec::new();
-    for name in TERMINAL_FREE {
-        let deps = all
-            .get(*name)
-            .unwrap_or_else(|| panic!("{name} is not a workspace package"));
-        for term in TERMINAL_CRATES {
-            if deps.contains(*term) {
-                broken.push(format!("{name} depends on {term}"));
-            }
-        }
-    }
+    let broken = forbidden_edges(&cargo_dependencies(), TERMINAL_FREE, TERMINAL_CRATES);
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
 

@@ -4,7 +4,7 @@ use super::{LintFinding, Severity, static_regex};
 use crate::Installer;
 use regex::Regex;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::LazyLock;
 
 /// Whether `shellcheck` can be run.
@@ -21,6 +21,24 @@ static SC_LINE: LazyLock<Regex> = LazyLock::new(|| {
     static_regex(r"^-:(\d+):\d+: (error|warning|note|info|style): (.*) \[(SC\d+)\]$")
 });
 
+/// Runs shellcheck (bash dialect, gcc format) on one script given on stdin.
+fn run_shellcheck(text: &str) -> Result<Output, String> {
+    let mut child = Command::new("shellcheck")
+        .args(["--shell=bash", "--format=gcc", "--external-sources", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run shellcheck: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // a write error shows up as shellcheck's own failure below
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    child
+        .wait_with_output()
+        .map_err(|e| format!("shellcheck failed: {e}"))
+}
+
 /// Runs shellcheck (bash dialect, every severity) on each script. `None` when it is not installed.
 pub fn shellcheck_installer(inst: &Installer) -> Option<Vec<LintFinding>> {
     if !shellcheck_available() {
@@ -28,40 +46,16 @@ pub fn shellcheck_installer(inst: &Installer) -> Option<Vec<LintFinding>> {
     }
     let mut out = Vec::new();
     for (path, text) in inst.scripts() {
-        let child = Command::new("shellcheck")
-            .args(["--shell=bash", "--format=gcc", "--external-sources", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                out.push(LintFinding {
-                    installer: inst.id().into(),
-                    file: path.into(),
-                    line: 0,
-                    severity: Severity::Warning,
-                    code: "shellcheck".into(),
-                    message: format!("cannot run shellcheck: {e}"),
-                });
-                continue;
-            }
-        };
-        if let Some(mut stdin) = child.stdin.take() {
-            // a write error shows up as shellcheck's own failure below
-            let _ = stdin.write_all(text.as_bytes());
-        }
-        let output = match child.wait_with_output() {
+        let output = match run_shellcheck(text) {
             Ok(o) => o,
-            Err(e) => {
+            Err(message) => {
                 out.push(LintFinding {
                     installer: inst.id().into(),
                     file: path.into(),
                     line: 0,
                     severity: Severity::Warning,
                     code: "shellcheck".into(),
-                    message: format!("shellcheck failed: {e}"),
+                    message,
                 });
                 continue;
             }
