@@ -591,16 +591,7 @@ mod tests {
             self.svc
                 .engine
                 .store()
-                .write(|tx| {
-                    ptui_store::deployments::upsert_deployment_in(
-                        tx,
-                        self.server.id,
-                        app,
-                        "1",
-                        &inputs,
-                        0,
-                    )
-                })
+                .record_deployment(self.server.id, app, "1", &inputs, 0)
                 .unwrap();
         }
 
