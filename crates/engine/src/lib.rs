@@ -7,6 +7,7 @@ mod context;
 pub mod engine;
 pub mod events;
 pub mod health;
+mod import;
 pub mod inventory;
 pub mod jobs;
 pub mod queries;

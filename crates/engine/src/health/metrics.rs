@@ -32,7 +32,7 @@ pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
-pub fn collect(store: &Store) -> Result<Metrics> {
+pub(crate) fn collect(store: &Store) -> Result<Metrics> {
     let now = now_ms();
     let servers_by_status = store
         .server_status_counts()?
