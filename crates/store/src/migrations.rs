@@ -212,7 +212,7 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> color_eyre::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ptui_store::Store;
+    use crate::Store;
 
     #[test]
     fn empty_database_reaches_latest() {
