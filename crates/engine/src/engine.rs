@@ -215,6 +215,14 @@ impl Engine {
             .audit(&self.inner.operator, action, target, details)
     }
 
+    /// Audits an action whose outcome does not depend on its audit row (a fan-out's progress):
+    /// a failed write is logged, not returned.
+    pub(crate) fn audit_or_warn(&self, action: &str, target: &str, details: &str) {
+        if let Err(e) = self.audit(action, target, details) {
+            tracing::warn!("audit of {action} {target} failed: {e:#}");
+        }
+    }
+
     /// Jobs left queued/running by a process that died become `interrupted`.
     pub fn recover_interrupted(&self) -> Result<Vec<i64>> {
         let stale =

@@ -200,8 +200,7 @@ impl Engine {
                 max_fail,
             },
         });
-        let _ = self.store().audit(
-            self.operator(),
+        self.audit_or_warn(
             "fanout.start",
             &req.app,
             &format!(
@@ -303,6 +302,7 @@ async fn coordinate(
                 _ = cancel.cancelled(), if stop.as_deref() != Some(CANCELLED) => {
                     stop = Some(CANCELLED.into());
                     for jid in running.keys() {
+                        // Fails only for a job that already ended: nothing left to cancel.
                         let _ = engine.cancel_job(*jid);
                     }
                 }
@@ -328,8 +328,7 @@ async fn coordinate(
                     reason: reason.clone(),
                 },
             });
-            let _ = engine.store().audit(
-                engine.operator(),
+            engine.audit_or_warn(
                 "fanout.skip",
                 &left.join(","),
                 &format!("fanout #{id}: {reason}"),
@@ -337,8 +336,7 @@ async fn coordinate(
             sum.skipped.extend(left);
         }
     }
-    let _ = engine.store().audit(
-        engine.operator(),
+    engine.audit_or_warn(
         "fanout.end",
         &prepared.installer.manifest.id,
         &format!(

@@ -208,22 +208,30 @@ impl HealthService {
             let wait = r.backoff.0 * 2u32.saturating_pow((attempt - 1) as u32);
             match outcome {
                 Ok(()) if inc.kind == IncidentKind::ForceRebuild => {
-                    if let Ok(res) = store.resolve_incident(inc.id, "rebuilt") {
-                        self.notifier.send(Message::incident(
-                            Topic::IncidentResolved,
-                            &res.incident,
-                            "rebuilt",
-                        ));
-                        self.engine.emit(Event::IncidentChanged {
-                            incident: res.incident,
-                        });
+                    match store.resolve_incident(inc.id, "rebuilt") {
+                        Ok(res) => {
+                            self.notifier.send(Message::incident(
+                                Topic::IncidentResolved,
+                                &res.incident,
+                                "rebuilt",
+                            ));
+                            self.engine.emit(Event::IncidentChanged {
+                                incident: res.incident,
+                            });
+                        }
+                        Err(e) => tracing::warn!(
+                            "incident #{}: rebuilt, but cannot resolve it: {e:#}",
+                            inc.id
+                        ),
                     }
                     return;
                 }
                 Ok(()) => {
-                    store
-                        .incident_event(inc.id, &format!("attempt {attempt}: every job succeeded; waiting for the checks to confirm"), None)
-                        .ok();
+                    self.note(
+                        inc.id,
+                        &format!("attempt {attempt}: every job succeeded; waiting for the checks to confirm"),
+                        None,
+                    );
                     if self.wait_for_checks(inc.id, sid, wait).await {
                         return;
                     }
@@ -310,7 +318,6 @@ impl HealthService {
         plan: &[Step],
         attempt: i64,
     ) -> Result<(), String> {
-        let store = self.engine.store();
         for step in plan {
             let req = InstallRequest {
                 app: step.app_id.clone(),
@@ -323,20 +330,16 @@ impl HealthService {
                 Ok(_) => return Err(format!("{}: no job started", step.app_id)),
                 Err(e) => {
                     let msg = format!("{}: {e}", step.app_id);
-                    store
-                        .incident_event(inc.id, &format!("attempt {attempt}: {msg}"), None)
-                        .ok();
+                    self.note(inc.id, &format!("attempt {attempt}: {msg}"), None);
                     return Err(msg);
                 }
             };
             lock(&self.recovery_jobs).insert(job.id);
-            store
-                .incident_event(
-                    inc.id,
-                    &format!("attempt {attempt}: job #{} install {}", job.id, step.app_id),
-                    Some(job.id),
-                )
-                .ok();
+            self.note(
+                inc.id,
+                &format!("attempt {attempt}: job #{} install {}", job.id, step.app_id),
+                Some(job.id),
+            );
             let done = self
                 .engine
                 .wait_job(job.id)
@@ -350,9 +353,7 @@ impl HealthService {
                     done.status,
                     done.error_message.as_deref().unwrap_or("")
                 );
-                store
-                    .incident_event(inc.id, &format!("attempt {attempt}: {msg}"), Some(done.id))
-                    .ok();
+                self.note(inc.id, &format!("attempt {attempt}: {msg}"), Some(done.id));
                 return Err(msg);
             }
         }
