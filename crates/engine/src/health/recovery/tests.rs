@@ -88,6 +88,15 @@ fn fx(backoff: Duration) -> Fx {
 }
 
 impl Fx {
+    /// Puts the server in force_rebuild, as an operator would.
+    fn set_force_rebuild(&self) -> Server {
+        self.svc
+            .engine
+            .store()
+            .transition_server(self.server.id, ServerStatus::ForceRebuild, "test", None)
+            .unwrap()
+    }
+
     fn deploy(&self, app: &str, inputs: serde_json::Value) {
         self.svc
             .engine
@@ -243,9 +252,7 @@ async fn a_repeated_postponement_for_the_same_reason_adds_no_row() {
 async fn force_rebuild_in_a_window_is_recorded_silently_and_not_reentered() {
     let mut f = fx(Duration::from_secs(60));
     let store = f.svc.engine.store().clone();
-    store
-        .transition_server(f.server.id, ServerStatus::ForceRebuild, "test", None)
-        .unwrap();
+    f.set_force_rebuild();
     store
         .maintenance_on(Some(f.server.id), None, "patching", "test")
         .unwrap();
@@ -278,10 +285,7 @@ async fn force_rebuild_in_a_window_is_recorded_silently_and_not_reentered() {
 async fn force_rebuild_outside_a_window_is_notified_when_it_opens() {
     let mut f = fx(Duration::from_secs(60));
     let store = f.svc.engine.store().clone();
-    store
-        .transition_server(f.server.id, ServerStatus::ForceRebuild, "test", None)
-        .unwrap();
-    let server = store.server_by_id(f.server.id).unwrap().unwrap();
+    let server = f.set_force_rebuild();
     // Nothing to re-provision: the plan fails before any job, so the incident fails.
     f.svc.clone().force_rebuild(&server);
     settle(&f.svc).await;
