@@ -2,14 +2,13 @@
 //! step get a `JobContext` instead of the engine itself.
 
 use crate::events::Event;
-use crate::ssh_targets;
+use crate::ssh_targets::{self, SudoPasswords};
 use color_eyre::eyre::Result;
 use ptui_catalog::Catalog;
 use ptui_ssh::{Pool, SshTarget};
 use ptui_store::Store;
 use ptui_types::config::JobSettings;
 use ptui_types::error::{ErrorKind, KindError};
-use ptui_types::secret::Secret;
 use ptui_types::server::Server;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,29 +46,6 @@ impl RunningJobs {
             .lock()
             .map(|r| r.keys().copied().collect())
             .unwrap_or_default()
-    }
-}
-
-/// Sudo passwords typed for `--prompt` servers, by server id. Memory only: never written to
-/// the database or a log, gone with the process.
-#[derive(Clone, Default)]
-pub(crate) struct SudoPasswords(Arc<Mutex<HashMap<i64, Secret>>>);
-
-impl SudoPasswords {
-    pub fn get(&self, server_id: i64) -> Option<Secret> {
-        self.0.lock().ok().and_then(|m| m.get(&server_id).cloned())
-    }
-
-    pub fn set(&self, server_id: i64, password: Secret) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(server_id, password);
-        }
-    }
-
-    pub fn forget(&self, server_id: i64) {
-        if let Ok(mut m) = self.0.lock() {
-            m.remove(&server_id);
-        }
     }
 }
 

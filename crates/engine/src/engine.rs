@@ -1,8 +1,8 @@
 //! The engine: owns the store, the catalog and the running jobs. Front ends call its methods
 //! (commands) and subscribe to its events; they never touch SSH or SQL themselves.
 
-use crate::context::{JobContext, RunningJobs, SudoPasswords};
-use crate::ssh_targets;
+use crate::context::{JobContext, RunningJobs};
+use crate::ssh_targets::{self, SudoPasswords};
 use color_eyre::eyre::{Result, bail, eyre};
 use ptui_catalog::{Catalog, InputError};
 use ptui_ssh::{HostKeyVerdict, KnownHosts, SshTarget};

@@ -1,11 +1,36 @@
 //! How a server is reached: its SSH target (jump chain, sudo mode) from the store and the
 //! sudo passwords this process holds.
 
-use crate::context::SudoPasswords;
 use color_eyre::eyre::{Result, bail};
 use ptui_ssh::{SshTarget, SudoMode};
 use ptui_store::Store;
+use ptui_types::secret::Secret;
 use ptui_types::server::Server;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Sudo passwords typed for `--prompt` servers, by server id. Memory only: never written to
+/// the database or a log, gone with the process.
+#[derive(Clone, Default)]
+pub(crate) struct SudoPasswords(Arc<Mutex<HashMap<i64, Secret>>>);
+
+impl SudoPasswords {
+    pub fn get(&self, server_id: i64) -> Option<Secret> {
+        self.0.lock().ok().and_then(|m| m.get(&server_id).cloned())
+    }
+
+    pub fn set(&self, server_id: i64, password: Secret) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(server_id, password);
+        }
+    }
+
+    pub fn forget(&self, server_id: i64) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&server_id);
+        }
+    }
+}
 
 /// Jump hosts followed before a chain counts as a loop.
 const MAX_JUMP_DEPTH: usize = 8;
