@@ -12,6 +12,26 @@ fn last_job(env: &TestEnv) -> serde_json::Value {
     env.jobs_json()[0].clone()
 }
 
+/// Runs an install on `server` with a connect timeout of `timeout_secs`, checks that it
+/// exits with the ssh_connect code (15), and returns how long it took.
+fn install_fails_to_connect(env: &TestEnv, server: &str, timeout_secs: &str) -> Duration {
+    let started = Instant::now();
+    let out = env
+        .cmd()
+        .env("PROVISION_TUI_CONNECT_TIMEOUT", timeout_secs)
+        .args(["install", "exit-code", "--on", server, "--set", "code=0"])
+        .output()
+        .expect("run");
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(15),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
 #[test]
 fn unknown_and_changed_host_keys_are_refused() {
     let mut sshd = Sshd::start();
@@ -82,20 +102,7 @@ fn unreachable_port_is_ssh_connect_within_the_timeout() {
         "--port",
         &port,
     ]);
-    let started = Instant::now();
-    let out = env
-        .cmd()
-        .env("PROVISION_TUI_CONNECT_TIMEOUT", "2")
-        .args(["install", "exit-code", "--on", "gone", "--set", "code=0"])
-        .output()
-        .expect("run");
-    let took = started.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(15),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let took = install_fails_to_connect(&env, "gone", "2");
     let job = last_job(&env);
     assert_eq!(job["error_kind"], "ssh_connect");
     assert_eq!(job["attempts"], 4, "connection errors are retried 3 times");
@@ -123,20 +130,7 @@ fn blackholed_host_times_out_at_the_connect_timeout() {
         "--port",
         "22",
     ]);
-    let started = Instant::now();
-    let out = env
-        .cmd()
-        .env("PROVISION_TUI_CONNECT_TIMEOUT", "1")
-        .args(["install", "exit-code", "--on", "void", "--set", "code=0"])
-        .output()
-        .expect("run");
-    let took = started.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(15),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let took = install_fails_to_connect(&env, "void", "1");
     // 4 attempts of ~1 s plus short backoff.
     assert!(took < Duration::from_secs(12), "took {took:?}");
 }

@@ -88,6 +88,15 @@ fn fx(backoff: Duration) -> Fx {
 }
 
 impl Fx {
+    /// Starts a manual maintenance window on the server.
+    fn maintenance_on(&self) {
+        self.svc
+            .engine
+            .store()
+            .maintenance_on(Some(self.server.id), None, "patching", "test")
+            .unwrap();
+    }
+
     /// Puts the server in force_rebuild, as an operator would.
     fn set_force_rebuild(&self) -> Server {
         self.svc
@@ -201,9 +210,7 @@ async fn maintenance_postpones_once_and_ticks_wait_for_the_next_attempt() {
     let f = fx(Duration::from_secs(60));
     let store = f.svc.engine.store();
     let inc = f.open_service_down();
-    store
-        .maintenance_on(Some(f.server.id), None, "patching", "test")
-        .unwrap();
+    f.maintenance_on();
     let mut events = f.svc.engine.subscribe();
     f.svc.clone().recovery_tick();
     settle(&f.svc).await;
@@ -235,9 +242,7 @@ async fn a_repeated_postponement_for_the_same_reason_adds_no_row() {
     let f = fx(Duration::ZERO);
     let store = f.svc.engine.store();
     let inc = f.open_service_down();
-    store
-        .maintenance_on(Some(f.server.id), None, "patching", "test")
-        .unwrap();
+    f.maintenance_on();
     let mut events = f.svc.engine.subscribe();
     for _ in 0..5 {
         f.svc.clone().recovery_tick();
@@ -253,9 +258,7 @@ async fn force_rebuild_in_a_window_is_recorded_silently_and_not_reentered() {
     let mut f = fx(Duration::from_secs(60));
     let store = f.svc.engine.store().clone();
     f.set_force_rebuild();
-    store
-        .maintenance_on(Some(f.server.id), None, "patching", "test")
-        .unwrap();
+    f.maintenance_on();
     let server = store.server_by_id(f.server.id).unwrap().unwrap();
     f.svc.clone().force_rebuild(&server);
     settle(&f.svc).await;
