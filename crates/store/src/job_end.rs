@@ -166,3 +166,79 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::NewJob;
+
+    /// A running job of `app` on `server`.
+    fn job(s: &Store, server: &Server, app: &str, action: JobAction) -> Job {
+        let queued = s
+            .create_job(&NewJob {
+                server_id: server.id,
+                server_name: &server.name,
+                app_id: app,
+                app_version: "1",
+                action,
+                masked_inputs: &serde_json::json!({}),
+                owner: "1@h",
+            })
+            .unwrap();
+        s.mark_job_running(queued.id, 1).unwrap()
+    }
+
+    fn succeeded<'a>(installs_app: bool, base_installers: &'a [String]) -> JobEnd<'a> {
+        JobEnd {
+            status: JobStatus::Succeeded,
+            kind: None,
+            message: None,
+            exit_code: Some(0),
+            installs_app,
+            base_installers,
+        }
+    }
+
+    #[test]
+    fn an_app_install_puts_the_server_in_use_and_its_uninstall_back_to_ready() {
+        let (_d, s) = crate::test_store();
+        let srv = crate::test_server(&s, "a", ServerStatus::PendingSetup);
+        let base = vec!["base".to_string()];
+        let j = job(&s, &srv, "base", JobAction::Install);
+        assert_eq!(
+            s.enter_provisioning(&j, srv.id).unwrap().status,
+            ServerStatus::Provisioning
+        );
+        let (_, after) = s.record_job_end(&j, &succeeded(false, &base)).unwrap();
+        assert_eq!(after.map(|x| x.status), Some(ServerStatus::Ready));
+        let j = job(&s, &srv, "app", JobAction::Install);
+        let (done, after) = s.record_job_end(&j, &succeeded(true, &base)).unwrap();
+        assert_eq!(done.status, JobStatus::Succeeded);
+        assert_eq!(after.map(|x| x.status), Some(ServerStatus::InUse));
+        // Only the base installer is left: the server is ready again.
+        let j = job(&s, &srv, "app", JobAction::Uninstall);
+        let (_, after) = s.record_job_end(&j, &succeeded(true, &base)).unwrap();
+        assert_eq!(after.map(|x| x.status), Some(ServerStatus::Ready));
+        assert_eq!(s.deployments(Some(srv.id)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_job_leaves_a_provisioning_server_in_error() {
+        let (_d, s) = crate::test_store();
+        let srv = crate::test_server(&s, "a", ServerStatus::PendingSetup);
+        let j = job(&s, &srv, "app", JobAction::Install);
+        s.enter_provisioning(&j, srv.id).unwrap();
+        let end = JobEnd {
+            status: JobStatus::Failed,
+            kind: Some(ErrorKind::Installation),
+            message: Some("exit 2"),
+            exit_code: Some(2),
+            installs_app: true,
+            base_installers: &[],
+        };
+        let (done, after) = s.record_job_end(&j, &end).unwrap();
+        assert_eq!(done.exit_code, Some(2));
+        assert_eq!(after.map(|x| x.status), Some(ServerStatus::Error));
+        assert!(s.deployments(Some(srv.id)).unwrap().is_empty());
+    }
+}
