@@ -56,7 +56,7 @@ async fn killed_connection_is_redialled() {
     let tmp = tempfile::tempdir().unwrap();
     let e = engine(tmp.path(), Duration::from_secs(3600));
     add(&e, "s", &sshd).await;
-    let server = e.store().require_server("s").unwrap();
+    let server = e.server("s").unwrap();
     let first = e.pooled(&server).await.expect("dial");
     assert!(first.fresh);
     drop(first);
@@ -171,7 +171,7 @@ async fn dead_pooled_connection_is_redialled_by_the_job() {
     assert_eq!(e.pool().stats().open, 1);
 
     doom();
-    let server = e.store().require_server("s").unwrap();
+    let server = e.server("s").unwrap();
     let lease = e.pooled(&server).await.expect("lease");
     assert!(
         !lease.fresh,
@@ -212,7 +212,7 @@ async fn idle_connection_closes_without_another_lease() {
     cfg.ssh.idle_timeout = Duration::from_secs(1);
     let e = Engine::open(cfg).expect("engine");
     add(&e, "s", &sshd).await;
-    let server = e.store().require_server("s").unwrap();
+    let server = e.server("s").unwrap();
     let lease = e.pooled(&server).await.expect("dial");
     assert!(sshd_has_connections(&sshd));
     drop(lease);
@@ -249,7 +249,7 @@ async fn running_job_survives_recycling() {
         })
         .expect("start");
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let server = e.store().require_server("s").unwrap();
+    let server = e.server("s").unwrap();
     // Recycle: the old connection is past max_age, so this dials a new one and replaces it in
     // the map, and idle ones are cleared; the job's lease keeps the old one alive.
     let lease = e.pooled(&server).await.expect("dial");
@@ -413,10 +413,7 @@ async fn shared_hop_lives_with_its_tunnels_and_is_redialled_when_dead() {
         let scan = e.scan_host_key(name).await.expect("scan");
         e.trust_host_key(&scan, false).expect("trust");
     }
-    let (sa, sb) = (
-        e.store().require_server("a").unwrap(),
-        e.store().require_server("b").unwrap(),
-    );
+    let (sa, sb) = (e.server("a").unwrap(), e.server("b").unwrap());
     let before = logins(&bastion);
     let (la, lb) = (
         e.pooled(&sa).await.expect("a"),

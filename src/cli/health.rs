@@ -4,7 +4,7 @@ use super::{exit, fmt_ts};
 use clap::{Args, Subcommand};
 use color_eyre::eyre::{Result, bail, eyre};
 use ptui_engine::health::config::{HealthConfig, default_path, parse_duration};
-use ptui_engine::health::{HealthService, RecoveryPolicy, Sample, checker};
+use ptui_engine::health::{RecoveryPolicy, Sample};
 use ptui_engine::{Engine, Event};
 
 /// Exit code of `check` when a server is not healthy.
@@ -135,27 +135,7 @@ const HEADER: &str = "SERVER               STATE  LATENCY  CONNECT  LOAD   MEM  
 
 pub async fn check(engine: &Engine, a: CheckArgs) -> Result<i32> {
     let cfg = load_config()?;
-    let all = engine.servers()?;
-    let servers = if a.servers.is_empty() {
-        HealthService::watched(all)
-    } else {
-        let mut v = Vec::new();
-        for n in &a.servers {
-            v.push(engine.store().require_server(n)?);
-        }
-        v
-    };
-    if servers.is_empty() {
-        bail!("no servers to check; add one with `provision-tui server add`");
-    }
-    let svc = HealthService::new(engine.clone(), cfg)?;
-    let maint = svc.maintenance();
-    let mut samples =
-        checker::sweep(engine, &servers, &svc.params(), svc.cfg.health.concurrency).await;
-    for s in &mut samples {
-        s.maintenance = maint.reason(&s.server).is_some();
-    }
-    engine.store().insert_samples(&samples)?;
+    let samples = engine.check_now(cfg, &a.servers).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&samples)?);
     } else {
@@ -189,15 +169,11 @@ async fn shutdown_signal() {
 pub async fn watch(engine: &Engine, a: WatchArgs) -> Result<i32> {
     let cfg = load_config()?;
     let mut rx = engine.subscribe();
-    let svc = HealthService::new(engine.clone(), cfg)?;
+    let (interval, channels) = (cfg.health.interval.0, cfg.notifications.channels.len());
+    let stop = engine.start_health(cfg)?;
     if !a.json {
-        eprintln!(
-            "watching every {:?} ({} channels); Ctrl-C stops",
-            svc.cfg.health.interval.0,
-            svc.cfg.notifications.channels.len()
-        );
+        eprintln!("watching every {interval:?} ({channels} channels); Ctrl-C stops");
     }
-    let stop = svc.spawn();
     let sig = shutdown_signal();
     tokio::pin!(sig);
     loop {
@@ -271,12 +247,12 @@ fn print_event(ev: &Event, json: bool) {
 }
 
 pub fn incidents(engine: &Engine, a: IncidentsArgs) -> Result<i32> {
-    let list = engine.store().list_incidents(a.open, a.limit)?;
+    let list = engine.incident_history(a.open, a.limit)?;
     if a.json {
         let mut out = Vec::new();
         for i in &list {
             let mut v = serde_json::to_value(i)?;
-            v["timeline"] = serde_json::to_value(engine.store().incident_timeline(i.id)?)?;
+            v["timeline"] = serde_json::to_value(engine.incident_timeline(i.id)?)?;
             out.push(v);
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -305,7 +281,7 @@ pub fn incidents(engine: &Engine, a: IncidentsArgs) -> Result<i32> {
             i.details
         );
         if a.timeline {
-            for t in engine.store().incident_timeline(i.id)? {
+            for t in engine.incident_timeline(i.id)? {
                 let job = t.job_id.map(|j| format!(" [job #{j}]")).unwrap_or_default();
                 println!("         {}  {}{job}", fmt_ts(t.ts), t.message);
             }
@@ -315,8 +291,8 @@ pub fn incidents(engine: &Engine, a: IncidentsArgs) -> Result<i32> {
 }
 
 pub fn policy(engine: &Engine, a: PolicyArgs) -> Result<i32> {
-    let server = engine.store().require_server(&a.server)?;
-    let mut p = engine.store().health_policy(server.id)?;
+    let server = engine.server(&a.server)?;
+    let mut p = engine.health_policy(server.id)?;
     let before = p.clone();
     if let Some(r) = &a.recovery {
         p.recovery = RecoveryPolicy::parse(r)
@@ -341,18 +317,7 @@ pub fn policy(engine: &Engine, a: PolicyArgs) -> Result<i32> {
         };
     }
     if p != before {
-        engine.store().set_health_policy(&p)?;
-        engine.store().audit(
-            engine.operator(),
-            "server.policy",
-            &server.name,
-            &format!(
-                "recovery={} base={} interval_ms={:?}",
-                p.recovery.as_str(),
-                p.base_installer.as_deref().unwrap_or("-"),
-                p.interval_ms
-            ),
-        )?;
+        engine.set_health_policy(&server.name, &p)?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&p)?);

@@ -73,16 +73,13 @@ pub async fn run(engine: &Engine, cmd: ImportCmd) -> Result<i32> {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
-            let _ = engine.store().audit(
-                engine.operator(),
-                "inventory.import_failed",
-                &e.file.display().to_string(),
-                &e.to_string(),
-            );
+            if let Err(audit) = engine.record_import_failure(&e) {
+                tracing::warn!("the failed import is not in the audit log: {audit:#}");
+            }
             return Ok(exit::ERROR);
         }
     };
-    let report = inventory::apply(engine, &source, entries, status, report)?;
+    let report = engine.import_entries(&source, entries, status, report)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -142,7 +142,7 @@ pub fn cancel(engine: &Engine, a: CancelArgs) -> Result<i32> {
 }
 
 pub fn audit(engine: &Engine, a: AuditArgs) -> Result<i32> {
-    let rows = engine.store().audit_entries(a.filter.as_deref(), a.limit)?;
+    let rows = engine.audit_entries(a.filter.as_deref(), a.limit)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(exit::OK);

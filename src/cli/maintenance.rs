@@ -45,12 +45,11 @@ fn targets(engine: &Engine, servers: &[String], all: bool) -> Result<Vec<(Option
     }
     servers
         .iter()
-        .map(|n| Ok((Some(engine.store().require_server(n)?.id), n.clone())))
+        .map(|n| Ok((Some(engine.server(n)?.id), n.clone())))
         .collect()
 }
 
 pub fn run(engine: &Engine, cmd: MaintenanceCmd) -> Result<i32> {
-    let store = engine.store();
     match cmd {
         MaintenanceCmd::On {
             servers,
@@ -66,8 +65,7 @@ pub fn run(engine: &Engine, cmd: MaintenanceCmd) -> Result<i32> {
                 None => None,
             };
             for (id, label) in targets(engine, &servers, all)? {
-                store.maintenance_on(id, ends, &reason, engine.operator())?;
-                store.audit(engine.operator(), "maintenance.on", &label, &reason)?;
+                engine.maintenance_on(id, &label, ends, &reason)?;
                 match ends {
                     Some(e) => println!("maintenance on for {label} until {}", fmt_ts(e)),
                     None => println!("maintenance on for {label} until `maintenance off`"),
@@ -76,8 +74,7 @@ pub fn run(engine: &Engine, cmd: MaintenanceCmd) -> Result<i32> {
         }
         MaintenanceCmd::Off { servers, all } => {
             for (id, label) in targets(engine, &servers, all)? {
-                let n = store.maintenance_off(id)?;
-                store.audit(engine.operator(), "maintenance.off", &label, "")?;
+                let n = engine.maintenance_off(id, &label)?;
                 println!(
                     "maintenance off for {label} ({n} window{} ended)",
                     if n == 1 { "" } else { "s" }
@@ -85,7 +82,7 @@ pub fn run(engine: &Engine, cmd: MaintenanceCmd) -> Result<i32> {
             }
         }
         MaintenanceCmd::List { json } => {
-            let manual = store.active_maintenance()?;
+            let manual = engine.active_maintenance()?;
             let cfg = super::health::load_config()?;
             if json {
                 let sched: Vec<_> = cfg
@@ -144,7 +141,7 @@ fn write_atomic(path: &PathBuf, text: &str) -> Result<()> {
 }
 
 pub async fn metrics_cmd(engine: &Engine, a: MetricsArgs) -> Result<i32> {
-    let m = metrics::collect(engine.store())?;
+    let m = engine.metrics()?;
     if let Some(p) = &a.prometheus {
         write_atomic(p, &metrics::prometheus(&m))?;
     }
@@ -177,7 +174,7 @@ async fn serve(engine: &Engine, addr: SocketAddr) -> Result<()> {
             r = listener.accept() => r?,
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
-        let store = engine.store().clone();
+        let engine = engine.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let n =
@@ -190,7 +187,7 @@ async fn serve(engine: &Engine, addr: SocketAddr) -> Result<()> {
             let req = String::from_utf8_lossy(&buf[..n]);
             let path = req.split_whitespace().nth(1).unwrap_or("");
             let (status, body) = if path == "/metrics" || path == "/" {
-                match metrics::collect(&store) {
+                match engine.metrics() {
                     Ok(m) => ("200 OK", metrics::prometheus(&m)),
                     Err(e) => ("500 Internal Server Error", format!("{e:#}\n")),
                 }

@@ -204,10 +204,8 @@ pub async fn run_dashboard(cli: Cli) -> i32 {
     };
     // The dashboard watches the fleet too; with another checker on this database (say
     // `provision-tui watch`) the singleton lease keeps this one on standby.
-    let _checker = match health::load_config()
-        .and_then(|cfg| ptui_engine::health::service::HealthService::new(engine.clone(), cfg))
-    {
-        Ok(svc) => Some(svc.spawn()),
+    let _checker = match health::load_config().and_then(|cfg| engine.start_health(cfg)) {
+        Ok(stop) => Some(stop),
         Err(e) => {
             tracing::error!("health checks disabled: {e:#}");
             None

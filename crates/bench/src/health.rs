@@ -43,10 +43,12 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     config.user_known_hosts_path = None;
     std::fs::write(&config.known_hosts_path, fleet.known_hosts())?;
     let engine = Engine::open(config)?;
+    // Raw setup: servers registered straight as ready, as a provisioned fleet would be.
+    let store = ptui_store::Store::open(&engine.config().db_path)?;
     let client_key = fleet.client_key.display().to_string();
     let mut servers = Vec::new();
     for (i, p) in fleet.ports.iter().enumerate() {
-        servers.push(engine.store().add_server(
+        servers.push(store.add_server(
             &ServerSpec {
                 name: format!("bench-{i:04}"),
                 host: "127.0.0.1".into(),
@@ -80,7 +82,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         let samples = checker::sweep(&engine, &servers, &params, a.concurrency).await;
         let wall = t0.elapsed();
         let ts = Instant::now();
-        engine.store().insert_samples(&samples)?;
+        engine.record_samples(&samples)?;
         let store_ms = ts.elapsed().as_millis();
         let cpu = crate::rusage(false).0 - cpu0;
         let ok = samples.iter().filter(|s| s.failure.is_none()).count();

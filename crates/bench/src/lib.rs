@@ -100,8 +100,8 @@ pub fn engine_for(fleet: &sshd::Fleet, dir: &Path, kex: &[String]) -> Result<Eng
             ..Default::default()
         })?;
         // The task needs no root, and the peers do not escalate either.
-        engine.store().set_server_sudo(
-            server.id,
+        engine.set_server_sudo(
+            &server.name,
             &ptui_types::records::SudoSettings {
                 escalate: Some(false),
                 ..Default::default()

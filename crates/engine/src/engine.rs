@@ -1,70 +1,25 @@
 //! The engine: owns the store, the catalog and the running jobs. Front ends call its methods
 //! (commands) and subscribe to its events; they never touch SSH or SQL themselves.
 
-use crate::jobs::runner;
+use crate::context::{JobContext, RunningJobs};
+use crate::ssh_targets::{self, SudoPasswords};
 use color_eyre::eyre::{Result, bail, eyre};
-use ptui_catalog::{Catalog, InputError, Installer};
+use ptui_catalog::{Catalog, InputError};
 use ptui_ssh::{HostKeyVerdict, KnownHosts, SshTarget};
 use ptui_store::Store;
 use ptui_types::config::Config;
 use ptui_types::error::{ErrorKind, KindError};
 use ptui_types::identity;
 use ptui_types::job::JobFilter;
-use ptui_types::job::{Job, JobAction, LogLine};
+use ptui_types::job::{Job, JobAction, LogLine, LogStream};
 use ptui_types::secret::Secret;
 use ptui_types::server::{Server, ServerSpec, ServerStatus};
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Semaphore, broadcast};
-use tokio_util::sync::CancellationToken;
 
-/// Everything the engine tells its front ends.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    JobQueued {
-        job: Job,
-    },
-    JobStarted {
-        job: Job,
-    },
-    /// Log lines, already masked and stored.
-    JobLog {
-        job_id: i64,
-        lines: Vec<LogLine>,
-    },
-    JobFinished {
-        job: Job,
-    },
-    ServerChanged {
-        server: Server,
-    },
-    ServerRemoved {
-        name: String,
-    },
-    /// Progress of a fan-out (batches, skipped hosts, the end).
-    Fanout {
-        fanout: crate::jobs::fanout::FanoutEvent,
-    },
-    /// Another process changed the database; re-read what you show.
-    ExternalChange,
-    /// One health check of one server (for sparklines); `states` lists pending/down conditions.
-    HealthSample {
-        sample: crate::health::Sample,
-    },
-    /// An incident opened, changed state (recovering, failed) or resolved.
-    IncidentChanged {
-        incident: ptui_store::incidents::Incident,
-    },
-    /// A notification was sent, dropped by the rate limit, or failed after its retries.
-    Notification {
-        channel: String,
-        topic: String,
-        outcome: String,
-        detail: Option<String>,
-    },
-}
+pub use crate::events::Event;
 
 /// An install (or uninstall) on one or more servers.
 #[derive(Debug, Clone)]
@@ -113,27 +68,25 @@ impl HostKeyScan {
     }
 }
 
-pub(crate) struct Inner {
-    pub config: Config,
-    pub store: Store,
-    pub catalog: RwLock<Arc<Catalog>>,
-    pub events: broadcast::Sender<Event>,
-    pub running: Mutex<HashMap<i64, CancellationToken>>,
-    pub known_hosts: KnownHosts,
-    pub operator: String,
-    pub owner: String,
-    pub slots: Arc<Semaphore>,
+struct Inner {
+    config: Config,
+    store: Store,
+    catalog: Arc<Catalog>,
+    events: broadcast::Sender<Event>,
+    running: RunningJobs,
+    known_hosts: KnownHosts,
+    operator: String,
+    owner: String,
+    slots: Arc<Semaphore>,
     /// Permits `slots` was created with plus those added for wide fan-outs.
-    pub slots_total: std::sync::atomic::AtomicUsize,
-    pub pool: ptui_ssh::Pool,
-    /// Sudo passwords typed for `--prompt` servers, by server id. Memory only: never written
-    /// to the database or a log, gone with the process.
-    pub sudo_passwords: Mutex<HashMap<i64, Secret>>,
+    slots_total: AtomicUsize,
+    pool: Arc<ptui_ssh::Pool>,
+    sudo_passwords: SudoPasswords,
 }
 
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 impl Engine {
@@ -148,26 +101,26 @@ impl Engine {
         };
         let slots_total = config.jobs.max_concurrent.max(1);
         let slots = Arc::new(Semaphore::new(slots_total));
-        let pool = ptui_ssh::Pool::new(
+        let pool = Arc::new(ptui_ssh::Pool::new(
             config.ssh.clone(),
             known_hosts.clone(),
             config.ssh.idle_timeout,
             config.ssh.max_age,
-        );
+        ));
         let engine = Engine {
             inner: Arc::new(Inner {
                 config,
                 store,
-                catalog: RwLock::new(Arc::new(catalog)),
+                catalog: Arc::new(catalog),
                 events,
-                running: Mutex::new(HashMap::new()),
+                running: RunningJobs::default(),
                 known_hosts,
                 operator: identity::operator(),
                 owner: identity::process_owner(),
-                slots_total: std::sync::atomic::AtomicUsize::new(slots_total),
+                slots_total: AtomicUsize::new(slots_total),
                 slots,
                 pool,
-                sudo_passwords: Mutex::new(HashMap::new()),
+                sudo_passwords: SudoPasswords::default(),
             }),
         };
         engine.recover_interrupted()?;
@@ -203,16 +156,43 @@ impl Engine {
         &self.inner.config
     }
 
-    pub fn store(&self) -> &Store {
+    /// The database, for the engine's own modules; front ends go through engine methods.
+    pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.inner
-            .catalog
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_default()
+        self.inner.catalog.clone()
+    }
+
+    /// What a job needs from the engine (see `context.rs`).
+    pub(crate) fn job_context(&self) -> JobContext {
+        let inner = &self.inner;
+        JobContext {
+            store: inner.store.clone(),
+            pool: inner.pool.clone(),
+            events: inner.events.clone(),
+            slots: inner.slots.clone(),
+            running: inner.running.clone(),
+            sudo: inner.sudo_passwords.clone(),
+            catalog: inner.catalog.clone(),
+            settings: inner.config.jobs.clone(),
+            kill_grace: inner.config.ssh.kill_grace,
+            owner: inner.owner.clone(),
+        }
+    }
+
+    /// Grows the process-wide job slots so a wide fan-out is not capped below its concurrency.
+    pub(crate) fn ensure_job_slots(&self, n: usize) {
+        let total = &self.inner.slots_total;
+        let cur = total.load(Ordering::SeqCst);
+        if n > cur
+            && total
+                .compare_exchange(cur, n, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.inner.slots.add_permits(n - cur);
+        }
     }
 
     pub fn operator(&self) -> &str {
@@ -224,13 +204,23 @@ impl Engine {
     }
 
     pub(crate) fn emit(&self, e: Event) {
+        // No subscriber is not an error: events are for whoever listens.
         let _ = self.inner.events.send(e);
     }
 
-    fn audit(&self, action: &str, target: &str, details: &str) -> Result<()> {
+    /// Records an action of this operator in the audit log.
+    pub(crate) fn audit(&self, action: &str, target: &str, details: &str) -> Result<()> {
         self.inner
             .store
             .audit(&self.inner.operator, action, target, details)
+    }
+
+    /// Audits an action whose outcome does not depend on its audit row (a fan-out's progress):
+    /// a failed write is logged, not returned.
+    pub(crate) fn audit_or_warn(&self, action: &str, target: &str, details: &str) {
+        if let Err(e) = self.audit(action, target, details) {
+            tracing::warn!("audit of {action} {target} failed: {e:#}");
+        }
     }
 
     /// Jobs left queued/running by a process that died become `interrupted`.
@@ -242,9 +232,28 @@ impl Engine {
             .store
             .orphaned_jobs(stale, identity::owner_alive)?;
         for id in &ids {
-            runner::mark_interrupted(self, *id)?;
+            self.mark_interrupted(*id)?;
         }
         Ok(ids)
+    }
+
+    /// Marks a job whose process died as interrupted; its server, if left provisioning, goes to error.
+    fn mark_interrupted(&self, id: i64) -> Result<()> {
+        let store = &self.inner.store;
+        let job = store.mark_job_interrupted(
+            id,
+            "the provision-tui process running this job stopped before it finished; check the server, then run the install again (installers are idempotent)",
+        )?;
+        store.append_logs(
+            id,
+            &[(
+                LogStream::System,
+                ptui_types::time::now_ms(),
+                "interrupted: the process running this job stopped".into(),
+            )],
+        )?;
+        self.emit(Event::JobFinished { job });
+        Ok(())
     }
 
     // ---- servers ----
@@ -342,36 +351,20 @@ impl Engine {
         if password.expose().contains(['\n', '\0']) {
             bail!("a sudo password cannot contain a newline or NUL");
         }
-        if let Ok(mut m) = self.inner.sudo_passwords.lock() {
-            m.insert(server.id, password);
-        }
+        self.inner.sudo_passwords.set(server.id, password);
         // A pooled connection carries the target it was dialled with (and its sudo mode).
         self.inner.pool.invalidate(name);
         Ok(())
     }
 
-    pub(crate) fn forget_sudo_password(&self, server_id: i64) {
-        if let Ok(mut m) = self.inner.sudo_passwords.lock() {
-            m.remove(&server_id);
-        }
-    }
-
-    pub(crate) fn sudo_password(&self, server_id: i64) -> Option<Secret> {
-        self.inner
-            .sudo_passwords
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&server_id).cloned())
+    fn forget_sudo_password(&self, server_id: i64) {
+        self.inner.sudo_passwords.forget(server_id);
     }
 
     /// Whether a job on this server would need a prompted sudo password this process lacks
     /// (`--prompt` set, a non-root login, and no password given yet).
     pub fn needs_sudo_password(&self, server: &Server) -> Result<bool> {
-        if server.user == "root" {
-            return Ok(false);
-        }
-        let s = self.inner.store.server_sudo(server.id)?;
-        Ok(s.prompt && s.escalate != Some(false) && self.sudo_password(server.id).is_none())
+        ssh_targets::needs_sudo_password(&self.inner.store, &self.inner.sudo_passwords, server)
     }
 
     /// Of these server names, those that need a sudo password before a job can run, as
@@ -393,40 +386,10 @@ impl Engine {
         self.inner.store.list_servers()
     }
 
-    /// Builds the SSH target of a server, following its jump host (one level deep chains allowed
-    /// recursively, with a loop guard).
+    /// Builds the SSH target of a server, following its jump hosts (chains allowed, with a
+    /// loop guard).
     pub fn ssh_target(&self, server: &Server) -> Result<SshTarget> {
-        self.ssh_target_depth(server, 0)
-    }
-
-    fn ssh_target_depth(&self, server: &Server, depth: usize) -> Result<SshTarget> {
-        if depth > 8 {
-            bail!("jump host chain of {} is too long or loops", server.name);
-        }
-        let jump = match &server.jump {
-            Some(j) => {
-                let js = self.inner.store.require_server(j)?;
-                Some(Box::new(self.ssh_target_depth(&js, depth + 1)?))
-            }
-            None => None,
-        };
-        let sudo = self.inner.store.server_sudo(server.id)?;
-        let sudo = match (sudo.escalate, sudo.password_env, sudo.prompt) {
-            (Some(false), _, _) => ptui_ssh::SudoMode::Never,
-            (_, Some(var), _) => ptui_ssh::SudoMode::PasswordEnv(var),
-            (_, None, true) => ptui_ssh::SudoMode::PasswordPrompt(self.sudo_password(server.id)),
-            _ => ptui_ssh::SudoMode::NoPassword,
-        };
-        Ok(SshTarget {
-            sudo,
-            name: server.name.clone(),
-            host: server.host.clone(),
-            port: server.port,
-            user: server.user.clone(),
-            identity: server.identity.as_deref().map(ptui_types::config::key_path),
-            password_env: server.password_env.clone(),
-            jump,
-        })
+        ssh_targets::ssh_target(&self.inner.store, &self.inner.sudo_passwords, server)
     }
 
     pub async fn connect(
@@ -491,41 +454,19 @@ impl Engine {
         Ok(())
     }
 
-    // ---- jobs ----
-
-    /// Validates the request and starts one job per server. Nothing starts if anything is invalid.
-    /// (Fan-outs with batches and a failure budget: `start_fanout` in jobs/fanout.rs.)
-    pub fn start_install(
-        &self,
-        req: &InstallRequest,
-    ) -> std::result::Result<Vec<Job>, RequestError> {
-        let prepared = self.prepare_install(req, true)?;
-        prepared
-            .servers
-            .iter()
-            .map(|s| self.launch_one(&prepared, s, None))
-            .collect()
-    }
+    // ---- jobs (starting them: jobs/launch.rs) ----
 
     /// Cancels a job run by this process at once, or by another process within a heartbeat.
     pub fn cancel_job(&self, id: i64) -> Result<Job> {
         let job = self.inner.store.request_cancel(id)?;
-        if let Ok(r) = self.inner.running.lock()
-            && let Some(t) = r.get(&id)
-        {
-            t.cancel();
-        }
+        self.inner.running.cancel(id);
         self.audit("job.cancel", &job.server_name, &format!("job #{id}"))?;
         Ok(job)
     }
 
     /// Jobs started by this process that have not finished.
     pub fn running_here(&self) -> Vec<i64> {
-        self.inner
-            .running
-            .lock()
-            .map(|r| r.keys().copied().collect())
-            .unwrap_or_default()
+        self.inner.running.ids()
     }
 
     pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
@@ -587,32 +528,6 @@ impl Engine {
             }
         });
     }
-}
-
-/// For uninstall/upgrade: accept the given values that validate, without demanding required ones.
-pub(crate) fn relaxed_inputs(
-    installer: &Installer,
-    given: &BTreeMap<String, String>,
-) -> ptui_catalog::ResolvedInputs {
-    let mut out = ptui_catalog::ResolvedInputs::default();
-    for spec in &installer.manifest.inputs {
-        let Some(v) = given
-            .get(&spec.name)
-            .cloned()
-            .or_else(|| spec.default.as_ref().map(|d| d.as_text()))
-        else {
-            continue;
-        };
-        if ptui_catalog::check_value(spec, &v).is_ok() {
-            out.inputs.push(ptui_catalog::validate::ResolvedInput {
-                name: spec.name.clone(),
-                env: spec.env_name(),
-                value: ptui_types::secret::Secret::new(v),
-                sensitive: spec.is_sensitive(),
-            });
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -3,10 +3,14 @@
 //! import. Front ends call its methods and subscribe to its events; it knows nothing about
 //! terminals.
 
+mod context;
 pub mod engine;
+pub mod events;
 pub mod health;
+mod import;
 pub mod inventory;
 pub mod jobs;
 pub mod queries;
+mod ssh_targets;
 
 pub use engine::*;

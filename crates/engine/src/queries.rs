@@ -69,4 +69,33 @@ impl Engine {
     pub fn server_events(&self, server_id: i64, limit: usize) -> Result<Vec<ServerEvent>> {
         self.store().server_events(server_id, limit)
     }
+
+    /// Incidents, newest first (only open ones with `open_only`), for the incident list.
+    pub fn incident_history(
+        &self,
+        open_only: bool,
+        limit: usize,
+    ) -> Result<Vec<ptui_store::incidents::Incident>> {
+        self.store().list_incidents(open_only, limit)
+    }
+
+    /// What happened to an incident, oldest first.
+    pub fn incident_timeline(&self, id: i64) -> Result<Vec<ptui_store::incidents::TimelineEntry>> {
+        self.store().incident_timeline(id)
+    }
+
+    /// A server's health policy (defaults when none was set).
+    pub fn health_policy(&self, server_id: i64) -> Result<ptui_types::health::ServerHealthPolicy> {
+        self.store().health_policy(server_id)
+    }
+
+    /// Manual maintenance windows in force now.
+    pub fn active_maintenance(&self) -> Result<Vec<ptui_store::health::MaintenanceRow>> {
+        self.store().active_maintenance()
+    }
+
+    /// Fleet metrics: servers and jobs by status, failure rates, incidents, check latency.
+    pub fn metrics(&self) -> Result<crate::health::metrics::Metrics> {
+        crate::health::metrics::collect(self.store())
+    }
 }

@@ -1,9 +1,8 @@
 //! Connecting: host key check, authentication (agent, key file, password), jump hosts.
-//! A target behind a jump host is tunnelled over the hop's session taken from `Hops`, so the
-//! pool's targets share one connection per hop (see pool.rs).
+//! A target behind a jump host is tunnelled over the hop's session taken from a `JumpHosts`:
+//! the pool's (`pool::Hops`) shares one connection per hop; a one-off connection dials its own.
 
 use super::known_hosts::{HostKeyVerdict, KnownHosts, fingerprint};
-use super::pool::Hops;
 use ptui_types::config::SshSettings;
 use ptui_types::error::{ErrorKind, KindError};
 use ptui_types::secret::Secret;
@@ -13,7 +12,9 @@ use russh::keys::PrivateKeyWithHashAlg;
 use russh::keys::PublicKeyOrCertificate;
 use russh::keys::ssh_key::PublicKey;
 use std::borrow::Cow;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::time::timeout;
 
@@ -211,6 +212,33 @@ struct Handshake {
     seen: Seen,
 }
 
+/// Where a connection gets the authenticated sessions of its jump hosts. Implemented by the
+/// pool's shared hops, and here for one-off connections; this keeps `connect` independent of
+/// the pool.
+pub(crate) trait JumpHosts: Sync {
+    fn session<'a>(
+        &'a self,
+        jump: &'a SshTarget,
+        s: &'a SshSettings,
+        known: &'a KnownHosts,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<Session>, KindError>> + Send + 'a>>;
+}
+
+/// The jump hosts of a one-off connection: dialled for it, living only as long as it.
+struct OwnHops;
+
+impl JumpHosts for OwnHops {
+    fn session<'a>(
+        &'a self,
+        jump: &'a SshTarget,
+        s: &'a SshSettings,
+        known: &'a KnownHosts,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<Session>, KindError>> + Send + 'a>> {
+        // Boxed: connect_via -> session recurses along a chain of jump hosts.
+        Box::pin(async move { connect_via(jump, s, known, self).await.map(Arc::new) })
+    }
+}
+
 /// Opens the TCP (or jump-host tunnel) transport and runs the SSH handshake, checking the
 /// host key in `mode`. The jump host itself is fully verified and authenticated; its session
 /// comes from `hops` (shared, or dialled for this connection only).
@@ -219,7 +247,7 @@ async fn handshake(
     s: &SshSettings,
     known: &KnownHosts,
     mode: Mode,
-    hops: &Hops,
+    hops: &dyn JumpHosts,
 ) -> Handshake {
     let seen = Arc::new(Mutex::new(None));
     let handler = ClientHandler(Client {
@@ -241,11 +269,11 @@ async fn handshake(
         }
         Some(j) => {
             let tunnel = async {
-                let js = hops.get(j, s, known).await.map_err(|e| {
+                let js = hops.session(j, s, known).await.map_err(|e| {
                     KindError::new(e.kind, format!("via jump host {}: {}", j.name, e.message))
                 })?;
                 // No lease: tunnels are direct-tcpip channels, which sshd's MaxSessions does
-                // not count. A dead hop is noticed by `is_closed` and re-dialled by `Hops`.
+                // not count. A dead hop is noticed by `is_closed` and re-dialled by the pool.
                 let ch = timeout(
                     s.connect_timeout,
                     js.handle.channel_open_direct_tcpip(
@@ -314,7 +342,7 @@ pub async fn connect(
     s: &SshSettings,
     known: &KnownHosts,
 ) -> Result<Session, KindError> {
-    connect_via(t, s, known, &Hops::unshared()).await
+    connect_via(t, s, known, &OwnHops).await
 }
 
 /// Like `connect`, taking jump host sessions from (and adding them to) `hops`.
@@ -322,7 +350,7 @@ pub(crate) async fn connect_via(
     t: &SshTarget,
     s: &SshSettings,
     known: &KnownHosts,
-    hops: &Hops,
+    hops: &dyn JumpHosts,
 ) -> Result<Session, KindError> {
     let hs = handshake(t, s, known, Mode::Verify, hops).await;
     let mut handle = hs.result?;
@@ -352,7 +380,7 @@ pub async fn scan_host_key(
     s: &SshSettings,
     known: &KnownHosts,
 ) -> Result<(PublicKey, String, HostKeyVerdict), KindError> {
-    let hs = handshake(t, s, known, Mode::Scan, &Hops::unshared()).await;
+    let hs = handshake(t, s, known, Mode::Scan, &OwnHops).await;
     match (hs.seen, hs.result) {
         (Some((key, verdict)), _) => {
             let fp = fingerprint(&key);

@@ -12,11 +12,12 @@
 //!   long as any session behind it; a dead hop is re-dialled. Tunnels are direct-tcpip
 //!   channels, which sshd's MaxSessions does not count, so they take no leases.
 
-use super::connect::{Session, SshTarget, connect_via};
+use super::connect::{JumpHosts, Session, SshTarget, connect_via};
 use super::known_hosts::KnownHosts;
 use ptui_types::config::SshSettings;
 use ptui_types::error::KindError;
 use std::collections::HashMap;
+use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -249,11 +250,6 @@ impl Hops {
         }
     }
 
-    /// For a one-off connection: its hops are dialled for it and live only as long as it.
-    pub fn unshared() -> Self {
-        Hops::new(Duration::MAX)
-    }
-
     fn lookup(&self, key: &str) -> Option<Arc<Session>> {
         let mut m = self.conns.lock().ok()?;
         let h = m.get_mut(key)?;
@@ -335,6 +331,17 @@ impl Hops {
 
     fn len(&self) -> usize {
         self.conns.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+impl JumpHosts for Hops {
+    fn session<'a>(
+        &'a self,
+        jump: &'a SshTarget,
+        s: &'a SshSettings,
+        known: &'a KnownHosts,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Arc<Session>, KindError>> + Send + 'a>> {
+        Box::pin(self.get(jump, s, known))
     }
 }
 

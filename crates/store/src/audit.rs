@@ -6,7 +6,7 @@ use rusqlite::{Connection, params};
 
 pub use ptui_types::records::AuditEntry;
 
-pub fn audit_in(
+pub(crate) fn audit_in(
     c: &Connection,
     operator: &str,
     action: &str,

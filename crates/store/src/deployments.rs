@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use ptui_types::records::Deployment;
 
-pub fn upsert_deployment_in(
+pub(crate) fn upsert_deployment_in(
     c: &Connection,
     server_id: i64,
     app_id: &str,
@@ -28,7 +28,7 @@ pub fn upsert_deployment_in(
 
 /// After an upgrade: the recorded inputs stay, overlaid with those the upgrade was given
 /// (an upgrade may leave required inputs out; recovery must still redeploy with all of them).
-pub fn upgrade_deployment_in(
+pub(crate) fn upgrade_deployment_in(
     c: &Connection,
     server_id: i64,
     app_id: &str,
@@ -56,7 +56,7 @@ pub fn upgrade_deployment_in(
     upsert_deployment_in(c, server_id, app_id, app_version, &merged, job_id)
 }
 
-pub fn delete_deployment_in(c: &Connection, server_id: i64, app_id: &str) -> Result<usize> {
+pub(crate) fn delete_deployment_in(c: &Connection, server_id: i64, app_id: &str) -> Result<usize> {
     c.execute(
         "DELETE FROM deployments WHERE server_id=?1 AND app_id=?2",
         params![server_id, app_id],
@@ -64,7 +64,7 @@ pub fn delete_deployment_in(c: &Connection, server_id: i64, app_id: &str) -> Res
     .sql()
 }
 
-pub fn deployed_apps_in(c: &Connection, server_id: i64) -> Result<Vec<String>> {
+pub(crate) fn deployed_apps_in(c: &Connection, server_id: i64) -> Result<Vec<String>> {
     let mut st = c
         .prepare("SELECT app_id FROM deployments WHERE server_id=?1")
         .sql()?;
@@ -77,6 +77,20 @@ pub fn deployed_apps_in(c: &Connection, server_id: i64) -> Result<Vec<String>> {
 }
 
 impl Store {
+    /// Records that `app_id` is on a server, as a successful install by `job_id` would.
+    pub fn record_deployment(
+        &self,
+        server_id: i64,
+        app_id: &str,
+        app_version: &str,
+        masked_inputs: &serde_json::Value,
+        job_id: i64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            upsert_deployment_in(tx, server_id, app_id, app_version, masked_inputs, job_id)
+        })
+    }
+
     pub fn deployments(&self, server_id: Option<i64>) -> Result<Vec<Deployment>> {
         self.read(|c| {
             let mut st = c.prepare(

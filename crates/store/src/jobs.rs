@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub(crate) const JOB_COLS: &str = "id, server_id, server_name, app_id, app_version, action, status, error_kind, error_message, exit_code, inputs, attempts, created_at, started_at, finished_at";
 
-pub fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     let action: String = r.get(5)?;
     let status: String = r.get(6)?;
     let kind: Option<String> = r.get(7)?;
@@ -32,7 +32,7 @@ pub fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     })
 }
 
-pub fn get_job(c: &Connection, id: i64) -> Result<Option<Job>> {
+pub(crate) fn get_job(c: &Connection, id: i64) -> Result<Option<Job>> {
     c.query_row(
         &format!("SELECT {JOB_COLS} FROM jobs WHERE id=?1"),
         [id],
@@ -102,7 +102,7 @@ impl Store {
 
     /// Ends a job. Runs inside the caller's transaction so that deployment and server
     /// status updates commit together with the job's final status.
-    pub fn finish_job_in(
+    pub(crate) fn finish_job_in(
         tx: &Connection,
         id: i64,
         status: JobStatus,

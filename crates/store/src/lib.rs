@@ -5,9 +5,11 @@ pub mod deployments;
 pub mod health;
 pub mod incident_reads;
 pub mod incidents;
+pub mod job_end;
 pub mod jobs;
 pub mod leases;
 pub mod log_search;
+mod metrics;
 mod migrations;
 pub mod servers;
 pub mod sudo;
@@ -65,7 +67,7 @@ impl Store {
     }
 
     /// Runs `f` inside `BEGIN IMMEDIATE`; commits on Ok, rolls back on Err.
-    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -76,7 +78,7 @@ impl Store {
     }
 
     /// Runs a read-only closure on the connection.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.lock();
         f(&conn)
     }

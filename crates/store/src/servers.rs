@@ -29,7 +29,7 @@ fn server_from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
     })
 }
 
-pub fn get_server(c: &Connection, id: i64) -> Result<Option<Server>> {
+pub(crate) fn get_server(c: &Connection, id: i64) -> Result<Option<Server>> {
     c.query_row(
         &format!("SELECT {SERVER_COLS} FROM servers WHERE id=?1"),
         [id],
@@ -41,7 +41,7 @@ pub fn get_server(c: &Connection, id: i64) -> Result<Option<Server>> {
 
 /// Moves a server to `to` inside an open write transaction, checking the rules and writing
 /// the server_events row. This is the only place server status changes.
-pub fn transition_in(
+pub(crate) fn transition_in(
     c: &Connection,
     server_id: i64,
     to: ServerStatus,

@@ -12,6 +12,26 @@ use ptui_types::job::{Job, JobAction, JobStatus};
 use ptui_types::time::now_ms;
 
 impl HealthService {
+    /// Adds a line to an incident's timeline. A failed write loses only that line (the
+    /// incident itself is stored), so it is logged rather than stopping the caller.
+    pub(crate) fn note(&self, incident_id: i64, message: &str, job_id: Option<i64>) {
+        if let Err(e) = self
+            .engine
+            .store()
+            .incident_event(incident_id, message, job_id)
+        {
+            tracing::warn!("incident #{incident_id}: cannot record {message:?}: {e:#}");
+        }
+    }
+
+    /// Records when people were last told about an incident; on failure a reminder may come
+    /// early, which is logged.
+    fn mark_notified(&self, incident_id: i64, at: i64) {
+        if let Err(e) = self.engine.store().mark_incident_notified(incident_id, at) {
+            tracing::warn!("incident #{incident_id}: cannot record its notification: {e:#}");
+        }
+    }
+
     /// Stores a sample, emits it, and acts on its threshold crossings.
     pub fn handle_sample(&self, mut sample: Sample) {
         let maintenance = self.maintenance().reason(&sample.server);
@@ -75,10 +95,7 @@ impl HealthService {
                     self.engine.emit(Event::ServerChanged { server });
                 }
                 if self.maintenance().reason(&o.incident.server).is_none() {
-                    let _ = self
-                        .engine
-                        .store()
-                        .mark_incident_notified(o.incident.id, now_ms());
+                    self.mark_notified(o.incident.id, now_ms());
                     self.notifier
                         .send(Message::incident(Topic::IncidentOpened, &o.incident, ""));
                 }
@@ -199,7 +216,7 @@ impl HealthService {
             if now - last < every || view.reason(&inc.server).is_some() {
                 continue;
             }
-            let _ = self.engine.store().mark_incident_notified(inc.id, now);
+            self.mark_notified(inc.id, now);
             let open_for = ptui_types::time::human_ms(now - inc.opened_at);
             self.notifier.send(Message::incident(
                 Topic::IncidentReminder,

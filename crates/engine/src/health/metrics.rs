@@ -32,19 +32,7 @@ pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
-fn failure_rate(store: &Store, since: i64) -> Result<Option<f64>> {
-    store.read(|c| {
-        let (failed, total): (i64, i64) = c.query_row(
-            "SELECT COALESCE(SUM(status IN ('failed','interrupted')),0), COUNT(*) FROM jobs
-             WHERE finished_at >= ?1 AND status IN ('succeeded','failed','interrupted')",
-            [since],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok((total > 0).then(|| failed as f64 / total as f64))
-    })
-}
-
-pub fn collect(store: &Store) -> Result<Metrics> {
+pub(crate) fn collect(store: &Store) -> Result<Metrics> {
     let now = now_ms();
     let servers_by_status = store
         .server_status_counts()?
@@ -56,33 +44,20 @@ pub fn collect(store: &Store) -> Result<Metrics> {
         .into_iter()
         .map(|(s, n)| (s.as_str().to_string(), n))
         .collect();
-    let avg_provisioning_seconds = store.read(|c| {
-        Ok(c.query_row(
-            "SELECT AVG(finished_at - started_at) / 1000.0 FROM jobs
-             WHERE status='succeeded' AND action='install' AND started_at IS NOT NULL",
-            [],
-            |r| r.get::<_, Option<f64>>(0),
-        )?)
-    })?;
+    let avg_provisioning_seconds = store.avg_install_seconds()?;
     let open = store.open_incidents()?;
     let mut by_kind = BTreeMap::new();
     for i in &open {
         *by_kind.entry(i.kind.as_str().to_string()).or_insert(0) += 1;
     }
     let lat = store.check_latencies(now - 86_400_000)?;
-    let checks_24h = store.read(|c| {
-        Ok(c.query_row(
-            "SELECT COUNT(*) FROM health_samples WHERE ts >= ?1",
-            [now - 86_400_000],
-            |r| r.get(0),
-        )?)
-    })?;
+    let checks_24h = store.sample_count_since(now - 86_400_000)?;
     Ok(Metrics {
         servers_by_status,
         jobs_by_status,
         avg_provisioning_seconds,
-        failure_rate_24h: failure_rate(store, now - 86_400_000)?,
-        failure_rate_7d: failure_rate(store, now - 7 * 86_400_000)?,
+        failure_rate_24h: store.job_failure_rate(now - 86_400_000)?,
+        failure_rate_7d: store.job_failure_rate(now - 7 * 86_400_000)?,
         open_incidents: open.len() as i64,
         open_incidents_by_kind: by_kind,
         check_latency_p50_ms: percentile(&lat, 50.0),

@@ -3,6 +3,7 @@
 //! See docs/HEALTH.md. Nothing here knows about the terminal.
 
 pub mod checker;
+mod commands;
 pub mod config;
 pub mod incidents;
 pub mod maintenance;

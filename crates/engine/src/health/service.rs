@@ -196,7 +196,10 @@ impl HealthService {
                 _ = tokio::time::sleep(tick) => {}
             }
         }
-        let _ = store.release_singleton(CHECKER_LEASE, &self.holder);
+        if let Err(e) = store.release_singleton(CHECKER_LEASE, &self.holder) {
+            // Another process takes over once the lease's TTL passes.
+            tracing::warn!("cannot release the health-checker lease: {e:#}");
+        }
     }
 
     /// Open incidents start DOWN, so a restart neither re-opens nor forgets them.

@@ -1,6 +1,7 @@
 //! Inventory import: ssh_config, Ansible (INI and YAML) and dynamic (a command printing JSON).
 //!
-//! Each parser turns its source into `ImportEntry`s; `apply` writes them. Imports are
+//! Each parser turns its source into `ImportEntry`s; the engine writes them (`import.rs`,
+//! through `ImportTarget`). Imports are
 //! idempotent: a server found again is updated (tags are merged), nothing is ever deleted, and
 //! every entry is reported as added, changed, unchanged or skipped with the reason.
 
@@ -8,9 +9,7 @@ pub mod ansible;
 pub mod command;
 pub mod ssh_config;
 
-use crate::engine::Engine;
 use color_eyre::eyre::Result;
-use ptui_types::records::SudoSettings;
 use ptui_types::server::{Server, ServerSpec, ServerStatus};
 use serde::Serialize;
 use std::fmt;
@@ -104,7 +103,7 @@ impl ImportReport {
 }
 
 /// What changes between a registered server and an imported spec. Tags are merged, never dropped.
-fn diff(old: &Server, new: &ServerSpec) -> (ServerSpec, Vec<String>) {
+pub fn diff(old: &Server, new: &ServerSpec) -> (ServerSpec, Vec<String>) {
     let mut merged = new.clone();
     let mut tags = old.tags.clone();
     for t in &new.tags {
@@ -154,20 +153,11 @@ fn diff(old: &Server, new: &ServerSpec) -> (ServerSpec, Vec<String>) {
     (merged, changed)
 }
 
-/// Writes the entries (jump hosts first), one audit row for the whole import.
-/// New servers get `status`; existing ones keep theirs.
-pub fn apply(
-    engine: &Engine,
-    source: &str,
-    entries: Vec<ImportEntry>,
-    status: ServerStatus,
-    mut report: ImportReport,
-) -> Result<ImportReport> {
-    report.source = source.to_string();
-    let store = engine.store();
-    // The same name twice in one import: the first wins, the rest are reported.
+/// Drops the entries that cannot be imported as they are (bad name, no host, a name listed
+/// twice: the first wins), reporting each; returns the rest in order.
+pub fn screen(entries: Vec<ImportEntry>, report: &mut ImportReport) -> Vec<ImportEntry> {
     let mut seen: Vec<String> = Vec::new();
-    let mut pending: Vec<ImportEntry> = Vec::new();
+    let mut kept: Vec<ImportEntry> = Vec::new();
     for e in entries {
         if let Err(msg) = ptui_types::server::validate_server_name(&e.spec.name) {
             report.skip(&e.spec.name, &e.origin, msg);
@@ -181,90 +171,24 @@ pub fn apply(
             );
         } else {
             seen.push(e.spec.name.clone());
-            pending.push(e);
+            kept.push(e);
         }
     }
-    // Jump hosts before the servers behind them: repeat passes until nothing moves.
-    loop {
-        let before = pending.len();
-        let mut rest = Vec::new();
-        for e in pending {
-            let jump_ready = match &e.spec.jump {
-                None => true,
-                Some(j) => store.server_by_name(j)?.is_some(),
-            };
-            if !jump_ready {
-                rest.push(e);
-                continue;
-            }
-            let outcome = apply_one(engine, &e, status)?;
-            report.rows.push(ReportRow {
-                name: e.spec.name.clone(),
-                origin: e.origin.clone(),
-                outcome,
-            });
-        }
-        pending = rest;
-        if pending.is_empty() || pending.len() == before {
-            break;
-        }
-    }
-    for e in pending {
-        let why = format!(
-            "jump host {} is neither registered nor importable",
-            e.spec.jump.as_deref().unwrap_or("?")
-        );
-        report.skip(&e.spec.name, &e.origin, why);
-    }
-    engine.store().audit(
-        engine.operator(),
-        "inventory.import",
-        source,
-        &report.summary(),
-    )?;
-    Ok(report)
+    kept
 }
 
-fn apply_one(engine: &Engine, e: &ImportEntry, status: ServerStatus) -> Result<Outcome> {
-    let store = engine.store();
-    let (server, mut outcome) = match store.server_by_name(&e.spec.name)? {
-        None => (store.add_server(&e.spec, status)?, Outcome::Added),
-        Some(old) => {
-            let (merged, changed) = diff(&old, &e.spec);
-            if changed.is_empty() {
-                (old, Outcome::Unchanged)
-            } else {
-                (
-                    store.update_server_spec(old.id, &merged)?,
-                    Outcome::Changed(changed),
-                )
-            }
-        }
-    };
-    if let Some(b) = e.escalate {
-        let old = store.server_sudo(server.id)?;
-        if old.escalate != Some(b) {
-            store.set_server_sudo(
-                server.id,
-                &SudoSettings {
-                    escalate: Some(b),
-                    ..old
-                },
-            )?;
-            outcome = match outcome {
-                Outcome::Unchanged => Outcome::Changed(vec![format!("escalate {b}")]),
-                Outcome::Changed(mut v) => {
-                    v.push(format!("escalate {b}"));
-                    Outcome::Changed(v)
-                }
-                o => o,
-            };
-        }
-    }
-    if outcome != Outcome::Unchanged {
-        engine.emit(crate::engine::Event::ServerChanged { server });
-    }
-    Ok(outcome)
+/// Where imported entries are written (the engine implements it), so that the parsers and
+/// this module never depend on the engine.
+pub trait ImportTarget {
+    /// Writes the entries (jump hosts first) with one audit row for the whole import.
+    /// New servers get `status`; existing ones keep theirs.
+    fn import_entries(
+        &self,
+        source: &str,
+        entries: Vec<ImportEntry>,
+        status: ServerStatus,
+        report: ImportReport,
+    ) -> Result<ImportReport>;
 }
 
 /// The local user name, OpenSSH's default login user.

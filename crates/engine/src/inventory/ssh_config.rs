@@ -235,7 +235,6 @@ pub fn entries(path: &Path) -> Result<(Vec<ImportEntry>, Skipped), ParseError> {
     Ok((ctx.out, skipped))
 }
 
-/// Imports the hosts of an OpenSSH client config as `pending_setup` servers (idempotent).
 /// What an ssh-config import will apply: its label, the entries, and a report holding the
 /// skipped `Host` patterns. New servers start as `pending_setup`.
 pub fn plan(path: &Path) -> Result<(String, Vec<ImportEntry>, super::ImportReport), ParseError> {
@@ -247,14 +246,13 @@ pub fn plan(path: &Path) -> Result<(String, Vec<ImportEntry>, super::ImportRepor
     Ok((format!("ssh-config {}", path.display()), entries, report))
 }
 
-/// Imports the hosts of an OpenSSH client config (idempotent).
+/// Imports the hosts of an OpenSSH client config into `target` (idempotent).
 pub fn import(
-    engine: &crate::engine::Engine,
+    target: &impl super::ImportTarget,
     path: &Path,
 ) -> color_eyre::Result<super::ImportReport> {
     let (label, entries, report) = plan(path).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
-    super::apply(
-        engine,
+    target.import_entries(
         &label,
         entries,
         ptui_types::server::ServerStatus::PendingSetup,

@@ -6,10 +6,9 @@
 //! The CLI (`install --on/--tag/--all`) and the TUI (marked servers) both call `start_fanout`.
 
 use crate::engine::{Engine, Event, InstallRequest, RequestError};
-use crate::jobs::runner;
-use ptui_catalog::{Installer, ResolvedInputs, resolve_inputs};
-use ptui_store::jobs::NewJob;
-use ptui_types::job::{Job, JobAction, JobStatus};
+pub use crate::events::{FanoutEvent, FanoutSummary};
+use crate::jobs::launch::Prepared;
+use ptui_types::job::{JobAction, JobStatus};
 use ptui_types::server::Server;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -80,51 +79,6 @@ pub struct FanoutRequest {
     pub max_fail: Option<Amount>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FanoutEvent {
-    Started {
-        fanout_id: u64,
-        app: String,
-        hosts: Vec<String>,
-        batches: Vec<usize>,
-        concurrency: usize,
-        /// Failures tolerated before the remaining hosts are skipped.
-        max_fail: Option<usize>,
-    },
-    BatchStarted {
-        fanout_id: u64,
-        batch: usize,
-        hosts: Vec<String>,
-    },
-    /// A job was created for a host.
-    JobLaunched {
-        fanout_id: u64,
-        server: String,
-        job_id: i64,
-    },
-    /// Hosts never started, and why.
-    Skipped {
-        fanout_id: u64,
-        servers: Vec<String>,
-        reason: String,
-    },
-    Finished {
-        fanout_id: u64,
-        summary: FanoutSummary,
-    },
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct FanoutSummary {
-    pub succeeded: Vec<String>,
-    /// Failed, cancelled or interrupted jobs, and hosts whose job could not be created.
-    pub failed: Vec<String>,
-    pub skipped: Vec<String>,
-    /// (server, job id) for every job created.
-    pub jobs: Vec<(String, i64)>,
-}
-
 /// What a started fan-out looks like; `done` resolves with the summary.
 pub struct FanoutHandle {
     pub id: u64,
@@ -136,15 +90,6 @@ pub struct FanoutHandle {
     pub excluded: Vec<(String, String)>,
     pub cancel: CancellationToken,
     pub done: tokio::task::JoinHandle<FanoutSummary>,
-}
-
-/// Everything checked before any job exists.
-pub struct Prepared {
-    installer: Installer,
-    inputs: ResolvedInputs,
-    masked: serde_json::Value,
-    action: JobAction,
-    pub servers: Vec<Server>,
 }
 
 /// File descriptors each concurrent host may need (its socket, plus one for a jump tunnel).
@@ -193,156 +138,6 @@ pub fn default_concurrency(hosts: usize) -> usize {
 static NEXT_FANOUT: AtomicU64 = AtomicU64::new(1);
 
 impl Engine {
-    /// Validates an install request without creating any job. With `strict`, a server on an
-    /// operator hold refuses the whole request; otherwise it is left out (and listed).
-    pub(crate) fn prepare_install(
-        &self,
-        req: &InstallRequest,
-        strict: bool,
-    ) -> Result<Prepared, RequestError> {
-        self.prepare_inner(req, strict).map(|(p, _)| p)
-    }
-
-    fn prepare_inner(
-        &self,
-        req: &InstallRequest,
-        strict: bool,
-    ) -> Result<(Prepared, Vec<(String, String)>), RequestError> {
-        let catalog = self.catalog();
-        let installer: Installer = catalog
-            .require(&req.app)
-            .map_err(RequestError::Invalid)?
-            .clone();
-        let kind = match req.action {
-            JobAction::Install => ptui_catalog::ScriptKind::Install,
-            JobAction::Uninstall => ptui_catalog::ScriptKind::Uninstall,
-            JobAction::Upgrade => ptui_catalog::ScriptKind::Upgrade,
-        };
-        if installer.script(kind).is_none() {
-            return Err(RequestError::Invalid(format!(
-                "installer {} has no {} script",
-                req.app,
-                req.action.as_str()
-            )));
-        }
-        if req.servers.is_empty() {
-            return Err(RequestError::Invalid(
-                "no servers given; use --on SERVER, --tag TAG or --all".into(),
-            ));
-        }
-        let inputs = match resolve_inputs(&installer.manifest, &req.inputs) {
-            Ok(i) => i,
-            Err(errors) => {
-                // Uninstall and upgrade reuse what they are given; only install demands every required input.
-                let errors: Vec<_> = if req.action == JobAction::Install {
-                    errors
-                } else {
-                    errors
-                        .into_iter()
-                        .filter(|e| e.message != "is required")
-                        .collect()
-                };
-                if !errors.is_empty() {
-                    return Err(RequestError::Inputs {
-                        app: req.app.clone(),
-                        errors,
-                    });
-                }
-                crate::engine::relaxed_inputs(&installer, &req.inputs)
-            }
-        };
-        let mut servers: Vec<Server> = Vec::new();
-        let mut excluded = Vec::new();
-        for name in &req.servers {
-            let s = self
-                .store()
-                .require_server(name)
-                .map_err(|e| RequestError::Invalid(e.to_string()))?;
-            if !s.status.accepts_jobs() {
-                let why = format!(
-                    "server {name} is {}; nothing runs on it until an operator changes its status (`server set-status`)",
-                    s.status
-                );
-                if strict {
-                    return Err(RequestError::Invalid(why));
-                }
-                excluded.push((name.clone(), why));
-                continue;
-            }
-            if !servers.iter().any(|x| x.id == s.id) {
-                servers.push(s);
-            }
-        }
-        let masked = inputs.masked_json();
-        Ok((
-            Prepared {
-                installer,
-                inputs,
-                masked,
-                action: req.action,
-                servers,
-            },
-            excluded,
-        ))
-    }
-
-    /// Creates one job and spawns its task. A fan-out's `JobLaunched` is emitted before the task
-    /// exists, so subscribers learn the job's fan-out before any of its other events.
-    pub(crate) fn launch_one(
-        &self,
-        p: &Prepared,
-        server: &Server,
-        fanout_id: Option<u64>,
-    ) -> Result<Job, RequestError> {
-        let inner = &self.inner;
-        let job = inner
-            .store
-            .create_job(&NewJob {
-                server_id: server.id,
-                server_name: &server.name,
-                app_id: &p.installer.manifest.id,
-                app_version: &p.installer.manifest.version,
-                action: p.action,
-                masked_inputs: &p.masked,
-                owner: &inner.owner,
-            })
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
-        inner
-            .store
-            .audit(
-                &inner.operator,
-                &format!("job.{}", p.action.as_str()),
-                &server.name,
-                &format!(
-                    "job #{} app={} inputs={}",
-                    job.id, p.installer.manifest.id, p.masked
-                ),
-            )
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
-        let token = CancellationToken::new();
-        if let Ok(mut r) = inner.running.lock() {
-            r.insert(job.id, token.clone());
-        }
-        self.emit(Event::JobQueued { job: job.clone() });
-        if let Some(fanout_id) = fanout_id {
-            self.emit(Event::Fanout {
-                fanout: FanoutEvent::JobLaunched {
-                    fanout_id,
-                    server: server.name.clone(),
-                    job_id: job.id,
-                },
-            });
-        }
-        tokio::spawn(runner::run_job(
-            self.clone(),
-            job.clone(),
-            p.installer.clone(),
-            p.inputs.clone(),
-            token,
-        ));
-        Ok(job)
-    }
-
     /// The servers a target selection names, in a stable order (given order, else by name).
     pub fn resolve_targets(&self, t: &Targets) -> color_eyre::eyre::Result<Vec<String>> {
         Ok(match t {
@@ -389,7 +184,7 @@ impl Engine {
             .concurrency
             .unwrap_or_else(|| default_concurrency(total))
             .clamp(1, fd_bound());
-        self.ensure_slots(concurrency);
+        self.ensure_job_slots(concurrency);
         let size = req.batch.map(|b| b.batch_size(total)).unwrap_or(total);
         let batches: Vec<Vec<String>> = hosts.chunks(size.max(1)).map(|c| c.to_vec()).collect();
         let max_fail = req.max_fail.map(|m| m.tolerated(total));
@@ -405,8 +200,7 @@ impl Engine {
                 max_fail,
             },
         });
-        let _ = self.store().audit(
-            self.operator(),
+        self.audit_or_warn(
             "fanout.start",
             &req.app,
             &format!(
@@ -433,19 +227,6 @@ impl Engine {
             cancel,
             done,
         })
-    }
-
-    /// Grows the process-wide job slots so a wide fan-out is not capped below its concurrency.
-    fn ensure_slots(&self, n: usize) {
-        let total = &self.inner.slots_total;
-        let cur = total.load(Ordering::SeqCst);
-        if n > cur
-            && total
-                .compare_exchange(cur, n, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        {
-            self.inner.slots.add_permits(n - cur);
-        }
     }
 }
 
@@ -521,6 +302,7 @@ async fn coordinate(
                 _ = cancel.cancelled(), if stop.as_deref() != Some(CANCELLED) => {
                     stop = Some(CANCELLED.into());
                     for jid in running.keys() {
+                        // Fails only for a job that already ended: nothing left to cancel.
                         let _ = engine.cancel_job(*jid);
                     }
                 }
@@ -546,8 +328,7 @@ async fn coordinate(
                     reason: reason.clone(),
                 },
             });
-            let _ = engine.store().audit(
-                engine.operator(),
+            engine.audit_or_warn(
                 "fanout.skip",
                 &left.join(","),
                 &format!("fanout #{id}: {reason}"),
@@ -555,8 +336,7 @@ async fn coordinate(
             sum.skipped.extend(left);
         }
     }
-    let _ = engine.store().audit(
-        engine.operator(),
+    engine.audit_or_warn(
         "fanout.end",
         &prepared.installer.manifest.id,
         &format!(

@@ -1,4 +1,6 @@
-//! Jobs: the queue, the per-server lease, retries, and the log stream.
+//! Jobs: starting them (launch), fan-outs over many servers, and the runner (the queue, the
+//! per-server lease, retries, and the log stream).
 
 pub mod fanout;
-pub mod runner;
+pub mod launch;
+mod runner;

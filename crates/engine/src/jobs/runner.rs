@@ -2,16 +2,16 @@
 //! run the installer, stream masked log lines to the database and to subscribers, and
 //! record the outcome, the deployment and the server's status in one transaction.
 
-use crate::engine::{Engine, Event};
+use crate::context::JobContext;
+use crate::events::Event;
 use color_eyre::eyre::Result;
 use ptui_catalog::{Installer, ResolvedInputs, Role, ScriptKind};
 use ptui_ssh::RunSpec;
-use ptui_store::servers::transition_in;
-use ptui_store::{Store, deployments, now_ms};
+use ptui_store::job_end::JobEnd;
+use ptui_store::now_ms;
 use ptui_types::error::{ErrorKind, KindError};
 use ptui_types::job::{Job, JobAction, JobStatus, LogStream};
 use ptui_types::secret::{Masker, Secret};
-use ptui_types::server::ServerStatus;
 use rand::Rng;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -26,7 +26,7 @@ type RawLine = (LogStream, i64, String);
 
 /// Collects masked lines and writes them in batches; emits one event per batch.
 fn spawn_log_writer(
-    engine: Engine,
+    ctx: JobContext,
     job_id: i64,
     mut rx: mpsc::UnboundedReceiver<RawLine>,
 ) -> tokio::task::JoinHandle<()> {
@@ -45,18 +45,18 @@ fn spawn_log_writer(
                     _ => break,
                 }
             }
-            flush(&engine, job_id, &mut batch);
+            flush(&ctx, job_id, &mut batch);
         }
-        flush(&engine, job_id, &mut batch);
+        flush(&ctx, job_id, &mut batch);
     })
 }
 
-fn flush(engine: &Engine, job_id: i64, batch: &mut Vec<RawLine>) {
+fn flush(ctx: &JobContext, job_id: i64, batch: &mut Vec<RawLine>) {
     if batch.is_empty() {
         return;
     }
-    match engine.store().append_logs(job_id, batch) {
-        Ok(lines) => engine.emit(Event::JobLog { job_id, lines }),
+    match ctx.store.append_logs(job_id, batch) {
+        Ok(lines) => ctx.emit(Event::JobLog { job_id, lines }),
         Err(e) => tracing::error!(
             "job #{job_id}: cannot store {} log lines: {e:#}",
             batch.len()
@@ -74,6 +74,7 @@ struct LogSink {
 
 impl LogSink {
     fn line(&self, stream: LogStream, text: &str) {
+        // The writer only stops after the job ended: a line sent then has nowhere to go.
         let _ = self.tx.send((stream, now_ms(), self.masker.mask(text)));
     }
     fn system(&self, text: &str) {
@@ -83,33 +84,33 @@ impl LogSink {
 
 /// Entry point of the tokio task behind every job.
 pub async fn run_job(
-    engine: Engine,
+    ctx: JobContext,
     job: Job,
     installer: Installer,
     inputs: ResolvedInputs,
     cancel: CancellationToken,
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let writer = spawn_log_writer(engine.clone(), job.id, rx);
+    let writer = spawn_log_writer(ctx.clone(), job.id, rx);
     // A sudo password (sent on stdin only) is masked like a sensitive input, just in case.
     let mut secrets = inputs.secrets();
     if let Some(sid) = job.server_id
-        && let Ok(sudo) = engine.store().server_sudo(sid)
+        && let Ok(sudo) = ctx.store.server_sudo(sid)
         && let Some(var) = sudo.password_env
         && let Ok(pw) = std::env::var(var)
         && !pw.is_empty()
     {
         secrets.push(Secret::new(pw));
     }
-    // So is one typed at a prompt (held in the engine's memory).
-    if let Some(pw) = job.server_id.and_then(|sid| engine.sudo_password(sid)) {
+    // So is one typed at a prompt (held in the ctx's memory).
+    if let Some(pw) = job.server_id.and_then(|sid| ctx.sudo.get(sid)) {
         secrets.push(pw);
     }
     let sink = LogSink {
         tx,
         masker: Masker::new(secrets),
     };
-    let result = execute(&engine, &job, &installer, &inputs, &cancel, &sink).await;
+    let result = execute(&ctx, &job, &installer, &inputs, &cancel, &sink).await;
     let (status, kind, message, exit_code) = match result {
         Ok(code) => (JobStatus::Succeeded, None, None, Some(code as i64)),
         Err(Failure { error, exit_code }) => {
@@ -122,9 +123,9 @@ pub async fn run_job(
             // next install asks again (after a login failure too: asking again costs little).
             if error.kind == ErrorKind::Auth
                 && let Some(sid) = job.server_id
-                && engine.sudo_password(sid).is_some()
+                && ctx.sudo.get(sid).is_some()
             {
-                engine.forget_sudo_password(sid);
+                ctx.sudo.forget(sid);
             }
             sink.system(&format!("{} ({}): {}", status, error.kind, error.message));
             (
@@ -139,30 +140,39 @@ pub async fn run_job(
         sink.system("succeeded");
     }
     drop(sink);
-    let _ = writer.await;
-    match finish(
-        &engine,
-        &job,
-        &installer,
+    if let Err(e) = writer.await {
+        tracing::warn!("job #{}: the log writer stopped: {e}", job.id);
+    }
+    let base_installers: Vec<String> = ctx
+        .catalog
+        .installers()
+        .filter(|i| i.manifest.role != Role::App)
+        .map(|i| i.manifest.id.clone())
+        .collect();
+    let end = JobEnd {
         status,
         kind,
-        message.as_deref(),
+        message: message.as_deref(),
         exit_code,
-    ) {
+        installs_app: installer.manifest.role == Role::App,
+        base_installers: &base_installers,
+    };
+    match ctx.store.record_job_end(&job, &end) {
         Ok((job, server)) => {
-            engine.emit(Event::JobFinished { job });
+            ctx.emit(Event::JobFinished { job });
             if let Some(server) = server {
-                engine.emit(Event::ServerChanged { server });
+                ctx.emit(Event::ServerChanged { server });
             }
         }
         Err(e) => tracing::error!("job #{}: cannot record its end: {e:#}", job.id),
     }
-    if let Some(sid) = job.server_id {
-        let _ = engine.store().release_lease(sid, job.id);
+    if let Some(sid) = job.server_id
+        && let Err(e) = ctx.store.release_lease(sid, job.id)
+    {
+        // The lease goes stale without heartbeats, so the server is only blocked for its TTL.
+        tracing::warn!("job #{}: cannot release the server's lease: {e:#}", job.id);
     }
-    if let Ok(mut r) = engine.inner.running.lock() {
-        r.remove(&job.id);
-    }
+    ctx.running.remove(job.id);
 }
 
 struct Failure {
@@ -200,21 +210,21 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
 
 /// Heartbeats the job and its lease; turns a cancel request from another process into a cancel here.
 fn spawn_heartbeat(
-    engine: Engine,
+    ctx: JobContext,
     job_id: i64,
     server_id: i64,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let every = engine.config().jobs.heartbeat_interval;
+    let every = ctx.settings.heartbeat_interval;
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            match engine.store().heartbeat_job(job_id) {
+            match ctx.store.heartbeat_job(job_id) {
                 Ok(true) => cancel.cancel(),
                 Ok(false) => {}
                 Err(e) => tracing::warn!("job #{job_id}: heartbeat failed: {e:#}"),
             }
-            if let Err(e) = engine.store().heartbeat_lease(server_id, job_id) {
+            if let Err(e) = ctx.store.heartbeat_lease(server_id, job_id) {
                 tracing::warn!("job #{job_id}: lease heartbeat failed: {e:#}");
             }
         }
@@ -229,21 +239,21 @@ impl Drop for AbortOnDrop {
 }
 
 async fn wait_for_lease(
-    engine: &Engine,
+    ctx: &JobContext,
     job: &Job,
     server_id: i64,
     cancel: &CancellationToken,
     sink: &LogSink,
 ) -> Result<(), Failure> {
-    let ttl = engine.config().jobs.lease_ttl.as_millis() as i64;
+    let ttl = ctx.settings.lease_ttl.as_millis() as i64;
     let mut told = false;
     loop {
-        if cancel.is_cancelled() || engine.store().cancel_requested(job.id).unwrap_or(false) {
+        if cancel.is_cancelled() || ctx.store.cancel_requested(job.id).unwrap_or(false) {
             return Err(cancelled());
         }
-        match engine
-            .store()
-            .try_acquire_lease(server_id, job.id, &engine.inner.owner, ttl)
+        match ctx
+            .store
+            .try_acquire_lease(server_id, job.id, &ctx.owner, ttl)
             .map_err(internal)?
         {
             Ok(()) => return Ok(()),
@@ -259,7 +269,9 @@ async fn wait_for_lease(
                     ));
                     told = true;
                 }
-                let _ = engine.store().heartbeat_job(job.id);
+                if let Err(e) = ctx.store.heartbeat_job(job.id) {
+                    tracing::warn!("job #{}: heartbeat while waiting failed: {e:#}", job.id);
+                }
                 if !sleep_or_cancel(Duration::from_millis(300), cancel).await {
                     return Err(cancelled());
                 }
@@ -269,55 +281,19 @@ async fn wait_for_lease(
 }
 
 /// Moves a server into provisioning when a job starts on it, per the lifecycle rules.
-fn enter_provisioning(engine: &Engine, job: &Job, server_id: i64) -> Result<(), Failure> {
-    let store = engine.store();
-    let server = store
-        .write(|tx| {
-            let s = ptui_store::servers::get_server(tx, server_id)?
-                .ok_or_else(|| color_eyre::eyre::eyre!("server #{server_id} was removed"))?;
-            if s.status.is_operator_hold() {
-                color_eyre::eyre::bail!(
-                    "server {} was put in {} while this job waited",
-                    s.name,
-                    s.status
-                );
-            }
-            let reason = format!("job #{} {} started", job.id, job.app_id);
-            let s = if s.status == ServerStatus::Discovered {
-                transition_in(
-                    tx,
-                    server_id,
-                    ServerStatus::PendingSetup,
-                    &reason,
-                    Some(job.id),
-                )?
-            } else {
-                s
-            };
-            if matches!(
-                s.status,
-                ServerStatus::PendingSetup | ServerStatus::Error | ServerStatus::ForceRebuild
-            ) {
-                transition_in(
-                    tx,
-                    server_id,
-                    ServerStatus::Provisioning,
-                    &reason,
-                    Some(job.id),
-                )
-            } else {
-                Ok(s)
-            }
-        })
+fn enter_provisioning(ctx: &JobContext, job: &Job, server_id: i64) -> Result<(), Failure> {
+    let server = ctx
+        .store
+        .enter_provisioning(job, server_id)
         .map_err(|e| Failure::from(KindError::new(ErrorKind::Validation, format!("{e:#}"))))?;
-    engine.emit(Event::ServerChanged { server });
+    ctx.emit(Event::ServerChanged { server });
     Ok(())
 }
 
 /// Waits before connection attempt `attempt + 1` (exponential backoff with jitter).
 /// Returns false when retries are used up (the caller fails the job with `e`).
 async fn backoff(
-    engine: &Engine,
+    ctx: &JobContext,
     job: &Job,
     attempt: u32,
     e: &KindError,
@@ -325,7 +301,7 @@ async fn backoff(
     cancel: &CancellationToken,
     sink: &LogSink,
 ) -> Result<bool, Failure> {
-    let settings = &engine.config().jobs;
+    let settings = &ctx.settings;
     if !e.kind.retry_possible() || attempt > settings.connect_retries {
         return Ok(false);
     }
@@ -338,7 +314,14 @@ async fn backoff(
         delay.as_secs_f64(),
         settings.connect_retries
     ));
-    let _ = engine.store().mark_job_running(job.id, attempt as i64 + 1);
+    if let Err(e) = ctx.store.mark_job_running(job.id, attempt as i64 + 1) {
+        // Only the attempt counter shown to operators is stale; the retry goes on.
+        tracing::warn!(
+            "job #{}: cannot record attempt {}: {e:#}",
+            job.id,
+            attempt + 1
+        );
+    }
     if !sleep_or_cancel(delay, cancel).await {
         return Err(cancelled());
     }
@@ -348,14 +331,14 @@ async fn backoff(
 /// Leases a connection; `attempt` counts every connection attempt of the job (dials and
 /// re-dials after a dead pooled connection share the `connect_retries` budget).
 async fn connect_with_retries(
-    engine: &Engine,
+    ctx: &JobContext,
     job: &Job,
     attempt: &mut u32,
     cancel: &CancellationToken,
     sink: &LogSink,
 ) -> Result<ptui_ssh::Lease, Failure> {
-    let server = engine
-        .store()
+    let server = ctx
+        .store
         .require_server(&job.server_name)
         .map_err(internal)?;
     loop {
@@ -365,13 +348,13 @@ async fn connect_with_retries(
             server.address()
         ));
         let res = tokio::select! {
-            r = engine.pooled(&server) => r,
+            r = ctx.pooled(&server) => r,
             _ = cancel.cancelled() => return Err(cancelled()),
         };
         match res {
             Ok(s) => return Ok(s),
             Err(e) => {
-                if !backoff(engine, job, *attempt, &e, "retrying", cancel, sink).await? {
+                if !backoff(ctx, job, *attempt, &e, "retrying", cancel, sink).await? {
                     return Err(e.into());
                 }
             }
@@ -381,20 +364,20 @@ async fn connect_with_retries(
 
 /// A `--prompt` server with no password given to this process fails at once: nothing would
 /// run without it, so waiting for the lease or connecting is wasted time.
-fn sudo_password_known(engine: &Engine, job: &Job) -> Result<(), Failure> {
-    let server = engine
-        .store()
+fn sudo_password_known(ctx: &JobContext, job: &Job) -> Result<(), Failure> {
+    let server = ctx
+        .store
         .require_server(&job.server_name)
         .map_err(internal)?;
-    if engine.needs_sudo_password(&server).map_err(internal)? {
-        let target = engine.ssh_target(&server).map_err(internal)?;
+    if ctx.needs_sudo_password(&server).map_err(internal)? {
+        let target = ctx.ssh_target(&server).map_err(internal)?;
         return Err(ptui_ssh::exec::missing_prompted_password(&target).into());
     }
     Ok(())
 }
 
 async fn execute(
-    engine: &Engine,
+    ctx: &JobContext,
     job: &Job,
     installer: &Installer,
     inputs: &ResolvedInputs,
@@ -407,24 +390,21 @@ async fn execute(
             "the job's server was removed",
         ))
     })?;
-    sudo_password_known(engine, job)?;
-    wait_for_lease(engine, job, server_id, cancel, sink).await?;
+    sudo_password_known(ctx, job)?;
+    wait_for_lease(ctx, job, server_id, cancel, sink).await?;
     let _hb = AbortOnDrop(spawn_heartbeat(
-        engine.clone(),
+        ctx.clone(),
         job.id,
         server_id,
         cancel.clone(),
     ));
     let _permit = tokio::select! {
-        p = engine.inner.slots.clone().acquire_owned() => p.map_err(|e| internal(e.into()))?,
+        p = ctx.slots.clone().acquire_owned() => p.map_err(|e| internal(e.into()))?,
         _ = cancel.cancelled() => return Err(cancelled()),
     };
-    let started = engine
-        .store()
-        .mark_job_running(job.id, 1)
-        .map_err(internal)?;
-    engine.emit(Event::JobStarted { job: started });
-    enter_provisioning(engine, job, server_id)?;
+    let started = ctx.store.mark_job_running(job.id, 1).map_err(internal)?;
+    ctx.emit(Event::JobStarted { job: started });
+    enter_provisioning(ctx, job, server_id)?;
 
     let kind = match job.action {
         JobAction::Install => ScriptKind::Install,
@@ -465,12 +445,12 @@ async fn execute(
         name: &name,
         env,
         timeout,
-        timeout_slack: engine.config().jobs.timeout_slack,
-        kill_grace: engine.config().ssh.kill_grace,
+        timeout_slack: ctx.settings.timeout_slack,
+        kill_grace: ctx.kill_grace,
     };
     let mut attempt = 0u32;
     let outcome = loop {
-        let session = connect_with_retries(engine, job, &mut attempt, cancel, sink).await?;
+        let session = connect_with_retries(ctx, job, &mut attempt, cancel, sink).await?;
         sink.system(&format!(
             "running {} {} v{} (timeout {}s)",
             installer.id(),
@@ -488,12 +468,12 @@ async fn execute(
             Err(e) => {
                 if e.error.kind == ErrorKind::SshConnect {
                     // The connection broke under us: the next lease dials a fresh one.
-                    engine.pool().invalidate(&job.server_name);
+                    ctx.pool.invalidate(&job.server_name);
                 }
                 // A pooled connection that died while idle fails here, before the script was
                 // sent: re-dial rather than fail the job.
                 if !e.nothing_ran
-                    || !backoff(engine, job, attempt, &e.error, "re-dialling", cancel, sink).await?
+                    || !backoff(ctx, job, attempt, &e.error, "re-dialling", cancel, sink).await?
                 {
                     return Err(e.error.into());
                 }
@@ -534,127 +514,4 @@ fn describe_exit(code: u32) -> &'static str {
         124 => "timeout",
         _ => "installation failed",
     }
-}
-
-/// Records the end of a job with its consequences, atomically.
-fn finish(
-    engine: &Engine,
-    job: &Job,
-    installer: &Installer,
-    status: JobStatus,
-    kind: Option<ErrorKind>,
-    message: Option<&str>,
-    exit_code: Option<i64>,
-) -> Result<(Job, Option<ptui_types::server::Server>)> {
-    engine.store().write(|tx| {
-        let done = Store::finish_job_in(tx, job.id, status, kind, message, exit_code)?;
-        let Some(server_id) = job.server_id else {
-            return Ok((done, None));
-        };
-        let Some(server) = ptui_store::servers::get_server(tx, server_id)? else {
-            return Ok((done, None));
-        };
-        let reason = format!("job #{} {} {}", job.id, job.app_id, status);
-        let mut s = server;
-        if status == JobStatus::Succeeded {
-            match job.action {
-                JobAction::Install | JobAction::Upgrade => {
-                    let record = if job.action == JobAction::Upgrade {
-                        deployments::upgrade_deployment_in
-                    } else {
-                        deployments::upsert_deployment_in
-                    };
-                    record(
-                        tx,
-                        server_id,
-                        &job.app_id,
-                        &job.app_version,
-                        &job.inputs,
-                        job.id,
-                    )?;
-                    if s.status == ServerStatus::Provisioning {
-                        s = transition_in(
-                            tx,
-                            server_id,
-                            ServerStatus::Ready,
-                            &reason,
-                            Some(job.id),
-                        )?;
-                    }
-                    if installer.manifest.role == Role::App && s.status == ServerStatus::Ready {
-                        s = transition_in(
-                            tx,
-                            server_id,
-                            ServerStatus::InUse,
-                            &reason,
-                            Some(job.id),
-                        )?;
-                    }
-                }
-                JobAction::Uninstall => {
-                    deployments::delete_deployment_in(tx, server_id, &job.app_id)?;
-                    if s.status == ServerStatus::Provisioning {
-                        s = transition_in(
-                            tx,
-                            server_id,
-                            ServerStatus::Ready,
-                            &reason,
-                            Some(job.id),
-                        )?;
-                    }
-                    // The baseline is not an app: a server with only base installers left is ready.
-                    let catalog = engine.catalog();
-                    let apps_left = deployments::deployed_apps_in(tx, server_id)?
-                        .iter()
-                        .filter(|id| catalog.get(id).is_none_or(|i| i.manifest.role == Role::App))
-                        .count();
-                    if s.status == ServerStatus::InUse && apps_left == 0 {
-                        s = transition_in(
-                            tx,
-                            server_id,
-                            ServerStatus::Ready,
-                            &reason,
-                            Some(job.id),
-                        )?;
-                    }
-                }
-            }
-        } else if s.status == ServerStatus::Provisioning {
-            s = transition_in(tx, server_id, ServerStatus::Error, &reason, Some(job.id))?;
-        }
-        Ok((done, Some(s)))
-    })
-}
-
-/// Marks a job whose process died as interrupted; its server, if left provisioning, goes to error.
-pub fn mark_interrupted(engine: &Engine, id: i64) -> Result<()> {
-    let job = engine.store().write(|tx| {
-        let job = Store::finish_job_in(
-            tx,
-            id,
-            JobStatus::Interrupted,
-            Some(ErrorKind::Interrupted),
-            Some("the provision-tui process running this job stopped before it finished; check the server, then run the install again (installers are idempotent)"),
-            None,
-        )?;
-        if let Some(sid) = job.server_id {
-            if let Some(s) = ptui_store::servers::get_server(tx, sid)?
-                && s.status == ServerStatus::Provisioning
-            {
-                transition_in(tx, sid, ServerStatus::Error, &format!("job #{id} interrupted"), Some(id))?;
-            }
-            tx.execute("DELETE FROM server_leases WHERE server_id=?1 AND job_id=?2", rusqlite::params![sid, id])?;
-        }
-        Ok(job)
-    })?;
-    engine.store().append_logs(
-        id,
-        &[(
-            LogStream::System,
-            now_ms(),
-            "interrupted: the process running this job stopped".into(),
-        )],
-    )?;
-    engine.emit(Event::JobFinished { job });
-    Ok(())
 }

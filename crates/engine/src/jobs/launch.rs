@@ -1,0 +1,205 @@
+//! Starting jobs: validate an install request (installer, script, inputs, servers), then create
+//! one job per server and spawn its runner. Fan-outs (jobs/fanout.rs) call the same two steps.
+
+use crate::engine::{Engine, Event, InstallRequest, RequestError};
+use crate::events::FanoutEvent;
+use crate::jobs::runner;
+use ptui_catalog::{Installer, ResolvedInputs, resolve_inputs};
+use ptui_store::jobs::NewJob;
+use ptui_types::job::{Job, JobAction};
+use ptui_types::server::Server;
+use std::collections::BTreeMap;
+use tokio_util::sync::CancellationToken;
+
+/// Everything checked before any job exists.
+pub struct Prepared {
+    pub(crate) installer: Installer,
+    inputs: ResolvedInputs,
+    masked: serde_json::Value,
+    action: JobAction,
+    pub servers: Vec<Server>,
+}
+
+impl Engine {
+    /// Validates the request and starts one job per server. Nothing starts if anything is invalid.
+    /// (Fan-outs with batches and a failure budget: `start_fanout` in jobs/fanout.rs.)
+    pub fn start_install(&self, req: &InstallRequest) -> Result<Vec<Job>, RequestError> {
+        let prepared = self.prepare_install(req, true)?;
+        prepared
+            .servers
+            .iter()
+            .map(|s| self.launch_one(&prepared, s, None))
+            .collect()
+    }
+
+    /// Validates an install request without creating any job. With `strict`, a server on an
+    /// operator hold refuses the whole request; otherwise it is left out (and listed).
+    pub(crate) fn prepare_install(
+        &self,
+        req: &InstallRequest,
+        strict: bool,
+    ) -> Result<Prepared, RequestError> {
+        self.prepare_inner(req, strict).map(|(p, _)| p)
+    }
+
+    pub(crate) fn prepare_inner(
+        &self,
+        req: &InstallRequest,
+        strict: bool,
+    ) -> Result<(Prepared, Vec<(String, String)>), RequestError> {
+        let catalog = self.catalog();
+        let installer: Installer = catalog
+            .require(&req.app)
+            .map_err(RequestError::Invalid)?
+            .clone();
+        let kind = match req.action {
+            JobAction::Install => ptui_catalog::ScriptKind::Install,
+            JobAction::Uninstall => ptui_catalog::ScriptKind::Uninstall,
+            JobAction::Upgrade => ptui_catalog::ScriptKind::Upgrade,
+        };
+        if installer.script(kind).is_none() {
+            return Err(RequestError::Invalid(format!(
+                "installer {} has no {} script",
+                req.app,
+                req.action.as_str()
+            )));
+        }
+        if req.servers.is_empty() {
+            return Err(RequestError::Invalid(
+                "no servers given; use --on SERVER, --tag TAG or --all".into(),
+            ));
+        }
+        let inputs = match resolve_inputs(&installer.manifest, &req.inputs) {
+            Ok(i) => i,
+            Err(errors) => {
+                // Uninstall and upgrade reuse what they are given; only install demands every required input.
+                let errors: Vec<_> = if req.action == JobAction::Install {
+                    errors
+                } else {
+                    errors
+                        .into_iter()
+                        .filter(|e| e.message != "is required")
+                        .collect()
+                };
+                if !errors.is_empty() {
+                    return Err(RequestError::Inputs {
+                        app: req.app.clone(),
+                        errors,
+                    });
+                }
+                relaxed_inputs(&installer, &req.inputs)
+            }
+        };
+        let mut servers: Vec<Server> = Vec::new();
+        let mut excluded = Vec::new();
+        for name in &req.servers {
+            let s = self
+                .store()
+                .require_server(name)
+                .map_err(|e| RequestError::Invalid(e.to_string()))?;
+            if !s.status.accepts_jobs() {
+                let why = format!(
+                    "server {name} is {}; nothing runs on it until an operator changes its status (`server set-status`)",
+                    s.status
+                );
+                if strict {
+                    return Err(RequestError::Invalid(why));
+                }
+                excluded.push((name.clone(), why));
+                continue;
+            }
+            if !servers.iter().any(|x| x.id == s.id) {
+                servers.push(s);
+            }
+        }
+        let masked = inputs.masked_json();
+        Ok((
+            Prepared {
+                installer,
+                inputs,
+                masked,
+                action: req.action,
+                servers,
+            },
+            excluded,
+        ))
+    }
+
+    /// Creates one job and spawns its task. A fan-out's `JobLaunched` is emitted before the task
+    /// exists, so subscribers learn the job's fan-out before any of its other events.
+    pub(crate) fn launch_one(
+        &self,
+        p: &Prepared,
+        server: &Server,
+        fanout_id: Option<u64>,
+    ) -> Result<Job, RequestError> {
+        let ctx = self.job_context();
+        let job = ctx
+            .store
+            .create_job(&NewJob {
+                server_id: server.id,
+                server_name: &server.name,
+                app_id: &p.installer.manifest.id,
+                app_version: &p.installer.manifest.version,
+                action: p.action,
+                masked_inputs: &p.masked,
+                owner: &ctx.owner,
+            })
+            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        self.audit(
+            &format!("job.{}", p.action.as_str()),
+            &server.name,
+            &format!(
+                "job #{} app={} inputs={}",
+                job.id, p.installer.manifest.id, p.masked
+            ),
+        )
+        .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        let token = CancellationToken::new();
+        ctx.running.insert(job.id, token.clone());
+        self.emit(Event::JobQueued { job: job.clone() });
+        if let Some(fanout_id) = fanout_id {
+            self.emit(Event::Fanout {
+                fanout: FanoutEvent::JobLaunched {
+                    fanout_id,
+                    server: server.name.clone(),
+                    job_id: job.id,
+                },
+            });
+        }
+        tokio::spawn(runner::run_job(
+            ctx,
+            job.clone(),
+            p.installer.clone(),
+            p.inputs.clone(),
+            token,
+        ));
+        Ok(job)
+    }
+}
+
+/// For uninstall/upgrade: accept the given values that validate, without demanding required ones.
+fn relaxed_inputs(
+    installer: &Installer,
+    given: &BTreeMap<String, String>,
+) -> ptui_catalog::ResolvedInputs {
+    let mut out = ptui_catalog::ResolvedInputs::default();
+    for spec in &installer.manifest.inputs {
+        let Some(v) = given
+            .get(&spec.name)
+            .cloned()
+            .or_else(|| spec.default.as_ref().map(|d| d.as_text()))
+        else {
+            continue;
+        };
+        if ptui_catalog::check_value(spec, &v).is_ok() {
+            out.inputs.push(ptui_catalog::validate::ResolvedInput {
+                name: spec.name.clone(),
+                env: spec.env_name(),
+                value: ptui_types::secret::Secret::new(v),
+                sensitive: spec.is_sensitive(),
+            });
+        }
+    }
+    out
+}
