@@ -240,7 +240,6 @@ async fn maintenance_postpones_once_and_ticks_wait_for_the_next_attempt() {
 async fn a_repeated_postponement_for_the_same_reason_adds_no_row() {
     // Backoff 0: every tick retries, and finds the same reason.
     let f = fx(Duration::ZERO);
-    let store = f.svc.engine.store();
     let inc = f.open_service_down();
     f.maintenance_on();
     let mut events = f.svc.engine.subscribe();
