@@ -4,9 +4,10 @@ use super::app::{App, Cmd};
 use super::views;
 use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use ptui_engine::{Engine, Event};
-use ratatui::DefaultTerminal;
+use ratatui::backend::Backend;
+use ratatui::{DefaultTerminal, Terminal};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
@@ -22,9 +23,12 @@ pub fn now_ms() -> i64 {
     ptui_types::time::now_ms()
 }
 
-fn on_term(app: &mut App, ev: TermEvent) {
+fn on_term(app: &mut App, ev: TermEvent, keys: &mut u64) {
     match ev {
-        TermEvent::Key(k) => app.key(k),
+        TermEvent::Key(k) => {
+            *keys += 1;
+            app.key(k);
+        }
         TermEvent::Resize(..) => app.dirty = true,
         TermEvent::Mouse(m) if app.mouse => match m.kind {
             MouseEventKind::ScrollDown => app.update(super::keymap::Action::Down),
@@ -174,60 +178,116 @@ fn start_install(app: &mut App, eng: &Engine, req: &ptui_engine::InstallRequest)
     }
 }
 
-fn draw(term: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
-    app.now_ms = now_ms();
-    let mut out = std::io::stdout();
-    // Synchronized output: the terminal shows the frame at once, without tearing over SSH.
-    crossterm::execute!(out, BeginSynchronizedUpdate)?;
-    let r = term.draw(|f| views::draw(f, app));
-    crossterm::execute!(out, EndSynchronizedUpdate)?;
-    r?;
-    if std::mem::take(&mut app.bell) && std::env::var("PROVISION_TUI_BELL").as_deref() != Ok("0") {
+/// Where frames go: the real terminal (synchronized output, the bell) or a bench recorder.
+pub trait FrameSink {
+    /// Before a frame is drawn.
+    fn begin(&mut self) -> std::io::Result<()>;
+    /// After it is drawn (flushed); `keys` is how many key events the loop has handled so far.
+    fn end(&mut self, started: Instant, keys: u64) -> std::io::Result<()>;
+    /// Rings the terminal bell.
+    fn bell(&mut self) -> std::io::Result<()>;
+}
+
+/// The real terminal on stdout.
+pub struct Stdout;
+
+impl FrameSink for Stdout {
+    fn begin(&mut self) -> std::io::Result<()> {
+        // Synchronized output: the terminal shows the frame at once, without tearing over SSH.
+        crossterm::execute!(std::io::stdout(), BeginSynchronizedUpdate)
+    }
+    fn end(&mut self, _started: Instant, _keys: u64) -> std::io::Result<()> {
+        crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate)
+    }
+    fn bell(&mut self) -> std::io::Result<()> {
         use std::io::Write;
+        let mut out = std::io::stdout();
         out.write_all(b"\x07")?;
-        out.flush()?;
+        out.flush()
+    }
+}
+
+fn draw<B: Backend>(
+    term: &mut Terminal<B>,
+    app: &mut App,
+    sink: &mut dyn FrameSink,
+    keys: u64,
+) -> std::io::Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
+    let started = Instant::now();
+    app.now_ms = now_ms();
+    sink.begin()?;
+    let r = term.draw(|f| views::draw(f, app)).map(|_| ());
+    sink.end(started, keys)?;
+    r.map_err(std::io::Error::other)?;
+    if std::mem::take(&mut app.bell) && std::env::var("PROVISION_TUI_BELL").as_deref() != Ok("0") {
+        sink.bell()?;
     }
     app.dirty = false;
     Ok(())
 }
 
-/// Runs until the user quits. Sleeps in `select!` when nothing happens: an idle loop does not
-/// wake (a 1 s tick runs only while jobs run, for their elapsed time). The engine's watch for
-/// other processes reads `PRAGMA data_version` once a second in its own task, and wakes this
-/// loop only when the database changed.
+/// Runs until the user quits, on the real terminal with crossterm's event stream.
 pub async fn run_loop(
     term: &mut DefaultTerminal,
     app: &mut App,
     eng: Engine,
 ) -> std::io::Result<()> {
+    run_loop_with(term, app, eng, EventStream::new(), &mut Stdout).await
+}
+
+/// Runs until the user quits or `input` ends. Sleeps in `select!` when nothing happens: an
+/// idle loop does not wake (a 1 s tick runs only while jobs run, for their elapsed time). The
+/// engine's watch for other processes reads `PRAGMA data_version` once a second in its own
+/// task, and wakes this loop only when the database changed.
+pub async fn run_loop_with<B, S>(
+    term: &mut Terminal<B>,
+    app: &mut App,
+    eng: Engine,
+    input: S,
+    sink: &mut dyn FrameSink,
+) -> std::io::Result<()>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = std::io::Result<TermEvent>> + Send + Unpin + 'static,
+{
     // A task owns the terminal stream; the loop drains its channel without polling it directly
     // (polling EventStream with a no-op waker would lose wake-ups).
-    let (key_tx, mut input) = mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
+    let (key_tx, mut rx_input) = mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
     let reader = tokio::spawn(async move {
-        let mut stream = EventStream::new();
+        let mut stream = input;
         while let Some(ev) = stream.next().await {
             if key_tx.send(ev).is_err() {
                 break;
             }
         }
     });
-    let r = pump(term, app, eng, &mut input).await;
+    let r = pump(term, app, eng, &mut rx_input, sink).await;
     reader.abort();
     r
 }
 
-async fn pump(
-    term: &mut DefaultTerminal,
+async fn pump<B>(
+    term: &mut Terminal<B>,
     app: &mut App,
     eng: Engine,
     input: &mut mpsc::UnboundedReceiver<std::io::Result<TermEvent>>,
-) -> std::io::Result<()> {
+    sink: &mut dyn FrameSink,
+) -> std::io::Result<()>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+{
     let mut events = eng.subscribe();
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut keys = 0u64;
     let mut last_draw = Instant::now() - FRAME;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    draw(term, app)?;
+    draw(term, app, sink, keys)?;
     last_draw = Instant::now().max(last_draw);
     loop {
         let ticking = app.ticking();
@@ -235,7 +295,7 @@ async fn pump(
         let next_frame = last_draw + FRAME;
         tokio::select! {
             ev = input.recv() => match ev {
-                Some(Ok(ev)) => on_term(app, ev),
+                Some(Ok(ev)) => on_term(app, ev, &mut keys),
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
             },
@@ -248,7 +308,7 @@ async fn pump(
         loop {
             let mut any = false;
             while let Ok(ev) = input.try_recv() {
-                on_term(app, ev?);
+                on_term(app, ev?, &mut keys);
                 any = true;
             }
             loop {
@@ -280,7 +340,7 @@ async fn pump(
             return Ok(());
         }
         if app.dirty && last_draw.elapsed() >= FRAME {
-            draw(term, app)?;
+            draw(term, app, sink, keys)?;
             last_draw = Instant::now();
         }
     }

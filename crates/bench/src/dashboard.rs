@@ -1,0 +1,219 @@
+//! `provision-tui bench dashboard --hosts N`: the real dashboard loop on a TestBackend while a
+//! fan-out to N local sshd streams log lines into the same database. Scripted keys move through
+//! the fleet, open a detail page, switch tabs and scroll a live log. Reports frame time (render
+//! and flush) and keypress-to-frame latency.
+
+use crate::sshd::Fleet;
+use color_eyre::eyre::{Result, eyre};
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use futures::channel::mpsc;
+use ptui_engine::jobs::fanout::{FanoutRequest, Targets};
+use ptui_tui::app::App;
+use ptui_tui::event::{FrameSink, run_loop_with};
+use ptui_types::job::JobAction;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The streaming installer: one numbered line every 20 ms for `secs` seconds (perl, so each
+/// line is not a fork of `sleep`).
+fn write_streaming_installer(dir: &Path, secs: u64) -> Result<()> {
+    let inst = dir.join("installers/stream");
+    std::fs::create_dir_all(&inst)?;
+    std::fs::write(
+        inst.join("manifest.yml"),
+        "id: stream\nname: Stream\nversion: \"1\"\ndescription: Print a numbered line every 20 ms.\ninstall_script: install.sh\ntimeout_seconds: 300\n",
+    )?;
+    let lines = secs * 50;
+    std::fs::write(
+        inst.join("install.sh"),
+        format!(
+            "#!/bin/sh\nexec perl -e '$|=1; for my $i (1..{lines}) {{ print \"[$i] unpacking package $i of the build and running its triggers\\n\"; select(undef, undef, undef, 0.02) }}'\n"
+        ),
+    )?;
+    Ok(())
+}
+
+/// One drawn frame: when it started and ended, and how many keys were handled before it.
+#[derive(Clone, Copy)]
+struct Frame {
+    start: Instant,
+    end: Instant,
+    keys: u64,
+}
+
+#[derive(Default)]
+struct Recorder {
+    frames: Arc<Mutex<Vec<Frame>>>,
+}
+
+impl FrameSink for Recorder {
+    fn begin(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn end(&mut self, started: Instant, keys: u64) -> std::io::Result<()> {
+        if let Ok(mut f) = self.frames.lock() {
+            f.push(Frame {
+                start: started,
+                end: Instant::now(),
+                keys,
+            });
+        }
+        Ok(())
+    }
+    fn bell(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The scripted operator: fleet moves, a detail page, the Jobs tab and its live log.
+fn script() -> Vec<KeyEvent> {
+    use KeyCode::*;
+    let c = Char;
+    [
+        c('j'),
+        c('j'),
+        c('j'),
+        Enter,
+        c('j'),
+        Esc,
+        c('j'),
+        Tab,
+        Tab,
+        c('j'),
+        c('j'),
+        Enter,
+        c('k'),
+        c('k'),
+        PageUp,
+        PageUp,
+        c('k'),
+        c('G'),
+        Esc,
+        c('j'),
+        c('4'),
+        c('5'),
+        c('1'),
+        c('k'),
+        c('k'),
+    ]
+    .into_iter()
+    .map(|k| KeyEvent::new(k, KeyModifiers::NONE))
+    .collect()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+fn line(name: &str, mut v: Vec<f64>) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{name:<24} n {:>5}  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+        v.len(),
+        pct(&v, 0.5),
+        pct(&v, 0.99),
+        v.last().copied().unwrap_or(0.0)
+    );
+}
+
+pub async fn run(hosts: usize, secs: u64, key_every_ms: u64, user: Option<&str>) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("ptui-bench-dash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let r = run_in(&dir, hosts, secs, key_every_ms, user).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+async fn run_in(
+    dir: &Path,
+    hosts: usize,
+    secs: u64,
+    key_every_ms: u64,
+    user: Option<&str>,
+) -> Result<()> {
+    eprintln!("starting {hosts} sshd on 127.0.0.1 ...");
+    let fleet = Fleet::start(hosts, dir, user)?;
+    // A little longer than the keys run, so the log is live until the end.
+    write_streaming_installer(dir, secs + 5)?;
+    let eng = crate::engine_for(&fleet, dir, &[])?;
+    let handle = eng
+        .start_fanout(&FanoutRequest {
+            app: "stream".into(),
+            targets: Targets::All,
+            inputs: Default::default(),
+            action: JobAction::Install,
+            concurrency: Some(hosts),
+            batch: None,
+            max_fail: None,
+        })
+        .map_err(|e| eyre!("{e}"))?;
+
+    let mut app = App::with_engine(ptui_tui::theme::dark(), eng.clone());
+    let mut term = Terminal::new(TestBackend::new(160, 48))?;
+    let (key_tx, key_rx) = mpsc::unbounded::<std::io::Result<TermEvent>>();
+    let mut rec = Recorder::default();
+    let frames = rec.frames.clone();
+    let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let sent_by_driver = sent.clone();
+    let driver = tokio::spawn(async move {
+        let keys = script();
+        let t0 = Instant::now();
+        let mut i = 0usize;
+        while t0.elapsed() < Duration::from_secs(secs) {
+            tokio::time::sleep(Duration::from_millis(key_every_ms)).await;
+            if let Ok(mut s) = sent_by_driver.lock() {
+                s.push(Instant::now());
+            }
+            if key_tx
+                .unbounded_send(Ok(TermEvent::Key(keys[i % keys.len()])))
+                .is_err()
+            {
+                break;
+            }
+            i += 1;
+        }
+        // Let the last key's frame come out, then end the input: the loop returns.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+    let t0 = Instant::now();
+    run_loop_with(&mut term, &mut app, eng.clone(), key_rx, &mut rec).await?;
+    let wall = t0.elapsed().as_secs_f64();
+    driver.await?;
+    handle.cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), handle.done).await;
+
+    let frames = frames.lock().map(|f| f.clone()).unwrap_or_default();
+    let sent = sent.lock().map(|s| s.clone()).unwrap_or_default();
+    let frame_ms: Vec<f64> = frames
+        .iter()
+        .map(|f| (f.end - f.start).as_secs_f64() * 1000.0)
+        .collect();
+    // Key i is shown by the first frame drawn after more than i keys were handled.
+    let mut latency = Vec::new();
+    let mut unanswered = 0;
+    for (i, at) in sent.iter().enumerate() {
+        match frames.iter().find(|f| f.keys > i as u64) {
+            Some(f) => latency.push((f.end - *at).as_secs_f64() * 1000.0),
+            None => unanswered += 1,
+        }
+    }
+    let lines: i64 = eng
+        .jobs(&Default::default())?
+        .iter()
+        .map(|j| eng.job_log_count(j.id).unwrap_or(0))
+        .sum();
+    println!(
+        "\n{hosts} hosts streaming, {wall:.1}s, {} frames, {} keys ({unanswered} without a frame), {lines} log lines written",
+        frames.len(),
+        sent.len()
+    );
+    line("frame (render+flush)", frame_ms);
+    line("keypress to frame", latency);
+    Ok(())
+}
