@@ -9,12 +9,11 @@ use super::theme::Theme;
 use ptui_catalog::Manifest;
 use ptui_engine::{Engine, Event, HostKeyScan, InstallRequest};
 use ptui_types::job::Job;
-use ptui_types::job::JobFilter;
 use ptui_types::records::AuditEntry;
 use ptui_types::records::Deployment;
 use ptui_types::records::IncidentRow;
 use ptui_types::records::ServerEvent;
-use ptui_types::server::{Server, ServerSpec, ServerStatus};
+use ptui_types::server::{Server, ServerStatus};
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use tui_input::Input;
@@ -51,25 +50,8 @@ impl Screen {
     }
 }
 
-/// Engine work the loop performs for `update`.
-#[derive(Debug)]
-pub enum Cmd {
-    AddServer(ServerSpec),
-    RemoveServer(String),
-    SetStatus(Vec<String>, ServerStatus),
-    Scan(String),
-    Trust(Box<HostKeyScan>),
-    Install(InstallRequest),
-    /// Hand a typed sudo password to the engine (memory only).
-    SudoPassword {
-        server: String,
-        password: ptui_types::secret::Secret,
-    },
-    Cancel(i64),
-    Mouse(bool),
-    /// Import the hosts of ~/.ssh/config.
-    ImportSshConfig,
-}
+pub use super::work::Cmd;
+use super::work::{Reload, Reloads};
 
 /// One health check result. The health checker will send these through an engine event;
 /// until then no sample exists and the Fleet columns show `-`.
@@ -460,6 +442,10 @@ pub struct App {
     pub quit: bool,
     pub dirty: bool,
     pub cmds: Vec<Cmd>,
+    /// Reloads running off the loop (coalesced per kind).
+    pub(crate) reloads: Reloads,
+    /// The servers were read once (the first read may offer the ssh config import).
+    pub(crate) loaded_servers: bool,
 }
 
 impl App {
@@ -493,6 +479,8 @@ impl App {
             quit: false,
             dirty: true,
             cmds: Vec::new(),
+            reloads: Reloads::default(),
+            loaded_servers: false,
         }
     }
 
@@ -503,11 +491,9 @@ impl App {
             &ptui_types::config::home_dir().display().to_string(),
         );
         app.eng = Some(eng);
+        // The first read runs here, before the loop and its first frame.
         app.reload();
-        // First start: an empty fleet is offered the hosts the operator already has.
-        if app.fleet.servers.is_empty() {
-            app.offer_ssh_config_import(true);
-        }
+        app.settle();
         app
     }
 
@@ -588,7 +574,7 @@ impl App {
             || self.jobs.jobs.iter().any(|j| j.status.is_running())
     }
 
-    // ---- loading through the engine (reads only) ----
+    // ---- loading through the engine (reads only, off the loop: see work.rs) ----
 
     /// Re-reads everything shown. Used at start, after lost events and on Ctrl-r.
     pub fn reload(&mut self) {
@@ -602,68 +588,27 @@ impl App {
     }
 
     pub fn reload_servers(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        match eng.servers() {
-            Ok(s) => {
-                self.fleet.servers = s;
-                self.fleet
-                    .marks
-                    .retain(|m| self.fleet.servers.iter().any(|s| &s.name == m));
-                self.fleet.reorder();
-            }
-            Err(e) => self.error(format!("reading servers: {e:#}")),
-        }
+        self.request(Reload::Servers);
     }
 
     pub fn reload_catalog(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        let cat = eng.catalog();
-        self.catalog.items = cat.installers().map(|i| i.manifest.clone()).collect();
-        self.catalog.problems = cat.problems.len();
+        self.request(Reload::Catalog);
     }
 
     pub fn reload_jobs(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        let keep = self.jobs.selected().map(|j| j.id);
-        match eng.jobs(&JobFilter {
-            limit: Some(JOB_LIMIT),
-            ..Default::default()
-        }) {
-            Ok(j) => {
-                self.jobs.jobs = j;
-                self.select_job(keep);
-            }
-            Err(e) => self.error(format!("reading jobs: {e:#}")),
-        }
-        if let (Some(eng), Some(_)) = (&self.eng, self.jobs.log.job_id) {
-            self.jobs.log.catch_up(eng);
-        }
+        self.request(Reload::Jobs);
     }
 
     pub fn reload_audit(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        let f = self.audit.filter.trim();
-        match eng.audit_entries((!f.is_empty()).then_some(f), AUDIT_LIMIT) {
-            Ok(a) => {
-                self.audit.items = a;
-                self.audit.sel = self.audit.sel.min(self.audit.items.len().saturating_sub(1));
-            }
-            Err(e) => self.error(format!("reading audit log: {e:#}")),
-        }
+        self.request(Reload::Audit);
     }
 
     pub fn reload_incidents(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        if let Ok(i) = eng.incident_list(None, 500) {
-            self.incidents.items = i;
-        }
+        self.request(Reload::Incidents);
     }
 
     pub fn reload_summary(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        if let Ok(s) = eng.summary() {
-            self.summary = s;
-        }
+        self.request(Reload::Summary);
     }
 
     /// Keeps the same job selected when the list changes (by id), else the first.
@@ -682,7 +627,7 @@ impl App {
             return;
         }
         match (id, &self.eng) {
-            (Some(id), Some(eng)) => self.jobs.log.open(id, eng),
+            (Some(id), Some(_)) => self.jobs.log.open(id),
             (None, _) => {
                 let mut v = LogView::new();
                 v.wrap = self.jobs.log.wrap;

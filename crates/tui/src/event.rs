@@ -11,10 +11,7 @@ use ratatui::{DefaultTerminal, Terminal};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
-/// Results of engine work done off the loop.
-pub enum Msg {
-    Scanned(Result<ptui_engine::HostKeyScan, String>),
-}
+pub use super::work::Msg;
 
 /// At most ~30 frames a second.
 const FRAME: Duration = Duration::from_millis(33);
@@ -49,57 +46,15 @@ fn on_engine(app: &mut App, r: Result<Event, broadcast::error::RecvError>) -> bo
     true
 }
 
-/// Runs the commands `update` queued. Database work is quick and runs here; SSH runs on a task.
-fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
+/// Sends the commands `update` queued off the loop: SQLite work on a blocking thread (one
+/// thread per batch, so a batch keeps its order: a sudo password is set before the install
+/// that needs it), host-key scans on a task. Results come back on `tx`.
+fn dispatch(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
+    app.queue_log_read();
+    let mut batch = Vec::new();
     for cmd in std::mem::take(&mut app.cmds) {
         app.dirty = true;
         match cmd {
-            Cmd::AddServer(spec) => match eng.add_server(&spec) {
-                Ok(s) => {
-                    app.page = None;
-                    app.info(format!("added {}; reading its host key…", s.name));
-                    app.on_event(Event::ServerChanged { server: s.clone() });
-                    if let Some(i) = app
-                        .fleet
-                        .order
-                        .iter()
-                        .position(|i| app.fleet.servers[*i].name == s.name)
-                    {
-                        app.fleet.sel = i;
-                    }
-                    app.cmds.push(Cmd::Scan(s.name));
-                }
-                Err(e) => {
-                    if let Some(super::app::Page::Form(f)) = &mut app.page {
-                        f.message = Some(format!("{e:#}"));
-                    }
-                    app.error(format!("{e:#}"));
-                }
-            },
-            Cmd::RemoveServer(name) => match eng.remove_server(&name) {
-                Ok(_) => app.info(format!("removed {name}")),
-                Err(e) => app.error(format!("{e:#}")),
-            },
-            Cmd::SetStatus(names, to) => {
-                let mut errs = Vec::new();
-                for n in &names {
-                    if let Err(e) = eng.set_server_status(n, to) {
-                        errs.push(format!("{e:#}"));
-                    }
-                }
-                if errs.is_empty() {
-                    app.info(format!("{} → {to}", names.join(", ")));
-                    app.fleet.marks.clear();
-                } else {
-                    app.error(errs.join("; "));
-                }
-                if let Some(super::app::Page::Detail(d)) = &mut app.page
-                    && let Ok(s) = eng.server(&d.server.name)
-                {
-                    d.events = eng.server_events(s.id, 50).unwrap_or_default();
-                    d.server = s;
-                }
-            }
             Cmd::Scan(name) => {
                 let (eng, tx) = (eng.clone(), tx.clone());
                 tokio::spawn(async move {
@@ -110,72 +65,32 @@ fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
                     let _ = tx.send(Msg::Scanned(r));
                 });
             }
-            Cmd::Trust(scan) => match eng.trust_host_key(&scan, false) {
-                Ok(()) => app.info(format!("trusted {} ({})", scan.server, scan.fingerprint)),
-                Err(e) => app.error(format!("{e:#}")),
-            },
-            Cmd::Install(req) => {
-                // `--prompt` servers without a password in the engine: ask first. A failed
-                // check lets the install go on; its jobs then fail fast with the reason.
-                let needing = eng
-                    .servers_needing_sudo_password(&req.servers)
-                    .unwrap_or_default();
-                if !needing.is_empty() {
-                    app.ask_sudo_passwords(req, needing);
-                } else {
-                    start_install(app, eng, &req);
-                }
-            }
-            Cmd::SudoPassword { server, password } => {
-                if let Err(e) = eng.set_sudo_password(&server, password) {
-                    app.error(format!("{e:#}"));
-                }
-            }
-            Cmd::ImportSshConfig => {
-                let path = ptui_types::config::home_dir().join(".ssh/config");
-                match ptui_engine::inventory::ssh_config::import(eng, &path) {
-                    Ok(report) => {
-                        app.info(format!("{}: {}", path.display(), report.summary()));
-                        app.reload();
-                    }
-                    Err(e) => app.error(format!("{e:#}")),
-                }
-            }
-            Cmd::Cancel(id) => match eng.cancel_job(id) {
-                Ok(_) => app.info(format!("cancelling job #{id}…")),
-                Err(e) => app.error(format!("{e:#}")),
-            },
+            // The terminal's own I/O, like drawing: it stays on the loop.
             Cmd::Mouse(on) => {
                 if let Err(e) = super::set_mouse_capture(on) {
                     app.mouse = !on;
                     app.error(format!("mouse capture: {e}"));
                 }
             }
+            cmd => {
+                let ctx = app.context_for(&cmd);
+                batch.push((cmd, ctx));
+            }
         }
     }
-}
-
-fn start_install(app: &mut App, eng: &Engine, req: &ptui_engine::InstallRequest) {
-    if req.servers.len() > 1 {
-        let fan = ptui_engine::jobs::fanout::FanoutRequest {
-            app: req.app.clone(),
-            targets: ptui_engine::jobs::fanout::Targets::Names(req.servers.clone()),
-            inputs: req.inputs.clone(),
-            action: req.action,
-            concurrency: None,
-            batch: None,
-            max_fail: None,
-        };
-        match eng.start_fanout(&fan) {
-            Ok(h) => app.on_fanout_started(&h, &req.app),
-            Err(e) => app.on_install_refused(e.to_string()),
-        }
-    } else {
-        match eng.start_install(req) {
-            Ok(jobs) => app.on_started(jobs),
-            Err(e) => app.on_install_refused(e.to_string()),
-        }
+    if batch.is_empty() {
+        return;
     }
+    let (eng, tx) = (eng.clone(), tx.clone());
+    tokio::task::spawn_blocking(move || {
+        for (cmd, ctx) in batch {
+            if let Some(m) = super::work::perform(&eng, cmd, ctx)
+                && tx.send(m).is_err()
+            {
+                return;
+            }
+        }
+    });
 }
 
 /// Where frames go: the real terminal (synchronized output, the bell) or a bench recorder.
@@ -300,7 +215,7 @@ where
                 None => return Ok(()),
             },
             r = events.recv() => if !on_engine(app, r) { return Ok(()) },
-            Some(m) = rx.recv() => match m { Msg::Scanned(r) => app.on_scanned(r) },
+            Some(m) = rx.recv() => app.apply(m),
             _ = tick.tick(), if ticking => app.dirty = true,
             _ = tokio::time::sleep_until(next_frame.into()), if wait_frame => {},
         }
@@ -324,14 +239,11 @@ where
                     Err(_) => break,
                 }
             }
-            while let Ok(Msg::Scanned(r)) = rx.try_recv() {
-                app.on_scanned(r);
+            while let Ok(m) = rx.try_recv() {
+                app.apply(m);
                 any = true;
             }
-            if !app.cmds.is_empty() {
-                exec(app, &eng, &tx);
-                any = true;
-            }
+            dispatch(app, &eng, &tx);
             if !any {
                 break;
             }
@@ -355,7 +267,8 @@ mod tests {
 
     fn engine(dir: &std::path::Path) -> Engine {
         let installers =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/installers");
+            // The workspace's fixtures (this crate lives in crates/tui).
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/installers");
         let eng = Engine::open(ptui_types::config::Config::new(
             Some(dir.join("state.db")),
             vec![installers],
@@ -393,12 +306,11 @@ mod tests {
     fn confirming_a_review_asks_for_the_sudo_password_masked() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let eng = engine(tmp.path());
-        let (tx, _rx) = mpsc::unbounded_channel();
         let mut app = App::with_engine(crate::theme::dark(), eng.clone());
         app.open_install("whoami", vec!["web1".into()]);
         app.update(Action::Submit);
         app.update(Action::Yes);
-        exec(&mut app, &eng, &tx);
+        app.settle();
         assert!(
             matches!(app.modal, Some(Modal::SudoPassword(_))),
             "no password dialog: {:?}",
@@ -431,7 +343,7 @@ mod tests {
         );
         // The password reaches the engine (memory); the install is not run here (no runtime).
         app.cmds.truncate(1);
-        exec(&mut app, &eng, &tx);
+        app.settle();
         assert_eq!(
             eng.servers_needing_sudo_password(&["web1".into()])
                 .expect("check"),

@@ -11,6 +11,7 @@ pub mod palette;
 pub mod theme;
 mod update;
 pub mod views;
+pub mod work;
 
 use ptui_engine::Engine;
 use std::sync::atomic::{AtomicBool, Ordering};

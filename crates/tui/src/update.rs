@@ -318,14 +318,11 @@ impl App {
         let Some(server) = self.fleet.selected().cloned() else {
             return;
         };
-        let detail = match &self.eng {
-            Some(eng) => eng
-                .server_detail(&server.name, 50)
-                .map(Detail::from_page)
-                .unwrap_or_else(|_| Detail::empty(server)),
-            None => Detail::empty(server),
-        };
-        self.page = Some(Page::Detail(Box::new(detail)));
+        // The page shows the server at once; its history arrives from the engine.
+        if self.eng.is_some() {
+            self.cmds.push(Cmd::Detail(server.name.clone()));
+        }
+        self.page = Some(Page::Detail(Box::new(Detail::empty(server))));
     }
 
     fn detail_key(&mut self, a: Action) {
@@ -493,27 +490,27 @@ impl App {
     }
 
     fn log_key(&mut self, a: Action) {
-        let Some(eng) = self.eng.clone() else {
+        if self.eng.is_none() {
             if a == Action::Back {
                 self.jobs.focus_log = false;
             }
             return;
-        };
+        }
         let log = &mut self.jobs.log;
         let page = log.rows.max(2) as i64 - 1;
         match a {
-            Action::Down => log.scroll(1, &eng),
-            Action::Up => log.scroll(-1, &eng),
-            Action::PageDown => log.scroll(page, &eng),
-            Action::PageUp => log.scroll(-page, &eng),
-            Action::Top => log.to_top(&eng),
-            Action::Bottom => log.to_bottom(&eng),
+            Action::Down => log.scroll(1),
+            Action::Up => log.scroll(-1),
+            Action::PageDown => log.scroll(page),
+            Action::PageUp => log.scroll(-page),
+            Action::Top => log.to_top(),
+            Action::Bottom => log.to_bottom(),
             Action::Follow => {
                 if log.follow {
-                    log.scroll(-1, &eng);
-                    log.scroll(1, &eng);
+                    log.scroll(-1);
+                    log.scroll(1);
                 } else {
-                    log.to_bottom(&eng);
+                    log.to_bottom();
                 }
             }
             Action::Wrap => log.wrap = !log.wrap,
@@ -525,8 +522,8 @@ impl App {
             Action::NextMatch | Action::PrevMatch => {
                 if log.search.is_none() {
                     self.error("no search yet: press / first");
-                } else if !log.find(a == Action::NextMatch, &eng) {
-                    self.error("no more matches");
+                } else {
+                    log.find(a == Action::NextMatch, "no more matches".into());
                 }
             }
             Action::Cancel => self.ask_cancel(),
@@ -566,10 +563,8 @@ impl App {
                 let log = &mut self.jobs.log;
                 log.search = (!v.is_empty()).then(|| v.to_string());
                 log.hit = None;
-                if let (Some(eng), Some(_)) = (self.eng.clone(), &log.search)
-                    && !log.find(true, &eng)
-                {
-                    self.error(format!("{v:?} not found"));
+                if self.eng.is_some() && log.search.is_some() {
+                    log.find(true, format!("{v:?} not found"));
                 }
             }
             (Screen::Jobs, false) => {
