@@ -94,7 +94,8 @@ pub struct FleetState {
     /// Indices into `servers` after filter and sort; recomputed on change, not per frame.
     pub order: Vec<usize>,
     pub sel: usize,
-    pub offset: usize,
+    /// The first row shown, as the view last scrolled it.
+    pub offset: std::cell::Cell<usize>,
     pub sort: usize,
     pub rev: bool,
     pub filter: String,
@@ -126,6 +127,13 @@ impl FleetState {
             7 => last.mem_pct.map(f64::from),
             8 => last.disk_pct.map(f64::from),
             _ => None,
+        }
+    }
+
+    /// Reorders once if samples arrived under a health sort (the loop calls it before a frame).
+    pub fn reorder_if_stale(&mut self) {
+        if self.stale {
+            self.reorder();
         }
     }
 
@@ -442,6 +450,8 @@ pub struct App {
     pub quit: bool,
     pub dirty: bool,
     pub cmds: Vec<Cmd>,
+    /// The help's last scroll position as last drawn (None until drawn).
+    pub help_max_scroll: std::cell::Cell<Option<usize>>,
     /// Reloads running off the loop (coalesced per kind).
     pub(crate) reloads: Reloads,
     /// The servers were read once (the first read may offer the ssh config import).
@@ -479,6 +489,7 @@ impl App {
             quit: false,
             dirty: true,
             cmds: Vec::new(),
+            help_max_scroll: Default::default(),
             reloads: Reloads::default(),
             loaded_servers: false,
         }
@@ -522,6 +533,11 @@ impl App {
             text,
             then: Box::new(Confirmed::Cmd(Cmd::ImportSshConfig)),
         });
+    }
+
+    pub fn open_help(&mut self) {
+        self.help_max_scroll.set(None);
+        self.modal = Some(Modal::Help { scroll: 0 });
     }
 
     /// Which keymap is in force.

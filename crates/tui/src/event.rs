@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, mpsc};
 
 pub use super::work::Msg;
 
-/// At most ~30 frames a second.
+/// At most ~30 frames a second for engine-driven changes (keys draw at once).
 const FRAME: Duration = Duration::from_millis(33);
 
 pub fn now_ms() -> i64 {
@@ -131,6 +131,8 @@ fn draw<B: Backend>(
 where
     B::Error: Send + Sync + 'static,
 {
+    // Update work, not drawing: the fleet order moves once per frame under a health sort.
+    app.fleet.reorder_if_stale();
     let started = Instant::now();
     app.now_ms = now_ms();
     sink.begin()?;
@@ -205,6 +207,7 @@ where
     draw(term, app, sink, keys)?;
     last_draw = Instant::now().max(last_draw);
     loop {
+        let keys_before = keys;
         let ticking = app.ticking();
         let wait_frame = app.dirty;
         let next_frame = last_draw + FRAME;
@@ -251,7 +254,9 @@ where
         if app.quit {
             return Ok(());
         }
-        if app.dirty && last_draw.elapsed() >= FRAME {
+        // A key is answered at once (people type slower than frames); the engine's changes
+        // wait for the next frame slot.
+        if app.dirty && (keys > keys_before || last_draw.elapsed() >= FRAME) {
             draw(term, app, sink, keys)?;
             last_draw = Instant::now();
         }

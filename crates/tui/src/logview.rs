@@ -2,6 +2,7 @@
 //! from the store through a `LogSource`; wrapped heights are cached per width.
 
 use ptui_types::job::LogLine;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use unicode_width::UnicodeWidthChar;
 
@@ -132,14 +133,15 @@ pub struct LogView {
     pub search: Option<String>,
     /// Seq of the current match, if any.
     pub hit: Option<i64>,
-    /// Rows the pane had at the last render (for paging).
-    pub rows: u16,
+    /// Rows the pane had at the last render (for paging); set by the view.
+    pub rows: Cell<u16>,
     /// The next read wanted from the store (the latest replaces an older one not yet sent).
     want: Option<LogWant>,
     /// A read is running: the next is sent when it answers.
     loading: bool,
-    heights: HashMap<i64, u16>,
-    height_width: u16,
+    /// Wrapped heights by seq at `height_width` columns: a cache the view fills.
+    heights: RefCell<HashMap<i64, u16>>,
+    height_width: Cell<u16>,
 }
 
 /// Display width of a char, with controls shown as one `?`.
@@ -256,8 +258,9 @@ impl LogView {
 
     fn set_window(&mut self, lines: Vec<LogLine>) {
         self.lines = lines.into();
-        if self.heights.len() > 2 * WINDOW {
-            self.heights.clear();
+        let heights = self.heights.get_mut();
+        if heights.len() > 2 * WINDOW {
+            heights.clear();
         }
         if let Some(l) = self.lines.back() {
             self.last_seq = self.last_seq.max(l.seq);
@@ -284,7 +287,7 @@ impl LogView {
             self.lines.push_back(l.clone());
             while self.lines.len() > WINDOW {
                 if let Some(old) = self.lines.pop_front() {
-                    self.heights.remove(&old.seq);
+                    self.heights.get_mut().remove(&old.seq);
                 }
             }
         }
@@ -316,7 +319,7 @@ impl LogView {
     }
 
     fn max_top(&self) -> i64 {
-        (self.last_seq - self.rows.max(1) as i64 + 1).max(1)
+        (self.last_seq - self.rows.get().max(1) as i64 + 1).max(1)
     }
 
     /// Asks for the lines from `top` for a screenful when they are not in memory.
@@ -324,10 +327,11 @@ impl LogView {
         if self.follow || self.job_id.is_none() || self.last_seq == 0 {
             return;
         }
-        let need_end = (self.top + self.rows as i64).min(self.last_seq);
+        let rows = self.rows.get() as i64;
+        let need_end = (self.top + rows).min(self.last_seq);
         if self.top < self.first_seq() || need_end > self.end_seq() {
             if self.top < self.first_seq() {
-                self.load_around(self.top + self.rows as i64);
+                self.load_around(self.top + rows);
             } else {
                 self.want = Some(LogWant::Window {
                     from: (self.top - WINDOW as i64 / 4).max(1),
@@ -364,22 +368,22 @@ impl LogView {
         self.top = self.max_top();
     }
 
-    fn line_rows(&mut self, seq: i64, width: u16) -> u16 {
+    fn line_rows(&self, seq: i64, width: u16) -> u16 {
         if !self.wrap {
             return 1;
         }
-        if self.height_width != width {
-            self.heights.clear();
-            self.height_width = width;
+        if self.height_width.get() != width {
+            self.heights.borrow_mut().clear();
+            self.height_width.set(width);
         }
-        if let Some(h) = self.heights.get(&seq) {
+        if let Some(h) = self.heights.borrow().get(&seq) {
             return *h;
         }
         let h = self
             .get(seq)
             .map(|l| rows_for(&l.text, width.saturating_sub(self.prefix_width())))
             .unwrap_or(1);
-        self.heights.insert(seq, h);
+        self.heights.borrow_mut().insert(seq, h);
         h
     }
 
@@ -388,8 +392,8 @@ impl LogView {
     }
 
     /// Top line when following: the last lines that fill the pane.
-    fn follow_top(&mut self) -> i64 {
-        let (rows, width) = (self.rows.max(1), self.height_width.max(1));
+    fn follow_top(&self) -> i64 {
+        let (rows, width) = (self.rows.get().max(1), self.height_width.get().max(1));
         let mut used = 0u16;
         let mut seq = self.end_seq();
         while seq >= self.first_seq() && seq >= 1 {
@@ -403,13 +407,14 @@ impl LogView {
         self.first_seq()
     }
 
-    /// The seqs to draw for a pane of `rows` x `width`, each with its row count.
-    pub fn visible(&mut self, rows: u16, width: u16) -> Vec<(i64, u16)> {
-        self.rows = rows;
-        if self.wrap && self.height_width != width {
-            self.heights.clear();
+    /// The seqs to draw for a pane of `rows` x `width`, each with its row count. Remembers the
+    /// pane's size for paging.
+    pub fn visible(&self, rows: u16, width: u16) -> Vec<(i64, u16)> {
+        self.rows.set(rows);
+        if self.wrap && self.height_width.get() != width {
+            self.heights.borrow_mut().clear();
         }
-        self.height_width = width;
+        self.height_width.set(width);
         let start = if self.follow {
             self.follow_top()
         } else {
@@ -469,7 +474,7 @@ impl LogView {
     fn jump_to_hit(&mut self, seq: i64) {
         self.hit = Some(seq);
         self.follow = false;
-        self.top = (seq - self.rows as i64 / 2).clamp(1, self.max_top());
+        self.top = (seq - self.rows.get() as i64 / 2).clamp(1, self.max_top());
         self.ensure();
     }
 

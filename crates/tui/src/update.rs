@@ -79,7 +79,10 @@ impl App {
         let Some(Modal::Help { scroll }) = &mut self.modal else {
             return;
         };
-        // The view clamps to the last page, so overshooting here costs nothing.
+        // Clamped to the last page the view showed, so overshooting costs nothing.
+        if let Some(max) = self.help_max_scroll.get() {
+            *scroll = (*scroll).min(max);
+        }
         match a {
             Action::Down => *scroll = scroll.saturating_add(1),
             Action::Up => *scroll = scroll.saturating_sub(1),
@@ -93,7 +96,7 @@ impl App {
     pub(super) fn global(&mut self, a: Action) -> bool {
         match a {
             Action::Quit => self.ask_quit(),
-            Action::Help => self.modal = Some(Modal::Help { scroll: 0 }),
+            Action::Help => self.open_help(),
             Action::Palette => self.open_palette(),
             Action::Screen(n) => self.goto(n),
             Action::NextScreen | Action::PrevScreen => {
@@ -497,7 +500,7 @@ impl App {
             return;
         }
         let log = &mut self.jobs.log;
-        let page = log.rows.max(2) as i64 - 1;
+        let page = log.rows.get().max(2) as i64 - 1;
         match a {
             Action::Down => log.scroll(1),
             Action::Up => log.scroll(-1),

@@ -12,7 +12,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
-pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let n = app.jobs.shown().len();
     let list_h = ((n as u16).saturating_add(3)).clamp(5, (area.height * 2 / 5).max(5));
     let [top, bottom] =
@@ -158,12 +158,12 @@ fn wrap_spans(spans: Vec<Span<'static>>, width: usize) -> Vec<Line<'static>> {
     lines.into_iter().map(Line::from).collect()
 }
 
-fn log_pane(f: &mut Frame, area: Rect, app: &mut App) {
-    let t = app.theme.clone();
+fn log_pane(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
     let utc = app.utc;
     let job = app.jobs.selected().cloned();
     let now = app.now_ms;
-    let log = &mut app.jobs.log;
+    let log = &app.jobs.log;
     let title = match &job {
         Some(j) => format!(" Log #{} {} on {} ", j.id, j.app_id, j.server_name),
         None => " Log ".into(),
@@ -200,7 +200,9 @@ fn log_pane(f: &mut Frame, area: Rect, app: &mut App) {
     lines.truncate(text_area.height as usize);
     if lines.is_empty() {
         lines.push(Line::styled(
-            if j.status.is_running() {
+            if log.loading() {
+                " loading…"
+            } else if j.status.is_running() {
                 " waiting for output…"
             } else {
                 " (no output)"
