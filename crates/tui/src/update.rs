@@ -47,7 +47,11 @@ pub(super) const PAGE: i64 = 10;
 impl App {
     pub fn key(&mut self, ev: KeyEvent) {
         let ctx = self.ctx();
-        if let Some(a) = super::keymap::lookup(ctx, &ev) {
+        let typing = match (&self.page, ctx) {
+            (Some(Page::Form(f)), Ctx::Form) => f.focus_is_text(),
+            _ => true,
+        };
+        if let Some(a) = super::keymap::lookup_in(ctx, &ev, typing) {
             self.flash = None;
             self.update(a);
         }
@@ -445,8 +449,9 @@ impl App {
                 self.cmds.push(Cmd::AddServer(spec));
             }
             Action::Back => self.page = None,
-            Action::Left => f.key(KeyEvent::from(crossterm::event::KeyCode::Left)),
-            Action::Right => f.key(KeyEvent::from(crossterm::event::KeyCode::Right)),
+            Action::Toggle => f.toggle(),
+            Action::Left => f.left_right(false),
+            Action::Right => f.left_right(true),
             Action::Input(ev) => f.key(ev),
             _ => {}
         }
