@@ -4,9 +4,12 @@
 pub mod app;
 mod dialogs;
 pub mod event;
+pub mod fleet;
 pub mod form;
 pub mod keymap;
+pub mod lists;
 pub mod logview;
+pub mod overlays;
 pub mod palette;
 pub mod theme;
 mod update;
