@@ -87,14 +87,14 @@ pub enum Reloaded {
 }
 
 impl Reloaded {
-    fn slot(&self) -> usize {
+    fn kind(&self) -> Reload {
         match self {
-            Reloaded::Servers(_) => 0,
-            Reloaded::Catalog { .. } => 1,
-            Reloaded::Jobs(_) => 2,
-            Reloaded::Audit(_) => 3,
-            Reloaded::Incidents(_) => 4,
-            Reloaded::Summary(_) => 5,
+            Reloaded::Servers(_) => Reload::Servers,
+            Reloaded::Catalog { .. } => Reload::Catalog,
+            Reloaded::Jobs(_) => Reload::Jobs,
+            Reloaded::Audit(_) => Reload::Audit,
+            Reloaded::Incidents(_) => Reload::Incidents,
+            Reloaded::Summary(_) => Reload::Summary,
         }
     }
 }
@@ -388,19 +388,11 @@ impl App {
             | Msg::Imported(Err(e))
             | Msg::Cancelled(_, Err(e)) => self.error(e),
             Msg::Reloaded(r) => {
-                let i = r.slot();
-                self.reloads.running[i] = false;
+                let kind = r.kind();
+                self.reloads.running[kind.slot()] = false;
                 self.on_reloaded(r);
-                if std::mem::take(&mut self.reloads.again[i]) {
-                    let again = match i {
-                        0 => Reload::Servers,
-                        1 => Reload::Catalog,
-                        2 => Reload::Jobs,
-                        3 => Reload::Audit,
-                        4 => Reload::Incidents,
-                        _ => Reload::Summary,
-                    };
-                    self.request(again);
+                if std::mem::take(&mut self.reloads.again[kind.slot()]) {
+                    self.request(kind);
                 }
             }
             Msg::Detail(name, d) => {
@@ -464,5 +456,47 @@ impl App {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app_with_engine(dir: &std::path::Path) -> App {
+        let eng = Engine::open(ptui_types::config::Config::new(
+            Some(dir.join("state.db")),
+            Vec::new(),
+        ))
+        .expect("engine");
+        App::with_engine(crate::theme::dark(), eng)
+    }
+
+    fn reloads(app: &App) -> usize {
+        app.cmds
+            .iter()
+            .filter(|c| matches!(c, Cmd::Reload(Reload::Servers)))
+            .count()
+    }
+
+    #[test]
+    fn a_reload_asked_while_one_runs_runs_once_after_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut app = app_with_engine(tmp.path());
+        app.cmds.clear();
+        app.reload_servers();
+        app.reload_servers();
+        app.reload_servers();
+        assert_eq!(reloads(&app), 1, "one in flight");
+        app.cmds.clear();
+        app.apply(Msg::Reloaded(Reloaded::Servers(Ok(Vec::new()))));
+        assert_eq!(
+            reloads(&app),
+            1,
+            "re-run once for the requests made meanwhile"
+        );
+        app.cmds.clear();
+        app.apply(Msg::Reloaded(Reloaded::Servers(Ok(Vec::new()))));
+        assert_eq!(reloads(&app), 0, "nothing more was asked");
     }
 }

@@ -168,7 +168,7 @@ fn log_pane(f: &mut Frame, area: Rect, app: &App) {
         Some(j) => format!(" Log #{} {} on {} ", j.id, j.app_id, j.server_name),
         None => " Log ".into(),
     };
-    let b = block(title, &t, app.jobs.focus_log);
+    let b = block(title, t, app.jobs.focus_log);
     let inner = b.inner(area);
     f.render_widget(b, area);
     if inner.height < 2 {
@@ -187,7 +187,7 @@ fn log_pane(f: &mut Frame, area: Rect, app: &App) {
     let mut lines: Vec<Line> = Vec::with_capacity(text_area.height as usize);
     for (seq, _) in &vis {
         let Some(l) = log.get(*seq) else { continue };
-        let sp = spans(l, log, &t, utc);
+        let sp = spans(l, log, t, utc);
         if log.wrap {
             lines.extend(wrap_spans(sp, text_area.width as usize));
         } else {
@@ -216,7 +216,7 @@ fn log_pane(f: &mut Frame, area: Rect, app: &App) {
     let first = vis.first().map(|x| x.0).unwrap_or(0);
     let last = vis.last().map(|x| x.0).unwrap_or(0);
     let mut s = vec![
-        Span::styled(format!(" {} ", j.status.as_str()), job_style(&t, j.status)),
+        Span::styled(format!(" {} ", j.status.as_str()), job_style(t, j.status)),
         Span::raw(format!(
             "{} ",
             j.duration_ms(now)
