@@ -4,13 +4,11 @@
 //! and flush) and keypress-to-frame latency.
 
 use crate::sshd::Fleet;
-use color_eyre::eyre::{Result, eyre};
+use color_eyre::eyre::Result;
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use futures::channel::mpsc;
-use ptui_engine::jobs::fanout::{FanoutRequest, Targets};
 use ptui_tui::app::App;
 use ptui_tui::event::{FrameSink, run_loop_with};
-use ptui_types::job::JobAction;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use std::path::Path;
@@ -142,17 +140,7 @@ async fn run_in(
     // A little longer than the keys run, so the log is live until the end.
     write_streaming_installer(dir, secs + 5)?;
     let eng = crate::engine_for(&fleet, dir, &[])?;
-    let handle = eng
-        .start_fanout(&FanoutRequest {
-            app: "stream".into(),
-            targets: Targets::All,
-            inputs: Default::default(),
-            action: JobAction::Install,
-            concurrency: Some(hosts),
-            batch: None,
-            max_fail: None,
-        })
-        .map_err(|e| eyre!("{e}"))?;
+    let handle = crate::start_on_all(&eng, "stream", hosts)?;
 
     let mut app = App::with_engine(ptui_tui::theme::dark(), eng.clone());
     let mut term = Terminal::new(TestBackend::new(160, 48))?;

@@ -38,14 +38,15 @@ pub struct JobsState {
     pub log: LogView,
 }
 
+/// A filter's words, lower-cased (each must match).
+fn filter_words(filter: &str) -> Vec<String> {
+    filter.split_whitespace().map(str::to_lowercase).collect()
+}
+
 impl JobsState {
     /// Jobs matching the filter: `status:X`, `server:X`, `app:X` tokens or free words.
     pub fn shown(&self) -> Vec<&Job> {
-        let words: Vec<String> = self
-            .filter
-            .split_whitespace()
-            .map(str::to_lowercase)
-            .collect();
+        let words = filter_words(&self.filter);
         self.jobs
             .iter()
             .filter(|j| {
@@ -89,11 +90,7 @@ impl ListState<IncidentRow> {
     /// Incidents matching the filter: `server:X`, `kind:X`, `state:X` tokens or free words
     /// (server, kind, state, app); `open` (or `state:open`) means not resolved yet.
     pub fn shown(&self) -> Vec<&IncidentRow> {
-        let words: Vec<String> = self
-            .filter
-            .split_whitespace()
-            .map(str::to_lowercase)
-            .collect();
+        let words = filter_words(&self.filter);
         let has = |field: &str, w: &str| field.to_lowercase().contains(w);
         self.items
             .iter()
