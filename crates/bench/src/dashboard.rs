@@ -203,5 +203,13 @@ async fn run_in(
     );
     line("frame (render+flush)", frame_ms);
     line("keypress to frame", latency);
+    // The tails follow the machine's load more than the dashboard: say what it was.
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        println!(
+            "load average at the end: {} ({} CPUs)",
+            l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+    }
     Ok(())
 }

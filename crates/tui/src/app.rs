@@ -49,12 +49,12 @@ use super::work::{Reload, Reloads};
 pub use ptui_types::records::Summary;
 
 pub struct App {
-    pub eng: Option<Engine>,
-    pub theme: Theme,
+    pub(crate) eng: Option<Engine>,
+    pub(crate) theme: Theme,
     pub screen: Screen,
-    pub page: Option<Page>,
+    pub(crate) page: Option<Page>,
     pub modal: Option<Modal>,
-    pub prompt: Option<Prompt>,
+    pub(crate) prompt: Option<Prompt>,
     pub fleet: FleetState,
     pub catalog: CatalogState,
     pub jobs: JobsState,
@@ -66,21 +66,21 @@ pub struct App {
     /// A message in the footer until the next key; `true` means an error.
     pub flash: Option<(String, bool)>,
     /// Ring the terminal bell at the next render (an incident opened; `PROVISION_TUI_BELL=0` mutes).
-    pub bell: bool,
-    pub mouse: bool,
+    pub(crate) bell: bool,
+    pub(crate) mouse: bool,
     /// A fan-out the operator just started: its first job's log is opened when it launches.
-    pub follow_fanout: Option<u64>,
+    pub(crate) follow_fanout: Option<u64>,
     /// Show times in UTC instead of local time (snapshots use it).
     pub utc: bool,
     /// When a failed job last made us read a server's host key (by server name).
-    pub rescanned: HashMap<String, i64>,
+    pub(crate) rescanned: HashMap<String, i64>,
     /// Host-key results that arrived while another dialog was open; shown when it closes.
-    pub pending_keys: VecDeque<HostKeyScan>,
-    pub quit: bool,
-    pub dirty: bool,
+    pub(crate) pending_keys: VecDeque<HostKeyScan>,
+    pub(crate) quit: bool,
+    pub(crate) dirty: bool,
     pub cmds: Vec<Cmd>,
     /// The help's last scroll position as last drawn (None until drawn).
-    pub help_max_scroll: std::cell::Cell<Option<usize>>,
+    pub(crate) help_max_scroll: std::cell::Cell<Option<usize>>,
     /// Reloads running off the loop (coalesced per kind).
     pub(crate) reloads: Reloads,
     /// The servers were read once (the first read may offer the ssh config import).

@@ -171,19 +171,30 @@ where
     B::Error: Send + Sync + 'static,
     S: Stream<Item = std::io::Result<TermEvent>> + Send + Unpin + 'static,
 {
-    // A task owns the terminal stream; the loop drains its channel without polling it directly
-    // (polling EventStream with a no-op waker would lose wake-ups).
+    // A thread of its own owns the terminal stream: a key reaches the loop without waiting for
+    // a runtime worker busy with SSH sessions. The loop drains its channel without polling
+    // the stream directly (polling EventStream with a no-op waker would lose wake-ups).
     let (key_tx, mut rx_input) = mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
-    let reader = tokio::spawn(async move {
-        let mut stream = input;
-        while let Some(ev) = stream.next().await {
-            if key_tx.send(ev).is_err() {
-                break;
-            }
-        }
-    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::Builder::new()
+        .name("ptui-input".into())
+        .spawn(move || {
+            futures::executor::block_on(async move {
+                let mut stream = input;
+                while let Some(ev) = stream.next().await {
+                    if stopped.load(std::sync::atomic::Ordering::Relaxed)
+                        || key_tx.send(ev).is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+        })?;
     let r = pump(term, app, eng, &mut rx_input, sink).await;
-    reader.abort();
+    // The thread ends at its next event (or with the process): the channel is closed now.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(rx_input);
     r
 }
 
