@@ -12,6 +12,7 @@ use ptui_tui::event::{FrameSink, run_loop_with};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,29 +35,59 @@ fn write_streaming_installer(dir: &Path, secs: u64) -> Result<()> {
     Ok(())
 }
 
-/// One drawn frame: when it started and ended, and how many keys were handled before it.
+/// The loop thread's scheduler counters (ns): time on a CPU, and time runnable but waiting
+/// for one (`/proc/self/task/TID/schedstat`). What a wait is not made of these, the thread
+/// spent blocked or asleep.
+#[derive(Clone, Copy, Default)]
+struct Sched {
+    cpu: u64,
+    queued: u64,
+}
+
+fn sched_of(tid: i64) -> Sched {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"));
+    let mut it = text.as_deref().unwrap_or("").split_whitespace();
+    let mut next = || it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    Sched {
+        cpu: next(),
+        queued: next(),
+    }
+}
+
+/// One drawn frame: when it started and ended, how many keys were handled before it, and the
+/// loop thread's counters at its end.
 #[derive(Clone, Copy)]
 struct Frame {
     start: Instant,
     end: Instant,
     keys: u64,
+    sched: Sched,
 }
 
 #[derive(Default)]
 struct Recorder {
     frames: Arc<Mutex<Vec<Frame>>>,
+    /// The loop thread's id, once it drew a frame.
+    tid: Arc<AtomicI64>,
 }
 
 impl FrameSink for Recorder {
     fn begin(&mut self) -> std::io::Result<()> {
+        if self.tid.load(Ordering::Relaxed) == 0 {
+            // SAFETY: gettid has no preconditions.
+            self.tid
+                .store(i64::from(unsafe { libc::gettid() }), Ordering::Relaxed);
+        }
         Ok(())
     }
     fn end(&mut self, started: Instant, keys: u64) -> std::io::Result<()> {
+        let sched = sched_of(self.tid.load(Ordering::Relaxed));
         if let Ok(mut f) = self.frames.lock() {
             f.push(Frame {
                 start: started,
                 end: Instant::now(),
                 keys,
+                sched,
             });
         }
         Ok(())
@@ -120,6 +151,26 @@ fn line(name: &str, mut v: Vec<f64>) {
     );
 }
 
+/// Where keys' waits went, on the loop thread: on a CPU, runnable but waiting for one, and
+/// the rest (not runnable: the key still in transit to the loop, a lock or I/O, or asleep until
+/// a frame slot).
+fn split(name: &str, parts: &[(f64, f64, f64)]) {
+    let wall: f64 = parts.iter().map(|p| p.0).sum();
+    if wall <= 0.0 {
+        return;
+    }
+    let cpu: f64 = parts.iter().map(|p| p.1).sum();
+    let queued: f64 = parts.iter().map(|p| p.2).sum();
+    let rest = (wall - cpu - queued).max(0.0);
+    println!(
+        "  {name:<22} mean {:>6.2} ms: on CPU {:>4.1}%, waiting for a CPU {:>4.1}%, not runnable {:>4.1}% (the key in transit, or a lock or I/O)",
+        wall / parts.len() as f64,
+        100.0 * cpu / wall,
+        100.0 * queued / wall,
+        100.0 * rest / wall
+    );
+}
+
 pub async fn run(hosts: usize, secs: u64, key_every_ms: u64, user: Option<&str>) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("ptui-bench-dash-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -147,16 +198,18 @@ async fn run_in(
     let (key_tx, key_rx) = mpsc::unbounded::<std::io::Result<TermEvent>>();
     let mut rec = Recorder::default();
     let frames = rec.frames.clone();
-    let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let sent: Arc<Mutex<Vec<(Instant, Sched)>>> = Arc::default();
     let sent_by_driver = sent.clone();
+    let loop_tid = rec.tid.clone();
     let driver = tokio::spawn(async move {
         let keys = script();
         let t0 = Instant::now();
         let mut i = 0usize;
         while t0.elapsed() < Duration::from_secs(secs) {
             tokio::time::sleep(Duration::from_millis(key_every_ms)).await;
+            let sched = sched_of(loop_tid.load(Ordering::Relaxed));
             if let Ok(mut s) = sent_by_driver.lock() {
-                s.push(Instant::now());
+                s.push((Instant::now(), sched));
             }
             if key_tx
                 .unbounded_send(Ok(TermEvent::Key(keys[i % keys.len()])))
@@ -184,10 +237,21 @@ async fn run_in(
         .collect();
     // Key i is shown by the first frame drawn after more than i keys were handled.
     let mut latency = Vec::new();
+    // (wall, on CPU, waiting for a CPU) of each key, in ms.
+    let mut parts = Vec::new();
     let mut unanswered = 0;
-    for (i, at) in sent.iter().enumerate() {
+    for (i, (at, s0)) in sent.iter().enumerate() {
         match frames.iter().find(|f| f.keys > i as u64) {
-            Some(f) => latency.push((f.end - *at).as_secs_f64() * 1000.0),
+            Some(f) => {
+                let wall = (f.end - *at).as_secs_f64() * 1000.0;
+                latency.push(wall);
+                let ms = |ns: u64| ns as f64 / 1e6;
+                parts.push((
+                    wall,
+                    ms(f.sched.cpu.saturating_sub(s0.cpu)),
+                    ms(f.sched.queued.saturating_sub(s0.queued)),
+                ));
+            }
             None => unanswered += 1,
         }
     }
@@ -203,6 +267,9 @@ async fn run_in(
     );
     line("frame (render+flush)", frame_ms);
     line("keypress to frame", latency);
+    split("all keys", &parts);
+    parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+    split("slowest 1% of keys", &parts[..parts.len().div_ceil(100)]);
     // The tails follow the machine's load more than the dashboard: say what it was.
     if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
         println!(
