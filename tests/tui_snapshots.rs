@@ -4,7 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ptui_catalog::Manifest;
 use ptui_engine::HostKeyScan;
-use ptui_tui::app::{App, HealthSample, Modal, Screen};
+use ptui_tui::app::{App, LastCheck, Modal, Screen};
 use ptui_tui::keymap::Action;
 use ptui_tui::{theme, views};
 use ptui_types::hostkey::HostKeyVerdict;
@@ -189,7 +189,7 @@ fn full() -> App {
     ];
     app.fleet.reorder();
     for (i, lat) in [12u32, 14, 11, 30, 18, 12].iter().enumerate() {
-        app.apply_health(HealthSample {
+        app.apply_health(LastCheck {
             server: "web1".into(),
             at_ms: NOW - 30_000 + i as i64,
             latency_ms: Some(*lat),

@@ -31,6 +31,21 @@ pub enum BenchCmd {
         #[arg(long)]
         user: Option<String>,
     },
+    /// The dashboard loop on a test terminal while N hosts stream logs: frame time and
+    /// keypress-to-frame latency.
+    Dashboard {
+        #[arg(long, default_value_t = 100)]
+        hosts: usize,
+        /// How long the scripted keys run, in seconds.
+        #[arg(long, default_value_t = 25)]
+        secs: u64,
+        /// Milliseconds between scripted keys.
+        #[arg(long, default_value_t = 75)]
+        key_every_ms: u64,
+        /// Log in as this user (default: the current one); see `bench fanout --user`.
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// The health checker's bench (src/health/bench.rs).
     #[command(flatten)]
     Health(super::health::BenchCmd),
@@ -48,6 +63,19 @@ fn med(v: &[Sample]) -> Sample {
 pub async fn run(cmd: BenchCmd) -> Result<i32> {
     let cmd = match cmd {
         BenchCmd::Health(h) => return super::health::bench(h).await,
+        BenchCmd::Dashboard {
+            hosts,
+            secs,
+            key_every_ms,
+            user,
+        } => {
+            if hosts == 0 || hosts > 500 {
+                eprintln!("error: --hosts must be 1..=500");
+                return Ok(exit::USAGE);
+            }
+            bench::dashboard::run(hosts, secs, key_every_ms, user.as_deref()).await?;
+            return Ok(exit::OK);
+        }
         f => f,
     };
     let BenchCmd::Fanout {

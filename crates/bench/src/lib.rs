@@ -1,6 +1,7 @@
 //! `provision-tui bench fanout --hosts N`: provision-tui against pyinfra, Ansible and plain
 //! OpenSSH on N local sshd, cold and warm. Not a timed test; see docs/FLEET.md for the figures.
 
+pub mod dashboard;
 pub mod health;
 pub mod peers;
 pub mod render;
@@ -8,7 +9,7 @@ pub mod sshd;
 
 use color_eyre::eyre::{Result, eyre};
 use ptui_engine::Engine;
-use ptui_engine::jobs::fanout::{FanoutRequest, Targets};
+use ptui_engine::jobs::fanout::{FanoutHandle, FanoutRequest, Targets};
 use ptui_types::config::Config;
 use ptui_types::job::JobAction;
 use ptui_types::server::ServerSpec;
@@ -152,13 +153,11 @@ fn trace_phases(engine: &Engine, jobs: &[(String, i64)]) -> Result<()> {
     Ok(())
 }
 
-/// One fan-out over every host; CPU is this process's own (the sshd are not reaped yet).
-pub async fn run_ours(engine: &Engine, hosts: usize) -> Result<Sample> {
-    let (cpu0, _) = rusage(false);
-    let t0 = Instant::now();
-    let h = engine
+/// Starts installer `app` on every server, all at once.
+pub fn start_on_all(engine: &Engine, app: &str, hosts: usize) -> Result<FanoutHandle> {
+    engine
         .start_fanout(&FanoutRequest {
-            app: "bench".into(),
+            app: app.into(),
             targets: Targets::All,
             inputs: Default::default(),
             action: JobAction::Install,
@@ -166,7 +165,14 @@ pub async fn run_ours(engine: &Engine, hosts: usize) -> Result<Sample> {
             batch: None,
             max_fail: None,
         })
-        .map_err(|e| eyre!("{e}"))?;
+        .map_err(|e| eyre!("{e}"))
+}
+
+/// One fan-out over every host; CPU is this process's own (the sshd are not reaped yet).
+pub async fn run_ours(engine: &Engine, hosts: usize) -> Result<Sample> {
+    let (cpu0, _) = rusage(false);
+    let t0 = Instant::now();
+    let h = start_on_all(engine, "bench", hosts)?;
     let sum = h.done.await?;
     let wall = t0.elapsed().as_secs_f64();
     let (cpu1, _) = rusage(false);

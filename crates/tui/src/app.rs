@@ -1,23 +1,16 @@
 //! Dashboard state. `update` (in update.rs) takes an Action and changes this state, queueing
 //! engine commands in `cmds`; the event loop runs them and feeds results back.
 
-use super::form::Form;
+pub use super::fleet::{FLEET_SORTS, FleetState, Health, LastCheck};
 use super::keymap::Ctx;
+pub use super::lists::{CatalogState, JobsState, ListState};
 use super::logview::LogView;
-use super::palette::Palette;
+pub use super::overlays::{Confirmed, Detail, Modal, Page, Prompt, SudoAsk};
 use super::theme::Theme;
-use ptui_catalog::Manifest;
-use ptui_engine::{Engine, Event, HostKeyScan, InstallRequest};
+use ptui_engine::{Engine, Event, HostKeyScan};
 use ptui_types::job::Job;
-use ptui_types::job::JobFilter;
-use ptui_types::records::AuditEntry;
-use ptui_types::records::Deployment;
-use ptui_types::records::IncidentRow;
-use ptui_types::records::ServerEvent;
-use ptui_types::server::{Server, ServerSpec, ServerStatus};
-use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use tui_input::Input;
+use ptui_types::records::{AuditEntry, IncidentRow};
+use std::collections::{HashMap, VecDeque};
 
 /// How many recent jobs and audit rows the lists hold.
 pub const JOB_LIMIT: usize = 500;
@@ -51,391 +44,17 @@ impl Screen {
     }
 }
 
-/// Engine work the loop performs for `update`.
-#[derive(Debug)]
-pub enum Cmd {
-    AddServer(ServerSpec),
-    RemoveServer(String),
-    SetStatus(Vec<String>, ServerStatus),
-    Scan(String),
-    Trust(Box<HostKeyScan>),
-    Install(InstallRequest),
-    /// Hand a typed sudo password to the engine (memory only).
-    SudoPassword {
-        server: String,
-        password: ptui_types::secret::Secret,
-    },
-    Cancel(i64),
-    Mouse(bool),
-    /// Import the hosts of ~/.ssh/config.
-    ImportSshConfig,
-}
-
-/// One health check result. The health checker will send these through an engine event;
-/// until then no sample exists and the Fleet columns show `-`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HealthSample {
-    pub server: String,
-    pub at_ms: i64,
-    pub latency_ms: Option<u32>,
-    pub load: Option<f32>,
-    pub mem_pct: Option<u8>,
-    pub disk_pct: Option<u8>,
-    /// Why the check failed (`server_unreachable`, `auth_failed`, ...); None when it passed.
-    pub failure: Option<String>,
-}
-
-/// The last health figures of a server and a short latency history for the sparkline.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Health {
-    pub last: Option<HealthSample>,
-    pub history: VecDeque<u64>,
-}
-
-impl Health {
-    pub const HISTORY: usize = 16;
-    pub fn apply(&mut self, s: HealthSample) {
-        if let Some(l) = s.latency_ms {
-            self.history.push_back(l as u64);
-            while self.history.len() > Self::HISTORY {
-                self.history.pop_front();
-            }
-        }
-        self.last = Some(s);
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct FleetState {
-    pub servers: Vec<Server>,
-    pub health: HashMap<String, Health>,
-    /// Indices into `servers` after filter and sort; recomputed on change, not per frame.
-    pub order: Vec<usize>,
-    pub sel: usize,
-    pub offset: usize,
-    pub sort: usize,
-    pub rev: bool,
-    pub filter: String,
-    pub marks: BTreeSet<String>,
-    /// A sample arrived under a health sort: reorder once before the next frame, not per sample.
-    pub stale: bool,
-}
-
-/// Sort columns `o` cycles through; from `age` on they are health figures.
-pub const FLEET_SORTS: [&str; 9] = [
-    "name", "address", "status", "tags", "age", "latency", "load", "mem%", "disk%",
-];
-const FIRST_HEALTH_SORT: usize = 4;
-
-impl FleetState {
-    /// Whether the order depends on health samples (each sample may move a row).
-    pub fn sorts_by_health(&self) -> bool {
-        self.sort >= FIRST_HEALTH_SORT
-    }
-
-    /// The sort value of a server's last sample for a health column; None sorts last.
-    fn health_key(&self, name: &str) -> Option<f64> {
-        let last = self.health.get(name)?.last.as_ref()?;
-        match self.sort {
-            // Youngest sample first: the largest timestamp.
-            4 => Some(-(last.at_ms as f64)),
-            5 => last.latency_ms.map(f64::from),
-            6 => last.load.map(f64::from),
-            7 => last.mem_pct.map(f64::from),
-            8 => last.disk_pct.map(f64::from),
-            _ => None,
-        }
-    }
-
-    pub fn reorder(&mut self) {
-        self.stale = false;
-        let current = self.selected().map(|s| s.name.clone());
-        let f = self.filter.to_lowercase();
-        let mut order: Vec<usize> = (0..self.servers.len())
-            .filter(|i| {
-                let s = &self.servers[*i];
-                f.is_empty()
-                    || s.name.to_lowercase().contains(&f)
-                    || s.host.to_lowercase().contains(&f)
-                    || s.status.as_str().contains(&f)
-                    || s.tags.iter().any(|t| t.to_lowercase().contains(&f))
-            })
-            .collect();
-        let sv = &self.servers;
-        match self.sort {
-            1 => order.sort_by(|a, b| {
-                sv[*a]
-                    .host
-                    .cmp(&sv[*b].host)
-                    .then(sv[*a].port.cmp(&sv[*b].port))
-            }),
-            2 => order.sort_by(|a, b| {
-                sv[*a]
-                    .status
-                    .as_str()
-                    .cmp(sv[*b].status.as_str())
-                    .then(sv[*a].name.cmp(&sv[*b].name))
-            }),
-            3 => order.sort_by(|a, b| {
-                sv[*a]
-                    .tags
-                    .join(",")
-                    .cmp(&sv[*b].tags.join(","))
-                    .then(sv[*a].name.cmp(&sv[*b].name))
-            }),
-            n if n >= FIRST_HEALTH_SORT => {
-                // Keys once per server, not per comparison (10,000 servers).
-                let keys: Vec<Option<f64>> = sv.iter().map(|s| self.health_key(&s.name)).collect();
-                let rev = self.rev;
-                order.sort_by(|a, b| {
-                    let by = match (keys[*a], keys[*b]) {
-                        (Some(x), Some(y)) if rev => y.total_cmp(&x),
-                        (Some(x), Some(y)) => x.total_cmp(&y),
-                        // Servers without a figure stay last in both directions.
-                        (Some(_), None) => Ordering::Less,
-                        (None, Some(_)) => Ordering::Greater,
-                        (None, None) => Ordering::Equal,
-                    };
-                    by.then(sv[*a].name.cmp(&sv[*b].name))
-                });
-            }
-            _ => order.sort_by(|a, b| sv[*a].name.cmp(&sv[*b].name)),
-        }
-        if self.rev && !self.sorts_by_health() {
-            order.reverse();
-        }
-        self.order = order;
-        self.sel = current
-            .and_then(|n| self.order.iter().position(|i| self.servers[*i].name == n))
-            .unwrap_or(self.sel)
-            .min(self.order.len().saturating_sub(1));
-    }
-
-    pub fn selected(&self) -> Option<&Server> {
-        self.order.get(self.sel).and_then(|i| self.servers.get(*i))
-    }
-
-    /// Marked servers, or the selected one.
-    pub fn targets(&self) -> Vec<String> {
-        if self.marks.is_empty() {
-            self.selected()
-                .map(|s| vec![s.name.clone()])
-                .unwrap_or_default()
-        } else {
-            self.marks.iter().cloned().collect()
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct CatalogState {
-    pub items: Vec<Manifest>,
-    pub problems: usize,
-    pub sel: usize,
-    pub filter: String,
-}
-
-impl CatalogState {
-    pub fn shown(&self) -> Vec<&Manifest> {
-        let f = self.filter.to_lowercase();
-        self.items
-            .iter()
-            .filter(|m| {
-                f.is_empty()
-                    || m.id.to_lowercase().contains(&f)
-                    || m.name.to_lowercase().contains(&f)
-                    || m.category.to_lowercase().contains(&f)
-            })
-            .collect()
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct JobsState {
-    pub jobs: Vec<Job>,
-    pub sel: usize,
-    pub filter: String,
-    pub focus_log: bool,
-    pub log: LogView,
-}
-
-impl JobsState {
-    /// Jobs matching the filter: `status:X`, `server:X`, `app:X` tokens or free words.
-    pub fn shown(&self) -> Vec<&Job> {
-        let words: Vec<String> = self
-            .filter
-            .split_whitespace()
-            .map(str::to_lowercase)
-            .collect();
-        self.jobs
-            .iter()
-            .filter(|j| {
-                words.iter().all(|w| match w.split_once(':') {
-                    Some(("status", v)) => j.status.as_str().starts_with(v),
-                    Some(("server", v)) => j.server_name.to_lowercase().contains(v),
-                    Some(("app", v)) => j.app_id.to_lowercase().contains(v),
-                    _ => {
-                        j.status.as_str().contains(w.as_str())
-                            || j.server_name.to_lowercase().contains(w.as_str())
-                            || j.app_id.to_lowercase().contains(w.as_str())
-                    }
-                })
-            })
-            .collect()
-    }
-
-    pub fn selected(&self) -> Option<&Job> {
-        self.shown().get(self.sel).copied()
-    }
-}
-
-#[derive(Debug)]
-pub struct ListState<T> {
-    pub items: Vec<T>,
-    pub sel: usize,
-    pub filter: String,
-}
-
-impl<T> Default for ListState<T> {
-    fn default() -> Self {
-        ListState {
-            items: Vec::new(),
-            sel: 0,
-            filter: String::new(),
-        }
-    }
-}
-
-impl ListState<IncidentRow> {
-    /// Incidents matching the filter: `server:X`, `kind:X`, `state:X` tokens or free words
-    /// (server, kind, state, app); `open` (or `state:open`) means not resolved yet.
-    pub fn shown(&self) -> Vec<&IncidentRow> {
-        let words: Vec<String> = self
-            .filter
-            .split_whitespace()
-            .map(str::to_lowercase)
-            .collect();
-        let has = |field: &str, w: &str| field.to_lowercase().contains(w);
-        self.items
-            .iter()
-            .filter(|i| {
-                let open = i.resolved_at.is_none();
-                words.iter().all(|w| match w.split_once(':') {
-                    Some(("server", v)) => has(&i.server, v),
-                    Some(("kind", v)) => has(&i.kind, v),
-                    Some(("state", "open")) => open,
-                    Some(("state", v)) => i.state.to_lowercase().starts_with(v),
-                    _ if w == "open" => open,
-                    _ => {
-                        has(&i.server, w)
-                            || has(&i.kind, w)
-                            || has(&i.state, w)
-                            || i.app_id.as_deref().is_some_and(|a| has(a, w))
-                    }
-                })
-            })
-            .collect()
-    }
-}
-
-/// A server's detail page.
-#[derive(Debug, Clone)]
-pub struct Detail {
-    pub server: Server,
-    pub events: Vec<ServerEvent>,
-    pub deployments: Vec<Deployment>,
-    pub jobs: Vec<Job>,
-    pub incidents: Vec<IncidentRow>,
-    pub scroll: u16,
-}
-
-impl Detail {
-    pub fn empty(server: Server) -> Self {
-        Detail {
-            server,
-            events: Vec::new(),
-            deployments: Vec::new(),
-            jobs: Vec::new(),
-            incidents: Vec::new(),
-            scroll: 0,
-        }
-    }
-
-    pub fn from_page(d: ptui_types::records::ServerDetail) -> Self {
-        Detail {
-            server: d.server,
-            events: d.events,
-            deployments: d.deployments,
-            jobs: d.jobs,
-            incidents: d.incidents,
-            scroll: 0,
-        }
-    }
-}
-
-#[derive(Debug)]
-pub enum Page {
-    Detail(Box<Detail>),
-    Form(Box<Form>),
-}
-
-#[derive(Debug)]
-pub enum Modal {
-    Confirm {
-        title: String,
-        text: String,
-        then: Box<Confirmed>,
-    },
-    HostKey(Box<HostKeyScan>),
-    HostKeyChanged(Box<HostKeyScan>),
-    Picker {
-        targets: Vec<String>,
-        items: Vec<ServerStatus>,
-        sel: usize,
-    },
-    /// `scroll` is the first row shown when the bindings do not fit (clamped when drawn).
-    Help {
-        scroll: usize,
-    },
-    Palette(Palette),
-    /// Asks for the sudo password of each `--prompt` target before an install starts.
-    SudoPassword(Box<SudoAsk>),
-}
-
-/// The sudo password dialog: the server asked about now, those still to ask, and the install
-/// that starts once every password is given.
-#[derive(Debug)]
-pub struct SudoAsk {
-    /// The one-field password form of the server asked about now.
-    pub form: Form,
-    /// (server, `user@server`) still to ask after this one.
-    pub rest: VecDeque<(String, String)>,
-    pub install: InstallRequest,
-}
-
-/// What a confirmation leads to.
-#[derive(Debug)]
-pub enum Confirmed {
-    Cmd(Cmd),
-    Quit,
-}
-
-/// A one-line text prompt: a list filter or the log search.
-#[derive(Debug)]
-pub struct Prompt {
-    pub input: Input,
-    pub label: &'static str,
-}
-
+pub use super::work::Cmd;
+use super::work::{Reload, Reloads};
 pub use ptui_types::records::Summary;
 
 pub struct App {
-    pub eng: Option<Engine>,
-    pub theme: Theme,
+    pub(crate) eng: Option<Engine>,
+    pub(crate) theme: Theme,
     pub screen: Screen,
-    pub page: Option<Page>,
+    pub(crate) page: Option<Page>,
     pub modal: Option<Modal>,
-    pub prompt: Option<Prompt>,
+    pub(crate) prompt: Option<Prompt>,
     pub fleet: FleetState,
     pub catalog: CatalogState,
     pub jobs: JobsState,
@@ -447,19 +66,25 @@ pub struct App {
     /// A message in the footer until the next key; `true` means an error.
     pub flash: Option<(String, bool)>,
     /// Ring the terminal bell at the next render (an incident opened; `PROVISION_TUI_BELL=0` mutes).
-    pub bell: bool,
-    pub mouse: bool,
+    pub(crate) bell: bool,
+    pub(crate) mouse: bool,
     /// A fan-out the operator just started: its first job's log is opened when it launches.
-    pub follow_fanout: Option<u64>,
+    pub(crate) follow_fanout: Option<u64>,
     /// Show times in UTC instead of local time (snapshots use it).
     pub utc: bool,
     /// When a failed job last made us read a server's host key (by server name).
-    pub rescanned: HashMap<String, i64>,
+    pub(crate) rescanned: HashMap<String, i64>,
     /// Host-key results that arrived while another dialog was open; shown when it closes.
-    pub pending_keys: VecDeque<HostKeyScan>,
-    pub quit: bool,
-    pub dirty: bool,
+    pub(crate) pending_keys: VecDeque<HostKeyScan>,
+    pub(crate) quit: bool,
+    pub(crate) dirty: bool,
     pub cmds: Vec<Cmd>,
+    /// The help's last scroll position as last drawn (None until drawn).
+    pub(crate) help_max_scroll: std::cell::Cell<Option<usize>>,
+    /// Reloads running off the loop (coalesced per kind).
+    pub(crate) reloads: Reloads,
+    /// The servers were read once (the first read may offer the ssh config import).
+    pub(crate) loaded_servers: bool,
 }
 
 impl App {
@@ -493,6 +118,9 @@ impl App {
             quit: false,
             dirty: true,
             cmds: Vec::new(),
+            help_max_scroll: Default::default(),
+            reloads: Reloads::default(),
+            loaded_servers: false,
         }
     }
 
@@ -503,11 +131,9 @@ impl App {
             &ptui_types::config::home_dir().display().to_string(),
         );
         app.eng = Some(eng);
+        // The first read runs here, before the loop and its first frame.
         app.reload();
-        // First start: an empty fleet is offered the hosts the operator already has.
-        if app.fleet.servers.is_empty() {
-            app.offer_ssh_config_import(true);
-        }
+        app.settle();
         app
     }
 
@@ -536,6 +162,11 @@ impl App {
             text,
             then: Box::new(Confirmed::Cmd(Cmd::ImportSshConfig)),
         });
+    }
+
+    pub fn open_help(&mut self) {
+        self.help_max_scroll.set(None);
+        self.modal = Some(Modal::Help { scroll: 0 });
     }
 
     /// Which keymap is in force.
@@ -588,7 +219,7 @@ impl App {
             || self.jobs.jobs.iter().any(|j| j.status.is_running())
     }
 
-    // ---- loading through the engine (reads only) ----
+    // ---- loading through the engine (reads only, off the loop: see work.rs) ----
 
     /// Re-reads everything shown. Used at start, after lost events and on Ctrl-r.
     pub fn reload(&mut self) {
@@ -602,68 +233,27 @@ impl App {
     }
 
     pub fn reload_servers(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        match eng.servers() {
-            Ok(s) => {
-                self.fleet.servers = s;
-                self.fleet
-                    .marks
-                    .retain(|m| self.fleet.servers.iter().any(|s| &s.name == m));
-                self.fleet.reorder();
-            }
-            Err(e) => self.error(format!("reading servers: {e:#}")),
-        }
+        self.request(Reload::Servers);
     }
 
     pub fn reload_catalog(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        let cat = eng.catalog();
-        self.catalog.items = cat.installers().map(|i| i.manifest.clone()).collect();
-        self.catalog.problems = cat.problems.len();
+        self.request(Reload::Catalog);
     }
 
     pub fn reload_jobs(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        let keep = self.jobs.selected().map(|j| j.id);
-        match eng.jobs(&JobFilter {
-            limit: Some(JOB_LIMIT),
-            ..Default::default()
-        }) {
-            Ok(j) => {
-                self.jobs.jobs = j;
-                self.select_job(keep);
-            }
-            Err(e) => self.error(format!("reading jobs: {e:#}")),
-        }
-        if let (Some(eng), Some(_)) = (&self.eng, self.jobs.log.job_id) {
-            self.jobs.log.catch_up(eng);
-        }
+        self.request(Reload::Jobs);
     }
 
     pub fn reload_audit(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        let f = self.audit.filter.trim();
-        match eng.audit_entries((!f.is_empty()).then_some(f), AUDIT_LIMIT) {
-            Ok(a) => {
-                self.audit.items = a;
-                self.audit.sel = self.audit.sel.min(self.audit.items.len().saturating_sub(1));
-            }
-            Err(e) => self.error(format!("reading audit log: {e:#}")),
-        }
+        self.request(Reload::Audit);
     }
 
     pub fn reload_incidents(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        if let Ok(i) = eng.incident_list(None, 500) {
-            self.incidents.items = i;
-        }
+        self.request(Reload::Incidents);
     }
 
     pub fn reload_summary(&mut self) {
-        let Some(eng) = &self.eng else { return };
-        if let Ok(s) = eng.summary() {
-            self.summary = s;
-        }
+        self.request(Reload::Summary);
     }
 
     /// Keeps the same job selected when the list changes (by id), else the first.
@@ -682,7 +272,7 @@ impl App {
             return;
         }
         match (id, &self.eng) {
-            (Some(id), Some(eng)) => self.jobs.log.open(id, eng),
+            (Some(id), Some(_)) => self.jobs.log.open(id),
             (None, _) => {
                 let mut v = LogView::new();
                 v.wrap = self.jobs.log.wrap;
@@ -758,21 +348,7 @@ impl App {
                 self.reload_incidents();
                 self.reload_summary();
             }
-            Event::HealthSample { sample } => {
-                // A failed check's "latency" is how long it took to fail: not a latency.
-                let failure = sample.failure.map(|k| k.as_str().to_string());
-                self.apply_health(HealthSample {
-                    server: sample.server,
-                    at_ms: sample.ts,
-                    latency_ms: failure
-                        .is_none()
-                        .then(|| sample.latency_ms.min(u32::MAX as u64) as u32),
-                    failure,
-                    load: sample.load.map(|l| l[0] as f32),
-                    mem_pct: sample.mem_pct.map(|m| m.round().clamp(0.0, 100.0) as u8),
-                    disk_pct: sample.disk_pct.map(|d| d.round().clamp(0.0, 100.0) as u8),
-                });
-            }
+            Event::HealthSample { sample } => self.apply_health(LastCheck::from_sample(sample)),
             // Successes stay quiet; a failed delivery means an alert nobody received.
             Event::Notification {
                 channel,
@@ -836,15 +412,8 @@ impl App {
         self.select_job(keep);
     }
 
-    pub fn apply_health(&mut self, s: HealthSample) {
-        self.fleet
-            .health
-            .entry(s.server.clone())
-            .or_default()
-            .apply(s);
-        if self.fleet.sorts_by_health() {
-            self.fleet.stale = true;
-        }
+    pub fn apply_health(&mut self, c: LastCheck) {
+        self.fleet.apply_check(c);
         self.dirty = true;
     }
 }
@@ -852,6 +421,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ptui_types::server::{Server, ServerStatus};
 
     fn server(id: i64, name: &str) -> Server {
         Server {
@@ -870,8 +440,8 @@ mod tests {
         }
     }
 
-    fn sample(server: &str, at_ms: i64, latency: u32, disk: Option<u8>) -> HealthSample {
-        HealthSample {
+    fn sample(server: &str, at_ms: i64, latency: u32, disk: Option<u8>) -> LastCheck {
+        LastCheck {
             server: server.into(),
             at_ms,
             latency_ms: Some(latency),

@@ -169,7 +169,7 @@ impl App {
             Command::Mouse => {
                 self.global(Action::Mouse);
             }
-            Command::Help => self.modal = Some(Modal::Help { scroll: 0 }),
+            Command::Help => self.open_help(),
             Command::Quit => self.ask_quit(),
         }
     }

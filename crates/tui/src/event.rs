@@ -4,27 +4,28 @@ use super::app::{App, Cmd};
 use super::views;
 use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use ptui_engine::{Engine, Event};
-use ratatui::DefaultTerminal;
+use ratatui::backend::Backend;
+use ratatui::{DefaultTerminal, Terminal};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
-/// Results of engine work done off the loop.
-pub enum Msg {
-    Scanned(Result<ptui_engine::HostKeyScan, String>),
-}
+pub use super::work::Msg;
 
-/// At most ~30 frames a second.
+/// At most ~30 frames a second for engine-driven changes (keys draw at once).
 const FRAME: Duration = Duration::from_millis(33);
 
 pub fn now_ms() -> i64 {
     ptui_types::time::now_ms()
 }
 
-fn on_term(app: &mut App, ev: TermEvent) {
+fn on_term(app: &mut App, ev: TermEvent, keys: &mut u64) {
     match ev {
-        TermEvent::Key(k) => app.key(k),
+        TermEvent::Key(k) => {
+            *keys += 1;
+            app.key(k);
+        }
         TermEvent::Resize(..) => app.dirty = true,
         TermEvent::Mouse(m) if app.mouse => match m.kind {
             MouseEventKind::ScrollDown => app.update(super::keymap::Action::Down),
@@ -45,57 +46,15 @@ fn on_engine(app: &mut App, r: Result<Event, broadcast::error::RecvError>) -> bo
     true
 }
 
-/// Runs the commands `update` queued. Database work is quick and runs here; SSH runs on a task.
-fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
+/// Sends the commands `update` queued off the loop: SQLite work on a blocking thread (one
+/// thread per batch, so a batch keeps its order: a sudo password is set before the install
+/// that needs it), host-key scans on a task. Results come back on `tx`.
+fn dispatch(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
+    app.queue_log_read();
+    let mut batch = Vec::new();
     for cmd in std::mem::take(&mut app.cmds) {
         app.dirty = true;
         match cmd {
-            Cmd::AddServer(spec) => match eng.add_server(&spec) {
-                Ok(s) => {
-                    app.page = None;
-                    app.info(format!("added {}; reading its host key…", s.name));
-                    app.on_event(Event::ServerChanged { server: s.clone() });
-                    if let Some(i) = app
-                        .fleet
-                        .order
-                        .iter()
-                        .position(|i| app.fleet.servers[*i].name == s.name)
-                    {
-                        app.fleet.sel = i;
-                    }
-                    app.cmds.push(Cmd::Scan(s.name));
-                }
-                Err(e) => {
-                    if let Some(super::app::Page::Form(f)) = &mut app.page {
-                        f.message = Some(format!("{e:#}"));
-                    }
-                    app.error(format!("{e:#}"));
-                }
-            },
-            Cmd::RemoveServer(name) => match eng.remove_server(&name) {
-                Ok(_) => app.info(format!("removed {name}")),
-                Err(e) => app.error(format!("{e:#}")),
-            },
-            Cmd::SetStatus(names, to) => {
-                let mut errs = Vec::new();
-                for n in &names {
-                    if let Err(e) = eng.set_server_status(n, to) {
-                        errs.push(format!("{e:#}"));
-                    }
-                }
-                if errs.is_empty() {
-                    app.info(format!("{} → {to}", names.join(", ")));
-                    app.fleet.marks.clear();
-                } else {
-                    app.error(errs.join("; "));
-                }
-                if let Some(super::app::Page::Detail(d)) = &mut app.page
-                    && let Ok(s) = eng.server(&d.server.name)
-                {
-                    d.events = eng.server_events(s.id, 50).unwrap_or_default();
-                    d.server = s;
-                }
-            }
             Cmd::Scan(name) => {
                 let (eng, tx) = (eng.clone(), tx.clone());
                 tokio::spawn(async move {
@@ -106,141 +65,171 @@ fn exec(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
                     let _ = tx.send(Msg::Scanned(r));
                 });
             }
-            Cmd::Trust(scan) => match eng.trust_host_key(&scan, false) {
-                Ok(()) => app.info(format!("trusted {} ({})", scan.server, scan.fingerprint)),
-                Err(e) => app.error(format!("{e:#}")),
-            },
-            Cmd::Install(req) => {
-                // `--prompt` servers without a password in the engine: ask first. A failed
-                // check lets the install go on; its jobs then fail fast with the reason.
-                let needing = eng
-                    .servers_needing_sudo_password(&req.servers)
-                    .unwrap_or_default();
-                if !needing.is_empty() {
-                    app.ask_sudo_passwords(req, needing);
-                } else {
-                    start_install(app, eng, &req);
-                }
-            }
-            Cmd::SudoPassword { server, password } => {
-                if let Err(e) = eng.set_sudo_password(&server, password) {
-                    app.error(format!("{e:#}"));
-                }
-            }
-            Cmd::ImportSshConfig => {
-                let path = ptui_types::config::home_dir().join(".ssh/config");
-                match ptui_engine::inventory::ssh_config::import(eng, &path) {
-                    Ok(report) => {
-                        app.info(format!("{}: {}", path.display(), report.summary()));
-                        app.reload();
-                    }
-                    Err(e) => app.error(format!("{e:#}")),
-                }
-            }
-            Cmd::Cancel(id) => match eng.cancel_job(id) {
-                Ok(_) => app.info(format!("cancelling job #{id}…")),
-                Err(e) => app.error(format!("{e:#}")),
-            },
+            // The terminal's own I/O, like drawing: it stays on the loop.
             Cmd::Mouse(on) => {
                 if let Err(e) = super::set_mouse_capture(on) {
                     app.mouse = !on;
                     app.error(format!("mouse capture: {e}"));
                 }
             }
+            cmd => {
+                let ctx = app.context_for(&cmd);
+                batch.push((cmd, ctx));
+            }
         }
     }
-}
-
-fn start_install(app: &mut App, eng: &Engine, req: &ptui_engine::InstallRequest) {
-    if req.servers.len() > 1 {
-        let fan = ptui_engine::jobs::fanout::FanoutRequest {
-            app: req.app.clone(),
-            targets: ptui_engine::jobs::fanout::Targets::Names(req.servers.clone()),
-            inputs: req.inputs.clone(),
-            action: req.action,
-            concurrency: None,
-            batch: None,
-            max_fail: None,
-        };
-        match eng.start_fanout(&fan) {
-            Ok(h) => app.on_fanout_started(&h, &req.app),
-            Err(e) => app.on_install_refused(e.to_string()),
-        }
-    } else {
-        match eng.start_install(req) {
-            Ok(jobs) => app.on_started(jobs),
-            Err(e) => app.on_install_refused(e.to_string()),
-        }
+    if batch.is_empty() {
+        return;
     }
+    let (eng, tx) = (eng.clone(), tx.clone());
+    tokio::task::spawn_blocking(move || {
+        for (cmd, ctx) in batch {
+            if let Some(m) = super::work::perform(&eng, cmd, ctx)
+                && tx.send(m).is_err()
+            {
+                return;
+            }
+        }
+    });
 }
 
-fn draw(term: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
-    app.now_ms = now_ms();
-    let mut out = std::io::stdout();
-    // Synchronized output: the terminal shows the frame at once, without tearing over SSH.
-    crossterm::execute!(out, BeginSynchronizedUpdate)?;
-    let r = term.draw(|f| views::draw(f, app));
-    crossterm::execute!(out, EndSynchronizedUpdate)?;
-    r?;
-    if std::mem::take(&mut app.bell) && std::env::var("PROVISION_TUI_BELL").as_deref() != Ok("0") {
+/// Where frames go: the real terminal (synchronized output, the bell) or a bench recorder.
+pub trait FrameSink {
+    /// Before a frame is drawn.
+    fn begin(&mut self) -> std::io::Result<()>;
+    /// After it is drawn (flushed); `keys` is how many key events the loop has handled so far.
+    fn end(&mut self, started: Instant, keys: u64) -> std::io::Result<()>;
+    /// Rings the terminal bell.
+    fn bell(&mut self) -> std::io::Result<()>;
+}
+
+/// The real terminal on stdout.
+pub struct Stdout;
+
+impl FrameSink for Stdout {
+    fn begin(&mut self) -> std::io::Result<()> {
+        // Synchronized output: the terminal shows the frame at once, without tearing over SSH.
+        crossterm::execute!(std::io::stdout(), BeginSynchronizedUpdate)
+    }
+    fn end(&mut self, _started: Instant, _keys: u64) -> std::io::Result<()> {
+        crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate)
+    }
+    fn bell(&mut self) -> std::io::Result<()> {
         use std::io::Write;
+        let mut out = std::io::stdout();
         out.write_all(b"\x07")?;
-        out.flush()?;
+        out.flush()
+    }
+}
+
+fn draw<B: Backend>(
+    term: &mut Terminal<B>,
+    app: &mut App,
+    sink: &mut dyn FrameSink,
+    keys: u64,
+) -> std::io::Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
+    // Update work, not drawing: the fleet order moves once per frame under a health sort.
+    app.fleet.reorder_if_stale();
+    let started = Instant::now();
+    app.now_ms = now_ms();
+    sink.begin()?;
+    let r = term.draw(|f| views::draw(f, app)).map(|_| ());
+    sink.end(started, keys)?;
+    r.map_err(std::io::Error::other)?;
+    if std::mem::take(&mut app.bell) && std::env::var("PROVISION_TUI_BELL").as_deref() != Ok("0") {
+        sink.bell()?;
     }
     app.dirty = false;
     Ok(())
 }
 
-/// Runs until the user quits. Sleeps in `select!` when nothing happens: an idle loop does not
-/// wake (a 1 s tick runs only while jobs run, for their elapsed time). The engine's watch for
-/// other processes reads `PRAGMA data_version` once a second in its own task, and wakes this
-/// loop only when the database changed.
+/// Runs until the user quits, on the real terminal with crossterm's event stream.
 pub async fn run_loop(
     term: &mut DefaultTerminal,
     app: &mut App,
     eng: Engine,
 ) -> std::io::Result<()> {
-    // A task owns the terminal stream; the loop drains its channel without polling it directly
-    // (polling EventStream with a no-op waker would lose wake-ups).
-    let (key_tx, mut input) = mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
-    let reader = tokio::spawn(async move {
-        let mut stream = EventStream::new();
-        while let Some(ev) = stream.next().await {
-            if key_tx.send(ev).is_err() {
-                break;
-            }
-        }
-    });
-    let r = pump(term, app, eng, &mut input).await;
-    reader.abort();
+    run_loop_with(term, app, eng, EventStream::new(), &mut Stdout).await
+}
+
+/// Runs until the user quits or `input` ends. Sleeps in `select!` when nothing happens: an
+/// idle loop does not wake (a 1 s tick runs only while jobs run, for their elapsed time). The
+/// engine's watch for other processes reads `PRAGMA data_version` once a second in its own
+/// task, and wakes this loop only when the database changed.
+pub async fn run_loop_with<B, S>(
+    term: &mut Terminal<B>,
+    app: &mut App,
+    eng: Engine,
+    input: S,
+    sink: &mut dyn FrameSink,
+) -> std::io::Result<()>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = std::io::Result<TermEvent>> + Send + Unpin + 'static,
+{
+    // A thread of its own owns the terminal stream: a key reaches the loop without waiting for
+    // a runtime worker busy with SSH sessions. The loop drains its channel without polling
+    // the stream directly (polling EventStream with a no-op waker would lose wake-ups).
+    let (key_tx, mut rx_input) = mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::Builder::new()
+        .name("ptui-input".into())
+        .spawn(move || {
+            futures::executor::block_on(async move {
+                let mut stream = input;
+                while let Some(ev) = stream.next().await {
+                    if stopped.load(std::sync::atomic::Ordering::Relaxed)
+                        || key_tx.send(ev).is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+        })?;
+    let r = pump(term, app, eng, &mut rx_input, sink).await;
+    // The thread ends at its next event (or with the process): the channel is closed now.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(rx_input);
     r
 }
 
-async fn pump(
-    term: &mut DefaultTerminal,
+async fn pump<B>(
+    term: &mut Terminal<B>,
     app: &mut App,
     eng: Engine,
     input: &mut mpsc::UnboundedReceiver<std::io::Result<TermEvent>>,
-) -> std::io::Result<()> {
+    sink: &mut dyn FrameSink,
+) -> std::io::Result<()>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+{
     let mut events = eng.subscribe();
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut keys = 0u64;
     let mut last_draw = Instant::now() - FRAME;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    draw(term, app)?;
+    draw(term, app, sink, keys)?;
     last_draw = Instant::now().max(last_draw);
     loop {
+        let keys_before = keys;
         let ticking = app.ticking();
         let wait_frame = app.dirty;
         let next_frame = last_draw + FRAME;
         tokio::select! {
             ev = input.recv() => match ev {
-                Some(Ok(ev)) => on_term(app, ev),
+                Some(Ok(ev)) => on_term(app, ev, &mut keys),
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
             },
             r = events.recv() => if !on_engine(app, r) { return Ok(()) },
-            Some(m) = rx.recv() => match m { Msg::Scanned(r) => app.on_scanned(r) },
+            Some(m) = rx.recv() => app.apply(m),
             _ = tick.tick(), if ticking => app.dirty = true,
             _ = tokio::time::sleep_until(next_frame.into()), if wait_frame => {},
         }
@@ -248,7 +237,7 @@ async fn pump(
         loop {
             let mut any = false;
             while let Ok(ev) = input.try_recv() {
-                on_term(app, ev?);
+                on_term(app, ev?, &mut keys);
                 any = true;
             }
             loop {
@@ -264,14 +253,11 @@ async fn pump(
                     Err(_) => break,
                 }
             }
-            while let Ok(Msg::Scanned(r)) = rx.try_recv() {
-                app.on_scanned(r);
+            while let Ok(m) = rx.try_recv() {
+                app.apply(m);
                 any = true;
             }
-            if !app.cmds.is_empty() {
-                exec(app, &eng, &tx);
-                any = true;
-            }
+            dispatch(app, &eng, &tx);
             if !any {
                 break;
             }
@@ -279,8 +265,10 @@ async fn pump(
         if app.quit {
             return Ok(());
         }
-        if app.dirty && last_draw.elapsed() >= FRAME {
-            draw(term, app)?;
+        // A key is answered at once (people type slower than frames); the engine's changes
+        // wait for the next frame slot.
+        if app.dirty && (keys > keys_before || last_draw.elapsed() >= FRAME) {
+            draw(term, app, sink, keys)?;
             last_draw = Instant::now();
         }
     }
@@ -294,8 +282,9 @@ mod tests {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
     fn engine(dir: &std::path::Path) -> Engine {
-        let installers = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/installers");
+        let installers =
+            // The workspace's fixtures (this crate lives in crates/tui).
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/installers");
         let eng = Engine::open(ptui_types::config::Config::new(
             Some(dir.join("state.db")),
             vec![installers],
@@ -333,12 +322,11 @@ mod tests {
     fn confirming_a_review_asks_for_the_sudo_password_masked() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let eng = engine(tmp.path());
-        let (tx, _rx) = mpsc::unbounded_channel();
         let mut app = App::with_engine(crate::theme::dark(), eng.clone());
         app.open_install("whoami", vec!["web1".into()]);
         app.update(Action::Submit);
         app.update(Action::Yes);
-        exec(&mut app, &eng, &tx);
+        app.settle();
         assert!(
             matches!(app.modal, Some(Modal::SudoPassword(_))),
             "no password dialog: {:?}",
@@ -371,7 +359,7 @@ mod tests {
         );
         // The password reaches the engine (memory); the install is not run here (no runtime).
         app.cmds.truncate(1);
-        exec(&mut app, &eng, &tx);
+        app.settle();
         assert_eq!(
             eng.servers_needing_sudo_password(&["web1".into()])
                 .expect("check"),

@@ -1,12 +1,12 @@
 //! Forms generated from a manifest's inputs: install forms and the add-server form.
 //! Pure state: no terminal, no engine.
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent};
+use crossterm::event::{Event as TermEvent, KeyEvent};
 use ptui_catalog::manifest::{InputSpec, InputType, Manifest, Scalar, Validation};
 use ptui_catalog::{check_value, describe_rules, visibility};
 use std::collections::BTreeMap;
-use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
+use tui_input::{Input, InputRequest};
 
 /// What submitting the form does.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,36 +198,67 @@ impl Form {
         self.visible().last() == Some(&self.focus)
     }
 
-    /// Space and arrows on a toggle or select; everything else edits the text.
-    pub fn key(&mut self, ev: KeyEvent) {
+    /// Whether the focused field takes typed text (not a toggle or a select).
+    pub fn focus_is_text(&self) -> bool {
+        self.focused().is_none_or(Field::is_text)
+    }
+
+    /// Space on a toggle or select: flips it, or picks the next choice.
+    pub fn toggle(&mut self) {
+        self.change_choice(1);
+    }
+
+    /// ← / →: the previous or next choice on a toggle or select, the cursor in a text.
+    pub fn left_right(&mut self, forward: bool) {
+        if self.focus_is_text() {
+            if let Some(f) = self.fields.get_mut(self.focus) {
+                f.input.handle(if forward {
+                    InputRequest::GoToNextChar
+                } else {
+                    InputRequest::GoToPrevChar
+                });
+            }
+            return;
+        }
+        self.change_choice(if forward { 1 } else { -1 });
+    }
+
+    fn change_choice(&mut self, delta: i64) {
         self.message = None;
         let Some(f) = self.fields.get_mut(self.focus) else {
             return;
         };
         match f.spec.kind {
-            InputType::Boolean => {
-                if matches!(ev.code, KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right) {
-                    f.on = !f.on;
-                }
-            }
+            InputType::Boolean => f.on = !f.on,
             InputType::Select => {
-                let n = f.spec.allowed_values().len().max(1);
-                match ev.code {
-                    KeyCode::Char(' ') | KeyCode::Right => f.choice = (f.choice + 1) % n,
-                    KeyCode::Left => f.choice = (f.choice + n - 1) % n,
-                    _ => {}
-                }
+                let n = f.spec.allowed_values().len().max(1) as i64;
+                f.choice = (f.choice as i64 + delta).rem_euclid(n) as usize;
             }
-            _ => {
-                if let KeyCode::Char(c) = ev.code
-                    && !f.accepts(c)
-                {
-                    return;
-                }
-                f.input.handle_event(&TermEvent::Key(ev));
-            }
+            _ => return,
         }
-        // A field changed: hidden fields may appear, the focused one may hide.
+        self.refocus();
+    }
+
+    /// A key typed into the focused text field; other fields ignore typing.
+    pub fn key(&mut self, ev: KeyEvent) {
+        self.message = None;
+        let Some(f) = self.fields.get_mut(self.focus) else {
+            return;
+        };
+        if !f.is_text() {
+            return;
+        }
+        if let Some(c) = ev.code.as_char()
+            && !f.accepts(c)
+        {
+            return;
+        }
+        f.input.handle_event(&TermEvent::Key(ev));
+        self.refocus();
+    }
+
+    /// A field changed: hidden fields may appear, the focused one may hide.
+    fn refocus(&mut self) {
         let vis = self.visible();
         if !vis.contains(&self.focus) {
             self.focus = vis.first().copied().unwrap_or(0);
@@ -436,6 +467,8 @@ inputs:
         )
     }
 
+    use crossterm::event::KeyCode;
+
     fn key(c: KeyCode) -> KeyEvent {
         KeyEvent::new(c, KeyModifiers::NONE)
     }
@@ -464,7 +497,7 @@ inputs:
             "cert_email hidden while tls=false"
         );
         focus(&mut f, "tls");
-        f.key(key(KeyCode::Char(' ')));
+        f.toggle();
         assert!(f.visible().contains(&2), "cert_email shown once tls=true");
     }
 
@@ -524,9 +557,9 @@ inputs:
     fn select_cycles() {
         let mut f = form();
         focus(&mut f, "mode");
-        f.key(key(KeyCode::Right));
+        f.left_right(true);
         assert_eq!(f.fields[3].value(), "safe");
-        f.key(key(KeyCode::Right));
+        f.left_right(true);
         assert_eq!(f.fields[3].value(), "fast");
     }
 

@@ -399,10 +399,17 @@ pub fn active(ctx: Ctx) -> Vec<Binding> {
 /// Looks a key up. In text contexts, printable keys without Ctrl/Alt type instead, except
 /// for the keys the context binds itself (space toggles only on a bool or select).
 pub fn lookup(ctx: Ctx, ev: &KeyEvent) -> Option<Action> {
+    lookup_in(ctx, ev, true)
+}
+
+/// `lookup` where a text context's focus may be on a toggle or select (`typing` false): then
+/// the bindings come first (Space toggles), and other keys still go to the field as input.
+pub fn lookup_in(ctx: Ctx, ev: &KeyEvent, typing: bool) -> Option<Action> {
     if ev.kind == KeyEventKind::Release {
         return None;
     }
-    let typing = is_text(ctx)
+    let typing = typing
+        && is_text(ctx)
         && matches!(ev.code, KeyCode::Char(_))
         && !ev
             .modifiers
@@ -538,6 +545,19 @@ mod tests {
 
     fn key(c: KeyCode) -> KeyEvent {
         KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn space_toggles_a_choice_field_and_types_into_a_text_field() {
+        let space = key(KeyCode::Char(' '));
+        assert_eq!(lookup_in(Ctx::Form, &space, false), Some(Action::Toggle));
+        assert_eq!(
+            lookup_in(Ctx::Form, &space, true),
+            Some(Action::Input(space))
+        );
+        // Letters on a toggle still reach the field (which ignores them), not a screen key.
+        let q = key(KeyCode::Char('q'));
+        assert_eq!(lookup_in(Ctx::Form, &q, false), Some(Action::Input(q)));
     }
 
     #[test]

@@ -4,13 +4,17 @@
 pub mod app;
 mod dialogs;
 pub mod event;
+pub mod fleet;
 pub mod form;
 pub mod keymap;
+pub mod lists;
 pub mod logview;
+pub mod overlays;
 pub mod palette;
 pub mod theme;
 mod update;
 pub mod views;
+pub mod work;
 
 use ptui_engine::Engine;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -47,7 +47,11 @@ pub(super) const PAGE: i64 = 10;
 impl App {
     pub fn key(&mut self, ev: KeyEvent) {
         let ctx = self.ctx();
-        if let Some(a) = super::keymap::lookup(ctx, &ev) {
+        let typing = match (&self.page, ctx) {
+            (Some(Page::Form(f)), Ctx::Form) => f.focus_is_text(),
+            _ => true,
+        };
+        if let Some(a) = super::keymap::lookup_in(ctx, &ev, typing) {
             self.flash = None;
             self.update(a);
         }
@@ -79,7 +83,10 @@ impl App {
         let Some(Modal::Help { scroll }) = &mut self.modal else {
             return;
         };
-        // The view clamps to the last page, so overshooting here costs nothing.
+        // Clamped to the last page the view showed, so overshooting costs nothing.
+        if let Some(max) = self.help_max_scroll.get() {
+            *scroll = (*scroll).min(max);
+        }
         match a {
             Action::Down => *scroll = scroll.saturating_add(1),
             Action::Up => *scroll = scroll.saturating_sub(1),
@@ -93,7 +100,7 @@ impl App {
     pub(super) fn global(&mut self, a: Action) -> bool {
         match a {
             Action::Quit => self.ask_quit(),
-            Action::Help => self.modal = Some(Modal::Help { scroll: 0 }),
+            Action::Help => self.open_help(),
             Action::Palette => self.open_palette(),
             Action::Screen(n) => self.goto(n),
             Action::NextScreen | Action::PrevScreen => {
@@ -318,14 +325,11 @@ impl App {
         let Some(server) = self.fleet.selected().cloned() else {
             return;
         };
-        let detail = match &self.eng {
-            Some(eng) => eng
-                .server_detail(&server.name, 50)
-                .map(Detail::from_page)
-                .unwrap_or_else(|_| Detail::empty(server)),
-            None => Detail::empty(server),
-        };
-        self.page = Some(Page::Detail(Box::new(detail)));
+        // The page shows the server at once; its history arrives from the engine.
+        if self.eng.is_some() {
+            self.cmds.push(Cmd::Detail(server.name.clone()));
+        }
+        self.page = Some(Page::Detail(Box::new(Detail::empty(server))));
     }
 
     fn detail_key(&mut self, a: Action) {
@@ -445,8 +449,9 @@ impl App {
                 self.cmds.push(Cmd::AddServer(spec));
             }
             Action::Back => self.page = None,
-            Action::Left => f.key(KeyEvent::from(crossterm::event::KeyCode::Left)),
-            Action::Right => f.key(KeyEvent::from(crossterm::event::KeyCode::Right)),
+            Action::Toggle => f.toggle(),
+            Action::Left => f.left_right(false),
+            Action::Right => f.left_right(true),
             Action::Input(ev) => f.key(ev),
             _ => {}
         }
@@ -493,27 +498,27 @@ impl App {
     }
 
     fn log_key(&mut self, a: Action) {
-        let Some(eng) = self.eng.clone() else {
+        if self.eng.is_none() {
             if a == Action::Back {
                 self.jobs.focus_log = false;
             }
             return;
-        };
+        }
         let log = &mut self.jobs.log;
-        let page = log.rows.max(2) as i64 - 1;
+        let page = log.rows.get().max(2) as i64 - 1;
         match a {
-            Action::Down => log.scroll(1, &eng),
-            Action::Up => log.scroll(-1, &eng),
-            Action::PageDown => log.scroll(page, &eng),
-            Action::PageUp => log.scroll(-page, &eng),
-            Action::Top => log.to_top(&eng),
-            Action::Bottom => log.to_bottom(&eng),
+            Action::Down => log.scroll(1),
+            Action::Up => log.scroll(-1),
+            Action::PageDown => log.scroll(page),
+            Action::PageUp => log.scroll(-page),
+            Action::Top => log.to_top(),
+            Action::Bottom => log.to_bottom(),
             Action::Follow => {
                 if log.follow {
-                    log.scroll(-1, &eng);
-                    log.scroll(1, &eng);
+                    log.scroll(-1);
+                    log.scroll(1);
                 } else {
-                    log.to_bottom(&eng);
+                    log.to_bottom();
                 }
             }
             Action::Wrap => log.wrap = !log.wrap,
@@ -525,8 +530,8 @@ impl App {
             Action::NextMatch | Action::PrevMatch => {
                 if log.search.is_none() {
                     self.error("no search yet: press / first");
-                } else if !log.find(a == Action::NextMatch, &eng) {
-                    self.error("no more matches");
+                } else {
+                    log.find(a == Action::NextMatch, "no more matches".into());
                 }
             }
             Action::Cancel => self.ask_cancel(),
@@ -566,10 +571,8 @@ impl App {
                 let log = &mut self.jobs.log;
                 log.search = (!v.is_empty()).then(|| v.to_string());
                 log.hit = None;
-                if let (Some(eng), Some(_)) = (self.eng.clone(), &log.search)
-                    && !log.find(true, &eng)
-                {
-                    self.error(format!("{v:?} not found"));
+                if self.eng.is_some() && log.search.is_some() {
+                    log.find(true, format!("{v:?} not found"));
                 }
             }
             (Screen::Jobs, false) => {

@@ -32,11 +32,10 @@ fn keys_line<'a>(app: &App, pairs: &[(&'a str, &'a str)]) -> Line<'a> {
     Line::from(s)
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     if matches!(app.modal, Some(Modal::Help { .. })) {
         return help(f, area, app);
     }
-    let app = &*app;
     let t = &app.theme;
     let Some(m) = &app.modal else { return };
     match m {
@@ -268,7 +267,7 @@ pub fn help_layout(n: usize, colw: usize, area: Rect) -> (usize, usize, usize) {
 
 /// Every binding of the context under the overlay, straight from the keymap. When even two
 /// columns do not fit, j/k/PgUp/PgDn scroll and the last line says what is hidden.
-fn help(f: &mut Frame, area: Rect, app: &mut App) {
+fn help(f: &mut Frame, area: Rect, app: &App) {
     let ctx = app.base_ctx();
     let binds = keymap::active(ctx);
     let n = binds.len();
@@ -283,13 +282,11 @@ fn help(f: &mut Frame, area: Rect, app: &mut App) {
     let colw = 1 + kw + dw + 2;
     let (cols, rows, visible) = help_layout(n, colw, area);
     let max_scroll = rows - visible;
-    let scroll = match &mut app.modal {
-        Some(Modal::Help { scroll }) => {
-            *scroll = (*scroll).min(max_scroll);
-            *scroll
-        }
+    let scroll = match &app.modal {
+        Some(Modal::Help { scroll }) => (*scroll).min(max_scroll),
         _ => 0,
     };
+    app.help_max_scroll.set(Some(max_scroll));
     let t = &app.theme;
     let title = format!(" Keys: {} ", keymap::ctx_name(ctx));
     let last = if max_scroll > 0 {

@@ -29,12 +29,9 @@ fn opt<T: std::fmt::Display>(v: Option<T>, suffix: &str) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
-    let fl = &mut app.fleet;
-    if fl.stale {
-        fl.reorder();
-    }
+    let fl = &app.fleet;
     let sort = format!(
         "{}{}",
         FLEET_SORTS[fl.sort],
@@ -65,7 +62,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         return;
     }
     let inner_h = area.height.saturating_sub(3) as usize;
-    fl.offset = scroll_to(fl.sel, fl.offset, inner_h);
+    let offset = scroll_to(fl.sel, fl.offset.get(), inner_h);
+    fl.offset.set(offset);
     let wide = area.width >= 110;
     let mut head = vec!["", "NAME", "ADDRESS", "STATUS"];
     if wide {
@@ -75,7 +73,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     if wide {
         head.push("TREND");
     }
-    let rows: Vec<Row> = fl.order[fl.offset..(fl.offset + inner_h).min(fl.order.len())]
+    let rows: Vec<Row> = fl.order[offset..(offset + inner_h).min(fl.order.len())]
         .iter()
         .map(|i| {
             let s = &fl.servers[*i];
@@ -131,7 +129,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     if wide {
         widths.push(Constraint::Length(16));
     }
-    let mut state = ratatui::widgets::TableState::default().with_selected(Some(fl.sel - fl.offset));
+    let mut state = ratatui::widgets::TableState::default().with_selected(Some(fl.sel - offset));
     let table = Table::new(rows, widths)
         .header(Row::new(head).style(t.title))
         .row_highlight_style(t.selection)

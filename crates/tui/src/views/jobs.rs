@@ -12,7 +12,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
-pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let n = app.jobs.shown().len();
     let list_h = ((n as u16).saturating_add(3)).clamp(5, (area.height * 2 / 5).max(5));
     let [top, bottom] =
@@ -158,17 +158,17 @@ fn wrap_spans(spans: Vec<Span<'static>>, width: usize) -> Vec<Line<'static>> {
     lines.into_iter().map(Line::from).collect()
 }
 
-fn log_pane(f: &mut Frame, area: Rect, app: &mut App) {
-    let t = app.theme.clone();
+fn log_pane(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
     let utc = app.utc;
     let job = app.jobs.selected().cloned();
     let now = app.now_ms;
-    let log = &mut app.jobs.log;
+    let log = &app.jobs.log;
     let title = match &job {
         Some(j) => format!(" Log #{} {} on {} ", j.id, j.app_id, j.server_name),
         None => " Log ".into(),
     };
-    let b = block(title, &t, app.jobs.focus_log);
+    let b = block(title, t, app.jobs.focus_log);
     let inner = b.inner(area);
     f.render_widget(b, area);
     if inner.height < 2 {
@@ -187,7 +187,7 @@ fn log_pane(f: &mut Frame, area: Rect, app: &mut App) {
     let mut lines: Vec<Line> = Vec::with_capacity(text_area.height as usize);
     for (seq, _) in &vis {
         let Some(l) = log.get(*seq) else { continue };
-        let sp = spans(l, log, &t, utc);
+        let sp = spans(l, log, t, utc);
         if log.wrap {
             lines.extend(wrap_spans(sp, text_area.width as usize));
         } else {
@@ -200,7 +200,9 @@ fn log_pane(f: &mut Frame, area: Rect, app: &mut App) {
     lines.truncate(text_area.height as usize);
     if lines.is_empty() {
         lines.push(Line::styled(
-            if j.status.is_running() {
+            if log.loading() {
+                " loading…"
+            } else if j.status.is_running() {
                 " waiting for output…"
             } else {
                 " (no output)"
@@ -214,7 +216,7 @@ fn log_pane(f: &mut Frame, area: Rect, app: &mut App) {
     let first = vis.first().map(|x| x.0).unwrap_or(0);
     let last = vis.last().map(|x| x.0).unwrap_or(0);
     let mut s = vec![
-        Span::styled(format!(" {} ", j.status.as_str()), job_style(&t, j.status)),
+        Span::styled(format!(" {} ", j.status.as_str()), job_style(t, j.status)),
         Span::raw(format!(
             "{} ",
             j.duration_ms(now)

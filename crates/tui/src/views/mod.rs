@@ -22,7 +22,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 pub const MIN_W: u16 = 60;
 pub const MIN_H: u16 = 15;
 
-pub fn draw(f: &mut Frame, app: &mut App) {
+pub fn draw(f: &mut Frame, app: &App) {
     let area = f.area();
     if area.width < MIN_W || area.height < MIN_H {
         let msg = format!(

@@ -1,0 +1,101 @@
+//! What opens over a screen: the detail page and forms (pages), dialogs (modals) and the
+//! one-line prompt.
+
+use super::form::Form;
+use super::palette::Palette;
+use super::work::Cmd;
+use ptui_engine::{HostKeyScan, InstallRequest};
+use ptui_types::job::Job;
+use ptui_types::records::{Deployment, IncidentRow, ServerEvent};
+use ptui_types::server::{Server, ServerStatus};
+use std::collections::VecDeque;
+use tui_input::Input;
+
+/// A server's detail page.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub server: Server,
+    pub events: Vec<ServerEvent>,
+    pub deployments: Vec<Deployment>,
+    pub jobs: Vec<Job>,
+    pub incidents: Vec<IncidentRow>,
+    pub scroll: u16,
+}
+
+impl Detail {
+    pub fn empty(server: Server) -> Self {
+        Detail {
+            server,
+            events: Vec::new(),
+            deployments: Vec::new(),
+            jobs: Vec::new(),
+            incidents: Vec::new(),
+            scroll: 0,
+        }
+    }
+
+    pub fn from_page(d: ptui_types::records::ServerDetail) -> Self {
+        Detail {
+            server: d.server,
+            events: d.events,
+            deployments: d.deployments,
+            jobs: d.jobs,
+            incidents: d.incidents,
+            scroll: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Page {
+    Detail(Box<Detail>),
+    Form(Box<Form>),
+}
+
+#[derive(Debug)]
+pub enum Modal {
+    Confirm {
+        title: String,
+        text: String,
+        then: Box<Confirmed>,
+    },
+    HostKey(Box<HostKeyScan>),
+    HostKeyChanged(Box<HostKeyScan>),
+    Picker {
+        targets: Vec<String>,
+        items: Vec<ServerStatus>,
+        sel: usize,
+    },
+    /// `scroll` is the first row shown when the bindings do not fit (clamped when drawn).
+    Help {
+        scroll: usize,
+    },
+    Palette(Palette),
+    /// Asks for the sudo password of each `--prompt` target before an install starts.
+    SudoPassword(Box<SudoAsk>),
+}
+
+/// The sudo password dialog: the server asked about now, those still to ask, and the install
+/// that starts once every password is given.
+#[derive(Debug)]
+pub struct SudoAsk {
+    /// The one-field password form of the server asked about now.
+    pub form: Form,
+    /// (server, `user@server`) still to ask after this one.
+    pub rest: VecDeque<(String, String)>,
+    pub install: InstallRequest,
+}
+
+/// What a confirmation leads to.
+#[derive(Debug)]
+pub enum Confirmed {
+    Cmd(Cmd),
+    Quit,
+}
+
+/// A one-line text prompt: a list filter or the log search.
+#[derive(Debug)]
+pub struct Prompt {
+    pub input: Input,
+    pub label: &'static str,
+}

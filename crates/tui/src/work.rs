@@ -1,0 +1,502 @@
+//! Engine work off the event loop. `update` queues a `Cmd`; the loop runs it on a blocking
+//! thread (`perform`) or a task (host-key scans); its `Msg` comes back and `App::apply` takes
+//! it. Reloads are coalesced: at most one per kind in flight, re-run once if asked meanwhile.
+
+use super::app::{AUDIT_LIMIT, App, Detail, JOB_LIMIT, Page};
+use super::logview::{self, LogGot, LogWant};
+use ptui_catalog::Manifest;
+use ptui_engine::jobs::fanout::{FanoutHandle, FanoutRequest, Targets};
+use ptui_engine::{Engine, Event, HostKeyScan, InstallRequest};
+use ptui_types::job::{Job, JobFilter};
+use ptui_types::records::{AuditEntry, IncidentRow, ServerDetail, ServerEvent, Summary};
+use ptui_types::server::{Server, ServerSpec, ServerStatus};
+
+/// Engine work the loop performs for `update`.
+#[derive(Debug)]
+pub enum Cmd {
+    AddServer(ServerSpec),
+    RemoveServer(String),
+    SetStatus(Vec<String>, ServerStatus),
+    Scan(String),
+    Trust(Box<HostKeyScan>),
+    /// Checks the sudo passwords the install needs, then starts it.
+    Install(InstallRequest),
+    /// Hand a typed sudo password to the engine (memory only).
+    SudoPassword {
+        server: String,
+        password: ptui_types::secret::Secret,
+    },
+    Cancel(i64),
+    Mouse(bool),
+    /// Import the hosts of ~/.ssh/config.
+    ImportSshConfig,
+    /// Re-read one list.
+    Reload(Reload),
+    /// Read a server's detail page.
+    Detail(String),
+    /// A read of the log pane.
+    Log {
+        job: i64,
+        want: LogWant,
+    },
+}
+
+/// The lists the dashboard re-reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    Servers,
+    Catalog,
+    Jobs,
+    Audit,
+    Incidents,
+    Summary,
+}
+
+impl Reload {
+    fn slot(self) -> usize {
+        match self {
+            Reload::Servers => 0,
+            Reload::Catalog => 1,
+            Reload::Jobs => 2,
+            Reload::Audit => 3,
+            Reload::Incidents => 4,
+            Reload::Summary => 5,
+        }
+    }
+}
+
+/// Which reloads run, and which were asked for again while running.
+#[derive(Debug, Default)]
+pub struct Reloads {
+    running: [bool; 6],
+    again: [bool; 6],
+}
+
+/// A re-read list.
+#[derive(Debug)]
+pub enum Reloaded {
+    Servers(Result<Vec<Server>, String>),
+    Catalog {
+        items: Vec<Manifest>,
+        problems: usize,
+    },
+    Jobs(Result<Vec<Job>, String>),
+    Audit(Result<Vec<AuditEntry>, String>),
+    Incidents(Option<Vec<IncidentRow>>),
+    Summary(Option<Summary>),
+}
+
+impl Reloaded {
+    fn kind(&self) -> Reload {
+        match self {
+            Reloaded::Servers(_) => Reload::Servers,
+            Reloaded::Catalog { .. } => Reload::Catalog,
+            Reloaded::Jobs(_) => Reload::Jobs,
+            Reloaded::Audit(_) => Reload::Audit,
+            Reloaded::Incidents(_) => Reload::Incidents,
+            Reloaded::Summary(_) => Reload::Summary,
+        }
+    }
+}
+
+/// An install or fan-out the engine started.
+pub enum Started {
+    Jobs(Vec<Job>),
+    /// The handle and the installer's id.
+    Fanout(FanoutHandle, String),
+}
+
+// By hand: the fan-out handle holds a future.
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Started::Jobs(j) => f.debug_tuple("Jobs").field(j).finish(),
+            Started::Fanout(h, app) => write!(f, "Fanout(#{}, {app})", h.id),
+        }
+    }
+}
+
+/// Results of engine work done off the loop.
+#[derive(Debug)]
+pub enum Msg {
+    Scanned(Result<HostKeyScan, String>),
+    Added(Result<Server, String>),
+    Removed(String, Result<(), String>),
+    StatusSet {
+        names: Vec<String>,
+        to: ServerStatus,
+        errors: Vec<String>,
+        /// The detail page's server re-read, with its events, when one was open.
+        detail: Option<(Server, Vec<ServerEvent>)>,
+    },
+    Trusted(Box<HostKeyScan>, Result<(), String>),
+    /// These `--prompt` servers need a sudo password before the install starts.
+    SudoNeeded(InstallRequest, Vec<(String, String)>),
+    Started(Result<Started, String>),
+    SudoPasswordSet(Result<(), String>),
+    Imported(Result<String, String>),
+    Cancelled(i64, Result<(), String>),
+    Reloaded(Reloaded),
+    Detail(String, Option<ServerDetail>),
+    Log {
+        job: i64,
+        got: LogGot,
+    },
+}
+
+fn text<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, String> {
+    r.map_err(|e| format!("{e:#}"))
+}
+
+/// Runs a command's engine calls; blocking (SQLite), so the loop runs it on a blocking thread.
+/// Host-key scans are async and not handled here (None); nor is the terminal's mouse mode.
+pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg> {
+    Some(match cmd {
+        Cmd::AddServer(spec) => Msg::Added(text(eng.add_server(&spec))),
+        Cmd::RemoveServer(name) => {
+            let r = text(eng.remove_server(&name).map(|_| ()));
+            Msg::Removed(name, r)
+        }
+        Cmd::SetStatus(names, to) => {
+            let errors = names
+                .iter()
+                .filter_map(|n| eng.set_server_status(n, to).err())
+                .map(|e| format!("{e:#}"))
+                .collect();
+            let detail = detail_of.and_then(|n| {
+                let s = eng.server(&n).ok()?;
+                let events = eng.server_events(s.id, 50).unwrap_or_default();
+                Some((s, events))
+            });
+            Msg::StatusSet {
+                names,
+                to,
+                errors,
+                detail,
+            }
+        }
+        Cmd::Trust(scan) => {
+            let r = text(eng.trust_host_key(&scan, false));
+            Msg::Trusted(scan, r)
+        }
+        Cmd::Install(req) => {
+            // A failed check lets the install go on; its jobs then fail fast with the reason.
+            let needing = eng
+                .servers_needing_sudo_password(&req.servers)
+                .unwrap_or_default();
+            if needing.is_empty() {
+                Msg::Started(start_install(eng, &req))
+            } else {
+                Msg::SudoNeeded(req, needing)
+            }
+        }
+        Cmd::SudoPassword { server, password } => {
+            Msg::SudoPasswordSet(text(eng.set_sudo_password(&server, password)))
+        }
+        Cmd::ImportSshConfig => {
+            let path = ptui_types::config::home_dir().join(".ssh/config");
+            Msg::Imported(text(
+                ptui_engine::inventory::ssh_config::import(eng, &path)
+                    .map(|r| format!("{}: {}", path.display(), r.summary())),
+            ))
+        }
+        Cmd::Cancel(id) => Msg::Cancelled(id, text(eng.cancel_job(id).map(|_| ()))),
+        Cmd::Reload(r) => Msg::Reloaded(reload(eng, r, detail_of)),
+        Cmd::Detail(name) => {
+            let d = eng.server_detail(&name, 50).ok();
+            Msg::Detail(name, d)
+        }
+        Cmd::Log { job, want } => Msg::Log {
+            job,
+            got: logview::perform(eng, job, want),
+        },
+        Cmd::Scan(_) | Cmd::Mouse(_) => return None,
+    })
+}
+
+/// `audit_filter` carries the audit filter for `Reload::Audit`.
+fn reload(eng: &Engine, r: Reload, audit_filter: Option<String>) -> Reloaded {
+    match r {
+        Reload::Servers => Reloaded::Servers(text(eng.servers())),
+        Reload::Catalog => {
+            let cat = eng.catalog();
+            Reloaded::Catalog {
+                items: cat.installers().map(|i| i.manifest.clone()).collect(),
+                problems: cat.problems.len(),
+            }
+        }
+        Reload::Jobs => Reloaded::Jobs(text(eng.jobs(&JobFilter {
+            limit: Some(JOB_LIMIT),
+            ..Default::default()
+        }))),
+        Reload::Audit => {
+            let f = audit_filter.unwrap_or_default();
+            let f = f.trim();
+            Reloaded::Audit(text(
+                eng.audit_entries((!f.is_empty()).then_some(f), AUDIT_LIMIT),
+            ))
+        }
+        Reload::Incidents => Reloaded::Incidents(eng.incident_list(None, 500).ok()),
+        Reload::Summary => Reloaded::Summary(eng.summary().ok()),
+    }
+}
+
+fn start_install(eng: &Engine, req: &InstallRequest) -> Result<Started, String> {
+    if req.servers.len() > 1 {
+        let fan = FanoutRequest {
+            app: req.app.clone(),
+            targets: Targets::Names(req.servers.clone()),
+            inputs: req.inputs.clone(),
+            action: req.action,
+            concurrency: None,
+            batch: None,
+            max_fail: None,
+        };
+        eng.start_fanout(&fan)
+            .map(|h| Started::Fanout(h, req.app.clone()))
+            .map_err(|e| e.to_string())
+    } else {
+        eng.start_install(req)
+            .map(Started::Jobs)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl App {
+    /// What `perform` needs from the state besides the command: the detail page's server
+    /// (after a status change) or the audit filter (for its reload).
+    pub fn context_for(&self, cmd: &Cmd) -> Option<String> {
+        match cmd {
+            Cmd::SetStatus(..) => match &self.page {
+                Some(Page::Detail(d)) => Some(d.server.name.clone()),
+                _ => None,
+            },
+            Cmd::Reload(Reload::Audit) => Some(self.audit.filter.clone()),
+            _ => None,
+        }
+    }
+
+    /// Asks for a list to be re-read: queued unless one is running, then once after it.
+    pub fn request(&mut self, r: Reload) {
+        if self.eng.is_none() {
+            return;
+        }
+        let i = r.slot();
+        if self.reloads.running[i] {
+            self.reloads.again[i] = true;
+        } else {
+            self.reloads.running[i] = true;
+            self.cmds.push(Cmd::Reload(r));
+        }
+    }
+
+    /// Queues the log pane's wanted read, if any and none is running.
+    pub fn queue_log_read(&mut self) {
+        if self.eng.is_some()
+            && let Some((job, want)) = self.jobs.log.take_want()
+        {
+            self.cmds.push(Cmd::Log { job, want });
+        }
+    }
+
+    /// Runs every queued command here and applies its result, until none is left; host-key
+    /// scans stay queued (they need the runtime). For tests and benches without the loop, and
+    /// the first load before the first frame.
+    pub fn settle(&mut self) {
+        let Some(eng) = self.eng.clone() else { return };
+        for _ in 0..64 {
+            self.queue_log_read();
+            let cmds = std::mem::take(&mut self.cmds);
+            let (waiting, run): (Vec<Cmd>, Vec<Cmd>) = cmds
+                .into_iter()
+                .partition(|c| matches!(c, Cmd::Scan(_) | Cmd::Mouse(_)));
+            if run.is_empty() {
+                self.cmds = waiting;
+                return;
+            }
+            for cmd in run {
+                let ctx = self.context_for(&cmd);
+                if let Some(m) = perform(&eng, cmd, ctx) {
+                    self.apply(m);
+                }
+            }
+            self.cmds.splice(0..0, waiting);
+        }
+    }
+
+    /// Takes the result of engine work.
+    pub fn apply(&mut self, m: Msg) {
+        self.dirty = true;
+        match m {
+            Msg::Scanned(r) => self.on_scanned(r),
+            Msg::Added(Ok(s)) => {
+                self.page = None;
+                self.info(format!("added {}; reading its host key…", s.name));
+                self.on_event(Event::ServerChanged { server: s.clone() });
+                if let Some(i) = self
+                    .fleet
+                    .order
+                    .iter()
+                    .position(|i| self.fleet.servers[*i].name == s.name)
+                {
+                    self.fleet.sel = i;
+                }
+                self.cmds.push(Cmd::Scan(s.name));
+            }
+            Msg::Added(Err(e)) => {
+                if let Some(Page::Form(f)) = &mut self.page {
+                    f.message = Some(e.clone());
+                }
+                self.error(e);
+            }
+            Msg::Removed(name, Ok(())) => self.info(format!("removed {name}")),
+            Msg::StatusSet {
+                names,
+                to,
+                errors,
+                detail,
+            } => {
+                if errors.is_empty() {
+                    self.info(format!("{} → {to}", names.join(", ")));
+                    self.fleet.marks.clear();
+                } else {
+                    self.error(errors.join("; "));
+                }
+                if let (Some(Page::Detail(d)), Some((server, events))) = (&mut self.page, detail)
+                    && d.server.name == server.name
+                {
+                    d.events = events;
+                    d.server = server;
+                }
+            }
+            Msg::Trusted(scan, Ok(())) => {
+                self.info(format!("trusted {} ({})", scan.server, scan.fingerprint))
+            }
+            Msg::SudoNeeded(req, needing) => self.ask_sudo_passwords(req, needing),
+            Msg::Started(Ok(Started::Jobs(jobs))) => self.on_started(jobs),
+            Msg::Started(Ok(Started::Fanout(h, app))) => self.on_fanout_started(&h, &app),
+            Msg::Started(Err(e)) => self.on_install_refused(e),
+            Msg::SudoPasswordSet(Ok(())) => {}
+            Msg::Imported(Ok(summary)) => {
+                self.info(summary);
+                self.reload();
+            }
+            Msg::Cancelled(id, Ok(())) => self.info(format!("cancelling job #{id}…")),
+            Msg::Removed(_, Err(e))
+            | Msg::Trusted(_, Err(e))
+            | Msg::SudoPasswordSet(Err(e))
+            | Msg::Imported(Err(e))
+            | Msg::Cancelled(_, Err(e)) => self.error(e),
+            Msg::Reloaded(r) => {
+                let kind = r.kind();
+                self.reloads.running[kind.slot()] = false;
+                self.on_reloaded(r);
+                if std::mem::take(&mut self.reloads.again[kind.slot()]) {
+                    self.request(kind);
+                }
+            }
+            Msg::Detail(name, d) => {
+                if let Some(Page::Detail(cur)) = &mut self.page
+                    && cur.server.name == name
+                    && let Some(d) = d
+                {
+                    let scroll = cur.scroll;
+                    **cur = Detail::from_page(d);
+                    cur.scroll = scroll;
+                }
+            }
+            Msg::Log { job, got } => {
+                if let Some(miss) = self.jobs.log.apply(job, got) {
+                    self.error(miss);
+                }
+            }
+        }
+    }
+
+    fn on_reloaded(&mut self, r: Reloaded) {
+        match r {
+            Reloaded::Servers(Ok(s)) => {
+                let first = !self.loaded_servers;
+                self.loaded_servers = true;
+                self.fleet.servers = s;
+                self.fleet
+                    .marks
+                    .retain(|m| self.fleet.servers.iter().any(|s| &s.name == m));
+                self.fleet.reorder();
+                // First start: an empty fleet is offered the hosts the operator already has.
+                if first && self.fleet.servers.is_empty() {
+                    self.offer_ssh_config_import(true);
+                }
+            }
+            Reloaded::Servers(Err(e)) => self.error(format!("reading servers: {e}")),
+            Reloaded::Catalog { items, problems } => {
+                self.catalog.items = items;
+                self.catalog.problems = problems;
+            }
+            Reloaded::Jobs(Ok(j)) => {
+                let keep = self.jobs.selected().map(|j| j.id);
+                self.jobs.jobs = j;
+                self.select_job(keep);
+                self.jobs.log.catch_up();
+            }
+            Reloaded::Jobs(Err(e)) => self.error(format!("reading jobs: {e}")),
+            Reloaded::Audit(Ok(a)) => {
+                self.audit.items = a;
+                self.audit.sel = self.audit.sel.min(self.audit.items.len().saturating_sub(1));
+            }
+            Reloaded::Audit(Err(e)) => self.error(format!("reading audit log: {e}")),
+            Reloaded::Incidents(i) => {
+                if let Some(i) = i {
+                    self.incidents.items = i;
+                }
+            }
+            Reloaded::Summary(s) => {
+                if let Some(s) = s {
+                    self.summary = s;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app_with_engine(dir: &std::path::Path) -> App {
+        let eng = Engine::open(ptui_types::config::Config::new(
+            Some(dir.join("state.db")),
+            Vec::new(),
+        ))
+        .expect("engine");
+        App::with_engine(crate::theme::dark(), eng)
+    }
+
+    fn reloads(app: &App) -> usize {
+        app.cmds
+            .iter()
+            .filter(|c| matches!(c, Cmd::Reload(Reload::Servers)))
+            .count()
+    }
+
+    #[test]
+    fn a_reload_asked_while_one_runs_runs_once_after_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut app = app_with_engine(tmp.path());
+        app.cmds.clear();
+        app.reload_servers();
+        app.reload_servers();
+        app.reload_servers();
+        assert_eq!(reloads(&app), 1, "one in flight");
+        app.cmds.clear();
+        app.apply(Msg::Reloaded(Reloaded::Servers(Ok(Vec::new()))));
+        assert_eq!(
+            reloads(&app),
+            1,
+            "re-run once for the requests made meanwhile"
+        );
+        app.cmds.clear();
+        app.apply(Msg::Reloaded(Reloaded::Servers(Ok(Vec::new()))));
+        assert_eq!(reloads(&app), 0, "nothing more was asked");
+    }
+}
