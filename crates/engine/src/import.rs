@@ -3,9 +3,7 @@
 //! nothing is deleted, and every entry is reported.
 
 use crate::engine::{Engine, Event};
-use crate::inventory::{
-    self, ImportEntry, ImportReport, ImportTarget, Outcome, ParseError, ReportRow,
-};
+use crate::inventory::{self, ImportEntry, ImportReport, Outcome, ParseError, ReportRow};
 use color_eyre::eyre::Result;
 use ptui_types::records::SudoSettings;
 use ptui_types::server::ServerStatus;
@@ -61,7 +59,9 @@ impl Engine {
 
     /// Imports the hosts of an OpenSSH client config as `pending_setup` servers (idempotent).
     pub fn import_ssh_config(&self, path: &Path) -> Result<ImportReport> {
-        inventory::ssh_config::import(self, path)
+        let (label, entries, report) =
+            inventory::ssh_config::plan(path).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+        self.import_entries(&label, entries, ServerStatus::PendingSetup, report)
     }
 
     /// Audits a source that could not be read.
@@ -113,17 +113,5 @@ impl Engine {
             self.emit(Event::ServerChanged { server });
         }
         Ok(outcome)
-    }
-}
-
-impl ImportTarget for Engine {
-    fn import_entries(
-        &self,
-        source: &str,
-        entries: Vec<ImportEntry>,
-        status: ServerStatus,
-        report: ImportReport,
-    ) -> Result<ImportReport> {
-        Engine::import_entries(self, source, entries, status, report)
     }
 }

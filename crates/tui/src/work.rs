@@ -196,7 +196,7 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
         Cmd::ImportSshConfig => {
             let path = ptui_types::config::home_dir().join(".ssh/config");
             Msg::Imported(text(
-                ptui_engine::inventory::ssh_config::import(eng, &path)
+                eng.import_ssh_config(&path)
                     .map(|r| format!("{}: {}", path.display(), r.summary())),
             ))
         }

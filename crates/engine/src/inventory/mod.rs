@@ -1,7 +1,7 @@
 //! Inventory import: ssh_config, Ansible (INI and YAML) and dynamic (a command printing JSON).
 //!
-//! Each parser turns its source into `ImportEntry`s; the engine writes them (`import.rs`,
-//! through `ImportTarget`). Imports are
+//! Each parser turns its source into `ImportEntry`s; the engine writes them
+//! (`Engine::import_entries` in `import.rs`). Imports are
 //! idempotent: a server found again is updated (tags are merged), nothing is ever deleted, and
 //! every entry is reported as added, changed, unchanged or skipped with the reason.
 
@@ -9,8 +9,7 @@ pub mod ansible;
 pub mod command;
 pub mod ssh_config;
 
-use color_eyre::eyre::Result;
-use ptui_types::server::{Server, ServerSpec, ServerStatus};
+use ptui_types::server::{Server, ServerSpec};
 use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -175,20 +174,6 @@ pub fn screen(entries: Vec<ImportEntry>, report: &mut ImportReport) -> Vec<Impor
         }
     }
     kept
-}
-
-/// Where imported entries are written (the engine implements it), so that the parsers and
-/// this module never depend on the engine.
-pub trait ImportTarget {
-    /// Writes the entries (jump hosts first) with one audit row for the whole import.
-    /// New servers get `status`; existing ones keep theirs.
-    fn import_entries(
-        &self,
-        source: &str,
-        entries: Vec<ImportEntry>,
-        status: ServerStatus,
-        report: ImportReport,
-    ) -> Result<ImportReport>;
 }
 
 /// The local user name, OpenSSH's default login user.

@@ -246,20 +246,6 @@ pub fn plan(path: &Path) -> Result<(String, Vec<ImportEntry>, super::ImportRepor
     Ok((format!("ssh-config {}", path.display()), entries, report))
 }
 
-/// Imports the hosts of an OpenSSH client config into `target` (idempotent).
-pub fn import(
-    target: &impl super::ImportTarget,
-    path: &Path,
-) -> color_eyre::Result<super::ImportReport> {
-    let (label, entries, report) = plan(path).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
-    target.import_entries(
-        &label,
-        entries,
-        ptui_types::server::ServerStatus::PendingSetup,
-        report,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
