@@ -1,4 +1,4 @@
-//! `provision-tui bench fanout --hosts N`: see src/bench and docs/FLEET.md.
+//! `provision-tui bench fanout --hosts N`: see crates/bench and docs/FLEET.md.
 
 use super::exit;
 use clap::Subcommand;
@@ -46,7 +46,7 @@ pub enum BenchCmd {
         #[arg(long)]
         user: Option<String>,
     },
-    /// The health checker's bench (src/health/bench.rs).
+    /// The health checker's bench (crates/bench/src/health.rs).
     #[command(flatten)]
     Health(super::health::BenchCmd),
 }

@@ -1,5 +1,5 @@
 //! A real OpenSSH sshd on 127.0.0.1 at a free port, with its own config, host key and
-//! authorized key (the library's recipe, src/bench/sshd.rs). Killed by PID when dropped.
+//! authorized key (the library's recipe, crates/bench/src/sshd.rs). Killed by PID when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -69,7 +69,7 @@ impl Sshd {
         s
     }
 
-    /// The library's recipe (src/bench/sshd.rs), logging to `sshd.log` for failed tests.
+    /// The library's recipe (crates/bench/src/sshd.rs), logging to `sshd.log` for failed tests.
     fn spawn(&mut self) {
         let cfg = self.dir.join("sshd_config");
         let text = format!(
