@@ -45,6 +45,10 @@ pub enum BenchCmd {
         /// Log in as this user (default: the current one); see `bench fanout --user`.
         #[arg(long)]
         user: Option<String>,
+        /// Leave the local sshd fleet at the client's CPU weight (by default it runs in a
+        /// cgroup of the lowest weight, as servers elsewhere would take none of the client's CPU).
+        #[arg(long)]
+        servers_share_cpu: bool,
     },
     /// The health checker's bench (crates/bench/src/health.rs).
     #[command(flatten)]
@@ -68,12 +72,20 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
             secs,
             key_every_ms,
             user,
+            servers_share_cpu,
         } => {
             if hosts == 0 || hosts > 500 {
                 eprintln!("error: --hosts must be 1..=500");
                 return Ok(exit::USAGE);
             }
-            bench::dashboard::run(hosts, secs, key_every_ms, user.as_deref()).await?;
+            bench::dashboard::run(&bench::dashboard::DashboardBench {
+                hosts,
+                secs,
+                key_every_ms,
+                user: user.as_deref(),
+                servers_share_cpu,
+            })
+            .await?;
             return Ok(exit::OK);
         }
         f => f,

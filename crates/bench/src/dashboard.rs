@@ -3,6 +3,7 @@
 //! the fleet, open a detail page, switch tabs and scroll a live log. Reports frame time (render
 //! and flush) and keypress-to-frame latency.
 
+use crate::cgroup::ServerCgroup;
 use crate::sshd::Fleet;
 use color_eyre::eyre::Result;
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
@@ -171,23 +172,50 @@ fn split(name: &str, parts: &[(f64, f64, f64)]) {
     );
 }
 
-pub async fn run(hosts: usize, secs: u64, key_every_ms: u64, user: Option<&str>) -> Result<()> {
+/// How the run is set up.
+pub struct DashboardBench<'a> {
+    pub hosts: usize,
+    pub secs: u64,
+    pub key_every_ms: u64,
+    pub user: Option<&'a str>,
+    /// Run the sshd fleet at the same CPU weight as the client instead of confining it.
+    pub servers_share_cpu: bool,
+}
+
+pub async fn run(b: &DashboardBench<'_>) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("ptui-bench-dash-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let r = run_in(&dir, hosts, secs, key_every_ms, user).await;
+    let r = run_in(&dir, b).await;
     let _ = std::fs::remove_dir_all(&dir);
     r
 }
 
-async fn run_in(
-    dir: &Path,
-    hosts: usize,
-    secs: u64,
-    key_every_ms: u64,
-    user: Option<&str>,
-) -> Result<()> {
+async fn run_in(dir: &Path, b: &DashboardBench<'_>) -> Result<()> {
+    let (hosts, secs, key_every_ms) = (b.hosts, b.secs, b.key_every_ms);
     eprintln!("starting {hosts} sshd on 127.0.0.1 ...");
-    let fleet = Fleet::start(hosts, dir, user)?;
+    // Declared before the fleet, so it is removed after the fleet's sshd are gone.
+    let cgroup = if b.servers_share_cpu {
+        None
+    } else {
+        match ServerCgroup::create() {
+            Ok(cg) => Some(cg),
+            Err(why) => {
+                eprintln!("note: the sshd fleet shares the CPU with the client ({why})");
+                None
+            }
+        }
+    };
+    let fleet = Fleet::start(hosts, dir, b.user)?;
+    let confined = match &cgroup {
+        Some(cg) => match cg.confine(&fleet.pids()) {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("note: the sshd fleet shares the CPU with the client ({why})");
+                false
+            }
+        },
+        None => false,
+    };
     // A little longer than the keys run, so the log is live until the end.
     write_streaming_installer(dir, secs + 5)?;
     let eng = crate::engine_for(&fleet, dir, &[])?;
@@ -264,6 +292,14 @@ async fn run_in(
         "\n{hosts} hosts streaming, {wall:.1}s, {} frames, {} keys ({unanswered} without a frame), {lines} log lines written",
         frames.len(),
         sent.len()
+    );
+    println!(
+        "sshd fleet: {}",
+        if confined {
+            "in a cgroup of the lowest CPU weight (the servers of real use run elsewhere)"
+        } else {
+            "at the client's CPU weight (it competes with the dashboard for the same CPUs)"
+        }
     );
     line("frame (render+flush)", frame_ms);
     line("keypress to frame", latency);

@@ -1,6 +1,7 @@
 //! `provision-tui bench fanout --hosts N`: provision-tui against pyinfra, Ansible and plain
 //! OpenSSH on N local sshd, cold and warm. Not a timed test; see docs/FLEET.md for the figures.
 
+pub mod cgroup;
 pub mod dashboard;
 pub mod health;
 pub mod peers;

@@ -135,6 +135,11 @@ impl Fleet {
         Ok(fleet)
     }
 
+    /// The listening sshd processes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
     /// known_hosts lines for every instance (one shared host key).
     pub fn known_hosts(&self) -> String {
         self.ports

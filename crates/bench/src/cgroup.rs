@@ -1,0 +1,63 @@
+//! A CPU cgroup of the lowest weight for a bench's local sshd fleet. Those sshd stand in for
+//! servers that in real use run on other machines; confined, they take only the CPU the client
+//! leaves idle, so a client-side figure (the dashboard's latency) measures the client and not
+//! the simulated servers' share of the same 2 cores.
+
+use std::path::PathBuf;
+
+pub struct ServerCgroup {
+    dir: PathBuf,
+}
+
+impl ServerCgroup {
+    /// Creates the cgroup (cgroup v2 `cpu.weight` 1, or v1 `cpu.shares` 2), or says why not.
+    pub fn create() -> Result<Self, String> {
+        let name = format!("ptui-bench-servers-{}", std::process::id());
+        let v2 = PathBuf::from("/sys/fs/cgroup");
+        let (dir, file, weight) = if v2.join("cgroup.controllers").exists() {
+            (v2.join(&name), "cpu.weight", "1")
+        } else {
+            (v2.join("cpu").join(&name), "cpu.shares", "2")
+        };
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let cg = ServerCgroup { dir };
+        std::fs::write(cg.dir.join(file), weight)
+            .map_err(|e| format!("cannot set {}/{file}: {e}", cg.dir.display()))?;
+        Ok(cg)
+    }
+
+    /// Moves processes in; what they fork later (sshd's per-connection children, the shells
+    /// and installers) starts inside.
+    pub fn confine(&self, pids: &[u32]) -> Result<(), String> {
+        for pid in pids {
+            std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+                .map_err(|e| format!("cannot move pid {pid} into {}: {e}", self.dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ServerCgroup {
+    fn drop(&mut self) {
+        // sshd's per-connection children outlive their listener for a moment; everything in
+        // here is the bench's own, so end it rather than leave the cgroup behind.
+        for _ in 0..40 {
+            if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    // SAFETY: kill(2) on a pid read from our own cgroup; no memory involved.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        eprintln!(
+            "note: {} is still in use; remove it with rmdir",
+            self.dir.display()
+        );
+    }
+}
