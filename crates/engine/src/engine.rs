@@ -11,7 +11,7 @@ use ptui_types::config::Config;
 use ptui_types::error::{ErrorKind, KindError};
 use ptui_types::identity;
 use ptui_types::job::JobFilter;
-use ptui_types::job::{Job, JobAction, LogLine, LogStream};
+use ptui_types::job::{Job, JobAction, LogLine};
 use ptui_types::secret::Secret;
 use ptui_types::server::{Server, ServerSpec, ServerStatus};
 use std::collections::BTreeMap;
@@ -68,7 +68,7 @@ impl HostKeyScan {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: Config,
     store: Store,
     catalog: Arc<Catalog>,
@@ -90,7 +90,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the database, loads the catalog and marks jobs orphaned by a dead process as interrupted.
+    /// Opens the database, loads the catalog and sorts out jobs orphaned by a dead process
+    /// (see `jobs/adopt.rs`).
     pub fn open(config: Config) -> Result<Self> {
         let store = Store::open(&config.db_path)?;
         let catalog = Catalog::load(&config.installer_dirs);
@@ -123,7 +124,7 @@ impl Engine {
                 sudo_passwords: SudoPasswords::default(),
             }),
         };
-        engine.recover_interrupted()?;
+        engine.sweep_orphans()?;
         engine.spawn_pool_reaper();
         Ok(engine)
     }
@@ -150,6 +151,14 @@ impl Engine {
                 inner.pool.reap();
             }
         });
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Engine> {
+        weak.upgrade().map(|inner| Engine { inner })
     }
 
     pub fn config(&self) -> &Config {
@@ -221,39 +230,6 @@ impl Engine {
         if let Err(e) = self.audit(action, target, details) {
             tracing::warn!("audit of {action} {target} failed: {e:#}");
         }
-    }
-
-    /// Jobs left queued/running by a process that died become `interrupted`.
-    pub fn recover_interrupted(&self) -> Result<Vec<i64>> {
-        let stale =
-            ptui_types::time::now_ms() - 2 * self.inner.config.jobs.lease_ttl.as_millis() as i64;
-        let ids = self
-            .inner
-            .store
-            .orphaned_jobs(stale, identity::owner_alive)?;
-        for id in &ids {
-            self.mark_interrupted(*id)?;
-        }
-        Ok(ids)
-    }
-
-    /// Marks a job whose process died as interrupted; its server, if left provisioning, goes to error.
-    fn mark_interrupted(&self, id: i64) -> Result<()> {
-        let store = &self.inner.store;
-        let job = store.mark_job_interrupted(
-            id,
-            "the provision-tui process running this job stopped before it finished; check the server, then run the install again (installers are idempotent)",
-        )?;
-        store.append_logs(
-            id,
-            &[(
-                LogStream::System,
-                ptui_types::time::now_ms(),
-                "interrupted: the process running this job stopped".into(),
-            )],
-        )?;
-        self.emit(Event::JobFinished { job });
-        Ok(())
     }
 
     // ---- servers ----

@@ -23,6 +23,11 @@ pub enum Event {
     JobFinished {
         job: Job,
     },
+    /// A job goes on on its server without a process following it (its process left it, or
+    /// could not store its output); any process can adopt it.
+    JobDetached {
+        job: Job,
+    },
     ServerChanged {
         server: Server,
     },

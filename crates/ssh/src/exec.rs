@@ -1,16 +1,11 @@
-//! Remote execution in ONE exec: a fixed wrapper reads the script and then the inputs as
-//! NUL-separated records on stdin (nothing touches the disk), prints its PID and runs
-//! `exec timeout ... INTERPRETER -c SCRIPT NAME`; output streams back line by line, and on
-//! timeout or cancel the process group is killed from a second channel.
+//! Short remote commands (`exec_capture`), privilege escalation, and the inputs' encoding.
+//! Installers run detached under the agent: see `detached.rs`.
 
 use super::connect::{Session, SudoMode};
-use super::lines::LineSplitter;
 use ptui_types::error::{ErrorKind, KindError};
-use ptui_types::job::LogStream;
 use ptui_types::secret::Secret;
 use russh::ChannelMsg;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Output of a short command.
 #[derive(Debug, Default)]
@@ -65,28 +60,14 @@ async fn open_exec(
     cmd: &str,
     stdin: &[u8],
 ) -> Result<russh::Channel<russh::client::Msg>, KindError> {
-    open_exec_staged(s, cmd, stdin).await.map_err(|e| e.error)
-}
-
-/// `open_exec`, telling whether the failure came before any stdin was sent. Without stdin the
-/// wrapper has no script, so nothing can have run on the server: safe to retry elsewhere.
-async fn open_exec_staged(
-    s: &Session,
-    cmd: &str,
-    stdin: &[u8],
-) -> Result<russh::Channel<russh::client::Msg>, RunError> {
-    let before = |error| RunError {
-        error,
-        nothing_ran: true,
-    };
     let ch = s
         .handle
         .channel_open_session()
         .await
-        .map_err(|e| before(channel_error(s, "open channel", e)))?;
+        .map_err(|e| channel_error(s, "open channel", e))?;
     ch.exec(true, cmd)
         .await
-        .map_err(|e| before(channel_error(s, "exec", e)))?;
+        .map_err(|e| channel_error(s, "exec", e))?;
     if !stdin.is_empty() {
         ch.data(stdin)
             .await
@@ -96,24 +77,6 @@ async fn open_exec_staged(
         .await
         .map_err(|e| channel_error(s, "send eof", e))?;
     Ok(ch)
-}
-
-/// Why `run_installer` failed.
-#[derive(Debug)]
-pub struct RunError {
-    pub error: KindError,
-    /// The channel or the exec request failed before any stdin (the script) was sent, so the
-    /// installer cannot have started: a retry on a fresh connection cannot run it twice.
-    pub nothing_ran: bool,
-}
-
-impl From<KindError> for RunError {
-    fn from(error: KindError) -> Self {
-        RunError {
-            error,
-            nothing_ran: false,
-        }
-    }
 }
 
 pub async fn exec_capture(s: &Session, cmd: &str, stdin: &[u8]) -> Result<Captured, KindError> {
@@ -154,11 +117,7 @@ const SKIP_PREAMBLE: &str =
 const BEGIN_MARKER: &[u8] = b"__PTUI_BEGIN\0";
 
 pub(crate) fn escalation(s: &Session) -> Result<Escalation, KindError> {
-    let none = Escalation {
-        prefix: "",
-        preamble: Secret::new(""),
-        skip: false,
-    };
+    let none = Escalation::none();
     if s.target.user == "root" {
         return Ok(none);
     }
@@ -225,8 +184,19 @@ fn with_password(pw: &str) -> Escalation {
 }
 
 impl Escalation {
+    /// No escalation: the command runs as the login user.
+    pub(crate) fn none() -> Self {
+        Escalation {
+            prefix: "",
+            preamble: Secret::new(""),
+            skip: false,
+        }
+    }
+    pub(crate) fn prefix(&self) -> &'static str {
+        self.prefix
+    }
     /// The bytes to send first on stdin for a command that reads stdin.
-    fn stdin(&self, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn stdin(&self, payload: &[u8]) -> Vec<u8> {
         let mut out = self.preamble.expose().as_bytes().to_vec();
         if self.skip {
             out.extend_from_slice(BEGIN_MARKER);
@@ -234,24 +204,12 @@ impl Escalation {
         out.extend_from_slice(payload);
         out
     }
-    fn skip(&self) -> &'static str {
+    pub(crate) fn skip(&self) -> &'static str {
         if self.skip { SKIP_PREAMBLE } else { "" }
     }
 }
 
-/// What to run and how.
-pub struct RunSpec<'a> {
-    pub script: &'a str,
-    /// `installer/script.sh`, the script's `$0` (for its own error messages).
-    pub name: &'a str,
-    /// (ENV_NAME, value) pairs; names are validated as `[A-Z_][A-Z0-9_]*`.
-    pub env: Vec<(String, Secret)>,
-    pub timeout: Duration,
-    /// Extra client-side wait past `timeout` before we kill from our side.
-    pub timeout_slack: Duration,
-    pub kill_grace: Duration,
-}
-
+/// How an installer run ended, as the runner maps it to an error kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOutcome {
     pub exit_code: Option<u32>,
@@ -304,199 +262,6 @@ pub fn encode_env(env: &[(String, Secret)]) -> Result<Vec<u8>, KindError> {
         out.push(0);
     }
     Ok(out)
-}
-
-/// The fixed wrapper, run in ONE exec (every extra exec costs a remote login shell, which runs
-/// the user's rc files). stdin holds the script as the first NUL-terminated record, then the
-/// `KEY=VALUE` records, read by shell builtins and exported. Then the wrapper prints its PID
-/// and execs `timeout`, which keeps that PID and leads the process group (sshd made the login
-/// shell a session leader, or timeout calls setpgid itself): that is the group to kill. The
-/// script runs as `INTERPRETER [FLAG] -c SCRIPT NAME` with stdin=/dev/null, in the login
-/// user's home directory, as `ssh host cmd` would. No temporary file, no helper processes:
-/// on a busy 2-core bastion every remote exec counts. Arguments: TIMEOUT NAME INTERPRETER...
-const WRAPPER: &str = r#"IFS= read -r -d "" s || { echo "provision-tui: no script on stdin" >&2; exit 3; }; while IFS= read -r -d "" kv; do export "$kv"; done; t=$1; n=$2; shift 2; echo __PTUI_PGID=$$; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null"#;
-
-pub const PGID_MARKER: &str = "__PTUI_PGID=";
-
-async fn kill_group(
-    s: &Session,
-    esc: &Escalation,
-    pgid: u32,
-    grace: Duration,
-) -> Result<(), KindError> {
-    let steps = (grace.as_millis() / 200).max(1);
-    let cmd = format!(
-        "{}bash --norc -c 'g() {{ kill -$1 -- -{pgid} 2>/dev/null || kill -$1 {pgid} 2>/dev/null; }}; g TERM; i=0; while g 0; do i=$((i+1)); if [ $i -gt {steps} ]; then g KILL; break; fi; sleep 0.2; done; exit 0'",
-        esc.prefix
-    );
-    exec_capture_timeout(s, &cmd, &esc.stdin(b""), grace + HELPER_TIMEOUT)
-        .await
-        .map(|_| ())
-}
-
-/// Runs an installer script. Each output line goes to `on_line` as it arrives.
-pub async fn run_installer(
-    s: &Session,
-    spec: &RunSpec<'_>,
-    cancel: &CancellationToken,
-    mut on_line: impl FnMut(LogStream, String),
-) -> Result<RunOutcome, RunError> {
-    let esc = escalation(s)?;
-    let interpreter = ptui_types::script::interpreter(spec.script)
-        .map_err(|m| KindError::new(ErrorKind::Validation, format!("{}: {m}", spec.name)))?;
-    let mut payload = spec.script.as_bytes().to_vec();
-    payload.push(0);
-    payload.extend_from_slice(&encode_env(&spec.env)?);
-    let stdin = esc.stdin(&payload);
-    // Only safe characters reach the command line; the name is cosmetic ($0 in messages).
-    let name: String = spec
-        .name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "/_.-".contains(*c))
-        .collect();
-    let cmd = format!(
-        "{}bash --norc -c '{}{WRAPPER}' provision-tui {} {} {}",
-        esc.prefix,
-        esc.skip(),
-        spec.timeout.as_secs().max(1),
-        if name.is_empty() { "installer" } else { &name },
-        interpreter.join(" ")
-    );
-    let mut early: Vec<String> = Vec::new();
-    let (outcome, started) = run_in(s, &esc, &cmd, &stdin, spec, cancel, &mut |st, line| {
-        if st == LogStream::Stderr && early.len() < 20 {
-            early.push(line.clone());
-        }
-        on_line(st, line)
-    })
-    .await?;
-    // The installer never started: sudo refused, or there is no bash.
-    if !started && !outcome.cancelled && !outcome.timed_out && outcome.exit_code != Some(0) {
-        let err = early.join(" ");
-        let (kind, hint) = if err.contains("sudo") {
-            (
-                ErrorKind::Auth,
-                format!(
-                    "; give {} password-less sudo (NOPASSWD), set a sudo password variable \
-                     (`server sudo {n} --password-env VAR`), have it asked for \
-                     (`server sudo {n} --prompt`) or log in as root",
-                    s.target.user,
-                    n = s.target.name
-                ),
-            )
-        } else {
-            (
-                ErrorKind::Configuration,
-                "; installers need bash and coreutils on the server".to_string(),
-            )
-        };
-        return Err(KindError::new(
-            kind,
-            format!(
-                "{}: cannot start the installer: {}{hint}",
-                s.target.label(),
-                err.trim()
-            ),
-        )
-        .into());
-    }
-    Ok(outcome)
-}
-
-async fn run_in(
-    s: &Session,
-    esc: &Escalation,
-    cmd: &str,
-    stdin: &[u8],
-    spec: &RunSpec<'_>,
-    cancel: &CancellationToken,
-    on_line: &mut impl FnMut(LogStream, String),
-) -> Result<(RunOutcome, bool), RunError> {
-    let mut ch = open_exec_staged(s, cmd, stdin).await?;
-
-    let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
-    let (mut out, mut err) = (LineSplitter::default(), LineSplitter::default());
-    let mut pgid: Option<u32> = None;
-    let mut outcome = RunOutcome {
-        exit_code: None,
-        signal: None,
-        cancelled: false,
-        timed_out: false,
-    };
-    let mut killed = false;
-    // After a kill, the server closes the channel once the group is gone; never wait forever.
-    let mut drain_deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
-    let handle_out =
-        |line: String, pgid: &mut Option<u32>, on_line: &mut dyn FnMut(LogStream, String)| {
-            if pgid.is_none()
-                && let Some(v) = line.strip_prefix(PGID_MARKER)
-            {
-                *pgid = v.trim().parse().ok();
-                return;
-            }
-            on_line(LogStream::Stdout, line);
-        };
-    loop {
-        tokio::select! {
-            msg = ch.wait() => {
-                let Some(msg) = msg else { break };
-                match msg {
-                    ChannelMsg::Data { data } => {
-                        for l in out.push(&data) { handle_out(l, &mut pgid, on_line); }
-                    }
-                    ChannelMsg::ExtendedData { data, ext: 1 } => {
-                        for l in err.push(&data) { on_line(LogStream::Stderr, l); }
-                    }
-                    ChannelMsg::ExitStatus { exit_status } => outcome.exit_code = Some(exit_status),
-                    ChannelMsg::ExitSignal { signal_name, .. } => outcome.signal = Some(format!("{signal_name:?}")),
-                    _ => {}
-                }
-            }
-            _ = cancel.cancelled(), if !killed => {
-                killed = true;
-                outcome.cancelled = true;
-                kill_group_of(s, esc, pgid, spec.kill_grace).await;
-                drain_deadline = tokio::time::Instant::now() + spec.kill_grace + Duration::from_secs(10);
-            }
-            _ = tokio::time::sleep_until(deadline), if !killed => {
-                killed = true;
-                outcome.timed_out = true;
-                kill_group_of(s, esc, pgid, spec.kill_grace).await;
-                drain_deadline = tokio::time::Instant::now() + spec.kill_grace + Duration::from_secs(10);
-            }
-            _ = tokio::time::sleep_until(drain_deadline), if killed => {
-                tracing::warn!("{}: channel still open after the kill; leaving it", s.target.label());
-                let _ = ch.close().await;
-                break;
-            }
-        }
-    }
-    if let Some(l) = out.finish() {
-        handle_out(l, &mut pgid, on_line);
-    }
-    if let Some(l) = err.finish() {
-        on_line(LogStream::Stderr, l);
-    }
-    Ok((outcome, pgid.is_some()))
-}
-
-/// Kills the installer's process group from a second channel. Closing the run channel would
-/// kill nothing (the remote process survives it), so we keep reading it until sshd closes it.
-async fn kill_group_of(s: &Session, esc: &Escalation, pgid: Option<u32>, grace: Duration) {
-    match pgid {
-        Some(p) => {
-            if let Err(e) = kill_group(s, esc, p, grace).await {
-                tracing::warn!(
-                    "kill of process group {p} on {} failed: {e}",
-                    s.target.label()
-                );
-            }
-        }
-        None => tracing::warn!(
-            "{}: no process group known yet; only the remote timeout can stop it",
-            s.target.label()
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! Built on russh; see docs/ARCHITECTURE.md for the remote-execution protocol.
 
 pub mod connect;
+pub mod detached;
 pub mod exec;
 pub mod known_hosts;
 pub mod lines;
 pub mod pool;
 
 pub use connect::{Session, SshTarget, SudoMode, connect, scan_host_key};
-pub use exec::{Captured, RunError, RunOutcome, RunSpec, run_installer};
+pub use detached::{DetachedSpec, Ended, RemoteEnd, SpoolPos, StreamError};
+pub use exec::{Captured, RunOutcome};
 pub use known_hosts::{HostKeyVerdict, KnownHosts};
 pub use pool::{Lease, Pool};

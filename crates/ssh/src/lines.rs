@@ -3,9 +3,13 @@
 
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
+/// Splits one stream. Every line comes with the stream position just past it (its newline
+/// included), so a reader that stored up to a line can resume exactly there.
 #[derive(Default)]
 pub struct LineSplitter {
     buf: Vec<u8>,
+    /// Stream position of `buf[0]`.
+    base: u64,
 }
 
 fn to_text(mut bytes: &[u8]) -> String {
@@ -15,50 +19,86 @@ fn to_text(mut bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Where to cut `bytes` (longer than the limit) so that no UTF-8 character is split.
+fn cut_point(bytes: &[u8]) -> usize {
+    let mut cut = MAX_LINE_BYTES;
+    // A continuation byte (10xxxxxx) at the cut means a character straddles it: back up to its
+    // first byte (at most 3 steps; invalid input is cut anywhere).
+    for back in 0..4 {
+        if cut - back == 0 {
+            break;
+        }
+        if bytes[cut - back] & 0xC0 != 0x80 {
+            cut -= back;
+            break;
+        }
+    }
+    cut
+}
+
 impl LineSplitter {
+    /// A splitter for a stream read from position `base` on.
+    pub fn starting_at(base: u64) -> Self {
+        LineSplitter {
+            buf: Vec::new(),
+            base,
+        }
+    }
+
+    /// Stream position up to which every byte has been returned as part of a line.
+    pub fn position(&self) -> u64 {
+        self.base
+    }
+
+    /// Stream position up to which bytes were fed (lines or not).
+    pub fn received(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
     /// Feeds bytes; returns the complete lines they finish.
     pub fn push(&mut self, data: &[u8]) -> Vec<String> {
+        self.push_at(data).into_iter().map(|(l, _)| l).collect()
+    }
+
+    /// Feeds bytes; returns the complete lines, each with the position just past it.
+    pub fn push_at(&mut self, data: &[u8]) -> Vec<(String, u64)> {
         self.buf.extend_from_slice(data);
         let mut out = Vec::new();
         let mut start = 0;
-        while let Some(pos) = self.buf[start..].iter().position(|b| *b == b'\n') {
-            let end = start + pos;
-            self.emit(start, end, &mut out);
-            start = end + 1;
+        loop {
+            let rest = &self.buf[start..];
+            let newline = rest.iter().take(MAX_LINE_BYTES + 1).position(|b| *b == b'\n');
+            let (text_end, consumed) = match newline {
+                Some(pos) => (pos, pos + 1),
+                None if rest.len() > MAX_LINE_BYTES => {
+                    let cut = cut_point(rest);
+                    (cut, cut)
+                }
+                None => break,
+            };
+            let line = to_text(&rest[..text_end]);
+            start += consumed;
+            out.push((line, self.base + start as u64));
         }
         self.buf.drain(..start);
-        while self.buf.len() > MAX_LINE_BYTES {
-            // Cut on a UTF-8 boundary so the chunk is not mangled.
-            let mut cut = MAX_LINE_BYTES;
-            if let Err(e) = std::str::from_utf8(&self.buf[..cut])
-                && e.error_len().is_none()
-                && e.valid_up_to() > 0
-            {
-                cut = e.valid_up_to();
-            }
-            out.push(to_text(&self.buf[..cut]));
-            self.buf.drain(..cut);
-        }
+        self.base += start as u64;
         out
-    }
-
-    fn emit(&self, start: usize, end: usize, out: &mut Vec<String>) {
-        let mut s = start;
-        while end - s > MAX_LINE_BYTES {
-            out.push(String::from_utf8_lossy(&self.buf[s..s + MAX_LINE_BYTES]).into_owned());
-            s += MAX_LINE_BYTES;
-        }
-        out.push(to_text(&self.buf[s..end]));
     }
 
     /// The unterminated last line, if any.
     pub fn finish(&mut self) -> Option<String> {
+        self.finish_at().map(|(l, _)| l)
+    }
+
+    /// The unterminated last line with the position past it.
+    pub fn finish_at(&mut self) -> Option<(String, u64)> {
         if self.buf.is_empty() {
             return None;
         }
         let line = to_text(&self.buf);
+        self.base += self.buf.len() as u64;
         self.buf.clear();
-        Some(line)
+        Some((line, self.base))
     }
 }
 
@@ -75,6 +115,24 @@ mod tests {
         assert_eq!(s.finish(), None);
         s.push(b"tail");
         assert_eq!(s.finish().as_deref(), Some("tail"));
+    }
+
+    #[test]
+    fn positions_let_a_reader_resume_exactly() {
+        let data = b"one\ntwo\r\nthree-long\npartial";
+        let mut s = LineSplitter::default();
+        let mut got = s.push_at(&data[..5]);
+        got.extend(s.push_at(&data[5..]));
+        assert_eq!(
+            got,
+            vec![("one".into(), 4), ("two".into(), 9), ("three-long".into(), 20)]
+        );
+        assert_eq!(s.position(), 20);
+        // Resuming at a stored position yields exactly the rest.
+        let mut r = LineSplitter::starting_at(9);
+        let rest = r.push_at(&data[9..]);
+        assert_eq!(rest, vec![("three-long".into(), 20)]);
+        assert_eq!(r.finish_at(), Some(("partial".into(), data.len() as u64)));
     }
 
     #[test]

@@ -215,10 +215,29 @@ impl Store {
         job_id: i64,
         lines: &[(LogStream, i64, String)],
     ) -> Result<Vec<LogLine>> {
-        if lines.is_empty() {
+        self.append_logs_at(job_id, lines, None)
+    }
+
+    /// `append_logs`, also recording how far into the job's spool the stored lines reach
+    /// (out, err byte offsets), in the same transaction: a reader resuming from the offsets
+    /// neither loses nor repeats a line.
+    pub fn append_logs_at(
+        &self,
+        job_id: i64,
+        lines: &[(LogStream, i64, String)],
+        spool_pos: Option<(u64, u64)>,
+    ) -> Result<Vec<LogLine>> {
+        if lines.is_empty() && spool_pos.is_none() {
             return Ok(Vec::new());
         }
         self.write(|tx| {
+            if let Some((out, err)) = spool_pos {
+                tx.execute(
+                    "UPDATE jobs SET out_offset=?2, err_offset=?3 WHERE id=?1",
+                    params![job_id, out as i64, err as i64],
+                )
+                .sql()?;
+            }
             let mut seq: i64 = tx
                 .query_row(
                     "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?1",
@@ -279,7 +298,7 @@ impl Store {
         })
     }
 
-    /// Jobs left queued or running by a process that is gone. `alive` decides whether an owner
+    /// Jobs left queued, running or detached by a process that is gone. `alive` decides whether an owner
     /// string belongs to a live process; a stale heartbeat also counts as dead.
     pub fn orphaned_jobs(
         &self,
@@ -288,7 +307,7 @@ impl Store {
     ) -> Result<Vec<i64>> {
         self.read(|c| {
             let mut st = c.prepare(
-                "SELECT id, owner, heartbeat_at FROM jobs WHERE status IN ('queued','running')",
+                "SELECT id, owner, heartbeat_at FROM jobs WHERE status IN ('queued','running','detached')",
             )?;
             let rows = st
                 .query_map([], |r| {

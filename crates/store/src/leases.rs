@@ -12,7 +12,9 @@ pub struct LeaseHolder {
 }
 
 impl Store {
-    /// Takes the lease if it is free or its holder stopped heartbeating for `ttl_ms`.
+    /// Takes the lease if it is free or its holder stopped heartbeating for `ttl_ms`, unless
+    /// the holder's job may still run on the server (it was sent, and has not ended): such a
+    /// job is adopted by a live process, never run over.
     pub fn try_acquire_lease(
         &self,
         server_id: i64,
@@ -31,10 +33,23 @@ impl Store {
                 .optional()
                 .sql()?;
             if let Some((held_job, held_by, hb)) = current
-                && hb > now - ttl_ms
                 && held_job != Some(job_id)
             {
-                return Ok(Err(LeaseHolder { job_id: held_job, holder: held_by }));
+                let busy = hb > now - ttl_ms || match held_job {
+                    Some(j) => tx
+                        .query_row(
+                            "SELECT 1 FROM jobs WHERE id=?1 AND spool IS NOT NULL AND status IN ('running','detached')",
+                            [j],
+                            |_| Ok(()),
+                        )
+                        .optional()
+                        .sql()?
+                        .is_some(),
+                    None => false,
+                };
+                if busy {
+                    return Ok(Err(LeaseHolder { job_id: held_job, holder: held_by }));
+                }
             }
             tx.execute(
                 "INSERT INTO server_leases(server_id, job_id, holder, acquired_at, heartbeat_at) VALUES(?1,?2,?3,?4,?4)

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod deployments;
+pub mod durable;
 pub mod health;
 pub mod incident_reads;
 pub mod incidents;

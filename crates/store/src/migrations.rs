@@ -181,6 +181,16 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE server_sudo ADD COLUMN prompt INTEGER NOT NULL DEFAULT 0;
     "#,
+    // v6: durable jobs. `spool` names the job's spool on the server (set before the job is
+    // sent); the offsets say how much of its out/err files is stored in job_logs, written in
+    // the same transaction as the lines; `deadline_at` is when the job's own timeout has
+    // surely passed, after which an unreachable server makes the job interrupted.
+    r#"
+    ALTER TABLE jobs ADD COLUMN spool TEXT;
+    ALTER TABLE jobs ADD COLUMN out_offset INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN err_offset INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN deadline_at INTEGER;
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

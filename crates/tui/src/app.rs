@@ -302,7 +302,7 @@ impl App {
                     self.rescan_host_key(id, server);
                 }
             }
-            Event::JobQueued { job } | Event::JobStarted { job } => {
+            Event::JobQueued { job } | Event::JobStarted { job } | Event::JobDetached { job } => {
                 self.upsert_job(job);
                 self.reload_summary();
                 if self.screen == Screen::Audit {

@@ -49,6 +49,11 @@ pub struct JobSettings {
     pub timeout_slack: Duration,
     /// Jobs this process runs at once (fan-out bound).
     pub max_concurrent: usize,
+    /// How long past a job's timeout a follower keeps trying an unreachable server before the
+    /// job counts as interrupted.
+    pub reattach_margin: Duration,
+    /// Spools left on servers (their client never came back) are removed after this.
+    pub spool_max_age: Duration,
 }
 
 impl Default for SshSettings {
@@ -82,6 +87,10 @@ impl Default for JobSettings {
             retry_base_delay: Duration::from_millis(env_ms("PROVISION_TUI_RETRY_BASE_MS", 1000)),
             timeout_slack: Duration::from_secs(10),
             max_concurrent: env_secs("PROVISION_TUI_MAX_CONCURRENT", 50) as usize,
+            reattach_margin: Duration::from_secs(env_secs("PROVISION_TUI_REATTACH_MARGIN", 120)),
+            spool_max_age: Duration::from_secs(
+                env_secs("PROVISION_TUI_SPOOL_MAX_AGE_HOURS", 24 * 7) * 3600,
+            ),
         }
     }
 }

@@ -9,6 +9,8 @@ use std::fmt;
 pub enum JobStatus {
     Queued,
     Running,
+    /// Its process died while it ran on the server; it goes on there until a process adopts it.
+    Detached,
     Succeeded,
     Failed,
     Cancelled,
@@ -16,9 +18,10 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 6] = [
+    pub const ALL: [JobStatus; 7] = [
         JobStatus::Queued,
         JobStatus::Running,
+        JobStatus::Detached,
         JobStatus::Succeeded,
         JobStatus::Failed,
         JobStatus::Cancelled,
@@ -29,6 +32,7 @@ impl JobStatus {
         match self {
             JobStatus::Queued => "queued",
             JobStatus::Running => "running",
+            JobStatus::Detached => "detached",
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
             JobStatus::Cancelled => "cancelled",
@@ -41,14 +45,21 @@ impl JobStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        !matches!(self, JobStatus::Queued | JobStatus::Running)
+        !matches!(
+            self,
+            JobStatus::Queued | JobStatus::Running | JobStatus::Detached
+        )
     }
 
     pub fn can_transition_to(self, to: JobStatus) -> bool {
         use JobStatus::*;
         match self {
             Queued => matches!(to, Running | Failed | Cancelled | Interrupted),
-            Running => matches!(to, Succeeded | Failed | Cancelled | Interrupted),
+            Running => matches!(
+                to,
+                Detached | Succeeded | Failed | Cancelled | Interrupted
+            ),
+            Detached => matches!(to, Running | Interrupted),
             _ => false,
         }
     }
@@ -179,8 +190,8 @@ pub struct JobFilter {
 }
 
 impl JobStatus {
-    /// Queued or running: not finished yet.
+    /// Queued, running or detached: not finished yet.
     pub fn is_running(self) -> bool {
-        matches!(self, JobStatus::Running | JobStatus::Queued)
+        !self.is_terminal()
     }
 }

@@ -1,6 +1,9 @@
 //! Jobs: starting them (launch), fan-outs over many servers, and the runner (the queue, the
 //! per-server lease, retries, and the log stream).
 
+pub mod adopt;
+mod durable;
 pub mod fanout;
 pub mod launch;
+mod logsink;
 mod runner;

@@ -1,86 +1,21 @@
-//! Runs one job: wait for the server's lease, connect (retrying connection failures),
-//! run the installer, stream masked log lines to the database and to subscribers, and
-//! record the outcome, the deployment and the server's status in one transaction.
+//! Runs one job: wait for the server's lease, connect (retrying connection failures), start
+//! the installer detached on the server and stream its masked output to the database and to
+//! subscribers; `durable.rs` follows it again after a broken connection and records the end.
 
+use super::durable::{self, AbortOnDrop};
+use super::logsink::LogSink;
 use crate::context::JobContext;
 use crate::events::Event;
 use color_eyre::eyre::Result;
-use ptui_catalog::{Installer, ResolvedInputs, Role, ScriptKind};
-use ptui_ssh::RunSpec;
-use ptui_store::job_end::JobEnd;
+use ptui_catalog::{Installer, ResolvedInputs, ScriptKind};
+use ptui_ssh::{DetachedSpec, Ended, SpoolPos, StreamError};
 use ptui_store::now_ms;
 use ptui_types::error::{ErrorKind, KindError};
-use ptui_types::job::{Job, JobAction, JobStatus, LogStream};
-use ptui_types::secret::{Masker, Secret};
+use ptui_types::job::{Job, JobAction, LogStream};
+use ptui_types::secret::Secret;
 use rand::Rng;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Log lines are written in batches: at most this many per transaction...
-const LOG_BATCH_LINES: usize = 500;
-/// ...or whatever arrived within this window.
-const LOG_BATCH_WINDOW: Duration = Duration::from_millis(100);
-
-type RawLine = (LogStream, i64, String);
-
-/// Collects masked lines and writes them in batches; emits one event per batch.
-fn spawn_log_writer(
-    ctx: JobContext,
-    job_id: i64,
-    mut rx: mpsc::UnboundedReceiver<RawLine>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut batch: Vec<RawLine> = Vec::new();
-        loop {
-            let first = match rx.recv().await {
-                Some(l) => l,
-                None => break,
-            };
-            batch.push(first);
-            let deadline = tokio::time::Instant::now() + LOG_BATCH_WINDOW;
-            while batch.len() < LOG_BATCH_LINES {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(l)) => batch.push(l),
-                    _ => break,
-                }
-            }
-            flush(&ctx, job_id, &mut batch);
-        }
-        flush(&ctx, job_id, &mut batch);
-    })
-}
-
-fn flush(ctx: &JobContext, job_id: i64, batch: &mut Vec<RawLine>) {
-    if batch.is_empty() {
-        return;
-    }
-    match ctx.store.append_logs(job_id, batch) {
-        Ok(lines) => ctx.emit(Event::JobLog { job_id, lines }),
-        Err(e) => tracing::error!(
-            "job #{job_id}: cannot store {} log lines: {e:#}",
-            batch.len()
-        ),
-    }
-    batch.clear();
-}
-
-/// Sends masked lines to the writer.
-#[derive(Clone)]
-struct LogSink {
-    tx: mpsc::UnboundedSender<RawLine>,
-    masker: Masker,
-}
-
-impl LogSink {
-    fn line(&self, stream: LogStream, text: &str) {
-        // The writer only stops after the job ended: a line sent then has nowhere to go.
-        let _ = self.tx.send((stream, now_ms(), self.masker.mask(text)));
-    }
-    fn system(&self, text: &str) {
-        self.line(LogStream::System, text);
-    }
-}
 
 /// Entry point of the tokio task behind every job.
 pub async fn run_job(
@@ -90,94 +25,21 @@ pub async fn run_job(
     inputs: ResolvedInputs,
     cancel: CancellationToken,
 ) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let writer = spawn_log_writer(ctx.clone(), job.id, rx);
-    // A sudo password (sent on stdin only) is masked like a sensitive input, just in case.
     let mut secrets = inputs.secrets();
-    if let Some(sid) = job.server_id
-        && let Ok(sudo) = ctx.store.server_sudo(sid)
-        && let Some(var) = sudo.password_env
-        && let Ok(pw) = std::env::var(var)
-        && !pw.is_empty()
-    {
-        secrets.push(Secret::new(pw));
-    }
-    // So is one typed at a prompt (held in the ctx's memory).
-    if let Some(pw) = job.server_id.and_then(|sid| ctx.sudo.get(sid)) {
-        secrets.push(pw);
-    }
-    let sink = LogSink {
-        tx,
-        masker: Masker::new(secrets),
-    };
-    let result = execute(&ctx, &job, &installer, &inputs, &cancel, &sink).await;
-    let (status, kind, message, exit_code) = match result {
-        Ok(code) => (JobStatus::Succeeded, None, None, Some(code as i64)),
-        Err(Failure { error, exit_code }) => {
-            let status = if error.kind == ErrorKind::Cancelled {
-                JobStatus::Cancelled
-            } else {
-                JobStatus::Failed
-            };
-            // A wrong typed sudo password would fail every later job too: forget it, so the
-            // next install asks again (after a login failure too: asking again costs little).
-            if error.kind == ErrorKind::Auth
-                && let Some(sid) = job.server_id
-                && ctx.sudo.get(sid).is_some()
-            {
-                ctx.sudo.forget(sid);
-            }
-            sink.system(&format!("{} ({}): {}", status, error.kind, error.message));
-            (
-                status,
-                Some(error.kind),
-                Some(sink.masker.mask(&error.message)),
-                exit_code,
-            )
+    secrets.extend(durable::sudo_secrets(&ctx, &job));
+    let (sink, writer) = LogSink::spawn(&ctx, job.id, secrets);
+    match execute(&ctx, &job, &installer, &inputs, &cancel, &sink).await {
+        Ok((ended, timeout)) => {
+            let result = durable::outcome_of(&ended, &job, Some(timeout));
+            durable::finish(&ctx, &job, result, sink, writer, Some(ended)).await;
         }
-    };
-    if status == JobStatus::Succeeded {
-        sink.system("succeeded");
+        Err(f) => durable::finish(&ctx, &job, Err(f), sink, writer, None).await,
     }
-    drop(sink);
-    if let Err(e) = writer.await {
-        tracing::warn!("job #{}: the log writer stopped: {e}", job.id);
-    }
-    let base_installers: Vec<String> = ctx
-        .catalog
-        .installers()
-        .filter(|i| i.manifest.role != Role::App)
-        .map(|i| i.manifest.id.clone())
-        .collect();
-    let end = JobEnd {
-        status,
-        kind,
-        message: message.as_deref(),
-        exit_code,
-        installs_app: installer.manifest.role == Role::App,
-        base_installers: &base_installers,
-    };
-    match ctx.store.record_job_end(&job, &end) {
-        Ok((job, server)) => {
-            ctx.emit(Event::JobFinished { job });
-            if let Some(server) = server {
-                ctx.emit(Event::ServerChanged { server });
-            }
-        }
-        Err(e) => tracing::error!("job #{}: cannot record its end: {e:#}", job.id),
-    }
-    if let Some(sid) = job.server_id
-        && let Err(e) = ctx.store.release_lease(sid, job.id)
-    {
-        // The lease goes stale without heartbeats, so the server is only blocked for its TTL.
-        tracing::warn!("job #{}: cannot release the server's lease: {e:#}", job.id);
-    }
-    ctx.running.remove(job.id);
 }
 
-struct Failure {
-    error: KindError,
-    exit_code: Option<i64>,
+pub(crate) struct Failure {
+    pub error: KindError,
+    pub exit_code: Option<i64>,
 }
 
 impl From<KindError> for Failure {
@@ -209,7 +71,7 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
 }
 
 /// Heartbeats the job and its lease; turns a cancel request from another process into a cancel here.
-fn spawn_heartbeat(
+pub(crate) fn spawn_heartbeat(
     ctx: JobContext,
     job_id: i64,
     server_id: i64,
@@ -229,13 +91,6 @@ fn spawn_heartbeat(
             }
         }
     })
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 async fn wait_for_lease(
@@ -258,6 +113,23 @@ async fn wait_for_lease(
         {
             Ok(()) => return Ok(()),
             Err(holder) => {
+                // The holder's process died while its job still runs on the server: follow
+                // that job here (exactly one process adopts it), then take the lease.
+                if let Some(held) = holder.job_id
+                    && let Ok(Some(adopted)) = ctx.store.try_adopt_job(
+                        held,
+                        &ctx.owner,
+                        now_ms() - 2 * ttl,
+                        ptui_types::identity::owner_alive,
+                    )
+                {
+                    sink.system(&format!(
+                        "server {} is busy with job #{held}, whose process stopped while it ran there; following it here until it ends",
+                        job.server_name
+                    ));
+                    durable::spawn_adopted(ctx.clone(), adopted);
+                    told = true;
+                }
                 if !told {
                     let by = holder
                         .job_id
@@ -383,7 +255,7 @@ async fn execute(
     inputs: &ResolvedInputs,
     cancel: &CancellationToken,
     sink: &LogSink,
-) -> Result<u32, Failure> {
+) -> Result<(Ended, Duration), Failure> {
     let server_id = job.server_id.ok_or_else(|| {
         Failure::from(KindError::new(
             ErrorKind::Validation,
@@ -440,16 +312,33 @@ async fn execute(
         installer.id(),
         installer.script_path(kind).unwrap_or("script")
     );
-    let spec = RunSpec {
+    let masked: Vec<String> = inputs
+        .inputs
+        .iter()
+        .filter(|i| i.sensitive)
+        .map(|i| i.env.clone())
+        .collect();
+    let key = durable::spool_key(job.id);
+    let spec = DetachedSpec {
+        key: &key,
         script,
         name: &name,
         env,
+        masked,
         timeout,
         timeout_slack: ctx.settings.timeout_slack,
         kill_grace: ctx.kill_grace,
+        spool_max_age: ctx.settings.spool_max_age,
     };
+    // Recorded before the job is sent: if this process dies right after, an adopter knows
+    // where to look (and finds no spool if the job never got there).
+    let deadline_at = now_ms() + (timeout + ctx.settings.timeout_slack).as_millis() as i64;
+    ctx.store
+        .set_job_spool(job.id, &key, deadline_at)
+        .map_err(internal)?;
+    let mut pos = SpoolPos::default();
     let mut attempt = 0u32;
-    let outcome = loop {
+    loop {
         let session = connect_with_retries(ctx, job, &mut attempt, cancel, sink).await?;
         sink.system(&format!(
             "running {} {} v{} (timeout {}s)",
@@ -458,60 +347,32 @@ async fn execute(
             installer.manifest.version,
             timeout.as_secs()
         ));
-        let res = ptui_ssh::run_installer(&session, &spec, cancel, |stream, line| {
-            sink.line(stream, &line)
-        })
-        .await;
+        let mut on_line = |stream: LogStream, text: String, at: SpoolPos| {
+            pos = at;
+            sink.line(stream, &text, Some(at));
+        };
+        let res = ptui_ssh::detached::start(&session, &spec, cancel, &mut on_line).await;
         drop(session);
         match res {
-            Ok(o) => break o,
-            Err(e) => {
-                if e.error.kind == ErrorKind::SshConnect {
-                    // The connection broke under us: the next lease dials a fresh one.
-                    ctx.pool.invalidate(&job.server_name);
-                }
-                // A pooled connection that died while idle fails here, before the script was
-                // sent: re-dial rather than fail the job.
-                if !e.nothing_ran
-                    || !backoff(ctx, job, attempt, &e.error, "re-dialling", cancel, sink).await?
-                {
-                    return Err(e.error.into());
+            Ok(ended) => return Ok((ended, timeout)),
+            Err(StreamError::Failed(e)) => return Err(e.into()),
+            // A pooled connection that died while idle fails here, before anything was sent:
+            // re-dial rather than fail the job.
+            Err(StreamError::NotSent(e)) => {
+                ctx.pool.invalidate(&job.server_name);
+                if !backoff(ctx, job, attempt, &e, "re-dialling", cancel, sink).await? {
+                    return Err(e.into());
                 }
             }
+            // The job was sent and goes on on the server: follow it again.
+            Err(StreamError::Disconnected(e)) => {
+                ctx.pool.invalidate(&job.server_name);
+                sink.system(&format!("{}; the job goes on on the server", e.message));
+                let ended =
+                    durable::follow_to_end(ctx, job, &key, &mut pos, deadline_at, cancel, sink)
+                        .await?;
+                return Ok((ended, timeout));
+            }
         }
-    };
-    let exit = outcome.exit_code.map(i64::from);
-    match outcome.error_kind() {
-        None => Ok(outcome.exit_code.unwrap_or(0)),
-        Some(kind) => {
-            let message = match (kind, outcome.exit_code, &outcome.signal) {
-                (ErrorKind::Cancelled, _, _) => {
-                    "cancelled by the operator; the remote process group was killed".to_string()
-                }
-                (ErrorKind::Timeout, _, _) => format!(
-                    "timed out after {}s; the remote process group was killed",
-                    timeout.as_secs()
-                ),
-                (_, Some(c), _) => format!("installer exited with {c} ({})", describe_exit(c)),
-                (_, None, Some(sig)) => format!("installer was killed by signal {sig}"),
-                (_, None, None) => {
-                    "the connection closed before the installer reported an exit status".to_string()
-                }
-            };
-            Err(Failure {
-                error: KindError::new(kind, message),
-                exit_code: exit,
-            })
-        }
-    }
-}
-
-fn describe_exit(code: u32) -> &'static str {
-    match code {
-        1 => "the installer rejected its inputs",
-        2 => "installation failed",
-        3 => "configuration failed",
-        124 => "timeout",
-        _ => "installation failed",
     }
 }

@@ -1,0 +1,165 @@
+# provision-tui's job agent. Sent on stdin and run by `bash --norc -c 'read code; eval'`, as
+# the login user or through sudo; $1 is the login user's home (expanded before sudo). Every
+# request field is a NUL-terminated record on stdin: nothing reaches argv or the disk except
+# the script (argv of the interpreter, as with `ssh host cmd`) and the job's own output.
+#
+# A job runs in a spool directory, ~/.local/state/provision-tui/jobs/KEY (0700, files 0600,
+# owned by the login user), under a supervisor in its own session (setsid): it survives the SSH
+# connection, SIGHUP and the client. Its output goes through tee into the spool (out, err) and,
+# while a client is attached, to this channel. Files: sup (supervisor pid), pid (the process
+# group of `timeout` and the installer), boot (boot id), rc (exit status), ended (all output
+# written). The end is told by a record that cannot occur in output by chance:
+#   NUL "__PTUI_END_" KEY " " STATE " " RC " " OUT_SIZE " " ERR_SIZE LF
+# STATE is ended, gone (no spool) or lost (the supervisor died without an exit status: the
+# server rebooted or it was killed). After it the client stores everything it got and sends
+# "rm" on stdin; then the spool is removed.
+# shellcheck shell=bash disable=SC2034,SC2154,SC2317,SC2015,SC2016
+set -u
+umask 077
+h=$1
+rec() { IFS= read -r -d "" "$1" || { echo "provision-tui: truncated request on stdin" >&2; exit 3; }; }
+rec mode
+rec key
+case $key in *[!a-z0-9-]* | "") echo "provision-tui: bad spool key" >&2; exit 3 ;; esac
+base="$h/.local/state/provision-tui/jobs"
+d="$base/$key"
+
+# Under sudo the files belong to the login user, so that following and removing need no sudo.
+own() { if [ -n "${SUDO_UID:-}" ]; then chown "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$@"; fi; }
+mkd() { [ -d "$1" ] || { mkdir -m 700 "$1" && own "$1"; }; }
+
+end() {
+  local state=$1 rc="" sizes
+  [ -r "$d/rc" ] && IFS= read -r rc <"$d/rc"
+  if [ -d "$d" ]; then sizes=$(stat -c %s "$d/out" "$d/err" 2>/dev/null | tr '\n' ' '); else sizes="0 0"; fi
+  printf '\0__PTUI_END_%s %s %s %s\n' "$key" "$state" "${rc:--}" "$sizes"
+  local ack=""
+  IFS= read -r ack || true
+  if [ "$ack" = rm ] && [ -d "$d" ]; then rm -rf -- "$d"; fi
+  exit 0
+}
+
+supervise() {
+  # $1 spool, $2 timeout, $3 name, $4 masked env names, $5 script, then the interpreter.
+  local d=$1 t=$2 n=$3 m=$4 s=$5
+  shift 5
+  run() {
+    timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null &
+    echo $! >"$d/pid"
+    wait $!
+    echo $? >"$d/rc"
+  }
+  # Sensitive values are masked before they reach the spool: awk reads them from its
+  # environment by name (never from argv) and replaces them as literal strings.
+  # mawk reads a pipe in blocks unless -W interactive: the lines would wait for 4 KiB.
+  local aw=(awk)
+  case $(awk -W version 2>&1 </dev/null) in *mawk*) aw=(awk -W interactive) ;; esac
+  mask() {
+    LC_ALL=C "${aw[@]}" -v names="$m" 'BEGIN { k = split(names, N, " "); c = 0
+        for (i = 1; i <= k; i++) { v = ENVIRON[N[i]]; if (v != "") V[++c] = v
+          p = split(v, P, "\n"); if (p > 1) for (j = 1; j <= p; j++) if (length(P[j]) >= 4) V[++c] = P[j] } }
+      { line = $0
+        for (i = 1; i <= c; i++) { out = ""
+          while ((x = index(line, V[i])) > 0) { out = out substr(line, 1, x - 1) "***"; line = substr(line, x + length(V[i])) }
+          line = out line }
+        print line; fflush() }'
+  }
+  if [ -n "$m" ]; then
+    { run "$@" 2>&1 1>&3 3>&- | mask | tee -p -a "$d/err" >&2 3>&-; } 3>&1 | mask | tee -p -a "$d/out"
+  else
+    { run "$@" 2>&1 1>&3 3>&- | tee -p -a "$d/err" >&2 3>&-; } 3>&1 | tee -p -a "$d/out"
+  fi
+  : >"$d/ended"
+}
+
+# A supervisor that runs as root answers kill -0 with EPERM: that is alive too.
+alive() {
+  kill -0 "$1" 2>/dev/null && return 0
+  case $(LC_ALL=C kill -0 "$1" 2>&1) in *"not permitted"*) return 0 ;; esac
+  return 1
+}
+
+follow() {
+  local oo=$1 eo=$2 sp="" boot="" now="" a b
+  [ -d "$d" ] || end gone
+  [ -r "$d/sup" ] && IFS= read -r sp <"$d/sup"
+  [ -r "$d/boot" ] && IFS= read -r boot <"$d/boot"
+  IFS= read -r now </proc/sys/kernel/random/boot_id
+  if [ -e "$d/ended" ] || [ -z "$sp" ] || [ "$boot" != "$now" ] || ! alive "$sp"; then
+    tail -c +$((oo + 1)) -- "$d/out"
+    tail -c +$((eo + 1)) -- "$d/err" >&2
+  else
+    tail -c +$((oo + 1)) -F -s 0.2 --pid="$sp" -- "$d/out" 2>/dev/null &
+    a=$!
+    tail -c +$((eo + 1)) -F -s 0.2 --pid="$sp" -- "$d/err" >&2 2>/dev/null &
+    b=$!
+    wait "$a" "$b"
+  fi
+  if [ -e "$d/ended" ]; then end ended; else end lost; fi
+}
+
+sweep() {
+  # Spools of ended jobs older than $1 minutes, and of jobs whose output stopped that long
+  # ago, are removed; at most once an hour, in the background, so a start costs no fork.
+  local age=$1 now last=0
+  printf -v now '%(%s)T' -1
+  [ -r "$base/.swept" ] && IFS= read -r last <"$base/.swept"
+  [ $((now - last)) -ge 3600 ] || return 0
+  echo "$now" >"$base/.swept"
+  (find "$base" -mindepth 2 -maxdepth 2 \( -name ended -o -name out \) -mmin +"$age" -printf '%h\0' 2>/dev/null |
+    sort -zu | xargs -0r rm -rf -- ) </dev/null >/dev/null 2>&1 &
+}
+
+case $mode in
+start)
+  rec t
+  rec n
+  rec age
+  rec m
+  rec ni
+  interp=()
+  for ((i = 0; i < ni; i++)); do rec a; interp+=("$a"); done
+  rec s
+  while IFS= read -r -d "" kv && [ -n "$kv" ]; do export "${kv?}"; done
+  mkd "$h/.local" && mkd "$h/.local/state" && mkd "$h/.local/state/provision-tui" && mkd "$base" ||
+    { echo "provision-tui: cannot create $base" >&2; exit 3; }
+  mkdir -m 700 "$d" || { echo "provision-tui: cannot create the spool $d" >&2; exit 3; }
+  : >"$d/out" && : >"$d/err" && : >"$d/rc" && : >"$d/pid" && : >"$d/sup" && : >"$d/boot" ||
+    { echo "provision-tui: cannot write in $d" >&2; exit 3; }
+  own "$d" "$d/out" "$d/err" "$d/rc" "$d/pid" "$d/sup" "$d/boot"
+  IFS= read -r boot </proc/sys/kernel/random/boot_id && echo "$boot" >"$d/boot"
+  sweep "$age"
+  echo "__PTUI_STARTED $key"
+  setsid bash --norc -c "$(declare -f supervise); supervise \"\$@\"" provision-tui-job "$d" "$t" "$n" "$m" "$s" "${interp[@]}" </dev/null &
+  sp=$!
+  echo "$sp" >"$d/sup"
+  wait "$sp"
+  if [ -e "$d/ended" ]; then end ended; else end lost; fi
+  ;;
+follow)
+  rec oo
+  rec eo
+  follow "$oo" "$eo"
+  ;;
+kill)
+  # TERM to the installer's process group, KILL after $steps * 0.2 s; then the remote end
+  # is collected by whoever follows the job.
+  rec steps
+  pg=""
+  [ -r "$d/pid" ] && IFS= read -r pg <"$d/pid"
+  [ -n "$pg" ] || { echo "provision-tui: no process group recorded in $d" >&2; exit 0; }
+  g() { kill -"$1" -- -"$pg" 2>/dev/null || kill -"$1" "$pg" 2>/dev/null; }
+  g TERM
+  i=0
+  while g 0; do
+    i=$((i + 1))
+    if [ $i -gt "$steps" ]; then g KILL; break; fi
+    sleep 0.2
+  done
+  exit 0
+  ;;
+*)
+  echo "provision-tui: unknown agent mode $mode" >&2
+  exit 3
+  ;;
+esac

@@ -1,0 +1,596 @@
+//! Durable jobs: the installer runs on the server under the agent (`agent.sh`), detached from
+//! the SSH connection, with its output spooled there. `start` launches it and streams it live
+//! in the same exec; `follow` streams it again from stored positions after the client or the
+//! connection died; `kill` stops its process group. Each stream ends with the agent's end
+//! record; the spool is removed only when the caller says the output is stored.
+
+use super::connect::Session;
+use super::exec::{Escalation, HELPER_TIMEOUT, RunOutcome, encode_env, escalation};
+use super::lines::LineSplitter;
+use ptui_types::error::{ErrorKind, KindError};
+use ptui_types::job::LogStream;
+use ptui_types::secret::Secret;
+use russh::ChannelMsg;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The agent, sent on stdin with every request (it is small, and nothing is installed).
+pub const AGENT: &str = include_str!("agent.sh");
+
+/// How the agent is run: it reads itself from stdin. `"$HOME"` is expanded by the login
+/// shell, before any sudo, so the spool is always in the login user's home.
+const BOOT: &str = r#"IFS= read -r -d "" c && eval "$c""#;
+
+/// Positions in the spool's `out` and `err` files up to which the output is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolPos {
+    pub out: u64,
+    pub err: u64,
+}
+
+/// How the job ended on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteEnd {
+    /// The installer's exit status (None when none was recorded).
+    Exited(Option<u32>),
+    /// No spool: the job never started there, or its spool was removed.
+    Gone,
+    /// The supervisor died without an exit status: the server rebooted or it was killed.
+    Lost,
+}
+
+/// A job's end, with the channel still open so the spool can be removed once stored.
+pub struct Ended {
+    pub end: RemoteEnd,
+    /// A cancel was asked for and the process group was killed.
+    pub cancelled: bool,
+    /// The client-side deadline passed and the process group was killed.
+    pub timed_out: bool,
+    channel: Option<russh::Channel<russh::client::Msg>>,
+}
+
+impl Ended {
+    pub fn outcome(&self) -> RunOutcome {
+        RunOutcome {
+            exit_code: match self.end {
+                RemoteEnd::Exited(c) => c,
+                _ => None,
+            },
+            signal: None,
+            cancelled: self.cancelled,
+            timed_out: self.timed_out,
+        }
+    }
+
+    /// Tells the agent the output is stored: it removes the spool. Best effort: a spool left
+    /// behind is swept after its age.
+    pub async fn remove_spool(mut self) {
+        let Some(ch) = self.channel.take() else {
+            return;
+        };
+        if ch.data(&b"rm\n"[..]).await.is_err() || ch.eof().await.is_err() {
+            return;
+        }
+        let mut ch = ch;
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(msg) = ch.wait().await {
+                if matches!(msg, ChannelMsg::Close) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Why a stream stopped without the job's end.
+#[derive(Debug)]
+pub enum StreamError {
+    /// Nothing was sent (the channel or exec failed first): safe to retry on a new connection.
+    NotSent(KindError),
+    /// The job may still run on the server, but the stream broke: follow it again.
+    Disconnected(KindError),
+    /// The request was refused (sudo, no bash, no disk space on the server): final.
+    Failed(KindError),
+}
+
+impl StreamError {
+    pub fn error(&self) -> &KindError {
+        match self {
+            StreamError::NotSent(e) | StreamError::Disconnected(e) | StreamError::Failed(e) => e,
+        }
+    }
+}
+
+/// What to start.
+pub struct DetachedSpec<'a> {
+    /// Spool directory name: `[a-z0-9-]+`, unique per job.
+    pub key: &'a str,
+    pub script: &'a str,
+    /// `installer/script.sh`, the script's `$0`.
+    pub name: &'a str,
+    pub env: Vec<(String, Secret)>,
+    /// Env names whose values the agent masks before they reach the spool.
+    pub masked: Vec<String>,
+    pub timeout: Duration,
+    /// Extra client-side wait past `timeout` before we kill from our side.
+    pub timeout_slack: Duration,
+    pub kill_grace: Duration,
+    /// Spools older than this are swept from the server.
+    pub spool_max_age: Duration,
+}
+
+fn record(out: &mut Vec<u8>, field: &str) {
+    out.extend_from_slice(field.as_bytes());
+    out.push(0);
+}
+
+fn command(esc: &Escalation) -> String {
+    format!(
+        "{}bash --norc -c '{}{BOOT}' provision-tui \"$HOME\"",
+        esc.prefix(),
+        esc.skip()
+    )
+}
+
+fn agent_request(mode: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(AGENT.len() + 64);
+    record(&mut out, AGENT);
+    record(&mut out, mode);
+    record(&mut out, key);
+    out
+}
+
+fn check_key(key: &str) -> Result<(), KindError> {
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(KindError::new(
+            ErrorKind::Validation,
+            format!("invalid spool key {key:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Starts a job detached and streams its output until it ends (or the stream breaks).
+/// `on_line` gets each line and the spool position just past it.
+pub async fn start(
+    s: &Session,
+    spec: &DetachedSpec<'_>,
+    cancel: &CancellationToken,
+    on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+) -> Result<Ended, StreamError> {
+    check_key(spec.key).map_err(StreamError::Failed)?;
+    let esc = escalation(s).map_err(StreamError::Failed)?;
+    let interpreter = ptui_types::script::interpreter(spec.script).map_err(|m| {
+        StreamError::Failed(KindError::new(
+            ErrorKind::Validation,
+            format!("{}: {m}", spec.name),
+        ))
+    })?;
+    let name: String = spec
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "/_.-".contains(*c))
+        .collect();
+    let mut req = agent_request("start", spec.key);
+    record(&mut req, &spec.timeout.as_secs().max(1).to_string());
+    record(&mut req, if name.is_empty() { "installer" } else { &name });
+    record(
+        &mut req,
+        &(spec.spool_max_age.as_secs() / 60).max(1).to_string(),
+    );
+    record(&mut req, &spec.masked.join(" "));
+    record(&mut req, &interpreter.len().to_string());
+    for part in &interpreter {
+        record(&mut req, part);
+    }
+    record(&mut req, spec.script);
+    req.extend_from_slice(&encode_env(&spec.env).map_err(StreamError::Failed)?);
+    req.push(0);
+    let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
+    let ch = open(s, &command(&esc), &esc.stdin(&req)).await?;
+    let mut stream = Stream::new(spec.key, SpoolPos::default(), true);
+    stream
+        .run(s, ch, cancel, deadline, spec.kill_grace, on_line)
+        .await
+}
+
+/// Streams a detached job's output from `from` until it ends (or the stream breaks).
+pub async fn follow(
+    s: &Session,
+    key: &str,
+    from: SpoolPos,
+    cancel: &CancellationToken,
+    deadline: tokio::time::Instant,
+    kill_grace: Duration,
+    on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+) -> Result<Ended, StreamError> {
+    check_key(key).map_err(StreamError::Failed)?;
+    let mut req = agent_request("follow", key);
+    record(&mut req, &from.out.to_string());
+    record(&mut req, &from.err.to_string());
+    let plain = Escalation::none();
+    let ch = open(s, &command(&plain), &req).await?;
+    let mut stream = Stream::new(key, from, false);
+    stream
+        .run(s, ch, cancel, deadline, kill_grace, on_line)
+        .await
+}
+
+/// Kills a detached job's process group: TERM, then KILL after `grace`.
+pub async fn kill(s: &Session, key: &str, grace: Duration) -> Result<(), KindError> {
+    check_key(key)?;
+    let esc = escalation(s)?;
+    let mut req = agent_request("kill", key);
+    record(&mut req, &(grace.as_millis() / 200).max(1).to_string());
+    let ch = open(s, &command(&esc), &esc.stdin(&req))
+        .await
+        .map_err(|e| e.error().clone())?;
+    let mut ch = ch;
+    let _ = ch.eof().await;
+    let waited = tokio::time::timeout(grace + HELPER_TIMEOUT, async {
+        while let Some(msg) = ch.wait().await {
+            if matches!(msg, ChannelMsg::Close) {
+                break;
+            }
+        }
+    })
+    .await;
+    waited.map_err(|_| {
+        KindError::new(
+            ErrorKind::Timeout,
+            format!("{}: the kill did not answer in time", s.target.label()),
+        )
+    })
+}
+
+/// Opens an exec channel and sends `stdin`, leaving stdin open (the agent waits for "rm").
+async fn open(
+    s: &Session,
+    cmd: &str,
+    stdin: &[u8],
+) -> Result<russh::Channel<russh::client::Msg>, StreamError> {
+    let fail = |what: &str, e: russh::Error| {
+        KindError::new(
+            ErrorKind::SshConnect,
+            format!("{}: {what}: {e}", s.target.label()),
+        )
+    };
+    let ch = s
+        .handle
+        .channel_open_session()
+        .await
+        .map_err(|e| StreamError::NotSent(fail("open channel", e)))?;
+    ch.exec(true, cmd)
+        .await
+        .map_err(|e| StreamError::NotSent(fail("exec", e)))?;
+    ch.data(stdin)
+        .await
+        .map_err(|e| StreamError::Disconnected(fail("send the request", e)))?;
+    Ok(ch)
+}
+
+const STARTED: &str = "__PTUI_STARTED ";
+
+/// One stream from the agent: lines before the start marker, the spooled output with
+/// positions, and the end record.
+struct Stream {
+    key: String,
+    marker: Vec<u8>,
+    /// Still waiting for the start marker (start mode only).
+    awaiting_start: bool,
+    head: Vec<u8>,
+    /// Stdout bytes held back because they may begin the end record.
+    held: Vec<u8>,
+    out: LineSplitter,
+    err: LineSplitter,
+    /// The end record: state, and the final sizes of out and err.
+    end: Option<(RemoteEnd, u64, u64)>,
+    end_tail: Vec<u8>,
+    early_stderr: Vec<String>,
+}
+
+impl Stream {
+    fn new(key: &str, from: SpoolPos, start: bool) -> Self {
+        Stream {
+            key: key.to_string(),
+            marker: format!("\0__PTUI_END_{key} ").into_bytes(),
+            awaiting_start: start,
+            head: Vec::new(),
+            held: Vec::new(),
+            out: LineSplitter::starting_at(from.out),
+            err: LineSplitter::starting_at(from.err),
+            end: None,
+            end_tail: Vec::new(),
+            early_stderr: Vec::new(),
+        }
+    }
+
+    fn pos(&self) -> SpoolPos {
+        SpoolPos {
+            out: self.out.position(),
+            err: self.err.position(),
+        }
+    }
+
+    fn stdout(&mut self, mut data: &[u8], on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send)) {
+        if self.awaiting_start {
+            self.head.extend_from_slice(data);
+            let want = format!("{STARTED}{}", self.key);
+            // Lines before the marker (a login script's noise) are shown, not counted.
+            while let Some(nl) = self.head.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.head.drain(..=nl).collect();
+                let text = String::from_utf8_lossy(&line[..nl]).trim_end().to_string();
+                if text == want {
+                    self.awaiting_start = false;
+                    let rest = std::mem::take(&mut self.head);
+                    self.content(&rest, on_line);
+                    return;
+                }
+                on_line(LogStream::Stdout, text, self.pos());
+            }
+            return;
+        }
+        if self.end.is_some() {
+            self.end_tail.extend_from_slice(data);
+            data = &[];
+        }
+        self.content(data, on_line);
+    }
+
+    fn content(&mut self, data: &[u8], on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send)) {
+        if self.end.is_some() {
+            return;
+        }
+        self.held.extend_from_slice(data);
+        let buf = std::mem::take(&mut self.held);
+        let (text, rest) = match find(&buf, &self.marker) {
+            Some(i) => (&buf[..i], Some(&buf[i + self.marker.len()..])),
+            None => {
+                // Hold a NUL that may begin the marker; the marker has no other NUL.
+                let keep = match buf.iter().rposition(|b| *b == 0) {
+                    Some(p) if self.marker.starts_with(&buf[p..]) => p,
+                    _ => buf.len(),
+                };
+                self.held = buf[keep..].to_vec();
+                (&buf[..keep], None)
+            }
+        };
+        for (line, at) in self.out.push_at(text) {
+            let pos = SpoolPos {
+                out: at,
+                err: self.err.position(),
+            };
+            on_line(LogStream::Stdout, line, pos);
+        }
+        if let Some(rest) = rest {
+            self.end_tail = rest.to_vec();
+            self.end = Some((RemoteEnd::Lost, 0, 0));
+            self.parse_end();
+        }
+    }
+
+    /// Parses `STATE RC OUT ERR\n` once it is complete.
+    fn parse_end(&mut self) {
+        let Some(nl) = self.end_tail.iter().position(|b| *b == b'\n') else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&self.end_tail[..nl]).to_string();
+        let f: Vec<&str> = text.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let state = match f.first().copied() {
+            Some("ended") => RemoteEnd::Exited(f.get(1).and_then(|v| v.parse().ok())),
+            Some("gone") => RemoteEnd::Gone,
+            _ => RemoteEnd::Lost,
+        };
+        self.end = Some((state, num(2), num(3)));
+        self.end_tail.clear();
+    }
+
+    fn end_complete(&self) -> bool {
+        self.end.is_some() && self.end_tail.is_empty()
+    }
+
+    fn stderr(&mut self, data: &[u8], on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send)) {
+        for (line, at) in self.err.push_at(data) {
+            if self.awaiting_start && self.early_stderr.len() < 20 {
+                self.early_stderr.push(line.clone());
+            }
+            let pos = SpoolPos {
+                out: self.out.position(),
+                err: at,
+            };
+            on_line(LogStream::Stderr, line, pos);
+        }
+    }
+
+    /// All of stderr up to the size the end record gave has arrived.
+    fn stderr_complete(&self) -> bool {
+        match &self.end {
+            Some((_, _, err_size)) => self.err.received() >= *err_size,
+            None => false,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &mut self,
+        s: &Session,
+        mut ch: russh::Channel<russh::client::Msg>,
+        cancel: &CancellationToken,
+        deadline: tokio::time::Instant,
+        kill_grace: Duration,
+        on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+    ) -> Result<Ended, StreamError> {
+        let mut exit_status = None;
+        let (mut cancelled, mut timed_out) = (false, false);
+        // After the end record, stderr may still be in flight: wait for it, not forever.
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let mut stderr_deadline = far;
+        loop {
+            if self.end_complete() && self.stderr_complete() {
+                break;
+            }
+            tokio::select! {
+                msg = ch.wait() => {
+                    let Some(msg) = msg else { break };
+                    match msg {
+                        ChannelMsg::Data { data } => {
+                            self.stdout(&data, on_line);
+                            if self.end.is_some() && !self.end_tail.is_empty() {
+                                self.parse_end();
+                            }
+                        }
+                        ChannelMsg::ExtendedData { data, ext: 1 } => self.stderr(&data, on_line),
+                        ChannelMsg::ExitStatus { exit_status: c } => exit_status = Some(c),
+                        ChannelMsg::Eof | ChannelMsg::Close if self.end_complete() => break,
+                        _ => {}
+                    }
+                    if self.end_complete() && stderr_deadline == far {
+                        stderr_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    }
+                }
+                _ = cancel.cancelled(), if !cancelled && !timed_out && !self.awaiting_start => {
+                    cancelled = true;
+                    self.kill_from_side(s, kill_grace).await;
+                }
+                _ = tokio::time::sleep_until(deadline), if !cancelled && !timed_out && !self.awaiting_start => {
+                    timed_out = true;
+                    self.kill_from_side(s, kill_grace).await;
+                }
+                _ = tokio::time::sleep_until(stderr_deadline), if stderr_deadline < far => {
+                    tracing::warn!("{}: stderr of the job did not arrive in full", s.target.label());
+                    break;
+                }
+            }
+        }
+        let Some((end, _, _)) = self.end.clone().filter(|_| self.end_complete()) else {
+            return Err(self.broken(s, exit_status));
+        };
+        // Unterminated last lines are part of the output too.
+        if let Some((line, at)) = self.out.finish_at() {
+            on_line(LogStream::Stdout, line, SpoolPos { out: at, err: self.err.position() });
+        }
+        if let Some((line, at)) = self.err.finish_at() {
+            on_line(LogStream::Stderr, line, SpoolPos { out: self.out.position(), err: at });
+        }
+        Ok(Ended {
+            end,
+            cancelled,
+            timed_out,
+            channel: Some(ch),
+        })
+    }
+
+    async fn kill_from_side(&self, s: &Session, grace: Duration) {
+        if let Err(e) = kill(s, &self.key, grace).await {
+            tracing::warn!("{}: killing job {} failed: {e}", s.target.label(), self.key);
+        }
+    }
+
+    /// The stream stopped before the end record.
+    fn broken(&self, s: &Session, exit_status: Option<u32>) -> StreamError {
+        let label = s.target.label();
+        if self.awaiting_start {
+            // The agent never started the job: sudo refused, no bash, or no space.
+            let err = self.early_stderr.join(" ");
+            let (kind, hint) = if err.contains("sudo") {
+                (
+                    ErrorKind::Auth,
+                    format!(
+                        "; give {} password-less sudo (NOPASSWD), set a sudo password variable \
+                         (`server sudo {n} --password-env VAR`), have it asked for \
+                         (`server sudo {n} --prompt`) or log in as root",
+                        s.target.user,
+                        n = s.target.name
+                    ),
+                )
+            } else {
+                (
+                    ErrorKind::Configuration,
+                    "; installers need bash, coreutils and setsid on the server, and space in \
+                     the login user's home for the job's spool"
+                        .to_string(),
+                )
+            };
+            if exit_status.is_some() {
+                return StreamError::Failed(KindError::new(
+                    kind,
+                    format!("{label}: cannot start the installer: {}{hint}", err.trim()),
+                ));
+            }
+        }
+        StreamError::Disconnected(KindError::new(
+            ErrorKind::SshConnect,
+            format!("{label}: the connection broke while following the job"),
+        ))
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(stream: &mut Stream, chunks: &[&[u8]]) -> Vec<(String, SpoolPos)> {
+        let mut got = Vec::new();
+        for c in chunks {
+            stream.stdout(c, &mut |_, l, p| got.push((l, p)));
+        }
+        got
+    }
+
+    #[test]
+    fn start_marker_and_end_record_are_found_across_chunks() {
+        let mut st = Stream::new("j1-ab", SpoolPos::default(), true);
+        let got = collect(
+            &mut st,
+            &[
+                b"noise\n__PTUI_STA",
+                b"RTED j1-ab\nline 1\nli",
+                b"ne 2\npartial\0__PTUI_E",
+                b"ND_j1-ab ended 0 20 7 \n",
+            ],
+        );
+        let lines: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(lines, ["noise", "line 1", "line 2"]);
+        assert_eq!(got[2].1.out, 14);
+        assert!(st.end_complete());
+        assert_eq!(st.end.clone().map(|e| e.0), Some(RemoteEnd::Exited(Some(0))));
+        assert_eq!(st.out.finish_at(), Some(("partial".into(), 21)));
+    }
+
+    #[test]
+    fn a_nul_in_output_that_is_not_the_marker_is_output() {
+        let mut st = Stream::new("k", SpoolPos { out: 100, err: 0 }, false);
+        let got = collect(&mut st, &[b"a\0b\n\0__PTUI_END_x", b" not ours\n"]);
+        let lines: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(lines, ["a\0b", "\0__PTUI_END_x not ours"]);
+        assert_eq!(got[1].1.out, 100 + 4 + 23);
+        assert!(st.end.is_none());
+    }
+
+    #[test]
+    fn gone_and_lost_states_parse() {
+        let mut st = Stream::new("k", SpoolPos::default(), false);
+        collect(&mut st, &[b"\0__PTUI_END_k gone - 0 0\n"]);
+        assert_eq!(st.end.clone().map(|e| e.0), Some(RemoteEnd::Gone));
+        let mut st = Stream::new("k", SpoolPos::default(), false);
+        collect(&mut st, &[b"\0__PTUI_END_k lost - 5 6\n"]);
+        assert_eq!(st.end.clone().map(|e| (e.0, e.1, e.2)), Some((RemoteEnd::Lost, 5, 6)));
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(check_key("j12-0af3").is_ok());
+        assert!(check_key("../x").is_err());
+        assert!(check_key("").is_err());
+    }
+}
