@@ -359,7 +359,7 @@ fn print_line(
     }
     *last = l.seq;
     if json {
-        out::json(&serde_json::json!({"event": "log", "job_id": l.job_id, "seq": l.seq, "stream": l.stream, "ts": l.ts, "text": l.text}))?;
+        out::json_log_line(l)?;
         return Ok(());
     }
     let prefix = if multi {

@@ -34,6 +34,9 @@ pub struct LogsArgs {
     /// Prefix each line with its timestamp and stream.
     #[arg(long, short)]
     pub timestamps: bool,
+    /// One JSON object per line (`install --json`'s log events).
+    #[arg(long, conflicts_with = "timestamps")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +112,11 @@ pub async fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
                 break;
             }
             for l in &lines {
+                next = l.seq + 1;
+                if a.json {
+                    out::json_log_line(l)?;
+                    continue;
+                }
                 // Sanitised before the prefix, so a `\r` in the text cannot hide the prefix.
                 let text = if a.timestamps {
                     let shown = terminal_text(&l.text);
@@ -120,7 +128,6 @@ pub async fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
                     LogStream::Stderr => errln!("{text}"),
                     _ => outln!("{text}"),
                 }
-                next = l.seq + 1;
             }
         }
         if !a.follow || job.status.is_terminal() {

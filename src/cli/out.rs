@@ -98,6 +98,11 @@ pub fn json_pretty<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Resul
     Ok(())
 }
 
+/// One log line as a JSON event (`install --json`, `logs --json`).
+pub fn json_log_line(l: &ptui_types::job::LogLine) -> serde_json::Result<()> {
+    json(&serde_json::json!({"event": "log", "job_id": l.job_id, "seq": l.seq, "stream": l.stream, "ts": l.ts, "text": l.text}))
+}
+
 /// Redraws a block of lines on stderr in place: up `previous` lines, clear to the end, then
 /// each line sanitised as one row. The only escape codes the CLI writes are these.
 pub fn redraw_stderr(previous: u16, lines: &[String]) {

@@ -2,10 +2,12 @@
 //! sources) made safe to show on a terminal, and JSON made safe to print. Both front ends use
 //! these functions, so there is one definition of what reaches the terminal.
 //!
-//! The visible scheme is Rust's escape syntax: a C0 control other than tab and newline, and
-//! DEL, becomes `\xHH` (ESC is `\x1b`, BEL `\x07`, DEL `\x7f`); a C1 control (U+0080..U+009F)
-//! becomes `\u{HH}` (the one-character CSI U+009B is `\u{9b}`). A literal backslash is left as
-//! it is, so `\x1b` in the output may also be those four characters in the input.
+//! The visible scheme is the form Rust's `{:?}` gives most controls, so a value quoted in an
+//! error and the same text in a log line look alike: a C0 control other than tab and newline,
+//! DEL, and a C1 control (U+0080..U+009F) become `\u{H}`, the code point in lowercase hex (ESC
+//! is `\u{1b}`, BEL `\u{7}`, DEL `\u{7f}`, the one-character CSI U+009B `\u{9b}`). A literal
+//! backslash is left as it is, so `\u{1b}` in the output may also be those characters in the
+//! input.
 //!
 //! Carriage returns: progress output (`10%\r20%\r100%`) is shown as its final state, the text
 //! after the last `\r` of each line; a `\r` ending a line (CRLF) is dropped.
@@ -81,10 +83,7 @@ fn push_visible(out: &mut String, c: char, one_line: bool) {
     match c {
         '\t' if one_line => out.push(' '),
         '\t' => out.push('\t'),
-        '\0'..='\u{1f}' | '\u{7f}' => {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        }
-        '\u{80}'..='\u{9f}' => {
+        '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' => {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
         c => out.push(c),
@@ -107,7 +106,7 @@ mod tests {
     fn c0_and_del_are_shown_not_emitted() {
         assert_eq!(
             terminal_text("\x1b]52;c;aGk=\x07 \x1bc \x1b[6n\x7f\0"),
-            r"\x1b]52;c;aGk=\x07 \x1bc \x1b[6n\x7f\x00"
+            r"\u{1b}]52;c;aGk=\u{7} \u{1b}c \u{1b}[6n\u{7f}\u{0}"
         );
     }
 
@@ -121,7 +120,7 @@ mod tests {
 
     #[test]
     fn tabs_and_newlines_stay_in_text_and_become_spaces_in_a_line() {
-        assert_eq!(terminal_text("a\tb\nc\x1b"), "a\tb\nc\\x1b");
+        assert_eq!(terminal_text("a\tb\nc\x1b"), "a\tb\nc\\u{1b}");
         assert_eq!(terminal_line("a\tb\nc"), "a b c");
     }
 
@@ -136,8 +135,14 @@ mod tests {
     }
 
     #[test]
+    fn the_scheme_is_what_debug_quoting_shows() {
+        let s = "\x1b\x07\x7f\u{9b}";
+        assert_eq!(format!("\"{}\"", terminal_text(s)), format!("{s:?}"));
+    }
+
+    #[test]
     fn multibyte_text_next_to_controls_survives() {
-        assert_eq!(terminal_text("é\u{1b}ü\u{9b}€"), "é\\x1bü\\u{9b}€");
+        assert_eq!(terminal_text("é\u{1b}ü\u{9b}€"), "é\\u{1b}ü\\u{9b}€");
     }
 
     #[test]
