@@ -22,7 +22,10 @@ fn assert_no_controls(what: &str, bytes: &[u8]) {
     for (i, &b) in bytes.iter().enumerate() {
         let c1 = b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n));
         let c0 = (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f;
-        assert!(!c0 && !c1, "{what}: control byte {b:#04x} at {i} in:\n{text}");
+        assert!(
+            !c0 && !c1,
+            "{what}: control byte {b:#04x} at {i} in:\n{text}"
+        );
     }
 }
 
@@ -51,7 +54,10 @@ fn assert_hostile_lines_shown(what: &str, out: &Output) {
     }
     // The carriage-return progress line shows its final state only.
     assert!(shown.contains("progress 100%"), "{what}:\n{shown}");
-    assert!(!shown.contains("10%") && !shown.contains("50%"), "{what}:\n{shown}");
+    assert!(
+        !shown.contains("10%") && !shown.contains("50%"),
+        "{what}:\n{shown}"
+    );
 }
 
 #[test]
@@ -62,7 +68,10 @@ fn install_and_logs_show_a_servers_escapes_visibly_and_never_emit_them() {
     let install = env.run(&["install", "hostile-escapes", "--on", "s"]);
     assert!(install.status.success(), "{}", text(&install.stderr));
     assert_hostile_lines_shown("install", &install);
-    let job = env.jobs_json()[0]["id"].as_i64().expect("job id").to_string();
+    let job = env.jobs_json()[0]["id"]
+        .as_i64()
+        .expect("job id")
+        .to_string();
 
     for args in [
         vec!["logs", &job],
@@ -98,7 +107,10 @@ fn install_and_logs_show_a_servers_escapes_visibly_and_never_emit_them() {
             .filter(|v| v["event"] == "log")
             .filter_map(|v| v["text"].as_str().map(str::to_string))
             .collect();
-        assert!(texts.contains(&"c1csi \u{9b}1;31m end".to_string()), "{texts:?}");
+        assert!(
+            texts.contains(&"c1csi \u{9b}1;31m end".to_string()),
+            "{texts:?}"
+        );
         assert!(texts.contains(&"osc52 \x1b]52;c;cHduZWQ=\x07 end".to_string()));
     }
 }
@@ -187,7 +199,10 @@ fn hostile_connection_fields_are_refused_naming_the_flag() {
         (&["--host", "h", "--port", "0"], "--port"),
         (&["--host", "h", "--tag", "a,b"], "--tag"),
         (&["--host", "h", "--tag", "x\x1b[6n"], "--tag"),
-        (&["--host", "h", "--user", "root\x1b]52;c;eA==\x07"], "--user"),
+        (
+            &["--host", "h", "--user", "root\x1b]52;c;eA==\x07"],
+            "--user",
+        ),
         (&["--host", "h", "--user", "u\u{9b}1m"], "--user"),
     ];
     for (extra, flag) in cases {
@@ -303,7 +318,13 @@ fn output_into_a_closed_pipe_ends_quietly() {
     ]);
     let inv = env.path().join("many.json");
     let servers: Vec<String> = (0..3000)
-        .map(|i| format!(r#"{{"name":"host-{i:05}","host":"10.1.{}.{}"}}"#, i / 250, i % 250))
+        .map(|i| {
+            format!(
+                r#"{{"name":"host-{i:05}","host":"10.1.{}.{}"}}"#,
+                i / 250,
+                i % 250
+            )
+        })
         .collect();
     std::fs::write(&inv, format!(r#"{{"servers":[{}]}}"#, servers.join(","))).expect("write");
     env.ok(&["import", "command", &format!("cat {}", inv.display())]);

@@ -1,7 +1,7 @@
 //! `provision-tui bench fanout --hosts N`: see crates/bench and docs/FLEET.md.
 
-use super::out::{errln, outln};
 use super::exit;
+use super::out::{errln, outln};
 use clap::Subcommand;
 use color_eyre::eyre::Result;
 use ptui_bench::{self as bench, Sample, median, peers, sshd::Fleet};
@@ -180,7 +180,10 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
     for (l, s) in &rows {
         outln!(
             "| {l} | {:.2} | {:.2} | {:.0} | {} |",
-            s.wall, s.cpu, s.rss, s.failed
+            s.wall,
+            s.cpu,
+            s.rss,
+            s.failed
         );
     }
     if rows.iter().any(|(_, s)| s.failed > 0) {

@@ -1,7 +1,7 @@
 //! `provision-tui catalog ...`
 
-use super::out::{self, errln, outln};
 use super::exit;
+use super::out::{self, errln, outln};
 use clap::Subcommand;
 use color_eyre::eyre::{Result, eyre};
 use ptui_catalog::{Catalog, describe_rules, lint};
@@ -79,7 +79,9 @@ pub fn run(engine: &Engine, cmd: CatalogCmd) -> Result<i32> {
             } else {
                 outln!(
                     "{:<16} {:<10} {:<12} DESCRIPTION",
-                    "ID", "VERSION", "CATEGORY"
+                    "ID",
+                    "VERSION",
+                    "CATEGORY"
                 );
                 for i in cat.installers() {
                     outln!(
@@ -103,14 +105,20 @@ pub fn run(engine: &Engine, cmd: CatalogCmd) -> Result<i32> {
             let m = &i.manifest;
             outln!(
                 "{} ({}) v{}  [{}]  from {}",
-                m.name, m.id, m.version, m.category, i.source
+                m.name,
+                m.id,
+                m.version,
+                m.category,
+                i.source
             );
             if !m.description.is_empty() {
                 outln!("{}", m.description.trim());
             }
             outln!(
                 "role: {:?}  timeout: {}s  idempotent: {}",
-                m.role, m.timeout_seconds, m.idempotent
+                m.role,
+                m.timeout_seconds,
+                m.idempotent
             );
             if !m.os_requirements.family.is_empty() {
                 outln!("os: {}", m.os_requirements.family.join(", "));

@@ -260,7 +260,11 @@ pub fn incidents(engine: &Engine, a: IncidentsArgs) -> Result<i32> {
     }
     outln!(
         "{:>5}  {:<11} {:<20} {:<24} {:<19} DETAILS",
-        "ID", "STATE", "SERVER", "KIND", "OPENED"
+        "ID",
+        "STATE",
+        "SERVER",
+        "KIND",
+        "OPENED"
     );
     for i in &list {
         let kind = match &i.app_id {

@@ -1,7 +1,7 @@
 //! `provision-tui import ssh-config|ansible|command`: bring in existing inventories.
 
-use super::out::{self, errln, outln};
 use super::exit;
+use super::out::{self, errln, outln};
 use clap::Subcommand;
 use color_eyre::eyre::Result;
 use ptui_engine::Engine;

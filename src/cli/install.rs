@@ -117,8 +117,7 @@ fn gather_inputs(
                 && input.default.is_none()
                 && !values.contains_key(&input.name)
             {
-                let v =
-                    out::prompt_password(&format!("{} ({}): ", input.label(), input.name))?;
+                let v = out::prompt_password(&format!("{} ({}): ", input.label(), input.name))?;
                 values.insert(input.name.clone(), v);
             }
         }
@@ -391,7 +390,9 @@ fn summarize(jobs: &[Job], finished: &HashMap<i64, Job>, json: bool) -> i32 {
             match f.error_kind {
                 None => errln!(
                     "==> job #{} on {}: {} in {took}",
-                    f.id, f.server_name, f.status
+                    f.id,
+                    f.server_name,
+                    f.status
                 ),
                 Some(k) => errln!(
                     "==> job #{} on {}: {} ({k}) {}",

@@ -82,7 +82,13 @@ pub fn list(engine: &Engine, a: JobsArgs) -> Result<i32> {
     let now = ptui_types::time::now_ms();
     outln!(
         "{:>5}  {:<11} {:<10} {:<14} {:<16} {:<19} {:>8}  ERROR",
-        "ID", "STATUS", "ACTION", "APP", "SERVER", "CREATED", "TOOK"
+        "ID",
+        "STATUS",
+        "ACTION",
+        "APP",
+        "SERVER",
+        "CREATED",
+        "TOOK"
     );
     for j in jobs {
         outln!(
@@ -147,7 +153,9 @@ pub fn cancel(engine: &Engine, a: CancelArgs) -> Result<i32> {
     let job = engine.cancel_job(a.job)?;
     outln!(
         "cancel requested for job #{} ({} on {}); the process running it stops it within seconds",
-        job.id, job.app_id, job.server_name
+        job.id,
+        job.app_id,
+        job.server_name
     );
     Ok(exit::OK)
 }

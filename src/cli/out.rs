@@ -100,7 +100,9 @@ pub fn json_pretty<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Resul
 
 /// One log line as a JSON event (`install --json`, `logs --json`).
 pub fn json_log_line(l: &ptui_types::job::LogLine) -> serde_json::Result<()> {
-    json(&serde_json::json!({"event": "log", "job_id": l.job_id, "seq": l.seq, "stream": l.stream, "ts": l.ts, "text": l.text}))
+    json(
+        &serde_json::json!({"event": "log", "job_id": l.job_id, "seq": l.seq, "stream": l.stream, "ts": l.ts, "text": l.text}),
+    )
 }
 
 /// Redraws a block of lines on stderr in place: up `previous` lines, clear to the end, then
@@ -124,4 +126,3 @@ pub fn redraw_stderr(previous: u16, lines: &[String]) {
 pub fn prompt_password(prompt: &str) -> std::io::Result<String> {
     rpassword::prompt_password(terminal_line(prompt).as_ref())
 }
-

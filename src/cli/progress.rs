@@ -172,7 +172,11 @@ impl Progress {
             .max(4);
         errln!(
             "{:<hw$}  {:<11} {:>4} {:>7} {:>6}  DETAIL",
-            "HOST", "STATE", "EXIT", "TIME", "JOB"
+            "HOST",
+            "STATE",
+            "EXIT",
+            "TIME",
+            "JOB"
         );
         for r in &self.rows {
             errln!(

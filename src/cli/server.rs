@@ -109,9 +109,7 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
             if json {
                 out::json_pretty(&servers)?;
             } else if servers.is_empty() {
-                outln!(
-                    "no servers yet; add one with `provision-tui server add NAME --host HOST`"
-                );
+                outln!("no servers yet; add one with `provision-tui server add NAME --host HOST`");
             } else {
                 outln!("{:<20} {:<28} {:<15} TAGS", "NAME", "ADDRESS", "STATUS");
                 for s in servers {
@@ -273,9 +271,7 @@ async fn trust(engine: &Engine, name: &str, yes: bool, replace: bool) -> Result<
     }
     if !yes {
         if !interactive() {
-            errln!(
-                "not a terminal: verify the fingerprint, then re-run with --yes to record it"
-            );
+            errln!("not a terminal: verify the fingerprint, then re-run with --yes to record it");
             return Ok(exit::ERROR);
         }
         err!("Trust this key? Type 'yes' to record it: ");

@@ -127,7 +127,10 @@ mod tests {
     #[test]
     fn carriage_return_progress_shows_its_final_state() {
         assert_eq!(terminal_text("10%\r20%\r100%"), "100%");
-        assert_eq!(terminal_text("dl 10%\rdl 100%\ndone\r\n"), "dl 100%\ndone\n");
+        assert_eq!(
+            terminal_text("dl 10%\rdl 100%\ndone\r\n"),
+            "dl 100%\ndone\n"
+        );
         assert_eq!(terminal_text("crlf line\r"), "crlf line");
         assert_eq!(terminal_text("a\r\r"), "a");
         assert_eq!(terminal_line("x\r\ny\rz"), "x z");

@@ -244,7 +244,11 @@ impl ServerSpec {
         if let Some(identity) = &self.identity
             && identity.chars().any(char::is_control)
         {
-            return bad("identity", identity, "a key file path has no control characters");
+            return bad(
+                "identity",
+                identity,
+                "a key file path has no control characters",
+            );
         }
         if let Some(var) = &self.password_env
             && (var.is_empty() || has_space_or_control(var))

@@ -242,7 +242,11 @@ mod tests {
                 .map(|r| r.outcome.to_string())
                 .unwrap_or_default()
         };
-        assert!(why("spaced").starts_with("skipped: host \"a b\""), "{}", why("spaced"));
+        assert!(
+            why("spaced").starts_with("skipped: host \"a b\""),
+            "{}",
+            why("spaced")
+        );
         assert!(why("escaped").starts_with("skipped: host"));
         assert!(why("port0").starts_with("skipped: port"));
         assert!(why("user").starts_with("skipped: user"));

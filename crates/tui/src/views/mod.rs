@@ -344,7 +344,10 @@ mod tests {
 
     #[test]
     fn clean_shows_controls_and_progress_like_the_cli() {
-        assert_eq!(clean("\x1b]0;t\x07a\tb\u{9b}c"), "\\u{1b}]0;t\\u{7}a b\\u{9b}c");
+        assert_eq!(
+            clean("\x1b]0;t\x07a\tb\u{9b}c"),
+            "\\u{1b}]0;t\\u{7}a b\\u{9b}c"
+        );
         assert_eq!(clean("10%\r100%"), "100%");
         // The log pane's wrapped height counts the visible form: `\u{1b}` is six columns.
         assert_eq!(crate::logview::rows_for("\x1b\x1b", 6), 2);
