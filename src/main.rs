@@ -25,7 +25,7 @@ fn main() {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            cli::out::stderr_text(&format!("error: cannot start the async runtime: {e}\n"));
             std::process::exit(cli::exit::ERROR);
         }
     };

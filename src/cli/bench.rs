@@ -1,6 +1,7 @@
 //! `provision-tui bench fanout --hosts N`: see crates/bench and docs/FLEET.md.
 
 use super::exit;
+use super::out::{errln, outln};
 use clap::Subcommand;
 use color_eyre::eyre::Result;
 use ptui_bench::{self as bench, Sample, median, peers, sshd::Fleet};
@@ -75,7 +76,7 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
             servers_share_cpu,
         } => {
             if hosts == 0 || hosts > 500 {
-                eprintln!("error: --hosts must be 1..=500");
+                errln!("error: --hosts must be 1..=500");
                 return Ok(exit::USAGE);
             }
             bench::dashboard::run(&bench::dashboard::DashboardBench {
@@ -101,16 +102,16 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
         return Ok(exit::ERROR);
     };
     if hosts == 0 || hosts > 500 {
-        eprintln!("error: --hosts must be 1..=500");
+        errln!("error: --hosts must be 1..=500");
         return Ok(exit::USAGE);
     }
     let bound = ptui_engine::jobs::fanout::fd_bound();
     if bound < hosts {
-        eprintln!("warning: the open-file limit allows about {bound} hosts at once");
+        errln!("warning: the open-file limit allows about {bound} hosts at once");
     }
     let tmp = tempfile_dir()?;
     let dir = tmp.path();
-    eprintln!("starting {hosts} sshd on 127.0.0.1 ...");
+    errln!("starting {hosts} sshd on 127.0.0.1 ...");
     let fleet = Fleet::start(hosts, dir, user.as_deref())?;
     let mut rows: Vec<(String, Sample)> = Vec::new();
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
@@ -118,7 +119,7 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
         let engine = bench::engine_for(&fleet, dir, &[])?;
         cold.push(bench::run_ours(&engine, hosts).await?);
         warm.push(bench::run_ours(&engine, hosts).await?);
-        eprintln!(
+        errln!(
             "run {}: provision-tui cold {:.2}s / warm {:.2}s",
             r + 1,
             cold[r].wall,
@@ -140,7 +141,7 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
                 }
             }
             let m = med(&v);
-            eprintln!("{label}: {:.2}s wall, {:.2}s CPU", m.wall, m.cpu);
+            errln!("{label}: {:.2}s wall, {:.2}s CPU", m.wall, m.cpu);
             rows.push((label.to_string(), m));
             Ok(Some(m))
         };
@@ -164,33 +165,36 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
             &mut || peers::ansible(&fleet, &venv, dir),
         )?;
         if pyinfra.is_none() || ansible.is_none() {
-            eprintln!(
+            errln!(
                 "note: install the peers with `python3 -m venv {v} && {v}/bin/pip install ansible-core pyinfra`",
                 v = venv.display()
             );
         }
     }
-    println!(
+    outln!(
         "\n{hosts} hosts, task `{}`, medians of {runs} run(s)\n",
         bench::TASK
     );
-    println!("| tool | wall s | client CPU s | peak RSS MiB | failed |");
-    println!("|---|---:|---:|---:|---:|");
+    outln!("| tool | wall s | client CPU s | peak RSS MiB | failed |");
+    outln!("|---|---:|---:|---:|---:|");
     for (l, s) in &rows {
-        println!(
+        outln!(
             "| {l} | {:.2} | {:.2} | {:.0} | {} |",
-            s.wall, s.cpu, s.rss, s.failed
+            s.wall,
+            s.cpu,
+            s.rss,
+            s.failed
         );
     }
     if rows.iter().any(|(_, s)| s.failed > 0) {
-        println!("\nwarning: some runs failed (see the `failed` column); their ratios mean little");
+        outln!("\nwarning: some runs failed (see the `failed` column); their ratios mean little");
     }
-    println!("\n| target | ratio | goal | met |");
-    println!("|---|---:|---:|---|");
+    outln!("\n| target | ratio | goal | met |");
+    outln!("|---|---:|---:|---|");
     let target = |name: &str, ours: f64, theirs: Option<f64>, goal: f64| {
         if let Some(t) = theirs.filter(|t| *t > 0.0) {
             let r = ours / t;
-            println!(
+            outln!(
                 "| {name} | {r:.2} | ≤ {goal} | {} |",
                 if r <= goal { "yes" } else { "no" }
             );
@@ -233,7 +237,7 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
         1.0,
     );
     if let (Some(a), Some(b)) = (ssh_cold, ssh_pq) {
-        println!(
+        outln!(
             "\nKEX: OpenSSH sntrup761x25519 vs curve25519, {hosts} cold connections: wall {:.2}x, client CPU {:.2}x",
             b.wall / a.wall,
             b.cpu / a.cpu

@@ -1,6 +1,7 @@
 //! `provision-tui catalog ...`
 
 use super::exit;
+use super::out::{self, errln, outln};
 use clap::Subcommand;
 use color_eyre::eyre::{Result, eyre};
 use ptui_catalog::{Catalog, describe_rules, lint};
@@ -22,7 +23,7 @@ pub enum CatalogCmd {
 
 fn print_problems(cat: &Catalog) {
     for p in &cat.problems {
-        eprintln!("error: {p}");
+        out::error(p);
     }
 }
 
@@ -32,7 +33,7 @@ fn print_problems(cat: &Catalog) {
 fn print_lint(cat: &Catalog) -> usize {
     let use_shellcheck = lint::shellcheck_available();
     if !use_shellcheck {
-        eprintln!("note: shellcheck is not installed; scripts were not shellchecked");
+        errln!("note: shellcheck is not installed; scripts were not shellchecked");
     }
     let mut errors = 0;
     for i in cat.installers() {
@@ -46,18 +47,18 @@ fn print_lint(cat: &Catalog) -> usize {
             .count();
         let warns = findings.len() - errs;
         if errs > 0 {
-            println!(
+            outln!(
                 "FAIL {} ({}): {errs} error(s), {warns} warning(s)",
                 i.id(),
                 i.source
             );
         } else if warns > 0 {
-            println!("ok  {} ({}) with {warns} warning(s)", i.id(), i.source);
+            outln!("ok  {} ({}) with {warns} warning(s)", i.id(), i.source);
         } else {
-            println!("ok  {} ({})", i.id(), i.source);
+            outln!("ok  {} ({})", i.id(), i.source);
         }
         for f in &findings {
-            eprintln!("{f}");
+            errln!("{f}");
         }
         errors += errs;
     }
@@ -74,19 +75,16 @@ pub fn run(engine: &Engine, cmd: CatalogCmd) -> Result<i32> {
                     .map(|i| serde_json::json!({"id": i.id(), "name": i.manifest.name, "version": i.manifest.version, "category": i.manifest.category, "role": i.manifest.role, "source": i.source, "description": i.manifest.description}))
                     .collect();
                 let problems: Vec<String> = cat.problems.iter().map(|p| p.to_string()).collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"installers": list, "problems": problems})
-                    )?
-                );
+                out::json_pretty(&serde_json::json!({"installers": list, "problems": problems}))?;
             } else {
-                println!(
+                outln!(
                     "{:<16} {:<10} {:<12} DESCRIPTION",
-                    "ID", "VERSION", "CATEGORY"
+                    "ID",
+                    "VERSION",
+                    "CATEGORY"
                 );
                 for i in cat.installers() {
-                    println!(
+                    outln!(
                         "{:<16} {:<10} {:<12} {}",
                         i.id(),
                         i.manifest.version,
@@ -105,24 +103,30 @@ pub fn run(engine: &Engine, cmd: CatalogCmd) -> Result<i32> {
         CatalogCmd::Show { id } => {
             let i = cat.require(&id).map_err(|e| eyre!(e))?;
             let m = &i.manifest;
-            println!(
+            outln!(
                 "{} ({}) v{}  [{}]  from {}",
-                m.name, m.id, m.version, m.category, i.source
+                m.name,
+                m.id,
+                m.version,
+                m.category,
+                i.source
             );
             if !m.description.is_empty() {
-                println!("{}", m.description.trim());
+                outln!("{}", m.description.trim());
             }
-            println!(
+            outln!(
                 "role: {:?}  timeout: {}s  idempotent: {}",
-                m.role, m.timeout_seconds, m.idempotent
+                m.role,
+                m.timeout_seconds,
+                m.idempotent
             );
             if !m.os_requirements.family.is_empty() {
-                println!("os: {}", m.os_requirements.family.join(", "));
+                outln!("os: {}", m.os_requirements.family.join(", "));
             }
             if !m.depends_on.is_empty() {
-                println!("depends on: {}", m.depends_on.join(", "));
+                outln!("depends on: {}", m.depends_on.join(", "));
             }
-            println!("inputs:");
+            outln!("inputs:");
             for inp in &m.inputs {
                 let mut flags = vec![inp.kind.as_str().to_string()];
                 if inp.required {
@@ -144,14 +148,14 @@ pub fn run(engine: &Engine, cmd: CatalogCmd) -> Result<i32> {
                 if let Some(v) = &inp.visible_if {
                     flags.push(format!("shown if {}", v.describe()));
                 }
-                println!("  {:<20} {}  ({})", inp.name, inp.label(), flags.join(", "));
+                outln!("  {:<20} {}  ({})", inp.name, inp.label(), flags.join(", "));
                 let rules = describe_rules(inp);
                 if !rules.is_empty() {
-                    println!("  {:<20} rule: {}", "", rules.join("; "));
+                    outln!("  {:<20} rule: {}", "", rules.join("; "));
                 }
             }
             if let Some(h) = &m.health {
-                println!(
+                outln!(
                     "health: {}",
                     h.command.as_deref().or(h.url.as_deref()).unwrap_or("-")
                 );
@@ -177,7 +181,7 @@ pub fn validate_dir(dir: &Path) -> i32 {
     let findings = print_lint(&cat);
     print_problems(&cat);
     if cat.is_empty() && cat.problems.is_empty() {
-        eprintln!(
+        errln!(
             "error: no installers (directories with a manifest.yml) under {}",
             dir.display()
         );

@@ -1,5 +1,6 @@
 //! `provision-tui check|watch|incidents|policy|bench health`
 
+use super::out::{self, errln, outln};
 use super::{exit, fmt_ts};
 use clap::{Args, Subcommand};
 use color_eyre::eyre::{Result, bail, eyre};
@@ -137,11 +138,11 @@ pub async fn check(engine: &Engine, a: CheckArgs) -> Result<i32> {
     let cfg = load_config()?;
     let samples = engine.check_now(cfg, &a.servers).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&samples)?);
+        out::json_pretty(&samples)?;
     } else {
-        println!("{HEADER}");
+        outln!("{HEADER}");
         for s in &samples {
-            println!("{}", line(s));
+            outln!("{}", line(s));
         }
     }
     Ok(if samples.iter().all(|s| s.ok) {
@@ -172,7 +173,7 @@ pub async fn watch(engine: &Engine, a: WatchArgs) -> Result<i32> {
     let (interval, channels) = (cfg.health.interval.0, cfg.notifications.channels.len());
     let stop = engine.start_health(cfg)?;
     if !a.json {
-        eprintln!("watching every {interval:?} ({channels} channels); Ctrl-C stops");
+        errln!("watching every {interval:?} ({channels} channels); Ctrl-C stops");
     }
     let sig = shutdown_signal();
     tokio::pin!(sig);
@@ -182,7 +183,7 @@ pub async fn watch(engine: &Engine, a: WatchArgs) -> Result<i32> {
             ev = rx.recv() => match ev {
                 Ok(ev) => print_event(&ev, a.json),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    eprintln!("(skipped {n} events)");
+                    errln!("(skipped {n} events)");
                 }
                 Err(_) => break,
             }
@@ -195,13 +196,8 @@ pub async fn watch(engine: &Engine, a: WatchArgs) -> Result<i32> {
 }
 
 fn print_event(ev: &Event, json: bool) {
-    use std::io::Write;
     if json {
-        if let Ok(s) = serde_json::to_string(ev) {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{s}");
-            let _ = out.flush();
-        }
+        let _ = out::json(ev);
         return;
     }
     let text = match ev {
@@ -243,7 +239,7 @@ fn print_event(ev: &Event, json: bool) {
         ),
         _ => return,
     };
-    println!("{text}");
+    outln!("{text}");
 }
 
 pub fn incidents(engine: &Engine, a: IncidentsArgs) -> Result<i32> {
@@ -255,23 +251,27 @@ pub fn incidents(engine: &Engine, a: IncidentsArgs) -> Result<i32> {
             v["timeline"] = serde_json::to_value(engine.incident_timeline(i.id)?)?;
             out.push(v);
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        out::json_pretty(&out)?;
         return Ok(exit::OK);
     }
     if list.is_empty() {
-        println!("no incidents");
+        outln!("no incidents");
         return Ok(exit::OK);
     }
-    println!(
+    outln!(
         "{:>5}  {:<11} {:<20} {:<24} {:<19} DETAILS",
-        "ID", "STATE", "SERVER", "KIND", "OPENED"
+        "ID",
+        "STATE",
+        "SERVER",
+        "KIND",
+        "OPENED"
     );
     for i in &list {
         let kind = match &i.app_id {
             Some(a) => format!("{}({a})", i.kind),
             None => i.kind.to_string(),
         };
-        println!(
+        outln!(
             "{:>5}  {:<11} {:<20} {:<24} {:<19} {}",
             i.id,
             i.state.as_str(),
@@ -283,7 +283,7 @@ pub fn incidents(engine: &Engine, a: IncidentsArgs) -> Result<i32> {
         if a.timeline {
             for t in engine.incident_timeline(i.id)? {
                 let job = t.job_id.map(|j| format!(" [job #{j}]")).unwrap_or_default();
-                println!("         {}  {}{job}", fmt_ts(t.ts), t.message);
+                outln!("         {}  {}{job}", fmt_ts(t.ts), t.message);
             }
         }
     }
@@ -320,9 +320,9 @@ pub fn policy(engine: &Engine, a: PolicyArgs) -> Result<i32> {
         engine.set_health_policy(&server.name, &p)?;
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&p)?);
+        out::json_pretty(&p)?;
     } else {
-        println!(
+        outln!(
             "{}: recovery {}, base installer {}, interval {}",
             server.name,
             p.recovery.as_str(),

@@ -1,6 +1,7 @@
 //! `provision-tui import ssh-config|ansible|command`: bring in existing inventories.
 
 use super::exit;
+use super::out::{self, errln, outln};
 use clap::Subcommand;
 use color_eyre::eyre::Result;
 use ptui_engine::Engine;
@@ -72,7 +73,7 @@ pub async fn run(engine: &Engine, cmd: ImportCmd) -> Result<i32> {
     let (source, entries, report, status) = match result {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("error: {e}");
+            out::error(&e);
             if let Err(audit) = engine.record_import_failure(&e) {
                 tracing::warn!("the failed import is not in the audit log: {audit:#}");
             }
@@ -81,7 +82,7 @@ pub async fn run(engine: &Engine, cmd: ImportCmd) -> Result<i32> {
     };
     let report = engine.import_entries(&source, entries, status, report)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out::json_pretty(&report)?;
     } else {
         let w = report
             .rows
@@ -90,11 +91,11 @@ pub async fn run(engine: &Engine, cmd: ImportCmd) -> Result<i32> {
             .max()
             .unwrap_or(4)
             .max(4);
-        println!("{:<w$}  OUTCOME", "NAME");
+        outln!("{:<w$}  OUTCOME", "NAME");
         for r in &report.rows {
-            println!("{:<w$}  {}  [{}]", r.name, r.outcome, r.origin);
+            outln!("{:<w$}  {}  [{}]", r.name, r.outcome, r.origin);
         }
-        eprintln!("{}: {}", report.source, report.summary());
+        errln!("{}: {}", report.source, report.summary());
     }
     Ok(exit::OK)
 }

@@ -1,6 +1,7 @@
 //! `provision-tui install|uninstall APP --on SERVER ...`: validates inputs, starts the jobs and
 //! streams their logs until they end. Ctrl-C cancels the jobs (killing the remote processes).
 
+use super::out::{self, errln, outln};
 use super::progress::Progress;
 use super::{exit, interactive};
 use clap::Args;
@@ -9,8 +10,9 @@ use ptui_engine::jobs::fanout::{Amount, FanoutEvent, FanoutRequest, Targets};
 use ptui_engine::{Engine, Event, RequestError};
 use ptui_types::error::ErrorKind;
 use ptui_types::job::{Job, JobAction, JobStatus, LogLine, LogStream};
+use ptui_types::sanitize::terminal_text;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Debug, Args)]
@@ -76,7 +78,7 @@ fn gather_inputs(
                 .iter()
                 .any(|i| &i.name == k && i.is_sensitive())
             {
-                eprintln!(
+                errln!(
                     "warning: input {k} is sensitive; --set leaves it in shell history and `ps`. \
                      Prefer --set-env {k}=VAR or --set-file {k}=PATH"
                 );
@@ -115,8 +117,7 @@ fn gather_inputs(
                 && input.default.is_none()
                 && !values.contains_key(&input.name)
             {
-                let v =
-                    rpassword::prompt_password(format!("{} ({}): ", input.label(), input.name))?;
+                let v = out::prompt_password(&format!("{} ({}): ", input.label(), input.name))?;
                 values.insert(input.name.clone(), v);
             }
         }
@@ -132,7 +133,7 @@ fn ask_sudo_passwords(engine: &Engine, targets: &Targets) -> Result<()> {
         return Ok(());
     };
     for (name, login) in engine.servers_needing_sudo_password(&names)? {
-        let pw = rpassword::prompt_password(format!("sudo password for {login}: "))?;
+        let pw = out::prompt_password(&format!("sudo password for {login}: "))?;
         engine.set_sudo_password(&name, ptui_types::secret::Secret::new(pw))?;
     }
     Ok(())
@@ -163,15 +164,15 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
     let mut handle = match engine.start_fanout(&req) {
         Ok(h) => h,
         Err(e @ RequestError::Inputs { .. }) => {
-            eprintln!("error: {e}");
-            eprintln!(
+            out::error(&e);
+            errln!(
                 "see `provision-tui catalog show {}` for the inputs and their rules",
                 args.app
             );
             return Ok(ErrorKind::Validation.cli_exit_code());
         }
         Err(RequestError::Invalid(m)) => {
-            eprintln!("error: {m}");
+            out::error(&m);
             return Ok(exit::ERROR);
         }
     };
@@ -179,10 +180,10 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
     let live = !args.json && multi && std::io::stderr().is_terminal();
     let mut view = Progress::new(&handle.hosts);
     for (name, why) in &handle.excluded {
-        eprintln!("==> left out {name}: {why}");
+        errln!("==> left out {name}: {why}");
     }
     if !args.json && multi {
-        eprintln!(
+        errln!(
             "==> {} {} on {} hosts: {} batch(es), concurrency {}{}",
             action.as_str(),
             args.app,
@@ -219,14 +220,14 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
                     }
                     if args.json {
                         reported_end |= matches!(fanout, FanoutEvent::Finished { .. });
-                        println!("{}", serde_json::to_string(&Event::Fanout { fanout: fanout.clone() })?);
+                        out::json(&Event::Fanout { fanout: fanout.clone() })?;
                     }
                     match fanout {
                         FanoutEvent::JobLaunched { job_id, .. } => {
                             printed.insert(job_id, 0);
                             if let Ok(j) = engine.job(job_id) {
                                 if !args.json && !live {
-                                    eprintln!("==> job #{} {} {} on {}", j.id, action.as_str(), j.app_id, j.server_name);
+                                    errln!("==> job #{} {} {} on {}", j.id, action.as_str(), j.app_id, j.server_name);
                                 }
                                 view.job(&j);
                                 jobs.push(j);
@@ -254,7 +255,7 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
                             reported.insert(job.id);
                         }
                         let ev = if job.status.is_terminal() { Event::JobFinished { job } } else { Event::JobStarted { job } };
-                        println!("{}", serde_json::to_string(&ev)?);
+                        out::json(&ev)?;
                     }
                 }
                 Ok(_) => {}
@@ -276,10 +277,10 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
             _ = tokio::signal::ctrl_c() => {
                 interrupts += 1;
                 if interrupts > 1 {
-                    eprintln!("\nleaving now; jobs will show as interrupted at the next start");
+                    errln!("\nleaving now; jobs will show as interrupted at the next start");
                     return Ok(ErrorKind::Cancelled.cli_exit_code());
                 }
-                eprintln!("\ncancelling: no new hosts start, running jobs are killed; press Ctrl-C again to leave at once");
+                errln!("\ncancelling: no new hosts start, running jobs are killed; press Ctrl-C again to leave at once");
                 handle.cancel.cancel();
             }
         }
@@ -294,10 +295,7 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
             view.job(&f);
             // The fan-out can end before its last events reach us: report them from the database.
             if args.json && !reported.contains(&f.id) {
-                println!(
-                    "{}",
-                    serde_json::to_string(&Event::JobFinished { job: f.clone() })?
-                );
+                out::json(&Event::JobFinished { job: f.clone() })?;
             }
             finished.insert(f.id, f);
         }
@@ -310,7 +308,7 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
                 summary: summary.clone(),
             },
         };
-        println!("{}", serde_json::to_string(&end)?);
+        out::json(&end)?;
     }
     if live {
         view.draw()?;
@@ -360,12 +358,7 @@ fn print_line(
     }
     *last = l.seq;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(
-                &serde_json::json!({"event": "log", "job_id": l.job_id, "seq": l.seq, "stream": l.stream, "ts": l.ts, "text": l.text})
-            )?
-        );
+        out::json_log_line(l)?;
         return Ok(());
     }
     let prefix = if multi {
@@ -373,14 +366,12 @@ fn print_line(
     } else {
         String::new()
     };
+    // Sanitised before the prefix, so a `\r` in the text cannot hide the prefix.
+    let text = terminal_text(&l.text);
     match l.stream {
-        LogStream::Stdout => {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{prefix}{}", l.text)?;
-            out.flush()?;
-        }
-        LogStream::Stderr => eprintln!("{prefix}{}", l.text),
-        LogStream::System => eprintln!("{prefix}==> {}", l.text),
+        LogStream::Stdout => outln!("{prefix}{text}"),
+        LogStream::Stderr => errln!("{prefix}{text}"),
+        LogStream::System => errln!("{prefix}==> {text}"),
     }
     Ok(())
 }
@@ -397,16 +388,18 @@ fn summarize(jobs: &[Job], finished: &HashMap<i64, Job>, json: bool) -> i32 {
                 .map(ptui_types::time::human_ms)
                 .unwrap_or_default();
             match f.error_kind {
-                None => eprintln!(
+                None => errln!(
                     "==> job #{} on {}: {} in {took}",
-                    f.id, f.server_name, f.status
+                    f.id,
+                    f.server_name,
+                    f.status
                 ),
-                Some(k) => eprintln!(
+                Some(k) => errln!(
                     "==> job #{} on {}: {} ({k}) {}",
                     f.id,
                     f.server_name,
                     f.status,
-                    f.error_message.as_deref().unwrap_or("")
+                    terminal_text(f.error_message.as_deref().unwrap_or(""))
                 ),
             }
         }

@@ -1,11 +1,13 @@
 //! `provision-tui jobs|logs|cancel|audit`
 
+use super::out::{self, errln, outln};
 use super::{exit, fmt_ts};
 use clap::Args;
 use color_eyre::eyre::{Result, bail};
 use ptui_engine::Engine;
 use ptui_types::job::JobFilter;
 use ptui_types::job::{JobStatus, LogStream};
+use ptui_types::sanitize::terminal_text;
 use ptui_types::time::human_ms;
 use std::time::Duration;
 
@@ -32,6 +34,9 @@ pub struct LogsArgs {
     /// Prefix each line with its timestamp and stream.
     #[arg(long, short)]
     pub timestamps: bool,
+    /// One JSON object per line (`install --json`'s log events).
+    #[arg(long, conflicts_with = "timestamps")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -67,20 +72,26 @@ pub fn list(engine: &Engine, a: JobsArgs) -> Result<i32> {
         after_id: None,
     })?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&jobs)?);
+        out::json_pretty(&jobs)?;
         return Ok(exit::OK);
     }
     if jobs.is_empty() {
-        println!("no jobs");
+        outln!("no jobs");
         return Ok(exit::OK);
     }
     let now = ptui_types::time::now_ms();
-    println!(
+    outln!(
         "{:>5}  {:<11} {:<10} {:<14} {:<16} {:<19} {:>8}  ERROR",
-        "ID", "STATUS", "ACTION", "APP", "SERVER", "CREATED", "TOOK"
+        "ID",
+        "STATUS",
+        "ACTION",
+        "APP",
+        "SERVER",
+        "CREATED",
+        "TOOK"
     );
     for j in jobs {
-        println!(
+        outln!(
             "{:>5}  {:<11} {:<10} {:<14} {:<16} {:<19} {:>8}  {}",
             j.id,
             j.status.as_str(),
@@ -107,16 +118,22 @@ pub async fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
                 break;
             }
             for l in &lines {
+                next = l.seq + 1;
+                if a.json {
+                    out::json_log_line(l)?;
+                    continue;
+                }
+                // Sanitised before the prefix, so a `\r` in the text cannot hide the prefix.
                 let text = if a.timestamps {
-                    format!("{} {:<6} {}", fmt_ts(l.ts), l.stream.as_str(), l.text)
+                    let shown = terminal_text(&l.text);
+                    format!("{} {:<6} {shown}", fmt_ts(l.ts), l.stream.as_str())
                 } else {
                     l.text.clone()
                 };
                 match l.stream {
-                    LogStream::Stderr => eprintln!("{text}"),
-                    _ => println!("{text}"),
+                    LogStream::Stderr => errln!("{text}"),
+                    _ => outln!("{text}"),
                 }
-                next = l.seq + 1;
             }
         }
         if !a.follow || job.status.is_terminal() {
@@ -134,9 +151,11 @@ pub async fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
 
 pub fn cancel(engine: &Engine, a: CancelArgs) -> Result<i32> {
     let job = engine.cancel_job(a.job)?;
-    println!(
+    outln!(
         "cancel requested for job #{} ({} on {}); the process running it stops it within seconds",
-        job.id, job.app_id, job.server_name
+        job.id,
+        job.app_id,
+        job.server_name
     );
     Ok(exit::OK)
 }
@@ -144,11 +163,11 @@ pub fn cancel(engine: &Engine, a: CancelArgs) -> Result<i32> {
 pub fn audit(engine: &Engine, a: AuditArgs) -> Result<i32> {
     let rows = engine.audit_entries(a.filter.as_deref(), a.limit)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        out::json_pretty(&rows)?;
         return Ok(exit::OK);
     }
     for r in rows {
-        println!(
+        outln!(
             "{}  {:<24} {:<18} {:<16} {}",
             fmt_ts(r.ts),
             r.operator,

@@ -1,5 +1,6 @@
 //! `provision-tui maintenance on|off|list` and `provision-tui metrics`.
 
+use super::out::{self, errln, out, outln};
 use super::{exit, fmt_ts};
 use clap::{Args, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
@@ -67,15 +68,15 @@ pub fn run(engine: &Engine, cmd: MaintenanceCmd) -> Result<i32> {
             for (id, label) in targets(engine, &servers, all)? {
                 engine.maintenance_on(id, &label, ends, &reason)?;
                 match ends {
-                    Some(e) => println!("maintenance on for {label} until {}", fmt_ts(e)),
-                    None => println!("maintenance on for {label} until `maintenance off`"),
+                    Some(e) => outln!("maintenance on for {label} until {}", fmt_ts(e)),
+                    None => outln!("maintenance on for {label} until `maintenance off`"),
                 }
             }
         }
         MaintenanceCmd::Off { servers, all } => {
             for (id, label) in targets(engine, &servers, all)? {
                 let n = engine.maintenance_off(id, &label)?;
-                println!(
+                outln!(
                     "maintenance off for {label} ({n} window{} ended)",
                     if n == 1 { "" } else { "s" }
                 );
@@ -91,19 +92,14 @@ pub fn run(engine: &Engine, cmd: MaintenanceCmd) -> Result<i32> {
                     .map(|w| serde_json::json!({"name": w.name, "servers": w.servers, "timezone": w.timezone,
                         "start": w.start, "end": w.end, "days": w.days, "from": w.from, "to": w.to}))
                     .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"manual": manual, "scheduled": sched})
-                    )?
-                );
+                out::json_pretty(&serde_json::json!({"manual": manual, "scheduled": sched}))?;
                 return Ok(exit::OK);
             }
             if manual.is_empty() {
-                println!("no manual maintenance window in force");
+                outln!("no manual maintenance window in force");
             }
             for m in &manual {
-                println!(
+                outln!(
                     "#{} {} since {} until {} by {} {}",
                     m.id,
                     m.server.as_deref().unwrap_or("(fleet)"),
@@ -114,7 +110,7 @@ pub fn run(engine: &Engine, cmd: MaintenanceCmd) -> Result<i32> {
                 );
             }
             for w in &cfg.maintenance {
-                println!("scheduled {:?}", w);
+                outln!("scheduled {:?}", w);
             }
         }
     }
@@ -146,9 +142,9 @@ pub async fn metrics_cmd(engine: &Engine, a: MetricsArgs) -> Result<i32> {
         write_atomic(p, &metrics::prometheus(&m))?;
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&m)?);
+        out::json_pretty(&m)?;
     } else if a.metrics_listen.is_none() || a.prometheus.is_none() {
-        print!("{}", metrics::prometheus(&m));
+        out!("{}", metrics::prometheus(&m));
     }
     if let Some(addr) = a.metrics_listen {
         serve(engine, addr).await?;
@@ -160,12 +156,12 @@ pub async fn metrics_cmd(engine: &Engine, a: MetricsArgs) -> Result<i32> {
 async fn serve(engine: &Engine, addr: SocketAddr) -> Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if !addr.ip().is_loopback() {
-        eprintln!("warning: serving metrics on non-loopback {addr}; there is no authentication");
+        errln!("warning: serving metrics on non-loopback {addr}; there is no authentication");
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .wrap_err_with(|| format!("cannot listen on {addr}"))?;
-    eprintln!(
+    errln!(
         "serving http://{}/metrics; Ctrl-C stops",
         listener.local_addr()?
     );

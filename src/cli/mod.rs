@@ -7,10 +7,12 @@ pub mod import;
 pub mod install;
 pub mod jobs;
 pub mod maintenance;
+pub mod out;
 pub mod progress;
 pub mod server;
 
 use clap::{Parser, Subcommand};
+use out::out;
 use ptui_engine::Engine;
 use ptui_types::config::Config;
 use std::path::PathBuf;
@@ -22,6 +24,9 @@ pub mod exit {
     pub const ERROR: i32 = 1;
     /// clap's own code for usage errors.
     pub const USAGE: i32 = 2;
+    /// Output went to a pipe that closed (`| head`): 128 + SIGPIPE, as the shell reports a tool
+    /// SIGPIPE ended.
+    pub const BROKEN_PIPE: i32 = 141;
 }
 
 #[derive(Debug, Parser)]
@@ -111,13 +116,13 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
             return match ptui_bench::render::run(*lines).await {
                 Ok(()) => exit::OK,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    out::error(&e);
                     exit::ERROR
                 }
             };
         }
         Command::KeysMarkdown => {
-            print!("{}", ptui_tui::keymap::markdown());
+            out!("{}", ptui_tui::keymap::markdown());
             return exit::OK;
         }
         _ => {}
@@ -128,7 +133,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
             return match bench::run(c).await {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    out::error(&e);
                     exit::ERROR
                 }
             };
@@ -142,7 +147,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
     let engine = match Engine::open(config) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            out::error(&e);
             return exit::ERROR;
         }
     };
@@ -170,7 +175,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            out::error(&e);
             exit::ERROR
         }
     }
@@ -198,7 +203,7 @@ pub async fn run_dashboard(cli: Cli) -> i32 {
     let engine = match Engine::open(cli.config()) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            out::error(&e);
             return exit::ERROR;
         }
     };
@@ -214,7 +219,7 @@ pub async fn run_dashboard(cli: Cli) -> i32 {
     match ptui_tui::run(engine, cli.theme.clone()).await {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            out::error(&e);
             exit::ERROR
         }
     }

@@ -1,10 +1,11 @@
 //! The fan-out view of `install`: a live per-host table on a terminal (host, state, last line,
 //! elapsed), and a summary table at the end. Terminal code lives here, never in the engine.
 
-use crossterm::{cursor, execute, terminal};
+use super::out::{self, errln};
+use crossterm::terminal;
 use ptui_types::job::{Job, JobStatus};
+use ptui_types::sanitize::terminal_line;
 use ptui_types::time::now_ms;
-use std::io::Write;
 
 struct Row {
     host: String,
@@ -71,21 +72,22 @@ impl Progress {
             r.finished = j.finished_at;
             r.exit = j.exit_code;
             if j.status != JobStatus::Succeeded {
-                r.detail = j.error_message.clone().unwrap_or_default();
+                r.detail = terminal_line(j.error_message.as_deref().unwrap_or("")).into_owned();
             }
         }
     }
 
     pub fn last_line(&mut self, job: i64, text: &str) {
         if let Some(r) = self.rows.iter_mut().find(|r| r.job == Some(job)) {
-            r.last = text.to_string();
+            // Sanitised before clipping, so the row's width is what the terminal shows.
+            r.last = terminal_line(text).into_owned();
         }
     }
 
     pub fn skipped(&mut self, hosts: &[String], reason: &str) {
         for r in self.rows.iter_mut().filter(|r| hosts.contains(&r.host)) {
             r.state = "skipped".into();
-            r.detail = reason.to_string();
+            r.detail = terminal_line(reason).into_owned();
         }
     }
 
@@ -154,15 +156,7 @@ impl Progress {
         if order.len() > room {
             lines.push(format!("… {} more", order.len() - room));
         }
-        let mut err = std::io::stderr().lock();
-        if self.drawn > 0 {
-            execute!(err, cursor::MoveUp(self.drawn))?;
-        }
-        execute!(err, terminal::Clear(terminal::ClearType::FromCursorDown))?;
-        for l in &lines {
-            writeln!(err, "{l}")?;
-        }
-        err.flush()?;
+        out::redraw_stderr(self.drawn, &lines);
         self.drawn = lines.len() as u16;
         Ok(())
     }
@@ -176,12 +170,16 @@ impl Progress {
             .max()
             .unwrap_or(4)
             .max(4);
-        eprintln!(
+        errln!(
             "{:<hw$}  {:<11} {:>4} {:>7} {:>6}  DETAIL",
-            "HOST", "STATE", "EXIT", "TIME", "JOB"
+            "HOST",
+            "STATE",
+            "EXIT",
+            "TIME",
+            "JOB"
         );
         for r in &self.rows {
-            eprintln!(
+            errln!(
                 "{:<hw$}  {:<11} {:>4} {:>7} {:>6}  {}",
                 r.host,
                 r.state,
@@ -191,6 +189,6 @@ impl Progress {
                 r.detail
             );
         }
-        eprintln!("{}", self.counts());
+        errln!("{}", self.counts());
     }
 }

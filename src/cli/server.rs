@@ -1,13 +1,14 @@
 //! `provision-tui server ...`
 
+use super::out::{self, err, errln, outln};
 use super::{exit, fmt_ts, interactive};
 use clap::Subcommand;
 use color_eyre::eyre::{Result, bail};
 use ptui_engine::Engine;
 use ptui_types::hostkey::HostKeyVerdict;
 use ptui_types::records::ServerDetail;
+use ptui_types::sanitize::terminal_text;
 use ptui_types::server::{ServerSpec, ServerStatus};
-use std::io::Write;
 
 #[derive(Debug, Subcommand)]
 pub enum ServerCmd {
@@ -99,22 +100,20 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
                 tags,
                 password_env,
             })?;
-            println!("added {} ({}) as {}", s.name, s.address(), s.status);
-            println!("next: provision-tui server trust {}", s.name);
+            outln!("added {} ({}) as {}", s.name, s.address(), s.status);
+            outln!("next: provision-tui server trust {}", s.name);
             Ok(exit::OK)
         }
         ServerCmd::List { json } => {
             let servers = engine.servers()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&servers)?);
+                out::json_pretty(&servers)?;
             } else if servers.is_empty() {
-                println!(
-                    "no servers yet; add one with `provision-tui server add NAME --host HOST`"
-                );
+                outln!("no servers yet; add one with `provision-tui server add NAME --host HOST`");
             } else {
-                println!("{:<20} {:<28} {:<15} TAGS", "NAME", "ADDRESS", "STATUS");
+                outln!("{:<20} {:<28} {:<15} TAGS", "NAME", "ADDRESS", "STATUS");
                 for s in servers {
-                    println!(
+                    outln!(
                         "{:<20} {:<28} {:<15} {}",
                         s.name,
                         s.address(),
@@ -143,12 +142,12 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
                 }
             };
             engine.set_server_sudo(&name, &settings)?;
-            println!("{name}: sudo settings saved");
+            outln!("{name}: sudo settings saved");
             Ok(exit::OK)
         }
         ServerCmd::Rm { name } => {
             let s = engine.remove_server(&name)?;
-            println!("removed {} ({})", s.name, s.address());
+            outln!("removed {} ({})", s.name, s.address());
             Ok(exit::OK)
         }
         ServerCmd::SetStatus { name, status } => {
@@ -157,7 +156,7 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
                 bail!("unknown status {status:?}; one of: {}", all.join(", "));
             };
             let s = engine.set_server_status(&name, to)?;
-            println!("{} is now {}", s.name, s.status);
+            outln!("{} is now {}", s.name, s.status);
             Ok(exit::OK)
         }
         ServerCmd::Trust { name, yes, replace } => trust(engine, &name, yes, replace).await,
@@ -169,7 +168,7 @@ fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
     page.jobs.truncate(10);
     if json {
         let v = serde_json::json!({"server": page.server, "sudo": page.sudo, "events": page.events, "deployments": page.deployments, "jobs": page.jobs, "incidents": page.incidents});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out::json_pretty(&v)?;
         return Ok(exit::OK);
     }
     let ServerDetail {
@@ -180,37 +179,37 @@ fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
         jobs,
         ..
     } = page;
-    println!("{}  {}  [{}]", s.name, s.address(), s.status);
+    outln!("{}  {}  [{}]", s.name, s.address(), s.status);
     if let Some(j) = &s.jump {
-        println!("jump host: {j}");
+        outln!("jump host: {j}");
     }
     if !s.tags.is_empty() {
-        println!("tags: {}", s.tags.join(", "));
+        outln!("tags: {}", s.tags.join(", "));
     }
     match (sudo.escalate, &sudo.password_env) {
-        (Some(false), _) => println!("sudo: never"),
-        (_, Some(var)) => println!("sudo: with the password from ${var} (sent on stdin)"),
+        (Some(false), _) => outln!("sudo: never"),
+        (_, Some(var)) => outln!("sudo: with the password from ${var} (sent on stdin)"),
         _ if sudo.prompt => {
-            println!("sudo: with a password asked for (kept in memory, sent on stdin)")
+            outln!("sudo: with a password asked for (kept in memory, sent on stdin)")
         }
         _ => {}
     }
-    println!("\nstatus history:");
+    outln!("\nstatus history:");
     for e in events.iter().rev() {
         let from = e.from_status.map(|f| f.as_str()).unwrap_or("-");
-        println!(
+        outln!(
             "  {}  {from} -> {}  ({})",
             fmt_ts(e.ts),
             e.to_status,
             e.reason
         );
     }
-    println!("\ndeployments:");
+    outln!("\ndeployments:");
     if deployments.is_empty() {
-        println!("  none");
+        outln!("  none");
     }
     for d in deployments {
-        println!(
+        outln!(
             "  {} v{}  installed {}  inputs {}",
             d.app_id,
             d.app_version,
@@ -218,12 +217,12 @@ fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
             d.inputs
         );
     }
-    println!("\nrecent jobs:");
+    outln!("\nrecent jobs:");
     if jobs.is_empty() {
-        println!("  none");
+        outln!("  none");
     }
     for j in jobs {
-        println!(
+        outln!(
             "  #{} {} {} {} {}",
             j.id,
             j.action.as_str(),
@@ -239,13 +238,13 @@ async fn trust(engine: &Engine, name: &str, yes: bool, replace: bool) -> Result<
     let scan = match engine.scan_host_key(name).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error ({}): {}", e.kind, e.message);
+            errln!("error ({}): {}", e.kind, terminal_text(&e.message));
             return Ok(e.kind.cli_exit_code());
         }
     };
     match &scan.verdict {
         HostKeyVerdict::Trusted => {
-            println!("{name}: host key {} is already trusted", scan.fingerprint);
+            outln!("{name}: host key {} is already trusted", scan.fingerprint);
             return Ok(exit::OK);
         }
         HostKeyVerdict::Changed {
@@ -254,40 +253,37 @@ async fn trust(engine: &Engine, name: &str, yes: bool, replace: bool) -> Result<
             line,
             ..
         } => {
-            eprintln!(
+            errln!(
                 "WARNING: the host key of {name} CHANGED.\n  recorded ({}:{line}): {recorded}\n  offered now: {}",
                 file.display(),
                 scan.fingerprint
             );
             if !replace {
-                eprintln!(
+                errln!(
                     "If the server was rebuilt and you verified the new key out of band, re-run with --replace."
                 );
                 return Ok(ptui_types::error::ErrorKind::HostKey.cli_exit_code());
             }
         }
         HostKeyVerdict::Unknown { .. } => {
-            println!("{name}: host key fingerprint {}", scan.fingerprint);
+            outln!("{name}: host key fingerprint {}", scan.fingerprint);
         }
     }
     if !yes {
         if !interactive() {
-            eprintln!(
-                "not a terminal: verify the fingerprint, then re-run with --yes to record it"
-            );
+            errln!("not a terminal: verify the fingerprint, then re-run with --yes to record it");
             return Ok(exit::ERROR);
         }
-        eprint!("Trust this key? Type 'yes' to record it: ");
-        std::io::stderr().flush()?;
+        err!("Trust this key? Type 'yes' to record it: ");
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if answer.trim() != "yes" {
-            eprintln!("not recorded");
+            errln!("not recorded");
             return Ok(exit::ERROR);
         }
     }
     engine.trust_host_key(&scan, replace)?;
-    println!(
+    outln!(
         "recorded {} for {name} in {}",
         scan.fingerprint,
         engine.config().known_hosts_path.display()

@@ -235,6 +235,10 @@ impl Engine {
     // ---- servers ----
 
     pub fn add_server(&self, spec: &ServerSpec) -> Result<Server> {
+        ptui_types::server::validate_server_name(&spec.name).map_err(|e| eyre!(e))?;
+        if let Some(p) = spec.problem() {
+            bail!("server {}: {}", spec.name, p.as_flag());
+        }
         let server = self
             .inner
             .store

@@ -144,7 +144,8 @@ pub struct LogView {
     height_width: Cell<u16>,
 }
 
-/// Display width of a char, with controls shown as one `?`.
+/// Display width of a char of sanitised text (`views::clean` leaves no controls; one would
+/// count as one column).
 pub fn char_width(c: char) -> usize {
     if c.is_control() {
         1
@@ -153,9 +154,10 @@ pub fn char_width(c: char) -> usize {
     }
 }
 
-/// Rows a text takes when wrapped at `width` columns.
+/// Rows a text takes when wrapped at `width` columns, measured as the view shows it.
 pub fn rows_for(text: &str, width: u16) -> u16 {
-    let w: usize = text.chars().map(char_width).sum();
+    let shown = ptui_types::sanitize::terminal_line(text);
+    let w: usize = shown.chars().map(char_width).sum();
     let width = width.max(1) as usize;
     w.div_ceil(width).clamp(1, u16::MAX as usize) as u16
 }

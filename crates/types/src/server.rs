@@ -167,6 +167,102 @@ pub fn validate_server_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// A connection field `server add` or an import would store that the rules refuse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecProblem {
+    /// The field, named as its `server add` flag without the dashes (`host`, `port`, `tag`).
+    pub field: &'static str,
+    pub value: String,
+    /// What the value must be, phrased so the operator knows what to change.
+    pub rule: &'static str,
+}
+
+impl SpecProblem {
+    /// The problem as the flag that sets the field: `--host "a ": ...`.
+    pub fn as_flag(&self) -> String {
+        format!("--{} {:?}: {}", self.field, self.value, self.rule)
+    }
+}
+
+impl fmt::Display for SpecProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}: {}", self.field, self.value, self.rule)
+    }
+}
+
+/// Whitespace or a control character: never part of a host, a login or a tag, and a way to
+/// smuggle terminal escapes or look-alike names into every listing.
+fn has_space_or_control(s: &str) -> bool {
+    s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+impl ServerSpec {
+    /// Checks the connection fields (the name has `validate_server_name`): the engine calls it
+    /// before storing a server, from `server add`, the dashboard and imports alike.
+    pub fn problem(&self) -> Option<SpecProblem> {
+        let bad = |field, value: &str, rule| {
+            Some(SpecProblem {
+                field,
+                value: value.to_string(),
+                rule,
+            })
+        };
+        if self.host.is_empty() {
+            return bad("host", &self.host, "must not be empty");
+        }
+        if has_space_or_control(&self.host) {
+            return bad(
+                "host",
+                &self.host,
+                "a host name or address has no spaces or control characters",
+            );
+        }
+        if self.port == 0 {
+            return bad("port", "0", "must be 1-65535");
+        }
+        if self.user.is_empty() || has_space_or_control(&self.user) {
+            return bad(
+                "user",
+                &self.user,
+                "a login name is not empty and has no spaces or control characters",
+            );
+        }
+        for tag in &self.tags {
+            if tag.is_empty() || tag.contains(',') || has_space_or_control(tag) {
+                return bad(
+                    "tag",
+                    tag,
+                    "a tag is not empty and has no commas, spaces or control characters; repeat --tag for several",
+                );
+            }
+        }
+        if let Some(jump) = &self.jump
+            && validate_server_name(jump).is_err()
+        {
+            return bad("jump", jump, "must be the name of a registered server");
+        }
+        if let Some(identity) = &self.identity
+            && identity.chars().any(char::is_control)
+        {
+            return bad(
+                "identity",
+                identity,
+                "a key file path has no control characters",
+            );
+        }
+        if let Some(var) = &self.password_env
+            && (var.is_empty() || has_space_or_control(var))
+        {
+            return bad(
+                "password-env",
+                var,
+                "an environment variable name like SSH_PW, without spaces or control characters",
+            );
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ServerStatus::*;
@@ -217,5 +313,44 @@ mod tests {
         assert!(validate_server_name("").is_err());
         assert!(validate_server_name("a b").is_err());
         assert!(validate_server_name("-x").is_err());
+    }
+
+    fn spec() -> ServerSpec {
+        ServerSpec {
+            name: "web".into(),
+            host: "10.0.0.1".into(),
+            port: 22,
+            user: "root".into(),
+            tags: vec!["prod".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_plain_spec_has_no_problem() {
+        assert_eq!(spec().problem(), None);
+    }
+
+    #[test]
+    fn hostile_connection_fields_are_refused_naming_the_flag() {
+        let with = |f: fn(&mut ServerSpec)| {
+            let mut s = spec();
+            f(&mut s);
+            s.problem().map(|p| p.as_flag()).unwrap_or_default()
+        };
+        assert!(with(|s| s.host = "a ".into()).starts_with("--host \"a \""));
+        assert!(with(|s| s.host = "a\x1b]0;x\x07".into()).starts_with("--host"));
+        assert!(with(|s| s.host.clear()).starts_with("--host"));
+        assert!(with(|s| s.port = 0).starts_with("--port \"0\""));
+        assert!(with(|s| s.user = "root\n".into()).starts_with("--user"));
+        assert!(with(|s| s.user = "ro ot".into()).starts_with("--user"));
+        assert!(with(|s| s.tags = vec!["a,b".into()]).starts_with("--tag \"a,b\""));
+        assert!(with(|s| s.tags = vec!["a\u{9b}b".into()]).starts_with("--tag"));
+        assert!(with(|s| s.tags = vec![String::new()]).starts_with("--tag"));
+        assert!(with(|s| s.jump = Some("j\x1b".into())).starts_with("--jump"));
+        assert!(with(|s| s.identity = Some("/k\x07".into())).starts_with("--identity"));
+        assert!(with(|s| s.password_env = Some("A B".into())).starts_with("--password-env"));
+        // Paths may hold spaces.
+        assert_eq!(with(|s| s.identity = Some("/home/a b/key".into())), "");
     }
 }

@@ -162,6 +162,8 @@ pub fn screen(entries: Vec<ImportEntry>, report: &mut ImportReport) -> Vec<Impor
             report.skip(&e.spec.name, &e.origin, msg);
         } else if e.spec.host.trim().is_empty() {
             report.skip(&e.spec.name, &e.origin, "no host address");
+        } else if let Some(p) = e.spec.problem() {
+            report.skip(&e.spec.name, &e.origin, p.to_string());
         } else if seen.contains(&e.spec.name) {
             report.skip(
                 &e.spec.name,
@@ -194,4 +196,60 @@ pub fn name_from(alias: &str) -> String {
         })
         .collect();
     s.trim_start_matches('-').chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, f: impl FnOnce(&mut ServerSpec)) -> ImportEntry {
+        let mut spec = ServerSpec {
+            name: name.into(),
+            host: "10.0.0.1".into(),
+            port: 22,
+            user: "deploy".into(),
+            ..Default::default()
+        };
+        f(&mut spec);
+        ImportEntry {
+            spec,
+            escalate: None,
+            origin: format!("inv:{name}"),
+        }
+    }
+
+    #[test]
+    fn screen_skips_hosts_ports_users_and_tags_server_add_refuses() {
+        let mut report = ImportReport::default();
+        let kept = screen(
+            vec![
+                entry("ok", |_| {}),
+                entry("spaced", |s| s.host = "a b".into()),
+                entry("escaped", |s| s.host = "h\x1b]0;x\x07".into()),
+                entry("port0", |s| s.port = 0),
+                entry("user", |s| s.user = "u\u{9b}".into()),
+                entry("tag", |s| s.tags = vec!["a,b".into()]),
+            ],
+            &mut report,
+        );
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].spec.name, "ok");
+        let why = |name: &str| {
+            report
+                .rows
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| r.outcome.to_string())
+                .unwrap_or_default()
+        };
+        assert!(
+            why("spaced").starts_with("skipped: host \"a b\""),
+            "{}",
+            why("spaced")
+        );
+        assert!(why("escaped").starts_with("skipped: host"));
+        assert!(why("port0").starts_with("skipped: port"));
+        assert!(why("user").starts_with("skipped: user"));
+        assert!(why("tag").starts_with("skipped: tag \"a,b\""));
+    }
 }

@@ -105,19 +105,10 @@ pub fn stamp(app: &App, ms: i64, fmt: &str) -> String {
     }
 }
 
-/// Replaces control characters so remote output cannot drive the terminal.
+/// Text from outside as one row: the CLI's sanitiser (`ptui_types::sanitize`), so remote
+/// output cannot drive the terminal and shows the same in both front ends.
 pub fn clean(s: &str) -> String {
-    if s.chars().any(|c| c.is_control()) {
-        s.chars()
-            .map(|c| match c {
-                '\t' => ' ',
-                c if c.is_control() => '?',
-                c => c,
-            })
-            .collect()
-    } else {
-        s.to_string()
-    }
+    ptui_types::sanitize::terminal_line(s).into_owned()
 }
 
 /// First row of a scrolled list that keeps `sel` in a window of `height` rows.
@@ -350,6 +341,17 @@ fn footer(f: &mut Frame, area: Rect, app: &App) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_shows_controls_and_progress_like_the_cli() {
+        assert_eq!(
+            clean("\x1b]0;t\x07a\tb\u{9b}c"),
+            "\\u{1b}]0;t\\u{7}a b\\u{9b}c"
+        );
+        assert_eq!(clean("10%\r100%"), "100%");
+        // The log pane's wrapped height counts the visible form: `\u{1b}` is six columns.
+        assert_eq!(crate::logview::rows_for("\x1b\x1b", 6), 2);
+    }
 
     #[test]
     fn home_becomes_tilde_only_at_a_path_boundary() {
