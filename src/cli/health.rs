@@ -172,8 +172,14 @@ pub async fn watch(engine: &Engine, a: WatchArgs) -> Result<i32> {
     let mut rx = engine.subscribe();
     let (interval, channels) = (cfg.health.interval.0, cfg.notifications.channels.len());
     let stop = engine.start_health(cfg)?;
+    // Jobs whose process died are collected here too, now and while it runs.
+    let adopted = engine.adopt_detached(None)?;
+    engine.spawn_adopter();
     if !a.json {
         errln!("watching every {interval:?} ({channels} channels); Ctrl-C stops");
+        if !adopted.is_empty() {
+            errln!("following {} detached job(s) to their end", adopted.len());
+        }
     }
     let sig = shutdown_signal();
     tokio::pin!(sig);

@@ -1,7 +1,7 @@
 //! `provision-tui install|uninstall APP --on SERVER ...`: validates inputs, starts the jobs and
 //! streams their logs until they end. Ctrl-C cancels the jobs (killing the remote processes).
 
-use super::out::{self, errln, outln};
+use super::out::{self, err, errln, outln};
 use super::progress::Progress;
 use super::{exit, interactive};
 use clap::Args;
@@ -202,6 +202,7 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
     let mut reported: std::collections::HashSet<i64> = std::collections::HashSet::new();
     let mut reported_end = false;
     let mut interrupts = 0;
+    let mut asking: Option<tokio::task::JoinHandle<std::io::Result<String>>> = None;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     let summary = loop {
         tokio::select! {
@@ -277,10 +278,32 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
             _ = tokio::signal::ctrl_c() => {
                 interrupts += 1;
                 if interrupts > 1 {
-                    errln!("\nleaving now; jobs will show as interrupted at the next start");
-                    return Ok(ErrorKind::Cancelled.cli_exit_code());
+                    return leave_running(engine);
                 }
-                errln!("\ncancelling: no new hosts start, running jobs are killed; press Ctrl-C again to leave at once");
+                if interactive() && asking.is_none() {
+                    err!("\n==> leave the running jobs on their servers (they go on there; `provision-tui jobs reattach` follows them), or cancel them? [L/c] ");
+                    asking = Some(tokio::task::spawn_blocking(|| {
+                        let mut answer = String::new();
+                        std::io::stdin().read_line(&mut answer).map(|_| answer)
+                    }));
+                    continue;
+                }
+                errln!("\ncancelling: no new hosts start, running jobs are killed; press Ctrl-C again to leave them running at once");
+                handle.cancel.cancel();
+            }
+            answer = async {
+                match asking.as_mut() {
+                    Some(a) => a.await,
+                    None => std::future::pending().await,
+                }
+            }, if asking.is_some() => {
+                asking = None;
+                let cancel = matches!(answer, Ok(Ok(a)) if a.trim().eq_ignore_ascii_case("c"));
+                if !cancel {
+                    return leave_running(engine);
+                }
+                interrupts = 0;
+                errln!("==> cancelling: no new hosts start, running jobs are killed; press Ctrl-C again to leave them running at once");
                 handle.cancel.cancel();
             }
         }
@@ -321,6 +344,20 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
         code = exit::ERROR;
     }
     Ok(code)
+}
+
+/// Quits without waiting: jobs already sent go on on their servers, detached.
+fn leave_running(engine: &Engine) -> Result<i32> {
+    let (detached, dropped) = engine.detach_running()?;
+    errln!(
+        "\n==> {detached} job(s) left running on their servers{}; `provision-tui jobs` shows them, `provision-tui jobs reattach` follows them to their end",
+        if dropped > 0 {
+            format!(", {dropped} not started yet and now over")
+        } else {
+            String::new()
+        }
+    );
+    Ok(ErrorKind::Interrupted.cli_exit_code())
 }
 
 fn catch_up(

@@ -44,6 +44,19 @@ pub struct CancelArgs {
     pub job: i64,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum JobsCmd {
+    /// Follow detached jobs (left running on their servers by a process that stopped) to
+    /// their end here: their missed output, the rest live, and the real outcome.
+    Reattach(ReattachArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReattachArgs {
+    /// The job to follow; without it, every detached job.
+    pub job: Option<i64>,
+}
+
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Only entries whose operator, action, target or details contain this text.
@@ -59,7 +72,7 @@ pub fn list(engine: &Engine, a: JobsArgs) -> Result<i32> {
         Some(s) => match JobStatus::parse(s) {
             Some(s) => Some(s),
             None => bail!(
-                "unknown job status {s:?}; one of: queued, running, succeeded, failed, cancelled, interrupted"
+                "unknown job status {s:?}; one of: queued, running, detached, succeeded, failed, cancelled, interrupted"
             ),
         },
         None => None,
@@ -109,48 +122,152 @@ pub fn list(engine: &Engine, a: JobsArgs) -> Result<i32> {
 }
 
 pub async fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
-    let mut next = 1;
-    loop {
-        let job = engine.job(a.job)?;
-        loop {
-            let lines = engine.job_logs(a.job, next, 5000)?;
-            if lines.is_empty() {
-                break;
-            }
-            for l in &lines {
-                next = l.seq + 1;
-                if a.json {
-                    out::json_log_line(l)?;
-                    continue;
-                }
-                // Sanitised before the prefix, so a `\r` in the text cannot hide the prefix.
-                let text = if a.timestamps {
-                    let shown = terminal_text(&l.text);
-                    format!("{} {:<6} {shown}", fmt_ts(l.ts), l.stream.as_str())
-                } else {
-                    l.text.clone()
-                };
-                match l.stream {
-                    LogStream::Stderr => errln!("{text}"),
-                    _ => outln!("{text}"),
-                }
-            }
+    if a.follow {
+        // A job whose process died is followed (and so collected) by this one.
+        if let Err(e) = engine.adopt_job(a.job) {
+            errln!("warning: cannot adopt job #{}: {e:#}", a.job);
         }
+    }
+    let mut next = 1;
+    let code = loop {
+        let job = engine.job(a.job)?;
+        next = print_new_lines(engine, a.job, next, &a, None)?;
         if !a.follow || job.status.is_terminal() {
-            return Ok(match job.status {
+            break match job.status {
                 JobStatus::Succeeded | JobStatus::Queued | JobStatus::Running => exit::OK,
                 _ => job
                     .error_kind
                     .map(|k| k.cli_exit_code())
                     .unwrap_or(exit::ERROR),
-            });
+            };
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    Ok(code)
+}
+
+/// Prints a job's lines from `next` on; returns the next seq to print.
+fn print_new_lines(
+    engine: &Engine,
+    job_id: i64,
+    mut next: i64,
+    a: &LogsArgs,
+    prefix: Option<&str>,
+) -> Result<i64> {
+    loop {
+        let lines = engine.job_logs(job_id, next, 5000)?;
+        if lines.is_empty() {
+            return Ok(next);
+        }
+        for l in &lines {
+            next = l.seq + 1;
+            if a.json {
+                out::json_log_line(l)?;
+                continue;
+            }
+            // Sanitised before the prefix, so a `\r` in the text cannot hide the prefix.
+            let mut text = if a.timestamps {
+                let shown = terminal_text(&l.text);
+                format!("{} {:<6} {shown}", fmt_ts(l.ts), l.stream.as_str())
+            } else {
+                terminal_text(&l.text).into_owned()
+            };
+            if let Some(p) = prefix {
+                text = format!("{p}{text}");
+            }
+            match l.stream {
+                LogStream::Stderr => errln!("{text}"),
+                _ => outln!("{text}"),
+            }
+        }
     }
 }
 
-pub fn cancel(engine: &Engine, a: CancelArgs) -> Result<i32> {
+/// `jobs reattach [JOB]`: adopts detached jobs (or jobs whose process died), follows them to
+/// their end here, printing their output, and exits with the worst outcome.
+pub async fn reattach(engine: &Engine, a: ReattachArgs) -> Result<i32> {
+    let ids = match a.job {
+        Some(id) => {
+            if !engine.adopt_job(id)? {
+                let job = engine.job(id)?;
+                if job.status.is_terminal() {
+                    bail!("job #{id} already ended ({}); `provision-tui logs {id}` shows it", job.status);
+                }
+                bail!(
+                    "job #{id} is {} and followed by a live process; `provision-tui logs {id} --follow` shows it",
+                    job.status
+                );
+            }
+            vec![id]
+        }
+        None => engine.adopt_detached(None)?,
+    };
+    if ids.is_empty() {
+        outln!("no detached job to follow");
+        return Ok(exit::OK);
+    }
+    let print = LogsArgs {
+        job: 0,
+        follow: true,
+        timestamps: false,
+        json: false,
+    };
+    let multi = ids.len() > 1;
+    let mut next: Vec<i64> = ids.iter().map(|_| 1).collect();
+    let mut code = exit::OK;
+    let mut open: Vec<bool> = ids.iter().map(|_| true).collect();
+    while open.iter().any(|o| *o) {
+        for (i, id) in ids.iter().enumerate() {
+            if !open[i] {
+                continue;
+            }
+            let job = engine.job(*id)?;
+            let prefix = format!("[#{id}] ");
+            next[i] = print_new_lines(engine, *id, next[i], &print, multi.then_some(prefix.as_str()))?;
+            let here = engine.running_here().contains(id);
+            if job.status.is_terminal() || !here {
+                open[i] = false;
+                errln!(
+                    "==> job #{id} on {}: {}{}",
+                    job.server_name,
+                    job.status,
+                    job.error_message
+                        .as_deref()
+                        .map(|m| format!(": {}", terminal_text(m)))
+                        .unwrap_or_default()
+                );
+                if job.status != JobStatus::Succeeded && code == exit::OK {
+                    code = job
+                        .error_kind
+                        .map(|k| k.cli_exit_code())
+                        .unwrap_or(exit::ERROR);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(code)
+}
+
+pub async fn cancel(engine: &Engine, a: CancelArgs) -> Result<i32> {
     let job = engine.cancel_job(a.job)?;
+    // Nobody follows a detached job: this process adopts it, kills it on its server and
+    // records the end.
+    if engine.adopt_job(a.job)? {
+        outln!(
+            "cancelling job #{} ({} on {}) on its server",
+            job.id,
+            job.app_id,
+            job.server_name
+        );
+        let done = engine.wait_job(a.job).await?;
+        outln!("job #{}: {}", done.id, done.status);
+        return Ok(if done.status == JobStatus::Cancelled {
+            exit::OK
+        } else {
+            exit::ERROR
+        });
+    }
     outln!(
         "cancel requested for job #{} ({} on {}); the process running it stops it within seconds",
         job.id,

@@ -12,7 +12,7 @@ pub mod progress;
 pub mod server;
 
 use clap::{Parser, Subcommand};
-use out::out;
+use out::{errln, out};
 use ptui_engine::Engine;
 use ptui_types::config::Config;
 use std::path::PathBuf;
@@ -64,8 +64,14 @@ pub enum Command {
     /// Run an installer's upgrade script on servers. Required inputs may be left out; the
     /// recorded ones stay, overlaid with those given.
     Upgrade(install::InstallArgs),
-    /// List jobs.
-    Jobs(jobs::JobsArgs),
+    /// List jobs; `jobs reattach [JOB]` follows detached jobs to their end.
+    #[command(args_conflicts_with_subcommands = true)]
+    Jobs {
+        #[command(subcommand)]
+        cmd: Option<jobs::JobsCmd>,
+        #[command(flatten)]
+        args: jobs::JobsArgs,
+    },
     /// Print a job's log.
     Logs(jobs::LogsArgs),
     /// Cancel a queued or running job (in this or another provision-tui process).
@@ -159,9 +165,10 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
             install::run(&engine, a, ptui_types::job::JobAction::Uninstall).await
         }
         Command::Upgrade(a) => install::run(&engine, a, ptui_types::job::JobAction::Upgrade).await,
-        Command::Jobs(a) => jobs::list(&engine, a),
+        Command::Jobs { cmd: Some(jobs::JobsCmd::Reattach(a)), .. } => jobs::reattach(&engine, a).await,
+        Command::Jobs { cmd: None, args } => jobs::list(&engine, args),
         Command::Logs(a) => jobs::logs(&engine, a).await,
-        Command::Cancel(a) => jobs::cancel(&engine, a),
+        Command::Cancel(a) => jobs::cancel(&engine, a).await,
         Command::Audit(a) => jobs::audit(&engine, a),
         Command::Import(c) => import::run(&engine, c).await,
         Command::Check(a) => health::check(&engine, a).await,
@@ -217,7 +224,12 @@ pub async fn run_dashboard(cli: Cli) -> i32 {
         }
     };
     match ptui_tui::run(engine, cli.theme.clone()).await {
-        Ok(()) => exit::OK,
+        Ok(said) => {
+            if let Some(said) = said {
+                errln!("==> {said}");
+            }
+            exit::OK
+        }
         Err(e) => {
             out::error(&e);
             exit::ERROR

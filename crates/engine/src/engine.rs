@@ -11,7 +11,7 @@ use ptui_types::config::Config;
 use ptui_types::error::{ErrorKind, KindError};
 use ptui_types::identity;
 use ptui_types::job::JobFilter;
-use ptui_types::job::{Job, JobAction, LogLine};
+use ptui_types::job::{Job, JobAction, JobStatus, LogLine};
 use ptui_types::secret::Secret;
 use ptui_types::server::{Server, ServerSpec, ServerStatus};
 use std::collections::BTreeMap;
@@ -479,11 +479,15 @@ impl Engine {
         let mut rx = self.subscribe();
         loop {
             let job = self.inner.store.require_job(id)?;
-            if job.status.is_terminal() {
+            if job.status.is_terminal()
+                || (job.status == JobStatus::Detached && !self.running_here().contains(&id))
+            {
                 return Ok(job);
             }
             match tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
                 Ok(Ok(Event::JobFinished { job })) if job.id == id => return Ok(job),
+                // Left running on its server, followed by no one here: waiting here is over.
+                Ok(Ok(Event::JobDetached { job })) if job.id == id => return Ok(job),
                 Ok(Err(broadcast::error::RecvError::Closed)) => {
                     return Err(eyre!("engine stopped"));
                 }

@@ -77,6 +77,8 @@ pub struct App {
     /// Host-key results that arrived while another dialog was open; shown when it closes.
     pub(crate) pending_keys: VecDeque<HostKeyScan>,
     pub(crate) quit: bool,
+    /// What quitting does with the jobs this process follows.
+    pub(crate) on_quit: crate::overlays::OnQuit,
     pub(crate) dirty: bool,
     pub cmds: Vec<Cmd>,
     /// The help's last scroll position as last drawn (None until drawn).
@@ -116,6 +118,7 @@ impl App {
             rescanned: HashMap::new(),
             pending_keys: VecDeque::new(),
             quit: false,
+            on_quit: Default::default(),
             dirty: true,
             cmds: Vec::new(),
             help_max_scroll: Default::default(),
@@ -175,6 +178,7 @@ impl App {
             Some(Modal::Help { .. }) => return Ctx::Help,
             Some(Modal::Palette(_)) => return Ctx::Palette,
             Some(Modal::Confirm { .. }) => return Ctx::Confirm,
+            Some(Modal::QuitJobs { .. }) => return Ctx::QuitJobs,
             Some(Modal::HostKey(_)) => return Ctx::HostKey,
             Some(Modal::HostKeyChanged(_)) => return Ctx::HostKeyChanged,
             Some(Modal::Picker { .. }) => return Ctx::Picker,

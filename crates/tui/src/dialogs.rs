@@ -1,6 +1,7 @@
 //! `App::update` for dialogs, the command palette, and the results of engine commands.
 
 use super::app::{App, Cmd, Confirmed, Modal, Page, Screen, SudoAsk};
+use super::overlays::OnQuit;
 use super::form::sudo_password_form;
 use super::keymap::Action;
 use super::palette::{self, Command, Palette};
@@ -28,6 +29,21 @@ impl App {
             Action::No => self.modal = None,
             _ => {}
         }
+    }
+
+    pub(super) fn quit_jobs(&mut self, a: Action) {
+        let on_quit = match a {
+            Action::Yes => OnQuit::LeaveRunning,
+            Action::Cancel => OnQuit::Cancel,
+            Action::No => {
+                self.modal = None;
+                return;
+            }
+            _ => return,
+        };
+        self.modal = None;
+        self.on_quit = on_quit;
+        self.quit = true;
     }
 
     pub(super) fn hostkey(&mut self, a: Action) {

@@ -16,6 +16,8 @@ pub enum Ctx {
     Incidents,
     Audit,
     Confirm,
+    /// Quitting with jobs running: leave them running (the default) or cancel them.
+    QuitJobs,
     HostKey,
     HostKeyChanged,
     Picker,
@@ -294,6 +296,12 @@ const CONFIRM: &[Binding] = &[
     b(&[k('n'), ESC], Action::No, "no", true),
 ];
 
+const QUIT_JOBS: &[Binding] = &[
+    b(&[ENTER, k('l')], Action::Yes, "quit, leave them running", true),
+    b(&[k('c')], Action::Cancel, "cancel them, then quit", true),
+    b(&[ESC], Action::No, "stay", true),
+];
+
 const HOSTKEY: &[Binding] = &[
     b(&[k('a')], Action::Yes, "accept and trust", true),
     b(&[k('r'), ESC], Action::No, "reject", true),
@@ -341,6 +349,7 @@ pub fn bindings(ctx: Ctx) -> &'static [Binding] {
         Ctx::Log => LOG,
         Ctx::Incidents | Ctx::Audit => LIST,
         Ctx::Confirm => CONFIRM,
+        Ctx::QuitJobs => QUIT_JOBS,
         Ctx::HostKey => HOSTKEY,
         Ctx::HostKeyChanged => HOSTKEY_CHANGED,
         Ctx::Picker => PICKER,
@@ -486,6 +495,7 @@ pub fn ctx_name(ctx: Ctx) -> &'static str {
         Ctx::Incidents => "Incidents",
         Ctx::Audit => "Audit",
         Ctx::Confirm => "Confirm dialog",
+        Ctx::QuitJobs => "Quit with jobs running",
         Ctx::HostKey => "Host key dialog",
         Ctx::HostKeyChanged => "Changed host key alert",
         Ctx::Picker => "Status picker",
@@ -496,7 +506,7 @@ pub fn ctx_name(ctx: Ctx) -> &'static str {
     }
 }
 
-pub const ALL_CTX: [Ctx; 17] = [
+pub const ALL_CTX: [Ctx; 18] = [
     Ctx::Fleet,
     Ctx::Detail,
     Ctx::Catalog,
@@ -507,6 +517,7 @@ pub const ALL_CTX: [Ctx; 17] = [
     Ctx::Incidents,
     Ctx::Audit,
     Ctx::Confirm,
+    Ctx::QuitJobs,
     Ctx::HostKey,
     Ctx::HostKeyChanged,
     Ctx::Picker,

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 /// Opens the dashboard and runs it until the user quits. The terminal is restored on return,
 /// on error and on panic (ratatui's hook, chained to color-eyre's).
-pub async fn run(engine: Engine, theme: Option<String>) -> color_eyre::Result<()> {
+pub async fn run(engine: Engine, theme: Option<String>) -> color_eyre::Result<Option<String>> {
     let wanted = theme.or_else(theme::configured);
     let (theme, warning) = theme::load(wanted.as_deref());
     if let Some(w) = &warning {
@@ -41,11 +41,50 @@ pub async fn run(engine: Engine, theme: Option<String>) -> color_eyre::Result<()
         release_mouse();
         restore_screen(info);
     }));
-    let r = event::run_loop(&mut term, &mut app, engine).await;
+    // Jobs whose process died are followed (and collected) here, now and while it runs.
+    if let Err(e) = engine.adopt_detached(None) {
+        app.error(format!("cannot adopt detached jobs: {e:#}"));
+    }
+    engine.spawn_adopter();
+    let r = event::run_loop(&mut term, &mut app, engine.clone()).await;
     release_mouse();
     ratatui::restore();
-    Ok(r?)
+    r?;
+    Ok(after_quit(&engine, app.on_quit).await)
 }
+
+/// What quitting did with the jobs this dashboard followed, for the terminal it returns to.
+async fn after_quit(engine: &Engine, on_quit: overlays::OnQuit) -> Option<String> {
+    let running = engine.running_here();
+    if running.is_empty() {
+        return None;
+    }
+    match on_quit {
+        overlays::OnQuit::LeaveRunning => Some(match engine.detach_running() {
+            Ok((detached, dropped)) => format!(
+                "{detached} job(s) left running on their servers{}; `provision-tui jobs` shows them, `provision-tui jobs reattach` follows them",
+                if dropped > 0 { format!(" ({dropped} not started yet, now over)") } else { String::new() }
+            ),
+            Err(e) => format!("cannot mark the running jobs detached ({e:#}); the next start of provision-tui does"),
+        }),
+        overlays::OnQuit::Cancel => {
+            for id in &running {
+                // Fails only for a job that ended meanwhile.
+                let _ = engine.cancel_job(*id);
+            }
+            let all = async {
+                for id in &running {
+                    let _ = engine.wait_job(*id).await;
+                }
+            };
+            match tokio::time::timeout(Duration::from_secs(60), all).await {
+                Ok(_) => Some(format!("{} job(s) cancelled", running.len())),
+                Err(_) => Some("some jobs did not confirm their cancel within 60 s; `provision-tui jobs` shows them".into()),
+            }
+        }
+    }
+}
+
 
 /// Whether the terminal's mouse capture is on (set where `M` switches it).
 static MOUSE_CAPTURED: AtomicBool = AtomicBool::new(false);

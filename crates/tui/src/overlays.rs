@@ -59,6 +59,10 @@ pub enum Modal {
         text: String,
         then: Box<Confirmed>,
     },
+    /// Quitting with jobs running: leave them running on their servers, or cancel them.
+    QuitJobs {
+        running: usize,
+    },
     HostKey(Box<HostKeyScan>),
     HostKeyChanged(Box<HostKeyScan>),
     Picker {
@@ -87,6 +91,16 @@ pub struct SudoAsk {
 }
 
 /// What a confirmation leads to.
+/// What quitting does with the jobs this dashboard follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnQuit {
+    /// They go on on their servers, detached; any process adopts them later.
+    #[default]
+    LeaveRunning,
+    /// They are cancelled (their remote process groups killed) before the dashboard exits.
+    Cancel,
+}
+
 #[derive(Debug)]
 pub enum Confirmed {
     Cmd(Cmd),

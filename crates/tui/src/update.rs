@@ -64,6 +64,7 @@ impl App {
             Ctx::Help => self.help_key(a),
             Ctx::Palette => self.palette(a),
             Ctx::Confirm => self.confirm(a),
+            Ctx::QuitJobs => self.quit_jobs(a),
             Ctx::HostKey => self.hostkey(a),
             Ctx::HostKeyChanged => self.modal = None,
             Ctx::Picker => self.picker(a),
@@ -160,13 +161,7 @@ impl App {
         if running == 0 {
             self.quit = true;
         } else {
-            self.modal = Some(Modal::Confirm {
-                title: "Quit?".into(),
-                text: format!(
-                    "{running} job(s) started from this dashboard are still running. Quitting stops them; they will show as interrupted."
-                ),
-                then: Box::new(Confirmed::Quit),
-            });
+            self.modal = Some(Modal::QuitJobs { running });
         }
     }
 

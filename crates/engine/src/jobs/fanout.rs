@@ -288,6 +288,8 @@ async fn coordinate(
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Ok(Event::JobFinished { job }) if running.contains_key(&job.id) => ended.push((job.id, job.status)),
+                    // Left on its server (its output could not be stored here): over for us.
+                    Ok(Event::JobDetached { job }) if running.contains_key(&job.id) => ended.push((job.id, job.status)),
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => {
                         // Missed events: the database knows which jobs ended.

@@ -54,6 +54,26 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 r,
             );
         }
+        Modal::QuitJobs { running } => {
+            let r = centered(area, 66, 9);
+            f.render_widget(Clear, r);
+            let lines = vec![
+                Line::raw(format!(
+                    "{running} job(s) followed by this dashboard are still running. Left running, they go on on their servers and the next dashboard or `provision-tui jobs reattach` collects them."
+                )),
+                Line::raw(""),
+                keys_line(
+                    app,
+                    &[("Enter/l", "leave them running"), ("c", "cancel them"), ("Esc", "stay")],
+                ),
+            ];
+            f.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: true })
+                    .block(block(" Quit? ".to_string(), t, true).border_style(t.warn)),
+                r,
+            );
+        }
         Modal::HostKey(scan) => {
             let r = centered(area, 72, 12);
             f.render_widget(Clear, r);
