@@ -65,7 +65,7 @@ impl App {
             Ctx::Palette => self.palette(a),
             Ctx::Confirm => self.confirm(a),
             Ctx::HostKey => self.hostkey(a),
-            Ctx::HostKeyChanged => self.modal = None,
+            Ctx::HostKeyChanged => self.hostkey_changed(a),
             Ctx::Picker => self.picker(a),
             Ctx::Prompt => self.prompt_key(a),
             Ctx::SudoPassword => self.sudo_password_key(a),

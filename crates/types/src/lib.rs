@@ -1,7 +1,8 @@
 //! Plain data shared by every layer of provision-tui: servers and their lifecycle, jobs and log
 //! lines, health samples and incident kinds, error kinds, secrets and their masking, the rows
 //! front ends read, paths and settings, time formatting. No I/O beyond reading the environment
-//! and config paths; nothing here knows about SQL, SSH or terminals.
+//! and config paths, and creating or tightening the private files under them
+//! (`private_files`); nothing here knows about SQL, SSH or terminals.
 
 pub mod config;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod health;
 pub mod hostkey;
 pub mod identity;
 pub mod job;
+pub mod private_files;
 pub mod records;
 pub mod script;
 pub mod secret;
