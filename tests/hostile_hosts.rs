@@ -86,7 +86,11 @@ fn a_changed_key_type_is_refused_and_trust_needs_replace() {
         text(&out)
     );
     assert!(text(&out).contains("--replace"), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(&own).unwrap(), before, "nothing written");
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        before,
+        "nothing written"
+    );
 
     env.ok(&["server", "trust", "s", "--yes", "--replace"]);
     let after = std::fs::read_to_string(&own).unwrap();
@@ -258,7 +262,11 @@ fn import_command_timeout_kills_its_children_too() {
     let started = Instant::now();
     let out = env.run(&["import", "command", &cmd, "--timeout", "1"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("did not finish within"), "{}", text(&out));
+    assert!(
+        text(&out).contains("did not finish within"),
+        "{}",
+        text(&out)
+    );
     assert!(started.elapsed() < Duration::from_secs(15));
     let left = wait_no_processes(&marker, 5);
     assert!(left.is_empty(), "children outlived the timeout: {left:?}");
@@ -275,7 +283,10 @@ fn the_database_log_and_known_hosts_are_private() {
     for f in [&db, &log, &own] {
         assert_eq!(mode(f), 0o600, "{}", f.display());
     }
-    for d in [env.path().join("data"), env.path().join("state/provision-tui")] {
+    for d in [
+        env.path().join("data"),
+        env.path().join("state/provision-tui"),
+    ] {
         assert_eq!(mode(&d), 0o700, "{}", d.display());
     }
 

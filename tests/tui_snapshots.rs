@@ -300,14 +300,20 @@ fn host_key_failure_opens_the_key_dialog() {
     };
     a.on_scanned(Ok(changed()));
     key(&mut a, KeyCode::Char('R'));
-    assert!(matches!(a.modal, Some(Modal::Confirm { .. })), "R asks first");
+    assert!(
+        matches!(a.modal, Some(Modal::Confirm { .. })),
+        "R asks first"
+    );
     let text = render(&mut a, 80, 24).backend().to_string();
     assert!(
         text.contains("/home/op/.ssh/known_hosts (line 7)"),
         "the user's file is named: {text}"
     );
     key(&mut a, KeyCode::Char('n'));
-    assert!(a.modal.is_none() && trusts(&a).is_empty(), "n records nothing");
+    assert!(
+        a.modal.is_none() && trusts(&a).is_empty(),
+        "n records nothing"
+    );
     a.on_scanned(Ok(changed()));
     key(&mut a, KeyCode::Char('R'));
     key(&mut a, KeyCode::Char('y'));

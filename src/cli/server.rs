@@ -270,7 +270,10 @@ async fn trust(engine: &Engine, name: &str, yes: bool, replace: bool) -> Result<
             }
         }
         HostKeyVerdict::Unknown { key_type, .. } => {
-            println!("{name}: host key fingerprint {key_type} {}", scan.fingerprint);
+            println!(
+                "{name}: host key fingerprint {key_type} {}",
+                scan.fingerprint
+            );
         }
     }
     if !yes {

@@ -3,9 +3,9 @@
 //! the pool's (`pool::Hops`) shares one connection per hop; a one-off connection dials its own.
 
 use super::known_hosts::{HostKeyVerdict, KnownHosts, fingerprint};
-use ptui_types::hostkey::{describe_all, user_file_note};
 use ptui_types::config::SshSettings;
 use ptui_types::error::{ErrorKind, KindError};
+use ptui_types::hostkey::{describe_all, user_file_note};
 use ptui_types::secret::Secret;
 use russh::client::{self, AuthResult, Handle};
 use russh::kex;
@@ -146,7 +146,9 @@ pub fn client_config(s: &SshSettings, recorded: &[Algorithm]) -> Arc<client::Con
             });
         kexes.extend(markers);
     }
-    let same_type = |a: &Algorithm, b: &Algorithm| a == b || (matches!(a, Algorithm::Rsa { .. }) && matches!(b, Algorithm::Rsa { .. }));
+    let same_type = |a: &Algorithm, b: &Algorithm| {
+        a == b || (matches!(a, Algorithm::Rsa { .. }) && matches!(b, Algorithm::Rsa { .. }))
+    };
     let (mut keys, rest): (Vec<Algorithm>, Vec<Algorithm>) = russh::Preferred::DEFAULT
         .key
         .iter()

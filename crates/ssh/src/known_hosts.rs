@@ -265,10 +265,12 @@ impl KnownHosts {
 mod tests {
     use super::*;
 
-    const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+    const ED: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
     /// 1024 bits: only its type matters here.
     const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDFZntfT2g7JtEOOBtWlrsZzvz0BBTJqLUT1tnWf8cUhHyjNqb5VQegnfivwSi52AJ/HZTWKtO3KRF4YifiAidyFVpCZcndnOSONHCRqDaxLCDM066yBgfuh78zKAc1I741HXjp4KKuo5XxqyWxMH2/D8l1zjnzTDjo3dtJv/GCZQ==";
-    const ED2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF";
+    const ED2: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF";
 
     fn key(s: &str) -> PublicKey {
         PublicKey::from_openssh(s).unwrap()
@@ -288,8 +290,14 @@ mod tests {
         assert!(!glob(b"web?", b"web12"));
         assert!(glob(b"[10.0.0.*]:2222", b"[10.0.0.7]:2222"));
         let p = |s: &str| HostPatterns::Patterns(s.split(',').map(str::to_string).collect());
-        assert!(names_host(&p("*.example.com,!db.example.com"), "web.example.com"));
-        assert!(!names_host(&p("*.example.com,!db.example.com"), "db.example.com"));
+        assert!(names_host(
+            &p("*.example.com,!db.example.com"),
+            "web.example.com"
+        ));
+        assert!(!names_host(
+            &p("*.example.com,!db.example.com"),
+            "db.example.com"
+        ));
         assert!(names_host(&p("WEB1"), "web1"), "case-insensitive");
     }
 
@@ -317,7 +325,10 @@ mod tests {
         };
         let line = format!("{} {ED}\n", hashed.to_string());
         let (_d, kh) = hosts(&line);
-        assert_eq!(kh.check("127.0.0.1", 2222, &key(ED)), HostKeyVerdict::Trusted);
+        assert_eq!(
+            kh.check("127.0.0.1", 2222, &key(ED)),
+            HostKeyVerdict::Trusted
+        );
         assert!(matches!(
             kh.check("127.0.0.1", 2223, &key(ED)),
             HostKeyVerdict::Unknown { .. }

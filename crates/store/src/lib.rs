@@ -217,6 +217,10 @@ mod private_tests {
 
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
         let _store = Store::open(&db).unwrap();
-        assert_eq!(mode(&db), 0o600, "a loose database is tightened when opened");
+        assert_eq!(
+            mode(&db),
+            0o600,
+            "a loose database is tightened when opened"
+        );
     }
 }

@@ -301,7 +301,12 @@ const HOSTKEY: &[Binding] = &[
 
 const HOSTKEY_CHANGED: &[Binding] = &[
     b(&[ESC, ENTER], Action::No, "close", true),
-    b(&[k('R')], Action::Yes, "replace the recorded key (asks first)", true),
+    b(
+        &[k('R')],
+        Action::Yes,
+        "replace the recorded key (asks first)",
+        true,
+    ),
 ];
 
 const PICKER: &[Binding] = &[

@@ -65,7 +65,10 @@ mod tests {
     fn new_files_are_0600_in_0700_dirs_and_loose_ones_are_tightened() {
         let tmp = std::env::temp_dir().join(format!("ptui-private-{}", std::process::id()));
         let file = tmp.join("a/b/f");
-        assert!(!ensure_file(&file).unwrap(), "a new file is not 'tightened'");
+        assert!(
+            !ensure_file(&file).unwrap(),
+            "a new file is not 'tightened'"
+        );
         assert_eq!(mode(&file), 0o600);
         assert_eq!(mode(&tmp.join("a/b")), 0o700);
         assert_eq!(mode(&tmp.join("a")), 0o700);

@@ -237,9 +237,13 @@ mod tests {
 
     #[tokio::test]
     async fn output_past_the_cap_is_refused_and_stderr_is_bounded() {
-        let err = run_capped("echo oops >&2; cat /dev/zero", Duration::from_secs(20), 1 << 20)
-            .await
-            .unwrap_err();
+        let err = run_capped(
+            "echo oops >&2; cat /dev/zero",
+            Duration::from_secs(20),
+            1 << 20,
+        )
+        .await
+        .unwrap_err();
         assert!(err.message.contains("more than 1 MiB"), "{err}");
         assert!(err.message.contains("oops"), "stderr tail shown: {err}");
         let err = run_capped(
@@ -250,10 +254,18 @@ mod tests {
         .await
         .unwrap_err();
         assert!(err.message.ends_with("END"), "{err}");
-        assert!(err.message.len() < STDERR_TAIL + 200, "bounded: {}", err.message.len());
-        let ok = run_capped(r#"echo '[{"name":"a","host":"h"}]'"#, Duration::from_secs(20), 1 << 20)
-            .await
-            .unwrap();
+        assert!(
+            err.message.len() < STDERR_TAIL + 200,
+            "bounded: {}",
+            err.message.len()
+        );
+        let ok = run_capped(
+            r#"echo '[{"name":"a","host":"h"}]'"#,
+            Duration::from_secs(20),
+            1 << 20,
+        )
+        .await
+        .unwrap();
         assert_eq!(ok.len(), 1);
     }
 }
