@@ -222,9 +222,8 @@ impl KnownHosts {
             host_port(host, port),
             key.to_openssh().map_err(|e| cannot(&e))?
         );
-        if private_files::ensure_file(own).map_err(|e| cannot(&e))? {
-            tracing::warn!("{} was readable by others; set it to 0600", own.display());
-        }
+        // Tightened when opened (`new`); this creates it 0600 if it is not there yet.
+        private_files::ensure_file(own).map_err(|e| cannot(&e))?;
         let text = std::fs::read_to_string(own).map_err(|e| cannot(&e))?;
         if replace {
             let drop: Vec<usize> = entries_for(&text, &host_port(host, port), own)
