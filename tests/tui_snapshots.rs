@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ptui_tui::app::{App, Modal, Screen};
 use ptui_tui::keymap::Action;
 use ptui_tui::theme;
-use ptui_types::hostkey::HostKeyVerdict;
+use ptui_types::hostkey::{HostKeyVerdict, RecordedKey};
 use ptui_types::job::JobStatus;
 use ptui_types::server::ServerStatus;
 use tui_fixtures::*;
@@ -252,9 +252,14 @@ fn host_key_failure_opens_the_key_dialog() {
     key(&mut a, KeyCode::Char(':'));
     a.on_scanned(Ok(scan(HostKeyVerdict::Changed {
         fingerprint: String::new(),
-        recorded: "SHA256:old".into(),
-        file: "/x/known_hosts".into(),
-        line: 1,
+        key_type: "ssh-rsa".into(),
+        recorded: vec![RecordedKey {
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:old".into(),
+            file: "/x/known_hosts".into(),
+            line: 1,
+            ours: true,
+        }],
     })));
     assert!(
         matches!(a.modal, Some(Modal::Palette(_))),
@@ -270,9 +275,54 @@ fn host_key_failure_opens_the_key_dialog() {
     key(&mut a, KeyCode::Esc);
     assert!(a.modal.is_none());
 
+    // Replacing takes R and then an explicit y; n records nothing.
+    let trusts = |a: &App| -> Vec<bool> {
+        a.cmds
+            .iter()
+            .filter_map(|c| match c {
+                Cmd::Trust(_, replace) => Some(*replace),
+                _ => None,
+            })
+            .collect()
+    };
+    let changed = || {
+        scan(HostKeyVerdict::Changed {
+            fingerprint: String::new(),
+            key_type: "ssh-rsa".into(),
+            recorded: vec![RecordedKey {
+                key_type: "ssh-ed25519".into(),
+                fingerprint: "SHA256:old".into(),
+                file: "/home/op/.ssh/known_hosts".into(),
+                line: 7,
+                ours: false,
+            }],
+        })
+    };
+    a.on_scanned(Ok(changed()));
+    key(&mut a, KeyCode::Char('R'));
+    assert!(
+        matches!(a.modal, Some(Modal::Confirm { .. })),
+        "R asks first"
+    );
+    let text = render(&mut a, 80, 24).backend().to_string();
+    assert!(
+        text.contains("/home/op/.ssh/known_hosts (line 7)"),
+        "the user's file is named: {text}"
+    );
+    key(&mut a, KeyCode::Char('n'));
+    assert!(
+        a.modal.is_none() && trusts(&a).is_empty(),
+        "n records nothing"
+    );
+    a.on_scanned(Ok(changed()));
+    key(&mut a, KeyCode::Char('R'));
+    key(&mut a, KeyCode::Char('y'));
+    assert_eq!(trusts(&a), [true], "y replaces");
+
     // With no dialog open the unknown-key dialog opens at once.
     a.on_scanned(Ok(scan(HostKeyVerdict::Unknown {
         fingerprint: String::new(),
+        key_type: "ssh-ed25519".into(),
     })));
     assert!(matches!(a.modal, Some(Modal::HostKey(_))));
 }
@@ -295,6 +345,7 @@ fn dialogs() {
         let mut a = full();
         let s = scan(HostKeyVerdict::Unknown {
             fingerprint: String::new(),
+            key_type: "ssh-ed25519".into(),
         });
         a.on_scanned(Ok(s));
         a
@@ -303,9 +354,14 @@ fn dialogs() {
         let mut a = full();
         let s = scan(HostKeyVerdict::Changed {
             fingerprint: String::new(),
-            recorded: "SHA256:oldoldoldoldoldoldoldoldoldoldoldoldoldold0".into(),
-            file: "/var/lib/provision-tui/known_hosts".into(),
-            line: 3,
+            key_type: "ssh-rsa".into(),
+            recorded: vec![RecordedKey {
+                key_type: "ssh-ed25519".into(),
+                fingerprint: "SHA256:oldoldoldoldoldoldoldoldoldoldoldoldoldold0".into(),
+                file: "/var/lib/provision-tui/known_hosts".into(),
+                line: 3,
+                ours: true,
+            }],
         });
         a.on_scanned(Ok(s));
         a

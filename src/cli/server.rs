@@ -72,7 +72,8 @@ pub enum ServerCmd {
         /// Record without asking.
         #[arg(long)]
         yes: bool,
-        /// Replace a recorded key that changed (after checking it out of band).
+        /// Replace a recorded key that changed, of any key type (after checking the new one
+        /// out of band): drops this host's entries in provision-tui's own known_hosts.
         #[arg(long)]
         replace: bool,
     },
@@ -248,25 +249,30 @@ async fn trust(engine: &Engine, name: &str, yes: bool, replace: bool) -> Result<
             return Ok(exit::OK);
         }
         HostKeyVerdict::Changed {
-            recorded,
-            file,
-            line,
-            ..
+            recorded, key_type, ..
         } => {
-            errln!(
-                "WARNING: the host key of {name} CHANGED.\n  recorded ({}:{line}): {recorded}\n  offered now: {}",
-                file.display(),
-                scan.fingerprint
-            );
+            errln!("WARNING: the host key of {name} CHANGED.");
+            for r in recorded {
+                errln!("  recorded: {}", r.describe());
+            }
+            errln!("  offered now: {key_type} {}", scan.fingerprint);
             if !replace {
                 errln!(
-                    "If the server was rebuilt and you verified the new key out of band, re-run with --replace."
+                    "Nothing recorded. If the server was rebuilt and you verified the new key out of band, \
+                     re-run with --replace (it drops the old entries for this host in {}).",
+                    engine.config().known_hosts_path.display()
                 );
                 return Ok(ptui_types::error::ErrorKind::HostKey.cli_exit_code());
             }
+            if let Some(note) = ptui_types::hostkey::user_file_note(&scan.verdict) {
+                errln!("Note: {note}.");
+            }
         }
-        HostKeyVerdict::Unknown { .. } => {
-            outln!("{name}: host key fingerprint {}", scan.fingerprint);
+        HostKeyVerdict::Unknown { key_type, .. } => {
+            outln!(
+                "{name}: host key fingerprint {key_type} {}",
+                scan.fingerprint
+            );
         }
     }
     if !yes {

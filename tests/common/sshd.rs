@@ -23,6 +23,15 @@ fn keygen(path: &Path) {
     recipe::keygen(path).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
+fn keygen_type(path: &Path, key_type: &str) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", key_type, "-N", "", "-C", "test-host", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success(), "ssh-keygen -t {key_type} failed");
+}
+
 pub fn free_port() -> u16 {
     recipe::free_port().expect("a free port")
 }
@@ -151,6 +160,32 @@ impl Sshd {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Restarts on the same port with only a new host key of `key_type` (`rsa`, `ecdsa`,
+    /// `ed25519`) and the keys `add_host_key` added: a server whose key type changed.
+    pub fn restart_with_host_key_type(&mut self, key_type: &str) {
+        self.stop();
+        let _ = std::fs::remove_file(self.dir.join("host_key"));
+        let _ = std::fs::remove_file(self.dir.join("host_key.pub"));
+        keygen_type(&self.dir.join("host_key"), key_type);
+        self.spawn();
+    }
+
+    /// Restarts offering one more host key, of `key_type`, besides the current ones.
+    pub fn add_host_key(&mut self, key_type: &str) {
+        self.stop();
+        let path = self.dir.join(format!("host_key_{key_type}"));
+        let _ = std::fs::remove_file(&path);
+        keygen_type(&path, key_type);
+        self.extra_config
+            .push_str(&format!("HostKey {}\n", path.display()));
+        self.spawn();
+    }
+
+    /// The public half of the host key sshd reads first (`host_key.pub`), OpenSSH format.
+    pub fn host_public_key(&self) -> String {
+        std::fs::read_to_string(self.dir.join("host_key.pub")).expect("host_key.pub")
     }
 
     /// Restarts on the same port, optionally with a brand new host key.

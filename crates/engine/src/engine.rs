@@ -96,10 +96,10 @@ impl Engine {
         let store = Store::open(&config.db_path)?;
         let catalog = Catalog::load(&config.installer_dirs);
         let (events, _) = broadcast::channel(8192);
-        let known_hosts = KnownHosts {
-            own: config.known_hosts_path.clone(),
-            user: config.user_known_hosts_path.clone(),
-        };
+        let known_hosts = KnownHosts::new(
+            config.known_hosts_path.clone(),
+            config.user_known_hosts_path.clone(),
+        );
         let slots_total = config.jobs.max_concurrent.max(1);
         let slots = Arc::new(Semaphore::new(slots_total));
         let pool = Arc::new(ptui_ssh::Pool::new(
@@ -418,19 +418,30 @@ impl Engine {
     /// Records a scanned key in provision-tui's known_hosts. A changed key needs `replace`.
     pub fn trust_host_key(&self, scan: &HostKeyScan, replace: bool) -> Result<()> {
         let server = self.inner.store.require_server(&scan.server)?;
-        if let HostKeyVerdict::Changed { recorded, .. } = &scan.verdict
+        if let HostKeyVerdict::Changed {
+            recorded, key_type, ..
+        } = &scan.verdict
             && !replace
         {
             bail!(
-                "host key of {} changed (recorded {recorded}, now {}); refusing without --replace",
+                "host key of {} changed (recorded {}, now {key_type} {}); refusing without --replace",
                 server.name,
+                ptui_types::hostkey::describe_all(recorded),
                 scan.fingerprint
             );
         }
         self.inner
             .known_hosts
             .learn(&server.host, server.port, &scan.key, replace)?;
-        self.audit("server.trust", &server.name, &scan.fingerprint)?;
+        let detail = match &scan.verdict {
+            HostKeyVerdict::Changed { recorded, .. } => format!(
+                "{} (replacing {})",
+                scan.fingerprint,
+                ptui_types::hostkey::describe_all(recorded)
+            ),
+            _ => scan.fingerprint.clone(),
+        };
+        self.audit("server.trust", &server.name, &detail)?;
         Ok(())
     }
 

@@ -5,12 +5,13 @@
 use super::known_hosts::{HostKeyVerdict, KnownHosts, fingerprint};
 use ptui_types::config::SshSettings;
 use ptui_types::error::{ErrorKind, KindError};
+use ptui_types::hostkey::{describe_all, user_file_note};
 use ptui_types::secret::Secret;
 use russh::client::{self, AuthResult, Handle};
 use russh::kex;
 use russh::keys::PrivateKeyWithHashAlg;
 use russh::keys::PublicKeyOrCertificate;
-use russh::keys::ssh_key::PublicKey;
+use russh::keys::ssh_key::{Algorithm, PublicKey};
 use std::borrow::Cow;
 use std::future::Future;
 use std::path::PathBuf;
@@ -114,7 +115,9 @@ impl client::Handler for ClientHandler {
 /// curve25519 key exchange preferred over the costlier hybrid post-quantum one.
 /// A configured KEX list (`PROVISION_TUI_KEX`) replaces the default order; unknown names are
 /// ignored with a warning, and the strict-kex/ext-info markers are always kept.
-pub fn client_config(s: &SshSettings) -> Arc<client::Config> {
+/// Host key types in `recorded` (what known_hosts has for this host) are asked for first, as
+/// OpenSSH does: a server that gained a key type still shows the one we know.
+pub fn client_config(s: &SshSettings, recorded: &[Algorithm]) -> Arc<client::Config> {
     let mut kexes: Vec<kex::Name> = vec![kex::CURVE25519, kex::CURVE25519_PRE_RFC_8731];
     let chosen: Vec<kex::Name> = s
         .kex
@@ -143,8 +146,18 @@ pub fn client_config(s: &SshSettings) -> Arc<client::Config> {
             });
         kexes.extend(markers);
     }
+    let same_type = |a: &Algorithm, b: &Algorithm| {
+        a == b || (matches!(a, Algorithm::Rsa { .. }) && matches!(b, Algorithm::Rsa { .. }))
+    };
+    let (mut keys, rest): (Vec<Algorithm>, Vec<Algorithm>) = russh::Preferred::DEFAULT
+        .key
+        .iter()
+        .cloned()
+        .partition(|a| recorded.iter().any(|r| same_type(a, r)));
+    keys.extend(rest);
     let preferred = russh::Preferred {
         kex: Cow::Owned(kexes),
+        key: Cow::Owned(keys),
         ..russh::Preferred::DEFAULT
     };
     Arc::new(client::Config {
@@ -175,30 +188,37 @@ fn connect_error(t: &SshTarget, e: impl std::fmt::Display) -> KindError {
 fn host_key_error(t: &SshTarget, verdict: &HostKeyVerdict) -> Option<KindError> {
     match verdict {
         HostKeyVerdict::Trusted => None,
-        HostKeyVerdict::Unknown { fingerprint } => Some(KindError::new(
+        HostKeyVerdict::Unknown {
+            fingerprint,
+            key_type,
+        } => Some(KindError::new(
             ErrorKind::HostKey,
             format!(
-                "host key of {} is not known ({fingerprint}); verify it and run `provision-tui server trust {}`",
+                "host key of {} is not known ({key_type} {fingerprint}); verify it and run `provision-tui server trust {}`",
                 t.label(),
                 t.name
             ),
         )),
         HostKeyVerdict::Changed {
             fingerprint,
+            key_type,
             recorded,
-            file,
-            line,
-        } => Some(KindError::new(
-            ErrorKind::HostKey,
-            format!(
-                "HOST KEY CHANGED for {}: it now offers {fingerprint}, but {}:{line} records {recorded}. \
-                 This may be an attack. If the server was rebuilt, check the new key out of band, then run \
-                 `provision-tui server trust {} --replace`",
-                t.label(),
-                file.display(),
-                t.name
-            ),
-        )),
+        } => {
+            let note = user_file_note(verdict)
+                .map(|n| format!(" Note: {n}."))
+                .unwrap_or_default();
+            Some(KindError::new(
+                ErrorKind::HostKey,
+                format!(
+                    "HOST KEY CHANGED for {}: it now offers {key_type} {fingerprint}, but known_hosts records {}. \
+                     This may be an attack. If the server was rebuilt, check the new key out of band, then run \
+                     `provision-tui server trust {} --replace`.{note}",
+                    t.label(),
+                    describe_all(recorded),
+                    t.name
+                ),
+            ))
+        }
     }
 }
 
@@ -257,7 +277,7 @@ async fn handshake(
         mode,
         seen: seen.clone(),
     });
-    let cfg = client_config(s);
+    let cfg = client_config(s, &known.recorded_algorithms(&t.host, t.port));
     let mut jump = None;
     let res = match &t.jump {
         None => {

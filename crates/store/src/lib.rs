@@ -16,6 +16,7 @@ pub mod servers;
 pub mod sudo;
 
 use color_eyre::eyre::{Result, WrapErr};
+use ptui_types::private_files;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,15 +39,22 @@ pub use ptui_types::time::now_ms;
 
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
+    /// A new database is created 0600 (in a 0700 directory); SQLite gives its -wal and -shm
+    /// the database's mode. Files found readable by others are set to 0600.
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).wrap_err_with(|| {
+        if let Some(dir) = path.parent() {
+            private_files::create_dir(dir).wrap_err_with(|| {
                 format!("cannot create the database directory {}", dir.display())
             })?;
+        }
+        if !path.exists() {
+            private_files::ensure_file(path)
+                .wrap_err_with(|| format!("cannot create the database {}", path.display()))?;
         }
         let conn = Connection::open(path)
             .wrap_err_with(|| format!("cannot open the database {}", path.display()))?;
         configure(&conn).wrap_err_with(|| format!("cannot configure {}", path.display()))?;
+        tighten_database_files(path);
         let store = Self {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
@@ -98,6 +106,22 @@ impl Store {
         let mut conn = self.lock();
         migrations::migrate(&mut conn)
             .wrap_err_with(|| format!("cannot migrate the database {}", self.inner.path.display()))
+    }
+}
+
+/// Sets the database, -wal and -shm to 0600 if an older version (or a umask) left them
+/// readable by others. Not fatal: a file owned by someone else stays as it is, with a warning.
+fn tighten_database_files(db: &Path) {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut shm = db.as_os_str().to_owned();
+    shm.push("-shm");
+    for file in [db.to_path_buf(), PathBuf::from(wal), PathBuf::from(shm)] {
+        match private_files::tighten(&file) {
+            Ok(true) => tracing::warn!("{} was readable by others; set it to 0600", file.display()),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("cannot set {} to 0600: {e}", file.display()),
+        }
     }
 }
 
@@ -169,4 +193,35 @@ pub fn test_server(
             status,
         )
         .expect("add test server")
+}
+
+#[cfg(test)]
+mod private_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_database_and_its_wal_and_shm_are_0600() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("new/state.db");
+        let store = Store::open(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        assert_eq!(mode(&tmp.path().join("new")), 0o700);
+        // Open connection in WAL mode: both side files exist now.
+        assert_eq!(mode(&tmp.path().join("new/state.db-wal")), 0o600);
+        assert_eq!(mode(&tmp.path().join("new/state.db-shm")), 0o600);
+        drop(store);
+
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = Store::open(&db).unwrap();
+        assert_eq!(
+            mode(&db),
+            0o600,
+            "a loose database is tightened when opened"
+        );
+    }
 }

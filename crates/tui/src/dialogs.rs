@@ -50,13 +50,37 @@ impl App {
         match a {
             Action::Yes => {
                 if let Some(Modal::HostKey(scan)) = self.modal.take() {
-                    self.cmds.push(Cmd::Trust(scan));
+                    self.cmds.push(Cmd::Trust(scan, false));
                 }
             }
             Action::No => {
                 self.modal = None;
                 self.info("host key rejected; nothing recorded");
             }
+            _ => {}
+        }
+    }
+
+    /// The changed-key alert: replacing the recorded key takes a second, explicit yes.
+    pub(super) fn hostkey_changed(&mut self, a: Action) {
+        match a {
+            Action::Yes => {
+                if let Some(Modal::HostKeyChanged(scan)) = self.modal.take() {
+                    let note = ptui_types::hostkey::user_file_note(&scan.verdict)
+                        .map(|n| format!(" Note: {n}."))
+                        .unwrap_or_default();
+                    self.modal = Some(Modal::Confirm {
+                        title: format!("Replace the host key of {}?", scan.server),
+                        text: format!(
+                            "Only if you checked {} on the server itself: the old key is dropped \
+                             from provision-tui's known_hosts and this one trusted.{note}",
+                            scan.fingerprint
+                        ),
+                        then: Box::new(Confirmed::Cmd(Cmd::Trust(scan, true))),
+                    });
+                }
+            }
+            Action::No => self.modal = None,
             _ => {}
         }
     }

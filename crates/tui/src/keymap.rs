@@ -307,7 +307,15 @@ const HOSTKEY: &[Binding] = &[
     b(&[k('r'), ESC], Action::No, "reject", true),
 ];
 
-const HOSTKEY_CHANGED: &[Binding] = &[b(&[ESC, ENTER], Action::No, "close", true)];
+const HOSTKEY_CHANGED: &[Binding] = &[
+    b(&[ESC, ENTER], Action::No, "close", true),
+    b(
+        &[k('R')],
+        Action::Yes,
+        "replace the recorded key (asks first)",
+        true,
+    ),
+];
 
 const PICKER: &[Binding] = &[
     MOVE[0],

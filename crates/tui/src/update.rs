@@ -66,7 +66,7 @@ impl App {
             Ctx::Confirm => self.confirm(a),
             Ctx::QuitJobs => self.quit_jobs(a),
             Ctx::HostKey => self.hostkey(a),
-            Ctx::HostKeyChanged => self.modal = None,
+            Ctx::HostKeyChanged => self.hostkey_changed(a),
             Ctx::Picker => self.picker(a),
             Ctx::Prompt => self.prompt_key(a),
             Ctx::SudoPassword => self.sudo_password_key(a),

@@ -18,7 +18,8 @@ pub enum Cmd {
     RemoveServer(String),
     SetStatus(Vec<String>, ServerStatus),
     Scan(String),
-    Trust(Box<HostKeyScan>),
+    /// Record the scanned key; `true` replaces the entries of a changed one.
+    Trust(Box<HostKeyScan>, bool),
     /// Checks the sudo passwords the install needs, then starts it.
     Install(InstallRequest),
     /// Hand a typed sudo password to the engine (memory only).
@@ -175,8 +176,8 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
                 detail,
             }
         }
-        Cmd::Trust(scan) => {
-            let r = text(eng.trust_host_key(&scan, false));
+        Cmd::Trust(scan, replace) => {
+            let r = text(eng.trust_host_key(&scan, replace));
             Msg::Trusted(scan, r)
         }
         Cmd::Install(req) => {

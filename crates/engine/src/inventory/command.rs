@@ -68,39 +68,144 @@ pub fn parse(json: &str, label: &Path) -> Result<Vec<ImportEntry>, ParseError> {
         .collect())
 }
 
-/// Runs the command with a timeout and parses what it prints.
+/// The most the command may print on stdout. An inventory of thousands of servers is a few
+/// MiB; past this the command is broken (or `cat /dev/zero`), and buffering it would eat memory.
+pub const MAX_OUTPUT: usize = 16 << 20;
+/// How much of the command's stderr an error shows: the end, where the reason usually is.
+const STDERR_TAIL: usize = 4096;
+
+/// Runs the command with a timeout and parses what it prints. The command runs in its own
+/// process group, and the whole group is killed when the timeout or the output cap is hit,
+/// so nothing it started outlives it (except what left the group itself, with `setsid`).
 pub async fn run(cmd: &str, timeout: Duration) -> Result<Vec<ImportEntry>, ParseError> {
+    run_capped(cmd, timeout, MAX_OUTPUT).await
+}
+
+async fn run_capped(
+    cmd: &str,
+    timeout: Duration,
+    cap: usize,
+) -> Result<Vec<ImportEntry>, ParseError> {
     let label = Path::new("(command output)");
-    let child = tokio::process::Command::new("sh")
+    let fail = |msg: String| ParseError::new(label, None, msg);
+    let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| ParseError::new(label, None, format!("cannot run `{cmd}`: {e}")))?;
-    let out = tokio::time::timeout(timeout, child.wait_with_output())
-        .await
-        .map_err(|_| {
-            ParseError::new(
-                label,
-                None,
-                format!("`{cmd}` did not finish within {timeout:?}"),
-            )
-        })?
-        .map_err(|e| ParseError::new(label, None, format!("`{cmd}`: {e}")))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(ParseError::new(
-            label,
-            None,
-            format!("`{cmd}` exited with {}: {}", out.status, err.trim()),
-        ));
+        .map_err(|e| fail(format!("cannot run `{cmd}`: {e}")))?;
+    let group = child.id();
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        kill_group(group);
+        return Err(fail(format!("`{cmd}`: no pipe to read its output")));
+    };
+    // Its own task: a command that fills stderr must not block on a pipe nobody reads.
+    let stderr = tokio::spawn(read_tail(stderr, STDERR_TAIL));
+    let finished = tokio::time::timeout(timeout, async {
+        let out = read_capped(stdout, cap).await?;
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>((out, status))
+    })
+    .await;
+    let (out, status) = match finished {
+        Ok(Ok((Some(out), status))) => (out, status),
+        Ok(Ok((None, _))) => {
+            kill_group(group);
+            return Err(fail(format!(
+                "`{cmd}` printed more than {} MiB; nothing imported (an inventory is far \
+                 smaller: check what the command prints){}",
+                cap >> 20,
+                tail_note(stderr).await
+            )));
+        }
+        Ok(Err(e)) => {
+            kill_group(group);
+            return Err(fail(format!("`{cmd}`: {e}")));
+        }
+        Err(_) => {
+            kill_group(group);
+            return Err(fail(format!(
+                "`{cmd}` did not finish within {timeout:?} (it and its children were killed; \
+                 raise --timeout if it is just slow){}",
+                tail_note(stderr).await
+            )));
+        }
+    };
+    if !status.success() {
+        return Err(fail(format!(
+            "`{cmd}` exited with {status}{}",
+            tail_note(stderr).await
+        )));
     }
-    let text = String::from_utf8(out.stdout)
-        .map_err(|_| ParseError::new(label, None, "the output is not UTF-8"))?;
+    let text = String::from_utf8(out).map_err(|_| fail("the output is not UTF-8".into()))?;
     parse(&text, label)
+}
+
+/// SIGKILL to the command's process group (its id: it was made the group's leader).
+fn kill_group(group: Option<u32>) {
+    if let Some(pgid) = group.and_then(|g| i32::try_from(g).ok()).filter(|g| *g > 0) {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Everything `r` yields, or `None` as soon as it passes `cap` bytes.
+async fn read_capped(
+    mut r: impl tokio::io::AsyncRead + Unpin,
+    cap: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(Some(out));
+        }
+        if out.len() + n > cap {
+            return Ok(None);
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The last `keep` bytes `r` yields before it ends.
+async fn read_tail(mut r: impl tokio::io::AsyncRead + Unpin, keep: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut tail = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > keep {
+            tail.drain(..tail.len() - keep);
+        }
+    }
+    tail
+}
+
+/// `: <stderr tail>` for an error message, or nothing. Waits briefly: a process that left
+/// the group may still hold the pipe open.
+async fn tail_note(stderr: tokio::task::JoinHandle<Vec<u8>>) -> String {
+    let tail = match tokio::time::timeout(Duration::from_secs(1), stderr).await {
+        Ok(Ok(t)) => t,
+        _ => return String::new(),
+    };
+    let text = String::from_utf8_lossy(&tail);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("; its stderr ends with: {text}")
+    }
 }
 
 #[cfg(test)]
@@ -128,5 +233,39 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.line, Some(2), "{err}");
+    }
+
+    #[tokio::test]
+    async fn output_past_the_cap_is_refused_and_stderr_is_bounded() {
+        let err = run_capped(
+            "echo oops >&2; cat /dev/zero",
+            Duration::from_secs(20),
+            1 << 20,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.message.contains("more than 1 MiB"), "{err}");
+        assert!(err.message.contains("oops"), "stderr tail shown: {err}");
+        let err = run_capped(
+            "head -c 100000 /dev/zero | tr '\\0' x >&2; echo END >&2; exit 3",
+            Duration::from_secs(20),
+            1 << 20,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.message.ends_with("END"), "{err}");
+        assert!(
+            err.message.len() < STDERR_TAIL + 200,
+            "bounded: {}",
+            err.message.len()
+        );
+        let ok = run_capped(
+            r#"echo '[{"name":"a","host":"h"}]'"#,
+            Duration::from_secs(20),
+            1 << 20,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.len(), 1);
     }
 }

@@ -23,6 +23,20 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     r
 }
 
+/// Rows a bordered box `w` wide needs for `lines` once wrapped (word wrap may need one more
+/// row per long line than this estimate, so each long line gets one spare).
+fn wrapped_height(lines: &[Line], w: u16) -> u16 {
+    let inner = usize::from(w.saturating_sub(2)).max(1);
+    let rows: usize = lines
+        .iter()
+        .map(|l| match l.width() {
+            n if n <= inner => 1,
+            n => n.div_ceil(inner) + 1,
+        })
+        .sum();
+    u16::try_from(rows + 2).unwrap_or(u16::MAX)
+}
+
 fn keys_line<'a>(app: &App, pairs: &[(&'a str, &'a str)]) -> Line<'a> {
     let mut s = Vec::new();
     for (k, d) in pairs {
@@ -40,13 +54,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let Some(m) = &app.modal else { return };
     match m {
         Modal::Confirm { title, text, .. } => {
-            let r = centered(area, 64, 8);
-            f.render_widget(Clear, r);
             let lines = vec![
                 Line::raw(super::clean(text)),
                 Line::raw(""),
                 keys_line(app, &[("y", "yes"), ("n/Esc", "no")]),
             ];
+            let r = centered(area, 64, wrapped_height(&lines, 64).max(8));
+            f.render_widget(Clear, r);
             f.render_widget(
                 Paragraph::new(lines)
                     .wrap(Wrap { trim: true })
@@ -108,18 +122,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             );
         }
         Modal::HostKeyChanged(scan) => {
-            let r = centered(area, 76, 14);
-            f.render_widget(Clear, r);
-            let (recorded, file, line) = match &scan.verdict {
+            let (key_type, recorded) = match &scan.verdict {
                 HostKeyVerdict::Changed {
-                    recorded,
-                    file,
-                    line,
-                    ..
-                } => (recorded.clone(), file.display().to_string(), *line),
-                _ => (String::new(), String::new(), 0),
+                    key_type, recorded, ..
+                } => (key_type.as_str(), recorded.as_slice()),
+                _ => ("", &[][..]),
             };
-            let lines = vec![
+            let note = ptui_types::hostkey::user_file_note(&scan.verdict);
+            let mut lines = vec![
                 Line::styled(
                     format!(
                         "HOST KEY OF {} HAS CHANGED. Nothing will run on it.",
@@ -128,19 +138,35 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                     t.error,
                 ),
                 Line::raw(""),
-                Line::raw(format!("recorded  {recorded}")),
-                Line::raw(format!("now       {}", scan.fingerprint)),
-                Line::styled(format!("(recorded in {file}:{line})"), t.muted),
+            ];
+            for rk in recorded {
+                lines.push(Line::raw(format!(
+                    "recorded  {} {}",
+                    rk.key_type, rk.fingerprint
+                )));
+                lines.push(Line::styled(
+                    format!("          ({}:{})", rk.file.display(), rk.line),
+                    t.muted,
+                ));
+            }
+            lines.extend([
+                Line::raw(format!("now       {key_type} {}", scan.fingerprint)),
                 Line::raw(""),
                 Line::raw("Someone may be intercepting the connection, or the server was rebuilt."),
-                Line::raw("Only after verifying the new key out of band:"),
+                Line::raw("Only after verifying the new key out of band: R (then y), or"),
                 Line::styled(
                     format!("  provision-tui server trust {} --replace", scan.server),
                     t.accent,
                 ),
-                Line::raw(""),
-                keys_line(app, &[("Esc", "close")]),
-            ];
+            ]);
+            if let Some(n) = note {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(format!("Note: {n}."), t.muted));
+            }
+            lines.push(Line::raw(""));
+            lines.push(keys_line(app, &[("Esc", "close"), ("R", "replace…")]));
+            let r = centered(area, 76, wrapped_height(&lines, 76));
+            f.render_widget(Clear, r);
             let b = Block::default()
                 .borders(Borders::ALL)
                 .border_type(BorderType::Thick)
