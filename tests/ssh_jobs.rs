@@ -461,25 +461,43 @@ fn concurrent_installs_on_one_server_are_serialised_by_the_lease() {
     assert!(x.1 <= y.0 || y.1 <= x.0, "jobs overlapped: {spans:?}");
 }
 
+/// A killed client leaves its job running on the server, detached; the lease follows the
+/// job: a new install on that server follows the detached job to its end first, then runs.
 #[test]
-fn a_job_of_a_killed_process_becomes_interrupted() {
+fn a_job_of_a_killed_process_is_detached_and_blocks_its_server_until_collected() {
     let sshd = Sshd::start();
     let env = TestEnv::new();
     env.add_server("s", &sshd);
-    let (mut child, _marker) = start_slow_install(&env, 3, "ptui-int");
+    let (mut child, marker) = start_slow_install(&env, 3, "ptui-int");
     child.kill().expect("kill -9");
     let _ = child.wait();
-    // Any next start notices the dead owner.
     let job = last_job(&env);
-    assert_eq!(job["status"], "interrupted", "{job}");
-    assert_eq!(job["error_kind"], "interrupted");
+    assert_eq!(job["status"], "detached", "{job}");
+    assert!(!processes_with(&marker).is_empty(), "the installer goes on");
     assert_eq!(
         env.server_json("s")["server"]["status"],
-        "error",
-        "a provisioning server left by a dead job is in error"
+        "provisioning",
+        "the server is still being provisioned"
     );
-    // The lease died with its holder: a new job runs at once.
-    env.ok(&["install", "exit-code", "--on", "s", "--set", "code=0"]);
+    let out = env.ok(&["install", "exit-code", "--on", "s", "--set", "code=0"]);
+    let _ = out;
+    let jobs = env.jobs_json();
+    let first = jobs
+        .as_array()
+        .and_then(|a| a.iter().find(|j| j["id"] == job["id"]).cloned())
+        .expect("first job");
+    assert_eq!(
+        first["status"], "succeeded",
+        "collected by the second install: {first}"
+    );
+    let (a, b) = (
+        first["finished_at"].as_i64().unwrap_or(i64::MAX),
+        jobs[0]["started_at"].as_i64().unwrap_or(0),
+    );
+    assert!(
+        a <= b + 1000,
+        "the second job ran only after the first ended ({a} vs {b})"
+    );
 }
 
 #[test]

@@ -311,6 +311,8 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
     // Every line of every job, then the final rows.
     let mut finished: HashMap<i64, Job> = HashMap::new();
     for j in &jobs {
+        // Its spool on the server is removed right after its end is recorded: let that finish.
+        engine.settle(j.id).await;
         if !live {
             catch_up(engine, j.id, None, &mut printed, multi, args.json)?;
         }

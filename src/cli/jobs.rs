@@ -143,6 +143,9 @@ pub async fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
+    if a.follow {
+        engine.settle(a.job).await;
+    }
     Ok(code)
 }
 
@@ -191,7 +194,10 @@ pub async fn reattach(engine: &Engine, a: ReattachArgs) -> Result<i32> {
             if !engine.adopt_job(id)? {
                 let job = engine.job(id)?;
                 if job.status.is_terminal() {
-                    bail!("job #{id} already ended ({}); `provision-tui logs {id}` shows it", job.status);
+                    bail!(
+                        "job #{id} already ended ({}); `provision-tui logs {id}` shows it",
+                        job.status
+                    );
                 }
                 bail!(
                     "job #{id} is {} and followed by a live process; `provision-tui logs {id} --follow` shows it",
@@ -223,9 +229,16 @@ pub async fn reattach(engine: &Engine, a: ReattachArgs) -> Result<i32> {
             }
             let job = engine.job(*id)?;
             let prefix = format!("[#{id}] ");
-            next[i] = print_new_lines(engine, *id, next[i], &print, multi.then_some(prefix.as_str()))?;
-            let here = engine.running_here().contains(id);
-            if job.status.is_terminal() || !here {
+            next[i] = print_new_lines(
+                engine,
+                *id,
+                next[i],
+                &print,
+                multi.then_some(prefix.as_str()),
+            )?;
+            // Over once this process stopped following it (its spool removed, or it was
+            // left detached).
+            if !engine.running_here().contains(id) {
                 open[i] = false;
                 errln!(
                     "==> job #{id} on {}: {}{}",

@@ -165,7 +165,10 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
             install::run(&engine, a, ptui_types::job::JobAction::Uninstall).await
         }
         Command::Upgrade(a) => install::run(&engine, a, ptui_types::job::JobAction::Upgrade).await,
-        Command::Jobs { cmd: Some(jobs::JobsCmd::Reattach(a)), .. } => jobs::reattach(&engine, a).await,
+        Command::Jobs {
+            cmd: Some(jobs::JobsCmd::Reattach(a)),
+            ..
+        } => jobs::reattach(&engine, a).await,
         Command::Jobs { cmd: None, args } => jobs::list(&engine, args),
         Command::Logs(a) => jobs::logs(&engine, a).await,
         Command::Cancel(a) => jobs::cancel(&engine, a).await,

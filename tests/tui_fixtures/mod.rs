@@ -90,6 +90,7 @@ pub fn job(id: i64, server: &str, status: JobStatus) -> Job {
         created_at: NOW - 125_000,
         started_at: Some(NOW - 120_000),
         finished_at: finished,
+        spool: None,
     }
 }
 

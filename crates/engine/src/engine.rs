@@ -487,6 +487,21 @@ impl Engine {
 
     /// Waits for a job of this process to end.
     pub async fn wait_job(&self, id: i64) -> Result<Job> {
+        let job = self.wait_job_status(id).await?;
+        self.settle(id).await;
+        Ok(job)
+    }
+
+    /// Waits until this process has finished with a job whose end is recorded (its spool is
+    /// removed after the record): a front end that exits sooner leaves the spool behind.
+    pub async fn settle(&self, id: i64) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        while self.running_here().contains(&id) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_job_status(&self, id: i64) -> Result<Job> {
         let mut rx = self.subscribe();
         loop {
             let job = self.inner.store.require_job(id)?;

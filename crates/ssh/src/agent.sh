@@ -79,8 +79,15 @@ alive() {
   return 1
 }
 
+# Marks where the spooled streams begin: what a login script printed before is not counted.
+started() {
+  echo "__PTUI_STARTED $key"
+  echo "__PTUI_STARTED $key" >&2
+}
+
 follow() {
   local oo=$1 eo=$2 sp="" boot="" now="" a b
+  started
   [ -d "$d" ] || end gone
   [ -r "$d/sup" ] && IFS= read -r sp <"$d/sup"
   [ -r "$d/boot" ] && IFS= read -r boot <"$d/boot"
@@ -129,7 +136,7 @@ start)
   own "$d" "$d/out" "$d/err" "$d/rc" "$d/pid" "$d/sup" "$d/boot"
   IFS= read -r boot </proc/sys/kernel/random/boot_id && echo "$boot" >"$d/boot"
   sweep "$age"
-  echo "__PTUI_STARTED $key"
+  started
   setsid bash --norc -c "$(declare -f supervise); supervise \"\$@\"" provision-tui-job "$d" "$t" "$n" "$m" "$s" "${interp[@]}" </dev/null &
   sp=$!
   echo "$sp" >"$d/sup"

@@ -193,7 +193,7 @@ pub async fn start(
     req.push(0);
     let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
     let ch = open(s, &command(&esc), &esc.stdin(&req)).await?;
-    let mut stream = Stream::new(spec.key, SpoolPos::default(), true);
+    let mut stream = Stream::new(spec.key, SpoolPos::default());
     stream
         .run(s, ch, cancel, deadline, spec.kill_grace, on_line)
         .await
@@ -215,7 +215,7 @@ pub async fn follow(
     record(&mut req, &from.err.to_string());
     let plain = Escalation::none();
     let ch = open(s, &command(&plain), &req).await?;
-    let mut stream = Stream::new(key, from, false);
+    let mut stream = Stream::new(key, from);
     stream
         .run(s, ch, cancel, deadline, kill_grace, on_line)
         .await
@@ -281,9 +281,11 @@ const STARTED: &str = "__PTUI_STARTED ";
 struct Stream {
     key: String,
     marker: Vec<u8>,
-    /// Still waiting for the start marker (start mode only).
+    /// Still waiting for the start marker on stdout, and on stderr.
     awaiting_start: bool,
     head: Vec<u8>,
+    err_awaiting_start: bool,
+    err_head: Vec<u8>,
     /// Stdout bytes held back because they may begin the end record.
     held: Vec<u8>,
     out: LineSplitter,
@@ -295,12 +297,14 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(key: &str, from: SpoolPos, start: bool) -> Self {
+    fn new(key: &str, from: SpoolPos) -> Self {
         Stream {
             key: key.to_string(),
             marker: format!("\0__PTUI_END_{key} ").into_bytes(),
-            awaiting_start: start,
+            awaiting_start: true,
             head: Vec::new(),
+            err_awaiting_start: true,
+            err_head: Vec::new(),
             held: Vec::new(),
             out: LineSplitter::starting_at(from.out),
             err: LineSplitter::starting_at(from.err),
@@ -317,7 +321,11 @@ impl Stream {
         }
     }
 
-    fn stdout(&mut self, mut data: &[u8], on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send)) {
+    fn stdout(
+        &mut self,
+        mut data: &[u8],
+        on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+    ) {
         if self.awaiting_start {
             self.head.extend_from_slice(data);
             let want = format!("{STARTED}{}", self.key);
@@ -342,7 +350,11 @@ impl Stream {
         self.content(data, on_line);
     }
 
-    fn content(&mut self, data: &[u8], on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send)) {
+    fn content(
+        &mut self,
+        data: &[u8],
+        on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+    ) {
         if self.end.is_some() {
             return;
         }
@@ -395,17 +407,54 @@ impl Stream {
         self.end.is_some() && self.end_tail.is_empty()
     }
 
-    fn stderr(&mut self, data: &[u8], on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send)) {
-        for (line, at) in self.err.push_at(data) {
-            if self.awaiting_start && self.early_stderr.len() < 20 {
-                self.early_stderr.push(line.clone());
+    fn stderr(
+        &mut self,
+        data: &[u8],
+        on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+    ) {
+        let rest;
+        let data = if self.err_awaiting_start {
+            match self.stderr_head(data, on_line) {
+                Some(r) => {
+                    rest = r;
+                    &rest[..]
+                }
+                None => return,
             }
+        } else {
+            data
+        };
+        for (line, at) in self.err.push_at(data) {
             let pos = SpoolPos {
                 out: self.out.position(),
                 err: at,
             };
             on_line(LogStream::Stderr, line, pos);
         }
+    }
+
+    /// Stderr before the start marker (a login script's noise, or sudo's refusal): shown,
+    /// never counted. Returns what follows the marker once it came.
+    fn stderr_head(
+        &mut self,
+        data: &[u8],
+        on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+    ) -> Option<Vec<u8>> {
+        self.err_head.extend_from_slice(data);
+        let want = format!("{STARTED}{}", self.key);
+        while let Some(nl) = self.err_head.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.err_head.drain(..=nl).collect();
+            let text = String::from_utf8_lossy(&line[..nl]).trim_end().to_string();
+            if text == want {
+                self.err_awaiting_start = false;
+                return Some(std::mem::take(&mut self.err_head));
+            }
+            if self.early_stderr.len() < 20 {
+                self.early_stderr.push(text.clone());
+            }
+            on_line(LogStream::Stderr, text, self.pos());
+        }
+        None
     }
 
     /// All of stderr up to the size the end record gave has arrived.
@@ -473,10 +522,24 @@ impl Stream {
         };
         // Unterminated last lines are part of the output too.
         if let Some((line, at)) = self.out.finish_at() {
-            on_line(LogStream::Stdout, line, SpoolPos { out: at, err: self.err.position() });
+            on_line(
+                LogStream::Stdout,
+                line,
+                SpoolPos {
+                    out: at,
+                    err: self.err.position(),
+                },
+            );
         }
         if let Some((line, at)) = self.err.finish_at() {
-            on_line(LogStream::Stderr, line, SpoolPos { out: self.out.position(), err: at });
+            on_line(
+                LogStream::Stderr,
+                line,
+                SpoolPos {
+                    out: self.out.position(),
+                    err: at,
+                },
+            );
         }
         Ok(Ended {
             end,
@@ -549,7 +612,7 @@ mod tests {
 
     #[test]
     fn start_marker_and_end_record_are_found_across_chunks() {
-        let mut st = Stream::new("j1-ab", SpoolPos::default(), true);
+        let mut st = Stream::new("j1-ab", SpoolPos::default());
         let got = collect(
             &mut st,
             &[
@@ -563,14 +626,20 @@ mod tests {
         assert_eq!(lines, ["noise", "line 1", "line 2"]);
         assert_eq!(got[2].1.out, 14);
         assert!(st.end_complete());
-        assert_eq!(st.end.clone().map(|e| e.0), Some(RemoteEnd::Exited(Some(0))));
+        assert_eq!(
+            st.end.clone().map(|e| e.0),
+            Some(RemoteEnd::Exited(Some(0)))
+        );
         assert_eq!(st.out.finish_at(), Some(("partial".into(), 21)));
     }
 
     #[test]
     fn a_nul_in_output_that_is_not_the_marker_is_output() {
-        let mut st = Stream::new("k", SpoolPos { out: 100, err: 0 }, false);
-        let got = collect(&mut st, &[b"a\0b\n\0__PTUI_END_x", b" not ours\n"]);
+        let mut st = Stream::new("k", SpoolPos { out: 100, err: 0 });
+        let got = collect(
+            &mut st,
+            &[b"__PTUI_STARTED k\na\0b\n\0__PTUI_END_x", b" not ours\n"],
+        );
         let lines: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
         assert_eq!(lines, ["a\0b", "\0__PTUI_END_x not ours"]);
         assert_eq!(got[1].1.out, 100 + 4 + 23);
@@ -579,12 +648,15 @@ mod tests {
 
     #[test]
     fn gone_and_lost_states_parse() {
-        let mut st = Stream::new("k", SpoolPos::default(), false);
-        collect(&mut st, &[b"\0__PTUI_END_k gone - 0 0\n"]);
+        let mut st = Stream::new("k", SpoolPos::default());
+        collect(&mut st, &[b"__PTUI_STARTED k\n\0__PTUI_END_k gone - 0 0\n"]);
         assert_eq!(st.end.clone().map(|e| e.0), Some(RemoteEnd::Gone));
-        let mut st = Stream::new("k", SpoolPos::default(), false);
-        collect(&mut st, &[b"\0__PTUI_END_k lost - 5 6\n"]);
-        assert_eq!(st.end.clone().map(|e| (e.0, e.1, e.2)), Some((RemoteEnd::Lost, 5, 6)));
+        let mut st = Stream::new("k", SpoolPos::default());
+        collect(&mut st, &[b"__PTUI_STARTED k\n\0__PTUI_END_k lost - 5 6\n"]);
+        assert_eq!(
+            st.end.clone().map(|e| (e.0, e.1, e.2)),
+            Some((RemoteEnd::Lost, 5, 6))
+        );
     }
 
     #[test]

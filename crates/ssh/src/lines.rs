@@ -67,7 +67,10 @@ impl LineSplitter {
         let mut start = 0;
         loop {
             let rest = &self.buf[start..];
-            let newline = rest.iter().take(MAX_LINE_BYTES + 1).position(|b| *b == b'\n');
+            let newline = rest
+                .iter()
+                .take(MAX_LINE_BYTES + 1)
+                .position(|b| *b == b'\n');
             let (text_end, consumed) = match newline {
                 Some(pos) => (pos, pos + 1),
                 None if rest.len() > MAX_LINE_BYTES => {
@@ -125,7 +128,11 @@ mod tests {
         got.extend(s.push_at(&data[5..]));
         assert_eq!(
             got,
-            vec![("one".into(), 4), ("two".into(), 9), ("three-long".into(), 20)]
+            vec![
+                ("one".into(), 4),
+                ("two".into(), 9),
+                ("three-long".into(), 20)
+            ]
         );
         assert_eq!(s.position(), 20);
         // Resuming at a stored position yields exactly the rest.

@@ -180,7 +180,11 @@ mod tests {
                 owner: "1@h",
             })
             .unwrap();
-        assert!(s.try_acquire_lease(srv.id, job.id, "1@h", 30_000).unwrap().is_ok());
+        assert!(
+            s.try_acquire_lease(srv.id, job.id, "1@h", 30_000)
+                .unwrap()
+                .is_ok()
+        );
         s.mark_job_running(job.id, 1).unwrap();
         // Without a spool there is nothing to follow: not detachable.
         assert!(s.detach_job(job.id, "x").unwrap().is_none());
@@ -198,7 +202,11 @@ mod tests {
         let first = s.try_adopt_job(job.id, "2@h", 0, |o| o != "1@h").unwrap();
         assert_eq!(first.map(|j| j.status), Some(JobStatus::Running));
         // The second process finds it owned by a live owner.
-        assert!(s.try_adopt_job(job.id, "3@h", 0, |_| true).unwrap().is_none());
+        assert!(
+            s.try_adopt_job(job.id, "3@h", 0, |_| true)
+                .unwrap()
+                .is_none()
+        );
         let spool = s.job_spool(job.id).unwrap().unwrap();
         assert_eq!((spool.key.as_str(), spool.out_offset), ("j1-ab", 3));
         let lease_holder: String = s

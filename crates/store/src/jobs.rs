@@ -6,7 +6,7 @@ use ptui_types::error::ErrorKind;
 use ptui_types::job::{Job, JobAction, JobFilter, JobStatus, LogLine, LogStream};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-pub(crate) const JOB_COLS: &str = "id, server_id, server_name, app_id, app_version, action, status, error_kind, error_message, exit_code, inputs, attempts, created_at, started_at, finished_at";
+pub(crate) const JOB_COLS: &str = "id, server_id, server_name, app_id, app_version, action, status, error_kind, error_message, exit_code, inputs, attempts, created_at, started_at, finished_at, spool";
 
 pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     let action: String = r.get(5)?;
@@ -29,6 +29,7 @@ pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         created_at: r.get(12)?,
         started_at: r.get(13)?,
         finished_at: r.get(14)?,
+        spool: r.get(15)?,
     })
 }
 

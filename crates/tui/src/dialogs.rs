@@ -1,9 +1,9 @@
 //! `App::update` for dialogs, the command palette, and the results of engine commands.
 
 use super::app::{App, Cmd, Confirmed, Modal, Page, Screen, SudoAsk};
-use super::overlays::OnQuit;
 use super::form::sudo_password_form;
 use super::keymap::Action;
+use super::overlays::OnQuit;
 use super::palette::{self, Command, Palette};
 use super::update::{PAGE, destructive, nav, step};
 use crossterm::event::Event as TermEvent;

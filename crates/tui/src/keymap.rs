@@ -297,7 +297,12 @@ const CONFIRM: &[Binding] = &[
 ];
 
 const QUIT_JOBS: &[Binding] = &[
-    b(&[ENTER, k('l')], Action::Yes, "quit, leave them running", true),
+    b(
+        &[ENTER, k('l')],
+        Action::Yes,
+        "quit, leave them running",
+        true,
+    ),
     b(&[k('c')], Action::Cancel, "cancel them, then quit", true),
     b(&[ESC], Action::No, "stay", true),
 ];

@@ -63,9 +63,15 @@ async fn after_quit(engine: &Engine, on_quit: overlays::OnQuit) -> Option<String
         overlays::OnQuit::LeaveRunning => Some(match engine.detach_running() {
             Ok((detached, dropped)) => format!(
                 "{detached} job(s) left running on their servers{}; `provision-tui jobs` shows them, `provision-tui jobs reattach` follows them",
-                if dropped > 0 { format!(" ({dropped} not started yet, now over)") } else { String::new() }
+                if dropped > 0 {
+                    format!(" ({dropped} not started yet, now over)")
+                } else {
+                    String::new()
+                }
             ),
-            Err(e) => format!("cannot mark the running jobs detached ({e:#}); the next start of provision-tui does"),
+            Err(e) => format!(
+                "cannot mark the running jobs detached ({e:#}); the next start of provision-tui does"
+            ),
         }),
         overlays::OnQuit::Cancel => {
             for id in &running {
@@ -84,7 +90,6 @@ async fn after_quit(engine: &Engine, on_quit: overlays::OnQuit) -> Option<String
         }
     }
 }
-
 
 /// Whether the terminal's mouse capture is on (set where `M` switches it).
 static MOUSE_CAPTURED: AtomicBool = AtomicBool::new(false);

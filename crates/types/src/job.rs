@@ -55,10 +55,7 @@ impl JobStatus {
         use JobStatus::*;
         match self {
             Queued => matches!(to, Running | Failed | Cancelled | Interrupted),
-            Running => matches!(
-                to,
-                Detached | Succeeded | Failed | Cancelled | Interrupted
-            ),
+            Running => matches!(to, Detached | Succeeded | Failed | Cancelled | Interrupted),
             Detached => matches!(to, Running | Interrupted),
             _ => false,
         }
@@ -116,6 +113,10 @@ pub struct Job {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The job's spool directory on its server (`~/.local/state/provision-tui/jobs/KEY`), once
+    /// the job was sent there.
+    #[serde(default)]
+    pub spool: Option<String>,
 }
 
 impl Job {

@@ -134,7 +134,9 @@ impl Engine {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(engine) = Engine::upgrade(&weak) else { break };
+                let Some(engine) = Engine::upgrade(&weak) else {
+                    break;
+                };
                 // The database may be busy or full for a moment: try again at the next tick.
                 if let Err(e) = engine.adopt_detached(None) {
                     tracing::warn!("adopting detached jobs failed: {e:#}");
@@ -159,7 +161,11 @@ impl Engine {
                     self.emit(Event::JobDetached { job });
                 }
                 None => {
-                    if self.store().job(id)?.is_some_and(|j| !j.status.is_terminal()) {
+                    if self
+                        .store()
+                        .job(id)?
+                        .is_some_and(|j| !j.status.is_terminal())
+                    {
                         self.mark_interrupted(id)?;
                         dropped += 1;
                     }

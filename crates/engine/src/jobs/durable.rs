@@ -39,8 +39,8 @@ pub(crate) async fn follow_to_end(
     sink: &LogSink,
 ) -> Result<Ended, Failure> {
     let give_up_at = deadline_at + ctx.settings.reattach_margin.as_millis() as i64;
-    let kill_at = tokio::time::Instant::now()
-        + Duration::from_millis((deadline_at - now_ms()).max(0) as u64);
+    let kill_at =
+        tokio::time::Instant::now() + Duration::from_millis((deadline_at - now_ms()).max(0) as u64);
     let mut attempt = 0u32;
     loop {
         let server = ctx
@@ -95,7 +95,8 @@ pub(crate) async fn follow_to_end(
             .into());
         }
         attempt += 1;
-        let base = ctx.settings.retry_base_delay.as_millis() as f64 * 2f64.powi(attempt.min(8) as i32 - 1);
+        let base =
+            ctx.settings.retry_base_delay.as_millis() as f64 * 2f64.powi(attempt.min(8) as i32 - 1);
         let jitter: f64 = rand::rng().random_range(0.5..1.5);
         let delay = Duration::from_millis((base * jitter) as u64).min(MAX_FOLLOW_BACKOFF);
         sink.system(&format!(
@@ -109,7 +110,11 @@ pub(crate) async fn follow_to_end(
 }
 
 /// What a remote end means for the job.
-pub(crate) fn outcome_of(ended: &Ended, job: &Job, timeout: Option<Duration>) -> Result<u32, Failure> {
+pub(crate) fn outcome_of(
+    ended: &Ended,
+    job: &Job,
+    timeout: Option<Duration>,
+) -> Result<u32, Failure> {
     match ended.end {
         RemoteEnd::Gone => Err(KindError::new(
             ErrorKind::Interrupted,
@@ -285,7 +290,10 @@ fn leave_detached(ctx: &JobContext, job: &Job, lost_lines: usize) {
         Err(e) => {
             // Still `running` with this process as owner: once it exits, the next process
             // to open the database finds the job orphaned and detaches it.
-            tracing::error!("job #{}: {why}; marking it detached failed too: {e:#}", job.id);
+            tracing::error!(
+                "job #{}: {why}; marking it detached failed too: {e:#}",
+                job.id
+            );
             let mut j = job.clone();
             j.status = JobStatus::Detached;
             j.error_message = Some(why.clone());
@@ -332,7 +340,9 @@ async fn follow_adopted(ctx: JobContext, job: Job, cancel: CancellationToken) {
     let spool = match ctx.store.job_spool(job.id) {
         Ok(Some(s)) => s,
         Ok(None) => {
-            let r = Err(KindError::new(ErrorKind::Interrupted, "the job has no spool to follow").into());
+            let r = Err(
+                KindError::new(ErrorKind::Interrupted, "the job has no spool to follow").into(),
+            );
             finish(&ctx, &job, r, sink, writer, None).await;
             return;
         }
@@ -358,7 +368,17 @@ async fn follow_adopted(ctx: JobContext, job: Job, cancel: CancellationToken) {
         .catalog
         .get(&job.app_id)
         .map(|i| Duration::from_secs(i.manifest.timeout_seconds));
-    match follow_to_end(&ctx, &job, &spool.key, &mut pos, deadline_at, &cancel, &sink).await {
+    match follow_to_end(
+        &ctx,
+        &job,
+        &spool.key,
+        &mut pos,
+        deadline_at,
+        &cancel,
+        &sink,
+    )
+    .await
+    {
         Ok(ended) => {
             let r = outcome_of(&ended, &job, timeout);
             finish(&ctx, &job, r, sink, writer, Some(ended)).await;

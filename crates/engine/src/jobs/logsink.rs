@@ -103,16 +103,21 @@ fn flush(ctx: &JobContext, job_id: i64, batch: &mut Vec<RawLine>, report: &mut W
         batch.clear();
         return;
     }
-    let pos = batch.iter().rev().find_map(|l| l.pos).map(|p| (p.out, p.err));
-    let rows: Vec<(LogStream, i64, String)> = batch
-        .drain(..)
-        .map(|l| (l.stream, l.ts, l.text))
-        .collect();
+    let pos = batch
+        .iter()
+        .rev()
+        .find_map(|l| l.pos)
+        .map(|p| (p.out, p.err));
+    let rows: Vec<(LogStream, i64, String)> =
+        batch.drain(..).map(|l| (l.stream, l.ts, l.text)).collect();
     match ctx.store.append_logs_at(job_id, &rows, pos) {
         Ok(lines) => ctx.emit(Event::JobLog { job_id, lines }),
         Err(e) => {
             report.lost_lines += rows.len();
-            tracing::error!("job #{job_id}: cannot store {} log lines: {e:#}", rows.len());
+            tracing::error!(
+                "job #{job_id}: cannot store {} log lines: {e:#}",
+                rows.len()
+            );
         }
     }
 }

@@ -78,7 +78,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 Line::raw(""),
                 keys_line(
                     app,
-                    &[("Enter/l", "leave them running"), ("c", "cancel them"), ("Esc", "stay")],
+                    &[
+                        ("Enter/l", "leave them running"),
+                        ("c", "cancel them"),
+                        ("Esc", "stay"),
+                    ],
                 ),
             ];
             f.render_widget(
