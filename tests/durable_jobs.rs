@@ -75,6 +75,8 @@ fn assert_complete_output(env: &TestEnv, id: i64, n: u32) {
 
 /// Starts `install counter` in the background and waits until `min_lines` of its output are
 /// stored. Returns the CLI process, the job id and the marker its sleeps carry.
+// The caller waits for (or kills) the child; a failed assert ends the test process anyway.
+#[allow(clippy::zombie_processes)]
 fn start_counter(
     env: &TestEnv,
     lines: u32,

@@ -17,6 +17,9 @@ pub struct JobSpool {
     pub deadline_at: Option<i64>,
 }
 
+/// status, owner, heartbeat_at, spool
+type AdoptRow = (String, Option<String>, Option<i64>, Option<String>);
+
 impl Store {
     /// Records the job's spool before the job is sent, so that whoever adopts it knows where
     /// to look even if this process dies right after sending.
@@ -93,7 +96,7 @@ impl Store {
         alive: impl Fn(&str) -> bool,
     ) -> Result<Option<Job>> {
         self.write(|tx| {
-            let row: Option<(String, Option<String>, Option<i64>, Option<String>)> = tx
+            let row: Option<AdoptRow> = tx
                 .query_row(
                     "SELECT status, owner, heartbeat_at, spool FROM jobs WHERE id=?1",
                     [id],
