@@ -9,7 +9,7 @@
 # while a client is attached, to this channel. Files: sup (supervisor pid), pid (the process
 # group of `timeout` and the installer), boot (boot id), rc (exit status), ended (all output
 # written). The end is told by a record that cannot occur in output by chance:
-#   NUL "__PTUI_END_" KEY " " STATE " " RC " " OUT_SIZE " " ERR_SIZE LF
+#   NUL "__PTUI_END_" KEY " " STATE " " RC LF
 # STATE is ended, gone (no spool) or lost (the supervisor died without an exit status: the
 # server rebooted or it was killed). After it the client stores everything it got and sends
 # "rm" on stdin; then the spool is removed.
@@ -28,11 +28,13 @@ d="$base/$key"
 own() { if [ -n "${SUDO_UID:-}" ]; then chown "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$@"; fi; }
 mkd() { [ -d "$1" ] || { mkdir -m 700 "$1" && own "$1"; }; }
 
+# The end record, then stdout and stderr are closed: the channel's EOF tells the client that
+# every byte of both streams has arrived.
 end() {
-  local state=$1 rc="" sizes
+  local state=$1 rc=""
   [ -r "$d/rc" ] && IFS= read -r rc <"$d/rc"
-  if [ -d "$d" ]; then sizes=$(stat -c %s "$d/out" "$d/err" 2>/dev/null | tr '\n' ' '); else sizes="0 0"; fi
-  printf '\0__PTUI_END_%s %s %s %s\n' "$key" "$state" "${rc:--}" "$sizes"
+  printf '\0__PTUI_END_%s %s %s\n' "$key" "$state" "${rc:--}"
+  exec >&- 2>&-
   local ack=""
   IFS= read -r ack || true
   if [ "$ack" = rm ] && [ -d "$d" ]; then rm -rf -- "$d"; fi
@@ -41,34 +43,32 @@ end() {
 
 supervise() {
   # $1 spool, $2 timeout, $3 name, $4 masked env names, $5 script, then the interpreter.
+  # Few processes: the subshell that writes $BASHPID execs timeout, which keeps that pid and
+  # makes it its process group (the one a kill targets).
   local d=$1 t=$2 n=$3 m=$4 s=$5
   shift 5
-  run() {
-    timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null &
-    echo $! >"$d/pid"
-    wait $!
-    echo $? >"$d/rc"
-  }
-  # Sensitive values are masked before they reach the spool: awk reads them from its
-  # environment by name (never from argv) and replaces them as literal strings.
-  # mawk reads a pipe in blocks unless -W interactive: the lines would wait for 4 KiB.
-  local aw=(awk)
-  case $(awk -W version 2>&1 </dev/null) in *mawk*) aw=(awk -W interactive) ;; esac
-  mask() {
-    LC_ALL=C "${aw[@]}" -v names="$m" 'BEGIN { k = split(names, N, " "); c = 0
-        for (i = 1; i <= k; i++) { v = ENVIRON[N[i]]; if (v != "") V[++c] = v
-          p = split(v, P, "\n"); if (p > 1) for (j = 1; j <= p; j++) if (length(P[j]) >= 4) V[++c] = P[j] } }
-      { line = $0
-        for (i = 1; i <= c; i++) { out = ""
-          while ((x = index(line, V[i])) > 0) { out = out substr(line, 1, x - 1) "***"; line = substr(line, x + length(V[i])) }
-          line = out line }
-        print line; fflush() }'
-  }
+  set -o pipefail
   if [ -n "$m" ]; then
-    { run "$@" 2>&1 1>&3 3>&- | mask | tee -p -a "$d/err" >&2 3>&-; } 3>&1 | mask | tee -p -a "$d/out"
+    # Sensitive values are masked before they reach the spool: awk reads them from its
+    # environment by name (never from argv) and replaces them as literal strings. mawk reads
+    # a pipe in blocks unless -W interactive: the lines would wait for 4 KiB.
+    local aw=(awk)
+    case $(awk -W version 2>&1 </dev/null) in *mawk*) aw=(awk -W interactive) ;; esac
+    mask() {
+      LC_ALL=C "${aw[@]}" -v names="$m" 'BEGIN { k = split(names, N, " "); c = 0
+          for (i = 1; i <= k; i++) { v = ENVIRON[N[i]]; if (v != "") V[++c] = v
+            p = split(v, P, "\n"); if (p > 1) for (j = 1; j <= p; j++) if (length(P[j]) >= 4) V[++c] = P[j] } }
+        { line = $0
+          for (i = 1; i <= c; i++) { out = ""
+            while ((x = index(line, V[i])) > 0) { out = out substr(line, 1, x - 1) "***"; line = substr(line, x + length(V[i])) }
+            line = out line }
+          print line; fflush() }'
+    }
+    { { echo "$BASHPID" >"$d/pid"; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null; } 2>&1 1>&3 3>&- | mask | tee -p -a "$d/err" >&2 3>&-; } 3>&1 | mask | tee -p -a "$d/out"
   else
-    { run "$@" 2>&1 1>&3 3>&- | tee -p -a "$d/err" >&2 3>&-; } 3>&1 | tee -p -a "$d/out"
+    { { echo "$BASHPID" >"$d/pid"; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null; } 2>&1 1>&3 3>&- | tee -p -a "$d/err" >&2 3>&-; } 3>&1 | tee -p -a "$d/out"
   fi
+  echo "${PIPESTATUS[0]}" >"$d/rc"
   : >"$d/ended"
 }
 
@@ -137,7 +137,8 @@ start)
   IFS= read -r boot </proc/sys/kernel/random/boot_id && echo "$boot" >"$d/boot"
   sweep "$age"
   started
-  setsid bash --norc -c "$(declare -f supervise); supervise \"\$@\"" provision-tui-job "$d" "$t" "$n" "$m" "$s" "${interp[@]}" </dev/null &
+  export -f supervise
+  setsid bash --norc -c 'supervise "$@"' provision-tui-job "$d" "$t" "$n" "$m" "$s" "${interp[@]}" </dev/null &
   sp=$!
   echo "$sp" >"$d/sup"
   wait "$sp"

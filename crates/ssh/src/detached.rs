@@ -290,8 +290,8 @@ struct Stream {
     held: Vec<u8>,
     out: LineSplitter,
     err: LineSplitter,
-    /// The end record: state, and the final sizes of out and err.
-    end: Option<(RemoteEnd, u64, u64)>,
+    /// The end record.
+    end: Option<RemoteEnd>,
     end_tail: Vec<u8>,
     early_stderr: Vec<String>,
 }
@@ -381,25 +381,24 @@ impl Stream {
         }
         if let Some(rest) = rest {
             self.end_tail = rest.to_vec();
-            self.end = Some((RemoteEnd::Lost, 0, 0));
+            self.end = Some(RemoteEnd::Lost);
             self.parse_end();
         }
     }
 
-    /// Parses `STATE RC OUT ERR\n` once it is complete.
+    /// Parses `STATE RC\n` once it is complete.
     fn parse_end(&mut self) {
         let Some(nl) = self.end_tail.iter().position(|b| *b == b'\n') else {
             return;
         };
         let text = String::from_utf8_lossy(&self.end_tail[..nl]).to_string();
         let f: Vec<&str> = text.split_whitespace().collect();
-        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         let state = match f.first().copied() {
             Some("ended") => RemoteEnd::Exited(f.get(1).and_then(|v| v.parse().ok())),
             Some("gone") => RemoteEnd::Gone,
             _ => RemoteEnd::Lost,
         };
-        self.end = Some((state, num(2), num(3)));
+        self.end = Some(state);
         self.end_tail.clear();
     }
 
@@ -457,14 +456,6 @@ impl Stream {
         None
     }
 
-    /// All of stderr up to the size the end record gave has arrived.
-    fn stderr_complete(&self) -> bool {
-        match &self.end {
-            Some((_, _, err_size)) => self.err.received() >= *err_size,
-            None => false,
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     async fn run(
         &mut self,
@@ -477,11 +468,13 @@ impl Stream {
     ) -> Result<Ended, StreamError> {
         let mut exit_status = None;
         let (mut cancelled, mut timed_out) = (false, false);
-        // After the end record, stderr may still be in flight: wait for it, not forever.
+        // After the end record the agent closes both streams; stderr may still be in flight
+        // until the channel's EOF. Wait for it, not forever.
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         let mut stderr_deadline = far;
+        let mut eof = false;
         loop {
-            if self.end_complete() && self.stderr_complete() {
+            if self.end_complete() && eof {
                 break;
             }
             tokio::select! {
@@ -496,7 +489,8 @@ impl Stream {
                         }
                         ChannelMsg::ExtendedData { data, ext: 1 } => self.stderr(&data, on_line),
                         ChannelMsg::ExitStatus { exit_status: c } => exit_status = Some(c),
-                        ChannelMsg::Eof | ChannelMsg::Close if self.end_complete() => break,
+                        ChannelMsg::Eof => eof = true,
+                        ChannelMsg::Close if self.end_complete() => break,
                         _ => {}
                     }
                     if self.end_complete() && stderr_deadline == far {
@@ -517,7 +511,7 @@ impl Stream {
                 }
             }
         }
-        let Some((end, _, _)) = self.end.clone().filter(|_| self.end_complete()) else {
+        let Some(end) = self.end.clone().filter(|_| self.end_complete()) else {
             return Err(self.broken(s, exit_status));
         };
         // Unterminated last lines are part of the output too.
@@ -619,17 +613,14 @@ mod tests {
                 b"noise\n__PTUI_STA",
                 b"RTED j1-ab\nline 1\nli",
                 b"ne 2\npartial\0__PTUI_E",
-                b"ND_j1-ab ended 0 20 7 \n",
+                b"ND_j1-ab ended 0\n",
             ],
         );
         let lines: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
         assert_eq!(lines, ["noise", "line 1", "line 2"]);
         assert_eq!(got[2].1.out, 14);
         assert!(st.end_complete());
-        assert_eq!(
-            st.end.clone().map(|e| e.0),
-            Some(RemoteEnd::Exited(Some(0)))
-        );
+        assert_eq!(st.end.clone(), Some(RemoteEnd::Exited(Some(0))));
         assert_eq!(st.out.finish_at(), Some(("partial".into(), 21)));
     }
 
@@ -649,14 +640,11 @@ mod tests {
     #[test]
     fn gone_and_lost_states_parse() {
         let mut st = Stream::new("k", SpoolPos::default());
-        collect(&mut st, &[b"__PTUI_STARTED k\n\0__PTUI_END_k gone - 0 0\n"]);
-        assert_eq!(st.end.clone().map(|e| e.0), Some(RemoteEnd::Gone));
+        collect(&mut st, &[b"__PTUI_STARTED k\n\0__PTUI_END_k gone -\n"]);
+        assert_eq!(st.end.clone(), Some(RemoteEnd::Gone));
         let mut st = Stream::new("k", SpoolPos::default());
-        collect(&mut st, &[b"__PTUI_STARTED k\n\0__PTUI_END_k lost - 5 6\n"]);
-        assert_eq!(
-            st.end.clone().map(|e| (e.0, e.1, e.2)),
-            Some((RemoteEnd::Lost, 5, 6))
-        );
+        collect(&mut st, &[b"__PTUI_STARTED k\n\0__PTUI_END_k lost -\n"]);
+        assert_eq!(st.end.clone(), Some(RemoteEnd::Lost));
     }
 
     #[test]

@@ -338,7 +338,7 @@ impl App {
                 if incident.state == ptui_engine::health::IncidentState::Detected
                     && incident.resolved_at.is_none()
                 {
-                    self.error(format!(
+                    let msg = format!(
                         "incident: {} on {}{}",
                         incident.kind.as_str(),
                         incident.server,
@@ -346,7 +346,14 @@ impl App {
                             .app_id
                             .map(|a| format!(" ({a})"))
                             .unwrap_or_default()
-                    ));
+                    );
+                    // A fan-out's summary just shown stays in view beside it.
+                    match self.flash.take() {
+                        Some((f, _)) if f.starts_with("fan-out done:") => {
+                            self.error(format!("{f} · {msg}"))
+                        }
+                        _ => self.error(msg),
+                    }
                     self.bell = true;
                 }
                 self.reload_incidents();
@@ -556,5 +563,29 @@ mod tests {
         app.fleet.reorder();
         assert_eq!(names(&app.fleet), ["b", "a"]);
         assert!(!app.fleet.stale);
+    }
+
+    #[test]
+    fn quitting_with_jobs_running_leaves_them_by_default_or_cancels_them() {
+        use crate::keymap::{Action, Ctx};
+        use crate::overlays::OnQuit;
+        let mut app = App::new(super::super::theme::dark());
+        app.modal = Some(Modal::QuitJobs { running: 2 });
+        assert_eq!(app.ctx(), Ctx::QuitJobs);
+        app.update(Action::No);
+        assert!(app.modal.is_none() && !app.quit, "Esc stays");
+        app.modal = Some(Modal::QuitJobs { running: 2 });
+        app.update(Action::Yes);
+        assert!(app.quit);
+        assert_eq!(
+            app.on_quit,
+            OnQuit::LeaveRunning,
+            "Enter leaves them running"
+        );
+        let mut app = App::new(super::super::theme::dark());
+        app.modal = Some(Modal::QuitJobs { running: 1 });
+        app.update(Action::Cancel);
+        assert!(app.quit);
+        assert_eq!(app.on_quit, OnQuit::Cancel);
     }
 }

@@ -318,10 +318,20 @@ impl App {
                     summary.failed.len(),
                     summary.skipped.len()
                 );
+                // The failed jobs' incidents may have opened first: keep both in view.
+                let incident = self
+                    .flash
+                    .as_ref()
+                    .filter(|(m, _)| m.starts_with("incident: "))
+                    .map(|(m, _)| format!(" · {m}"))
+                    .unwrap_or_default();
                 if summary.failed.is_empty() && summary.skipped.is_empty() {
-                    self.info(msg);
+                    self.info(format!("{msg}{incident}"));
                 } else {
-                    self.error(format!("{msg} (failed: {})", summary.failed.join(", ")));
+                    self.error(format!(
+                        "{msg} (failed: {}){incident}",
+                        summary.failed.join(", ")
+                    ));
                 }
             }
             _ => self.dirty = was_dirty,
