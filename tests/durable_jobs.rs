@@ -129,16 +129,43 @@ fn kill9(mut child: Child) {
     let _ = child.wait();
 }
 
-/// The job's spool directory on the (local) server.
-fn spool_dir(env: &TestEnv, id: i64) -> PathBuf {
+/// The spool directory on the (local) server.
+fn spool_base() -> PathBuf {
+    let home = std::env::var("HOME").expect("HOME");
+    PathBuf::from(home).join(".local/state/provision-tui/jobs")
+}
+
+/// A job's spool on the server: `KEY.out`, `KEY.err`, ... in the spool directory.
+struct Spool(PathBuf);
+
+impl Spool {
+    fn file(&self, ext: &str) -> PathBuf {
+        self.0.with_extension(ext)
+    }
+    /// Any of the job's spool files left.
+    fn exists(&self) -> bool {
+        ["out", "err", "rc", "pid", "sup", "boot", "ended"]
+            .iter()
+            .any(|e| self.file(e).exists())
+    }
+    fn remove(&self) {
+        for e in ["out", "err", "rc", "pid", "sup", "boot", "ended"] {
+            let _ = std::fs::remove_file(self.file(e));
+        }
+    }
+}
+
+fn spool_dir(env: &TestEnv, id: i64) -> Spool {
     let key = job(env, id)["spool"]
         .as_str()
         .expect("the job has a spool")
         .to_string();
-    let home = std::env::var("HOME").expect("HOME");
-    PathBuf::from(home)
-        .join(".local/state/provision-tui/jobs")
-        .join(key)
+    Spool(spool_base().join(key))
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("metadata").permissions())
+        & 0o777
 }
 
 fn wait_status(env: &TestEnv, id: i64, want: &str, secs: u64) -> serde_json::Value {
@@ -169,10 +196,8 @@ fn kill_9_of_the_client_leaves_the_job_running_and_reattach_collects_every_line_
     assert_eq!(j["status"], "detached", "{j}");
     assert!(still_running(&marker), "the installer died with its client");
     let spool = spool_dir(&env, id);
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&spool).expect("spool").permissions(),
-    );
-    assert_eq!(mode & 0o777, 0o700, "the spool is private");
+    assert_eq!(mode(&spool_base()), 0o700, "the spool directory is private");
+    assert_eq!(mode(&spool.file("out")), 0o600, "spool files are private");
     let out = run(&env, &["jobs", "reattach", &id.to_string()]);
     assert!(
         out.status.success(),
@@ -398,7 +423,8 @@ fn a_spool_removed_by_hand_makes_the_job_interrupted_with_that_reason() {
     let (child, id, marker) = start_counter(&env, 100, &[], 1);
     kill9(child);
     let spool = spool_dir(&env, id);
-    std::fs::remove_dir_all(&spool).expect("remove the spool");
+    assert!(spool.exists());
+    spool.remove();
     let out = run(&env, &["jobs", "reattach", &id.to_string()]);
     assert!(!out.status.success(), "an interrupted job is a failure");
     let j = job(&env, id);
@@ -428,7 +454,7 @@ fn secrets_stay_out_of_ps_the_spool_the_database_and_the_log() {
         .collect();
     assert!(leaked.is_empty(), "secret in ps: {leaked:?}");
     let spool = spool_dir(&env, id);
-    let spooled = std::fs::read_to_string(spool.join("out")).expect("spool out");
+    let spooled = std::fs::read_to_string(spool.file("out")).expect("spool out");
     assert!(
         spooled.contains("the token is ***"),
         "masked before the spool: {spooled}"

@@ -234,7 +234,12 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
                                 jobs.push(j);
                             }
                         }
-                        FanoutEvent::Skipped { servers, reason, .. } => view.skipped(&servers, &reason),
+                        FanoutEvent::Skipped { servers, reason, .. } => {
+                            if !args.json && !live {
+                                errln!("==> skipped {}: {reason}", servers.join(", "));
+                            }
+                            view.skipped(&servers, &reason);
+                        }
                         _ => {}
                     }
                 }
@@ -248,6 +253,18 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
                             print_line(&l, &mut printed, multi, args.json, &[])?;
                         }
                     }
+                }
+                // Its output or end could not be stored here: it goes on on its server.
+                Ok(Event::JobDetached { job }) if printed.contains_key(&job.id) => {
+                    if !args.json && !live {
+                        errln!(
+                            "==> job #{} on {}: detached: {}",
+                            job.id,
+                            job.server_name,
+                            terminal_text(job.error_message.as_deref().unwrap_or(""))
+                        );
+                    }
+                    view.job(&job);
                 }
                 Ok(Event::JobStarted { job } | Event::JobFinished { job }) if printed.contains_key(&job.id) => {
                     view.job(&job);

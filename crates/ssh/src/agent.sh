@@ -3,12 +3,13 @@
 # request field is a NUL-terminated record on stdin: nothing reaches argv or the disk except
 # the script (argv of the interpreter, as with `ssh host cmd`) and the job's own output.
 #
-# A job runs in a spool directory, ~/.local/state/provision-tui/jobs/KEY (0700, files 0600,
-# owned by the login user), under a supervisor in its own session (setsid): it survives the SSH
-# connection, SIGHUP and the client. Its output goes through tee into the spool (out, err) and,
-# while a client is attached, to this channel. Files: sup (supervisor pid), pid (the process
-# group of `timeout` and the installer), boot (boot id), rc (exit status), ended (all output
-# written). The end is told by a record that cannot occur in output by chance:
+# A job's spool is KEY.* in the private directory ~/.local/state/provision-tui/jobs (0700,
+# files 0600, owned by the login user). Its supervisor runs in the background of this agent;
+# no pty is asked for, so no SIGHUP comes, and the output goes through `tee -p`, which outlives
+# a closed channel: the job survives the connection and the client. Its output goes into the
+# spool (KEY.out, KEY.err) and, while a client is attached, to this channel. Files: KEY.sup
+# (supervisor pid), KEY.pid (the process group of `timeout` and the installer), KEY.boot (boot
+# id), KEY.rc (exit status), KEY.ended (all output written). The end is told by a record that cannot occur in output by chance:
 #   NUL "__PTUI_END_" KEY " " STATE " " RC LF
 # STATE is ended, gone (no spool) or lost (the supervisor died without an exit status: the
 # server rebooted or it was killed). After it the client stores everything it got and sends
@@ -26,18 +27,32 @@ d="$base/$key"
 
 # Under sudo the files belong to the login user, so that following and removing need no sudo.
 own() { if [ -n "${SUDO_UID:-}" ]; then chown "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$@"; fi; }
-mkd() { [ -d "$1" ] || { mkdir -m 700 "$1" && own "$1"; }; }
+# Many jobs of one login start at once: `mkdir -p` does not mind a directory made meanwhile.
+# Under sudo, the directories root made are given to the login user.
+mkbase() {
+  [ -d "$base" ] && return 0
+  mkdir -p -- "$base" 2>/dev/null || [ -d "$base" ] || return 1
+  local p
+  if [ -n "${SUDO_UID:-}" ]; then
+    for p in "$h/.local" "$h/.local/state" "$h/.local/state/provision-tui" "$base"; do
+      [ -O "$p" ] && own "$p"
+    done
+  fi
+  return 0
+}
+FILES=(out err rc pid sup boot ended)
 
 # The end record, then stdout and stderr are closed: the channel's EOF tells the client that
 # every byte of both streams has arrived.
 end() {
   local state=$1 rc=""
-  [ -r "$d/rc" ] && IFS= read -r rc <"$d/rc"
+  [ -r "$d.rc" ] && IFS= read -r rc <"$d.rc"
   printf '\0__PTUI_END_%s %s %s\n' "$key" "$state" "${rc:--}"
   exec >&- 2>&-
   local ack=""
   IFS= read -r ack || true
-  if [ "$ack" = rm ] && [ -d "$d" ]; then rm -rf -- "$d"; fi
+  # Removed in the background: the client does not wait for rm.
+  if [ "$ack" = rm ]; then (rm -f -- "${FILES[@]/#/$d.}" >/dev/null 2>&1 &) </dev/null; fi
   exit 0
 }
 
@@ -64,12 +79,12 @@ supervise() {
             line = out line }
           print line; fflush() }'
     }
-    { { echo "$BASHPID" >"$d/pid"; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null; } 2>&1 1>&3 3>&- | mask | tee -p -a "$d/err" >&2 3>&-; } 3>&1 | mask | tee -p -a "$d/out"
+    { { echo "$BASHPID" >"$d.pid"; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null; } 2>&1 1>&3 3>&- | mask | tee -p -a "$d.err" >&2 3>&-; } 3>&1 | mask | tee -p -a "$d.out"
   else
-    { { echo "$BASHPID" >"$d/pid"; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null; } 2>&1 1>&3 3>&- | tee -p -a "$d/err" >&2 3>&-; } 3>&1 | tee -p -a "$d/out"
+    { { echo "$BASHPID" >"$d.pid"; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null; } 2>&1 1>&3 3>&- | tee -p -a "$d.err" >&2 3>&-; } 3>&1 | tee -p -a "$d.out"
   fi
-  echo "${PIPESTATUS[0]}" >"$d/rc"
-  : >"$d/ended"
+  echo "${PIPESTATUS[0]}" >"$d.rc"
+  : >"$d.ended"
 }
 
 # A supervisor that runs as root answers kill -0 with EPERM: that is alive too.
@@ -88,21 +103,21 @@ started() {
 follow() {
   local oo=$1 eo=$2 sp="" boot="" now="" a b
   started
-  [ -d "$d" ] || end gone
-  [ -r "$d/sup" ] && IFS= read -r sp <"$d/sup"
-  [ -r "$d/boot" ] && IFS= read -r boot <"$d/boot"
+  [ -e "$d.out" ] || end gone
+  [ -r "$d.sup" ] && IFS= read -r sp <"$d.sup"
+  [ -r "$d.boot" ] && IFS= read -r boot <"$d.boot"
   IFS= read -r now </proc/sys/kernel/random/boot_id
-  if [ -e "$d/ended" ] || [ -z "$sp" ] || [ "$boot" != "$now" ] || ! alive "$sp"; then
-    tail -c +$((oo + 1)) -- "$d/out"
-    tail -c +$((eo + 1)) -- "$d/err" >&2
+  if [ -e "$d.ended" ] || [ -z "$sp" ] || [ "$boot" != "$now" ] || ! alive "$sp"; then
+    tail -c +$((oo + 1)) -- "$d.out"
+    tail -c +$((eo + 1)) -- "$d.err" >&2
   else
-    tail -c +$((oo + 1)) -F -s 0.2 --pid="$sp" -- "$d/out" 2>/dev/null &
+    tail -c +$((oo + 1)) -F -s 0.2 --pid="$sp" -- "$d.out" 2>/dev/null &
     a=$!
-    tail -c +$((eo + 1)) -F -s 0.2 --pid="$sp" -- "$d/err" >&2 2>/dev/null &
+    tail -c +$((eo + 1)) -F -s 0.2 --pid="$sp" -- "$d.err" >&2 2>/dev/null &
     b=$!
     wait "$a" "$b"
   fi
-  if [ -e "$d/ended" ]; then end ended; else end lost; fi
+  if [ -e "$d.ended" ]; then end ended; else end lost; fi
 }
 
 sweep() {
@@ -113,8 +128,8 @@ sweep() {
   [ -r "$base/.swept" ] && IFS= read -r last <"$base/.swept"
   [ $((now - last)) -ge 3600 ] || return 0
   echo "$now" >"$base/.swept"
-  (find "$base" -mindepth 2 -maxdepth 2 \( -name ended -o -name out \) -mmin +"$age" -printf '%h\0' 2>/dev/null |
-    sort -zu | xargs -0r rm -rf -- ) </dev/null >/dev/null 2>&1 &
+  (find "$base" -maxdepth 1 \( -name '*.ended' -o -name '*.out' \) -mmin +"$age" -printf '%f\n' 2>/dev/null |
+    sed 's/\.[a-z]*$//' | sort -u | while IFS= read -r k; do rm -f -- "${FILES[@]/#/$base/$k.}"; done) </dev/null >/dev/null 2>&1 &
 }
 
 case $mode in
@@ -128,21 +143,19 @@ start)
   for ((i = 0; i < ni; i++)); do rec a; interp+=("$a"); done
   rec s
   while IFS= read -r -d "" kv && [ -n "$kv" ]; do export "${kv?}"; done
-  mkd "$h/.local" && mkd "$h/.local/state" && mkd "$h/.local/state/provision-tui" && mkd "$base" ||
-    { echo "provision-tui: cannot create $base" >&2; exit 3; }
-  mkdir -m 700 "$d" || { echo "provision-tui: cannot create the spool $d" >&2; exit 3; }
-  : >"$d/out" && : >"$d/err" && : >"$d/rc" && : >"$d/pid" && : >"$d/sup" && : >"$d/boot" ||
-    { echo "provision-tui: cannot write in $d" >&2; exit 3; }
-  own "$d" "$d/out" "$d/err" "$d/rc" "$d/pid" "$d/sup" "$d/boot"
-  IFS= read -r boot </proc/sys/kernel/random/boot_id && echo "$boot" >"$d/boot"
+  mkbase || { echo "provision-tui: cannot create $base" >&2; exit 3; }
+  [ -e "$d.out" ] && { echo "provision-tui: the spool $d exists already" >&2; exit 3; }
+  : >"$d.out" && : >"$d.err" && : >"$d.rc" && : >"$d.pid" && : >"$d.sup" && : >"$d.boot" ||
+    { echo "provision-tui: cannot write the spool in $base (disk full?)" >&2; exit 3; }
+  own "$d.out" "$d.err" "$d.rc" "$d.pid" "$d.sup" "$d.boot"
+  IFS= read -r boot </proc/sys/kernel/random/boot_id && echo "$boot" >"$d.boot"
   sweep "$age"
   started
-  export -f supervise
-  setsid bash --norc -c 'supervise "$@"' provision-tui-job "$d" "$t" "$n" "$m" "$s" "${interp[@]}" </dev/null &
+  supervise "$d" "$t" "$n" "$m" "$s" "${interp[@]}" </dev/null &
   sp=$!
-  echo "$sp" >"$d/sup"
+  echo "$sp" >"$d.sup"
   wait "$sp"
-  if [ -e "$d/ended" ]; then end ended; else end lost; fi
+  if [ -e "$d.ended" ]; then end ended; else end lost; fi
   ;;
 follow)
   rec oo
@@ -154,7 +167,7 @@ kill)
   # is collected by whoever follows the job.
   rec steps
   pg=""
-  [ -r "$d/pid" ] && IFS= read -r pg <"$d/pid"
+  [ -r "$d.pid" ] && IFS= read -r pg <"$d.pid"
   [ -n "$pg" ] || { echo "provision-tui: no process group recorded in $d" >&2; exit 0; }
   g() { kill -"$1" -- -"$pg" 2>/dev/null || kill -"$1" "$pg" 2>/dev/null; }
   g TERM

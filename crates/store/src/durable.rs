@@ -60,8 +60,8 @@ impl Store {
         self.write(|tx| {
             let n = tx
                 .execute(
-                    "UPDATE jobs SET status='detached' WHERE id=?1 AND status='running' AND spool IS NOT NULL",
-                    [id],
+                    "UPDATE jobs SET status='detached', error_message=?2 WHERE id=?1 AND status='running' AND spool IS NOT NULL",
+                    params![id, why],
                 )
                 .sql()?;
             if n == 0 {
@@ -121,7 +121,7 @@ impl Store {
             }
             let now = now_ms();
             tx.execute(
-                "UPDATE jobs SET status='running', owner=?2, heartbeat_at=?3 WHERE id=?1",
+                "UPDATE jobs SET status='running', owner=?2, heartbeat_at=?3, error_message=NULL WHERE id=?1",
                 params![id, owner, now],
             )
             .sql()?;

@@ -275,8 +275,17 @@ async fn coordinate(
                         running.insert(job.id, name.clone());
                     }
                     Err(e) => {
+                        // No job row to show it on (a full or read-only database): the front
+                        // end hears it as a skip with the reason, and the run fails.
                         tracing::warn!("fanout #{id}: cannot start a job on {name}: {e}");
-                        sum.failed.push(name.clone());
+                        engine.emit(Event::Fanout {
+                            fanout: FanoutEvent::Skipped {
+                                fanout_id: id,
+                                servers: vec![name.clone()],
+                                reason: format!("its job could not be created: {e}"),
+                            },
+                        });
+                        sum.skipped.push(name.clone());
                     }
                 }
                 check_budget(&sum, max_fail, &mut stop);
