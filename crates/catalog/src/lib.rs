@@ -82,6 +82,25 @@ impl Installer {
         })
     }
 
+    /// The required secrets a run of `kind` would lack: sensitive, required, shown (see
+    /// `visible_if`), with no default, not in `given`, and mentioned by the script. Secrets are
+    /// never recorded, so an upgrade cannot reuse the install's value; it must be given again.
+    pub fn missing_secrets(
+        &self,
+        kind: ScriptKind,
+        given: &BTreeMap<String, String>,
+    ) -> Vec<&InputSpec> {
+        let shown = visibility(&self.manifest, given);
+        self.manifest
+            .inputs
+            .iter()
+            .filter(|i| i.is_sensitive() && i.required && i.default.is_none())
+            .filter(|i| !given.contains_key(&i.name))
+            .filter(|i| shown.get(&i.name).copied().unwrap_or(true))
+            .filter(|i| self.script_reads(kind, i))
+            .collect()
+    }
+
     /// Every script with its manifest path (for the linter).
     pub fn scripts(&self) -> impl Iterator<Item = (&str, &str)> {
         self.scripts.iter().map(|(k, v)| (k.as_str(), v.as_str()))
@@ -344,5 +363,90 @@ impl Catalog {
 
     pub fn is_empty(&self) -> bool {
         self.installers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn installer(files: &[(&str, &str)]) -> Installer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("demo");
+        std::fs::create_dir(&d).expect("mkdir");
+        for (name, body) in files {
+            std::fs::write(d.join(name), body).expect("write");
+        }
+        let cat = Catalog::load_dir(dir.path());
+        assert!(cat.problems.is_empty(), "{:?}", cat.problems);
+        cat.get("demo").expect("demo loads").clone()
+    }
+
+    #[test]
+    fn an_upgrade_lacks_the_required_secrets_its_script_reads() {
+        let inst = installer(&[
+            (
+                "manifest.yml",
+                "id: demo\nname: D\nversion: '1'\ninstall_script: install.sh\nupgrade_script: upgrade.sh\ninputs:\n  - {name: api_key, type: password, required: true}\n  - {name: root_pw, type: password, required: true}\n  - {name: opt_pw, type: password}\n  - {name: site, type: string, required: true}\n",
+            ),
+            ("install.sh", "echo \"$API_KEY $ROOT_PW $OPT_PW $SITE\"\n"),
+            // Reads API_KEY; ROOT_PW only as part of a longer name.
+            (
+                "upgrade.sh",
+                "curl -H \"k: ${API_KEY}\" x\necho $ROOT_PW_FILE\n",
+            ),
+        ]);
+        let names = |given: &[(&str, &str)]| -> Vec<String> {
+            let given = given
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            inst.missing_secrets(ScriptKind::Upgrade, &given)
+                .iter()
+                .map(|i| i.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&[]), ["api_key"]);
+        assert!(names(&[("api_key", "longenough")]).is_empty());
+        // The install script reads both required secrets.
+        let all: Vec<&str> = inst
+            .missing_secrets(ScriptKind::Install, &BTreeMap::new())
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(all, ["api_key", "root_pw"]);
+    }
+
+    #[test]
+    fn oversized_files_are_refused_unread_with_their_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("big");
+        std::fs::create_dir(&d).expect("mkdir");
+        let f = std::fs::File::create(d.join("manifest.yml")).expect("create");
+        // Sparse: the loader must refuse it from its size alone.
+        f.set_len(300 * 1024 * 1024).expect("set_len");
+        let cat = Catalog::load_dir(dir.path());
+        let p = &cat.problems[0];
+        assert_eq!((p.line, p.column), (1, 1), "{p}");
+        assert!(
+            p.message.contains("300.0 MiB") && p.message.contains("1.0 MiB"),
+            "{p}"
+        );
+        let d = dir.path().join("big-script");
+        std::fs::create_dir(&d).expect("mkdir");
+        std::fs::write(
+            d.join("manifest.yml"),
+            "id: big-script\nname: B\nversion: '1'\ninstall_script: install.sh\n",
+        )
+        .expect("write");
+        let f = std::fs::File::create(d.join("install.sh")).expect("create");
+        f.set_len(50 * 1024 * 1024).expect("set_len");
+        let cat = Catalog::load_dir(dir.path());
+        let p = cat
+            .problems
+            .iter()
+            .find(|p| p.file.ends_with("install.sh"))
+            .unwrap_or_else(|| panic!("{:?}", cat.problems));
+        assert!(p.message.contains("51200 KiB; at most 120 KiB"), "{p}");
     }
 }
