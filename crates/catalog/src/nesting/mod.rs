@@ -228,7 +228,7 @@ impl Scanner<'_> {
 
     fn run(&mut self) {
         loop {
-            self.to_next_token();
+            self.skip_to_next_token();
             if self.eof() || self.out.too_deep.is_some() {
                 return;
             }
@@ -241,8 +241,8 @@ impl Scanner<'_> {
         }
     }
 
-    /// libyaml's `scan_to_next_token`: blanks, comments and line breaks.
-    fn to_next_token(&mut self) {
+    /// libyaml's `scan_skip_to_next_token`: blanks, comments and line breaks.
+    fn skip_to_next_token(&mut self) {
         loop {
             if self.col == 0 && self.b[self.i..].starts_with("\u{feff}".as_bytes()) {
                 self.skip();
