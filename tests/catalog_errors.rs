@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestEnv;
+use common::{Sshd, TestEnv};
 use std::path::Path;
 
 const GOOD: &str = "id: NAME\nname: Good\nversion: '1'\ninstall_script: install.sh\n";
@@ -201,4 +201,243 @@ fn fixture_and_bundled_catalogs_are_clean() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Item 8 of issue 13: inputs that became variables the loader, glibc, bash or sshd read.
+#[test]
+fn input_names_that_the_loader_glibc_bash_or_sshd_read_are_refused() {
+    let env = TestEnv::new();
+    let root = env.path().join("reserved");
+    let names = [
+        "ld_audit",
+        "ld_debug",
+        "gconv_path",
+        "glibc_tunables",
+        "posixly_correct",
+        "bash_compat",
+        "funcnest",
+        "tmout",
+        "ssh_connection",
+    ];
+    for name in names {
+        let dir = format!("r-{}", name.replace('_', "-"));
+        let manifest = format!(
+            "id: {dir}\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: {name}\n    type: string\n"
+        );
+        write_installer(&root, &dir, &manifest);
+    }
+    let (code, text) = validate(&env, &root);
+    assert_eq!(code, 1, "{text}");
+    for name in names {
+        let dir = format!("r-{}", name.replace('_', "-"));
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("{dir}/manifest.yml:6:5:")))
+            .unwrap_or_else(|| panic!("{name}: no error at its line in\n{text}"));
+        let env_name = format!("${}", name.to_uppercase());
+        assert!(
+            line.contains("is reserved")
+                && line.contains(&env_name)
+                && line.contains("pick another"),
+            "{line}"
+        );
+    }
+    assert!(!text.contains("ok  r-"), "none of them loads:\n{text}");
+}
+
+/// Item 9: 400 KB of nested `[` used to take over a minute to refuse.
+#[test]
+fn a_deeply_nested_manifest_is_refused_with_its_position() {
+    let env = TestEnv::new();
+    let root = env.path().join("nested");
+    let manifest = format!(
+        "id: deep\nname: x\nversion: '1'\ninstall_script: install.sh\ndescription: {}\n",
+        "[".repeat(400_000)
+    );
+    write_installer(&root, "deep", &manifest);
+    write_installer(&root, "good-one", &GOOD.replace("NAME", "good-one"));
+    let (code, text) = validate(&env, &root);
+    assert_eq!(code, 1, "{text}");
+    // `description:` is one level, so the 64th `[` (column 14 + 63) is one too many.
+    assert!(
+        text.contains("deep/manifest.yml:5:77: nested more than 64 levels deep; flatten"),
+        "{text}"
+    );
+    assert!(text.contains("ok  good-one"), "{text}");
+    // Commands that need no installers do not read the directory at all.
+    let out = env
+        .cmd()
+        .arg("--installers")
+        .arg(&root)
+        .args(["server", "list", "--json"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("deep/manifest.yml"));
+}
+
+#[test]
+fn an_oversized_manifest_is_refused_unread_with_its_size() {
+    let env = TestEnv::new();
+    let root = env.path().join("huge");
+    write_installer(&root, "huge", "");
+    // Sparse: 300 MiB that would cost 1 GiB of memory to parse.
+    let f = std::fs::File::create(root.join("huge/manifest.yml")).expect("create");
+    f.set_len(300 * 1024 * 1024).expect("set_len");
+    let (code, text) = validate(&env, &root);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(
+            "huge/manifest.yml:1:1: manifest.yml is 300.0 MiB; manifests are limited to 1.0 MiB"
+        ),
+        "{text}"
+    );
+}
+
+/// Item 15: no `0:0`, no `1:1` for a fault elsewhere, no `manifest.yml:0`.
+#[test]
+fn every_problem_names_a_real_line() {
+    let env = TestEnv::new();
+    let root = env.path().join("lines");
+    write_installer(&root, "bad-utf8", "");
+    std::fs::write(
+        root.join("bad-utf8/manifest.yml"),
+        b"id: bad-utf8\nname: caf\xe9\nversion: '1'\ninstall_script: install.sh\n",
+    )
+    .expect("write");
+    let mut bomb = String::from(
+        "id: bomb\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: a\n    type: string\n    default: [\n      &a [lol, lol, lol, lol, lol, lol, lol, lol, lol],\n",
+    );
+    for (n, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .zip("abcdefgh".chars())
+    {
+        bomb.push_str(&format!(
+            "      &{n} [{}],\n",
+            vec![format!("*{prev}"); 9].join(", ")
+        ));
+    }
+    bomb.push_str("    ]\n");
+    write_installer(&root, "bomb", &bomb);
+    // Loads, with warnings about the manifest as a whole: no uninstall script, no health check.
+    write_installer(&root, "warns", &GOOD.replace("NAME", "warns"));
+    let (code, text) = validate(&env, &root);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("bad-utf8/manifest.yml:2:10: manifest.yml is not UTF-8 (an invalid byte at line 2, column 10); save it as UTF-8"),
+        "{text}"
+    );
+    // The first alias, not 1:1.
+    assert!(
+        text.contains(
+            "bomb/manifest.yml:10:11: its aliases expand to too many nodes; write the values out"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("warns/manifest.yml:4: warning: no uninstall_script")
+            && text.contains("warns/manifest.yml:1: warning: no health check"),
+        "{text}"
+    );
+    for l in text.lines().filter(|l| l.contains("manifest.yml")) {
+        assert!(!l.contains(".yml:0"), "line 0 in {l:?}");
+    }
+}
+
+/// Item 11: a 1-3 character secret was masked inside every word that contained it.
+#[test]
+fn a_short_secret_is_refused_before_anything_runs() {
+    let env = TestEnv::new();
+    env.ok(&["server", "add", "s", "--host", "127.0.0.1", "--port", "1"]);
+    let out = env
+        .cmd()
+        .env("SHORT_TOKEN", "ab3cd7f")
+        .args([
+            "install",
+            "echo-ok",
+            "--on",
+            "s",
+            "--set-env",
+            "token=SHORT_TOKEN",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(18));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("input token: is a secret shorter than 8 characters")
+            && err.contains("allow_short: true"),
+        "{err}"
+    );
+    assert!(!err.contains("ab3cd7f"), "the value is not echoed: {err}");
+    assert!(env.jobs_json().as_array().expect("array").is_empty());
+}
+
+/// Item 12: secrets are not recorded, so an upgrade used to run with them unset.
+#[test]
+fn upgrade_refuses_to_run_without_a_required_secret_its_script_reads() {
+    let sshd = Sshd::start();
+    let env = TestEnv::new();
+    env.add_server("s", &sshd);
+    let root = env.path().join("upgrades");
+    write_installer(
+        &root,
+        "keyed",
+        "id: keyed\nname: x\nversion: '1'\ninstall_script: install.sh\nupgrade_script: upgrade.sh\ninputs:\n  - name: api_key\n    type: password\n    required: true\n",
+    );
+    std::fs::write(
+        root.join("keyed/upgrade.sh"),
+        "#!/usr/bin/env bash\nset -euo pipefail\necho \"upgrade has a key: ${API_KEY:+yes}\"\n",
+    )
+    .expect("upgrade.sh");
+    let run = |args: &[&str]| {
+        env.cmd()
+            .arg("--installers")
+            .arg(&root)
+            .env("KEYED_KEY", "k3y-for-the-upgrade")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&[
+        "install",
+        "keyed",
+        "--on",
+        "s",
+        "--set-env",
+        "api_key=KEYED_KEY",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["upgrade", "keyed", "--on", "s"]);
+    assert_eq!(out.status.code(), Some(18));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("input api_key: is a required secret upgrade.sh reads")
+            && err.contains("--set-env api_key=VAR"),
+        "{err}"
+    );
+    assert_eq!(
+        env.jobs_json().as_array().expect("array").len(),
+        1,
+        "no upgrade job"
+    );
+    let out = run(&[
+        "upgrade",
+        "keyed",
+        "--on",
+        "s",
+        "--set-env",
+        "api_key=KEYED_KEY",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("upgrade has a key: yes"), "{stdout}");
 }

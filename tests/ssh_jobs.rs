@@ -316,7 +316,7 @@ fn injection_payloads_arrive_verbatim_and_execute_nothing() {
             "--set",
             &set,
             "--set",
-            "token=abcdef",
+            "token=abcdefgh",
             "--set",
             &format!("out_file={out_file}"),
         ]);
@@ -512,7 +512,7 @@ fn lifecycle_follows_jobs() {
         "ready",
         "base installer success → ready"
     );
-    env.ok(&["install", "echo-ok", "--on", "s", "--set", "token=abcdef"]);
+    env.ok(&["install", "echo-ok", "--on", "s", "--set", "token=abcdefgh"]);
     let show = env.server_json("s");
     assert_eq!(show["server"]["status"], "in_use", "app on ready → in_use");
     let echo = show["deployments"]

@@ -104,22 +104,35 @@ fn gather_inputs(
         }
         values.insert(k.to_string(), v);
     }
-    if action == JobAction::Install
-        && interactive()
+    if interactive()
         && let Some(inst) = engine.catalog().get(&args.app)
     {
         let vis = ptui_catalog::visibility(&inst.manifest, &values);
-        for input in &inst.manifest.inputs {
-            let shown = vis.get(&input.name).copied().unwrap_or(true);
-            if shown
-                && input.required
-                && input.is_sensitive()
-                && input.default.is_none()
-                && !values.contains_key(&input.name)
-            {
-                let v = out::prompt_password(&format!("{} ({}): ", input.label(), input.name))?;
-                values.insert(input.name.clone(), v);
-            }
+        let ask: Vec<ptui_catalog::InputSpec> = match action {
+            JobAction::Install => inst
+                .manifest
+                .inputs
+                .iter()
+                .filter(|input| {
+                    vis.get(&input.name).copied().unwrap_or(true)
+                        && input.required
+                        && input.is_sensitive()
+                        && input.default.is_none()
+                        && !values.contains_key(&input.name)
+                })
+                .cloned()
+                .collect(),
+            // Secrets are not recorded: ask again for those the upgrade script reads.
+            JobAction::Upgrade => inst
+                .missing_secrets(ptui_catalog::ScriptKind::Upgrade, &values)
+                .into_iter()
+                .cloned()
+                .collect(),
+            JobAction::Uninstall => Vec::new(),
+        };
+        for input in ask {
+            let v = out::prompt_password(&format!("{} ({}): ", input.label(), input.name))?;
+            values.insert(input.name.clone(), v);
         }
     }
     Ok(values)

@@ -3,8 +3,13 @@
 pub mod lint;
 mod locate;
 pub mod manifest;
+pub mod nesting;
 pub use ptui_types::script;
+mod source;
 pub mod validate;
+
+pub use source::MAX_MANIFEST_BYTES;
+use source::{Bundled, FileSource, OnDisk, ReadProblem, human_size};
 
 pub use manifest::{InputSpec, InputType, Manifest, Role};
 pub use validate::{
@@ -32,6 +37,8 @@ pub struct Installer {
     pub manifest: Manifest,
     /// `bundled` or the manifest's path, for messages.
     pub source: String,
+    /// The manifest as written, to give findings about it a line.
+    manifest_text: String,
     scripts: BTreeMap<String, String>,
 }
 
@@ -55,6 +62,43 @@ impl Installer {
             ScriptKind::Upgrade => self.manifest.upgrade_script.as_ref(),
         }
         .map(String::as_str)
+    }
+
+    /// The manifest's YAML text.
+    pub fn manifest_text(&self) -> &str {
+        &self.manifest_text
+    }
+
+    /// Whether the script for `kind` mentions the input's variable at all (`$NAME`, `${NAME…}`,
+    /// `printenv NAME`...): a word match, so a script that might read it counts as reading it.
+    pub fn script_reads(&self, kind: ScriptKind, input: &InputSpec) -> bool {
+        let env = input.env_name();
+        self.script(kind).is_some_and(|body| {
+            body.match_indices(&env).any(|(at, _)| {
+                let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+                !body[..at].chars().next_back().is_some_and(word)
+                    && !body[at + env.len()..].chars().next().is_some_and(word)
+            })
+        })
+    }
+
+    /// The required secrets a run of `kind` would lack: sensitive, required, shown (see
+    /// `visible_if`), with no default, not in `given`, and mentioned by the script. Secrets are
+    /// never recorded, so an upgrade cannot reuse the install's value; it must be given again.
+    pub fn missing_secrets(
+        &self,
+        kind: ScriptKind,
+        given: &BTreeMap<String, String>,
+    ) -> Vec<&InputSpec> {
+        let shown = visibility(&self.manifest, given);
+        self.manifest
+            .inputs
+            .iter()
+            .filter(|i| i.is_sensitive() && i.required && i.default.is_none())
+            .filter(|i| !given.contains_key(&i.name))
+            .filter(|i| shown.get(&i.name).copied().unwrap_or(true))
+            .filter(|i| self.script_reads(kind, i))
+            .collect()
     }
 
     /// Every script with its manifest path (for the linter).
@@ -88,58 +132,6 @@ pub struct Catalog {
     pub problems: Vec<CatalogProblem>,
 }
 
-/// Where an installer's files come from.
-trait FileSource {
-    fn read(&self, rel: &str) -> Result<String, String>;
-    fn label(&self, rel: &str) -> String;
-}
-
-struct Bundled<'a>(&'a Dir<'static>);
-
-impl FileSource for Bundled<'_> {
-    fn read(&self, rel: &str) -> Result<String, String> {
-        let path = self.0.path().join(rel);
-        let file = BUNDLED
-            .get_file(&path)
-            .ok_or_else(|| format!("{rel} does not exist"))?;
-        file.contents_utf8()
-            .map(str::to_string)
-            .ok_or_else(|| format!("{rel} is not UTF-8"))
-    }
-    fn label(&self, rel: &str) -> String {
-        format!("bundled:installers/{}", self.0.path().join(rel).display())
-    }
-}
-
-struct OnDisk(PathBuf);
-
-impl FileSource for OnDisk {
-    fn read(&self, rel: &str) -> Result<String, String> {
-        let full = self.0.join(rel);
-        // Symlinks may not lead out of the installer directory.
-        let base = self
-            .0
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", self.0.display()))?;
-        let real = full
-            .canonicalize()
-            .map_err(|_| format!("{rel} does not exist in {}", self.0.display()))?;
-        if !real.starts_with(&base) {
-            return Err(format!(
-                "{rel} resolves to {} outside the installer directory",
-                real.display()
-            ));
-        }
-        if !real.is_file() {
-            return Err(format!("{rel} is not a regular file"));
-        }
-        std::fs::read_to_string(&real).map_err(|e| format!("{rel}: {e}"))
-    }
-    fn label(&self, rel: &str) -> String {
-        self.0.join(rel).display().to_string()
-    }
-}
-
 /// Script paths must stay inside the installer directory.
 fn check_script_path(p: &str) -> Result<(), String> {
     let path = Path::new(p);
@@ -160,16 +152,22 @@ fn check_script_path(p: &str) -> Result<(), String> {
 }
 
 fn yaml_problem(file: String, text: &str, e: &yaml_serde::Error) -> CatalogProblem {
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((1, 1));
-    let _ = text;
     let mut message = e.to_string();
     // The location is already in the prefix.
     if let Some(i) = message.find(" at line ") {
         message.truncate(i);
     }
+    let (line, column) = match e.location() {
+        Some(l) => (l.line(), l.column()),
+        // libyaml gives an alias bomb no position: name the first alias.
+        None if message.contains("repetition limit") => {
+            message = "its aliases expand to too many nodes; write the values out instead of \
+                       nesting aliases (`*name`)"
+                .into();
+            nesting::scan(text).first_alias.unwrap_or((1, 1))
+        }
+        None => (1, 1),
+    };
     CatalogProblem {
         file,
         line,
@@ -178,22 +176,50 @@ fn yaml_problem(file: String, text: &str, e: &yaml_serde::Error) -> CatalogProbl
     }
 }
 
+fn problem(file: &str, p: ReadProblem) -> CatalogProblem {
+    CatalogProblem {
+        file: file.to_string(),
+        line: p.line,
+        column: p.column,
+        message: p.message,
+    }
+}
+
+/// Reads and parses a manifest: size first (unread), then UTF-8, then nesting, then serde.
+fn parse_manifest(src: &dyn FileSource, file: &str) -> Result<(Manifest, String), CatalogProblem> {
+    let too_big = |size: u64| {
+        format!(
+            "manifest.yml is {}; manifests are limited to {}: move long text and data out of \
+             the manifest",
+            human_size(size),
+            human_size(MAX_MANIFEST_BYTES)
+        )
+    };
+    let text = src
+        .read_limited("manifest.yml", MAX_MANIFEST_BYTES, &too_big)
+        .map_err(|p| problem(file, p))?;
+    if let Some(deep) = nesting::scan(&text).too_deep {
+        return Err(CatalogProblem {
+            file: file.to_string(),
+            line: deep.line,
+            column: deep.column,
+            message: format!(
+                "nested more than {} levels deep; flatten the structure (manifests need about 5)",
+                nesting::MAX_NESTING
+            ),
+        });
+    }
+    let manifest = yaml_serde::from_str(&text).map_err(|e| yaml_problem(file.into(), &text, &e))?;
+    Ok((manifest, text))
+}
+
 fn load_one(
     src: &dyn FileSource,
     dir_name: Option<&str>,
     source: String,
 ) -> Result<Installer, Vec<CatalogProblem>> {
     let file = src.label("manifest.yml");
-    let text = src.read("manifest.yml").map_err(|m| {
-        vec![CatalogProblem {
-            file: file.clone(),
-            line: 0,
-            column: 0,
-            message: m,
-        }]
-    })?;
-    let manifest: Manifest =
-        yaml_serde::from_str(&text).map_err(|e| vec![yaml_problem(file.clone(), &text, &e)])?;
+    let (manifest, text) = parse_manifest(src, &file).map_err(|p| vec![p])?;
     let mut problems: Vec<CatalogProblem> = validate::check_manifest(&manifest, &text, dir_name)
         .into_iter()
         .map(|i| CatalogProblem {
@@ -209,10 +235,26 @@ fn load_one(
         ("uninstall_script", manifest.uninstall_script.as_ref()),
         ("upgrade_script", manifest.upgrade_script.as_ref()),
     ];
+    let too_big = |size: u64| script::size_problem(size).unwrap_or_default();
     for (field, path) in script_fields {
         let Some(path) = path else { continue };
-        let res = check_script_path(path).and_then(|_| src.read(path));
-        match res {
+        if scripts.contains_key(path) {
+            continue; // e.g. upgrade_script naming install.sh
+        }
+        // A path that is wrong or leads nowhere is the manifest's fault: point at the field.
+        if let Err(message) =
+            check_script_path(path).and_then(|_| src.size(path).map(|_| ()).map_err(|p| p.message))
+        {
+            let (line, column) = locate::locate(&text, &[locate::Seg::Key(field)]);
+            problems.push(CatalogProblem {
+                file: file.clone(),
+                line,
+                column,
+                message: format!("{field}: {message}"),
+            });
+            continue;
+        }
+        match src.read_limited(path, script::MAX_SCRIPT_BYTES as u64, &too_big) {
             Ok(body) => {
                 if let Err(message) = script::interpreter(&body) {
                     problems.push(CatalogProblem {
@@ -224,21 +266,14 @@ fn load_one(
                 }
                 scripts.insert(path.clone(), body);
             }
-            Err(message) => {
-                let (line, column) = locate::locate(&text, &[locate::Seg::Key(field)]);
-                problems.push(CatalogProblem {
-                    file: file.clone(),
-                    line,
-                    column,
-                    message: format!("{field}: {message}"),
-                });
-            }
+            Err(p) => problems.push(problem(&src.label(path), p)),
         }
     }
     if problems.is_empty() {
         Ok(Installer {
             manifest,
             source,
+            manifest_text: text,
             scripts,
         })
     } else {
@@ -269,9 +304,9 @@ impl Catalog {
         if !dir.is_dir() {
             cat.problems.push(CatalogProblem {
                 file: dir.display().to_string(),
-                line: 0,
-                column: 0,
-                message: "not a directory".into(),
+                line: 1,
+                column: 1,
+                message: "not a directory; give the directory that holds <id>/manifest.yml".into(),
             });
         }
         cat.load_dir_into(dir);
@@ -328,5 +363,90 @@ impl Catalog {
 
     pub fn is_empty(&self) -> bool {
         self.installers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn installer(files: &[(&str, &str)]) -> Installer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("demo");
+        std::fs::create_dir(&d).expect("mkdir");
+        for (name, body) in files {
+            std::fs::write(d.join(name), body).expect("write");
+        }
+        let cat = Catalog::load_dir(dir.path());
+        assert!(cat.problems.is_empty(), "{:?}", cat.problems);
+        cat.get("demo").expect("demo loads").clone()
+    }
+
+    #[test]
+    fn an_upgrade_lacks_the_required_secrets_its_script_reads() {
+        let inst = installer(&[
+            (
+                "manifest.yml",
+                "id: demo\nname: D\nversion: '1'\ninstall_script: install.sh\nupgrade_script: upgrade.sh\ninputs:\n  - {name: api_key, type: password, required: true}\n  - {name: root_pw, type: password, required: true}\n  - {name: opt_pw, type: password}\n  - {name: site, type: string, required: true}\n",
+            ),
+            ("install.sh", "echo \"$API_KEY $ROOT_PW $OPT_PW $SITE\"\n"),
+            // Reads API_KEY; ROOT_PW only as part of a longer name.
+            (
+                "upgrade.sh",
+                "curl -H \"k: ${API_KEY}\" x\necho $ROOT_PW_FILE\n",
+            ),
+        ]);
+        let names = |given: &[(&str, &str)]| -> Vec<String> {
+            let given = given
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            inst.missing_secrets(ScriptKind::Upgrade, &given)
+                .iter()
+                .map(|i| i.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&[]), ["api_key"]);
+        assert!(names(&[("api_key", "longenough")]).is_empty());
+        // The install script reads both required secrets.
+        let all: Vec<&str> = inst
+            .missing_secrets(ScriptKind::Install, &BTreeMap::new())
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(all, ["api_key", "root_pw"]);
+    }
+
+    #[test]
+    fn oversized_files_are_refused_unread_with_their_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("big");
+        std::fs::create_dir(&d).expect("mkdir");
+        let f = std::fs::File::create(d.join("manifest.yml")).expect("create");
+        // Sparse: the loader must refuse it from its size alone.
+        f.set_len(300 * 1024 * 1024).expect("set_len");
+        let cat = Catalog::load_dir(dir.path());
+        let p = &cat.problems[0];
+        assert_eq!((p.line, p.column), (1, 1), "{p}");
+        assert!(
+            p.message.contains("300.0 MiB") && p.message.contains("1.0 MiB"),
+            "{p}"
+        );
+        let d = dir.path().join("big-script");
+        std::fs::create_dir(&d).expect("mkdir");
+        std::fs::write(
+            d.join("manifest.yml"),
+            "id: big-script\nname: B\nversion: '1'\ninstall_script: install.sh\n",
+        )
+        .expect("write");
+        let f = std::fs::File::create(d.join("install.sh")).expect("create");
+        f.set_len(50 * 1024 * 1024).expect("set_len");
+        let cat = Catalog::load_dir(dir.path());
+        let p = cat
+            .problems
+            .iter()
+            .find(|p| p.file.ends_with("install.sh"))
+            .unwrap_or_else(|| panic!("{:?}", cat.problems));
+        assert!(p.message.contains("51200 KiB; at most 120 KiB"), "{p}");
     }
 }

@@ -157,6 +157,10 @@ pub struct Validation {
     pub max_value: Option<i64>,
     #[serde(default)]
     pub allowed_values: Option<Vec<String>>,
+    /// Lets a sensitive value be shorter than `SHORT_SECRET_CHARS` (8), e.g. a PIN. Such a
+    /// value is masked in logs only where it stands as a whole word.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_short: bool,
 }
 
 /// Shows an input only when another input's value matches.

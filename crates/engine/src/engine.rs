@@ -15,8 +15,8 @@ use ptui_types::job::{Job, JobAction, JobStatus, LogLine};
 use ptui_types::secret::Secret;
 use ptui_types::server::{Server, ServerSpec, ServerStatus};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{Semaphore, broadcast};
 
 pub use crate::events::Event;
@@ -71,7 +71,9 @@ impl HostKeyScan {
 pub(crate) struct Inner {
     config: Config,
     store: Store,
-    catalog: Arc<Catalog>,
+    /// Loaded on first use: commands that never look at installers (`server list`, `jobs`...)
+    /// never read or parse a manifest.
+    catalog: OnceLock<Arc<Catalog>>,
     events: broadcast::Sender<Event>,
     running: RunningJobs,
     known_hosts: KnownHosts,
@@ -90,11 +92,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the database, loads the catalog and sorts out jobs orphaned by a dead process
-    /// (see `jobs/adopt.rs`).
+    /// Opens the database and sorts out jobs orphaned by a dead process (see
+    /// `jobs/adopt.rs`). The catalog is loaded when first asked for (`catalog()`).
     pub fn open(config: Config) -> Result<Self> {
         let store = Store::open(&config.db_path)?;
-        let catalog = Catalog::load(&config.installer_dirs);
         let (events, _) = broadcast::channel(8192);
         let known_hosts = KnownHosts::new(
             config.known_hosts_path.clone(),
@@ -112,7 +113,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 config,
                 store,
-                catalog: Arc::new(catalog),
+                catalog: OnceLock::new(),
                 events,
                 running: RunningJobs::default(),
                 known_hosts,
@@ -170,8 +171,12 @@ impl Engine {
         &self.inner.store
     }
 
+    /// The bundled installers plus the `--installers` directories, loaded once per process.
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.inner.catalog.clone()
+        self.inner
+            .catalog
+            .get_or_init(|| Arc::new(Catalog::load(&self.inner.config.installer_dirs)))
+            .clone()
     }
 
     /// What a job needs from the engine (see `context.rs`).
@@ -184,7 +189,7 @@ impl Engine {
             slots: inner.slots.clone(),
             running: inner.running.clone(),
             sudo: inner.sudo_passwords.clone(),
-            catalog: inner.catalog.clone(),
+            catalog: self.catalog(),
             settings: inner.config.jobs.clone(),
             kill_grace: inner.config.ssh.kill_grace,
             owner: inner.owner.clone(),

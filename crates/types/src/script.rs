@@ -5,6 +5,19 @@
 /// Linux caps one argument at 128 KiB (MAX_ARG_STRLEN); leave room for the rest.
 pub const MAX_SCRIPT_BYTES: usize = 120 * 1024;
 
+/// The refusal for a script of `len` bytes, if it is too big. The catalog checks a file's size
+/// with this before reading it.
+pub fn size_problem(len: u64) -> Option<String> {
+    (len > MAX_SCRIPT_BYTES as u64).then(|| {
+        format!(
+            "the script is {} KiB; at most {} KiB is accepted (it is passed as one argument); \
+             move data into a download or a second installer",
+            len.div_ceil(1024),
+            MAX_SCRIPT_BYTES / 1024
+        )
+    })
+}
+
 const SHELLS: &[&str] = &["sh", "bash", "dash", "ksh", "zsh"];
 
 /// The interpreter argv for a script, from its `#!` line; no `#!` means bash.
@@ -14,13 +27,8 @@ pub fn interpreter(body: &str) -> Result<Vec<String>, String> {
     if body.contains('\0') {
         return Err("the script contains a NUL byte".into());
     }
-    if body.len() > MAX_SCRIPT_BYTES {
-        return Err(format!(
-            "the script is {} KiB; at most {} KiB is accepted (it is passed as one argument); \
-             move data into a download or a second installer",
-            body.len() / 1024,
-            MAX_SCRIPT_BYTES / 1024
-        ));
+    if let Some(m) = size_problem(body.len() as u64) {
+        return Err(m);
     }
     let Some(line) = body.lines().next().and_then(|l| l.strip_prefix("#!")) else {
         return Ok(vec!["bash".into(), "--norc".into()]);

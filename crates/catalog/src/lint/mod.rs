@@ -11,6 +11,7 @@ mod tests;
 pub use shellcheck::{shellcheck_available, shellcheck_installer};
 
 use crate::Installer;
+use crate::locate::{Seg, locate};
 use regex::Regex;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -36,7 +37,7 @@ pub struct LintFinding {
     pub installer: String,
     /// `manifest.yml` or the script's path inside the installer directory.
     pub file: String,
-    /// 1-based; 0 when the finding is about the file as a whole.
+    /// 1-based; 1 when the finding is about the file as a whole.
     pub line: usize,
     pub severity: Severity,
     /// A short stable name, e.g. `reads-stdin`, or `SC2086` for shellcheck.
@@ -73,25 +74,32 @@ pub fn lint_installer(inst: &Installer) -> Vec<LintFinding> {
     let m = &inst.manifest;
     let inputs: BTreeSet<String> = m.inputs.iter().map(|i| i.env_name()).collect();
     let mut out = Vec::new();
-    let manifest_finding = |severity: Severity, code: &str, message: String| LintFinding {
-        installer: id.clone(),
-        file: "manifest.yml".into(),
-        line: 0,
-        severity,
-        code: code.into(),
-        message,
-    };
+    let text = inst.manifest_text();
+    let manifest_finding =
+        |severity: Severity, code: &str, at: &[Seg<'_>], message: String| LintFinding {
+            installer: id.clone(),
+            file: "manifest.yml".into(),
+            line: locate(text, at).0,
+            severity,
+            code: code.into(),
+            message,
+        };
     if m.uninstall_script.is_none() {
+        // Beside install_script, where the missing field belongs.
         out.push(manifest_finding(
             Severity::Warning,
             "no-uninstall",
-            "no uninstall_script: users cannot remove what this installs".into(),
+            &[Seg::Key("install_script")],
+            "no uninstall_script: users cannot remove what this installs; add \
+             `uninstall_script: uninstall.sh`"
+                .into(),
         ));
     }
     if m.health.is_none() {
         out.push(manifest_finding(
             Severity::Warning,
             "no-health",
+            &[Seg::Key("id")],
             "no health check: add `health: {command: ...}` or `health: {url: ...}`".into(),
         ));
     }
@@ -99,13 +107,14 @@ pub fn lint_installer(inst: &Installer) -> Vec<LintFinding> {
     for (path, text) in inst.scripts() {
         out.extend(script::lint_script(&id, path, text, &inputs, &mut used));
     }
-    for input in &m.inputs {
+    for (idx, input) in m.inputs.iter().enumerate() {
         if !used.contains(&input.env_name()) {
             out.push(manifest_finding(
                 Severity::Warning,
                 "unused-input",
+                &[Seg::Key("inputs"), Seg::Index(idx), Seg::Key("name")],
                 format!(
-                    "input {} is never read: no script uses ${}",
+                    "input {} is never read: no script uses ${}; read it or remove the input",
                     input.name,
                     input.env_name()
                 ),

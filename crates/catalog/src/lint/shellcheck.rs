@@ -52,7 +52,7 @@ pub fn shellcheck_installer(inst: &Installer) -> Option<Vec<LintFinding>> {
                 out.push(LintFinding {
                     installer: inst.id().into(),
                     file: path.into(),
-                    line: 0,
+                    line: 1,
                     severity: Severity::Warning,
                     code: "shellcheck".into(),
                     message,
@@ -65,7 +65,7 @@ pub fn shellcheck_installer(inst: &Installer) -> Option<Vec<LintFinding>> {
                 out.push(LintFinding {
                     installer: inst.id().into(),
                     file: path.into(),
-                    line: c[1].parse().unwrap_or(0),
+                    line: c[1].parse().unwrap_or(1),
                     severity: if &c[2] == "error" {
                         Severity::Error
                     } else {

@@ -114,11 +114,12 @@ fn env_vars_against_inputs() {
     assert_eq!(undeclared.len(), 1, "{f:?}");
     assert!(undeclared[0].message.contains("$GREETNG"));
     assert_eq!(undeclared[0].line, 3);
-    assert!(
-        f.iter()
-            .any(|f| f.code == "unused-input" && f.message.contains("greeting")),
-        "{f:?}"
-    );
+    let unused = f
+        .iter()
+        .find(|f| f.code == "unused-input" && f.message.contains("greeting"))
+        .unwrap_or_else(|| panic!("{f:?}"));
+    // The input's own line in the manifest, not `manifest.yml:0`.
+    assert_eq!((unused.file.as_str(), unused.line), ("manifest.yml", 9));
     // an unquoted here-document expands, so a var there counts as used
     let script =
         "#!/usr/bin/env bash\nset -euo pipefail\ncat <<EOF > /tmp/x\nhello $GREETING\nEOF\n";
@@ -137,6 +138,10 @@ fn manifest_completeness_and_apt_frontend() {
         assert!(c.contains(&want), "{want} missing: {f:?}");
     }
     assert_eq!(f.len(), 3, "{f:?}");
+    let line = |code: &str| f.iter().find(|f| f.code == code).map(|f| f.line);
+    assert_eq!(line("no-uninstall"), Some(4), "beside install_script");
+    assert_eq!(line("no-health"), Some(1));
+    assert!(f.iter().all(|f| f.line >= 1), "{f:?}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! manifest's types and rules, visibility (`visible_if`), and the resolved inputs a job sends.
 
 use crate::manifest::{InputSpec, InputType, Manifest};
-use ptui_types::secret::{MASK, Secret};
+use ptui_types::secret::{MASK, SHORT_SECRET_CHARS, Secret};
 use regex::Regex;
 use std::collections::BTreeMap;
 
@@ -165,7 +165,29 @@ pub fn check_value(input: &InputSpec, value: &str) -> Result<(), String> {
     {
         return Err(format!("must be one of: {}", allowed.join(", ")));
     }
+    if is_short_secret(input, value) {
+        return Err(format!(
+            "is a secret shorter than {SHORT_SECRET_CHARS} characters: it is easy to guess, and \
+             masking it in logs would show where it occurs; use at least {SHORT_SECRET_CHARS} \
+             characters (an installer that needs a short one, e.g. a PIN, sets \
+             `validation: {{allow_short: true}}` on the input)"
+        ));
+    }
     Ok(())
+}
+
+/// A non-empty sensitive free-form value under `SHORT_SECRET_CHARS` the manifest does not allow.
+/// Booleans, selects and ports come from a small known set: their length says nothing.
+fn is_short_secret(input: &InputSpec, value: &str) -> bool {
+    let free_form = matches!(
+        input.kind,
+        InputType::String | InputType::Password | InputType::Email | InputType::Integer
+    );
+    input.is_sensitive()
+        && free_form
+        && !value.is_empty()
+        && value.chars().count() < SHORT_SECRET_CHARS
+        && !input.validation.as_ref().is_some_and(|v| v.allow_short)
 }
 
 /// A validated input ready to send: its env name, value and whether it is secret.
@@ -453,6 +475,36 @@ mod tests {
         assert_eq!(ok.inputs[2].value.expose(), "false");
         assert!(ok.inputs[3].sensitive);
         assert_eq!(ok.masked_json()["pw"], "***");
+    }
+
+    #[test]
+    fn short_secrets_are_refused_unless_the_manifest_allows_them() {
+        let m = manifest(
+            r#"
+  - {name: pw, type: password}
+  - {name: key, type: string, sensitive: true, default: ""}
+  - {name: pin, type: integer, sensitive: true, validation: {allow_short: true}}
+  - {name: flag, type: boolean, sensitive: true}
+  - {name: plain, type: string}
+"#,
+        );
+        let spec = |name: &str| m.inputs.iter().find(|i| i.name == name).unwrap();
+        for short in ["Q", "zX", "q7Z", "hunter2"] {
+            let err = check_value(spec("pw"), short).expect_err(short);
+            assert!(err.contains("shorter than 8 characters"), "{err}");
+            assert!(err.contains("allow_short: true"), "{err}");
+            assert!(!err.contains(short), "the value is not echoed: {err}");
+        }
+        check_value(spec("pw"), "hunter22").unwrap();
+        // Counted in characters, not bytes.
+        assert!(check_value(spec("pw"), "ééééééé").is_err());
+        check_value(spec("key"), "").unwrap();
+        check_value(spec("pin"), "1234").unwrap();
+        check_value(spec("flag"), "true").unwrap();
+        check_value(spec("plain"), "ab").unwrap();
+        // An optional secret left at its empty default is not "short".
+        let r = resolve_inputs(&m, &given(&[("pw", "longenough")])).unwrap();
+        assert_eq!(r.inputs.len(), 2, "pw and the empty key");
     }
 
     #[test]

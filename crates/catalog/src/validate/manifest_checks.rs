@@ -1,6 +1,7 @@
 //! Semantic checks of a parsed manifest (beyond what serde enforces), each with its line and
 //! column in the YAML text.
 
+use super::input_names::input_name_problem;
 use super::input_values::{check_value, compile_pattern};
 use crate::locate::{Seg, locate};
 use crate::manifest::{InputType, Manifest};
@@ -23,55 +24,11 @@ fn issue(text: &str, path: &[Seg<'_>], message: String) -> ManifestIssue {
     }
 }
 
-/// Variables the shell, sudo or the loader give meaning to; an input must not overwrite them.
-const RESERVED_ENV: &[&str] = &[
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "PWD",
-    "OLDPWD",
-    "IFS",
-    "ENV",
-    "BASH_ENV",
-    "CDPATH",
-    "GLOBIGNORE",
-    "SHELLOPTS",
-    "BASHOPTS",
-    "PS4",
-    "SECONDS",
-    "RANDOM",
-    "LINENO",
-    "HOSTNAME",
-    "TERM",
-    "LANG",
-    "TMPDIR",
-    "LD_PRELOAD",
-    "LD_LIBRARY_PATH",
-    "DEBIAN_FRONTEND",
-    "SUDO_USER",
-    "UID",
-    "EUID",
-    "PPID",
-    "OPTIND",
-    "OPTARG",
-    "BASH",
-    "BASHPID",
-    "HISTFILE",
-];
-
 fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-fn is_valid_input_name(n: &str) -> bool {
-    let mut cs = n.chars();
-    matches!(cs.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
-        && cs.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Semantic checks of a parsed manifest. `dir_name` is the installer directory's name.
@@ -115,24 +72,23 @@ pub fn check_manifest(m: &Manifest, text: &str, dir_name: Option<&str>) -> Vec<M
     let mut seen = HashSet::new();
     for (idx, input) in m.inputs.iter().enumerate() {
         let at = |k: &'static str| vec![Seg::Key("inputs"), Seg::Index(idx), Seg::Key(k)];
-        if !is_valid_input_name(&input.name) {
-            out.push(issue(
-                text,
-                &at("name"),
-                format!(
-                    "input name {:?} must match [a-z_][a-z0-9_]* (it becomes the env var {})",
-                    input.name,
-                    input.env_name()
-                ),
-            ));
+        if let Some(message) = input_name_problem(&input.name) {
+            out.push(issue(text, &at("name"), message));
         }
-        if RESERVED_ENV.contains(&input.env_name().as_str())
-            || input.name.starts_with("provision_tui_")
-        {
+        if input.validation.as_ref().is_some_and(|v| v.allow_short) && !input.is_sensitive() {
             out.push(issue(
                 text,
-                &at("name"),
-                format!("input name {:?} is reserved: the shell or provision-tui uses ${}; pick another name", input.name, input.env_name()),
+                &[
+                    Seg::Key("inputs"),
+                    Seg::Index(idx),
+                    Seg::Key("validation"),
+                    Seg::Key("allow_short"),
+                ],
+                format!(
+                    "input {}: allow_short only applies to sensitive inputs; remove it or mark \
+                     the input `sensitive: true`",
+                    input.name
+                ),
             ));
         }
         if !seen.insert(input.name.as_str()) {

@@ -69,6 +69,29 @@ impl Engine {
                 "no servers given; use --on SERVER, --tag TAG or --all".into(),
             ));
         }
+        // Secrets are never recorded: an upgrade that reads one must be given it again.
+        let missing = match req.action {
+            JobAction::Upgrade => installer.missing_secrets(kind, &req.inputs),
+            _ => Vec::new(),
+        };
+        if !missing.is_empty() {
+            let script = installer.script_path(kind).unwrap_or("the upgrade script");
+            return Err(RequestError::Inputs {
+                app: req.app.clone(),
+                errors: missing
+                    .iter()
+                    .map(|i| ptui_catalog::InputError {
+                        input: i.name.clone(),
+                        message: format!(
+                            "is a required secret {script} reads, and secrets are not recorded \
+                             at install: pass it with --set-env {n}=VAR or --set-file {n}=PATH \
+                             (on a terminal you are asked for it)",
+                            n = i.name
+                        ),
+                    })
+                    .collect(),
+            });
+        }
         let inputs = match resolve_inputs(&installer.manifest, &req.inputs) {
             Ok(i) => i,
             Err(errors) => {
