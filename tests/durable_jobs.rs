@@ -86,7 +86,7 @@ fn start_counter(
     let marker = unique("ptui-durable");
     let child = cmd(env)
         .args(["install", "counter", "--on", "s"])
-        .args(["--set", &format!("lines={lines}")])
+        .args(["--set", &format!("count={lines}")])
         .args(["--set", &format!("marker={marker}")])
         .args(extra)
         .stdin(Stdio::null())
@@ -346,7 +346,7 @@ fn the_remote_timeout_ends_a_detached_job_and_the_adopter_records_it() {
             "--on",
             "s",
             "--set",
-            "lines=100",
+            "count=100",
         ])
         .args(["--set", &format!("marker={marker}")])
         .stdin(Stdio::null())

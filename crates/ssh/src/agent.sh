@@ -50,41 +50,61 @@ end() {
   printf '\0__PTUI_END_%s %s %s\n' "$key" "$state" "${rc:--}"
   exec >&- 2>&-
   local ack=""
-  IFS= read -r ack || true
+  # Bounded: a connection that died unnoticed must not keep this agent (and a follower
+  # waiting on it) for the TCP timeout.
+  IFS= read -r -t 60 ack || true
   # Removed in the background: the client does not wait for rm.
   if [ "$ack" = rm ]; then (rm -f -- "${FILES[@]/#/$d.}" >/dev/null 2>&1 &) </dev/null; fi
   exit 0
 }
 
+# Runs the job with this agent as its supervisor: $1 spool, $2 timeout, $3 name, $4 masked env
+# names, $5 script, then the interpreter. Two processes besides the installer's own: `timeout`
+# (exec'd by the subshell that wrote its pid, so that pid is its process group, the one a kill
+# targets) and the `tee` of stdout. Stderr, usually small, is copied by this shell itself
+# (lastpipe: no fork). SIGPIPE is ignored here, not in the job: when the channel goes, the
+# copies to the spool go on.
 supervise() {
-  # $1 spool, $2 timeout, $3 name, $4 masked env names, $5 script, then the interpreter.
-  # Few processes: the subshell that writes $BASHPID execs timeout, which keeps that pid and
-  # makes it its process group (the one a kill targets).
-  local d=$1 t=$2 n=$3 m=$4 s=$5
+  local d=$1 t=$2 n=$3 m=$4 s=$5 line live=1 v k
   shift 5
-  set -o pipefail
-  if [ -n "$m" ]; then
+  local -a vals=()
+  for k in $m; do
+    v=${!k-}
+    [ -n "$v" ] && vals+=("$v")
+  done
+  trap '' PIPE
+  shopt -s lastpipe
+  if [ ${#vals[@]} -gt 0 ]; then
     # Sensitive values are masked before they reach the spool: awk reads them from its
     # environment by name (never from argv) and replaces them as literal strings. mawk reads
     # a pipe in blocks unless -W interactive: the lines would wait for 4 KiB.
     local aw=(awk)
     case $(awk -W version 2>&1 </dev/null) in *mawk*) aw=(awk -W interactive) ;; esac
-    mask() {
-      LC_ALL=C "${aw[@]}" -v names="$m" 'BEGIN { k = split(names, N, " "); c = 0
+    exec 3> >(LC_ALL=C "${aw[@]}" -v names="$m" 'BEGIN { k = split(names, N, " "); c = 0
           for (i = 1; i <= k; i++) { v = ENVIRON[N[i]]; if (v != "") V[++c] = v
             p = split(v, P, "\n"); if (p > 1) for (j = 1; j <= p; j++) if (length(P[j]) >= 4) V[++c] = P[j] } }
         { line = $0
           for (i = 1; i <= c; i++) { out = ""
             while ((x = index(line, V[i])) > 0) { out = out substr(line, 1, x - 1) "***"; line = substr(line, x + length(V[i])) }
             line = out line }
-          print line; fflush() }'
-    }
-    { { echo "$BASHPID" >"$d.pid"; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null; } 2>&1 1>&3 3>&- | mask | tee -p -a "$d.err" >&2 3>&-; } 3>&1 | mask | tee -p -a "$d.out"
+          print line; fflush() }' | tee -p -a "$d.out")
   else
-    { { echo "$BASHPID" >"$d.pid"; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null; } 2>&1 1>&3 3>&- | tee -p -a "$d.err" >&2 3>&-; } 3>&1 | tee -p -a "$d.out"
+    exec 3> >(tee -p -a "$d.out")
   fi
+  local tee_pid=$!
+  exec 5>>"$d.err"
+  { trap - PIPE; echo "$BASHPID" >"$d.pid"; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null 5>&-; } 2>&1 1>&3 3>&- |
+    while IFS= read -r line || [ -n "$line" ]; do
+      for v in "${vals[@]}"; do line=${line//"$v"/***}; done
+      printf '%s\n' "$line" >&5
+      if [ $live = 1 ]; then printf '%s\n' "$line" >&2 2>/dev/null || live=0; fi
+    done
   echo "${PIPESTATUS[0]}" >"$d.rc"
+  exec 3>&- 5>&-
+  # All of stdout is in the spool (and sent) once its tee is gone.
+  wait "$tee_pid" 2>/dev/null || while kill -0 "$tee_pid" 2>/dev/null; do sleep 0.05; done
   : >"$d.ended"
+  trap - PIPE
 }
 
 # A supervisor that runs as root answers kill -0 with EPERM: that is alive too.
@@ -151,10 +171,8 @@ start)
   IFS= read -r boot </proc/sys/kernel/random/boot_id && echo "$boot" >"$d.boot"
   sweep "$age"
   started
-  supervise "$d" "$t" "$n" "$m" "$s" "${interp[@]}" </dev/null &
-  sp=$!
-  echo "$sp" >"$d.sup"
-  wait "$sp"
+  echo "$$" >"$d.sup"
+  supervise "$d" "$t" "$n" "$m" "$s" "${interp[@]}" </dev/null
   if [ -e "$d.ended" ]; then end ended; else end lost; fi
   ;;
 follow)
