@@ -227,7 +227,6 @@ pub async fn reattach(engine: &Engine, a: ReattachArgs) -> Result<i32> {
             if !open[i] {
                 continue;
             }
-            let job = engine.job(*id)?;
             let prefix = format!("[#{id}] ");
             next[i] = print_new_lines(
                 engine,
@@ -240,6 +239,15 @@ pub async fn reattach(engine: &Engine, a: ReattachArgs) -> Result<i32> {
             // left detached).
             if !engine.running_here().contains(id) {
                 open[i] = false;
+                // Read after the follower finished: its end and last lines are stored.
+                next[i] = print_new_lines(
+                    engine,
+                    *id,
+                    next[i],
+                    &print,
+                    multi.then_some(prefix.as_str()),
+                )?;
+                let job = engine.job(*id)?;
                 errln!(
                     "==> job #{id} on {}: {}{}",
                     job.server_name,

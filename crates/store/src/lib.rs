@@ -37,6 +37,39 @@ struct Inner {
 
 pub use ptui_types::time::now_ms;
 
+/// Why the database's directory cannot be written, as advice for an error message (empty
+/// when it can be): SQLite's own "unable to open database file" does not say.
+pub fn unwritable(path: &Path) -> String {
+    let Some(dir) = path.parent() else {
+        return String::new();
+    };
+    let probe = dir.join(format!(".ptui-write-probe-{}", std::process::id()));
+    // A page's worth of data: an empty file can still be created on a full filesystem.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&probe)
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(&[0u8; 4096])?;
+            f.sync_all()
+        });
+    let _ = std::fs::remove_file(&probe);
+    match written {
+        Ok(()) => String::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => format!(
+            " ({} is on a read-only filesystem: remount it read-write, or point --db / PROVISION_TUI_DB at a writable place)",
+            dir.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => format!(
+            " (no space left on the filesystem of {}: free some, then run the command again)",
+            dir.display()
+        ),
+        Err(e) => format!(" ({} cannot be written: {e})", dir.display()),
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
     /// A new database is created 0600 (in a 0700 directory); SQLite gives its -wal and -shm
@@ -51,9 +84,15 @@ impl Store {
             private_files::ensure_file(path)
                 .wrap_err_with(|| format!("cannot create the database {}", path.display()))?;
         }
-        let conn = Connection::open(path)
-            .wrap_err_with(|| format!("cannot open the database {}", path.display()))?;
-        configure(&conn).wrap_err_with(|| format!("cannot configure {}", path.display()))?;
+        let conn = Connection::open(path).wrap_err_with(|| {
+            format!(
+                "cannot open the database {}{}",
+                path.display(),
+                unwritable(path)
+            )
+        })?;
+        configure(&conn)
+            .wrap_err_with(|| format!("cannot configure {}{}", path.display(), unwritable(path)))?;
         tighten_database_files(path);
         let store = Self {
             inner: Arc::new(Inner {
