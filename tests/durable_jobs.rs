@@ -186,6 +186,22 @@ fn setup() -> (Sshd, TestEnv) {
     (sshd, env)
 }
 
+/// The agent is shell code run on every server: it must pass shellcheck like the installers.
+#[test]
+fn the_agent_passes_shellcheck() {
+    let agent = common::repo_root().join("crates/ssh/src/agent.sh");
+    let out = Command::new("shellcheck")
+        .args(["-s", "bash"])
+        .arg(&agent)
+        .output()
+        .expect("shellcheck (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn kill_9_of_the_client_leaves_the_job_running_and_reattach_collects_every_line_once() {
     let (_sshd, env) = setup();
