@@ -227,6 +227,9 @@ pub async fn reattach(engine: &Engine, a: ReattachArgs) -> Result<i32> {
             if !open[i] {
                 continue;
             }
+            // Over once this process stopped following it (its spool removed, or it was
+            // left detached). Asked before printing: its last lines are then all stored.
+            let over = !engine.running_here().contains(id);
             let prefix = format!("[#{id}] ");
             next[i] = print_new_lines(
                 engine,
@@ -235,18 +238,8 @@ pub async fn reattach(engine: &Engine, a: ReattachArgs) -> Result<i32> {
                 &print,
                 multi.then_some(prefix.as_str()),
             )?;
-            // Over once this process stopped following it (its spool removed, or it was
-            // left detached).
-            if !engine.running_here().contains(id) {
+            if over {
                 open[i] = false;
-                // Read after the follower finished: its end and last lines are stored.
-                next[i] = print_new_lines(
-                    engine,
-                    *id,
-                    next[i],
-                    &print,
-                    multi.then_some(prefix.as_str()),
-                )?;
                 let job = engine.job(*id)?;
                 errln!(
                     "==> job #{id} on {}: {}{}",
