@@ -492,3 +492,47 @@ fn secrets_stay_out_of_ps_the_spool_the_database_and_the_log() {
         }
     }
 }
+
+#[test]
+fn a_jobs_stored_output_is_capped_keeping_the_head_a_marker_and_the_tail() {
+    let (_sshd, env) = setup();
+    let out = cmd(&env)
+        .env("PROVISION_TUI_MAX_JOB_OUTPUT_MB", "1")
+        .args(["install", "chatty", "--on", "s", "--set", "count=60000"])
+        .output()
+        .expect("install");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = env.jobs_json()[0]["id"].as_i64().expect("id");
+    let lines = log(&env, id);
+    let stdout: Vec<&str> = lines
+        .iter()
+        .filter(|(s, _)| s == "stdout")
+        .map(|(_, t)| t.as_str())
+        .collect();
+    let bytes: usize = stdout.iter().map(|t| t.len() + 1).sum();
+    assert!(
+        bytes <= 1024 * 1024 + 300 * 1024,
+        "stored output is bounded: {bytes} bytes"
+    );
+    assert!(
+        stdout.first().is_some_and(|t| t.starts_with("line 1 ")),
+        "the head is kept"
+    );
+    assert_eq!(stdout.last().copied(), Some("done"), "the tail is kept");
+    assert!(stdout.iter().any(|t| t.starts_with("line 60000 ")));
+    let marker = lines
+        .iter()
+        .position(|(s, t)| s == "system" && t.contains("bytes dropped"))
+        .expect("a marker says what was dropped");
+    let done = lines.iter().position(|(_, t)| t == "done").expect("done");
+    assert!(marker < done, "the marker comes before the kept tail");
+    assert!(
+        stdout.len() < 60001,
+        "lines were dropped: {} stored",
+        stdout.len()
+    );
+}

@@ -54,6 +54,9 @@ pub struct JobSettings {
     pub reattach_margin: Duration,
     /// Spools left on servers (their client never came back) are removed after this.
     pub spool_max_age: Duration,
+    /// Output bytes one job stores; past it the head is kept, then a marker saying how much
+    /// was dropped, then the last lines.
+    pub max_job_output: u64,
 }
 
 impl Default for SshSettings {
@@ -91,6 +94,7 @@ impl Default for JobSettings {
             spool_max_age: Duration::from_secs(
                 env_secs("PROVISION_TUI_SPOOL_MAX_AGE_HOURS", 24 * 7) * 3600,
             ),
+            max_job_output: env_secs("PROVISION_TUI_MAX_JOB_OUTPUT_MB", 100) * 1024 * 1024,
         }
     }
 }

@@ -70,12 +70,92 @@ impl LogSink {
     }
 }
 
+/// The stored-output cap of one job: past `limit` bytes, output lines are dropped except the
+/// last ones (kept in memory, at most `TAIL_BYTES`), which are stored after a marker when the
+/// output stops or a system line comes. Spool positions still advance: nothing is re-read.
+struct Cap {
+    limit: u64,
+    stored: u64,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+    tail: std::collections::VecDeque<RawLine>,
+    tail_bytes: u64,
+}
+
+const TAIL_BYTES: u64 = 256 * 1024;
+
+impl Cap {
+    /// Lines to store now, from `batch`.
+    fn admit(&mut self, batch: Vec<RawLine>) -> Vec<RawLine> {
+        let mut out = Vec::with_capacity(batch.len());
+        for l in batch {
+            if l.stream == LogStream::System {
+                self.release(&mut out);
+                out.push(l);
+                continue;
+            }
+            let n = l.text.len() as u64 + 1;
+            if self.dropped_lines == 0 && self.tail.is_empty() && self.stored + n <= self.limit {
+                self.stored += n;
+                out.push(l);
+                continue;
+            }
+            self.tail_bytes += n;
+            self.tail.push_back(l);
+            while self.tail_bytes > TAIL_BYTES && self.tail.len() > 1 {
+                if let Some(old) = self.tail.pop_front() {
+                    let m = old.text.len() as u64 + 1;
+                    self.tail_bytes -= m;
+                    self.dropped_lines += 1;
+                    self.dropped_bytes += m;
+                }
+            }
+        }
+        out
+    }
+
+    /// The marker and the kept last lines, if lines were dropped (else the held lines).
+    fn release(&mut self, out: &mut Vec<RawLine>) {
+        if self.dropped_lines > 0 {
+            let (pos, ts) = self
+                .tail
+                .front()
+                .map(|l| (l.pos, l.ts))
+                .unwrap_or((None, now_ms()));
+            out.push(RawLine {
+                stream: LogStream::System,
+                ts,
+                text: format!(
+                    "[{} lines, {} bytes dropped: the job's stored output passed its cap of {} MiB (PROVISION_TUI_MAX_JOB_OUTPUT_MB); the last lines follow]",
+                    self.dropped_lines,
+                    self.dropped_bytes,
+                    self.limit / (1024 * 1024)
+                ),
+                pos,
+            });
+            self.dropped_lines = 0;
+            self.dropped_bytes = 0;
+        }
+        self.stored += self.tail_bytes;
+        self.tail_bytes = 0;
+        out.extend(self.tail.drain(..));
+    }
+}
+
 async fn write_batches(
     ctx: JobContext,
     job_id: i64,
     mut rx: mpsc::UnboundedReceiver<RawLine>,
 ) -> WriterReport {
     let mut report = WriterReport::default();
+    let mut cap = Cap {
+        limit: ctx.settings.max_job_output,
+        stored: 0,
+        dropped_lines: 0,
+        dropped_bytes: 0,
+        tail: Default::default(),
+        tail_bytes: 0,
+    };
     let mut batch: Vec<RawLine> = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -86,16 +166,27 @@ async fn write_batches(
                 _ => break,
             }
         }
-        flush(&ctx, job_id, &mut batch, &mut report);
+        // Dropped lines still move the stored spool position on.
+        let pos = batch.iter().rev().find_map(|l| l.pos);
+        let mut kept = cap.admit(std::mem::take(&mut batch));
+        flush(&ctx, job_id, &mut kept, pos, &mut report);
     }
-    flush(&ctx, job_id, &mut batch, &mut report);
+    let mut rest = Vec::new();
+    cap.release(&mut rest);
+    flush(&ctx, job_id, &mut rest, None, &mut report);
     report
 }
 
 /// After a batch fails, later ones are not stored either: the stored lines and spool
 /// position then still agree, and whoever follows the job again resumes exactly there.
-fn flush(ctx: &JobContext, job_id: i64, batch: &mut Vec<RawLine>, report: &mut WriterReport) {
-    if batch.is_empty() {
+fn flush(
+    ctx: &JobContext,
+    job_id: i64,
+    batch: &mut Vec<RawLine>,
+    pos: Option<SpoolPos>,
+    report: &mut WriterReport,
+) {
+    if batch.is_empty() && pos.is_none() {
         return;
     }
     if report.lost_lines > 0 {
@@ -103,14 +194,13 @@ fn flush(ctx: &JobContext, job_id: i64, batch: &mut Vec<RawLine>, report: &mut W
         batch.clear();
         return;
     }
-    let pos = batch
-        .iter()
-        .rev()
-        .find_map(|l| l.pos)
+    let pos = pos
+        .or_else(|| batch.iter().rev().find_map(|l| l.pos))
         .map(|p| (p.out, p.err));
     let rows: Vec<(LogStream, i64, String)> =
         batch.drain(..).map(|l| (l.stream, l.ts, l.text)).collect();
     match ctx.store.append_logs_at(job_id, &rows, pos) {
+        Ok(lines) if lines.is_empty() => {}
         Ok(lines) => ctx.emit(Event::JobLog { job_id, lines }),
         Err(e) => {
             report.lost_lines += rows.len();
