@@ -1,7 +1,7 @@
 //! Durable jobs: the spool a job runs in on its server, how far its output is stored, and
 //! which process follows it (detach and adopt).
 
-use super::jobs::{JOB_COLS, get_job, job_from_row};
+use super::jobs::{JOB_COLS, append_logs_in, get_job, job_from_row};
 use super::{SqlContext, Store, now_ms};
 use color_eyre::eyre::{Result, eyre};
 use ptui_types::job::{Job, JobStatus, LogStream};
@@ -147,19 +147,7 @@ impl Store {
 }
 
 fn append_system_line(tx: &rusqlite::Connection, id: i64, text: &str) -> Result<()> {
-    let seq: i64 = tx
-        .query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?1",
-            [id],
-            |r| r.get(0),
-        )
-        .sql()?;
-    tx.execute(
-        "INSERT INTO job_logs(job_id, seq, stream, ts, text) VALUES(?1,?2,?3,?4,?5)",
-        params![id, seq + 1, LogStream::System.as_str(), now_ms(), text],
-    )
-    .sql()?;
-    Ok(())
+    append_logs_in(tx, id, &[(LogStream::System, now_ms(), text.to_string())]).map(|_| ())
 }
 
 #[cfg(test)]

@@ -43,6 +43,40 @@ pub(crate) fn get_job(c: &Connection, id: i64) -> Result<Option<Job>> {
     .sql()
 }
 
+/// Appends lines after the job's last one, inside the caller's transaction.
+pub(crate) fn append_logs_in(
+    tx: &Connection,
+    job_id: i64,
+    lines: &[(LogStream, i64, String)],
+) -> Result<Vec<LogLine>> {
+    let mut seq: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?1",
+            [job_id],
+            |r| r.get(0),
+        )
+        .sql()?;
+    let mut st = tx
+        .prepare_cached(
+            "INSERT INTO job_logs(job_id, seq, stream, ts, text) VALUES(?1,?2,?3,?4,?5)",
+        )
+        .sql()?;
+    let mut out = Vec::with_capacity(lines.len());
+    for (stream, ts, text) in lines {
+        seq += 1;
+        st.execute(params![job_id, seq, stream.as_str(), ts, text])
+            .sql()?;
+        out.push(LogLine {
+            job_id,
+            seq,
+            stream: *stream,
+            ts: *ts,
+            text: text.clone(),
+        });
+    }
+    Ok(out)
+}
+
 /// A fresh job row.
 pub struct NewJob<'a> {
     pub server_id: i64,
@@ -239,32 +273,7 @@ impl Store {
                 )
                 .sql()?;
             }
-            let mut seq: i64 = tx
-                .query_row(
-                    "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?1",
-                    [job_id],
-                    |r| r.get(0),
-                )
-                .sql()?;
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT INTO job_logs(job_id, seq, stream, ts, text) VALUES(?1,?2,?3,?4,?5)",
-                )
-                .sql()?;
-            let mut out = Vec::with_capacity(lines.len());
-            for (stream, ts, text) in lines {
-                seq += 1;
-                st.execute(params![job_id, seq, stream.as_str(), ts, text])
-                    .sql()?;
-                out.push(LogLine {
-                    job_id,
-                    seq,
-                    stream: *stream,
-                    ts: *ts,
-                    text: text.clone(),
-                });
-            }
-            Ok(out)
+            append_logs_in(tx, job_id, lines)
         })
     }
 

@@ -22,7 +22,6 @@ impl App {
                 if let Some(Modal::Confirm { then, .. }) = self.modal.take() {
                     match *then {
                         Confirmed::Cmd(c) => self.cmds.push(c),
-                        Confirmed::Quit => self.quit = true,
                     }
                 }
             }

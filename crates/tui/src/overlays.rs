@@ -104,7 +104,6 @@ pub enum OnQuit {
 #[derive(Debug)]
 pub enum Confirmed {
     Cmd(Cmd),
-    Quit,
 }
 
 /// A one-line text prompt: a list filter or the log search.

@@ -3,7 +3,7 @@
 //! once everything is stored, and adopt jobs whose process died.
 
 use super::logsink::{LogSink, WriterReport};
-use super::runner::{Failure, spawn_heartbeat};
+use super::runner::{Failure, backoff_delay, spawn_heartbeat};
 use crate::context::JobContext;
 use crate::events::Event;
 use ptui_catalog::Role;
@@ -95,10 +95,7 @@ pub(crate) async fn follow_to_end(
             .into());
         }
         attempt += 1;
-        let base =
-            ctx.settings.retry_base_delay.as_millis() as f64 * 2f64.powi(attempt.min(8) as i32 - 1);
-        let jitter: f64 = rand::rng().random_range(0.5..1.5);
-        let delay = Duration::from_millis((base * jitter) as u64).min(MAX_FOLLOW_BACKOFF);
+        let delay = backoff_delay(ctx.settings.retry_base_delay, attempt).min(MAX_FOLLOW_BACKOFF);
         sink.system(&format!(
             "{}; the job goes on on the server; reconnecting in {:.1}s",
             error.message,

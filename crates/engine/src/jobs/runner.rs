@@ -162,6 +162,14 @@ fn enter_provisioning(ctx: &JobContext, job: &Job, server_id: i64) -> Result<(),
     Ok(())
 }
 
+/// Exponential backoff with jitter: about `base * 2^(attempt-1)`, from half to one and a half
+/// of it (the exponent stops growing at 8).
+pub(crate) fn backoff_delay(base: Duration, attempt: u32) -> Duration {
+    let exp = base.as_millis() as f64 * 2f64.powi(attempt.clamp(1, 8) as i32 - 1);
+    let jitter: f64 = rand::rng().random_range(0.5..1.5);
+    Duration::from_millis((exp * jitter) as u64)
+}
+
 /// Waits before connection attempt `attempt + 1` (exponential backoff with jitter).
 /// Returns false when retries are used up (the caller fails the job with `e`).
 async fn backoff(
@@ -177,9 +185,7 @@ async fn backoff(
     if !e.kind.retry_possible() || attempt > settings.connect_retries {
         return Ok(false);
     }
-    let base = settings.retry_base_delay.as_millis() as f64 * 2f64.powi(attempt as i32 - 1);
-    let jitter: f64 = rand::rng().random_range(0.5..1.5);
-    let delay = Duration::from_millis((base * jitter) as u64);
+    let delay = backoff_delay(settings.retry_base_delay, attempt);
     sink.system(&format!(
         "{}; {what} in {:.1}s ({attempt}/{})",
         e.message,
