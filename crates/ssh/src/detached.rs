@@ -4,6 +4,7 @@
 //! connection died; `kill` stops its process group. Each stream ends with the agent's end
 //! record; the spool is removed only when the caller says the output is stored.
 
+use super::backlog::Backlog;
 use super::connect::Session;
 use super::exec::{Escalation, HELPER_TIMEOUT, RunOutcome, encode_env, escalation};
 use super::lines::LineSplitter;
@@ -102,6 +103,16 @@ impl StreamError {
     }
 }
 
+/// Where a job's output goes as it is read.
+pub struct Output<'a> {
+    /// Each line, with the spool position just past it.
+    pub on_line: &'a mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+    /// Values (secrets) a line too long to keep whole is never cut inside.
+    pub guards: &'a [Vec<u8>],
+    /// Bytes handed to `on_line` and not yet stored: reading pauses while it is over its limit.
+    pub backlog: Option<&'a Backlog>,
+}
+
 /// What to start.
 pub struct DetachedSpec<'a> {
     /// Spool directory name: `[a-z0-9-]+`, unique per job.
@@ -156,12 +167,11 @@ fn check_key(key: &str) -> Result<(), KindError> {
 }
 
 /// Starts a job detached and streams its output until it ends (or the stream breaks).
-/// `on_line` gets each line and the spool position just past it.
 pub async fn start(
     s: &Session,
     spec: &DetachedSpec<'_>,
     cancel: &CancellationToken,
-    on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+    out: Output<'_>,
 ) -> Result<Ended, StreamError> {
     check_key(spec.key).map_err(StreamError::Failed)?;
     let esc = escalation(s).map_err(StreamError::Failed)?;
@@ -193,9 +203,9 @@ pub async fn start(
     req.push(0);
     let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
     let ch = open(s, &command(&esc), &esc.stdin(&req)).await?;
-    let mut stream = Stream::new(spec.key, SpoolPos::default());
+    let mut stream = Stream::new(spec.key, SpoolPos::default(), out.guards);
     stream
-        .run(s, ch, cancel, deadline, spec.kill_grace, on_line)
+        .run(s, ch, cancel, deadline, spec.kill_grace, out)
         .await
 }
 
@@ -207,7 +217,7 @@ pub async fn follow(
     cancel: &CancellationToken,
     deadline: tokio::time::Instant,
     kill_grace: Duration,
-    on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+    out: Output<'_>,
 ) -> Result<Ended, StreamError> {
     check_key(key).map_err(StreamError::Failed)?;
     let mut req = agent_request("follow", key);
@@ -215,10 +225,8 @@ pub async fn follow(
     record(&mut req, &from.err.to_string());
     let plain = Escalation::none();
     let ch = open(s, &command(&plain), &req).await?;
-    let mut stream = Stream::new(key, from);
-    stream
-        .run(s, ch, cancel, deadline, kill_grace, on_line)
-        .await
+    let mut stream = Stream::new(key, from, out.guards);
+    stream.run(s, ch, cancel, deadline, kill_grace, out).await
 }
 
 /// Kills a detached job's process group: TERM, then KILL after `grace`.
@@ -297,7 +305,7 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(key: &str, from: SpoolPos) -> Self {
+    fn new(key: &str, from: SpoolPos, guards: &[Vec<u8>]) -> Self {
         Stream {
             key: key.to_string(),
             marker: format!("\0__PTUI_END_{key} ").into_bytes(),
@@ -306,8 +314,8 @@ impl Stream {
             err_awaiting_start: true,
             err_head: Vec::new(),
             held: Vec::new(),
-            out: LineSplitter::starting_at(from.out),
-            err: LineSplitter::starting_at(from.err),
+            out: LineSplitter::starting_at(from.out).guarding(guards),
+            err: LineSplitter::starting_at(from.err).guarding(guards),
             end: None,
             end_tail: Vec::new(),
             early_stderr: Vec::new(),
@@ -339,6 +347,12 @@ impl Stream {
                     self.content(&rest, on_line);
                     return;
                 }
+                on_line(LogStream::Stdout, text, self.pos());
+            }
+            // Noise before the marker with no newline is shown in pieces, not held forever.
+            if self.head.len() > super::lines::MAX_LINE_BYTES {
+                let text = String::from_utf8_lossy(&self.head).into_owned();
+                self.head.clear();
                 on_line(LogStream::Stdout, text, self.pos());
             }
             return;
@@ -464,9 +478,14 @@ impl Stream {
         cancel: &CancellationToken,
         deadline: tokio::time::Instant,
         kill_grace: Duration,
-        on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+        out: Output<'_>,
     ) -> Result<Ended, StreamError> {
+        let Output {
+            on_line, backlog, ..
+        } = out;
         let mut exit_status = None;
+        // Reading stops while the store is behind: the SSH window then slows the server.
+        let mut paused = false;
         let (mut cancelled, mut timed_out) = (false, false);
         // After the end record the agent closes both streams; stderr may still be in flight
         // until the channel's EOF. Wait for it, not forever.
@@ -478,7 +497,7 @@ impl Stream {
                 break;
             }
             tokio::select! {
-                msg = ch.wait() => {
+                msg = ch.wait(), if !paused => {
                     let Some(msg) = msg else { break };
                     match msg {
                         ChannelMsg::Data { data } => {
@@ -496,7 +515,9 @@ impl Stream {
                     if self.end_complete() && stderr_deadline == far {
                         stderr_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
                     }
+                    paused = backlog.is_some_and(|b| b.over());
                 }
+                () = async { if let Some(b) = backlog { b.room().await } }, if paused => paused = false,
                 _ = cancel.cancelled(), if !cancelled && !timed_out && !self.awaiting_start => {
                     cancelled = true;
                     self.kill_from_side(s, kill_grace).await;
@@ -606,7 +627,7 @@ mod tests {
 
     #[test]
     fn start_marker_and_end_record_are_found_across_chunks() {
-        let mut st = Stream::new("j1-ab", SpoolPos::default());
+        let mut st = Stream::new("j1-ab", SpoolPos::default(), &[]);
         let got = collect(
             &mut st,
             &[
@@ -626,7 +647,7 @@ mod tests {
 
     #[test]
     fn a_nul_in_output_that_is_not_the_marker_is_output() {
-        let mut st = Stream::new("k", SpoolPos { out: 100, err: 0 });
+        let mut st = Stream::new("k", SpoolPos { out: 100, err: 0 }, &[]);
         let got = collect(
             &mut st,
             &[b"__PTUI_STARTED k\na\0b\n\0__PTUI_END_x", b" not ours\n"],
@@ -639,10 +660,10 @@ mod tests {
 
     #[test]
     fn gone_and_lost_states_parse() {
-        let mut st = Stream::new("k", SpoolPos::default());
+        let mut st = Stream::new("k", SpoolPos::default(), &[]);
         collect(&mut st, &[b"__PTUI_STARTED k\n\0__PTUI_END_k gone -\n"]);
         assert_eq!(st.end.clone(), Some(RemoteEnd::Gone));
-        let mut st = Stream::new("k", SpoolPos::default());
+        let mut st = Stream::new("k", SpoolPos::default(), &[]);
         collect(&mut st, &[b"__PTUI_STARTED k\n\0__PTUI_END_k lost -\n"]);
         assert_eq!(st.end.clone(), Some(RemoteEnd::Lost));
     }

@@ -10,6 +10,8 @@ pub struct LineSplitter {
     buf: Vec<u8>,
     /// Stream position of `buf[0]`.
     base: u64,
+    /// Values a long line is never cut inside (see `cut_point`).
+    guards: Vec<Vec<u8>>,
 }
 
 fn to_text(mut bytes: &[u8]) -> String {
@@ -19,21 +21,43 @@ fn to_text(mut bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Where to cut `bytes` (longer than the limit) so that no UTF-8 character is split.
-fn cut_point(bytes: &[u8]) -> usize {
-    let mut cut = MAX_LINE_BYTES;
-    // A continuation byte (10xxxxxx) at the cut means a character straddles it: back up to its
-    // first byte (at most 3 steps; invalid input is cut anywhere).
+/// Backs `at` up so that no UTF-8 character is split: a continuation byte (10xxxxxx) at the
+/// cut means a character straddles it (at most 3 steps; invalid input is cut anywhere).
+fn char_boundary(bytes: &[u8], at: usize) -> usize {
     for back in 0..4 {
-        if cut - back == 0 {
+        if at - back == 0 {
             break;
         }
-        if bytes[cut - back] & 0xC0 != 0x80 {
-            cut -= back;
-            break;
+        if bytes[at - back] & 0xC0 != 0x80 {
+            return at - back;
         }
     }
-    cut
+    at
+}
+
+/// The length of the longest proper prefix of `guard` that `head` ends with.
+fn straddle(head: &[u8], guard: &[u8]) -> usize {
+    let from = head.len().saturating_sub(guard.len().saturating_sub(1));
+    (from..head.len())
+        .find(|&i| guard.starts_with(&head[i..]))
+        .map_or(0, |i| head.len() - i)
+}
+
+/// Where to cut `bytes` (longer than the limit): not inside a UTF-8 character, and not inside
+/// a guarded value (a secret), which goes whole into the next piece so the masker sees it.
+fn cut_point(bytes: &[u8], guards: &[Vec<u8>]) -> usize {
+    let mut cut = char_boundary(bytes, MAX_LINE_BYTES);
+    loop {
+        let back = guards
+            .iter()
+            .map(|g| straddle(&bytes[..cut], g))
+            .max()
+            .unwrap_or(0);
+        if back == 0 || back >= cut {
+            return cut;
+        }
+        cut = char_boundary(bytes, cut - back);
+    }
 }
 
 impl LineSplitter {
@@ -42,7 +66,14 @@ impl LineSplitter {
         LineSplitter {
             buf: Vec::new(),
             base,
+            guards: Vec::new(),
         }
+    }
+
+    /// Never cuts a long line inside one of `guards` (secret values).
+    pub fn guarding(mut self, guards: &[Vec<u8>]) -> Self {
+        self.guards = guards.to_vec();
+        self
     }
 
     /// Stream position up to which every byte has been returned as part of a line.
@@ -74,7 +105,7 @@ impl LineSplitter {
             let (text_end, consumed) = match newline {
                 Some(pos) => (pos, pos + 1),
                 None if rest.len() > MAX_LINE_BYTES => {
-                    let cut = cut_point(rest);
+                    let cut = cut_point(rest, &self.guards);
                     (cut, cut)
                 }
                 None => break,
@@ -170,5 +201,34 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert!(!out[0].contains('\u{fffd}'));
         assert_eq!(s.finish().as_deref(), Some("ézz"));
+    }
+
+    #[test]
+    fn a_long_line_is_never_cut_inside_a_guarded_secret() {
+        let secret = b"s3cret-value-42".to_vec();
+        // The secret starts 3 bytes before the limit: a plain cut would split it.
+        let mut data = vec![b'b'; MAX_LINE_BYTES - 3];
+        data.extend_from_slice(&secret);
+        data.extend_from_slice(&[b'c'; MAX_LINE_BYTES]);
+        let plain: Vec<String> = LineSplitter::default().push(&data);
+        assert!(
+            !plain.iter().any(|l| l.contains("s3cret-value-42")),
+            "unguarded cut splits it"
+        );
+
+        let mut s = LineSplitter::default().guarding(std::slice::from_ref(&secret));
+        let mut got = s.push(&data);
+        got.extend(s.finish());
+        assert_eq!(got.concat().len(), data.len(), "nothing lost");
+        assert_eq!(got[0].len(), MAX_LINE_BYTES - 3);
+        assert!(
+            got[1].starts_with("s3cret-value-42"),
+            "the secret went whole to the next piece"
+        );
+        // A prefix of the secret at the end of a piece that is not the secret moves on too,
+        // and a guard longer than a piece never stalls the split.
+        let mut s = LineSplitter::default().guarding(&[vec![b'b'; MAX_LINE_BYTES * 2]]);
+        let pieces = s.push(&[b'b'; MAX_LINE_BYTES * 3]);
+        assert!(!pieces.is_empty() && pieces.iter().all(|p| p.len() <= MAX_LINE_BYTES));
     }
 }

@@ -89,6 +89,20 @@ impl Masker {
         self.values.is_empty()
     }
 
+    /// What a long line must never be cut inside, so that `mask` sees each value whole: the
+    /// values and the lines of multi-line ones.
+    pub fn split_guards(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for s in &self.values {
+            out.push(s.expose().as_bytes().to_vec());
+            if s.expose().contains('\n') {
+                let parts = s.expose().lines().filter(|p| p.len() >= 4);
+                out.extend(parts.map(|p| p.as_bytes().to_vec()));
+            }
+        }
+        out
+    }
+
     /// Secrets of `SHORT_SECRET_CHARS` or more are masked wherever they occur; shorter ones
     /// only as whole words (not inside a longer run of letters, digits and `_`).
     pub fn mask(&self, text: &str) -> String {

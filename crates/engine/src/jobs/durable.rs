@@ -61,7 +61,7 @@ pub(crate) async fn follow_to_end(
                     cancel,
                     kill_at,
                     ctx.kill_grace,
-                    &mut on_line,
+                    sink.output(&mut on_line),
                 )
                 .await;
                 drop(session);

@@ -3,10 +3,12 @@
 
 use crate::context::JobContext;
 use crate::events::Event;
-use ptui_ssh::SpoolPos;
+use ptui_ssh::detached::Output;
+use ptui_ssh::{Backlog, SpoolPos};
 use ptui_store::now_ms;
 use ptui_types::job::LogStream;
 use ptui_types::secret::{Masker, Secret};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -14,6 +16,8 @@ use tokio::sync::mpsc;
 const LOG_BATCH_LINES: usize = 500;
 /// ...or whatever arrived within this window.
 const LOG_BATCH_WINDOW: Duration = Duration::from_millis(100);
+/// Output read and not yet stored, per job, before reading pauses (backpressure).
+const MAX_UNSTORED_BYTES: usize = 16 * 1024 * 1024;
 
 struct RawLine {
     stream: LogStream,
@@ -35,6 +39,8 @@ pub(crate) struct WriterReport {
 pub(crate) struct LogSink {
     tx: mpsc::UnboundedSender<RawLine>,
     pub masker: Masker,
+    guards: Arc<Vec<Vec<u8>>>,
+    backlog: Arc<Backlog>,
 }
 
 impl LogSink {
@@ -45,22 +51,42 @@ impl LogSink {
         secrets: Vec<Secret>,
     ) -> (LogSink, tokio::task::JoinHandle<WriterReport>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_batches(ctx.clone(), job_id, rx));
+        let backlog = Arc::new(Backlog::new(MAX_UNSTORED_BYTES));
+        let writer = tokio::spawn(write_batches(ctx.clone(), job_id, rx, backlog.clone()));
+        let masker = Masker::new(secrets);
         (
             LogSink {
                 tx,
-                masker: Masker::new(secrets),
+                guards: Arc::new(masker.split_guards()),
+                masker,
+                backlog,
             },
             writer,
         )
     }
 
+    /// Where a remote job's output goes: `on_line`, with this sink's secrets guarded at line
+    /// splits and reading paused while too much is unstored.
+    pub fn output<'a>(
+        &'a self,
+        on_line: &'a mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+    ) -> Output<'a> {
+        Output {
+            on_line,
+            guards: &self.guards,
+            backlog: Some(&self.backlog),
+        }
+    }
+
     pub fn line(&self, stream: LogStream, text: &str, pos: Option<SpoolPos>) {
+        let text = self.masker.mask(text);
+        // Counted as the writer will count it: masked.
+        self.backlog.add(text.len());
         // The writer only stops after the job ended: a line sent then has nowhere to go.
         let _ = self.tx.send(RawLine {
             stream,
             ts: now_ms(),
-            text: self.masker.mask(text),
+            text,
             pos,
         });
     }
@@ -146,6 +172,7 @@ async fn write_batches(
     ctx: JobContext,
     job_id: i64,
     mut rx: mpsc::UnboundedReceiver<RawLine>,
+    backlog: Arc<Backlog>,
 ) -> WriterReport {
     let mut report = WriterReport::default();
     let mut cap = Cap {
@@ -168,8 +195,10 @@ async fn write_batches(
         }
         // Dropped lines still move the stored spool position on.
         let pos = batch.iter().rev().find_map(|l| l.pos);
+        let bytes: usize = batch.iter().map(|l| l.text.len()).sum();
         let mut kept = cap.admit(std::mem::take(&mut batch));
         flush(&ctx, job_id, &mut kept, pos, &mut report);
+        backlog.done(bytes);
     }
     let mut rest = Vec::new();
     cap.release(&mut rest);

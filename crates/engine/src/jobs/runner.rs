@@ -357,7 +357,8 @@ async fn execute(
             pos = at;
             sink.line(stream, &text, Some(at));
         };
-        let res = ptui_ssh::detached::start(&session, &spec, cancel, &mut on_line).await;
+        let res =
+            ptui_ssh::detached::start(&session, &spec, cancel, sink.output(&mut on_line)).await;
         drop(session);
         match res {
             Ok(ended) => return Ok((ended, timeout)),
