@@ -53,8 +53,9 @@ end() {
   # Bounded: a connection that died unnoticed must not keep this agent (and a follower
   # waiting on it) for the TCP timeout.
   IFS= read -r -t 60 ack || true
-  # Removed in the background: the client does not wait for rm.
-  if [ "$ack" = rm ]; then (rm -f -- "${FILES[@]/#/$d.}" >/dev/null 2>&1 &) </dev/null; fi
+  # Removed in the background (one fork: a non-interactive shell leaves its jobs running on
+  # exit), so the channel closes without waiting for rm.
+  if [ "$ack" = rm ]; then rm -f -- "${FILES[@]/#/$d.}" >/dev/null 2>&1 & fi
   exit 0
 }
 
