@@ -9,6 +9,10 @@
 //! backslash is left as it is, so `\u{1b}` in the output may also be those characters in the
 //! input.
 //!
+//! Bidirectional overrides and isolates (U+202A..U+202E, U+2066..U+2069) are shown the same
+//! way: they reorder how the rest of a line is displayed ("Trojan Source"), so a server could
+//! make a log line read differently from what it holds.
+//!
 //! Carriage returns: progress output (`10%\r20%\r100%`) is shown as its final state, the text
 //! after the last `\r` of each line; a `\r` ending a line (CRLF) is dropped.
 
@@ -49,6 +53,11 @@ fn is_del_or_c1(c: char) -> bool {
     ('\u{7f}'..='\u{9f}').contains(&c)
 }
 
+/// Characters that change the display order of the text after them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Whether any byte needs changing; most text needs none and is returned as it is.
 fn needs_work(s: &str, one_line: bool) -> bool {
     let bytes = s.as_bytes();
@@ -57,6 +66,11 @@ fn needs_work(s: &str, one_line: bool) -> bool {
         0..=0x1f | 0x7f => true,
         // C1 controls are U+0080..U+009F: C2 80..C2 9F in UTF-8.
         0xc2 => bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
+        // U+202A..U+202E are E2 80 AA..AE, U+2066..U+2069 are E2 81 A6..A9.
+        0xe2 => matches!(
+            (bytes.get(i + 1), bytes.get(i + 2)),
+            (Some(0x80), Some(0xaa..=0xae)) | (Some(0x81), Some(0xa6..=0xa9))
+        ),
         _ => false,
     })
 }
@@ -84,6 +98,9 @@ fn push_visible(out: &mut String, c: char, one_line: bool) {
         '\t' if one_line => out.push(' '),
         '\t' => out.push('\t'),
         '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c if is_bidi_control(c) => {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
         c => out.push(c),
@@ -154,5 +171,17 @@ mod tests {
         assert_eq!(json_text(&raw), r#""a\u009bb\u007fc\u0085é\u001b""#);
         let back: String = serde_json::from_str(&json_text(&raw)).unwrap_or_default();
         assert_eq!(back, "a\u{9b}b\u{7f}c\u{85}é\x1b");
+    }
+
+    #[test]
+    fn bidi_overrides_are_shown_not_emitted() {
+        // "Trojan Source": U+202E would display the rest of the line reversed.
+        let s = "ok \u{202e}dlrow\u{202c} \u{2066}iso\u{2069} →";
+        assert_eq!(
+            terminal_line(s),
+            "ok \\u{202e}dlrow\\u{202c} \\u{2066}iso\\u{2069} →"
+        );
+        // Neighbours in the same UTF-8 lead byte range are text.
+        assert!(matches!(terminal_text("– ‘quoted’ … ⁥"), Cow::Borrowed(_)));
     }
 }
