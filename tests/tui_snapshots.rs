@@ -566,3 +566,21 @@ fn readme_and_docs_list_every_binding() {
         );
     }
 }
+
+/// Output the dashboard could not store (full disk, read-only database) leaves the job
+/// detached: the status line says so and why, instead of the lines going missing silently.
+#[test]
+fn a_job_detached_for_unstored_output_is_reported_on_the_status_line() {
+    use ptui_engine::Event;
+    let mut a = full();
+    let mut j = job(41, "web2", JobStatus::Detached);
+    j.error_message =
+        Some("12 log lines could not be stored here (no space left on device); the job goes on on its server".into());
+    a.on_event(Event::JobDetached { job: j });
+    let (msg, is_error) = a.flash.clone().expect("a status-line message");
+    assert!(is_error, "{msg}");
+    assert!(
+        msg.contains("#41") && msg.contains("web2") && msg.contains("could not be stored"),
+        "{msg}"
+    );
+}

@@ -306,7 +306,21 @@ impl App {
                     self.rescan_host_key(id, server);
                 }
             }
-            Event::JobQueued { job } | Event::JobStarted { job } | Event::JobDetached { job } => {
+            Event::JobDetached { job } => {
+                // Output that could not be stored here (disk full, read-only database) is said
+                // to be missing, not dropped silently.
+                self.error(format!(
+                    "job #{} on {}: {}",
+                    job.id,
+                    job.server_name,
+                    job.error_message
+                        .as_deref()
+                        .unwrap_or("left running on its server; collected later")
+                ));
+                self.upsert_job(job);
+                self.reload_summary();
+            }
+            Event::JobQueued { job } | Event::JobStarted { job } => {
                 self.upsert_job(job);
                 self.reload_summary();
                 if self.screen == Screen::Audit {
