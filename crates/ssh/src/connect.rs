@@ -96,6 +96,26 @@ pub struct Session {
     pub handle: Handle<ClientHandler>,
     pub target: SshTarget,
     _jump: Option<Arc<Session>>,
+    /// The connection's remote shell for short commands (`shell.rs`), started on first use.
+    pub(crate) shell: tokio::sync::Mutex<Option<crate::shell::Shell>>,
+    /// Whether this server runs the remote shell; shared by its connections (see `Pool`).
+    shell_memo: Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl Session {
+    pub(crate) fn shell_memo(&self) -> u8 {
+        self.shell_memo.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_shell_memo(&self, v: u8) {
+        self.shell_memo
+            .store(v, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Shares what is known about the server's remote shell with its other connections.
+    pub(crate) fn share_shell_memo(&mut self, memo: Arc<std::sync::atomic::AtomicU8>) {
+        self.shell_memo = memo;
+    }
 }
 
 /// The handler type behind every session (opaque to callers).
@@ -390,6 +410,8 @@ pub(crate) async fn connect_via(
         handle,
         target: t.clone(),
         _jump: hs.jump,
+        shell: tokio::sync::Mutex::new(None),
+        shell_memo: Default::default(),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod known_hosts;
 pub mod lines;
 pub mod pool;
+mod shell;
 
 pub use backlog::Backlog;
 pub use connect::{Session, SshTarget, SudoMode, connect, scan_host_key};

@@ -1,7 +1,7 @@
 //! One SSH connection per server, shared by jobs and health checks.
 //!
-//! - At most `MAX_CHANNELS` leases per connection, so one of sshd's default 10 session slots
-//!   always stays free for a kill channel.
+//! - At most `MAX_CHANNELS` leases per connection, so of sshd's default 10 session slots one
+//!   stays for the connection's remote shell (`shell.rs`) and one for a kill channel.
 //! - A connection is recycled for age by replacing it in the map; leases keep the old one alive
 //!   (it is an `Arc`) until they finish, so a running job never loses its connection.
 //! - Idle connections close after `idle_timeout`: `get` reaps, and so does the engine's
@@ -24,8 +24,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Leases per connection; sshd's MaxSessions defaults to 10 and a kill needs one more.
-pub const MAX_CHANNELS: usize = 9;
+/// Leases per connection; sshd's MaxSessions defaults to 10, the remote shell (`shell.rs`)
+/// holds one and a kill needs one more.
+pub const MAX_CHANNELS: usize = 8;
 
 struct Pooled {
     session: Session,
@@ -85,6 +86,8 @@ pub struct Pool {
     /// One dial at a time per server: concurrent jobs wait for the first connection.
     dialing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     hops: Hops,
+    /// Per server: whether it runs the remote shell, learnt once and kept across connections.
+    shell_memos: Mutex<HashMap<String, Arc<std::sync::atomic::AtomicU8>>>,
 }
 
 fn fingerprint(t: &SshTarget) -> String {
@@ -115,6 +118,7 @@ impl Pool {
             conns: Mutex::new(HashMap::new()),
             dialing: Mutex::new(HashMap::new()),
             hops: Hops::new(max_age),
+            shell_memos: Mutex::new(HashMap::new()),
         }
     }
 
@@ -156,7 +160,10 @@ impl Pool {
                 fresh: false,
             });
         }
-        let session = connect_via(target, &self.settings, &self.known, &self.hops).await?;
+        let mut session = connect_via(target, &self.settings, &self.known, &self.hops).await?;
+        if let Ok(mut m) = self.shell_memos.lock() {
+            session.share_shell_memo(m.entry(fp.clone()).or_default().clone());
+        }
         let conn = Arc::new(Pooled {
             session,
             fingerprint: fp,

@@ -74,7 +74,10 @@ pub async fn check_server(engine: &Engine, server: &Server, p: &CheckParams) -> 
     let script = probe::script(&apps, p.app_timeout_secs);
     let out = match tokio::time::timeout_at(
         deadline,
-        ptui_ssh::exec::exec_capture(&lease, "sh -s", script.as_bytes()),
+        lease.run_repeatable(
+            &script,
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
+        ),
     )
     .await
     {
