@@ -41,10 +41,15 @@ apt_wait_locks() {   # waits (bounded) until no process holds a dpkg/apt lock
     sleep 1; waited=$((waited + 1))
   done
 }
+# A cancel sends TERM to the job's process group, then KILL after the manifest's
+# cancel_grace_seconds. apt-get ignores that TERM (dpkg killed midway leaves the server needing a
+# repair), and the script stops as soon as the running step is done: bash runs this trap only
+# once its foreground command has ended.
+trap 'echo "cancelled: stopping after the running step" >&2; exit 143' TERM
 apt_get() {   # apt-get once dpkg is sound and the locks are free (apt waits 60 s more itself)
   apt_prepare
   apt_wait_locks
-  apt-get -o DPkg::Lock::Timeout=60 "$@"
+  (trap '' TERM; exec apt-get -o DPkg::Lock::Timeout=60 "$@")
 }
 apt_repaired=false
 apt_prepare() {   # once per run: wait for the locks, then finish what an interrupted dpkg left

@@ -4,9 +4,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 # ptui:include apt.sh
-port_owner() {   # the process listening on TCP port $1, if any
-  ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)".*/\1/p' | head -n1
-}
+# ptui:include net.sh
 
 # ---- validate every input before touching the server
 DOMAIN=${DOMAIN:-}

@@ -4,11 +4,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 # ptui:include apt.sh
-valid_ipv4() {
-  local o
-  [[ $1 =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || return 1
-  for o in "${BASH_REMATCH[@]:1}"; do (( 10#$o <= 255 )) || return 1; done
-}
+# ptui:include net.sh
 
 # ---- validate every input before touching the server
 REDIS_PASSWORD=${REDIS_PASSWORD:-}
