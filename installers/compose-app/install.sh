@@ -76,7 +76,7 @@ if [ ! -d "$repo/.git" ]; then
   git clone -q --branch "$BRANCH" --single-branch -- "$REPO_URL" "$repo" 2>&1 || fail 2 "git clone of $REPO_URL ($BRANCH) failed"
 else
   [ "$(git -C "$repo" remote get-url origin)" = "$REPO_URL" ] || git -C "$repo" remote set-url origin "$REPO_URL"
-  git -C "$repo" fetch -q origin "+refs/heads/$BRANCH:refs/remotes/origin/$BRANCH" 2>&1 || fail 2 "git fetch of $REPO_URL ($BRANCH) failed"
+  git -C "$repo" fetch -q --no-write-fetch-head origin "+refs/heads/$BRANCH:refs/remotes/origin/$BRANCH" 2>&1 || fail 2 "git fetch of $REPO_URL ($BRANCH) failed"
 fi
 target=$(git -C "$repo" rev-parse "refs/remotes/origin/$BRANCH")
 [ -f "$repo/$COMPOSE_FILE" ] || git -C "$repo" cat-file -e "$target:$COMPOSE_FILE" 2>/dev/null ||
