@@ -225,7 +225,7 @@ async fn client_deadline_kills_from_a_second_channel() {
     );
     cfg.user_known_hosts_path = None;
     cfg.jobs.timeout_slack = Duration::from_secs(1);
-    cfg.ssh.kill_grace = Duration::from_secs(1);
+    cfg.ssh.kill_grace = Some(Duration::from_secs(1));
     let e = Engine::open(cfg).expect("engine");
     assert!(e.catalog().get("stubborn").is_some(), "installer loaded");
     e.add_server(&ServerSpec {

@@ -3,29 +3,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-fail() { local code=$1; shift; printf 'error: %s\n' "$*" >&2; exit "$code"; }
-put() {   # put PATH MODE CONTENT: write only when different; returns 0 when the file changed
-  local c; c=$(printf '%s' "$3")
-  if [ -f "$1" ] && [ "$(cat "$1")" = "$c" ]; then chmod "$2" "$1"; return 1; fi
-  install -d -m 0755 "$(dirname "$1")"
-  (umask 077; printf '%s\n' "$c" > "$1.ptui-new")
-  chmod "$2" "$1.ptui-new"; mv -f "$1.ptui-new" "$1"
-}
-apt_ready() {
-  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -360 2>/dev/null | head -n1)" ]; then
-    apt-get update -q || fail 2 "apt-get update failed"
-  fi
-}
-pkg_install() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-  done
-  [ "${#missing[@]}" -eq 0 ] && return 0
-  apt_ready
-  echo "installing ${missing[*]}"
-  apt-get install -y -q -o Dpkg::Options::=--force-confold "${missing[@]}" || fail 2 "apt-get install ${missing[*]} failed"
-}
+# ptui:include apt.sh
 is_bool() { [ "$1" = true ] || [ "$1" = false ]; }
 
 # ---- validate every input before touching the server
@@ -74,9 +52,9 @@ fi
 # ---- packages
 apt_ready
 if [ "$APT_UPGRADE" = true ]; then
-  apt-get update -q || fail 2 "apt-get update failed"
+  apt_get update -q || fail 2 "apt-get update failed"
   if apt-get -s -o Debug::NoLocking=1 upgrade | grep -q '^Inst '; then
-    apt-get upgrade -y -q -o Dpkg::Options::=--force-confold || fail 2 "apt-get upgrade failed"
+    apt_get upgrade -y -q -o Dpkg::Options::=--force-confold || fail 2 "apt-get upgrade failed"
   else
     echo "packages are up to date"
   fi

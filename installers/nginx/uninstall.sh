@@ -2,7 +2,7 @@
 # nginx: remove nginx, the provision-tui site, page and certificates.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-fail() { local code=$1; shift; printf 'error: %s\n' "$*" >&2; exit "$code"; }
+# ptui:include apt.sh
 
 if systemctl list-unit-files nginx.service >/dev/null 2>&1; then systemctl disable --now nginx 2>/dev/null || true; fi
 pkgs=()
@@ -10,8 +10,8 @@ for p in nginx nginx-common nginx-core nginx-light nginx-full nginx-extras libng
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^[ir]' && pkgs+=("$p")
 done
 if [ "${#pkgs[@]}" -gt 0 ]; then
-  apt-get purge -y -q "${pkgs[@]}" || fail 2 "apt-get purge ${pkgs[*]} failed"
-  apt-get autoremove -y -q --purge || true
+  apt_get purge -y -q "${pkgs[@]}" || fail 2 "apt-get purge ${pkgs[*]} failed"
+  apt_get autoremove -y -q --purge || true
 fi
 rm -rf /var/www/provision-tui /etc/nginx/sites-available/provision-tui /etc/nginx/sites-enabled/provision-tui
 rm -f /etc/ssl/provision-tui/nginx.crt /etc/ssl/provision-tui/nginx.key /etc/ssl/provision-tui/nginx.self-signed

@@ -3,7 +3,7 @@
 # while other apps use them; with the last app gone, the pm2 unit goes too.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-fail() { local code=$1; shift; printf 'error: %s\n' "$*" >&2; exit "$code"; }
+# ptui:include apt.sh
 APP_NAME=${APP_NAME:-app}
 [[ $APP_NAME =~ ^[a-z][a-z0-9-]{0,30}$ ]] || fail 1 "app_name '$APP_NAME' must match [a-z][a-z0-9-]*"
 base=/srv/node-apps

@@ -3,28 +3,8 @@
 # something was upgraded, and the same check as the install. The configuration is left alone.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-fail() { local code=$1; shift; printf 'error: %s\n' "$*" >&2; exit "$code"; }
+# ptui:include apt.sh
+# ptui:include upgrade.sh
 
-pkgs=(redis-server redis-tools)
-installed=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed && installed+=("$p")
-done
-[ "${#installed[@]}" -gt 0 ] || fail 1 "redis is not installed here; install it first"
-apt-get update -q || fail 2 "apt-get update failed"
-before=$(dpkg-query -W -f='${Package} ${Version}\n' "${installed[@]}")
-apt-get install -y -q --only-upgrade -o Dpkg::Options::=--force-confold "${installed[@]}" || fail 2 "apt-get upgrade of ${installed[*]} failed"
-after=$(dpkg-query -W -f='${Package} ${Version}\n' "${installed[@]}")
-if [ "$before" != "$after" ]; then
-  echo "upgraded:"; diff <(printf '%s\n' "$before") <(printf '%s\n' "$after") | sed -n 's/^> /  /p'
-  systemctl restart redis-server || fail 3 "redis-server did not restart after the upgrade"
-else
-  echo "redis is already the newest version"
-fi
-ok=false
-for _ in $(seq 1 30); do
-  if systemctl is-active --quiet redis-server; then ok=true; break; fi
-  sleep 1
-done
-[ "$ok" = true ] || fail 3 "redis does not work after the upgrade"
-echo "redis upgrade done"
+works() { systemctl is-active --quiet redis-server; }
+upgrade_packages redis redis-server works redis-server redis-tools

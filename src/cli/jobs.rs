@@ -6,7 +6,7 @@ use clap::Args;
 use color_eyre::eyre::{Result, bail};
 use ptui_engine::Engine;
 use ptui_types::job::JobFilter;
-use ptui_types::job::{JobStatus, LogStream};
+use ptui_types::job::{Job, JobStatus, LogStream};
 use ptui_types::sanitize::terminal_text;
 use ptui_types::time::human_ms;
 use std::time::Duration;
@@ -265,6 +265,7 @@ pub async fn reattach(engine: &Engine, a: ReattachArgs) -> Result<i32> {
 
 pub async fn cancel(engine: &Engine, a: CancelArgs) -> Result<i32> {
     let job = engine.cancel_job(a.job)?;
+    warn_package_managers(engine, &job).await;
     // Nobody follows a detached job: this process adopts it, kills it on its server and
     // records the end.
     if engine.adopt_job(a.job)? {
@@ -289,6 +290,31 @@ pub async fn cancel(engine: &Engine, a: CancelArgs) -> Result<i32> {
         job.server_name
     );
     Ok(exit::OK)
+}
+
+/// Says when apt or dpkg runs on the job's server: the cancel may interrupt a package step
+/// (the grace lets it finish; after it, the installer's next run repairs dpkg).
+async fn warn_package_managers(engine: &Engine, job: &Job) {
+    if job.status.is_terminal() {
+        return;
+    }
+    match engine.package_managers_running(&job.server_name).await {
+        Ok(found) if !found.is_empty() => {
+            let grace = engine.cancel_grace(&job.app_id).as_secs();
+            outln!(
+                "note: a package manager is running on {}: {}; it gets up to {grace}s after TERM \
+                 to finish before it is killed, and the next run of an installer repairs an \
+                 interrupted dpkg",
+                job.server_name,
+                found.join("; ")
+            );
+        }
+        Ok(_) => {}
+        Err(e) => outln!(
+            "note: could not check for a package manager on {}: {e:#}",
+            job.server_name
+        ),
+    }
 }
 
 pub fn audit(engine: &Engine, a: AuditArgs) -> Result<i32> {

@@ -3,9 +3,9 @@
 #
 #   tests/lab/run.sh [fast|slow|all|INSTALLER_TEST...]
 #
-#   fast (default): base-setup nginx redis postgresql mariadb caddy docker + the sequence
-#                   base-setup -> docker -> nginx on one server           (CI tier)
-#   slow:           node-app n8n                                        (own command, not in CI)
+#   fast (default): base-setup nginx redis postgresql mariadb caddy docker node-exporter + the
+#                   sequence base-setup -> docker -> nginx on one server, and cancel-apt (CI tier)
+#   slow:           node-app compose-app n8n                            (own command, not in CI)
 #
 # Per installer: install with typical inputs and check the service from OUTSIDE (from this host);
 # install again and compare packages + config checksums (idempotency); install with an invalid
@@ -22,8 +22,8 @@ root=$(cd "$here/../.." && pwd)
 LAB=$here/lab.sh
 JOBS=${PTLAB_JOBS:-2}
 
-FAST=(base-setup nginx redis postgresql mariadb caddy docker sequence)
-SLOW=(node-app n8n)
+FAST=(base-setup nginx redis postgresql mariadb caddy docker node-exporter sequence cancel-apt)
+SLOW=(node-app compose-app n8n)
 case ${1:-fast} in
   fast) TESTS=("${FAST[@]}") ;;
   slow) TESTS=("${SLOW[@]}") ;;
@@ -227,6 +227,118 @@ t_sequence() {   # the way a user builds a server: baseline, then docker, then n
   say "base-setup -> docker -> nginx on one server: ok"
 }
 
+log_has() {   # log_has JOB TEXT: within 10 s (the last lines of a cancelled job may be stored after its end)
+  local _
+  for _ in $(seq 1 10); do
+    pt logs "$1" 2>&1 | grep -cF -- "$2" >/dev/null && return 0   # -c reads it all: no SIGPIPE
+    sleep 1
+  done
+  return 1
+}
+dpkg_running() { rssh 'for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = dpkg ] && exit 0; done; exit 1'; }
+cancel_during_dpkg() {   # cancel_during_dpkg [ENV=VALUE...]: start base-setup, cancel it while dpkg runs
+  local pub bg id rc=0; pub=$(cat "$KEY.pub")
+  env "$@" "$BIN" install base-setup --on "h$SRV" --set "ssh_public_key=$pub" >> "$LOG.out" 2>&1 &
+  bg=$!
+  for _ in $(seq 1 300); do dpkg_running && break; sleep 0.3; done
+  id=$(last_job_field id)
+  [ -n "$id" ] && [ "$id" != None ] || fail "no job to cancel"
+  timed cancel pt cancel "$id" || fail "cancel of job $id failed"
+  wait "$bg" || rc=$?
+  [ "$(last_job_field status)" = cancelled ] || fail "job $id is $(last_job_field status), expected cancelled (install exit $rc)"
+  CANCELLED_JOB=$id
+}
+t_cancel-apt() {   # issue 15: cancel base-setup while apt runs, run it again: it succeeds, dpkg --audit clean
+  local pub t0; pub=$(cat "$KEY.pub")
+  # 1. the manifest's grace (30 s): apt-get ignores the TERM, the step ends, the script stops
+  t0=$SECONDS
+  cancel_during_dpkg
+  grep -q 'a package manager is running on' "$LOG.out" || fail "cancel did not say that apt/dpkg was running"
+  log_has "$CANCELLED_JOB" 'cancelled: stopping after the running step' || fail "the script did not stop after its package step"
+  dpkg_running && fail "dpkg still runs after the cancel ended"
+  [ -z "$(rssh 'ls -A /var/lib/dpkg/updates; dpkg --audit')" ] || fail "dpkg needs a repair after a cancel within the grace: $(rssh 'dpkg --audit')"
+  say "cancel within the grace: the package step finished (cancel took $((SECONDS - t0)) s), dpkg --audit clean"
+  # 2. a 1 s grace: KILL while dpkg works, as the issue's cancel did; dpkg may be left interrupted
+  cancel_during_dpkg PROVISION_TUI_KILL_GRACE=1
+  for _ in $(seq 1 120); do dpkg_running || break; sleep 1; done   # an orphaned dpkg may go on
+  local broken=false
+  if [ -n "$(rssh 'ls -A /var/lib/dpkg/updates; dpkg --audit')" ]; then
+    broken=true; say "a KILL left dpkg interrupted: $(rssh 'dpkg --audit | head -n 2 | tr "\n" " "')"
+  else
+    say "note: the KILL did not leave dpkg interrupted this time"
+  fi
+  # 3. the next run repairs (when needed) and succeeds
+  expect_install 0 base-setup --set "ssh_public_key=$pub"
+  if [ "$broken" = true ]; then
+    log_has "$(last_job_field id)" 'an earlier dpkg run was interrupted: repairing' || fail "the rerun did not repair dpkg"
+  fi
+  [ -z "$(rssh 'dpkg --audit')" ] || fail "dpkg --audit is not clean after the rerun: $(rssh 'dpkg --audit')"
+  rssh 'dpkg-query -W -f="\${db:Status-Status}\n" git vim ufw | grep -vqx installed' && fail "packages not installed after the rerun"
+  say "rerun succeeded, dpkg --audit clean"
+}
+t_node-exporter() {
+  v() { local out; out=$(curl -fsS -m 5 "http://$(addr):9110/metrics") && [[ $out == *node_exporter_build_info* ]] && port_closed 9100; }
+  gone() { port_closed 9110 && pkg_gone prometheus-node-exporter; }
+  lifecycle node-exporter "--set listen_address=0.0.0.0 --set port=9110" "--set listen_address=10.99.99.99 --set port=9110" v gone
+}
+
+# compose-app: an image imported from the server's own python3 (the lab reaches no registry) and a
+# git repository (served like node-app's) whose Dockerfile builds FROM it
+compose_image() {
+  rssh 'set -e; py=$(readlink -f /usr/bin/python3)
+        files=("${py#/}"); for l in $(ldd "$py" | grep -o "/[^ ]*"); do files+=("${l#/}"); done
+        tar -C / -ch --exclude=__pycache__ --exclude=usr/lib/python3.11/test "${files[@]}" usr/lib/python3.11 |
+          docker import -c "CMD [\"$py\"]" - lab/python >/dev/null'
+}
+compose_commit() {   # compose_commit REPO TEXT [crash]
+  local name=$1 text=$2 crash=${3:-} src=$WORK/git-src/$1 py=/usr/bin/python3.11
+  if [ ! -d "$src" ]; then
+    mkdir -p "$src/www"; git -C "$src" init -q -b main
+    git -C "$src" config user.email lab@lab.test; git -C "$src" config user.name lab
+    git init -q --bare -b main "$WORK/git/$name.git"
+  fi
+  printf '%s\n' "$text" > "$src/www/index.html"
+  if [ -n "$crash" ]; then
+    printf 'FROM lab/python\nCMD ["%s", "-c", "raise SystemExit(\\"this release is broken\\")"]\n' "$py" > "$src/Dockerfile"
+  else
+    printf 'FROM lab/python\nCOPY www /www\nCMD ["%s", "-m", "http.server", "--directory", "/www", "8090"]\n' "$py" > "$src/Dockerfile"
+  fi
+  printf 'services:\n  web:\n    build: .\n    ports: ["8090:8090"]\n    environment:\n      GREETING: ${GREETING}\n' > "$src/compose.yaml"
+  git -C "$src" add -A; git -C "$src" commit -q -m "$text"
+  git -C "$src" push -q -f "$WORK/git/$name.git" main
+  git -C "$WORK/git/$name.git" update-server-info
+}
+t_compose-app() {
+  local url; url="http://$("$LAB" bridge-ip):$GIT_PORT/web.git"
+  export COMPOSE_ENV=$'GREETING=from the lab\nSECRET_TOKEN=c0mp0se-s3cret'
+  expect_install 0 docker --set storage_driver=vfs
+  timed image compose_image || fail "could not build the lab image"
+  compose_commit web "compose v1"
+  page() { curl -fsS -m 5 "http://$(addr):8090/"; }
+  v() { [ "$(page)" = "compose v1" ] && rssh '[ "$(stat -c %a /srv/compose-apps/web/.env)" = 600 ] && grep -qx "GREETING=from the lab" /srv/compose-apps/web/.env'; }
+  gone() { port_closed 8090 && rssh '! test -d /srv/compose-apps/web && [ -z "$(docker ps -aq --filter label=com.docker.compose.project=web)" ]'; }
+  local good="--set app_name=web --set repo_url=$url --set-env env_vars=COMPOSE_ENV --set health_url=http://127.0.0.1:8090/"
+  lifecycle_no_uninstall compose-app "$good" "--set app_name=web --set repo_url=$url --set-env env_vars=COMPOSE_ENV --set compose_file=nope.yaml" v
+  local id
+  for id in $(pt jobs --json --server "h$SRV" | python3 -c 'import json,sys; print(" ".join(str(j["id"]) for j in json.load(sys.stdin)))'); do
+    if pt logs "$id" 2>&1 | grep -q 'c0mp0se-s3cret'; then fail "a secret env value reached the log of job $id"; fi
+  done
+  # upgrade: the new commit is built and its container recreated
+  compose_commit web "compose v2"
+  local -a g; eval "g=($good)"
+  timed upgrade pt upgrade compose-app --on "h$SRV" "${g[@]}" || { tail -n 25 "$LOG.out"; fail "upgrade to v2 failed"; }
+  [ "$(page)" = "compose v2" ] || fail "v2 not live after the upgrade: $(page)"
+  say "upgrade to v2 live"
+  # a broken commit fails the health check and is rolled back to v2
+  compose_commit web "compose v3" crash
+  expect_install 12 compose-app "${g[@]}"
+  [ "$(page)" = "compose v2" ] || fail "v2 not restored after the failed upgrade: $(page)"
+  say "broken v3 rolled back to v2 (exit 12, configuration)"
+  timed uninstall pt uninstall compose-app --on "h$SRV" --set app_name=web || fail "uninstall compose-app failed"
+  gone || fail "compose-app still there after uninstall"
+  say "uninstalled (docker compose down) and gone"
+}
+
 # node-app: a git repository served from this host over dumb HTTP on the bridge address
 GIT_PORT=8808
 git_serve() {
@@ -306,7 +418,7 @@ run_test() {   # run_test NAME SERVER_NUMBER (in a subshell, output to $WORK/NAM
 
 for t in "${TESTS[@]}"; do declare -F "t_$t" >/dev/null || { echo "unknown test $t; known: ${FAST[*]} ${SLOW[*]}" >&2; exit 2; }; done
 
-for t in "${TESTS[@]}"; do [ "$t" = node-app ] && git_serve; done
+for t in "${TESTS[@]}"; do case $t in node-app|compose-app) git_serve ;; esac; done
 t_all=$SECONDS
 declare -A PIDS=() SERVER_OF=()
 results=()

@@ -13,7 +13,9 @@ envs=(PROVISION_TUI_JOB_ID=0 "PROVISION_TUI_SERVER=h$n" "PROVISION_TUI_ACTION=$a
 for kv in "$@"; do k=${kv%%=*}; envs+=("${k^^}=${kv#*=}"); done
 remote=$(printf '%q ' env "${envs[@]}")
 set +e
-"$here/lab.sh" ssh "$n" "s=\$(cat); $remote timeout -k 30 1800 bash -c \"\$s\" $(printf '%q' "$id/$action.sh") </dev/null" < "$script"
+# `# ptui:include NAME` lines become installers/_lib/NAME, as the catalog assembles the script
+awk -v lib="$here/../../installers/_lib" '/^# ptui:include /{ f = lib "/" $3; while ((getline l < f) > 0) print l; close(f); next } { print }' "$script" |
+  "$here/lab.sh" ssh "$n" "s=\$(cat); $remote timeout -k 30 1800 bash -c \"\$s\" $(printf '%q' "$id/$action.sh") </dev/null"
 rc=$?
 echo "== $id $action exit $rc" >&2
 exit $rc

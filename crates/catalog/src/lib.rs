@@ -1,5 +1,6 @@
 //! The installer catalog: bundled installers (compiled in) plus directories that add or override.
 
+pub mod include;
 pub mod lint;
 mod locate;
 pub mod manifest;
@@ -40,6 +41,8 @@ pub struct Installer {
     /// The manifest as written, to give findings about it a line.
     manifest_text: String,
     scripts: BTreeMap<String, String>,
+    /// Where the lines of scripts assembled with the shared library came from.
+    line_maps: BTreeMap<String, include::LineMap>,
 }
 
 impl Installer {
@@ -99,6 +102,16 @@ impl Installer {
             .filter(|i| shown.get(&i.name).copied().unwrap_or(true))
             .filter(|i| self.script_reads(kind, i))
             .collect()
+    }
+
+    /// The file (relative to the installer directory) and line that line `line` of the
+    /// assembled script `path` came from: the script itself or a shared library file.
+    pub fn script_origin(&self, path: &str, line: usize) -> (String, usize) {
+        match self.line_maps.get(path).map(|m| m.origin(line)) {
+            Some((Some(lib), l)) => (format!("../{lib}"), l),
+            Some((None, l)) => (path.to_string(), l),
+            None => (path.to_string(), line),
+        }
     }
 
     /// Every script with its manifest path (for the linter).
@@ -230,6 +243,7 @@ fn load_one(
         })
         .collect();
     let mut scripts = BTreeMap::new();
+    let mut line_maps = BTreeMap::new();
     let script_fields = [
         ("install_script", Some(&manifest.install_script)),
         ("uninstall_script", manifest.uninstall_script.as_ref()),
@@ -254,8 +268,20 @@ fn load_one(
             });
             continue;
         }
-        match src.read_limited(path, script::MAX_SCRIPT_BYTES as u64, &too_big) {
-            Ok(body) => {
+        let assembled = src
+            .read_limited(path, script::MAX_SCRIPT_BYTES as u64, &too_big)
+            .and_then(|body| include::expand(&body, &|name| src.library(name)))
+            .and_then(
+                |(body, map)| match script::size_problem(body.len() as u64) {
+                    Some(m) => Err(ReadProblem::whole(format!(
+                        "with its included library: {m}"
+                    ))),
+                    None => Ok((body, map)),
+                },
+            );
+        match assembled {
+            Ok((body, map)) => {
+                line_maps.insert(path.clone(), map);
                 if let Err(message) = script::interpreter(&body) {
                     problems.push(CatalogProblem {
                         file: src.label(path),
@@ -275,6 +301,7 @@ fn load_one(
             source,
             manifest_text: text,
             scripts,
+            line_maps,
         })
     } else {
         Err(problems)
@@ -448,5 +475,64 @@ mod tests {
             .find(|p| p.file.ends_with("install.sh"))
             .unwrap_or_else(|| panic!("{:?}", cat.problems));
         assert!(p.message.contains("51200 KiB; at most 120 KiB"), "{p}");
+    }
+}
+
+#[cfg(test)]
+mod library_tests {
+    use super::*;
+
+    /// The shared helpers exist once (in `installers/_lib`), and every bundled script that runs
+    /// apt gets them assembled in: dpkg repair and lock waiting before any package step.
+    #[test]
+    fn bundled_scripts_get_the_shared_library_assembled_in() {
+        let cat = Catalog::load(&[]);
+        assert!(cat.problems.is_empty(), "{:?}", cat.problems);
+        for inst in cat.installers() {
+            for (path, text) in inst.scripts() {
+                let at = format!("{}/{path}", inst.id());
+                assert!(
+                    !text
+                        .lines()
+                        .any(|l| l.starts_with(include::INCLUDE_DIRECTIVE)),
+                    "{at}: include left"
+                );
+                if text.contains("apt-get") {
+                    assert!(
+                        text.contains("apt_prepare() {"),
+                        "{at}: no shared apt library"
+                    );
+                    // Every apt call goes through the library's lock wait and repair.
+                    for (n, l) in text.lines().enumerate() {
+                        let l = l.trim_start();
+                        assert!(
+                            !l.starts_with("apt-get ")
+                                || l.contains("-s ")
+                                || l.contains("Lock::Timeout"),
+                            "{at}:{}: apt-get without apt_get: {l}",
+                            n + 1
+                        );
+                    }
+                }
+            }
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../installers");
+        for d in std::fs::read_dir(&root).expect("installers/") {
+            let d = d.expect("entry").path();
+            if d.ends_with(include::LIBRARY_DIR) || !d.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&d).expect("installer dir") {
+                let f = f.expect("entry").path();
+                let text = std::fs::read_to_string(&f).unwrap_or_default();
+                for helper in ["fail() {", "put() {", "pkg_install() {", "apt_ready() {"] {
+                    assert!(
+                        !text.contains(helper),
+                        "{}: defines {helper} again; include apt.sh instead",
+                        f.display()
+                    );
+                }
+            }
+        }
     }
 }

@@ -33,10 +33,18 @@ pub struct Manifest {
     pub upgrade_script: Option<String>,
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// On cancel: TERM to the script's process group, then KILL after this many seconds, so a
+    /// package step can finish (dpkg killed midway leaves the server needing a repair).
+    #[serde(default = "default_cancel_grace")]
+    pub cancel_grace_seconds: u64,
 }
 
 fn default_timeout() -> u64 {
     1800
+}
+
+fn default_cancel_grace() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

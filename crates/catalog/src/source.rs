@@ -31,6 +31,8 @@ pub trait FileSource {
     fn size(&self, rel: &str) -> Result<u64, ReadProblem>;
     fn read_bytes(&self, rel: &str) -> Result<Vec<u8>, ReadProblem>;
     fn label(&self, rel: &str) -> String;
+    /// A file of the shared library (`_lib/NAME` beside the installer directories).
+    fn library(&self, name: &str) -> Result<String, ReadProblem>;
 
     /// Reads a UTF-8 file, refusing it unread when it is larger than `limit` (`too_big` gives
     /// the message for a size).
@@ -95,6 +97,18 @@ impl FileSource for Bundled<'_> {
     fn label(&self, rel: &str) -> String {
         format!("bundled:installers/{}", self.0.path().join(rel).display())
     }
+    fn library(&self, name: &str) -> Result<String, ReadProblem> {
+        bundled_library(name)
+    }
+}
+
+/// A library file compiled in (`installers/_lib/NAME`).
+fn bundled_library(name: &str) -> Result<String, ReadProblem> {
+    let path = format!("{}/{name}", crate::include::LIBRARY_DIR);
+    let file = super::BUNDLED.get_file(&path).ok_or_else(|| {
+        ReadProblem::whole(format!("{name} does not exist in the bundled library"))
+    })?;
+    utf8(&path, file.contents().to_vec())
 }
 
 pub struct OnDisk(pub PathBuf);
@@ -135,6 +149,19 @@ impl FileSource for OnDisk {
     }
     fn label(&self, rel: &str) -> String {
         self.0.join(rel).display().to_string()
+    }
+    /// `_lib/NAME` beside this installer's directory when that directory has one (a catalog
+    /// with its own library), else the bundled library.
+    fn library(&self, name: &str) -> Result<String, ReadProblem> {
+        let Some(dir) = self.0.parent().map(|p| p.join(crate::include::LIBRARY_DIR)) else {
+            return bundled_library(name);
+        };
+        if !dir.is_dir() {
+            return bundled_library(name);
+        }
+        let lib = OnDisk(dir);
+        let too_big = |size: u64| crate::script::size_problem(size).unwrap_or_default();
+        lib.read_limited(name, crate::script::MAX_SCRIPT_BYTES as u64, &too_big)
     }
 }
 

@@ -61,8 +61,8 @@ pub(crate) struct JobContext {
     pub sudo: SudoPasswords,
     pub catalog: Arc<Catalog>,
     pub settings: JobSettings,
-    /// Grace between TERM and KILL of a remote process group.
-    pub kill_grace: Duration,
+    /// Replaces the manifests' grace between TERM and KILL (`PROVISION_TUI_KILL_GRACE`).
+    pub kill_grace_override: Option<Duration>,
     /// This process, as recorded on jobs and leases.
     pub owner: String,
 }
@@ -71,6 +71,18 @@ impl JobContext {
     pub fn emit(&self, e: Event) {
         // No subscriber is not an error: events are for whoever listens.
         let _ = self.events.send(e);
+    }
+
+    /// Grace between TERM and KILL of a job's remote process group: the installer's
+    /// `cancel_grace_seconds` (30 s when it is no longer in the catalog), unless overridden.
+    pub fn kill_grace(&self, app_id: &str) -> Duration {
+        self.kill_grace_override.unwrap_or_else(|| {
+            Duration::from_secs(
+                self.catalog
+                    .get(app_id)
+                    .map_or(30, |i| i.manifest.cancel_grace_seconds),
+            )
+        })
     }
 
     pub fn ssh_target(&self, server: &Server) -> Result<SshTarget> {

@@ -191,7 +191,7 @@ impl Engine {
             sudo: inner.sudo_passwords.clone(),
             catalog: self.catalog(),
             settings: inner.config.jobs.clone(),
-            kill_grace: inner.config.ssh.kill_grace,
+            kill_grace_override: inner.config.ssh.kill_grace,
             owner: inner.owner.clone(),
         }
     }

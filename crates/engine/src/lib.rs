@@ -10,6 +10,7 @@ pub mod health;
 mod import;
 pub mod inventory;
 pub mod jobs;
+mod package_manager;
 pub mod queries;
 mod ssh_targets;
 

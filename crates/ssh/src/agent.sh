@@ -60,7 +60,8 @@ end() {
 }
 
 # Runs the job with this agent as its supervisor: $1 spool, $2 timeout, $3 name, $4 masked env
-# names, $5 script, then the interpreter. Two processes besides the installer's own: `timeout`
+# names, $5 script, then the interpreter; `timeout` KILLs $kg s after its TERM (the cancel grace:
+# a TERM from a cancel reaches `timeout` too, and its -k would otherwise cut the grace short). Two processes besides the installer's own: `timeout`
 # (exec'd by the subshell that wrote its pid, so that pid is its process group, the one a kill
 # targets) and the `tee` of stdout. Stderr, usually small, is copied by this shell itself
 # (lastpipe: no fork). SIGPIPE is ignored here, not in the job: when the channel goes, the
@@ -94,7 +95,7 @@ supervise() {
   fi
   local tee_pid=$!
   exec 5>>"$d.err"
-  { trap - PIPE; echo "$BASHPID" >"$d.pid"; exec timeout -k 30 "$t" "$@" -c "$s" "$n" </dev/null 5>&-; } 2>&1 1>&3 3>&- |
+  { trap - PIPE; echo "$BASHPID" >"$d.pid"; exec timeout -k "$kg" "$t" "$@" -c "$s" "$n" </dev/null 5>&-; } 2>&1 1>&3 3>&- |
     while IFS= read -r line || [ -n "$line" ]; do
       for v in "${vals[@]}"; do line=${line//"$v"/***}; done
       printf '%s\n' "$line" >&5
@@ -156,6 +157,7 @@ sweep() {
 case $mode in
 start)
   rec t
+  rec kg
   rec n
   rec age
   rec m

@@ -188,6 +188,7 @@ pub async fn start(
         .collect();
     let mut req = agent_request("start", spec.key);
     record(&mut req, &spec.timeout.as_secs().max(1).to_string());
+    record(&mut req, &spec.kill_grace.as_secs().max(1).to_string());
     record(&mut req, if name.is_empty() { "installer" } else { &name });
     record(
         &mut req,

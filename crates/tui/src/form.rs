@@ -387,6 +387,7 @@ fn form_manifest(id: &str, name: &str, inputs: Vec<InputSpec>) -> Manifest {
         uninstall_script: None,
         upgrade_script: None,
         depends_on: Vec::new(),
+        cancel_grace_seconds: 0,
     }
 }
 

@@ -26,8 +26,9 @@ pub struct SshSettings {
     pub auth_timeout: Duration,
     pub keepalive_interval: Duration,
     pub inactivity_timeout: Duration,
-    /// Grace between TERM and KILL when killing a remote process group.
-    pub kill_grace: Duration,
+    /// Grace between TERM and KILL when killing a remote process group; when set
+    /// (`PROVISION_TUI_KILL_GRACE`, seconds) it replaces every manifest's `cancel_grace_seconds`.
+    pub kill_grace: Option<Duration>,
     /// Pooled connections with no lease close after this long.
     pub idle_timeout: Duration,
     /// Pooled connections are replaced (not torn down under a running job) after this long.
@@ -66,7 +67,10 @@ impl Default for SshSettings {
             auth_timeout: Duration::from_secs(15),
             keepalive_interval: Duration::from_secs(15),
             inactivity_timeout: Duration::from_secs(3600),
-            kill_grace: Duration::from_secs(env_secs("PROVISION_TUI_KILL_GRACE", 5)),
+            kill_grace: std::env::var("PROVISION_TUI_KILL_GRACE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_secs),
             idle_timeout: Duration::from_secs(env_secs("PROVISION_TUI_IDLE_TIMEOUT", 300)),
             max_age: Duration::from_secs(env_secs("PROVISION_TUI_POOL_MAX_AGE", 3600)),
             kex: std::env::var("PROVISION_TUI_KEX")

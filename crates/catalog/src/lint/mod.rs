@@ -68,6 +68,21 @@ fn static_regex(pattern: &str) -> Regex {
     Regex::new(pattern).expect("a static regex in ptui-catalog's linter compiles")
 }
 
+/// Moves findings in assembled scripts to the file and line they came from (a shared library
+/// file is named `../_lib/NAME`), and reports a library line once, not once per script.
+pub(crate) fn at_origins(inst: &Installer, findings: &mut Vec<LintFinding>) {
+    for f in findings.iter_mut() {
+        if f.file != "manifest.yml" {
+            (f.file, f.line) = inst.script_origin(&f.file, f.line);
+        }
+    }
+    let mut seen = BTreeSet::new();
+    findings.retain(|f| {
+        !f.file.starts_with("../")
+            || seen.insert((f.file.clone(), f.line, f.code.clone(), f.message.clone()))
+    });
+}
+
 /// The static checks of one installer (no external programs).
 pub fn lint_installer(inst: &Installer) -> Vec<LintFinding> {
     let id = inst.id().to_string();
@@ -107,6 +122,7 @@ pub fn lint_installer(inst: &Installer) -> Vec<LintFinding> {
     for (path, text) in inst.scripts() {
         out.extend(script::lint_script(&id, path, text, &inputs, &mut used));
     }
+    at_origins(inst, &mut out);
     for (idx, input) in m.inputs.iter().enumerate() {
         if !used.contains(&input.env_name()) {
             out.push(manifest_finding(

@@ -77,6 +77,7 @@ pub fn shellcheck_installer(inst: &Installer) -> Option<Vec<LintFinding>> {
             }
         }
     }
+    super::at_origins(inst, &mut out);
     Some(out)
 }
 

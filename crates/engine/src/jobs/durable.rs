@@ -60,7 +60,7 @@ pub(crate) async fn follow_to_end(
                     from,
                     cancel,
                     kill_at,
-                    ctx.kill_grace,
+                    ctx.kill_grace(&job.app_id),
                     sink.output(&mut on_line),
                 )
                 .await;

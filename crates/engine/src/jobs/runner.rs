@@ -333,7 +333,7 @@ async fn execute(
         masked,
         timeout,
         timeout_slack: ctx.settings.timeout_slack,
-        kill_grace: ctx.kill_grace,
+        kill_grace: ctx.kill_grace(installer.id()),
         spool_max_age: ctx.settings.spool_max_age,
     };
     // Recorded before the job is sent: if this process dies right after, an adopter knows
