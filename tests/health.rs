@@ -649,3 +649,54 @@ fn check_command_reports_one_sweep() {
         "{p}"
     );
 }
+
+/// Exit 1 (`installer_validation`: the installer refused its inputs and changed nothing) puts
+/// the server back where the job found it, not in error, and opens no `provisioning_failed`;
+/// exit 2 right after does both, so the watcher did see the first job.
+#[test]
+fn an_installer_refusing_its_inputs_opens_no_incident_and_leaves_no_error() {
+    let hook = Hook::start();
+    let env = TestEnv::new();
+    let sshd = Sshd::start();
+    env.add_server("s", &sshd);
+    write_config(&env, &fast_config(&hook, ""));
+    let mut w = Watch::start(&env);
+    w.wait(20, "first sample", |e| is_sample(e, "s"));
+
+    let out = env.run(&["install", "exit-code", "--on", "s", "--set", "code=1"]);
+    assert_eq!(out.status.code(), Some(10), "installer_validation exit");
+    let show = env.server_json("s");
+    assert_eq!(show["server"]["status"], "pending_setup", "{show}");
+    let last = &show["events"][0];
+    assert_eq!(last["from_status"], "provisioning", "{last}");
+    assert_eq!(last["to_status"], "pending_setup", "{last}");
+
+    let out = env.run(&["install", "exit-code", "--on", "s", "--set", "code=2"]);
+    assert_eq!(out.status.code(), Some(11), "installation exit");
+    assert_eq!(env.server_json("s")["server"]["status"], "error");
+    let failed = w.wait(30, "provisioning_failed for the exit-2 job", |e| {
+        e["event"] == "incident_changed" && e["incident"]["kind"] == "provisioning_failed"
+    });
+    let incs: Value = serde_json::from_str(&env.ok(&["incidents", "--json"])).unwrap();
+    let provisioning: Vec<&Value> = incs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "provisioning_failed")
+        .collect();
+    assert_eq!(provisioning.len(), 1, "only the exit-2 job: {incs:#}");
+    let details = provisioning[0]["details"].as_str().unwrap_or_default();
+    assert!(
+        details.contains("installation") || details.contains("exit"),
+        "{failed:#}"
+    );
+    let jobs = env.jobs_json();
+    let exit2 = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["exit_code"] == 2)
+        .unwrap()["id"]
+        .clone();
+    assert!(details.contains(&format!("job #{exit2} ")), "{details}");
+}
