@@ -62,6 +62,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "unknown input \"nope\"",
     ),
     (
+        "visible-short-unknown",
+        "id: visible-short-unknown\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: a\n    type: string\n    visible_if:\n      nope: x\n",
+        ":9:7:",
+        "unknown input \"nope\"",
+    ),
+    (
+        "visible-short-type",
+        "id: visible-short-type\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: n\n    type: integer\n  - name: a\n    type: string\n    visible_if:\n      n: [1, many]\n",
+        ":11:7:",
+        "visible_if n \"many\": n is an integer",
+    ),
+    (
+        "visible-rich-field",
+        "id: visible-rich-field\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: n\n    type: integer\n  - name: a\n    type: string\n    visible_if:\n      input: n\n      mode: x\n",
+        ":11:7:",
+        "unknown field `mode` in visible_if",
+    ),
+    (
         "dup-input",
         "id: dup-input\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: a\n    type: string\n  - name: a\n    type: integer\n",
         ":8:5:",
@@ -440,4 +458,40 @@ fn upgrade_refuses_to_run_without_a_required_secret_its_script_reads() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("upgrade has a key: yes"), "{stdout}");
+}
+
+/// The shorthand the installer platform publishes (`visible_if: {other: value}`) validates,
+/// and `catalog show` states the condition.
+#[test]
+fn published_visible_if_shorthand_validates_and_shows() {
+    let env = TestEnv::new();
+    let root = env.path().join("short");
+    write_installer(
+        &root,
+        "short",
+        "id: short\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: other_field\n    type: select\n    default: value\n    validation: {allowed_values: [value, other]}\n  - name: tls\n    type: boolean\n    default: false\n  - name: shown\n    type: string\n    visible_if:\n      other_field: \"value\"\n      tls: true\n  - name: either\n    type: string\n    visible_if: {other_field: [value, other]}\n",
+    );
+    write_installer(&root, "good-one", &GOOD.replace("NAME", "good-one"));
+    let (code, text) = validate(&env, &root);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("ok  short") && text.contains("ok  good-one"),
+        "{text}"
+    );
+    let out = env
+        .cmd()
+        .arg("--installers")
+        .arg(&root)
+        .args(["catalog", "show", "short"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("shown if other_field = value and tls = true"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("shown if other_field in [value, other]"),
+        "{stdout}"
+    );
 }

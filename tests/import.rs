@@ -242,3 +242,60 @@ fn dynamic_inventory_adds_updates_never_deletes() {
     let failing = env.run(&["import", "command", "echo oops >&2; exit 3"]);
     assert!(String::from_utf8_lossy(&failing.stderr).contains("oops"));
 }
+
+#[test]
+fn ansible_ini_host_port_is_the_port_not_part_of_the_name() {
+    let env = TestEnv::new();
+    env.ok(&["import", "ansible", &inv("ansible_guide.ini")]);
+    let s = servers(&env);
+    assert!(
+        !s.contains_key("badwolf.example.com-5309"),
+        "{:?}",
+        s.keys()
+    );
+    assert_eq!(s["badwolf.example.com"]["port"], 5309);
+    assert_eq!(s["badwolf.example.com"]["host"], "192.0.2.10");
+    // [v6]:port, and a port on the line beaten by ansible_port on the same line.
+    assert_eq!(s["2001-db8--7"]["host"], "2001:db8::7");
+    assert_eq!(s["2001-db8--7"]["port"], 2201);
+    assert_eq!(s["one.example.com"]["port"], 2300);
+    // Ranges with a step.
+    assert!(s.contains_key("www09.example.com") && !s.contains_key("www02.example.com"));
+}
+
+#[test]
+fn ansible_list_json_through_import_command() {
+    let env = TestEnv::new();
+    let json = r#"{"_meta": {"hostvars": {"a1": {"ansible_host": "10.0.0.1", "ansible_port": 2201},
+        "b1": {"ansible_user": "bee"}}},
+      "all": {"children": ["ungrouped", "aws_ec2"], "vars": {"ansible_user": "ec2-user"}},
+      "aws_ec2": {"hosts": ["a1"], "children": ["tag_role_db"]},
+      "tag_role_db": {"hosts": ["b1"], "vars": {"ansible_become": true}},
+      "ungrouped": {}}"#;
+    let file = env.path().join("list.json");
+    std::fs::write(&file, json).unwrap();
+    let rep = report(&env.ok(&[
+        "import",
+        "command",
+        &format!("cat {}", file.display()),
+        "--json",
+    ]));
+    assert_eq!(rep["a1"], "added");
+    let s = servers(&env);
+    assert_eq!(s["a1"]["host"], "10.0.0.1");
+    assert_eq!(s["a1"]["port"], 2201);
+    assert_eq!(s["a1"]["user"], "ec2-user");
+    assert_eq!(s["b1"]["user"], "bee");
+    assert_eq!(
+        s["b1"]["tags"],
+        serde_json::json!(["aws_ec2", "tag_role_db"])
+    );
+    let show: Value = serde_json::from_str(&env.ok(&["server", "show", "b1", "--json"])).unwrap();
+    assert_eq!(show["sudo"]["escalate"], true, "{show}");
+
+    // A group whose hosts are not a list is named.
+    let bad = env.run(&["import", "command", r#"echo '{"web": {"hosts": "a"}}'"#]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("web.hosts: expected a list of names"), "{err}");
+}

@@ -608,12 +608,12 @@ fn upgrade_runs_its_script_under_its_shebang_and_keeps_recorded_inputs() {
         "--set",
         "level=4",
     ]);
-    // The required `site` is left out: an upgrade reuses what it is given.
+    // The required `site` is left out: the upgrade takes it from the recorded deployment.
     let out = env.ok(&["upgrade", "upgradable", "--on", "s", "--set", "level=5"]);
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     assert!(
         out.contains(&format!(
-            "upgrade as upgradable/upgrade.sh action=upgrade bash=none level=5 site=unset cwd={home}"
+            "upgrade as upgradable/upgrade.sh action=upgrade bash=none level=5 site=alpha cwd={home}"
         )),
         "{out}"
     );

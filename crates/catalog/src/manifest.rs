@@ -171,20 +171,28 @@ pub struct Validation {
     pub allow_short: bool,
 }
 
-/// Shows an input only when another input's value matches.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+/// Shows an input only when other inputs' values match. Two spellings in YAML:
+/// the rich form `{input: other, equals: v}` (or `not_equals: v`, `one_of: [a, b]`), and the
+/// published shorthand `{other: v, third: [a, b]}` (every key must match; a list means one of).
+/// The rich form is recognised by its `input` key.
+#[derive(Debug, Clone, PartialEq)]
 pub struct VisibleIf {
+    /// All must match. Never empty.
+    pub conditions: Vec<Condition>,
+    /// Written in the rich form (so it serialises back the same way).
+    pub rich: bool,
+}
+
+/// One test of another input's value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
     pub input: String,
-    #[serde(default)]
     pub equals: Option<Scalar>,
-    #[serde(default)]
     pub not_equals: Option<Scalar>,
-    #[serde(default)]
     pub one_of: Option<Vec<Scalar>>,
 }
 
-impl VisibleIf {
+impl Condition {
     pub fn matches(&self, value: Option<&str>) -> bool {
         let v = value.unwrap_or("");
         if let Some(e) = &self.equals
@@ -205,6 +213,13 @@ impl VisibleIf {
         true
     }
 
+    /// The values the condition names (for type checks).
+    pub fn values(&self) -> Vec<&Scalar> {
+        let mut out: Vec<&Scalar> = self.equals.iter().chain(&self.not_equals).collect();
+        out.extend(self.one_of.iter().flatten());
+        out
+    }
+
     pub fn describe(&self) -> String {
         if let Some(e) = &self.equals {
             format!("{} = {}", self.input, e.as_text())
@@ -216,6 +231,155 @@ impl VisibleIf {
         } else {
             format!("{} is set", self.input)
         }
+    }
+}
+
+impl VisibleIf {
+    /// `value(name)` gives another input's effective value.
+    pub fn matches<'a>(&self, value: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.conditions.iter().all(|c| c.matches(value(&c.input)))
+    }
+
+    /// The inputs this depends on.
+    pub fn inputs(&self) -> impl Iterator<Item = &str> {
+        self.conditions.iter().map(|c| c.input.as_str())
+    }
+
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self.conditions.iter().map(Condition::describe).collect();
+        parts.join(" and ")
+    }
+}
+
+/// A condition's value as written: one scalar or a list of them.
+#[derive(Deserialize, Serialize)]
+#[serde(untagged)]
+enum CondValue {
+    One(Scalar),
+    Many(Vec<Scalar>),
+}
+
+const RICH_KEYS: &[&str] = &["input", "equals", "not_equals", "one_of"];
+
+impl<'de> Deserialize<'de> for VisibleIf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = VisibleIf;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a mapping: {input: other, equals: value} or the shorthand {other: value}",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<VisibleIf, A::Error> {
+                let mut pairs: Vec<(String, CondValue)> = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    if pairs.iter().any(|(p, _)| *p == k) {
+                        return Err(A::Error::custom(format!("visible_if: duplicate key `{k}`")));
+                    }
+                    let v = map.next_value::<CondValue>().map_err(|_| {
+                        A::Error::custom(format!(
+                            "visible_if `{k}`: expected a value (text, number, true/false) or a list of values"
+                        ))
+                    })?;
+                    pairs.push((k, v));
+                }
+                build(pairs).map_err(A::Error::custom)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn build(pairs: Vec<(String, CondValue)>) -> Result<VisibleIf, String> {
+    if pairs.is_empty() {
+        return Err("visible_if is empty: name at least one input, e.g. {other: value}".into());
+    }
+    let rich_input = pairs.iter().find_map(|(k, v)| match (k.as_str(), v) {
+        ("input", CondValue::One(Scalar::Str(s))) => Some(s.clone()),
+        _ => None,
+    });
+    let Some(input) = rich_input else {
+        let conditions = pairs
+            .into_iter()
+            .map(|(input, v)| {
+                let (equals, one_of) = match v {
+                    CondValue::One(s) => (Some(s), None),
+                    CondValue::Many(l) => (None, Some(l)),
+                };
+                Condition {
+                    input,
+                    equals,
+                    not_equals: None,
+                    one_of,
+                }
+            })
+            .collect();
+        return Ok(VisibleIf {
+            conditions,
+            rich: false,
+        });
+    };
+    let mut c = Condition {
+        input,
+        equals: None,
+        not_equals: None,
+        one_of: None,
+    };
+    for (k, v) in pairs {
+        match (k.as_str(), v) {
+            ("input", _) => {}
+            ("equals", CondValue::One(s)) => c.equals = Some(s),
+            ("not_equals", CondValue::One(s)) => c.not_equals = Some(s),
+            ("one_of", CondValue::Many(l)) => c.one_of = Some(l),
+            ("one_of", CondValue::One(s)) => c.one_of = Some(vec![s]),
+            ("equals" | "not_equals", CondValue::Many(_)) => {
+                return Err(format!(
+                    "visible_if `{k}` takes one value; use one_of for a list"
+                ));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unknown field `{other}` in visible_if with `input:`, expected one of {} \
+                     (the shorthand {{other: value}} has no `input` key)",
+                    RICH_KEYS.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(VisibleIf {
+        conditions: vec![c],
+        rich: true,
+    })
+}
+
+impl Serialize for VisibleIf {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for c in &self.conditions {
+            if self.rich {
+                m.serialize_entry("input", &c.input)?;
+                if let Some(e) = &c.equals {
+                    m.serialize_entry("equals", e)?;
+                }
+                if let Some(e) = &c.not_equals {
+                    m.serialize_entry("not_equals", e)?;
+                }
+                if let Some(e) = &c.one_of {
+                    m.serialize_entry("one_of", e)?;
+                }
+            } else if let Some(e) = &c.equals {
+                m.serialize_entry(&c.input, e)?;
+            } else if let Some(l) = &c.one_of {
+                m.serialize_entry(&c.input, l)?;
+            }
+        }
+        m.end()
     }
 }
 

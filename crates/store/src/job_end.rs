@@ -10,7 +10,7 @@ use color_eyre::eyre::{Result, bail, eyre};
 use ptui_types::error::ErrorKind;
 use ptui_types::job::{Job, JobAction, JobStatus};
 use ptui_types::server::{Server, ServerStatus};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 /// How a job ended, and what the catalog says about its installer.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +23,55 @@ pub struct JobEnd<'a> {
     pub installs_app: bool,
     /// Installers that are not apps: a server with only these left after an uninstall is ready.
     pub base_installers: &'a [String],
+}
+
+/// Puts a server this job moved into provisioning back to the status it came from
+/// (pending_setup, error or force_rebuild). `None` when the job did not move it.
+fn undo_provisioning_in(
+    tx: &rusqlite::Connection,
+    s: &Server,
+    job_id: i64,
+    reason: &str,
+) -> Result<Option<Server>> {
+    if s.status != ServerStatus::Provisioning {
+        return Ok(None);
+    }
+    let from: Option<String> = tx
+        .query_row(
+            "SELECT from_status FROM server_events WHERE server_id=?1 AND job_id=?2
+             AND to_status='provisioning' ORDER BY id DESC LIMIT 1",
+            params![s.id, job_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .sql()?
+        .flatten();
+    let Some(back) = from.as_deref().and_then(ServerStatus::parse).filter(|b| {
+        matches!(
+            b,
+            ServerStatus::PendingSetup | ServerStatus::Error | ServerStatus::ForceRebuild
+        )
+    }) else {
+        return Ok(None);
+    };
+    // Not a move of the lifecycle (provisioning -> pending_setup is no operator choice): the
+    // job's own step undone, with an event like any other.
+    let now = ptui_types::time::now_ms();
+    tx.execute(
+        "UPDATE servers SET status=?1, updated_at=?2 WHERE id=?3",
+        params![back.as_str(), now, s.id],
+    )
+    .sql()?;
+    tx.execute(
+        "INSERT INTO server_events(server_id, ts, from_status, to_status, reason, job_id) VALUES(?1,?2,?3,?4,?5,?6)",
+        params![s.id, now, s.status.as_str(), back.as_str(), format!("{reason} (installer refused its inputs)"), job_id],
+    )
+    .sql()?;
+    Ok(Some(Server {
+        status: back,
+        updated_at: now,
+        ..s.clone()
+    }))
 }
 
 impl Store {
@@ -47,6 +96,12 @@ impl Store {
                 }
             };
             if end.status != JobStatus::Succeeded {
+                if end.kind == Some(ErrorKind::InstallerValidation) {
+                    // Exit 1: the installer refused its inputs and changed nothing, so the
+                    // server goes back to where this job found it, not to error.
+                    let s = undo_provisioning_in(tx, &s, job.id, &reason)?.unwrap_or(s);
+                    return Ok((done, Some(s)));
+                }
                 let s = to(&s, ServerStatus::Provisioning, ServerStatus::Error)?.unwrap_or(s);
                 return Ok((done, Some(s)));
             }
@@ -240,5 +295,38 @@ mod tests {
         assert_eq!(done.exit_code, Some(2));
         assert_eq!(after.map(|x| x.status), Some(ServerStatus::Error));
         assert!(s.deployments(Some(srv.id)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_installer_refusing_its_inputs_puts_the_server_back_not_in_error() {
+        let (_d, s) = crate::test_store();
+        let refused = JobEnd {
+            status: JobStatus::Failed,
+            kind: Some(ErrorKind::InstallerValidation),
+            message: Some("exit 1"),
+            exit_code: Some(1),
+            installs_app: true,
+            base_installers: &[],
+        };
+        for from in [
+            ServerStatus::PendingSetup,
+            ServerStatus::Error,
+            ServerStatus::ForceRebuild,
+        ] {
+            let srv = crate::test_server(&s, &format!("s-{from}"), from);
+            let j = job(&s, &srv, "app", JobAction::Install);
+            s.enter_provisioning(&j, srv.id).unwrap();
+            let (_, after) = s.record_job_end(&j, &refused).unwrap();
+            assert_eq!(after.map(|x| x.status), Some(from), "{from}");
+            let ev = s.server_events(srv.id, 1).unwrap();
+            assert_eq!(ev[0].to_status, from);
+            assert_eq!(ev[0].job_id, Some(j.id));
+        }
+        // A ready server stays ready.
+        let srv = crate::test_server(&s, "r", ServerStatus::Ready);
+        let j = job(&s, &srv, "app", JobAction::Install);
+        s.enter_provisioning(&j, srv.id).unwrap();
+        let (_, after) = s.record_job_end(&j, &refused).unwrap();
+        assert_eq!(after.map(|x| x.status), Some(ServerStatus::Ready));
     }
 }

@@ -259,26 +259,35 @@ pub fn visibility(m: &Manifest, given: &BTreeMap<String, String>) -> BTreeMap<St
             raw
         })
     };
+    // An input is shown when its conditions match and every input they name is shown too
+    // (hidden parents hide their children). `depth` bounds a cycle, which validate reports.
+    fn shown(
+        m: &Manifest,
+        name: &str,
+        effective: &dyn Fn(&str) -> Option<String>,
+        memo: &mut BTreeMap<String, bool>,
+        depth: usize,
+    ) -> bool {
+        if let Some(v) = memo.get(name) {
+            return *v;
+        }
+        let Some(input) = m.inputs.iter().find(|i| i.name == name) else {
+            return false;
+        };
+        let v = match &input.visible_if {
+            None => true,
+            Some(_) if depth > m.inputs.len() => false,
+            Some(vi) => vi.conditions.iter().all(|c| {
+                c.matches(effective(&c.input).as_deref())
+                    && shown(m, &c.input, effective, memo, depth + 1)
+            }),
+        };
+        memo.insert(name.to_string(), v);
+        v
+    }
     let mut out = BTreeMap::new();
     for input in &m.inputs {
-        let mut visible = true;
-        let mut cur = input;
-        let mut hops = 0;
-        // Walk up the chain: hidden parents hide their children.
-        while let Some(vi) = &cur.visible_if {
-            if !vi.matches(effective(&vi.input).as_deref()) || hops > m.inputs.len() {
-                visible = false;
-                break;
-            }
-            match m.inputs.iter().find(|i| i.name == vi.input) {
-                Some(p) => cur = p,
-                None => {
-                    visible = false;
-                    break;
-                }
-            }
-            hops += 1;
-        }
+        let visible = shown(m, &input.name, &effective, &mut out, 0);
         out.insert(input.name.clone(), visible);
     }
     out
@@ -397,6 +406,33 @@ mod tests {
   - {name: p, type: port}
   - {name: extra, type: string, required: true, visible_if: {input: b, equals: true}}
 "#;
+
+    #[test]
+    fn visible_if_shorthand_all_keys_and_lists() {
+        let m = manifest(
+            r#"
+  - {name: tls, type: boolean, default: false}
+  - {name: mode, type: select, default: a, validation: {allowed_values: [a, b, c]}}
+  - {name: cert, type: string, required: true, visible_if: {tls: true, mode: [b, c]}}
+  - {name: key, type: string, visible_if: {cert: x}}
+"#,
+        );
+        let shown = |pairs: &[(&str, &str)]| visibility(&m, &given(pairs));
+        assert!(!shown(&[])["cert"], "tls false by default");
+        assert!(!shown(&[("tls", "yes")])["cert"], "mode a is not in [b, c]");
+        assert!(shown(&[("tls", "yes"), ("mode", "c")])["cert"]);
+        assert!(
+            !shown(&[("tls", "no"), ("mode", "c")])["cert"],
+            "every key must match"
+        );
+        // A hidden parent hides its child even when the child's own condition matches.
+        assert!(!shown(&[("cert", "x")])["key"]);
+        assert!(shown(&[("tls", "true"), ("mode", "b"), ("cert", "x")])["key"]);
+        // Hidden and required: not asked for.
+        assert!(resolve_inputs(&m, &given(&[])).is_ok());
+        let err = resolve_inputs(&m, &given(&[("tls", "true"), ("mode", "b")])).unwrap_err();
+        assert_eq!(err[0].input, "cert", "{err:?}");
+    }
 
     #[test]
     fn sensitive_values_never_appear_in_messages() {

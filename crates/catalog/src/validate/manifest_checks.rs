@@ -4,7 +4,7 @@
 use super::input_names::input_name_problem;
 use super::input_values::{check_value, compile_pattern};
 use crate::locate::{Seg, locate};
-use crate::manifest::{InputType, Manifest};
+use crate::manifest::{InputSpec, InputType, Manifest, Scalar};
 use std::collections::{BTreeMap, HashSet};
 
 /// A manifest problem with its position in the file.
@@ -153,29 +153,48 @@ pub fn check_manifest(m: &Manifest, text: &str, dir_name: Option<&str>) -> Vec<M
             ));
         }
         if let Some(vi) = &input.visible_if {
-            let vip = vec![
-                Seg::Key("inputs"),
-                Seg::Index(idx),
-                Seg::Key("visible_if"),
-                Seg::Key("input"),
-            ];
-            if vi.input == input.name {
-                out.push(issue(
-                    text,
-                    &vip,
-                    format!("input {}: visible_if cannot refer to itself", input.name),
-                ));
-            } else if !names.contains(&vi.input.as_str()) {
-                out.push(issue(
-                    text,
-                    &vip,
-                    format!(
-                        "input {}: visible_if names unknown input {:?}; known: {}",
-                        input.name,
-                        vi.input,
-                        names.join(", ")
-                    ),
-                ));
+            for c in &vi.conditions {
+                let key = if vi.rich { "input" } else { c.input.as_str() };
+                let vip = vec![
+                    Seg::Key("inputs"),
+                    Seg::Index(idx),
+                    Seg::Key("visible_if"),
+                    Seg::Key(key),
+                ];
+                let parent = m.inputs.iter().find(|i| i.name == c.input);
+                if c.input == input.name {
+                    out.push(issue(
+                        text,
+                        &vip,
+                        format!("input {}: visible_if cannot refer to itself", input.name),
+                    ));
+                } else if let Some(parent) = parent {
+                    for v in c.values() {
+                        if let Some(why) = condition_value_problem(parent, v) {
+                            out.push(issue(
+                                text,
+                                &vip,
+                                format!(
+                                    "input {}: visible_if {} {:?}: {why}",
+                                    input.name,
+                                    c.input,
+                                    v.as_text()
+                                ),
+                            ));
+                        }
+                    }
+                } else {
+                    out.push(issue(
+                        text,
+                        &vip,
+                        format!(
+                            "input {}: visible_if names unknown input {:?}; known: {}",
+                            input.name,
+                            c.input,
+                            names.join(", ")
+                        ),
+                    ));
+                }
             }
         }
         if let Some(d) = &input.default {
@@ -203,29 +222,64 @@ pub fn check_manifest(m: &Manifest, text: &str, dir_name: Option<&str>) -> Vec<M
     out
 }
 
+/// Why a `visible_if` value can never be the value of `parent`, if so.
+fn condition_value_problem(parent: &InputSpec, v: &Scalar) -> Option<String> {
+    let text = v.as_text();
+    match parent.kind {
+        InputType::Boolean => (!matches!(text.as_str(), "true" | "false"))
+            .then(|| format!("{} is a boolean: write true or false", parent.name)),
+        InputType::Integer => text
+            .parse::<i64>()
+            .is_err()
+            .then(|| format!("{} is an integer: write a whole number", parent.name)),
+        InputType::Port => (!text.parse::<u16>().is_ok_and(|p| p > 0))
+            .then(|| format!("{} is a port: write a number 1-65535", parent.name)),
+        InputType::Select => (!parent.allowed_values().contains(&text)).then(|| {
+            format!(
+                "{} is a select: write one of {}",
+                parent.name,
+                parent.allowed_values().join(", ")
+            )
+        }),
+        InputType::String | InputType::Password | InputType::Email => None,
+    }
+}
+
+/// A chain of `visible_if` references that comes back to where it started, if any.
 fn visible_if_cycle(m: &Manifest) -> Option<String> {
-    let parent: BTreeMap<&str, &str> = m
+    let parents: BTreeMap<&str, Vec<&str>> = m
         .inputs
         .iter()
         .filter_map(|i| {
             i.visible_if
                 .as_ref()
-                .map(|v| (i.name.as_str(), v.input.as_str()))
+                .map(|v| (i.name.as_str(), v.inputs().collect()))
         })
         .collect();
-    for start in parent.keys() {
-        let mut chain = vec![*start];
-        let mut cur = *start;
-        while let Some(&next) = parent.get(cur) {
+    fn walk<'a>(
+        cur: &'a str,
+        parents: &BTreeMap<&'a str, Vec<&'a str>>,
+        chain: &mut Vec<&'a str>,
+    ) -> Option<String> {
+        for &next in parents.get(cur).into_iter().flatten() {
             if chain.contains(&next) {
                 chain.push(next);
                 return Some(chain.join(" -> "));
             }
+            if chain.len() > parents.len() {
+                return None;
+            }
             chain.push(next);
-            cur = next;
+            if let Some(c) = walk(next, parents, chain) {
+                return Some(c);
+            }
+            chain.pop();
         }
+        None
     }
-    None
+    parents
+        .keys()
+        .find_map(|start| walk(start, &parents, &mut vec![*start]))
 }
 
 #[cfg(test)]
@@ -249,5 +303,61 @@ mod tests {
         assert_eq!(find("invalid regex").line, 11);
         assert_eq!(find("default \"0\"").line, 14);
         assert_eq!(find("unknown input \"nope\"").line, 20);
+    }
+
+    #[test]
+    fn visible_if_shorthand_keeps_every_check() {
+        let text = "id: x\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: tls\n    type: boolean\n  - name: mode\n    type: select\n    validation: {allowed_values: [a, b]}\n  - name: port\n    type: port\n  - name: k\n    type: string\n    visible_if:\n      tls: yes-please\n      mode: [a, c]\n      nope: 1\n      port: 70000\n  - name: ok\n    type: string\n    visible_if:\n      tls: true\n      mode: [a, b]\n";
+        let m: Manifest = yaml_serde::from_str(text).unwrap();
+        let issues = check_manifest(&m, text, None);
+        let find = |s: &str| {
+            issues
+                .iter()
+                .find(|i| i.message.contains(s))
+                .unwrap_or_else(|| panic!("{s}: {issues:?}"))
+        };
+        assert_eq!(find("tls \"yes-please\": tls is a boolean").line, 16);
+        assert_eq!(
+            find("mode \"c\": mode is a select: write one of a, b").line,
+            17
+        );
+        assert_eq!(find("unknown input \"nope\"").line, 18);
+        assert_eq!(find("port \"70000\": port is a port").line, 19);
+        assert_eq!(issues.len(), 4, "the `ok` input is sound: {issues:?}");
+    }
+
+    #[test]
+    fn visible_if_cycles_through_several_keys_are_found() {
+        let text = "id: x\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - {name: a, type: string, visible_if: {c: x}}\n  - {name: b, type: string}\n  - {name: c, type: string, visible_if: {b: x, a: y}}\n";
+        let m: Manifest = yaml_serde::from_str(text).unwrap();
+        let issues = check_manifest(&m, text, None);
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.message.contains("form a cycle: a -> c -> a")),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn visible_if_rich_form_names_its_fields() {
+        let bad = "id: x\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - {name: a, type: string}\n  - name: b\n    type: string\n    visible_if: {input: a, mode: x}\n";
+        let err = yaml_serde::from_str::<Manifest>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `mode`"), "{err}");
+        let empty = bad.replace("{input: a, mode: x}", "{}");
+        let err = yaml_serde::from_str::<Manifest>(&empty)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("visible_if is empty"), "{err}");
+        // Both spellings serialise back to themselves.
+        for vi in ["{input: a, not_equals: x}", "{a: x}", "{a: [x, y]}"] {
+            let text = bad.replace("{input: a, mode: x}", vi);
+            let m: Manifest = yaml_serde::from_str(&text).unwrap();
+            let again: Manifest =
+                yaml_serde::from_str(&yaml_serde::to_string(&m).unwrap()).unwrap();
+            assert_eq!(m, again, "{vi}");
+        }
     }
 }

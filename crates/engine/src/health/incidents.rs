@@ -8,6 +8,7 @@ use super::tracker::Transition;
 use super::{IncidentKind, Sample};
 use crate::engine::Event;
 use ptui_store::incidents::Incident;
+use ptui_types::error::ErrorKind;
 use ptui_types::job::{Job, JobAction, JobStatus};
 use ptui_types::time::now_ms;
 
@@ -176,7 +177,10 @@ impl HealthService {
                 if !maintenance {
                     self.notifier.send(Message::job_failed(job));
                 }
-                if install && !by_recovery && !maintenance {
+                // Exit 1 (installer_validation): the installer refused its inputs and changed
+                // nothing, so nothing failed on the server.
+                let refused = job.error_kind == Some(ErrorKind::InstallerValidation);
+                if install && !by_recovery && !maintenance && !refused {
                     let detail = format!(
                         "job #{} {} {} failed: {}",
                         job.id,

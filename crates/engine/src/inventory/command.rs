@@ -5,7 +5,9 @@
 //! {"servers": [{"name": "web-1", "host": "10.0.0.7", "port": 22, "user": "deploy",
 //!               "identity": "~/.ssh/id_ed25519", "jump": "bastion", "tags": ["web"], "escalate": true}]}
 //! ```
-//! Only `name` and `host` are required. A bare array of servers is accepted too.
+//! Only `name` and `host` are required. A bare array of servers is accepted too, and so is
+//! Ansible's dynamic-inventory JSON (`ansible-inventory -i aws_ec2.yml --list`), told apart by
+//! its shape (see `ansible::json`).
 
 use super::{ImportEntry, ParseError, local_user};
 use ptui_types::server::ServerSpec;
@@ -42,6 +44,14 @@ struct Wrapped {
 /// Parses the command's output. Errors carry the line of the JSON text.
 pub fn parse(json: &str, label: &Path) -> Result<Vec<ImportEntry>, ParseError> {
     let trimmed = json.trim_start();
+    if trimmed.starts_with('{') {
+        // Ansible's `--list` JSON, told apart by its shape (no `servers` key).
+        let doc: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| ParseError::new(label, Some(e.line()), e.to_string()))?;
+        if super::ansible::json::looks_like_ansible(&doc) {
+            return super::ansible::json::entries(&doc, label);
+        }
+    }
     let servers = if trimmed.starts_with('[') {
         serde_json::from_str::<Vec<DynServer>>(json)
     } else {

@@ -18,6 +18,8 @@ pub struct Prepared {
     masked: serde_json::Value,
     action: JobAction,
     pub servers: Vec<Server>,
+    /// Upgrades: each server's own inputs (given ones over its recorded deployment).
+    per_server: super::upgrade_inputs::PerServer,
 }
 
 impl Engine {
@@ -135,6 +137,11 @@ impl Engine {
                 servers.push(s);
             }
         }
+        let per_server = if req.action == JobAction::Upgrade {
+            self.upgrade_inputs(&installer, &req.inputs, &servers)?
+        } else {
+            Default::default()
+        };
         let masked = inputs.masked_json();
         Ok((
             Prepared {
@@ -143,6 +150,7 @@ impl Engine {
                 masked,
                 action: req.action,
                 servers,
+                per_server,
             },
             excluded,
         ))
@@ -157,6 +165,10 @@ impl Engine {
         fanout_id: Option<u64>,
     ) -> Result<Job, RequestError> {
         let ctx = self.job_context();
+        let (inputs, masked) = p
+            .per_server
+            .get(&server.id)
+            .map_or((&p.inputs, &p.masked), |(i, m)| (i, m));
         let job = ctx
             .store
             .create_job(&NewJob {
@@ -165,7 +177,7 @@ impl Engine {
                 app_id: &p.installer.manifest.id,
                 app_version: &p.installer.manifest.version,
                 action: p.action,
-                masked_inputs: &p.masked,
+                masked_inputs: masked,
                 owner: &ctx.owner,
             })
             .map_err(|e| RequestError::Invalid(e.to_string()))?;
@@ -174,7 +186,7 @@ impl Engine {
             &server.name,
             &format!(
                 "job #{} app={} inputs={}",
-                job.id, p.installer.manifest.id, p.masked
+                job.id, p.installer.manifest.id, masked
             ),
         )
         .map_err(|e| RequestError::Invalid(e.to_string()))?;
@@ -194,7 +206,7 @@ impl Engine {
             ctx,
             job.clone(),
             p.installer.clone(),
-            p.inputs.clone(),
+            inputs.clone(),
             token,
         ));
         Ok(job)
@@ -202,7 +214,7 @@ impl Engine {
 }
 
 /// For uninstall/upgrade: accept the given values that validate, without demanding required ones.
-fn relaxed_inputs(
+pub(crate) fn relaxed_inputs(
     installer: &Installer,
     given: &BTreeMap<String, String>,
 ) -> ptui_catalog::ResolvedInputs {

@@ -7,3 +7,4 @@ pub mod fanout;
 pub mod launch;
 mod logsink;
 mod runner;
+mod upgrade_inputs;
