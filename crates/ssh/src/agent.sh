@@ -48,6 +48,8 @@ end() {
   local state=$1 rc=""
   [ -r "$d.rc" ] && IFS= read -r rc <"$d.rc"
   printf '\0__PTUI_END_%s %s %s\n' "$key" "$state" "${rc:--}"
+  # Stderr's own end: through the remote shell no EOF follows (its streams stay open).
+  printf '\0__PTUI_END_%s\n' "$key" >&2
   exec >&- 2>&-
   local ack=""
   # Bounded: a connection that died unnoticed must not keep this agent (and a follower

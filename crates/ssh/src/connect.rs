@@ -98,6 +98,8 @@ pub struct Session {
     _jump: Option<Arc<Session>>,
     /// The connection's remote shell for short commands (`shell.rs`), started on first use.
     pub(crate) shell: tokio::sync::Mutex<Option<crate::shell::Shell>>,
+    /// An idle shell for the next job's agent stream.
+    pub(crate) job_shell: crate::shell::JobShellSlot,
     /// Whether this server runs the remote shell; shared by its connections (see `Pool`).
     shell_memo: Arc<std::sync::atomic::AtomicU8>,
 }
@@ -411,6 +413,7 @@ pub(crate) async fn connect_via(
         target: t.clone(),
         _jump: hs.jump,
         shell: tokio::sync::Mutex::new(None),
+        job_shell: Default::default(),
         shell_memo: Default::default(),
     })
 }

@@ -6,8 +6,10 @@
 
 use super::backlog::Backlog;
 use super::connect::Session;
-use super::exec::{Escalation, HELPER_TIMEOUT, RunOutcome, encode_env, escalation};
+pub use super::ended::Ended;
+use super::exec::{Escalation, HELPER_TIMEOUT, encode_env, escalation};
 use super::lines::LineSplitter;
+use super::shell::Borrowed;
 use ptui_types::error::{ErrorKind, KindError};
 use ptui_types::job::LogStream;
 use ptui_types::secret::Secret;
@@ -38,50 +40,6 @@ pub enum RemoteEnd {
     Gone,
     /// The supervisor died without an exit status: the server rebooted or it was killed.
     Lost,
-}
-
-/// A job's end, with the channel still open so the spool can be removed once stored.
-pub struct Ended {
-    pub end: RemoteEnd,
-    /// A cancel was asked for and the process group was killed.
-    pub cancelled: bool,
-    /// The client-side deadline passed and the process group was killed.
-    pub timed_out: bool,
-    channel: Option<russh::Channel<russh::client::Msg>>,
-}
-
-impl Ended {
-    pub fn outcome(&self) -> RunOutcome {
-        RunOutcome {
-            exit_code: match self.end {
-                RemoteEnd::Exited(c) => c,
-                _ => None,
-            },
-            signal: None,
-            cancelled: self.cancelled,
-            timed_out: self.timed_out,
-        }
-    }
-
-    /// Tells the agent the output is stored: it removes the spool. Best effort: a spool left
-    /// behind is swept after its age.
-    pub async fn remove_spool(mut self) {
-        let Some(ch) = self.channel.take() else {
-            return;
-        };
-        if ch.data(&b"rm\n"[..]).await.is_err() || ch.eof().await.is_err() {
-            return;
-        }
-        let mut ch = ch;
-        let _ = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(msg) = ch.wait().await {
-                if matches!(msg, ChannelMsg::Close) {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
 }
 
 /// Why a stream stopped without the job's end.
@@ -203,11 +161,16 @@ pub async fn start(
     req.extend_from_slice(&encode_env(&spec.env).map_err(StreamError::Failed)?);
     req.push(0);
     let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
-    let ch = open(s, &command(&esc), &esc.stdin(&req)).await?;
+    let stdin = esc.stdin(&req);
+    let plain_stdin = stdin.len() == req.len();
+    let (ch, borrowed) = open(s, &command(&esc), &stdin, plain_stdin).await?;
     let mut stream = Stream::new(spec.key, SpoolPos::default(), out.guards);
-    stream
+    stream.shell = borrowed.as_ref().map(Borrowed::answer_ends);
+    let mut ended = stream
         .run(s, ch, cancel, deadline, spec.kill_grace, out)
-        .await
+        .await?;
+    ended.borrowed = borrowed;
+    Ok(ended)
 }
 
 /// Streams a detached job's output from `from` until it ends (or the stream breaks).
@@ -225,9 +188,12 @@ pub async fn follow(
     record(&mut req, &from.out.to_string());
     record(&mut req, &from.err.to_string());
     let plain = Escalation::none();
-    let ch = open(s, &command(&plain), &req).await?;
+    let (ch, borrowed) = open(s, &command(&plain), &req, true).await?;
     let mut stream = Stream::new(key, from, out.guards);
-    stream.run(s, ch, cancel, deadline, kill_grace, out).await
+    stream.shell = borrowed.as_ref().map(Borrowed::answer_ends);
+    let mut ended = stream.run(s, ch, cancel, deadline, kill_grace, out).await?;
+    ended.borrowed = borrowed;
+    Ok(ended)
 }
 
 /// Kills a detached job's process group: TERM, then KILL after `grace`.
@@ -236,10 +202,9 @@ pub async fn kill(s: &Session, key: &str, grace: Duration) -> Result<(), KindErr
     let esc = escalation(s)?;
     let mut req = agent_request("kill", key);
     record(&mut req, &(grace.as_millis() / 200).max(1).to_string());
-    let ch = open(s, &command(&esc), &esc.stdin(&req))
+    let (mut ch, _) = open(s, &command(&esc), &esc.stdin(&req), false)
         .await
         .map_err(|e| e.error().clone())?;
-    let mut ch = ch;
     let _ = ch.eof().await;
     let waited = tokio::time::timeout(grace + HELPER_TIMEOUT, async {
         while let Some(msg) = ch.wait().await {
@@ -258,17 +223,28 @@ pub async fn kill(s: &Session, key: &str, grace: Duration) -> Result<(), KindErr
 }
 
 /// Opens an exec channel and sends `stdin`, leaving stdin open (the agent waits for "rm").
+/// The agent's channel: a borrowed remote shell of the connection when the server runs one
+/// (no login shell per job), else an exec of its own. Not through the shell when sudo reads
+/// a password on stdin (sudo's handling of that stream stays exactly as it was tested), nor
+/// for a kill (the job's shell is busy with its stream).
 async fn open(
     s: &Session,
     cmd: &str,
     stdin: &[u8],
-) -> Result<russh::Channel<russh::client::Msg>, StreamError> {
+    via_shell: bool,
+) -> Result<(russh::Channel<russh::client::Msg>, Option<Borrowed>), StreamError> {
     let fail = |what: &str, e: russh::Error| {
         KindError::new(
             ErrorKind::SshConnect,
             format!("{}: {what}: {e}", s.target.label()),
         )
     };
+    if via_shell && let Some((ch, borrowed)) = crate::shell::stream(s, cmd).await {
+        ch.data(stdin)
+            .await
+            .map_err(|e| StreamError::Disconnected(fail("send the request", e)))?;
+        return Ok((ch, Some(borrowed)));
+    }
     let ch = s
         .handle
         .channel_open_session()
@@ -280,7 +256,7 @@ async fn open(
     ch.data(stdin)
         .await
         .map_err(|e| StreamError::Disconnected(fail("send the request", e)))?;
-    Ok(ch)
+    Ok((ch, None))
 }
 
 const STARTED: &str = "__PTUI_STARTED ";
@@ -301,6 +277,13 @@ struct Stream {
     err: LineSplitter,
     /// The end record.
     end: Option<RemoteEnd>,
+    /// Stderr's end record (`NUL __PTUI_END_KEY LF`), and stderr bytes held back because
+    /// they may begin it.
+    err_marker: Vec<u8>,
+    err_end: bool,
+    err_held: Vec<u8>,
+    /// On a borrowed remote shell: the shell's end of the request (the agent exited).
+    shell: Option<super::shell::AnswerEnds>,
     end_tail: Vec<u8>,
     early_stderr: Vec<String>,
 }
@@ -310,6 +293,10 @@ impl Stream {
         Stream {
             key: key.to_string(),
             marker: format!("\0__PTUI_END_{key} ").into_bytes(),
+            err_marker: format!("\0__PTUI_END_{key}\n").into_bytes(),
+            err_end: false,
+            err_held: Vec::new(),
+            shell: None,
             awaiting_start: true,
             head: Vec::new(),
             err_awaiting_start: true,
@@ -421,7 +408,35 @@ impl Stream {
         self.end.is_some() && self.end_tail.is_empty()
     }
 
+    /// Stderr up to its end record: what follows it is not the job's.
     fn stderr(
+        &mut self,
+        data: &[u8],
+        on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
+    ) {
+        if self.err_end {
+            return;
+        }
+        self.err_held.extend_from_slice(data);
+        let buf = std::mem::take(&mut self.err_held);
+        let text = match find(&buf, &self.err_marker) {
+            Some(i) => {
+                self.err_end = true;
+                &buf[..i]
+            }
+            None => {
+                let keep = match buf.iter().rposition(|b| *b == 0) {
+                    Some(p) if self.err_marker.starts_with(&buf[p..]) => p,
+                    _ => buf.len(),
+                };
+                self.err_held = buf[keep..].to_vec();
+                &buf[..keep]
+            }
+        };
+        self.stderr_content(text, on_line);
+    }
+
+    fn stderr_content(
         &mut self,
         data: &[u8],
         on_line: &mut (dyn FnMut(LogStream, String, SpoolPos) + Send),
@@ -494,7 +509,8 @@ impl Stream {
         let mut stderr_deadline = far;
         let mut eof = false;
         loop {
-            if self.end_complete() && eof {
+            // Both streams are complete at the channel's EOF, or at stderr's end record.
+            if self.end_complete() && (eof || self.err_end) {
                 break;
             }
             tokio::select! {
@@ -502,16 +518,34 @@ impl Stream {
                     let Some(msg) = msg else { break };
                     match msg {
                         ChannelMsg::Data { data } => {
+                            let data = match self.shell.as_mut() {
+                                Some(sh) => sh.out.feed(&data),
+                                None => data.to_vec(),
+                            };
                             self.stdout(&data, on_line);
                             if self.end.is_some() && !self.end_tail.is_empty() {
                                 self.parse_end();
                             }
                         }
-                        ChannelMsg::ExtendedData { data, ext: 1 } => self.stderr(&data, on_line),
+                        ChannelMsg::ExtendedData { data, ext: 1 } => {
+                            let data = match self.shell.as_mut() {
+                                Some(sh) => sh.err.feed(&data),
+                                None => data.to_vec(),
+                            };
+                            self.stderr(&data, on_line);
+                        }
                         ChannelMsg::ExitStatus { exit_status: c } => exit_status = Some(c),
                         ChannelMsg::Eof => eof = true,
                         ChannelMsg::Close if self.end_complete() => break,
                         _ => {}
+                    }
+                    // The agent exited on the shell: as good as the channel's EOF.
+                    if let Some(sh) = self.shell.as_ref().filter(|sh| sh.out.status().is_some() && sh.err.seen) {
+                        eof = true;
+                        exit_status = exit_status.or(sh.out.status());
+                        if !self.end_complete() {
+                            break;
+                        }
                     }
                     if self.end_complete() && stderr_deadline == far {
                         stderr_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -562,6 +596,7 @@ impl Stream {
             cancelled,
             timed_out,
             channel: Some(ch),
+            borrowed: None,
         })
     }
 
@@ -615,64 +650,5 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn collect(stream: &mut Stream, chunks: &[&[u8]]) -> Vec<(String, SpoolPos)> {
-        let mut got = Vec::new();
-        for c in chunks {
-            stream.stdout(c, &mut |_, l, p| got.push((l, p)));
-        }
-        got
-    }
-
-    #[test]
-    fn start_marker_and_end_record_are_found_across_chunks() {
-        let mut st = Stream::new("j1-ab", SpoolPos::default(), &[]);
-        let got = collect(
-            &mut st,
-            &[
-                b"noise\n__PTUI_STA",
-                b"RTED j1-ab\nline 1\nli",
-                b"ne 2\npartial\0__PTUI_E",
-                b"ND_j1-ab ended 0\n",
-            ],
-        );
-        let lines: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
-        assert_eq!(lines, ["noise", "line 1", "line 2"]);
-        assert_eq!(got[2].1.out, 14);
-        assert!(st.end_complete());
-        assert_eq!(st.end.clone(), Some(RemoteEnd::Exited(Some(0))));
-        assert_eq!(st.out.finish_at(), Some(("partial".into(), 21)));
-    }
-
-    #[test]
-    fn a_nul_in_output_that_is_not_the_marker_is_output() {
-        let mut st = Stream::new("k", SpoolPos { out: 100, err: 0 }, &[]);
-        let got = collect(
-            &mut st,
-            &[b"__PTUI_STARTED k\na\0b\n\0__PTUI_END_x", b" not ours\n"],
-        );
-        let lines: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
-        assert_eq!(lines, ["a\0b", "\0__PTUI_END_x not ours"]);
-        assert_eq!(got[1].1.out, 100 + 4 + 23);
-        assert!(st.end.is_none());
-    }
-
-    #[test]
-    fn gone_and_lost_states_parse() {
-        let mut st = Stream::new("k", SpoolPos::default(), &[]);
-        collect(&mut st, &[b"__PTUI_STARTED k\n\0__PTUI_END_k gone -\n"]);
-        assert_eq!(st.end.clone(), Some(RemoteEnd::Gone));
-        let mut st = Stream::new("k", SpoolPos::default(), &[]);
-        collect(&mut st, &[b"__PTUI_STARTED k\n\0__PTUI_END_k lost -\n"]);
-        assert_eq!(st.end.clone(), Some(RemoteEnd::Lost));
-    }
-
-    #[test]
-    fn keys_are_checked() {
-        assert!(check_key("j12-0af3").is_ok());
-        assert!(check_key("../x").is_err());
-        assert!(check_key("").is_err());
-    }
-}
+#[path = "detached_tests.rs"]
+mod tests;

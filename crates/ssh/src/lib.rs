@@ -4,6 +4,7 @@
 pub mod backlog;
 pub mod connect;
 pub mod detached;
+mod ended;
 pub mod exec;
 pub mod known_hosts;
 pub mod lines;

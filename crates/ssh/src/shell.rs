@@ -88,17 +88,23 @@ impl Shell {
         )))
     }
 
-    async fn run(&mut self, script: &str) -> Result<Captured, ShellError> {
+    /// Sends one request; returns its nonce.
+    async fn request(&mut self, kind: &str, script: &str) -> Result<String, ShellError> {
         let n = nonce();
-        let mut req = Vec::with_capacity(script.len() + n.len() + 2);
-        req.extend_from_slice(n.as_bytes());
-        req.push(0);
-        req.extend_from_slice(script.as_bytes());
-        req.push(0);
+        let mut req = Vec::with_capacity(script.len() + n.len() + kind.len() + 3);
+        for field in [n.as_bytes(), kind.as_bytes(), script.as_bytes()] {
+            req.extend_from_slice(field);
+            req.push(0);
+        }
         self.ch
             .data(&req[..])
             .await
             .map_err(|e| ShellError::Broken(format!("send: {e}")))?;
+        Ok(n)
+    }
+
+    async fn run(&mut self, script: &str) -> Result<Captured, ShellError> {
+        let n = self.request("run", script).await?;
         let out_mark = format!("\0{n} ").into_bytes();
         let err_mark = format!("\0{n}\n").into_bytes();
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -221,5 +227,157 @@ impl Session {
                 Err(timed_out())
             }
         }
+    }
+}
+
+/// A connection's idle shell for job streams, shared with the jobs that borrow it.
+pub(crate) type JobShellSlot = std::sync::Arc<std::sync::Mutex<Option<Shell>>>;
+
+/// A job's stream running on a borrowed shell: the channel the agent speaks on, and how to
+/// give the shell back once the agent has exited.
+pub(crate) struct Borrowed {
+    nonce: String,
+    slot: JobShellSlot,
+}
+
+/// Starts `cmd` (a job agent command line) as a stream on one of the connection's shells,
+/// opening one when none is idle. None when the server does not run the shell: the caller
+/// execs `cmd` on a channel of its own, as before.
+pub(crate) async fn stream(
+    s: &Session,
+    cmd: &str,
+) -> Option<(russh::Channel<russh::client::Msg>, Borrowed)> {
+    if !enabled() || s.shell_memo() == SHELL_REFUSED {
+        return None;
+    }
+    let idle = s.job_shell.lock().ok().and_then(|mut g| g.take());
+    let mut sh = match idle {
+        Some(sh) => sh,
+        None => match tokio::time::timeout(Duration::from_secs(30), Shell::open(s)).await {
+            Ok(Ok(sh)) => {
+                s.set_shell_memo(SHELL_WORKS);
+                sh
+            }
+            Ok(Err(ShellError::Refused(why))) => {
+                tracing::info!(
+                    "{}: no remote shell, one exec per job: {why}",
+                    s.target.label()
+                );
+                s.set_shell_memo(SHELL_REFUSED);
+                return None;
+            }
+            Ok(Err(ShellError::Broken(_))) | Err(_) => return None,
+        },
+    };
+    let nonce = sh.request("stream", cmd).await.ok()?;
+    Some((
+        sh.ch,
+        Borrowed {
+            nonce,
+            slot: s.job_shell.clone(),
+        },
+    ))
+}
+
+impl Borrowed {
+    /// After the agent exited: reads the shell's answer to the stream request and, when it
+    /// came whole, makes the shell idle again for the next job.
+    pub(crate) async fn give_back(self, mut ch: russh::Channel<russh::client::Msg>) {
+        let out_mark = format!("\0{} ", self.nonce).into_bytes();
+        let err_mark = format!("\0{}\n", self.nonce).into_bytes();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let whole = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match ch.wait().await {
+                    Some(ChannelMsg::Data { data }) => out.extend_from_slice(&data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => err.extend_from_slice(&data),
+                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return false,
+                    Some(_) => continue,
+                }
+                if out.len() + err.len() > 64 * 1024 {
+                    return false;
+                }
+                if let Some(at) = find(&out, &out_mark)
+                    && out[at..].ends_with(b"\n")
+                    && find(&err, &err_mark).is_some()
+                {
+                    return true;
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if whole
+            && let Ok(mut idle) = self.slot.lock()
+            && idle.is_none()
+        {
+            *idle = Some(Shell { ch });
+            return;
+        }
+        let _ = ch.close().await;
+    }
+}
+
+impl Borrowed {
+    pub(crate) fn answer_ends(&self) -> AnswerEnds {
+        AnswerEnds {
+            out: AnswerEnd::new(format!("\0{} ", self.nonce)),
+            err: AnswerEnd::new(format!("\0{}\n", self.nonce)),
+        }
+    }
+}
+
+/// The shell's own end of a stream request on stdout and stderr: seeing it means the agent
+/// exited (as a channel's EOF would say), for instance when sudo refused before it started.
+pub(crate) struct AnswerEnds {
+    pub out: AnswerEnd,
+    pub err: AnswerEnd,
+}
+
+pub(crate) struct AnswerEnd {
+    mark: Vec<u8>,
+    held: Vec<u8>,
+    pub seen: bool,
+    /// What follows the mark: the exit status and LF (on stdout).
+    after: Vec<u8>,
+}
+
+impl AnswerEnd {
+    fn new(mark: String) -> Self {
+        AnswerEnd {
+            mark: mark.into_bytes(),
+            held: Vec::new(),
+            seen: false,
+            after: Vec::new(),
+        }
+    }
+
+    /// The agent command's exit status, once the whole answer line is in.
+    pub fn status(&self) -> Option<u32> {
+        let line = self.after.split(|b| *b == b'\n').next()?;
+        std::str::from_utf8(line).ok()?.trim().parse().ok()
+    }
+
+    /// The bytes of `data` that are the agent's, holding back what may begin the mark.
+    pub fn feed(&mut self, data: &[u8]) -> Vec<u8> {
+        if self.seen {
+            if self.after.len() < 64 {
+                self.after.extend_from_slice(data);
+            }
+            return Vec::new();
+        }
+        self.held.extend_from_slice(data);
+        let buf = std::mem::take(&mut self.held);
+        if let Some(at) = find(&buf, &self.mark) {
+            self.seen = true;
+            self.after = buf[at + self.mark.len()..].to_vec();
+            return buf[..at].to_vec();
+        }
+        let keep = match buf.iter().rposition(|b| *b == 0) {
+            Some(p) if self.mark.starts_with(&buf[p..]) => p,
+            _ => buf.len(),
+        };
+        self.held = buf[keep..].to_vec();
+        buf[..keep].to_vec()
     }
 }

@@ -1,18 +1,27 @@
 # provision-tui remote shell: one per pooled connection, so a short command (a health check)
-# costs a fork here instead of an SSH session and a login shell. Sent on stdin, never
-# installed. Requests on stdin: NONCE NUL SCRIPT NUL. Answers: the command's stdout, then
-# NUL NONCE SPACE STATUS LF; its stderr, then NUL NONCE LF on stderr. The nonce is fresh per
-# request and unset in the command's subshell, so no output can end an answer by chance.
-# The command runs in a subshell (its `exit`, `set -e` and variables stay there) with stdin
-# from /dev/null, so it cannot read the requests that follow.
-export LC_ALL=C
+# or a job's agent costs a fork here instead of an SSH session and a login shell. Sent on
+# stdin, never installed. Requests on stdin: NONCE NUL KIND NUL SCRIPT NUL. Answers: the
+# command's stdout, then NUL NONCE SPACE STATUS LF; its stderr, then NUL NONCE LF on stderr.
+# The nonce is fresh per request and unset in the command's subshell, so no output can end an
+# answer by chance. The command runs in a subshell (its `exit`, `set -e` and variables stay
+# there). KIND `run`: stdin from /dev/null, so it cannot read the requests that follow.
+# KIND `stream` (the job agent): stdin is this shell's, from which it reads exactly its own
+# request records and its acknowledgement, as it would on a channel of its own.
 printf '__PTUI_SHELL_READY 1\n'
-while IFS= read -r -d '' __ptui_n && IFS= read -r -d '' __ptui_s; do
-  (
-    __ptui_c=$__ptui_s
-    unset __ptui_n __ptui_s
-    eval "$__ptui_c"
-  ) </dev/null
+while IFS= read -r -d '' __ptui_n && IFS= read -r -d '' __ptui_k && IFS= read -r -d '' __ptui_s; do
+  if [ "$__ptui_k" = stream ]; then
+    (
+      __ptui_c=$__ptui_s
+      unset __ptui_n __ptui_k __ptui_s
+      eval "$__ptui_c"
+    )
+  else
+    (
+      __ptui_c=$__ptui_s
+      unset __ptui_n __ptui_k __ptui_s
+      eval "$__ptui_c"
+    ) </dev/null
+  fi
   __ptui_rc=$?
   printf '\0%s %s\n' "$__ptui_n" "$__ptui_rc"
   printf '\0%s\n' "$__ptui_n" >&2
