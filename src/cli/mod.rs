@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod generate;
 pub mod health;
 pub mod import;
 pub mod install;
@@ -106,6 +107,10 @@ pub enum Command {
     /// Print the dashboard key bindings as a Markdown table (for the README and docs).
     #[command(hide = true)]
     KeysMarkdown,
+    /// Print a shell completion script (bash, zsh or fish), generated from this CLI.
+    Completions(generate::CompletionsArgs),
+    /// Print the man page, or write all of them (one per subcommand) with --out DIR.
+    Man(generate::ManArgs),
 }
 
 impl Cli {
@@ -133,6 +138,12 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         }
         _ => {}
     }
+    // Generated from the clap definitions; no database.
+    let command = match command {
+        Command::Completions(a) => return code_of(generate::completions(a)),
+        Command::Man(a) => return code_of(generate::man(a)),
+        other => other,
+    };
     // The bench opens its own throwaway databases.
     let command = match command {
         Command::Bench(c) => {
@@ -180,8 +191,17 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Incidents(a) => health::incidents(&engine, a),
         Command::Maintenance(c) => maintenance::run(&engine, c),
         Command::Policy(a) => health::policy(&engine, a),
-        Command::BenchRender { .. } | Command::KeysMarkdown | Command::Bench(_) => Ok(exit::OK),
+        Command::BenchRender { .. }
+        | Command::KeysMarkdown
+        | Command::Bench(_)
+        | Command::Completions(_)
+        | Command::Man(_) => Ok(exit::OK),
     };
+    code_of(result)
+}
+
+/// The exit code of a command's result; an error is printed first.
+fn code_of(result: color_eyre::eyre::Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
