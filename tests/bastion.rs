@@ -83,7 +83,7 @@ fn man_pages_render_with_man_l() {
     let page = env.path().join("stdout.1");
     std::fs::write(&page, env.ok(&["man"])).expect("write page");
     let text = render_man(&page);
-    for part in ["NAME", "SYNOPSIS", "completions"] {
+    for part in ["NAME", "SYNOPSIS", "--readonly", "completions"] {
         assert!(
             text.contains(part),
             "{part} not in the rendered page:\n{text}"

@@ -46,6 +46,10 @@ pub struct Cli {
     /// Dashboard theme (dark, light, high-contrast, or a file name under the user theme dir).
     #[arg(long, global = true, env = "PROVISION_TUI_THEME")]
     pub theme: Option<String>,
+    /// Look only: every command that changes something is refused before it runs, and the
+    /// dashboard's changing keys explain instead of acting. Also `readonly: true` in config.yml.
+    #[arg(long, global = true, env = "PROVISION_TUI_READONLY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub readonly: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -114,14 +118,28 @@ pub enum Command {
 }
 
 impl Cli {
-    pub fn config(&self) -> Config {
-        Config::new(self.db.clone(), self.installers.clone())
+    /// Paths from the flags; read-only and the clipboard from the flags and config.yml (a
+    /// config.yml that does not parse is an error: it may be what makes this user read-only).
+    pub fn config(&self) -> color_eyre::eyre::Result<Config> {
+        let mut config = Config::new(self.db.clone(), self.installers.clone());
+        let file = health::load_config()?;
+        config.access.readonly = if self.readonly {
+            Some("started with --readonly or PROVISION_TUI_READONLY".into())
+        } else if file.readonly {
+            Some(format!(
+                "readonly: true in {}",
+                ptui_engine::health::config::default_path().display()
+            ))
+        } else {
+            None
+        };
+        config.access.osc52 = file.clipboard.unwrap_or(true);
+        Ok(config)
     }
 }
 
 /// Runs a subcommand and returns the process exit code.
 pub async fn run(cli: Cli, command: Command) -> i32 {
-    let config = cli.config();
     match &command {
         Command::BenchRender { lines } => {
             return match ptui_bench::render::run(*lines).await {
@@ -161,7 +179,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
     if let Command::Catalog(catalog::CatalogCmd::Validate { dir: Some(dir) }) = &command {
         return catalog::validate_dir(dir);
     }
-    let engine = match Engine::open(config) {
+    let engine = match cli.config().and_then(Engine::open) {
         Ok(e) => e,
         Err(e) => {
             out::error(&e);
@@ -230,7 +248,7 @@ pub fn interactive() -> bool {
 
 /// No subcommand: the dashboard.
 pub async fn run_dashboard(cli: Cli) -> i32 {
-    let engine = match Engine::open(cli.config()) {
+    let engine = match cli.config().and_then(Engine::open) {
         Ok(e) => e,
         Err(e) => {
             out::error(&e);
@@ -241,6 +259,14 @@ pub async fn run_dashboard(cli: Cli) -> i32 {
     // `provision-tui watch`) the singleton lease keeps this one on standby.
     let _checker = match health::load_config().and_then(|cfg| engine.start_health(cfg)) {
         Ok(stop) => Some(stop),
+        // Looking only: no checker here (it stores samples); another process's show up.
+        Err(_)
+            if !engine
+                .access()
+                .may(ptui_engine::access::Change::HealthCheck) =>
+        {
+            None
+        }
         Err(e) => {
             tracing::error!("health checks disabled: {e:#}");
             None

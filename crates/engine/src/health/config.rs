@@ -73,6 +73,12 @@ pub struct HealthConfig {
     /// Scheduled maintenance windows.
     #[serde(default)]
     pub maintenance: Vec<crate::health::maintenance::WindowSpec>,
+    /// `readonly: true`: this user's provision-tui looks only (docs/BASTION.md).
+    #[serde(default)]
+    pub readonly: bool,
+    /// `clipboard: false`: the dashboard's `y` copies nothing (default: OSC 52 on).
+    #[serde(default)]
+    pub clipboard: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
