@@ -106,6 +106,16 @@ impl Access {
     /// read or parsed is an error (not "admin for everyone").
     pub fn load(readonly: Option<String>) -> Result<Access> {
         let (user, groups) = unix_identity();
+        // Operators share the watcher's database through `sudo -u provision-tui`: then the
+        // role is the sudo caller's. Only for that account, which can write the database
+        // anyway, so believing its SUDO_USER gives nobody more than they have.
+        let (user, groups) = match std::env::var("SUDO_USER") {
+            Ok(caller) if user == SERVICE_USER && !caller.is_empty() => {
+                let groups = groups_of(&caller);
+                (caller, groups)
+            }
+            _ => (user, groups),
+        };
         let path = system_config_path();
         let roles = read_roles(&path)?;
         let (role, source) = match &roles {
@@ -216,6 +226,31 @@ fn unix_identity() -> (String, Vec<String>) {
     groups.sort();
     groups.dedup();
     (user, groups)
+}
+
+/// The system user of the packaged watcher (packaging/debian/postinst).
+const SERVICE_USER: &str = "provision-tui";
+
+/// A user's group names from /etc/passwd (primary) and /etc/group (member lists).
+fn groups_of(user: &str) -> Vec<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let primary = passwd
+        .lines()
+        .find(|l| l.split(':').next() == Some(user))
+        .and_then(|l| l.split(':').nth(3).map(str::to_string));
+    let mut out: Vec<String> = group
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let member = f.get(3).is_some_and(|m| m.split(',').any(|m| m == user));
+            let is_primary = primary.as_deref().is_some_and(|g| f.get(2) == Some(&g));
+            (member || is_primary).then(|| f[0].to_string())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The name on the line of an `/etc/passwd` or `/etc/group` text whose third field is `id`.

@@ -79,6 +79,10 @@ pub struct HealthConfig {
     /// `clipboard: false`: the dashboard's `y` copies nothing (default: OSC 52 on).
     #[serde(default)]
     pub clipboard: Option<bool>,
+    /// Read by `access.rs` from the system config (/etc/provision-tui/config.yml, which is
+    /// also the watcher's config.yml); any other config.yml may hold it without effect.
+    #[serde(default)]
+    pub roles: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
