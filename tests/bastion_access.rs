@@ -133,6 +133,20 @@ fn readonly_refuses_every_change_and_writes_nothing() {
     assert_eq!(dump(&env), before);
     // Looking still works.
     std::fs::remove_file(cfg.join("config.yml")).expect("rm config");
+    // A missing database is not created.
+    let missing = env.path().join("nowhere/state.db");
+    let out = env
+        .cmd()
+        .env("PROVISION_TUI_DB", &missing)
+        .args(["--readonly", "server", "list"])
+        .output()
+        .expect("run");
+    assert!(
+        !out.status.success() && text(&out).contains("no database at"),
+        "{}",
+        text(&out)
+    );
+    assert!(!missing.exists());
     let list = env.ok(&["--readonly", "server", "list"]);
     assert!(list.contains("web1"), "{list}");
     let logs = env.ok(&["--readonly", "logs", &job.to_string()]);

@@ -133,6 +133,19 @@ impl Access {
         })
     }
 
+    /// Read-only never creates a database (opening a missing one would).
+    pub fn check_open(&self, db: &Path) -> Result<()> {
+        if let Some(why) = &self.readonly
+            && !db.exists()
+        {
+            bail!(
+                "read-only: there is no database at {} to look at ({why}); check --db or PROVISION_TUI_DB",
+                db.display()
+            );
+        }
+        Ok(())
+    }
+
     /// Whether a change is allowed (front ends grey out what is not; the engine still checks).
     pub fn may(&self, c: Change) -> bool {
         self.readonly.is_none() && self.role >= c.needs()

@@ -98,6 +98,7 @@ impl Engine {
     /// `jobs/adopt.rs`). The catalog is loaded when first asked for (`catalog()`).
     pub fn open(config: Config) -> Result<Self> {
         let access = Access::load(config.access.readonly.clone())?;
+        access.check_open(&config.db_path)?;
         let store = Store::open(&config.db_path)?;
         let (events, _) = broadcast::channel(8192);
         let known_hosts = KnownHosts::new(
