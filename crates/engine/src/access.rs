@@ -282,6 +282,12 @@ impl Engine {
         self.access_ref()
     }
 
+    /// The same check, for a front end that would otherwise prompt or connect before it calls
+    /// the changing method (the method checks again).
+    pub fn require(&self, c: Change, target: &str) -> Result<()> {
+        self.permit(c, target)
+    }
+
     /// The check at the start of every changing method. Read-only: refused, nothing written.
     /// A role too low: refused, and the refusal is an audit row.
     pub(crate) fn permit(&self, c: Change, target: &str) -> Result<()> {
