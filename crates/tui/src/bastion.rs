@@ -47,6 +47,14 @@ pub(crate) fn refusal(app: &App, ctx: Ctx, a: Action) -> Option<String> {
     })
 }
 
+/// Whether the footer hint described `desc` is for a key that would be refused here (it is
+/// drawn dimmed).
+pub(crate) fn greyed(app: &App, ctx: Ctx, desc: &str) -> bool {
+    crate::keymap::active(ctx)
+        .iter()
+        .any(|b| b.desc == desc && refusal(app, ctx, b.action).is_some())
+}
+
 /// What `y` copies in this context, and a name for it.
 fn selected_text(app: &App, ctx: Ctx) -> Result<(String, &'static str), String> {
     match ctx {
@@ -156,6 +164,23 @@ pub(crate) fn flush_copy(app: &mut App) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_only_greys_the_changing_hints_and_explains_them() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let db = tmp.path().join("state.db");
+        let mut cfg = ptui_types::config::Config::new(Some(db.clone()), vec![]);
+        drop(ptui_engine::Engine::open(cfg.clone()).expect("create db"));
+        cfg.access.readonly = Some("--readonly".into());
+        let mut app = App::new(crate::theme::dark());
+        app.eng = Some(ptui_engine::Engine::open(cfg).expect("open"));
+        assert!(greyed(&app, Ctx::Fleet, "add server"));
+        assert!(greyed(&app, Ctx::Jobs, "cancel job"));
+        assert!(!greyed(&app, Ctx::Fleet, "filter"));
+        let why = refusal(&app, Ctx::Fleet, Action::Remove).expect("refused");
+        assert!(why.starts_with("read-only: removing a server"), "{why}");
+        assert_eq!(refusal(&app, Ctx::Fleet, Action::Filter), None);
+    }
 
     #[test]
     fn base64_matches_the_rfc_vectors() {
