@@ -153,6 +153,13 @@ fn ask_sudo_passwords(engine: &Engine, targets: &Targets) -> Result<()> {
 }
 
 pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Result<i32> {
+    // Refused before any prompt for a secret or a sudo password.
+    let target = match (&args.tag, args.all) {
+        (_, true) => "all".to_string(),
+        (Some(t), _) => format!("tag {t}"),
+        (None, false) => args.on.join(","),
+    };
+    engine.require(ptui_engine::access::Change::RunJob, &target)?;
     let inputs = gather_inputs(engine, &args, action)?;
     let mut rx = engine.subscribe();
     let targets = if args.all {

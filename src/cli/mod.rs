@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod generate;
 pub mod health;
 pub mod import;
 pub mod install;
@@ -45,6 +46,10 @@ pub struct Cli {
     /// Dashboard theme (dark, light, high-contrast, or a file name under the user theme dir).
     #[arg(long, global = true, env = "PROVISION_TUI_THEME")]
     pub theme: Option<String>,
+    /// Look only: every command that changes something is refused before it runs, and the
+    /// dashboard's changing keys explain instead of acting. Also `readonly: true` in config.yml.
+    #[arg(long, global = true, env = "PROVISION_TUI_READONLY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub readonly: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -106,17 +111,35 @@ pub enum Command {
     /// Print the dashboard key bindings as a Markdown table (for the README and docs).
     #[command(hide = true)]
     KeysMarkdown,
+    /// Print a shell completion script (bash, zsh or fish), generated from this CLI.
+    Completions(generate::CompletionsArgs),
+    /// Print the man page, or write all of them (one per subcommand) with --out DIR.
+    Man(generate::ManArgs),
 }
 
 impl Cli {
-    pub fn config(&self) -> Config {
-        Config::new(self.db.clone(), self.installers.clone())
+    /// Paths from the flags; read-only and the clipboard from the flags and config.yml (a
+    /// config.yml that does not parse is an error: it may be what makes this user read-only).
+    pub fn config(&self) -> color_eyre::eyre::Result<Config> {
+        let mut config = Config::new(self.db.clone(), self.installers.clone());
+        let file = health::load_config()?;
+        config.access.readonly = if self.readonly {
+            Some("started with --readonly or PROVISION_TUI_READONLY".into())
+        } else if file.readonly {
+            Some(format!(
+                "readonly: true in {}",
+                ptui_engine::health::config::default_path().display()
+            ))
+        } else {
+            None
+        };
+        config.access.osc52 = file.clipboard.unwrap_or(true);
+        Ok(config)
     }
 }
 
 /// Runs a subcommand and returns the process exit code.
 pub async fn run(cli: Cli, command: Command) -> i32 {
-    let config = cli.config();
     match &command {
         Command::BenchRender { lines } => {
             return match ptui_bench::render::run(*lines).await {
@@ -133,6 +156,12 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         }
         _ => {}
     }
+    // Generated from the clap definitions; no database.
+    let command = match command {
+        Command::Completions(a) => return code_of(generate::completions(a)),
+        Command::Man(a) => return code_of(generate::man(a)),
+        other => other,
+    };
     // The bench opens its own throwaway databases.
     let command = match command {
         Command::Bench(c) => {
@@ -150,7 +179,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
     if let Command::Catalog(catalog::CatalogCmd::Validate { dir: Some(dir) }) = &command {
         return catalog::validate_dir(dir);
     }
-    let engine = match Engine::open(config) {
+    let engine = match cli.config().and_then(Engine::open) {
         Ok(e) => e,
         Err(e) => {
             out::error(&e);
@@ -180,8 +209,17 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Incidents(a) => health::incidents(&engine, a),
         Command::Maintenance(c) => maintenance::run(&engine, c),
         Command::Policy(a) => health::policy(&engine, a),
-        Command::BenchRender { .. } | Command::KeysMarkdown | Command::Bench(_) => Ok(exit::OK),
+        Command::BenchRender { .. }
+        | Command::KeysMarkdown
+        | Command::Bench(_)
+        | Command::Completions(_)
+        | Command::Man(_) => Ok(exit::OK),
     };
+    code_of(result)
+}
+
+/// The exit code of a command's result; an error is printed first.
+fn code_of(result: color_eyre::eyre::Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -210,7 +248,7 @@ pub fn interactive() -> bool {
 
 /// No subcommand: the dashboard.
 pub async fn run_dashboard(cli: Cli) -> i32 {
-    let engine = match Engine::open(cli.config()) {
+    let engine = match cli.config().and_then(Engine::open) {
         Ok(e) => e,
         Err(e) => {
             out::error(&e);
@@ -221,6 +259,14 @@ pub async fn run_dashboard(cli: Cli) -> i32 {
     // `provision-tui watch`) the singleton lease keeps this one on standby.
     let _checker = match health::load_config().and_then(|cfg| engine.start_health(cfg)) {
         Ok(stop) => Some(stop),
+        // Looking only: no checker here (it stores samples); another process's show up.
+        Err(_)
+            if !engine
+                .access()
+                .may(ptui_engine::access::Change::HealthCheck) =>
+        {
+            None
+        }
         Err(e) => {
             tracing::error!("health checks disabled: {e:#}");
             None

@@ -236,6 +236,12 @@ fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
 }
 
 async fn trust(engine: &Engine, name: &str, yes: bool, replace: bool) -> Result<i32> {
+    // Refused before connecting to the server.
+    let change = match replace {
+        true => ptui_engine::access::Change::ReplaceHostKey,
+        false => ptui_engine::access::Change::TrustHostKey,
+    };
+    engine.require(change, name)?;
     let scan = match engine.scan_host_key(name).await {
         Ok(s) => s,
         Err(e) => {

@@ -1,6 +1,7 @@
 //! The engine: owns the store, the catalog and the running jobs. Front ends call its methods
 //! (commands) and subscribe to its events; they never touch SSH or SQL themselves.
 
+use crate::access::{Access, Change};
 use crate::context::{JobContext, RunningJobs};
 use crate::ssh_targets::{self, SudoPasswords};
 use color_eyre::eyre::{Result, bail, eyre};
@@ -84,6 +85,7 @@ pub(crate) struct Inner {
     slots_total: AtomicUsize,
     pool: Arc<ptui_ssh::Pool>,
     sudo_passwords: SudoPasswords,
+    access: Access,
 }
 
 #[derive(Clone)]
@@ -95,6 +97,8 @@ impl Engine {
     /// Opens the database and sorts out jobs orphaned by a dead process (see
     /// `jobs/adopt.rs`). The catalog is loaded when first asked for (`catalog()`).
     pub fn open(config: Config) -> Result<Self> {
+        let access = Access::load(config.access.readonly.clone())?;
+        access.check_open(&config.db_path)?;
         let store = Store::open(&config.db_path)?;
         let (events, _) = broadcast::channel(8192);
         let known_hosts = KnownHosts::new(
@@ -123,6 +127,7 @@ impl Engine {
                 slots,
                 pool,
                 sudo_passwords: SudoPasswords::default(),
+                access,
             }),
         };
         engine.sweep_orphans()?;
@@ -164,6 +169,10 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    pub(crate) fn access_ref(&self) -> &Access {
+        &self.inner.access
     }
 
     /// The database, for the engine's own modules; front ends go through engine methods.
@@ -240,6 +249,7 @@ impl Engine {
     // ---- servers ----
 
     pub fn add_server(&self, spec: &ServerSpec) -> Result<Server> {
+        self.permit(Change::AddServer, &spec.name)?;
         ptui_types::server::validate_server_name(&spec.name).map_err(|e| eyre!(e))?;
         if let Some(p) = spec.problem() {
             bail!("server {}: {}", spec.name, p.as_flag());
@@ -260,6 +270,7 @@ impl Engine {
     }
 
     pub fn remove_server(&self, name: &str) -> Result<Server> {
+        self.permit(Change::RemoveServer, name)?;
         let server = self.inner.store.remove_server(name)?;
         self.inner.pool.invalidate(name);
         self.forget_sudo_password(server.id);
@@ -271,6 +282,7 @@ impl Engine {
     }
 
     pub fn set_server_status(&self, name: &str, status: ServerStatus) -> Result<Server> {
+        self.permit(Change::ServerStatus, name)?;
         let server = self.inner.store.require_server(name)?;
         if server.status == status {
             bail!("server {name} is already {status}");
@@ -296,6 +308,7 @@ impl Engine {
         name: &str,
         settings: &ptui_types::records::SudoSettings,
     ) -> Result<()> {
+        self.permit(Change::SudoSettings, name)?;
         if let Some(var) = &settings.password_env
             && !ptui_ssh::exec::valid_env_name(var)
         {
@@ -328,6 +341,7 @@ impl Engine {
 
     /// Gives the sudo password of a `--prompt` server to this process (memory only).
     pub fn set_sudo_password(&self, name: &str, password: Secret) -> Result<()> {
+        self.permit(Change::SudoPassword, name)?;
         let server = self.inner.store.require_server(name)?;
         if password.expose().is_empty() {
             bail!("the sudo password of {name} is empty");
@@ -422,6 +436,11 @@ impl Engine {
 
     /// Records a scanned key in provision-tui's known_hosts. A changed key needs `replace`.
     pub fn trust_host_key(&self, scan: &HostKeyScan, replace: bool) -> Result<()> {
+        let change = match replace {
+            true => Change::ReplaceHostKey,
+            false => Change::TrustHostKey,
+        };
+        self.permit(change, &scan.server)?;
         let server = self.inner.store.require_server(&scan.server)?;
         if let HostKeyVerdict::Changed {
             recorded, key_type, ..
@@ -454,6 +473,7 @@ impl Engine {
 
     /// Cancels a job run by this process at once, or by another process within a heartbeat.
     pub fn cancel_job(&self, id: i64) -> Result<Job> {
+        self.permit(Change::CancelJob, &format!("job #{id}"))?;
         let job = self.inner.store.request_cancel(id)?;
         self.inner.running.cancel(id);
         self.audit("job.cancel", &job.server_name, &format!("job #{id}"))?;

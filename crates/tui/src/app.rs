@@ -87,6 +87,8 @@ pub struct App {
     pub(crate) reloads: Reloads,
     /// The servers were read once (the first read may offer the ssh config import).
     pub(crate) loaded_servers: bool,
+    /// Text `y` copied, written as OSC 52 after the next frame (bastion.rs).
+    pub(crate) copy: Option<String>,
 }
 
 impl App {
@@ -124,6 +126,7 @@ impl App {
             help_max_scroll: Default::default(),
             reloads: Reloads::default(),
             loaded_servers: false,
+            copy: None,
         }
     }
 

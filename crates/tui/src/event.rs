@@ -142,6 +142,7 @@ where
     if std::mem::take(&mut app.bell) && std::env::var("PROVISION_TUI_BELL").as_deref() != Ok("0") {
         sink.bell()?;
     }
+    crate::bastion::flush_copy(app)?;
     app.dirty = false;
     Ok(())
 }

@@ -73,6 +73,8 @@ pub enum Action {
     Complete,
     Yes,
     No,
+    /// Copy the selected thing to the clipboard (OSC 52).
+    Copy,
     /// A key for a text field (typing).
     Input(KeyEvent),
 }
@@ -172,6 +174,7 @@ const FLEET: &[Binding] = &[
     b(&[k('i')], Action::Install, "install on marked", true),
     b(&[k('I')], Action::Import, "import ~/.ssh/config", false),
     b(&[k('D')], Action::Remove, "remove server", false),
+    b(&[k('y')], Action::Copy, "copy address", false),
 ];
 
 const DETAIL: &[Binding] = &[
@@ -181,6 +184,7 @@ const DETAIL: &[Binding] = &[
     b(&[k('t')], Action::Trust, "trust host key", true),
     b(&[k('s')], Action::SetStatus, "set status", true),
     b(&[k('i')], Action::Install, "install", true),
+    b(&[k('y')], Action::Copy, "copy address", false),
 ];
 
 const CATALOG: &[Binding] = &[
@@ -257,6 +261,7 @@ const JOBS: &[Binding] = &[
     b(&[ENTER, k('l')], Action::Enter, "focus log", true),
     b(&[k('/')], Action::Filter, "filter", true),
     b(&[k('c')], Action::Cancel, "cancel job", true),
+    b(&[k('y')], Action::Copy, "copy job log", false),
 ];
 
 const LOG: &[Binding] = &[
@@ -278,6 +283,7 @@ const LOG: &[Binding] = &[
     b(&[k('n')], Action::NextMatch, "next match", true),
     b(&[k('N')], Action::PrevMatch, "previous match", false),
     b(&[k('c')], Action::Cancel, "cancel job", false),
+    b(&[k('y')], Action::Copy, "copy line", false),
     b(&[ESC], Action::Back, "back to list", true),
 ];
 
@@ -310,6 +316,7 @@ const QUIT_JOBS: &[Binding] = &[
 const HOSTKEY: &[Binding] = &[
     b(&[k('a')], Action::Yes, "accept and trust", true),
     b(&[k('r'), ESC], Action::No, "reject", true),
+    b(&[k('y')], Action::Copy, "copy fingerprint", false),
 ];
 
 const HOSTKEY_CHANGED: &[Binding] = &[

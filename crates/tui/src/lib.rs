@@ -2,6 +2,7 @@
 //! and renders events; it never opens SSH connections or SQL statements itself.
 
 pub mod app;
+mod bastion;
 mod dialogs;
 pub mod event;
 pub mod fleet;

@@ -65,6 +65,7 @@ impl App {
             Ctx::Palette => self.palette(a),
             Ctx::Confirm => self.confirm(a),
             Ctx::QuitJobs => self.quit_jobs(a),
+            Ctx::HostKey if a == Action::Copy => super::bastion::copy_selected(self, ctx),
             Ctx::HostKey => self.hostkey(a),
             Ctx::HostKeyChanged => self.hostkey_changed(a),
             Ctx::Picker => self.picker(a),
@@ -72,7 +73,11 @@ impl App {
             Ctx::SudoPassword => self.sudo_password_key(a),
             Ctx::Form | Ctx::Review => self.form_key(a),
             _ => {
-                if !self.global(a) {
+                if let Some(why) = super::bastion::refusal(self, ctx, a) {
+                    self.error(why);
+                } else if a == Action::Copy {
+                    super::bastion::copy_selected(self, ctx);
+                } else if !self.global(a) {
                     self.screen_key(ctx, a);
                 }
             }

@@ -18,6 +18,39 @@ pub struct Config {
     pub log_dir: PathBuf,
     pub ssh: SshSettings,
     pub jobs: JobSettings,
+    pub access: AccessSettings,
+}
+
+/// Looking only, and the dashboard's clipboard; set by the front end from its flags and
+/// config.yml. Roles come from the system config (`system_config_path`), read by the engine.
+#[derive(Debug, Clone)]
+pub struct AccessSettings {
+    /// Why this process may change nothing (`--readonly`, `PROVISION_TUI_READONLY=1`,
+    /// `readonly: true` in config.yml); None: it may, as far as its role allows.
+    pub readonly: Option<String>,
+    /// The dashboard's `y` copies through the terminal with OSC 52 (`clipboard: false` in
+    /// config.yml turns it off).
+    pub osc52: bool,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        AccessSettings {
+            readonly: None,
+            osc52: true,
+        }
+    }
+}
+
+/// The bastion-wide config that holds `roles:`. `PROVISION_TUI_SYSTEM_CONFIG` is honoured
+/// only while /etc/provision-tui/config.yml does not exist, so a user cannot point an
+/// installed bastion at a roles file of their own.
+pub fn system_config_path() -> PathBuf {
+    let system = PathBuf::from("/etc/provision-tui/config.yml");
+    match std::env::var_os("PROVISION_TUI_SYSTEM_CONFIG") {
+        Some(p) if !p.is_empty() && !system.exists() => PathBuf::from(p),
+        _ => system,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +212,7 @@ impl Config {
             log_dir: state_dir(),
             ssh: SshSettings::default(),
             jobs: JobSettings::default(),
+            access: AccessSettings::default(),
         }
     }
 }

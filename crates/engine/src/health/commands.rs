@@ -4,6 +4,7 @@
 use super::config::HealthConfig;
 use super::service::HealthService;
 use super::{Sample, ServerHealthPolicy, checker};
+use crate::access::Change;
 use crate::engine::Engine;
 use color_eyre::eyre::{Result, bail};
 use tokio_util::sync::CancellationToken;
@@ -13,12 +14,14 @@ impl Engine {
     /// cancel the token to stop it. With another checker on this database, the singleton lease
     /// keeps this one on standby.
     pub fn start_health(&self, cfg: HealthConfig) -> Result<CancellationToken> {
+        self.permit(Change::HealthCheck, "health checker")?;
         Ok(HealthService::new(self.clone(), cfg)?.spawn())
     }
 
     /// One check of these servers now (every watched server when `names` is empty), stored
     /// like the checker's samples; a sample taken in a maintenance window says so.
     pub async fn check_now(&self, cfg: HealthConfig, names: &[String]) -> Result<Vec<Sample>> {
+        self.permit(Change::HealthCheck, &names.join(","))?;
         let servers = if names.is_empty() {
             HealthService::watched(self.servers()?)
         } else {
@@ -43,11 +46,13 @@ impl Engine {
 
     /// Stores health samples taken outside the checker (a sweep, a benchmark).
     pub fn record_samples(&self, samples: &[Sample]) -> Result<()> {
+        self.permit(Change::HealthCheck, "samples")?;
         self.store().insert_samples(samples)
     }
 
     /// Replaces a server's health policy and audits the change.
     pub fn set_health_policy(&self, server: &str, p: &ServerHealthPolicy) -> Result<()> {
+        self.permit(Change::Policy, server)?;
         self.store().set_health_policy(p)?;
         self.audit(
             "server.policy",
@@ -70,6 +75,7 @@ impl Engine {
         ends_at: Option<i64>,
         reason: &str,
     ) -> Result<()> {
+        self.permit(Change::Maintenance, label)?;
         self.store()
             .maintenance_on(server_id, ends_at, reason, self.operator())?;
         self.audit("maintenance.on", label, reason)
@@ -78,6 +84,7 @@ impl Engine {
     /// Ends the manual windows of a server (None: the fleet-wide ones), audited under `label`;
     /// returns how many ended.
     pub fn maintenance_off(&self, server_id: Option<i64>, label: &str) -> Result<usize> {
+        self.permit(Change::Maintenance, label)?;
         let n = self.store().maintenance_off(server_id)?;
         self.audit("maintenance.off", label, "")?;
         Ok(n)

@@ -73,6 +73,16 @@ pub struct HealthConfig {
     /// Scheduled maintenance windows.
     #[serde(default)]
     pub maintenance: Vec<crate::health::maintenance::WindowSpec>,
+    /// `readonly: true`: this user's provision-tui looks only (docs/BASTION.md).
+    #[serde(default)]
+    pub readonly: bool,
+    /// `clipboard: false`: the dashboard's `y` copies nothing (default: OSC 52 on).
+    #[serde(default)]
+    pub clipboard: Option<bool>,
+    /// Read by `access.rs` from the system config (/etc/provision-tui/config.yml, which is
+    /// also the watcher's config.yml); any other config.yml may hold it without effect.
+    #[serde(default)]
+    pub roles: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

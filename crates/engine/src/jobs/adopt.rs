@@ -32,6 +32,10 @@ impl Engine {
     /// a job already sent to its server becomes `detached`, one that was not becomes
     /// `interrupted`.
     pub fn sweep_orphans(&self) -> Result<Sweep> {
+        // Looking only: no background writes (the next writable process sorts them out).
+        if !self.access().housekeeping() {
+            return Ok(Sweep::default());
+        }
         let store = self.store();
         let mut sweep = Sweep::default();
         for id in store.orphaned_jobs(self.stale_before(), identity::owner_alive)? {
@@ -83,6 +87,9 @@ impl Engine {
     /// Adopts the detached jobs (only those on `servers`, if given) and follows each to its
     /// end in this process. Exactly one process adopts a job. Needs a tokio runtime.
     pub fn adopt_detached(&self, servers: Option<&[String]>) -> Result<Vec<i64>> {
+        if !self.access().housekeeping() {
+            return Ok(Vec::new());
+        }
         self.sweep_orphans()?;
         let ctx = self.job_context();
         let mut adopted = Vec::new();
@@ -105,6 +112,9 @@ impl Engine {
 
     /// Adopts one job (`jobs reattach N`): detached, or running under a dead process.
     pub fn adopt_job(&self, id: i64) -> Result<bool> {
+        if !self.access().housekeeping() {
+            return Ok(false);
+        }
         self.sweep_orphans()?;
         let ctx = self.job_context();
         match self.store().try_adopt_job(
@@ -125,6 +135,9 @@ impl Engine {
     /// `watch`): a job whose process dies meanwhile is collected here. Holds no strong
     /// reference to the engine.
     pub fn spawn_adopter(&self) {
+        if !self.access().housekeeping() {
+            return;
+        }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };

@@ -49,6 +49,8 @@ impl Engine {
         req: &InstallRequest,
         strict: bool,
     ) -> Result<(Prepared, Vec<(String, String)>), RequestError> {
+        self.permit(crate::access::Change::RunJob, &req.servers.join(","))
+            .map_err(|e| RequestError::Invalid(e.to_string()))?;
         let catalog = self.catalog();
         let installer: Installer = catalog
             .require(&req.app)

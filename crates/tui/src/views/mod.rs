@@ -332,7 +332,14 @@ fn footer(f: &mut Frame, area: Rect, app: &App) {
             break;
         }
         used += n;
-        spans.push(Span::styled(format!(" {k}"), t.key));
+        // Keys the engine would refuse (read-only, role) are dimmed; pressing one explains.
+        let off = crate::bastion::greyed(app, app.ctx(), d);
+        let key_style = if off {
+            t.muted.add_modifier(ratatui::style::Modifier::DIM)
+        } else {
+            t.key
+        };
+        spans.push(Span::styled(format!(" {k}"), key_style));
         spans.push(Span::styled(format!(" {d} "), t.muted));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
