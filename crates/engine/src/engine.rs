@@ -96,6 +96,7 @@ impl Engine {
     /// `jobs/adopt.rs`). The catalog is loaded when first asked for (`catalog()`).
     pub fn open(config: Config) -> Result<Self> {
         let store = Store::open(&config.db_path)?;
+        crate::secrets::install_audit_key(&config, &store)?;
         let (events, _) = broadcast::channel(8192);
         let known_hosts = KnownHosts::new(
             config.known_hosts_path.clone(),

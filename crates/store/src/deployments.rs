@@ -116,3 +116,136 @@ impl Store {
         })
     }
 }
+
+/// At a job's end: a successful install/upgrade moves the job's sealed secrets (if it had
+/// any) to its deployment; the job's copy is dropped either way.
+pub(crate) fn move_job_secrets_in(
+    c: &Connection,
+    job_id: i64,
+    server_id: i64,
+    app_id: &str,
+    to_deployment: bool,
+) -> Result<()> {
+    if to_deployment {
+        c.execute(
+            "UPDATE deployments SET sealed_secrets =
+               COALESCE((SELECT sealed_secrets FROM jobs WHERE id=?1), sealed_secrets)
+             WHERE server_id=?2 AND app_id=?3",
+            params![job_id, server_id, app_id],
+        )
+        .sql()?;
+    }
+    c.execute(
+        "UPDATE jobs SET sealed_secrets=NULL WHERE id=?1",
+        params![job_id],
+    )
+    .sql()?;
+    Ok(())
+}
+
+/// A deployment's sealed secrets: where it is and the sealed bytes.
+#[derive(Debug, Clone)]
+pub struct SealedSecrets {
+    pub server_id: i64,
+    pub server: String,
+    pub app_id: String,
+    pub sealed: Vec<u8>,
+}
+
+impl Store {
+    /// Keeps a queued job's sealed sensitive inputs until its end moves them to the deployment.
+    pub fn set_job_sealed_secrets(&self, job_id: i64, sealed: &[u8]) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE jobs SET sealed_secrets=?1 WHERE id=?2",
+                params![sealed, job_id],
+            )
+            .sql()?;
+            Ok(())
+        })
+    }
+
+    /// The sealed secrets of `app_id` on a server, if any were recorded.
+    pub fn deployment_sealed_secrets(
+        &self,
+        server_id: i64,
+        app_id: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        self.read(|c| {
+            let v: Option<Option<Vec<u8>>> = c
+                .query_row(
+                    "SELECT sealed_secrets FROM deployments WHERE server_id=?1 AND app_id=?2",
+                    params![server_id, app_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .sql()?;
+            Ok(v.flatten())
+        })
+    }
+
+    /// Every deployment that holds sealed secrets.
+    pub fn sealed_deployments(&self) -> Result<Vec<SealedSecrets>> {
+        self.read(|c| {
+            let mut st = c
+                .prepare(
+                    "SELECT d.server_id, s.name, d.app_id, d.sealed_secrets FROM deployments d
+                     JOIN servers s ON s.id = d.server_id
+                     WHERE d.sealed_secrets IS NOT NULL ORDER BY s.name, d.app_id",
+                )
+                .sql()?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(SealedSecrets {
+                        server_id: r.get(0)?,
+                        server: r.get(1)?,
+                        app_id: r.get(2)?,
+                        sealed: r.get(3)?,
+                    })
+                })
+                .sql()?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .sql()?;
+            Ok(rows)
+        })
+    }
+
+    /// Re-seals every sealed blob (deployments and queued/running jobs) in one transaction.
+    /// `reseal` returns the new bytes, or None to leave a blob as it is (sealed with another
+    /// key). Returns (resealed, left as they were).
+    pub fn reseal_secrets(
+        &self,
+        mut reseal: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Result<(usize, usize)> {
+        self.write(|tx| {
+            let (mut done, mut left) = (0, 0);
+            for table in ["deployments", "jobs"] {
+                let rows: Vec<(i64, Vec<u8>)> = {
+                    let mut st = tx
+                        .prepare(&format!(
+                            "SELECT id, sealed_secrets FROM {table} WHERE sealed_secrets IS NOT NULL"
+                        ))
+                        .sql()?;
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .sql()?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .sql()?
+                };
+                for (id, blob) in rows {
+                    match reseal(&blob) {
+                        Some(new) => {
+                            tx.execute(
+                                &format!("UPDATE {table} SET sealed_secrets=?1 WHERE id=?2"),
+                                params![new, id],
+                            )
+                            .sql()?;
+                            done += 1;
+                        }
+                        None => left += 1,
+                    }
+                }
+            }
+            Ok((done, left))
+        })
+    }
+}
