@@ -159,6 +159,12 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
     if let Command::Catalog(catalog::CatalogCmd::Validate { dir: Some(dir) }) = &command {
         return catalog::validate_dir(dir);
     }
+    if let Command::Catalog(catalog::CatalogCmd::Pin { dir }) = &command {
+        return catalog::pin_dir(dir).unwrap_or_else(|e| {
+            out::error(&e);
+            exit::ERROR
+        });
+    }
     let engine = match Engine::open(config) {
         Ok(e) => e,
         Err(e) => {

@@ -56,6 +56,7 @@ impl Engine {
             .require(&req.app)
             .map_err(RequestError::Invalid)?
             .clone();
+        pin_check(&installer)?;
         let kind = match req.action {
             JobAction::Install => ptui_catalog::ScriptKind::Install,
             JobAction::Uninstall => ptui_catalog::ScriptKind::Uninstall,
@@ -278,6 +279,33 @@ impl Prepared {
             });
         }
         out
+    }
+}
+
+/// Refuses an installer whose files differ from their pins (`catalog.lock`); with
+/// `PROVISION_TUI_REQUIRE_PINS=1`, also one from an unpinned directory.
+pub(crate) fn pin_check(installer: &Installer) -> Result<(), RequestError> {
+    use ptui_catalog::pins::PinStatus;
+    match &installer.pin {
+        PinStatus::Pinned => Ok(()),
+        PinStatus::Mismatch(m) => Err(RequestError::Invalid(format!(
+            "installer {} does not match its pins, nothing was run:\n{}\nreview the change, then run `provision-tui catalog pin DIR`",
+            installer.id(),
+            m.iter()
+                .map(|x| format!("  - {x}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))),
+        PinStatus::Unpinned
+            if std::env::var("PROVISION_TUI_REQUIRE_PINS").is_ok_and(|v| v == "1") =>
+        {
+            Err(RequestError::Invalid(format!(
+                "installer {} ({}) is not pinned and PROVISION_TUI_REQUIRE_PINS=1: run `provision-tui catalog pin DIR` after reviewing it",
+                installer.id(),
+                installer.source
+            )))
+        }
+        PinStatus::Unpinned => Ok(()),
     }
 }
 
