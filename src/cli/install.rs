@@ -49,6 +49,10 @@ pub struct InstallArgs {
     /// Print one JSON event per line instead of the log.
     #[arg(long)]
     pub json: bool,
+    /// Print what would happen (servers, skipped ones and why, batches, script checksum,
+    /// inputs, no-op or changed per server) and change nothing.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 fn split_kv<'a>(flag: &str, s: &'a str) -> Result<(&'a str, &'a str)> {
@@ -105,6 +109,7 @@ fn gather_inputs(
         values.insert(k.to_string(), v);
     }
     if interactive()
+        && !args.plan
         && let Some(inst) = engine.catalog().get(&args.app)
     {
         let vis = ptui_catalog::visibility(&inst.manifest, &values);
@@ -162,7 +167,7 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
     } else {
         Targets::Names(args.on.clone())
     };
-    if interactive() {
+    if interactive() && !args.plan {
         ask_sudo_passwords(engine, &targets)?;
     }
     let req = FanoutRequest {
@@ -174,6 +179,9 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
         batch: args.batch,
         max_fail: args.max_fail,
     };
+    if args.plan {
+        return super::plan::print(engine, &req, args.json);
+    }
     let mut handle = match engine.start_fanout(&req) {
         Ok(h) => h,
         Err(e @ RequestError::Inputs { .. }) => {

@@ -8,6 +8,7 @@ pub mod install;
 pub mod jobs;
 pub mod maintenance;
 pub mod out;
+pub mod plan;
 pub mod progress;
 pub mod server;
 pub mod trust;

@@ -167,6 +167,10 @@ impl Engine {
         &self.inner.config
     }
 
+    pub(crate) fn known_hosts(&self) -> &KnownHosts {
+        &self.inner.known_hosts
+    }
+
     /// The database, for the engine's own modules; front ends go through engine methods.
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store

@@ -3,6 +3,7 @@
 //! import. Front ends call its methods and subscribe to its events; it knows nothing about
 //! terminals.
 
+pub mod change_plan;
 mod context;
 pub mod engine;
 pub mod events;

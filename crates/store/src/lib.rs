@@ -13,6 +13,7 @@ pub mod leases;
 pub mod log_search;
 mod metrics;
 mod migrations;
+mod plan_reads;
 pub mod servers;
 pub mod sudo;
 

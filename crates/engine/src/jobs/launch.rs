@@ -16,7 +16,7 @@ pub struct Prepared {
     pub(crate) installer: Installer,
     inputs: ResolvedInputs,
     masked: serde_json::Value,
-    action: JobAction,
+    pub(crate) action: JobAction,
     pub servers: Vec<Server>,
     /// Input names the request gave: a stored secret never overrides one of these.
     given: BTreeSet<String>,
