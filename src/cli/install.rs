@@ -127,7 +127,7 @@ fn gather_inputs(
                 })
                 .cloned()
                 .collect(),
-            // Secrets are not recorded: ask again for those the upgrade script reads.
+            // Those the upgrade script reads (recorded ones are filtered out below).
             JobAction::Upgrade => inst
                 .missing_secrets(ptui_catalog::ScriptKind::Upgrade, &values)
                 .into_iter()
@@ -135,7 +135,19 @@ fn gather_inputs(
                 .collect(),
             JobAction::Uninstall => Vec::new(),
         };
-        for input in ask {
+        // Secrets sealed at the last install on every target are reused, not asked again.
+        let targets = if args.all {
+            Targets::All
+        } else if let Some(t) = &args.tag {
+            Targets::Tag(t.clone())
+        } else {
+            Targets::Names(args.on.clone())
+        };
+        let recorded = engine
+            .resolve_targets(&targets)
+            .map(|names| engine.secrets_recorded_on_all(&args.app, &names))
+            .unwrap_or_default();
+        for input in ask.into_iter().filter(|i| !recorded.contains(&i.name)) {
             let v = out::prompt_password(&format!("{} ({}): ", input.label(), input.name))?;
             values.insert(input.name.clone(), v);
         }

@@ -8,7 +8,9 @@ use crate::engine::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
-use ptui_store::audit_chain::{AuditKey, AuditRow, AuditVerdict, hex};
+use ptui_store::audit_chain::{AuditKey, hex};
+/// The audit chain's read models, for front ends (which do not depend on the store).
+pub use ptui_store::audit_chain::{AuditProblem, AuditRow, AuditVerdict, Tamper};
 use ptui_types::private_files;
 use rand::RngCore;
 use serde::Serialize;
@@ -301,6 +303,31 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// Names of `app`'s secrets recorded (and usable) for every one of `servers`: a front end
+    /// need not ask for these again.
+    pub fn secrets_recorded_on_all(
+        &self,
+        app: &str,
+        servers: &[String],
+    ) -> std::collections::BTreeSet<String> {
+        let mut common: Option<std::collections::BTreeSet<String>> = None;
+        for name in servers {
+            let Ok(Some(s)) = self.store().server_by_name(name) else {
+                return Default::default();
+            };
+            let have: std::collections::BTreeSet<String> = self
+                .stored_secrets(s.id, app)
+                .unwrap_or_default()
+                .into_keys()
+                .collect();
+            common = Some(match common {
+                None => have,
+                Some(c) => c.intersection(&have).cloned().collect(),
+            });
+        }
+        common.unwrap_or_default()
     }
 
     /// Number of deployments with stored secrets.
