@@ -352,13 +352,9 @@ impl Engine {
         let staged = path.with_extension("key.new");
         let _ = std::fs::remove_file(&staged);
         write_new_key(&staged, &new)?;
-        // Server ids are needed for the associated data: the store passes each blob only, so
-        // re-seal by rows through the deployments list (jobs' copies are short-lived).
-        let rows = self.store().sealed_deployments()?;
-        let (resealed, left) = self.store().reseal_secrets(|blob| {
-            let d = rows.iter().find(|d| d.sealed == blob)?;
-            let values = unseal(&old, d.server_id, &d.app_id, blob).ok()?;
-            seal(&new, d.server_id, &d.app_id, &values).ok()
+        let (resealed, left) = self.store().reseal_secrets(|server_id, app_id, blob| {
+            let values = unseal(&old, server_id, app_id, blob).ok()?;
+            seal(&new, server_id, app_id, &values).ok()
         })?;
         let backup = path.with_extension("key.old");
         std::fs::rename(&path, &backup)

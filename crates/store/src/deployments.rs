@@ -211,28 +211,32 @@ impl Store {
     }
 
     /// Re-seals every sealed blob (deployments and queued/running jobs) in one transaction.
-    /// `reseal` returns the new bytes, or None to leave a blob as it is (sealed with another
-    /// key). Returns (resealed, left as they were).
+    /// `reseal(server_id, app_id, blob)` returns the new bytes, or None to leave a blob as it
+    /// is (sealed with another key). Returns (resealed, left as they were).
     pub fn reseal_secrets(
         &self,
-        mut reseal: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+        mut reseal: impl FnMut(i64, &str, &[u8]) -> Option<Vec<u8>>,
     ) -> Result<(usize, usize)> {
         self.write(|tx| {
             let (mut done, mut left) = (0, 0);
             for table in ["deployments", "jobs"] {
-                let rows: Vec<(i64, Vec<u8>)> = {
+                let rows: Vec<(i64, Option<i64>, String, Vec<u8>)> = {
                     let mut st = tx
                         .prepare(&format!(
-                            "SELECT id, sealed_secrets FROM {table} WHERE sealed_secrets IS NOT NULL"
+                            "SELECT id, server_id, app_id, sealed_secrets FROM {table} WHERE sealed_secrets IS NOT NULL"
                         ))
                         .sql()?;
-                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                         .sql()?
                         .collect::<rusqlite::Result<Vec<_>>>()
                         .sql()?
                 };
-                for (id, blob) in rows {
-                    match reseal(&blob) {
+                for (id, server_id, app_id, blob) in rows {
+                    let Some(server_id) = server_id else {
+                        left += 1;
+                        continue;
+                    };
+                    match reseal(server_id, &app_id, &blob) {
                         Some(new) => {
                             tx.execute(
                                 &format!("UPDATE {table} SET sealed_secrets=?1 WHERE id=?2"),
@@ -247,5 +251,70 @@ impl Store {
             }
             Ok((done, left))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::job_end::JobEnd;
+    use crate::jobs::NewJob;
+    use ptui_types::job::{JobAction, JobStatus};
+    use ptui_types::server::ServerStatus;
+
+    #[test]
+    fn a_jobs_sealed_secrets_move_to_its_deployment_and_are_resealed_with_their_row() {
+        let (_d, s) = crate::test_store();
+        let srv = crate::test_server(&s, "a", ServerStatus::Ready);
+        let job = s
+            .create_job(&NewJob {
+                server_id: srv.id,
+                server_name: &srv.name,
+                app_id: "app",
+                app_version: "1",
+                action: JobAction::Install,
+                masked_inputs: &serde_json::json!({"pw": "***"}),
+                owner: "1@h",
+            })
+            .unwrap();
+        s.set_job_sealed_secrets(job.id, b"blob-1").unwrap();
+        let (done, left) = s
+            .reseal_secrets(|sid, app, blob| {
+                assert_eq!((sid, app, blob), (srv.id, "app", &b"blob-1"[..]));
+                Some(b"blob-2".to_vec())
+            })
+            .unwrap();
+        assert_eq!(
+            (done, left),
+            (1, 0),
+            "the queued job's copy is re-sealed too"
+        );
+        let job = s.mark_job_running(job.id, 1).unwrap();
+        let end = JobEnd {
+            status: JobStatus::Succeeded,
+            kind: None,
+            message: None,
+            exit_code: Some(0),
+            installs_app: true,
+            base_installers: &[],
+        };
+        s.record_job_end(&job, &end).unwrap();
+        assert_eq!(
+            s.deployment_sealed_secrets(srv.id, "app")
+                .unwrap()
+                .as_deref(),
+            Some(&b"blob-2"[..])
+        );
+        let (done, _) = s.reseal_secrets(|_, _, _| None).unwrap();
+        assert_eq!(done, 0);
+        let jobs_left: i64 = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM jobs WHERE sealed_secrets IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(jobs_left, 0, "the job's copy is dropped at its end");
     }
 }
