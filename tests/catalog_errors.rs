@@ -430,6 +430,17 @@ fn upgrade_refuses_to_run_without_a_required_secret_its_script_reads() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The install's key is sealed at rest: an upgrade without it reuses it.
+    let out = run(&["upgrade", "keyed", "--on", "s"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("upgrade has a key: yes"), "{stdout}");
+    // Without the secrets key (a database copied alone), nothing recorded can be used.
+    std::fs::remove_file(env.db().with_file_name("secrets.key")).expect("secrets.key");
     let out = run(&["upgrade", "keyed", "--on", "s"]);
     assert_eq!(out.status.code(), Some(18));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -440,8 +451,8 @@ fn upgrade_refuses_to_run_without_a_required_secret_its_script_reads() {
     );
     assert_eq!(
         env.jobs_json().as_array().expect("array").len(),
-        1,
-        "no upgrade job"
+        2,
+        "no second upgrade job"
     );
     let out = run(&[
         "upgrade",

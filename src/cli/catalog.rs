@@ -17,8 +17,11 @@ pub enum CatalogCmd {
     },
     /// Show an installer's manifest: inputs, rules, health check.
     Show { id: String },
-    /// Lint installers for authors: the whole catalog, or only DIR. Non-zero exit on errors.
+    /// Lint installers for authors: the whole catalog, or only DIR. Non-zero exit on errors
+    /// (a file that does not match its pin in catalog.lock is one).
     Validate { dir: Option<PathBuf> },
+    /// Writes DIR/catalog.lock: the sha256 of every file an install sends, after a review.
+    Pin { dir: PathBuf },
 }
 
 fn print_problems(cat: &Catalog) {
@@ -41,11 +44,16 @@ fn print_lint(cat: &Catalog) -> usize {
         if use_shellcheck {
             findings.extend(lint::shellcheck_installer(i).unwrap_or_default());
         }
+        let pin_mismatches = match &i.pin {
+            ptui_catalog::pins::PinStatus::Mismatch(m) => m.clone(),
+            _ => Vec::new(),
+        };
         let errs = findings
             .iter()
             .filter(|f| f.severity == lint::Severity::Error)
-            .count();
-        let warns = findings.len() - errs;
+            .count()
+            + pin_mismatches.len();
+        let warns = findings.len() + pin_mismatches.len() - errs;
         if errs > 0 {
             outln!(
                 "FAIL {} ({}): {errs} error(s), {warns} warning(s)",
@@ -59,6 +67,9 @@ fn print_lint(cat: &Catalog) -> usize {
         }
         for f in &findings {
             errln!("{f}");
+        }
+        for m in &pin_mismatches {
+            errln!("{m} (review it, then `provision-tui catalog pin DIR`)");
         }
         errors += errs;
     }
@@ -163,6 +174,7 @@ pub fn run(engine: &Engine, cmd: CatalogCmd) -> Result<i32> {
             Ok(exit::OK)
         }
         CatalogCmd::Validate { dir: Some(dir) } => Ok(validate_dir(&dir)),
+        CatalogCmd::Pin { dir } => pin_dir(&dir),
         CatalogCmd::Validate { dir: None } => {
             let findings = print_lint(&cat);
             print_problems(&cat);
@@ -192,4 +204,38 @@ pub fn validate_dir(dir: &Path) -> i32 {
     } else {
         exit::ERROR
     }
+}
+
+/// `catalog pin DIR`: rewrites DIR/catalog.lock and says what changed.
+pub fn pin_dir(dir: &Path) -> Result<i32> {
+    use ptui_catalog::pins;
+    let cat = Catalog::load_dir(dir);
+    if cat.is_empty() {
+        print_problems(&cat);
+        errln!(
+            "error: no installers (directories with a manifest.yml) under {}: nothing pinned",
+            dir.display()
+        );
+        return Ok(exit::ERROR);
+    }
+    let lock_path = dir.join(pins::LOCK_FILE);
+    let hashes = pins::hash_dir(dir).map_err(|e| eyre!("cannot read {}: {e}", dir.display()))?;
+    let old = std::fs::read_to_string(&lock_path)
+        .ok()
+        .and_then(|t| pins::parse_lock(&t, "").ok())
+        .unwrap_or_default();
+    for (rel, h) in &hashes {
+        match old.get(rel) {
+            None => outln!("pinned   {rel}"),
+            Some(o) if o != h => outln!("repinned {rel}"),
+            Some(_) => {}
+        }
+    }
+    for rel in old.keys().filter(|r| !hashes.contains_key(*r)) {
+        outln!("dropped  {rel}");
+    }
+    std::fs::write(&lock_path, pins::render_lock(&hashes))
+        .map_err(|e| eyre!("cannot write {}: {e}", lock_path.display()))?;
+    outln!("{} files pinned in {}", hashes.len(), lock_path.display());
+    Ok(exit::OK)
 }

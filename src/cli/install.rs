@@ -49,6 +49,10 @@ pub struct InstallArgs {
     /// Print one JSON event per line instead of the log.
     #[arg(long)]
     pub json: bool,
+    /// Print what would happen (servers, skipped ones and why, batches, script checksum,
+    /// inputs, no-op or changed per server) and change nothing.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 fn split_kv<'a>(flag: &str, s: &'a str) -> Result<(&'a str, &'a str)> {
@@ -105,6 +109,7 @@ fn gather_inputs(
         values.insert(k.to_string(), v);
     }
     if interactive()
+        && !args.plan
         && let Some(inst) = engine.catalog().get(&args.app)
     {
         let vis = ptui_catalog::visibility(&inst.manifest, &values);
@@ -122,7 +127,7 @@ fn gather_inputs(
                 })
                 .cloned()
                 .collect(),
-            // Secrets are not recorded: ask again for those the upgrade script reads.
+            // Those the upgrade script reads (recorded ones are filtered out below).
             JobAction::Upgrade => inst
                 .missing_secrets(ptui_catalog::ScriptKind::Upgrade, &values)
                 .into_iter()
@@ -130,7 +135,19 @@ fn gather_inputs(
                 .collect(),
             JobAction::Uninstall => Vec::new(),
         };
-        for input in ask {
+        // Secrets sealed at the last install on every target are reused, not asked again.
+        let targets = if args.all {
+            Targets::All
+        } else if let Some(t) = &args.tag {
+            Targets::Tag(t.clone())
+        } else {
+            Targets::Names(args.on.clone())
+        };
+        let recorded = engine
+            .resolve_targets(&targets)
+            .map(|names| engine.secrets_recorded_on_all(&args.app, &names))
+            .unwrap_or_default();
+        for input in ask.into_iter().filter(|i| !recorded.contains(&i.name)) {
             let v = out::prompt_password(&format!("{} ({}): ", input.label(), input.name))?;
             values.insert(input.name.clone(), v);
         }
@@ -169,7 +186,7 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
     } else {
         Targets::Names(args.on.clone())
     };
-    if interactive() {
+    if interactive() && !args.plan {
         ask_sudo_passwords(engine, &targets)?;
     }
     let req = FanoutRequest {
@@ -181,6 +198,9 @@ pub async fn run(engine: &Engine, args: InstallArgs, action: JobAction) -> Resul
         batch: args.batch,
         max_fail: args.max_fail,
     };
+    if args.plan {
+        return super::plan::print(engine, &req, args.json);
+    }
     let mut handle = match engine.start_fanout(&req) {
         Ok(h) => h,
         Err(e @ RequestError::Inputs { .. }) => {

@@ -9,8 +9,10 @@ pub mod install;
 pub mod jobs;
 pub mod maintenance;
 pub mod out;
+pub mod plan;
 pub mod progress;
 pub mod server;
+pub mod trust;
 
 use clap::{Parser, Subcommand};
 use out::{errln, out};
@@ -82,7 +84,15 @@ pub enum Command {
     /// Cancel a queued or running job (in this or another provision-tui process).
     Cancel(jobs::CancelArgs),
     /// Show the audit log, newest first.
-    Audit(jobs::AuditArgs),
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        #[command(subcommand)]
+        cmd: Option<trust::AuditCmd>,
+        #[command(flatten)]
+        args: jobs::AuditArgs,
+    },
+    #[command(subcommand)]
+    Secrets(trust::SecretsCmd),
     /// Run one health check sweep now (all watched servers, or the named ones).
     Check(health::CheckArgs),
     /// Run the health checker headless (checks, incidents, recovery, notifications) until stopped.
@@ -179,6 +189,12 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
     if let Command::Catalog(catalog::CatalogCmd::Validate { dir: Some(dir) }) = &command {
         return catalog::validate_dir(dir);
     }
+    if let Command::Catalog(catalog::CatalogCmd::Pin { dir }) = &command {
+        return catalog::pin_dir(dir).unwrap_or_else(|e| {
+            out::error(&e);
+            exit::ERROR
+        });
+    }
     let engine = match cli.config().and_then(Engine::open) {
         Ok(e) => e,
         Err(e) => {
@@ -201,7 +217,9 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Jobs { cmd: None, args } => jobs::list(&engine, args),
         Command::Logs(a) => jobs::logs(&engine, a).await,
         Command::Cancel(a) => jobs::cancel(&engine, a).await,
-        Command::Audit(a) => jobs::audit(&engine, a),
+        Command::Audit { cmd: None, args } => jobs::audit(&engine, args),
+        Command::Audit { cmd: Some(c), .. } => trust::audit(&engine, c),
+        Command::Secrets(c) => trust::secrets(&engine, c),
         Command::Import(c) => import::run(&engine, c).await,
         Command::Check(a) => health::check(&engine, a).await,
         Command::Watch(a) => health::watch(&engine, a).await,

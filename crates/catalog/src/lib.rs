@@ -5,6 +5,7 @@ pub mod lint;
 mod locate;
 pub mod manifest;
 pub mod nesting;
+pub mod pins;
 pub use ptui_types::script;
 mod source;
 pub mod validate;
@@ -43,6 +44,8 @@ pub struct Installer {
     scripts: BTreeMap<String, String>,
     /// Where the lines of scripts assembled with the shared library came from.
     line_maps: BTreeMap<String, include::LineMap>,
+    /// Whether its files match its catalog's `catalog.lock` (`pins.rs`).
+    pub pin: pins::PinStatus,
 }
 
 impl Installer {
@@ -302,6 +305,7 @@ fn load_one(
             manifest_text: text,
             scripts,
             line_maps,
+            pin: pins::PinStatus::Unpinned,
         })
     } else {
         Err(problems)
@@ -319,6 +323,18 @@ impl Catalog {
             }
             cat.insert(load_one(&Bundled(d), Some(name), "bundled".into()));
         }
+        let lock = BUNDLED
+            .get_file(pins::LOCK_FILE)
+            .map(|f| String::from_utf8_lossy(f.contents()).into_owned());
+        let actual = pins::hash_bundled(&BUNDLED);
+        let ids: Vec<String> = cat.installers.keys().cloned().collect();
+        cat.apply_pins(
+            &ids,
+            lock.as_deref(),
+            "bundled:installers/catalog.lock",
+            actual,
+            &|r| format!("bundled:installers/{r}"),
+        );
         for dir in dirs {
             cat.load_dir_into(dir);
         }
@@ -346,13 +362,72 @@ impl Catalog {
         };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
+        let mut loaded = Vec::new();
         for p in paths {
             if !p.join("manifest.yml").exists() {
                 continue;
             }
             let name = p.file_name().and_then(|n| n.to_str()).map(str::to_string);
             let source = p.join("manifest.yml").display().to_string();
-            self.insert(load_one(&OnDisk(p.clone()), name.as_deref(), source));
+            let one = load_one(&OnDisk(p.clone()), name.as_deref(), source);
+            if let (Ok(i), Some(n)) = (&one, &name)
+                && i.manifest.id == *n
+            {
+                loaded.push(n.clone());
+            }
+            self.insert(one);
+        }
+        let lock_path = dir.join(pins::LOCK_FILE);
+        let Ok(lock) = std::fs::read_to_string(&lock_path) else {
+            return; // unpinned directory (a missing lock is not a mismatch)
+        };
+        let actual = pins::hash_dir(dir).unwrap_or_default();
+        let label = |r: &str| dir.join(r).display().to_string();
+        self.apply_pins(
+            &loaded,
+            Some(&lock),
+            &lock_path.display().to_string(),
+            actual,
+            &label,
+        );
+    }
+
+    /// Sets the pin status of the installers `ids` (directory name = id) of one catalog
+    /// directory. Script files are hashed as they are on disk, before the shared library is
+    /// assembled in: the library's files are pinned too, so together they fix what is sent.
+    fn apply_pins(
+        &mut self,
+        ids: &[String],
+        lock: Option<&str>,
+        lock_label: &str,
+        mut actual: BTreeMap<String, String>,
+        label: &dyn Fn(&str) -> String,
+    ) {
+        let Some(lock) = lock else { return };
+        let parsed = pins::parse_lock(lock, lock_label);
+        for id in ids {
+            let Some(i) = self.installers.get_mut(id) else {
+                continue;
+            };
+            actual.insert(
+                format!("{id}/manifest.yml"),
+                pins::sha256_hex(i.manifest_text.as_bytes()),
+            );
+            i.pin = match &parsed {
+                Ok(locked) => {
+                    let m = pins::mismatches_for(id, ids, locked, &actual, label);
+                    if m.is_empty() {
+                        pins::PinStatus::Pinned
+                    } else {
+                        pins::PinStatus::Mismatch(m)
+                    }
+                }
+                Err(e) => pins::PinStatus::Mismatch(vec![pins::PinMismatch {
+                    file: e.clone(),
+                    expected: None,
+                    found: None,
+                }]),
+            };
         }
     }
 
@@ -475,6 +550,20 @@ mod tests {
             .find(|p| p.file.ends_with("install.sh"))
             .unwrap_or_else(|| panic!("{:?}", cat.problems));
         assert!(p.message.contains("51200 KiB; at most 120 KiB"), "{p}");
+    }
+
+    #[test]
+    fn every_bundled_installer_matches_catalog_lock() {
+        // Fails when a bundled file changed without `provision-tui catalog pin installers`.
+        let cat = Catalog::load(&[]);
+        for i in cat.installers() {
+            assert_eq!(
+                i.pin,
+                pins::PinStatus::Pinned,
+                "{}: run `provision-tui catalog pin installers` after reviewing the change",
+                i.id()
+            );
+        }
     }
 }
 

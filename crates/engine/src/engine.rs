@@ -100,6 +100,11 @@ impl Engine {
         let access = Access::load(config.access.readonly.clone())?;
         access.check_open(&config.db_path)?;
         let store = Store::open(&config.db_path)?;
+        // Without its key (an unwritable directory) the log is still written, unchained, and
+        // `audit verify` names those rows.
+        if let Err(e) = crate::secrets::install_audit_key(&config, &store) {
+            tracing::warn!("audit rows will not be chained: {e:#}");
+        }
         let (events, _) = broadcast::channel(8192);
         let known_hosts = KnownHosts::new(
             config.known_hosts_path.clone(),
@@ -173,6 +178,10 @@ impl Engine {
 
     pub(crate) fn access_ref(&self) -> &Access {
         &self.inner.access
+    }
+
+    pub(crate) fn known_hosts(&self) -> &KnownHosts {
+        &self.inner.known_hosts
     }
 
     /// The database, for the engine's own modules; front ends go through engine methods.

@@ -4,6 +4,7 @@
 //! terminals.
 
 pub mod access;
+pub mod change_plan;
 mod context;
 pub mod engine;
 pub mod events;
@@ -13,6 +14,7 @@ pub mod inventory;
 pub mod jobs;
 mod package_manager;
 pub mod queries;
+pub mod secrets;
 mod ssh_targets;
 
 pub use engine::*;

@@ -1,5 +1,6 @@
-//! audit_log: who did what.
+//! audit_log: who did what. Each row is chained (`audit_chain.rs`) when the store has the key.
 
+use super::audit_chain::{AuditKey, chain_hash, last_hash_in};
 use super::{SqlContext, Store, now_ms};
 use color_eyre::eyre::Result;
 use rusqlite::{Connection, params};
@@ -8,14 +9,26 @@ pub use ptui_types::records::AuditEntry;
 
 pub(crate) fn audit_in(
     c: &Connection,
+    key: Option<&AuditKey>,
     operator: &str,
     action: &str,
     target: &str,
     details: &str,
 ) -> Result<()> {
+    let ts = now_ms();
+    // Inside the write transaction: the previous row cannot change before this one is in.
+    let (prev, hash) = match key {
+        Some(k) => {
+            let prev = last_hash_in(c)?;
+            let hash = chain_hash(k, &prev, ts, operator, action, target, details);
+            (Some(prev), Some(hash))
+        }
+        None => (None, None),
+    };
     c.execute(
-        "INSERT INTO audit_log(ts, operator, action, target, details) VALUES(?1,?2,?3,?4,?5)",
-        params![now_ms(), operator, action, target, details],
+        "INSERT INTO audit_log(ts, operator, action, target, details, prev_hash, hash)
+         VALUES(?1,?2,?3,?4,?5,?6,?7)",
+        params![ts, operator, action, target, details, prev, hash],
     )
     .sql()?;
     Ok(())
@@ -24,7 +37,8 @@ pub(crate) fn audit_in(
 impl Store {
     /// Records an action. `details` must already be free of secrets.
     pub fn audit(&self, operator: &str, action: &str, target: &str, details: &str) -> Result<()> {
-        self.write(|tx| audit_in(tx, operator, action, target, details))
+        let key = self.audit_key();
+        self.write(|tx| audit_in(tx, key.as_ref(), operator, action, target, details))
     }
 
     /// Newest first; `filter` matches operator, action, target or details (substring).

@@ -2,7 +2,8 @@
 //! transaction, so a crash never leaves a finished job with a half-updated server.
 
 use super::deployments::{
-    delete_deployment_in, deployed_apps_in, upgrade_deployment_in, upsert_deployment_in,
+    delete_deployment_in, deployed_apps_in, move_job_secrets_in, upgrade_deployment_in,
+    upsert_deployment_in,
 };
 use super::servers::{get_server, transition_in};
 use super::{SqlContext, Store};
@@ -84,6 +85,11 @@ impl Store {
             let Some(server_id) = job.server_id else {
                 return Ok((done, None));
             };
+            // The job's sealed secrets become the deployment's (after its row is written).
+            let deployed = end.status == JobStatus::Succeeded && job.action != JobAction::Uninstall;
+            if !deployed {
+                move_job_secrets_in(tx, job.id, server_id, &job.app_id, false)?;
+            }
             let Some(mut s) = get_server(tx, server_id)? else {
                 return Ok((done, None));
             };
@@ -121,6 +127,7 @@ impl Store {
                     &job.inputs,
                     job.id,
                 )?;
+                move_job_secrets_in(tx, job.id, server_id, &job.app_id, true)?;
             }
             if let Some(next) = to(&s, ServerStatus::Provisioning, ServerStatus::Ready)? {
                 s = next;
@@ -200,6 +207,7 @@ impl Store {
                 None,
             )?;
             if let Some(sid) = job.server_id {
+                move_job_secrets_in(tx, id, sid, &job.app_id, false)?;
                 if let Some(s) = get_server(tx, sid)?
                     && s.status == ServerStatus::Provisioning
                 {

@@ -1,6 +1,7 @@
 //! SQLite store: one writer connection per process, WAL, `BEGIN IMMEDIATE` for every write.
 
 pub mod audit;
+pub mod audit_chain;
 pub mod deployments;
 pub mod durable;
 pub mod health;
@@ -12,6 +13,7 @@ pub mod leases;
 pub mod log_search;
 mod metrics;
 mod migrations;
+mod plan_reads;
 pub mod servers;
 pub mod sudo;
 
@@ -33,6 +35,8 @@ pub struct Store {
 struct Inner {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The audit chain's HMAC key (`audit_chain.rs`); rows written before it is set are unchained.
+    audit_key: std::sync::RwLock<Option<audit_chain::AuditKey>>,
 }
 
 pub use ptui_types::time::now_ms;
@@ -98,6 +102,7 @@ impl Store {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 path: path.to_path_buf(),
+                audit_key: std::sync::RwLock::new(None),
             }),
         };
         store.migrate()?;

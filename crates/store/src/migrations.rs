@@ -191,6 +191,22 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN err_offset INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN deadline_at INTEGER;
     "#,
+    // v7: changes an operator can trust. `sealed_secrets`: a job's / deployment's sensitive
+    // inputs, encrypted by the engine (the job's copy moves to the deployment at its end).
+    // `prev_hash`/`hash`: the audit log's HMAC chain; `audit_chain` says which key chained it
+    // and how many rows from before the chain it took in (chained once, when the key is set).
+    r#"
+    ALTER TABLE jobs ADD COLUMN sealed_secrets BLOB;
+    ALTER TABLE deployments ADD COLUMN sealed_secrets BLOB;
+    ALTER TABLE audit_log ADD COLUMN prev_hash TEXT;
+    ALTER TABLE audit_log ADD COLUMN hash TEXT;
+    CREATE TABLE audit_chain (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key_id TEXT NOT NULL,
+        legacy_rows INTEGER NOT NULL,
+        chained_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

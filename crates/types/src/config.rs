@@ -10,6 +10,12 @@ pub struct Config {
     pub db_path: PathBuf,
     /// provision-tui's own known_hosts; lives beside the database.
     pub known_hosts_path: PathBuf,
+    /// The key that seals deployments' sensitive inputs: `secrets.key` beside the database,
+    /// or `PROVISION_TUI_SECRETS_KEY_FILE` (a shared database's key kept elsewhere).
+    pub secrets_key_path: PathBuf,
+    /// The key of the audit log's HMAC chain: `audit.key` beside the database, or
+    /// `PROVISION_TUI_AUDIT_KEY_FILE`.
+    pub audit_key_path: PathBuf,
     /// The user's OpenSSH known_hosts, read but never written.
     pub user_known_hosts_path: Option<PathBuf>,
     /// Extra installer directories, later ones override earlier ones.
@@ -197,6 +203,12 @@ impl Config {
     pub fn new(db: Option<PathBuf>, extra_installers: Vec<PathBuf>) -> Self {
         let db_path = db.unwrap_or_else(|| data_dir().join("state.db"));
         let known_hosts_path = known_hosts_beside(&db_path);
+        let key_path = |var: &str, name: &str| match std::env::var_os(var) {
+            Some(v) if !v.is_empty() => PathBuf::from(v),
+            _ => known_hosts_path.with_file_name(name),
+        };
+        let secrets_key_path = key_path("PROVISION_TUI_SECRETS_KEY_FILE", "secrets.key");
+        let audit_key_path = key_path("PROVISION_TUI_AUDIT_KEY_FILE", "audit.key");
         let user_known_hosts_path = match std::env::var_os("PROVISION_TUI_USER_KNOWN_HOSTS") {
             Some(v) if v.is_empty() => None,
             Some(v) => Some(PathBuf::from(v)),
@@ -207,6 +219,8 @@ impl Config {
         Self {
             db_path,
             known_hosts_path,
+            secrets_key_path,
+            audit_key_path,
             user_known_hosts_path,
             installer_dirs,
             log_dir: state_dir(),

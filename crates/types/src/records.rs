@@ -20,7 +20,7 @@ pub struct Deployment {
     pub server_id: i64,
     pub app_id: String,
     pub app_version: String,
-    /// Inputs with sensitive values masked as `***` (encryption is a later issue).
+    /// Inputs with sensitive values masked as `***` (their values are sealed apart: `ptui_engine::secrets`).
     pub inputs: serde_json::Value,
     pub job_id: Option<i64>,
     pub installed_at: i64,

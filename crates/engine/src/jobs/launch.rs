@@ -8,7 +8,7 @@ use ptui_catalog::{Installer, ResolvedInputs, resolve_inputs};
 use ptui_store::jobs::NewJob;
 use ptui_types::job::{Job, JobAction};
 use ptui_types::server::Server;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio_util::sync::CancellationToken;
 
 /// Everything checked before any job exists.
@@ -16,8 +16,12 @@ pub struct Prepared {
     pub(crate) installer: Installer,
     inputs: ResolvedInputs,
     masked: serde_json::Value,
-    action: JobAction,
+    pub(crate) action: JobAction,
     pub servers: Vec<Server>,
+    /// Input names the request gave: a stored secret never overrides one of these.
+    given: BTreeSet<String>,
+    /// Each server's recorded secrets for this app (unsealed, in memory only).
+    stored: HashMap<i64, BTreeMap<String, String>>,
     /// Upgrades: each server's own inputs (given ones over its recorded deployment).
     per_server: super::upgrade_inputs::PerServer,
 }
@@ -56,6 +60,7 @@ impl Engine {
             .require(&req.app)
             .map_err(RequestError::Invalid)?
             .clone();
+        pin_check(&installer)?;
         let kind = match req.action {
             JobAction::Install => ptui_catalog::ScriptKind::Install,
             JobAction::Uninstall => ptui_catalog::ScriptKind::Uninstall,
@@ -73,50 +78,6 @@ impl Engine {
                 "no servers given; use --on SERVER, --tag TAG or --all".into(),
             ));
         }
-        // Secrets are never recorded: an upgrade that reads one must be given it again.
-        let missing = match req.action {
-            JobAction::Upgrade => installer.missing_secrets(kind, &req.inputs),
-            _ => Vec::new(),
-        };
-        if !missing.is_empty() {
-            let script = installer.script_path(kind).unwrap_or("the upgrade script");
-            return Err(RequestError::Inputs {
-                app: req.app.clone(),
-                errors: missing
-                    .iter()
-                    .map(|i| ptui_catalog::InputError {
-                        input: i.name.clone(),
-                        message: format!(
-                            "is a required secret {script} reads, and secrets are not recorded \
-                             at install: pass it with --set-env {n}=VAR or --set-file {n}=PATH \
-                             (on a terminal you are asked for it)",
-                            n = i.name
-                        ),
-                    })
-                    .collect(),
-            });
-        }
-        let inputs = match resolve_inputs(&installer.manifest, &req.inputs) {
-            Ok(i) => i,
-            Err(errors) => {
-                // Uninstall and upgrade reuse what they are given; only install demands every required input.
-                let errors: Vec<_> = if req.action == JobAction::Install {
-                    errors
-                } else {
-                    errors
-                        .into_iter()
-                        .filter(|e| e.message != "is required")
-                        .collect()
-                };
-                if !errors.is_empty() {
-                    return Err(RequestError::Inputs {
-                        app: req.app.clone(),
-                        errors,
-                    });
-                }
-                relaxed_inputs(&installer, &req.inputs)
-            }
-        };
         let mut servers: Vec<Server> = Vec::new();
         let mut excluded = Vec::new();
         for name in &req.servers {
@@ -139,6 +100,71 @@ impl Engine {
                 servers.push(s);
             }
         }
+        // Recorded secrets (sealed at rest) stand in for sensitive inputs the request leaves out.
+        let mut stored = HashMap::new();
+        for s in &servers {
+            match self.stored_secrets(s.id, &req.app) {
+                Ok(v) => {
+                    stored.insert(s.id, v);
+                }
+                Err(why) => tracing::warn!("{} on {}: {why}", req.app, s.name),
+            }
+        }
+        let covered = |name: &str| {
+            !req.inputs.contains_key(name)
+                && !servers.is_empty()
+                && servers
+                    .iter()
+                    .all(|s| stored.get(&s.id).is_some_and(|v| v.contains_key(name)))
+        };
+        // An upgrade that reads a secret needs it given or recorded for every server.
+        let missing = match req.action {
+            JobAction::Upgrade => installer.missing_secrets(kind, &req.inputs),
+            _ => Vec::new(),
+        };
+        let missing: Vec<_> = missing.into_iter().filter(|i| !covered(&i.name)).collect();
+        if !missing.is_empty() {
+            let script = installer.script_path(kind).unwrap_or("the upgrade script");
+            return Err(RequestError::Inputs {
+                app: req.app.clone(),
+                errors: missing
+                    .iter()
+                    .map(|i| ptui_catalog::InputError {
+                        input: i.name.clone(),
+                        message: format!(
+                            "is a required secret {script} reads, and none is recorded for \
+                             every server: pass it with --set-env {n}=VAR or --set-file {n}=PATH \
+                             (on a terminal you are asked for it)",
+                            n = i.name
+                        ),
+                    })
+                    .collect(),
+            });
+        }
+        let inputs = match resolve_inputs(&installer.manifest, &req.inputs) {
+            Ok(i) => i,
+            Err(errors) => {
+                // Uninstall and upgrade reuse what they are given; only install demands every required input.
+                let errors: Vec<_> = if req.action == JobAction::Install {
+                    errors
+                        .into_iter()
+                        .filter(|e| !(e.message == "is required" && covered(&e.input)))
+                        .collect()
+                } else {
+                    errors
+                        .into_iter()
+                        .filter(|e| e.message != "is required")
+                        .collect()
+                };
+                if !errors.is_empty() {
+                    return Err(RequestError::Inputs {
+                        app: req.app.clone(),
+                        errors,
+                    });
+                }
+                relaxed_inputs(&installer, &req.inputs)
+            }
+        };
         let per_server = if req.action == JobAction::Upgrade {
             self.upgrade_inputs(&installer, &req.inputs, &servers)?
         } else {
@@ -152,6 +178,8 @@ impl Engine {
                 masked,
                 action: req.action,
                 servers,
+                given: req.inputs.keys().cloned().collect(),
+                stored,
                 per_server,
             },
             excluded,
@@ -167,10 +195,21 @@ impl Engine {
         fanout_id: Option<u64>,
     ) -> Result<Job, RequestError> {
         let ctx = self.job_context();
-        let (inputs, masked) = p
-            .per_server
-            .get(&server.id)
-            .map_or((&p.inputs, &p.masked), |(i, m)| (i, m));
+        let inputs = p.inputs_for(server);
+        let secrets: BTreeMap<String, String> = inputs
+            .inputs
+            .iter()
+            .filter(|i| i.sensitive)
+            .map(|i| (i.name.clone(), i.value.expose().to_string()))
+            .collect();
+        let sealed = self
+            .seal_secrets(server.id, &p.installer.manifest.id, &secrets)
+            .map_err(|e| {
+                RequestError::Invalid(format!(
+                    "cannot keep the secrets of {}: {e:#}",
+                    p.installer.manifest.id
+                ))
+            })?;
         let job = ctx
             .store
             .create_job(&NewJob {
@@ -179,16 +218,23 @@ impl Engine {
                 app_id: &p.installer.manifest.id,
                 app_version: &p.installer.manifest.version,
                 action: p.action,
-                masked_inputs: masked,
+                masked_inputs: p.masked_for(server),
                 owner: &ctx.owner,
             })
             .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        if let Some(sealed) = &sealed {
+            ctx.store
+                .set_job_sealed_secrets(job.id, sealed)
+                .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        }
         self.audit(
             &format!("job.{}", p.action.as_str()),
             &server.name,
             &format!(
                 "job #{} app={} inputs={}",
-                job.id, p.installer.manifest.id, masked
+                job.id,
+                p.installer.manifest.id,
+                p.masked_for(server)
             ),
         )
         .map_err(|e| RequestError::Invalid(e.to_string()))?;
@@ -208,10 +254,81 @@ impl Engine {
             ctx,
             job.clone(),
             p.installer.clone(),
-            inputs.clone(),
+            inputs,
             token,
         ));
         Ok(job)
+    }
+}
+
+impl Prepared {
+    /// The masked inputs recorded for one server's job.
+    pub(crate) fn masked_for(&self, server: &Server) -> &serde_json::Value {
+        self.per_server
+            .get(&server.id)
+            .map_or(&self.masked, |(_, m)| m)
+    }
+
+    /// The inputs for one server: the request's, plus that server's recorded secrets for
+    /// the sensitive inputs the request left out.
+    pub(crate) fn inputs_for(&self, server: &Server) -> ResolvedInputs {
+        let mut out = self
+            .per_server
+            .get(&server.id)
+            .map_or(&self.inputs, |(i, _)| i)
+            .clone();
+        let Some(stored) = self.stored.get(&server.id) else {
+            return out;
+        };
+        for spec in self
+            .installer
+            .manifest
+            .inputs
+            .iter()
+            .filter(|i| i.is_sensitive())
+        {
+            let Some(v) = stored.get(&spec.name) else {
+                continue;
+            };
+            if self.given.contains(&spec.name) {
+                continue;
+            }
+            out.inputs.retain(|i| i.name != spec.name);
+            out.inputs.push(ptui_catalog::validate::ResolvedInput {
+                name: spec.name.clone(),
+                env: spec.env_name(),
+                value: ptui_types::secret::Secret::new(v.clone()),
+                sensitive: true,
+            });
+        }
+        out
+    }
+}
+
+/// Refuses an installer whose files differ from their pins (`catalog.lock`); with
+/// `PROVISION_TUI_REQUIRE_PINS=1`, also one from an unpinned directory.
+pub(crate) fn pin_check(installer: &Installer) -> Result<(), RequestError> {
+    use ptui_catalog::pins::PinStatus;
+    match &installer.pin {
+        PinStatus::Pinned => Ok(()),
+        PinStatus::Mismatch(m) => Err(RequestError::Invalid(format!(
+            "installer {} does not match its pins, nothing was run:\n{}\nreview the change, then run `provision-tui catalog pin DIR`",
+            installer.id(),
+            m.iter()
+                .map(|x| format!("  - {x}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))),
+        PinStatus::Unpinned
+            if std::env::var("PROVISION_TUI_REQUIRE_PINS").is_ok_and(|v| v == "1") =>
+        {
+            Err(RequestError::Invalid(format!(
+                "installer {} ({}) is not pinned and PROVISION_TUI_REQUIRE_PINS=1: run `provision-tui catalog pin DIR` after reviewing it",
+                installer.id(),
+                installer.source
+            )))
+        }
+        PinStatus::Unpinned => Ok(()),
     }
 }
 

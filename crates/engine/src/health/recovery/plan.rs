@@ -59,11 +59,14 @@ fn in_dependency_order<'a>(
     Ok(done)
 }
 
-/// Sensitive inputs are recorded masked: a step that would get `***` cannot run.
+/// Sensitive inputs are recorded masked; their values are sealed apart (`secrets.rs`). A
+/// masked one is dropped from the step (the launch fills it in from the sealed copy); one
+/// with no usable sealed copy makes the step impossible.
 fn unmasked(
     installer: &Installer,
-    inputs: &BTreeMap<String, String>,
+    inputs: &mut BTreeMap<String, String>,
     server: &Server,
+    stored: Result<BTreeMap<String, String>, crate::secrets::Unsealable>,
 ) -> Result<(), PlanError> {
     let id = &installer.manifest.id;
     for spec in &installer.manifest.inputs {
@@ -72,9 +75,17 @@ fn unmasked(
                 .get(&spec.name)
                 .is_some_and(|v| v == ptui_types::secret::MASK)
         {
+            let why = match &stored {
+                Ok(v) if v.contains_key(&spec.name) => {
+                    inputs.remove(&spec.name);
+                    continue;
+                }
+                Ok(_) => "its value was not recorded".to_string(),
+                Err(e) => e.to_string(),
+            };
             return Err(PlanError(format!(
-                "cannot redeploy {id}: its sensitive input `{}` was stored masked and its value is not \
-                 available; reinstall {id} by hand with `provision-tui install {id} --on {} --set-env {}=VAR`",
+                "cannot redeploy {id}: its sensitive input `{}` was stored masked and {why}; \
+                 reinstall {id} by hand with `provision-tui install {id} --on {} --set-env {}=VAR`",
                 spec.name, server.name, spec.name
             )));
         }
@@ -107,12 +118,13 @@ impl HealthService {
             let installer = catalog
                 .get(b)
                 .ok_or_else(|| PlanError(format!("base installer {b} is not in the catalog")))?;
-            let inputs = deployments
+            let mut inputs = deployments
                 .iter()
                 .find(|d| &d.app_id == b)
                 .map(|d| inputs_of(&d.inputs))
                 .unwrap_or_default();
-            unmasked(installer, &inputs, server)?;
+            let stored = self.engine.stored_secrets(server.id, b);
+            unmasked(installer, &mut inputs, server, stored)?;
             steps.push(Step {
                 app_id: b.clone(),
                 inputs,
@@ -132,8 +144,9 @@ impl HealthService {
                         d.app_id
                     ))
                 })?;
-                let inputs = inputs_of(&d.inputs);
-                unmasked(installer, &inputs, server)?;
+                let mut inputs = inputs_of(&d.inputs);
+                let stored = self.engine.stored_secrets(server.id, &d.app_id);
+                unmasked(installer, &mut inputs, server, stored)?;
                 steps.push(Step {
                     app_id: d.app_id.clone(),
                     inputs,
