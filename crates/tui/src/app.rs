@@ -297,6 +297,14 @@ impl App {
                 let host_key = job.status == ptui_types::job::JobStatus::Failed
                     && job.error_kind == Some(ptui_types::error::ErrorKind::HostKey);
                 let (id, server) = (job.id, job.server_name.clone());
+                // "cancelling job #N…" is no longer true once the job has ended.
+                if self
+                    .flash
+                    .as_ref()
+                    .is_some_and(|(m, _)| *m == format!("cancelling job #{id}…"))
+                {
+                    self.info(format!("job #{id} {}", job.status));
+                }
                 self.upsert_job(job);
                 self.reload_summary();
                 if self.screen == Screen::Audit {

@@ -201,8 +201,12 @@ impl App {
             Command::Theme(name) => {
                 let (t, err) = super::theme::load(Some(&name));
                 self.theme = t;
-                if let Some(e) = err {
-                    self.error(e.to_string());
+                match err {
+                    Some(e) => self.error(e.to_string()),
+                    None => {
+                        self.info(format!("theme {name}"));
+                        self.cmds.push(Cmd::SaveTheme(name));
+                    }
                 }
             }
             Command::Mouse => {

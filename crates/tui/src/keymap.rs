@@ -170,7 +170,7 @@ const FLEET: &[Binding] = &[
     b(&[k('t')], Action::Trust, "trust host key", true),
     b(&[k('s')], Action::SetStatus, "set status", true),
     b(&[k('i')], Action::Install, "install on marked", true),
-    b(&[k('I')], Action::Import, "import ~/.ssh/config", false),
+    b(&[k('I')], Action::Import, "import ~/.ssh/config", true),
     b(&[k('D')], Action::Remove, "remove server", false),
 ];
 
@@ -492,7 +492,23 @@ pub fn hints(ctx: Ctx) -> Vec<(String, &'static str)> {
     let mut v: Vec<Binding> = active(ctx).into_iter().filter(|b| b.hint).collect();
     // `?` first: whatever the width, the way to every other key stays visible.
     v.sort_by_key(|b| b.action != Action::Help);
-    v.iter().map(|b| (key_name(&b.keys[0]), b.desc)).collect()
+    v.iter()
+        .map(|b| (key_name(&b.keys[0]), footer_word(b)))
+        .collect()
+}
+
+/// The footer's shorter words for the longest descriptions, so a 120-column footer holds
+/// every hinted key (help and the README keep the full description).
+fn footer_word(b: &Binding) -> &'static str {
+    match b.action {
+        Action::Sort => "sort",
+        Action::AddServer => "add",
+        Action::Trust => "trust",
+        Action::SetStatus => "status",
+        Action::Install => "install",
+        Action::Import => "import",
+        _ => b.desc,
+    }
 }
 
 /// The context's title in help and docs.

@@ -20,6 +20,20 @@ pub(super) fn destructive(s: ServerStatus) -> bool {
     )
 }
 
+/// The picker's order: the lifecycle a server goes through, the destructive ones last.
+const LIFECYCLE: [ServerStatus; 10] = [
+    ServerStatus::Discovered,
+    ServerStatus::PendingSetup,
+    ServerStatus::Provisioning,
+    ServerStatus::Ready,
+    ServerStatus::InUse,
+    ServerStatus::Reserved,
+    ServerStatus::Maintenance,
+    ServerStatus::Error,
+    ServerStatus::ForceRebuild,
+    ServerStatus::Decommissioned,
+];
+
 pub(super) fn step(sel: &mut usize, len: usize, delta: i64) {
     if len == 0 {
         *sel = 0;
@@ -301,7 +315,7 @@ impl App {
                     .map(|s| s.status)
             })
             .collect();
-        let items: Vec<ServerStatus> = ServerStatus::ALL
+        let items: Vec<ServerStatus> = LIFECYCLE
             .into_iter()
             .filter(|to| current.iter().all(|c| c.can_transition_to(*to)))
             .collect();
@@ -493,6 +507,12 @@ impl App {
     }
 
     fn log_key(&mut self, a: Action) {
+        // A new search starts empty (typing does not append to the last query; n/N still
+        // step through the last one).
+        if a == Action::Filter {
+            self.open_prompt("search log", String::new());
+            return;
+        }
         if self.eng.is_none() {
             if a == Action::Back {
                 self.jobs.focus_log = false;
@@ -518,10 +538,6 @@ impl App {
             }
             Action::Wrap => log.wrap = !log.wrap,
             Action::Timestamps => log.timestamps = !log.timestamps,
-            Action::Filter => {
-                let cur = log.search.clone().unwrap_or_default();
-                self.open_prompt("search log", cur);
-            }
             Action::NextMatch | Action::PrevMatch => {
                 if log.search.is_none() {
                     self.error("no search yet: press / first");

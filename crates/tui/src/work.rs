@@ -33,6 +33,8 @@ pub enum Cmd {
     ImportSshConfig,
     /// Re-read one list.
     Reload(Reload),
+    /// Remember the theme in config.yaml.
+    SaveTheme(String),
     /// Read a server's detail page.
     Detail(String),
     /// A read of the log pane.
@@ -137,6 +139,7 @@ pub enum Msg {
     SudoPasswordSet(Result<(), String>),
     Imported(Result<String, String>),
     Cancelled(i64, Result<(), String>),
+    ThemeSaved(String, Result<std::path::PathBuf, String>),
     Reloaded(Reloaded),
     Detail(String, Option<ServerDetail>),
     Log {
@@ -203,6 +206,10 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
         }
         Cmd::Cancel(id) => Msg::Cancelled(id, text(eng.cancel_job(id).map(|_| ()))),
         Cmd::Reload(r) => Msg::Reloaded(reload(eng, r, detail_of)),
+        Cmd::SaveTheme(name) => {
+            let r = crate::theme::save_configured(&name);
+            Msg::ThemeSaved(name, r)
+        }
         Cmd::Detail(name) => {
             let d = eng.server_detail(&name, 50).ok();
             Msg::Detail(name, d)
@@ -383,6 +390,10 @@ impl App {
                 self.reload();
             }
             Msg::Cancelled(id, Ok(())) => self.info(format!("cancelling job #{id}…")),
+            Msg::ThemeSaved(name, Ok(path)) => {
+                self.info(format!("theme {name} (saved in {})", path.display()))
+            }
+            Msg::ThemeSaved(_, Err(e)) => self.error(e),
             Msg::Removed(_, Err(e))
             | Msg::Trusted(_, Err(e))
             | Msg::SudoPasswordSet(Err(e))

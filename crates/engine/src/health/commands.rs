@@ -53,10 +53,13 @@ impl Engine {
             "server.policy",
             server,
             &format!(
-                "recovery={} base={} interval_ms={:?}",
+                "recovery={} base={} interval={}",
                 p.recovery.as_str(),
                 p.base_installer.as_deref().unwrap_or("-"),
+                // Plain words in the audit log, not Rust's `Some(15000)`.
                 p.interval_ms
+                    .map(ptui_types::time::human_ms)
+                    .unwrap_or_else(|| "default".into())
             ),
         )
     }

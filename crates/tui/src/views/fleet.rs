@@ -1,6 +1,6 @@
 //! Fleet: the server table (only visible rows are built) and a server's detail page.
 
-use super::{age, block, clean, job_style, scroll_to, server_style, stamp};
+use super::{age, block, clean, column_widths, fit, job_style, scroll_to, server_style, stamp};
 use crate::app::{App, FLEET_SORTS, Health, Page};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -73,6 +73,30 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     if wide {
         head.push("TREND");
     }
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Fill(2),
+        Constraint::Fill(3),
+        Constraint::Length(14),
+    ];
+    if wide {
+        widths.push(Constraint::Fill(2));
+    }
+    widths.extend([
+        Constraint::Length(4),
+        // `hostkey` is the longest failure word.
+        Constraint::Length(7),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(5),
+    ]);
+    if wide {
+        widths.push(Constraint::Length(16));
+    }
+    // Fixed lengths from here: the name and address cells are cut to them with `…`.
+    let cols = column_widths(&widths, area.width.saturating_sub(2));
+    let widths: Vec<Constraint> = cols.iter().map(|w| Constraint::Length(*w)).collect();
+    let col = |i: usize| cols.get(i).copied().unwrap_or(0) as usize;
     let rows: Vec<Row> = fl.order[offset..(offset + inner_h).min(fl.order.len())]
         .iter()
         .map(|i| {
@@ -82,12 +106,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             let marked = fl.marks.contains(&s.name);
             let mut cells = vec![
                 Cell::from(if marked { "●" } else { " " }).style(t.mark),
-                Cell::from(s.name.clone()),
-                Cell::from(s.address()),
+                Cell::from(fit(&clean(&s.name), col(1))),
+                Cell::from(fit(&clean(&s.address()), col(2))),
                 Cell::from(s.status.as_str()).style(server_style(t, s.status)),
             ];
             if wide {
-                cells.push(Cell::from(s.tags.join(",")).style(t.muted));
+                cells.push(Cell::from(fit(&clean(&s.tags.join(",")), col(4))).style(t.muted));
             }
             cells.extend([
                 Cell::from(
@@ -110,25 +134,6 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             if marked { row.style(t.mark) } else { row }
         })
         .collect();
-    let mut widths = vec![
-        Constraint::Length(1),
-        Constraint::Fill(2),
-        Constraint::Fill(3),
-        Constraint::Length(14),
-    ];
-    if wide {
-        widths.push(Constraint::Fill(2));
-    }
-    widths.extend([
-        Constraint::Length(4),
-        Constraint::Length(6),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-    ]);
-    if wide {
-        widths.push(Constraint::Length(16));
-    }
     let mut state = ratatui::widgets::TableState::default().with_selected(Some(fl.sel - offset));
     let table = Table::new(rows, widths)
         .header(Row::new(head).style(t.title))

@@ -118,7 +118,7 @@ pub fn audit(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(clean(&e.operator)),
                 Cell::from(e.action.clone()).style(t.accent),
                 Cell::from(clean(&e.target)),
-                Cell::from(clean(&e.details)),
+                Cell::from(clean(&plain_details(&e.details))),
             ])
         })
         .collect();
@@ -138,4 +138,43 @@ pub fn audit(f: &mut Frame, area: Rect, app: &App) {
         area,
         &mut st,
     );
+}
+
+/// Audit details as words: rows written before the engine said `interval=15.0s` read
+/// `interval_ms=Some(15000)`; the `Some(..)` wrapper goes and `None` reads `-`.
+pub fn plain_details(d: &str) -> String {
+    let mut out = String::with_capacity(d.len());
+    let mut rest = d;
+    while let Some(i) = rest.find("=Some(") {
+        out.push_str(&rest[..=i]);
+        let after = &rest[i + 6..];
+        match after.find(')') {
+            Some(j) => {
+                out.push_str(&after[..j]);
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(after);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("=None", "=-")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn audit_details_lose_the_option_wrapper() {
+        assert_eq!(
+            super::plain_details("recovery=on base=- interval_ms=Some(15000)"),
+            "recovery=on base=- interval_ms=15000"
+        );
+        assert_eq!(
+            super::plain_details("interval_ms=None x"),
+            "interval_ms=- x"
+        );
+        assert_eq!(super::plain_details("a=Some(1"), "a=1");
+    }
 }
