@@ -7,6 +7,16 @@ use ptui_types::job::{JobFilter, JobStatus};
 use ptui_types::records::{AuditEntry, IncidentRow, ServerDetail, ServerEvent, Summary};
 use ptui_types::server::Server;
 
+pub use ptui_store::incidents::{Incident, TimelineEntry};
+
+/// What the incident detail page shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IncidentDetail {
+    pub incident: ptui_store::incidents::Incident,
+    pub acked_by: Option<String>,
+    pub timeline: Vec<ptui_store::incidents::TimelineEntry>,
+}
+
 impl Engine {
     /// The server detail page: the server, its sudo settings and, newest first, up to `limit`
     /// status changes, jobs and incidents, plus its deployments.
@@ -82,6 +92,17 @@ impl Engine {
     /// What happened to an incident, oldest first.
     pub fn incident_timeline(&self, id: i64) -> Result<Vec<ptui_store::incidents::TimelineEntry>> {
         self.store().incident_timeline(id)
+    }
+
+    /// An incident's detail page: the incident (affected deployments, attempts), who
+    /// acknowledged it and its timeline, oldest first.
+    pub fn incident_detail(&self, id: i64) -> Result<IncidentDetail> {
+        let st = self.store();
+        Ok(IncidentDetail {
+            incident: st.incident(id)?,
+            acked_by: st.incident_acked_by(id)?,
+            timeline: st.incident_timeline(id)?,
+        })
     }
 
     /// A server's health policy (defaults when none was set).

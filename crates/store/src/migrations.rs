@@ -191,6 +191,15 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN err_offset INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN deadline_at INTEGER;
     "#,
+    // v7: an incident acknowledged by an operator (its reminders stop); notes go to the
+    // timeline (incident_events).
+    r#"
+    CREATE TABLE incident_acks (
+        incident_id INTEGER PRIMARY KEY REFERENCES incidents(id) ON DELETE CASCADE,
+        acked_by TEXT NOT NULL,
+        acked_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -197,6 +197,7 @@ impl App {
             Some(Page::Form(f)) if f.review => return Ctx::Review,
             Some(Page::Form(_)) => return Ctx::Form,
             Some(Page::Detail(_)) => return Ctx::Detail,
+            Some(Page::Incident(_)) => return Ctx::IncidentDetail,
             None => {}
         }
         match self.screen {
@@ -363,6 +364,16 @@ impl App {
                         _ => self.error(msg),
                     }
                     self.bell = true;
+                } else if incident.resolved_at.is_some() {
+                    self.info(format!(
+                        "resolved: {} on {}{}",
+                        incident.kind.as_str(),
+                        incident.server,
+                        incident
+                            .app_id
+                            .map(|a| format!(" ({a})"))
+                            .unwrap_or_default()
+                    ));
                 }
                 self.reload_incidents();
                 self.reload_summary();

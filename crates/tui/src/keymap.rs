@@ -14,6 +14,8 @@ pub enum Ctx {
     Jobs,
     Log,
     Incidents,
+    /// An incident's detail page: timeline, recovery, acknowledgement.
+    IncidentDetail,
     Audit,
     Confirm,
     /// Quitting with jobs running: leave them running (the default) or cancel them.
@@ -71,6 +73,10 @@ pub enum Action {
     Left,
     Right,
     Complete,
+    /// Acknowledge an incident (with an optional note).
+    Ack,
+    /// Add a note to an incident's timeline.
+    Note,
     Yes,
     No,
     /// A key for a text field (typing).
@@ -291,6 +297,33 @@ const LIST: &[Binding] = &[
     b(&[k('/')], Action::Filter, "filter", true),
 ];
 
+const INCIDENTS: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    MOVE[2],
+    MOVE[3],
+    ENDS[0],
+    ENDS[1],
+    b(&[ENTER], Action::Enter, "incident detail", true),
+    b(&[k('/')], Action::Filter, "filter", true),
+    b(&[k('a')], Action::Ack, "acknowledge, no reminders", true),
+    b(&[k('n')], Action::Note, "add a note", true),
+];
+
+const INCIDENT_DETAIL: &[Binding] = &[
+    b(&[k('j'), DOWN], Action::Down, "next timeline entry", false),
+    b(&[k('k'), UP], Action::Up, "previous timeline entry", false),
+    b(
+        &[ENTER, k('l')],
+        Action::Enter,
+        "open the entry's job log",
+        true,
+    ),
+    b(&[k('a')], Action::Ack, "acknowledge, no reminders", true),
+    b(&[k('n')], Action::Note, "add a note", true),
+    b(&[ESC], Action::Back, "back to incidents", true),
+];
+
 const CONFIRM: &[Binding] = &[
     b(&[k('y')], Action::Yes, "yes", true),
     b(&[k('n'), ESC], Action::No, "no", true),
@@ -360,7 +393,9 @@ pub fn bindings(ctx: Ctx) -> &'static [Binding] {
         Ctx::Review => REVIEW,
         Ctx::Jobs => JOBS,
         Ctx::Log => LOG,
-        Ctx::Incidents | Ctx::Audit => LIST,
+        Ctx::Incidents => INCIDENTS,
+        Ctx::IncidentDetail => INCIDENT_DETAIL,
+        Ctx::Audit => LIST,
         Ctx::Confirm => CONFIRM,
         Ctx::QuitJobs => QUIT_JOBS,
         Ctx::HostKey => HOSTKEY,
@@ -383,6 +418,7 @@ pub fn has_global(ctx: Ctx) -> bool {
             | Ctx::Jobs
             | Ctx::Log
             | Ctx::Incidents
+            | Ctx::IncidentDetail
             | Ctx::Audit
     )
 }
@@ -507,6 +543,8 @@ fn footer_word(b: &Binding) -> &'static str {
         Action::SetStatus => "status",
         Action::Install => "install",
         Action::Import => "import",
+        Action::Ack => "ack",
+        Action::Note => "note",
         _ => b.desc,
     }
 }
@@ -522,6 +560,7 @@ pub fn ctx_name(ctx: Ctx) -> &'static str {
         Ctx::Jobs => "Jobs",
         Ctx::Log => "Job log",
         Ctx::Incidents => "Incidents",
+        Ctx::IncidentDetail => "Incident detail",
         Ctx::Audit => "Audit",
         Ctx::Confirm => "Confirm dialog",
         Ctx::QuitJobs => "Quit with jobs running",
@@ -535,7 +574,7 @@ pub fn ctx_name(ctx: Ctx) -> &'static str {
     }
 }
 
-pub const ALL_CTX: [Ctx; 18] = [
+pub const ALL_CTX: [Ctx; 19] = [
     Ctx::Fleet,
     Ctx::Detail,
     Ctx::Catalog,
@@ -544,6 +583,7 @@ pub const ALL_CTX: [Ctx; 18] = [
     Ctx::Jobs,
     Ctx::Log,
     Ctx::Incidents,
+    Ctx::IncidentDetail,
     Ctx::Audit,
     Ctx::Confirm,
     Ctx::QuitJobs,
@@ -580,111 +620,5 @@ pub fn markdown() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(c: KeyCode) -> KeyEvent {
-        KeyEvent::new(c, KeyModifiers::NONE)
-    }
-
-    #[test]
-    fn space_toggles_a_choice_field_and_types_into_a_text_field() {
-        let space = key(KeyCode::Char(' '));
-        assert_eq!(lookup_in(Ctx::Form, &space, false), Some(Action::Toggle));
-        assert_eq!(
-            lookup_in(Ctx::Form, &space, true),
-            Some(Action::Input(space))
-        );
-        // Letters on a toggle still reach the field (which ignores them), not a screen key.
-        let q = key(KeyCode::Char('q'));
-        assert_eq!(lookup_in(Ctx::Form, &q, false), Some(Action::Input(q)));
-    }
-
-    #[test]
-    fn vim_and_arrows_agree() {
-        assert_eq!(
-            lookup(Ctx::Fleet, &key(KeyCode::Char('j'))),
-            Some(Action::Down)
-        );
-        assert_eq!(lookup(Ctx::Fleet, &key(KeyCode::Down)), Some(Action::Down));
-        assert_eq!(
-            lookup(Ctx::Jobs, &key(KeyCode::Char('k'))),
-            Some(Action::Up)
-        );
-        assert_eq!(lookup(Ctx::Log, &key(KeyCode::End)), Some(Action::Bottom));
-        assert_eq!(
-            lookup(Ctx::Log, &key(KeyCode::Char('G'))),
-            Some(Action::Bottom)
-        );
-    }
-
-    #[test]
-    fn globals_apply_on_screens_not_in_dialogs() {
-        assert_eq!(
-            lookup(Ctx::Fleet, &key(KeyCode::Char('3'))),
-            Some(Action::Screen(3))
-        );
-        assert_eq!(
-            lookup(Ctx::Fleet, &key(KeyCode::Char('q'))),
-            Some(Action::Quit)
-        );
-        assert_eq!(lookup(Ctx::Confirm, &key(KeyCode::Char('q'))), None);
-        assert_eq!(
-            lookup(Ctx::Confirm, &key(KeyCode::Char('y'))),
-            Some(Action::Yes)
-        );
-        assert_eq!(
-            lookup(Ctx::HostKey, &key(KeyCode::Char('a'))),
-            Some(Action::Yes)
-        );
-    }
-
-    #[test]
-    fn text_contexts_type_letters() {
-        let q = key(KeyCode::Char('q'));
-        assert_eq!(lookup(Ctx::Form, &q), Some(Action::Input(q)));
-        assert_eq!(lookup(Ctx::Palette, &q), Some(Action::Input(q)));
-        assert_eq!(lookup(Ctx::Form, &key(KeyCode::Esc)), Some(Action::Back));
-        let save = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
-        assert_eq!(lookup(Ctx::Form, &save), Some(Action::Submit));
-        assert_eq!(
-            lookup(Ctx::Form, &key(KeyCode::Backspace)),
-            Some(Action::Input(key(KeyCode::Backspace)))
-        );
-    }
-
-    #[test]
-    fn shifted_letters_match() {
-        let ev = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
-        assert_eq!(lookup(Ctx::Jobs, &ev), Some(Action::Bottom));
-        assert_eq!(
-            lookup(
-                Ctx::Fleet,
-                &KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)
-            ),
-            Some(Action::PrevScreen)
-        );
-    }
-
-    #[test]
-    fn no_key_is_bound_twice_in_a_context() {
-        for ctx in ALL_CTX {
-            let all = active(ctx);
-            let mut seen: Vec<Key> = Vec::new();
-            for bnd in bindings(ctx) {
-                for key in bnd.keys {
-                    assert!(!seen.contains(key), "{ctx:?}: {key:?} bound twice");
-                    seen.push(*key);
-                }
-            }
-            assert!(!all.is_empty());
-        }
-    }
-
-    #[test]
-    fn hints_come_from_the_table() {
-        let h = hints(Ctx::Log);
-        assert!(h.iter().any(|(k, d)| k == "/" && *d == "search"));
-        assert!(h.iter().any(|(k, _)| k == "w"));
-    }
-}
+#[path = "keymap_tests.rs"]
+mod tests;

@@ -6,6 +6,7 @@ mod dialogs;
 pub mod event;
 pub mod fleet;
 pub mod form;
+pub mod incidents;
 pub mod keymap;
 pub mod lists;
 pub mod logview;

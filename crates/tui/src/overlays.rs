@@ -50,6 +50,7 @@ impl Detail {
 pub enum Page {
     Detail(Box<Detail>),
     Form(Box<Form>),
+    Incident(Box<crate::incidents::IncidentPage>),
 }
 
 #[derive(Debug)]
@@ -106,9 +107,21 @@ pub enum Confirmed {
     Cmd(Cmd),
 }
 
-/// A one-line text prompt: a list filter or the log search.
+/// A one-line text prompt: a list filter, the log search, or a text an action takes.
 #[derive(Debug)]
 pub struct Prompt {
     pub input: Input,
     pub label: &'static str,
+    pub then: PromptFor,
+}
+
+/// What a prompt's text is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptFor {
+    /// The screen's filter or the log search (applied live).
+    Filter,
+    /// Acknowledge this incident, the text its optional note.
+    Ack(i64),
+    /// A note on this incident.
+    Note(i64),
 }

@@ -200,9 +200,10 @@ impl App {
                         self.incidents.filter.clear();
                         self.incidents.sel = 0;
                     }
-                    _ => {}
+                    _ => self.incidents_key(a),
                 }
             }
+            Ctx::IncidentDetail => self.incident_detail_key(a),
             Ctx::Audit => {
                 let len = self.audit.items.len();
                 if nav(&mut self.audit.sel, len, a, PAGE) {
@@ -223,10 +224,11 @@ impl App {
         }
     }
 
-    fn open_prompt(&mut self, label: &'static str, value: String) {
+    pub(super) fn open_prompt(&mut self, label: &'static str, value: String) {
         self.prompt = Some(Prompt {
             input: Input::new(value),
             label,
+            then: super::overlays::PromptFor::Filter,
         });
     }
 
@@ -553,6 +555,9 @@ impl App {
 
     fn prompt_key(&mut self, a: Action) {
         let Some(p) = &mut self.prompt else { return };
+        if p.then != super::overlays::PromptFor::Filter {
+            return self.action_prompt_key(a);
+        }
         match a {
             Action::Input(ev) => {
                 p.input.handle_event(&TermEvent::Key(ev));

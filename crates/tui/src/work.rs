@@ -35,6 +35,11 @@ pub enum Cmd {
     Reload(Reload),
     /// Remember the theme in config.yaml.
     SaveTheme(String),
+    /// Read an incident's detail page.
+    IncidentDetail(i64),
+    /// Acknowledge an incident, with an optional note.
+    AckIncident(i64, Option<String>),
+    NoteIncident(i64, String),
     /// Read a server's detail page.
     Detail(String),
     /// A read of the log pane.
@@ -140,6 +145,9 @@ pub enum Msg {
     Imported(Result<String, String>),
     Cancelled(i64, Result<(), String>),
     ThemeSaved(String, Result<std::path::PathBuf, String>),
+    IncidentDetail(i64, Result<ptui_engine::queries::IncidentDetail, String>),
+    /// An acknowledgement or a note: the incident, what was done, the outcome.
+    IncidentUpdated(i64, &'static str, Result<(), String>),
     Reloaded(Reloaded),
     Detail(String, Option<ServerDetail>),
     Log {
@@ -206,6 +214,15 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
         }
         Cmd::Cancel(id) => Msg::Cancelled(id, text(eng.cancel_job(id).map(|_| ()))),
         Cmd::Reload(r) => Msg::Reloaded(reload(eng, r, detail_of)),
+        Cmd::IncidentDetail(id) => Msg::IncidentDetail(id, text(eng.incident_detail(id))),
+        Cmd::AckIncident(id, note) => Msg::IncidentUpdated(
+            id,
+            "acknowledged; its reminders stop",
+            text(eng.ack_incident(id, note.as_deref())),
+        ),
+        Cmd::NoteIncident(id, note) => {
+            Msg::IncidentUpdated(id, "note added", text(eng.note_incident(id, &note)))
+        }
         Cmd::SaveTheme(name) => {
             let r = crate::theme::save_configured(&name);
             Msg::ThemeSaved(name, r)
@@ -394,6 +411,8 @@ impl App {
                 self.info(format!("theme {name} (saved in {})", path.display()))
             }
             Msg::ThemeSaved(_, Err(e)) => self.error(e),
+            Msg::IncidentDetail(id, r) => self.on_incident_detail(id, r),
+            Msg::IncidentUpdated(id, what, r) => self.on_incident_updated(id, what, r),
             Msg::Removed(_, Err(e))
             | Msg::Trusted(_, Err(e))
             | Msg::SudoPasswordSet(Err(e))

@@ -65,7 +65,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let offset = scroll_to(fl.sel, fl.offset.get(), inner_h);
     fl.offset.set(offset);
     let wide = area.width >= 110;
-    let mut head = vec!["", "NAME", "ADDRESS", "STATUS"];
+    let mut head = vec!["", "NAME", "ADDRESS", "STATUS", "!"];
     if wide {
         head.push("TAGS");
     }
@@ -78,6 +78,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Fill(2),
         Constraint::Fill(3),
         Constraint::Length(14),
+        Constraint::Length(3),
     ];
     if wide {
         widths.push(Constraint::Fill(2));
@@ -109,9 +110,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(fit(&clean(&s.name), col(1))),
                 Cell::from(fit(&clean(&s.address()), col(2))),
                 Cell::from(s.status.as_str()).style(server_style(t, s.status)),
+                marker(app, &s.name),
             ];
             if wide {
-                cells.push(Cell::from(fit(&clean(&s.tags.join(",")), col(4))).style(t.muted));
+                cells.push(Cell::from(fit(&clean(&s.tags.join(",")), col(5))).style(t.muted));
             }
             cells.extend([
                 Cell::from(
@@ -237,6 +239,14 @@ pub fn detail(f: &mut Frame, area: Rect, app: &App) {
         .wrap(Wrap { trim: false })
         .scroll((d.scroll, 0));
     f.render_widget(p, area);
+}
+
+/// The `!` column: `!N` open incidents on the server.
+fn marker<'a>(app: &App, server: &str) -> Cell<'a> {
+    match app.open_incidents_of(server) {
+        0 => Cell::from(""),
+        n => Cell::from(format!("!{n}")).style(app.theme.error),
+    }
 }
 
 /// A failed check's kind, short enough for the latency column.

@@ -1,7 +1,8 @@
 //! Incidents and Audit: plain filtered tables.
 
-use super::{block, clean, scroll_to, stamp};
+use super::{age, block, clean, scroll_to, stamp};
 use crate::app::App;
+use crate::incidents::recovery_words;
 use ptui_types::records::IncidentRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -48,24 +49,29 @@ pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
     let rows: Vec<Row> = items[off..(off + h).min(items.len())]
         .iter()
         .map(|i| {
-            let state = match (i.resolved_at, i.state.as_str()) {
-                (Some(_), _) => t.ok,
-                (None, "recovering") => t.warn,
-                (None, _) => t.error,
+            let state = super::incident::state_style(app, &i.state, i.resolved_at.is_some());
+            // `✓` marks an acknowledged open incident (someone is on it).
+            let ack = if i.acked_by.is_some() && i.resolved_at.is_none() {
+                " ✓"
+            } else {
+                ""
             };
             Row::new(vec![
                 Cell::from(format!("#{}", i.id)),
                 Cell::from(clean(&i.server)),
                 Cell::from(i.kind.clone()),
-                Cell::from(i.state.clone()).style(state),
-                Cell::from(stamp(app, i.opened_at, "%m-%d %H:%M")),
+                Cell::from(clean(i.app_id.as_deref().unwrap_or("-"))),
+                Cell::from(format!("{}{ack}", i.state)).style(state),
+                Cell::from(age(app.now_ms, i.opened_at)),
+                Cell::from(recovery_words(i, app.now_ms)),
                 Cell::from(clean(&i.details)).style(t.muted),
             ])
         })
         .collect();
     let mut st = TableState::default().with_selected(Some(sel - off));
-    // Server and kind as wide as the longest shown (capped), so kinds are not cut at 80 columns.
-    let widest = |f: fn(&IncidentRow) -> usize, head: usize, cap: usize| {
+    // Server, kind and app as wide as the longest shown (capped), so kinds are not cut at 80
+    // columns.
+    let widest = |f: &dyn Fn(&IncidentRow) -> usize, head: usize, cap: usize| {
         items
             .iter()
             .map(|i| f(i))
@@ -74,16 +80,27 @@ pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
             .clamp(head, cap) as u16
     };
     let w = [
-        Constraint::Length(widest(|i| i.id.to_string().len() + 1, 2, 8)),
-        Constraint::Length(widest(|i| i.server.chars().count(), 6, 20)),
-        Constraint::Length(widest(|i| i.kind.len(), 4, 20)),
-        Constraint::Length(10),
+        Constraint::Length(widest(&|i| i.id.to_string().len() + 1, 2, 8)),
+        Constraint::Length(widest(&|i| i.server.chars().count(), 6, 16)),
+        Constraint::Length(widest(&|i| i.kind.len(), 4, 19)),
+        Constraint::Length(widest(
+            &|i| i.app_id.as_deref().map_or(1, |a| a.chars().count()),
+            3,
+            14,
+        )),
+        Constraint::Length(12),
+        Constraint::Length(4),
         Constraint::Length(11),
         Constraint::Fill(1),
     ];
     f.render_stateful_widget(
         Table::new(rows, w)
-            .header(Row::new(["ID", "SERVER", "KIND", "STATE", "SINCE", "DETAILS"]).style(t.title))
+            .header(
+                Row::new([
+                    "ID", "SERVER", "KIND", "APP", "STATE", "AGE", "RECOVERY", "DETAILS",
+                ])
+                .style(t.title),
+            )
             .row_highlight_style(t.selection)
             .block(b),
         area,

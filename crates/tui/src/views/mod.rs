@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod dialogs;
 pub mod fleet;
 pub mod form;
+pub mod incident;
 pub mod jobs;
 pub mod lists;
 
@@ -42,6 +43,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     match &app.page {
         Some(Page::Form(_)) => form::draw(f, body, app),
         Some(Page::Detail(_)) => fleet::detail(f, body, app),
+        Some(Page::Incident(p)) => incident::draw(f, body, app, p),
         None => match app.screen {
             Screen::Fleet => fleet::draw(f, body, app),
             Screen::Catalog => catalog::draw(f, body, app),
