@@ -3,6 +3,8 @@
 
 #[path = "tui_fixtures/incidents.rs"]
 mod incidents;
+#[path = "tui_fixtures/ops.rs"]
+mod ops;
 #[path = "tui_fixtures/rendering.rs"]
 mod rendering;
 mod tui_fixtures;

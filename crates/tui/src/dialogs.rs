@@ -214,6 +214,11 @@ impl App {
             }
             Command::Help => self.open_help(),
             Command::Quit => self.ask_quit(),
+            c @ (Command::Action { .. }
+            | Command::MaintenanceOn { .. }
+            | Command::MaintenanceOff { .. }
+            | Command::MaintenanceList
+            | Command::Policy { .. }) => self.run_op(c),
         }
     }
 
@@ -343,16 +348,22 @@ impl App {
 
     /// The install waits for the sudo passwords of these `--prompt` servers, as
     /// (server, `user@server`): one masked dialog each, over the review.
-    pub fn ask_sudo_passwords(&mut self, install: InstallRequest, needing: Vec<(String, String)>) {
+    pub fn ask_sudo_passwords(
+        &mut self,
+        install: InstallRequest,
+        fan: super::work::FanOpts,
+        needing: Vec<(String, String)>,
+    ) {
         let mut rest: VecDeque<(String, String)> = needing.into();
         let Some((server, login)) = rest.pop_front() else {
-            self.cmds.push(Cmd::Install(install));
+            self.cmds.push(Cmd::Install(install, fan));
             return;
         };
         self.modal = Some(Modal::SudoPassword(Box::new(SudoAsk {
             form: sudo_password_form(&server, &login),
             rest,
             install,
+            fan,
         })));
     }
 
@@ -373,6 +384,7 @@ impl App {
                     form,
                     rest,
                     install,
+                    fan,
                 } = *ask;
                 if let super::form::FormKind::SudoPassword { server } = &form.kind {
                     let password = form.values().remove("password").unwrap_or_default();
@@ -383,7 +395,7 @@ impl App {
                 }
                 // The install goes through the same check again, so a password the engine
                 // refused is asked for once more.
-                self.ask_sudo_passwords(install, rest.into());
+                self.ask_sudo_passwords(install, fan, rest.into());
             }
             _ => {}
         }

@@ -353,7 +353,7 @@ mod tests {
         app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
         assert!(app.modal.is_none());
         assert!(
-            matches!(app.cmds.as_slice(), [Cmd::SudoPassword { server, .. }, Cmd::Install(_)] if server == "web1"),
+            matches!(app.cmds.as_slice(), [Cmd::SudoPassword { server, .. }, Cmd::Install(..)] if server == "web1"),
             "{:?}",
             app.cmds
         );
@@ -379,6 +379,7 @@ mod tests {
                 inputs: Default::default(),
                 action: ptui_types::job::JobAction::Install,
             },
+            Default::default(),
             vec![("web1".into(), "deploy@web1".into())],
         );
         app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));

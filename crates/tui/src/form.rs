@@ -130,6 +130,10 @@ pub struct Form {
     pub submitted: bool,
     /// A refusal from the engine (e.g. server on hold), shown above the fields.
     pub message: Option<String>,
+    /// What the jobs do: install (the default), uninstall or upgrade.
+    pub action: ptui_types::job::JobAction,
+    /// A fan-out's options, set on the review step.
+    pub fan: crate::work::FanOpts,
 }
 
 impl Form {
@@ -145,6 +149,8 @@ impl Form {
             review: false,
             submitted: false,
             message: None,
+            action: ptui_types::job::JobAction::Install,
+            fan: Default::default(),
         };
         f.focus = f.visible().first().copied().unwrap_or(0);
         f

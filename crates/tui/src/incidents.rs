@@ -173,6 +173,7 @@ impl App {
                         self.error("the note is empty: nothing recorded")
                     }
                     PromptFor::Note(id) => self.cmds.push(Cmd::NoteIncident(id, text)),
+                    PromptFor::Fan(which) => self.set_fan_option(which, &text),
                     PromptFor::Filter => {}
                 }
             }

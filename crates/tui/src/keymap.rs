@@ -73,6 +73,16 @@ pub enum Action {
     Left,
     Right,
     Complete,
+    /// Maintenance on for the targets (opens the palette prefilled).
+    Maintenance,
+    /// The selected server's health policy (palette prefilled).
+    Policy,
+    Uninstall,
+    Upgrade,
+    /// The review's fan-out options: jobs at once, rolling batch, failure budget.
+    FanConcurrency,
+    FanBatch,
+    FanBudget,
     /// Acknowledge an incident (with an optional note).
     Ack,
     /// Add a note to an incident's timeline.
@@ -177,6 +187,18 @@ const FLEET: &[Binding] = &[
     b(&[k('s')], Action::SetStatus, "set status", true),
     b(&[k('i')], Action::Install, "install on marked", true),
     b(&[k('I')], Action::Import, "import ~/.ssh/config", true),
+    b(
+        &[k('m')],
+        Action::Maintenance,
+        "maintenance window on",
+        false,
+    ),
+    b(
+        &[k('P')],
+        Action::Policy,
+        "recovery policy, interval",
+        false,
+    ),
     b(&[k('D')], Action::Remove, "remove server", false),
 ];
 
@@ -187,6 +209,13 @@ const DETAIL: &[Binding] = &[
     b(&[k('t')], Action::Trust, "trust host key", true),
     b(&[k('s')], Action::SetStatus, "set status", true),
     b(&[k('i')], Action::Install, "install", true),
+    b(
+        &[k('m')],
+        Action::Maintenance,
+        "maintenance window on",
+        true,
+    ),
+    b(&[k('P')], Action::Policy, "recovery policy, interval", true),
 ];
 
 const CATALOG: &[Binding] = &[
@@ -197,6 +226,8 @@ const CATALOG: &[Binding] = &[
     ENDS[0],
     ENDS[1],
     b(&[ENTER, k('i')], Action::Enter, "install form", true),
+    b(&[k('u')], Action::Uninstall, "uninstall form", true),
+    b(&[k('U')], Action::Upgrade, "upgrade form", true),
     b(&[k('/')], Action::Filter, "filter", true),
 ];
 
@@ -245,6 +276,19 @@ const FORM: &[Binding] = &[
 const REVIEW: &[Binding] = &[
     b(&[k('y'), ENTER], Action::Yes, "start jobs", true),
     b(&[k('e'), ESC], Action::Back, "edit", true),
+    b(
+        &[k('c')],
+        Action::FanConcurrency,
+        "fan-out: jobs at once",
+        true,
+    ),
+    b(&[k('b')], Action::FanBatch, "fan-out: batch size", true),
+    b(
+        &[k('f')],
+        Action::FanBudget,
+        "fan-out: failure budget",
+        true,
+    ),
 ];
 
 const SUDO_PASSWORD: &[Binding] = &[
@@ -544,6 +588,13 @@ fn footer_word(b: &Binding) -> &'static str {
         Action::Install => "install",
         Action::Import => "import",
         Action::Ack => "ack",
+        Action::FanConcurrency => "at once",
+        Action::FanBatch => "batch",
+        Action::FanBudget => "fail budget",
+        Action::Maintenance => "maint",
+        Action::Policy => "policy",
+        Action::Uninstall => "uninstall",
+        Action::Upgrade => "upgrade",
         Action::Note => "note",
         _ => b.desc,
     }

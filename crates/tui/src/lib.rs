@@ -10,6 +10,7 @@ pub mod incidents;
 pub mod keymap;
 pub mod lists;
 pub mod logview;
+pub mod ops;
 pub mod overlays;
 pub mod palette;
 pub mod theme;

@@ -89,6 +89,7 @@ pub struct SudoAsk {
     /// (server, `user@server`) still to ask after this one.
     pub rest: VecDeque<(String, String)>,
     pub install: InstallRequest,
+    pub fan: crate::work::FanOpts,
 }
 
 /// What a confirmation leads to.
@@ -124,4 +125,6 @@ pub enum PromptFor {
     Ack(i64),
     /// A note on this incident.
     Note(i64),
+    /// A fan-out option of the review: 0 jobs at once, 1 batch, 2 failure budget.
+    Fan(u8),
 }

@@ -258,6 +258,8 @@ impl App {
             }
             Action::AddServer => self.open_server_form(),
             Action::Import => self.offer_ssh_config_import(false),
+            Action::Maintenance => self.ask_maintenance(),
+            Action::Policy => self.ask_policy(),
             Action::Trust => self.trust_selected(),
             Action::SetStatus => self.open_picker(self.fleet.targets()),
             Action::Install => self.goto(2),
@@ -352,6 +354,8 @@ impl App {
             Action::Up => d.scroll = d.scroll.saturating_sub(1),
             Action::Back => self.page = None,
             Action::Trust => self.trust_selected(),
+            Action::Maintenance => self.ask_maintenance(),
+            Action::Policy => self.ask_policy(),
             Action::SetStatus => {
                 let t = vec![d.server.name.clone()];
                 self.open_picker(t);
@@ -380,6 +384,23 @@ impl App {
         }
         match a {
             Action::Filter => self.open_prompt("filter installers", self.catalog.filter.clone()),
+            Action::Uninstall | Action::Upgrade => {
+                let Some(id) = self
+                    .catalog
+                    .shown()
+                    .get(self.catalog.sel)
+                    .map(|m| m.id.clone())
+                else {
+                    return;
+                };
+                let action = if a == Action::Uninstall {
+                    JobAction::Uninstall
+                } else {
+                    JobAction::Upgrade
+                };
+                let targets = self.fleet.targets();
+                self.open_action(action, &id, targets);
+            }
             Action::Enter => {
                 let Some(id) = self
                     .catalog
@@ -436,15 +457,21 @@ impl App {
             match a {
                 Action::Yes => {
                     if let FormKind::Install { app, servers } = &f.kind {
-                        self.cmds.push(Cmd::Install(InstallRequest {
-                            app: app.clone(),
-                            servers: servers.clone(),
-                            inputs: f.values(),
-                            action: JobAction::Install,
-                        }));
+                        self.cmds.push(Cmd::Install(
+                            InstallRequest {
+                                app: app.clone(),
+                                servers: servers.clone(),
+                                inputs: f.values(),
+                                action: f.action,
+                            },
+                            f.fan,
+                        ));
                     }
                 }
                 Action::Back => f.review = false,
+                Action::FanConcurrency | Action::FanBatch | Action::FanBudget => {
+                    self.ask_fan_option(a)
+                }
                 _ => {}
             }
             return;

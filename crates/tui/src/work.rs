@@ -20,8 +20,9 @@ pub enum Cmd {
     Scan(String),
     /// Record the scanned key; `true` replaces the entries of a changed one.
     Trust(Box<HostKeyScan>, bool),
-    /// Checks the sudo passwords the install needs, then starts it.
-    Install(InstallRequest),
+    /// Checks the sudo passwords the install needs, then starts it (a fan-out with these
+    /// options when there are several servers).
+    Install(InstallRequest, FanOpts),
     /// Hand a typed sudo password to the engine (memory only).
     SudoPassword {
         server: String,
@@ -35,6 +36,8 @@ pub enum Cmd {
     Reload(Reload),
     /// Remember the theme in config.yaml.
     SaveTheme(String),
+    /// Maintenance, policy: the CLI's operations (ops.rs).
+    Op(crate::ops::OpCmd),
     /// Read an incident's detail page.
     IncidentDetail(i64),
     /// Acknowledge an incident, with an optional note.
@@ -139,13 +142,15 @@ pub enum Msg {
     },
     Trusted(Box<HostKeyScan>, Result<(), String>),
     /// These `--prompt` servers need a sudo password before the install starts.
-    SudoNeeded(InstallRequest, Vec<(String, String)>),
+    SudoNeeded(InstallRequest, FanOpts, Vec<(String, String)>),
     Started(Result<Started, String>),
     SudoPasswordSet(Result<(), String>),
     Imported(Result<String, String>),
     Cancelled(i64, Result<(), String>),
     ThemeSaved(String, Result<std::path::PathBuf, String>),
     IncidentDetail(i64, Result<ptui_engine::queries::IncidentDetail, String>),
+    /// An operation's status-line message, or its error.
+    OpDone(Result<String, String>),
     /// An acknowledgement or a note: the incident, what was done, the outcome.
     IncidentUpdated(i64, &'static str, Result<(), String>),
     Reloaded(Reloaded),
@@ -191,15 +196,15 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
             let r = text(eng.trust_host_key(&scan, replace));
             Msg::Trusted(scan, r)
         }
-        Cmd::Install(req) => {
+        Cmd::Install(req, fan) => {
             // A failed check lets the install go on; its jobs then fail fast with the reason.
             let needing = eng
                 .servers_needing_sudo_password(&req.servers)
                 .unwrap_or_default();
             if needing.is_empty() {
-                Msg::Started(start_install(eng, &req))
+                Msg::Started(start_install(eng, &req, &fan))
             } else {
-                Msg::SudoNeeded(req, needing)
+                Msg::SudoNeeded(req, fan, needing)
             }
         }
         Cmd::SudoPassword { server, password } => {
@@ -214,6 +219,7 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
         }
         Cmd::Cancel(id) => Msg::Cancelled(id, text(eng.cancel_job(id).map(|_| ()))),
         Cmd::Reload(r) => Msg::Reloaded(reload(eng, r, detail_of)),
+        Cmd::Op(op) => Msg::OpDone(crate::ops::perform(eng, op)),
         Cmd::IncidentDetail(id) => Msg::IncidentDetail(id, text(eng.incident_detail(id))),
         Cmd::AckIncident(id, note) => Msg::IncidentUpdated(
             id,
@@ -266,16 +272,24 @@ fn reload(eng: &Engine, r: Reload, audit_filter: Option<String>) -> Reloaded {
     }
 }
 
-fn start_install(eng: &Engine, req: &InstallRequest) -> Result<Started, String> {
+/// The review step's fan-out options (None: the engine's defaults, like the CLI's).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FanOpts {
+    pub concurrency: Option<usize>,
+    pub batch: Option<ptui_engine::jobs::fanout::Amount>,
+    pub max_fail: Option<ptui_engine::jobs::fanout::Amount>,
+}
+
+fn start_install(eng: &Engine, req: &InstallRequest, fan: &FanOpts) -> Result<Started, String> {
     if req.servers.len() > 1 {
         let fan = FanoutRequest {
             app: req.app.clone(),
             targets: Targets::Names(req.servers.clone()),
             inputs: req.inputs.clone(),
             action: req.action,
-            concurrency: None,
-            batch: None,
-            max_fail: None,
+            concurrency: fan.concurrency,
+            batch: fan.batch,
+            max_fail: fan.max_fail,
         };
         eng.start_fanout(&fan)
             .map(|h| Started::Fanout(h, req.app.clone()))
@@ -397,7 +411,7 @@ impl App {
             Msg::Trusted(scan, Ok(())) => {
                 self.info(format!("trusted {} ({})", scan.server, scan.fingerprint))
             }
-            Msg::SudoNeeded(req, needing) => self.ask_sudo_passwords(req, needing),
+            Msg::SudoNeeded(req, fan, needing) => self.ask_sudo_passwords(req, fan, needing),
             Msg::Started(Ok(Started::Jobs(jobs))) => self.on_started(jobs),
             Msg::Started(Ok(Started::Fanout(h, app))) => self.on_fanout_started(&h, &app),
             Msg::Started(Err(e)) => self.on_install_refused(e),
@@ -412,6 +426,13 @@ impl App {
             }
             Msg::ThemeSaved(_, Err(e)) => self.error(e),
             Msg::IncidentDetail(id, r) => self.on_incident_detail(id, r),
+            Msg::OpDone(Ok(m)) => {
+                self.info(m);
+                if self.screen == super::app::Screen::Audit {
+                    self.reload_audit();
+                }
+            }
+            Msg::OpDone(Err(e)) => self.error(e),
             Msg::IncidentUpdated(id, what, r) => self.on_incident_updated(id, what, r),
             Msg::Removed(_, Err(e))
             | Msg::Trusted(_, Err(e))

@@ -200,6 +200,27 @@ fn review(f: &mut Frame, area: Rect, app: &App, form: &Form) {
             Span::raw(servers.join(", ")),
         ]));
     }
+    if let FormKind::Install { servers, .. } = &form.kind
+        && servers.len() > 1
+    {
+        let amount = |a: Option<ptui_engine::jobs::fanout::Amount>, none: &str| match a {
+            Some(ptui_engine::jobs::fanout::Amount::Count(n)) => n.to_string(),
+            Some(ptui_engine::jobs::fanout::Amount::Percent(p)) => format!("{p}%"),
+            None => none.to_string(),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(pad_label("Fan-out", lw), t.muted),
+            Span::raw(format!(
+                "{} at once · batch {} · failure budget {}",
+                form.fan
+                    .concurrency
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| format!("{}", servers.len().min(50))),
+                amount(form.fan.batch, "all"),
+                amount(form.fan.max_fail, "none")
+            )),
+        ]));
+    }
     lines.push(Line::raw(""));
     for (label, value) in review {
         lines.push(Line::from(vec![
