@@ -168,3 +168,31 @@ fn the_review_sets_the_fan_out_options() {
         a.cmds
     );
 }
+
+#[test]
+fn e_edits_the_selected_server_in_a_prefilled_form() {
+    let mut a = full();
+    key(&mut a, KeyCode::Char('e'));
+    let text = render(&mut a, 80, 24).backend().to_string();
+    assert!(text.contains("Edit server db-01"), "{text}");
+    assert!(
+        text.contains("10.0.0.20") && text.contains("db"),
+        "prefilled: {text}"
+    );
+    assert!(!text.contains("* Name"), "the name is not edited: {text}");
+    insta::assert_snapshot!("edit_server_80x24", render(&mut a, 80, 24).backend());
+    // Host is the first field: replace it, then save.
+    for _ in 0.."10.0.0.20".len() {
+        key(&mut a, KeyCode::Backspace);
+    }
+    typ(&mut a, "10.0.0.21");
+    a.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    match a.cmds.as_slice() {
+        [Cmd::EditServer(name, spec)] => {
+            assert_eq!(name, "db-01");
+            assert_eq!(spec.host, "10.0.0.21");
+            assert_eq!(spec.tags, ["db"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -16,6 +16,8 @@ pub enum FormKind {
         servers: Vec<String>,
     },
     AddServer,
+    /// Editing this server (the add-server fields, prefilled, without the name).
+    EditServer(String),
     /// The sudo password of a `--prompt` server (a one-field form in a dialog).
     SudoPassword {
         server: String,
@@ -372,6 +374,24 @@ pub fn server_manifest() -> Manifest {
         "Add server",
         vec![name, host, port, user, identity, jump, tags],
     )
+}
+
+/// The add-server fields without the name, prefilled from `s` (editing a server).
+pub fn edit_server_manifest(s: &ptui_types::server::Server) -> Manifest {
+    let mut m = server_manifest();
+    m.inputs.retain(|i| i.name != "name");
+    for i in &mut m.inputs {
+        i.default = match i.name.as_str() {
+            "host" => Some(Scalar::Str(s.host.clone())),
+            "port" => Some(Scalar::Int(s.port as i64)),
+            "user" => Some(Scalar::Str(s.user.clone())),
+            "identity" => s.identity.clone().map(Scalar::Str),
+            "jump" => s.jump.clone().map(Scalar::Str),
+            "tags" => (!s.tags.is_empty()).then(|| Scalar::Str(s.tags.join(","))),
+            _ => i.default.clone(),
+        };
+    }
+    m
 }
 
 /// A manifest that only carries a built-in form's fields.

@@ -79,6 +79,8 @@ pub enum Action {
     Policy,
     Uninstall,
     Upgrade,
+    /// Edit the server's connection fields and tags.
+    Edit,
     /// The review's fan-out options: jobs at once, rolling batch, failure budget.
     FanConcurrency,
     FanBatch,
@@ -199,6 +201,7 @@ const FLEET: &[Binding] = &[
         "recovery policy, interval",
         false,
     ),
+    b(&[k('e')], Action::Edit, "edit server", false),
     b(&[k('D')], Action::Remove, "remove server", false),
 ];
 
@@ -216,6 +219,7 @@ const DETAIL: &[Binding] = &[
         true,
     ),
     b(&[k('P')], Action::Policy, "recovery policy, interval", true),
+    b(&[k('e')], Action::Edit, "edit server", true),
 ];
 
 const CATALOG: &[Binding] = &[
@@ -593,6 +597,7 @@ fn footer_word(b: &Binding) -> &'static str {
         Action::FanBudget => "fail budget",
         Action::Maintenance => "maint",
         Action::Policy => "policy",
+        Action::Edit => "edit",
         Action::Uninstall => "uninstall",
         Action::Upgrade => "upgrade",
         Action::Note => "note",

@@ -145,6 +145,22 @@ impl App {
         }
     }
 
+    /// `e`: the selected server's connection fields and tags in the add-server form.
+    pub fn open_edit_server(&mut self) {
+        let server = match &self.page {
+            Some(Page::Detail(d)) => Some(d.server.clone()),
+            _ => self.fleet.selected().cloned(),
+        };
+        let Some(s) = server else {
+            return self.error("no server selected");
+        };
+        self.page = Some(Page::Form(Box::new(super::form::Form::new(
+            super::form::FormKind::EditServer(s.name.clone()),
+            format!("Edit server {}", s.name),
+            super::form::edit_server_manifest(&s),
+        ))));
+    }
+
     /// `c`/`b`/`f` on the review: a prompt for that fan-out option.
     pub(super) fn ask_fan_option(&mut self, a: super::keymap::Action) {
         use super::keymap::Action;
@@ -379,9 +395,32 @@ mod tests {
             servers: vec!["nope".into()],
         };
         assert!(perform(&eng, bad).is_err(), "an unknown server is an error");
+        // Editing keeps the name and status, changes the address, and is audited.
+        let edited = eng
+            .edit_server(
+                "web1",
+                &ptui_types::server::ServerSpec {
+                    name: "ignored".into(),
+                    host: "10.9.9.9".into(),
+                    port: 2222,
+                    user: "deploy".into(),
+                    tags: vec!["web".into()],
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+        assert_eq!(
+            (edited.name.as_str(), edited.address()),
+            ("web1", "deploy@10.9.9.9:2222".to_string())
+        );
         let audit = eng.audit_entries(None, 20).expect("audit");
         let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
-        for want in ["maintenance.on", "maintenance.off", "server.policy"] {
+        for want in [
+            "maintenance.on",
+            "maintenance.off",
+            "server.policy",
+            "server.edit",
+        ] {
             assert!(actions.contains(&want), "{want}: {actions:?}");
         }
         let policy = audit

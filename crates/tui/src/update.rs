@@ -257,6 +257,7 @@ impl App {
                 self.fleet.reorder();
             }
             Action::AddServer => self.open_server_form(),
+            Action::Edit => self.open_edit_server(),
             Action::Import => self.offer_ssh_config_import(false),
             Action::Maintenance => self.ask_maintenance(),
             Action::Policy => self.ask_policy(),
@@ -356,6 +357,7 @@ impl App {
             Action::Trust => self.trust_selected(),
             Action::Maintenance => self.ask_maintenance(),
             Action::Policy => self.ask_policy(),
+            Action::Edit => self.open_edit_server(),
             Action::SetStatus => {
                 let t = vec![d.server.name.clone()];
                 self.open_picker(t);
@@ -481,6 +483,15 @@ impl App {
             Action::PrevField => f.prev(),
             Action::Reveal => f.reveal = !f.reveal,
             Action::Enter if !f.is_last() => f.next(),
+            Action::Enter | Action::Submit
+                if matches!(f.kind, FormKind::EditServer(_)) && f.submit() =>
+            {
+                let spec = server_spec(&f.values());
+                f.review = false;
+                if let FormKind::EditServer(name) = &f.kind {
+                    self.cmds.push(Cmd::EditServer(name.clone(), spec));
+                }
+            }
             Action::Enter | Action::Submit if f.submit() && f.kind == FormKind::AddServer => {
                 let spec = server_spec(&f.values());
                 f.review = false;

@@ -15,6 +15,8 @@ use ptui_types::server::{Server, ServerSpec, ServerStatus};
 #[derive(Debug)]
 pub enum Cmd {
     AddServer(ServerSpec),
+    /// Change a server's connection fields and tags (by its name).
+    EditServer(String, ServerSpec),
     RemoveServer(String),
     SetStatus(Vec<String>, ServerStatus),
     Scan(String),
@@ -132,6 +134,7 @@ impl std::fmt::Debug for Started {
 pub enum Msg {
     Scanned(Result<HostKeyScan, String>),
     Added(Result<Server, String>),
+    Edited(Result<Server, String>),
     Removed(String, Result<(), String>),
     StatusSet {
         names: Vec<String>,
@@ -170,6 +173,7 @@ fn text<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, String> {
 pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg> {
     Some(match cmd {
         Cmd::AddServer(spec) => Msg::Added(text(eng.add_server(&spec))),
+        Cmd::EditServer(name, spec) => Msg::Edited(text(eng.edit_server(&name, &spec))),
         Cmd::RemoveServer(name) => {
             let r = text(eng.remove_server(&name).map(|_| ()));
             Msg::Removed(name, r)
@@ -382,7 +386,17 @@ impl App {
                 }
                 self.cmds.push(Cmd::Scan(s.name));
             }
-            Msg::Added(Err(e)) => {
+            Msg::Edited(Ok(s)) => {
+                self.page = None;
+                self.info(format!(
+                    "{} now {} (tags {})",
+                    s.name,
+                    s.address(),
+                    s.tags.join(",")
+                ));
+                self.on_event(Event::ServerChanged { server: s });
+            }
+            Msg::Edited(Err(e)) | Msg::Added(Err(e)) => {
                 if let Some(Page::Form(f)) = &mut self.page {
                     f.message = Some(e.clone());
                 }
