@@ -4,6 +4,7 @@ pub mod audit;
 pub mod deployments;
 pub mod durable;
 pub mod health;
+pub mod health_reads;
 pub mod incident_reads;
 pub mod incidents;
 pub mod job_end;

@@ -87,6 +87,8 @@ pub struct App {
     pub(crate) reloads: Reloads,
     /// The servers were read once (the first read may offer the ssh config import).
     pub(crate) loaded_servers: bool,
+    /// Servers with a check-now in flight.
+    pub checking: std::collections::BTreeSet<String>,
 }
 
 impl App {
@@ -124,6 +126,7 @@ impl App {
             help_max_scroll: Default::default(),
             reloads: Reloads::default(),
             loaded_servers: false,
+            checking: Default::default(),
         }
     }
 
@@ -165,6 +168,11 @@ impl App {
             text,
             then: Box::new(Confirmed::Cmd(Cmd::ImportSshConfig)),
         });
+    }
+
+    /// The page over the screen (tests fill a detail page's data directly).
+    pub fn page_mut(&mut self) -> Option<&mut Page> {
+        self.page.as_mut()
     }
 
     pub fn open_help(&mut self) {
@@ -218,10 +226,26 @@ impl App {
         self.flash = Some((msg.into(), false));
     }
 
-    /// Whether anything changes with time alone (running jobs show a ticking elapsed time).
+    /// Whether anything on screen changes with time alone: running jobs' elapsed time, the
+    /// ages of health samples (Fleet), of incidents, of a detail page's jobs. Idle otherwise.
     pub fn ticking(&self) -> bool {
-        self.summary.running + self.summary.queued > 0
+        if self.summary.running + self.summary.queued > 0
             || self.jobs.jobs.iter().any(|j| j.status.is_running())
+        {
+            return true;
+        }
+        match (&self.page, self.screen) {
+            (Some(Page::Detail(_)) | Some(Page::Incident(_)), _) => true,
+            (Some(Page::Form(_)), _) => false,
+            (None, Screen::Fleet) => self.fleet.health.values().any(|h| h.last.is_some()),
+            (None, Screen::Incidents) => !self.incidents.items.is_empty(),
+            (None, _) => false,
+        }
+    }
+
+    /// Servers whose check-now is running (the header counts them, the Fleet marks them).
+    pub fn pending_checks(&self) -> usize {
+        self.checking.len()
     }
 
     // ---- loading through the engine (reads only, off the loop: see work.rs) ----
@@ -234,6 +258,7 @@ impl App {
         self.reload_audit();
         self.reload_incidents();
         self.reload_summary();
+        self.request(Reload::Health);
         self.dirty = true;
     }
 

@@ -65,6 +65,22 @@ fn dispatch(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
                     let _ = tx.send(Msg::Scanned(r));
                 });
             }
+            Cmd::CheckNow(names) => {
+                let (eng, tx) = (eng.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let r = async {
+                        let cfg = ptui_engine::health::config::HealthConfig::load(
+                            &ptui_engine::health::config::default_path(),
+                        )
+                        .map_err(|e| format!("health config: {e}"))?;
+                        eng.check_now(cfg, &names)
+                            .await
+                            .map_err(|e| format!("{e:#}"))
+                    }
+                    .await;
+                    let _ = tx.send(Msg::Checked(names, r));
+                });
+            }
             // The terminal's own I/O, like drawing: it stays on the loop.
             Cmd::Mouse(on) => {
                 if let Err(e) = super::set_mouse_capture(on) {

@@ -81,6 +81,8 @@ pub enum Action {
     Upgrade,
     /// Edit the server's connection fields and tags.
     Edit,
+    /// A health check now.
+    CheckNow,
     /// The review's fan-out options: jobs at once, rolling batch, failure budget.
     FanConcurrency,
     FanBatch,
@@ -182,7 +184,7 @@ const FLEET: &[Binding] = &[
     b(&[ENTER], Action::Enter, "details", true),
     b(&[k(' ')], Action::Mark, "mark", true),
     b(&[k('/')], Action::Filter, "filter", true),
-    b(&[k('o')], Action::Sort, "sort column", true),
+    b(&[k('o')], Action::Sort, "sort column", false),
     b(&[k('O')], Action::SortReverse, "reverse sort", false),
     b(&[k('a')], Action::AddServer, "add server", true),
     b(&[k('t')], Action::Trust, "trust host key", true),
@@ -202,6 +204,7 @@ const FLEET: &[Binding] = &[
         false,
     ),
     b(&[k('e')], Action::Edit, "edit server", false),
+    b(&[k('c')], Action::CheckNow, "check now (marked)", true),
     b(&[k('D')], Action::Remove, "remove server", false),
 ];
 
@@ -220,6 +223,7 @@ const DETAIL: &[Binding] = &[
     ),
     b(&[k('P')], Action::Policy, "recovery policy, interval", true),
     b(&[k('e')], Action::Edit, "edit server", true),
+    b(&[k('c')], Action::CheckNow, "check now", true),
 ];
 
 const CATALOG: &[Binding] = &[
@@ -586,6 +590,7 @@ pub fn hints(ctx: Ctx) -> Vec<(String, &'static str)> {
 fn footer_word(b: &Binding) -> &'static str {
     match b.action {
         Action::Sort => "sort",
+        Action::Enter if b.desc == "details" => "open",
         Action::AddServer => "add",
         Action::Trust => "trust",
         Action::SetStatus => "status",
@@ -598,6 +603,7 @@ fn footer_word(b: &Binding) -> &'static str {
         Action::Maintenance => "maint",
         Action::Policy => "policy",
         Action::Edit => "edit",
+        Action::CheckNow => "check",
         Action::Uninstall => "uninstall",
         Action::Upgrade => "upgrade",
         Action::Note => "note",

@@ -145,6 +145,58 @@ impl App {
         }
     }
 
+    /// `c`: a health check of the targets now (off the loop; the header counts it meanwhile).
+    pub fn check_now(&mut self, names: Vec<String>) {
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|n| !self.checking.contains(n))
+            .collect();
+        if names.is_empty() {
+            return self.error("no server to check (or its check is already running)");
+        }
+        self.info(format!("checking {}…", names.join(", ")));
+        self.checking.extend(names.iter().cloned());
+        self.cmds.push(Cmd::CheckNow(names));
+    }
+
+    /// A check-now answered: its samples go where the checker's go.
+    pub fn on_checked(
+        &mut self,
+        names: Vec<String>,
+        r: Result<Vec<ptui_types::health::Sample>, String>,
+    ) {
+        for n in &names {
+            self.checking.remove(n);
+        }
+        match r {
+            Ok(samples) => {
+                let bad: Vec<String> = samples
+                    .iter()
+                    .filter(|s| !s.ok)
+                    .map(|s| {
+                        let why = s.failure.map(|k| k.as_str()).unwrap_or("over a threshold");
+                        format!("{} {why}", s.server)
+                    })
+                    .collect();
+                let n = samples.len();
+                for s in samples {
+                    self.apply_health(super::app::LastCheck::from_sample(s));
+                }
+                if bad.is_empty() {
+                    self.info(format!("checked {n}: all healthy"));
+                } else {
+                    self.error(format!("checked {n}: {}", bad.join(", ")));
+                }
+                if let Some(Page::Detail(d)) = &self.page
+                    && names.contains(&d.server.name)
+                {
+                    self.cmds.push(Cmd::Detail(d.server.name.clone()));
+                }
+            }
+            Err(e) => self.error(format!("check of {}: {e}", names.join(", "))),
+        }
+    }
+
     /// `e`: the selected server's connection fields and tags in the add-server form.
     pub fn open_edit_server(&mut self) {
         let server = match &self.page {
@@ -428,5 +480,60 @@ mod tests {
             .find(|a| a.action == "server.policy")
             .expect("policy row");
         assert_eq!(policy.details, "recovery=auto base=- interval=30.0s");
+    }
+
+    #[test]
+    fn the_last_samples_and_uptime_are_read_at_start() {
+        use ptui_types::health::{AppHealth, IncidentKind, Sample};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let eng = Engine::open(ptui_types::config::Config::new(
+            Some(tmp.path().join("state.db")),
+            Vec::new(),
+        ))
+        .expect("engine");
+        let s = eng
+            .add_server(&ptui_types::server::ServerSpec {
+                name: "web1".into(),
+                host: "127.0.0.1".into(),
+                port: 22,
+                user: "root".into(),
+                ..Default::default()
+            })
+            .expect("add");
+        let now = ptui_types::time::now_ms();
+        let samples: Vec<Sample> = (0..20)
+            .map(|i| {
+                let mut x =
+                    Sample::unreachable(s.id, "web1", IncidentKind::ServerUnreachable, "x".into());
+                x.ts = now - (20 - i) * 1000;
+                if i % 10 != 0 {
+                    x.ok = true;
+                    x.failure = None;
+                    x.latency_ms = 10 + i as u64;
+                    x.mem_pct = Some(40.0);
+                    x.apps = vec![AppHealth {
+                        app_id: "nginx".into(),
+                        ok: i != 5,
+                        detail: String::new(),
+                    }];
+                }
+                x
+            })
+            .collect();
+        eng.record_samples(&samples).expect("record");
+        let app = crate::app::App::with_engine(crate::theme::dark(), eng.clone());
+        let h = &app.fleet.health["web1"];
+        assert_eq!(
+            h.history.len(),
+            15,
+            "the last 16 checks at start, one failed (no latency)"
+        );
+        let last = h.last.as_ref().expect("last");
+        assert_eq!((last.latency_ms, last.mem_pct), (Some(29), Some(40)));
+        let page = eng.health_page("web1").expect("page");
+        assert_eq!((page.uptime_24h.ok, page.uptime_24h.total), (18, 20));
+        assert_eq!(page.apps.len(), 1);
+        assert_eq!((page.apps[0].1.ok, page.apps[0].1.total), (17, 18));
+        assert_eq!(page.last.expect("last").latency_ms, 29);
     }
 }

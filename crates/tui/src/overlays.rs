@@ -20,6 +20,8 @@ pub struct Detail {
     pub jobs: Vec<Job>,
     pub incidents: Vec<IncidentRow>,
     pub scroll: u16,
+    /// The last sample and uptime (None until read).
+    pub health: Option<ptui_engine::queries::HealthPage>,
 }
 
 impl Detail {
@@ -31,6 +33,7 @@ impl Detail {
             jobs: Vec::new(),
             incidents: Vec::new(),
             scroll: 0,
+            health: None,
         }
     }
 
@@ -42,6 +45,7 @@ impl Detail {
             jobs: d.jobs,
             incidents: d.incidents,
             scroll: 0,
+            health: None,
         }
     }
 }

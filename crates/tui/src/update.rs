@@ -258,6 +258,7 @@ impl App {
             }
             Action::AddServer => self.open_server_form(),
             Action::Edit => self.open_edit_server(),
+            Action::CheckNow => self.check_now(self.fleet.targets()),
             Action::Import => self.offer_ssh_config_import(false),
             Action::Maintenance => self.ask_maintenance(),
             Action::Policy => self.ask_policy(),
@@ -358,6 +359,10 @@ impl App {
             Action::Maintenance => self.ask_maintenance(),
             Action::Policy => self.ask_policy(),
             Action::Edit => self.open_edit_server(),
+            Action::CheckNow => {
+                let n = vec![d.server.name.clone()];
+                self.check_now(n);
+            }
             Action::SetStatus => {
                 let t = vec![d.server.name.clone()];
                 self.open_picker(t);

@@ -47,6 +47,8 @@ pub enum Cmd {
     NoteIncident(i64, String),
     /// Read a server's detail page.
     Detail(String),
+    /// Check these servers now (async, like a scan).
+    CheckNow(Vec<String>),
     /// A read of the log pane.
     Log {
         job: i64,
@@ -63,6 +65,8 @@ pub enum Reload {
     Audit,
     Incidents,
     Summary,
+    /// The last samples of every server (figures and sparklines before the next check).
+    Health,
 }
 
 impl Reload {
@@ -74,6 +78,7 @@ impl Reload {
             Reload::Audit => 3,
             Reload::Incidents => 4,
             Reload::Summary => 5,
+            Reload::Health => 6,
         }
     }
 }
@@ -81,8 +86,8 @@ impl Reload {
 /// Which reloads run, and which were asked for again while running.
 #[derive(Debug, Default)]
 pub struct Reloads {
-    running: [bool; 6],
-    again: [bool; 6],
+    running: [bool; 7],
+    again: [bool; 7],
 }
 
 /// A re-read list.
@@ -97,6 +102,7 @@ pub enum Reloaded {
     Audit(Result<Vec<AuditEntry>, String>),
     Incidents(Option<Vec<IncidentRow>>),
     Summary(Option<Summary>),
+    Health(Option<Vec<ptui_types::health::Sample>>),
 }
 
 impl Reloaded {
@@ -108,6 +114,7 @@ impl Reloaded {
             Reloaded::Audit(_) => Reload::Audit,
             Reloaded::Incidents(_) => Reload::Incidents,
             Reloaded::Summary(_) => Reload::Summary,
+            Reloaded::Health(_) => Reload::Health,
         }
     }
 }
@@ -157,7 +164,13 @@ pub enum Msg {
     /// An acknowledgement or a note: the incident, what was done, the outcome.
     IncidentUpdated(i64, &'static str, Result<(), String>),
     Reloaded(Reloaded),
-    Detail(String, Option<ServerDetail>),
+    Detail(
+        String,
+        Option<ServerDetail>,
+        Option<Box<ptui_engine::queries::HealthPage>>,
+    ),
+    /// A check-now answered: the servers asked about and the samples, or the error.
+    Checked(Vec<String>, Result<Vec<ptui_types::health::Sample>, String>),
     Log {
         job: i64,
         got: LogGot,
@@ -239,13 +252,14 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
         }
         Cmd::Detail(name) => {
             let d = eng.server_detail(&name, 50).ok();
-            Msg::Detail(name, d)
+            let h = eng.health_page(&name).ok().map(Box::new);
+            Msg::Detail(name, d, h)
         }
         Cmd::Log { job, want } => Msg::Log {
             job,
             got: logview::perform(eng, job, want),
         },
-        Cmd::Scan(_) | Cmd::Mouse(_) => return None,
+        Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_) => return None,
     })
 }
 
@@ -273,6 +287,7 @@ fn reload(eng: &Engine, r: Reload, audit_filter: Option<String>) -> Reloaded {
         }
         Reload::Incidents => Reloaded::Incidents(eng.incident_list(None, 500).ok()),
         Reload::Summary => Reloaded::Summary(eng.summary().ok()),
+        Reload::Health => Reloaded::Health(eng.recent_health(crate::fleet::Health::HISTORY).ok()),
     }
 }
 
@@ -352,7 +367,7 @@ impl App {
             let cmds = std::mem::take(&mut self.cmds);
             let (waiting, run): (Vec<Cmd>, Vec<Cmd>) = cmds
                 .into_iter()
-                .partition(|c| matches!(c, Cmd::Scan(_) | Cmd::Mouse(_)));
+                .partition(|c| matches!(c, Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_)));
             if run.is_empty() {
                 self.cmds = waiting;
                 return;
@@ -423,7 +438,14 @@ impl App {
                 }
             }
             Msg::Trusted(scan, Ok(())) => {
-                self.info(format!("trusted {} ({})", scan.server, scan.fingerprint))
+                // A check right away: the Fleet shows the server's figures, not the old
+                // host-key failure, without waiting for the checker.
+                self.checking.insert(scan.server.clone());
+                self.cmds.push(Cmd::CheckNow(vec![scan.server.clone()]));
+                self.info(format!(
+                    "trusted {} ({}); checking it…",
+                    scan.server, scan.fingerprint
+                ))
             }
             Msg::SudoNeeded(req, fan, needing) => self.ask_sudo_passwords(req, fan, needing),
             Msg::Started(Ok(Started::Jobs(jobs))) => self.on_started(jobs),
@@ -461,7 +483,8 @@ impl App {
                     self.request(kind);
                 }
             }
-            Msg::Detail(name, d) => {
+            Msg::Checked(names, r) => self.on_checked(names, r),
+            Msg::Detail(name, d, h) => {
                 if let Some(Page::Detail(cur)) = &mut self.page
                     && cur.server.name == name
                     && let Some(d) = d
@@ -469,6 +492,7 @@ impl App {
                     let scroll = cur.scroll;
                     **cur = Detail::from_page(d);
                     cur.scroll = scroll;
+                    cur.health = h.map(|h| *h);
                 }
             }
             Msg::Log { job, got } => {
@@ -516,6 +540,14 @@ impl App {
                     self.incidents.items = i;
                 }
             }
+            Reloaded::Health(Some(samples)) => {
+                self.fleet.health.clear();
+                for s in samples {
+                    self.fleet
+                        .apply_check(super::app::LastCheck::from_sample(s));
+                }
+            }
+            Reloaded::Health(None) => {}
             Reloaded::Summary(s) => {
                 if let Some(s) = s {
                     self.summary = s;

@@ -165,9 +165,9 @@ pub fn detail(f: &mut Frame, area: Rect, app: &App) {
                 s.tags.join(",")
             }
         )),
-        Line::raw(""),
-        Line::styled("Status history", t.accent),
     ];
+    health_lines(app, d, &mut lines);
+    lines.extend([Line::raw(""), Line::styled("Status history", t.accent)]);
     if d.events.is_empty() {
         lines.push(Line::styled("  none", t.muted));
     }
@@ -241,9 +241,93 @@ pub fn detail(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(p, area);
 }
 
-/// The `!` column: `!N` open incidents on the server.
+/// The detail page's health: the last sample (filesystems, memory, load, docker, each app's
+/// check) and uptime over 24 h and 7 d, for the server and per app.
+fn health_lines<'a>(app: &App, d: &crate::app::Detail, lines: &mut Vec<Line<'a>>) {
+    let t = &app.theme;
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Health", t.accent));
+    let Some(h) = &d.health else {
+        lines.push(Line::styled("  loading…", t.muted));
+        return;
+    };
+    let pct = |u: &ptui_engine::queries::Uptime| {
+        u.pct()
+            .map(|p| format!("{p:.1}%"))
+            .unwrap_or_else(|| "-".into())
+    };
+    lines.push(Line::raw(format!(
+        "  uptime 24h {}  7d {}  ({} checks in 7d)",
+        pct(&h.uptime_24h),
+        pct(&h.uptime_7d),
+        h.uptime_7d.total
+    )));
+    let Some(s) = &h.last else {
+        lines.push(Line::styled(
+            "  no check yet (c checks now; `provision-tui watch` checks on a schedule)",
+            t.muted,
+        ));
+        return;
+    };
+    let verdict = match (s.ok, s.failure) {
+        (true, _) => Span::styled("healthy", t.ok),
+        (false, Some(k)) => Span::styled(k.as_str(), t.error),
+        (false, None) => Span::styled("over a threshold", t.warn),
+    };
+    lines.push(Line::from(vec![
+        Span::raw(format!("  last check {} ago: ", age(app.now_ms, s.ts))),
+        verdict,
+        Span::styled(
+            s.error
+                .as_deref()
+                .map(|e| format!("  {}", clean(e)))
+                .unwrap_or_default(),
+            t.muted,
+        ),
+    ]));
+    if s.failure.is_none() {
+        let load = s
+            .load
+            .map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]))
+            .unwrap_or_else(|| "-".into());
+        let f = |v: Option<f64>| v.map(|v| format!("{v:.0}%")).unwrap_or_else(|| "-".into());
+        lines.push(Line::raw(format!(
+            "  latency {}ms  load {load}  memory {}  disk / {}  docker {}",
+            s.latency_ms,
+            f(s.mem_pct),
+            f(s.disk_pct),
+            s.docker.as_deref().unwrap_or("not installed")
+        )));
+        for m in &s.mounts_over {
+            lines.push(Line::styled(
+                format!("  filesystem {} at {:.0}%", clean(&m.mount), m.pct),
+                t.warn,
+            ));
+        }
+    }
+    for a in &s.apps {
+        let up = h
+            .apps
+            .iter()
+            .find(|(id, _, _)| *id == a.app_id)
+            .map(|(_, d, w)| format!("  uptime 24h {} 7d {}", pct(d), pct(w)))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::raw(format!("  app {} ", clean(&a.app_id))),
+            if a.ok {
+                Span::styled("ok", t.ok)
+            } else {
+                Span::styled("failing", t.error)
+            },
+            Span::styled(format!("  {}{up}", clean(&a.detail)), t.muted),
+        ]));
+    }
+}
+
+/// The `!` column: `!N` open incidents on the server, `…` while its check-now runs.
 fn marker<'a>(app: &App, server: &str) -> Cell<'a> {
     match app.open_incidents_of(server) {
+        _ if app.checking.contains(server) => Cell::from("…").style(app.theme.pending),
         0 => Cell::from(""),
         n => Cell::from(format!("!{n}")).style(app.theme.error),
     }

@@ -261,6 +261,13 @@ fn summary<'a>(
     if app.summary.queued > 0 && level < 2 {
         tail.push(Span::raw(format!(", {} queued", app.summary.queued)));
     }
+    if app.pending_checks() > 0 {
+        tail.push(Span::styled(" │ ", t.muted));
+        tail.push(Span::styled(
+            format!("checks {} pending", app.pending_checks()),
+            t.pending,
+        ));
+    }
     tail.push(Span::styled(" │ ", t.muted));
     tail.push(Span::styled(
         format!("incidents {} open", app.summary.incidents_open),
