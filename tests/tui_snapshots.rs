@@ -5,6 +5,8 @@
 mod health;
 #[path = "tui_fixtures/incidents.rs"]
 mod incidents;
+#[path = "tui_fixtures/jobforms.rs"]
+mod jobforms;
 #[path = "tui_fixtures/ops.rs"]
 mod ops;
 #[path = "tui_fixtures/rendering.rs"]

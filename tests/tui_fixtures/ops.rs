@@ -100,10 +100,11 @@ fn policy_from_a_key_and_the_palette() {
 #[test]
 fn uninstall_and_upgrade_open_the_form_with_that_action() {
     let mut a = full();
+    a.fleet.sel = 2; // web1 (db-01 is in maintenance: no form)
     a.screen = Screen::Catalog;
     key(&mut a, KeyCode::Char('u'));
     let text = render(&mut a, 80, 24).backend().to_string();
-    assert!(text.contains("Uninstall Echo OK 1.0 on db-01"), "{text}");
+    assert!(text.contains("Uninstall Echo OK 1.0 on web1"), "{text}");
     key(&mut a, KeyCode::Tab);
     typ(&mut a, "s3cret-token");
     a.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));

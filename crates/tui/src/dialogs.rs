@@ -22,6 +22,7 @@ impl App {
                 if let Some(Modal::Confirm { then, .. }) = self.modal.take() {
                     match *then {
                         Confirmed::Cmd(c) => self.cmds.push(c),
+                        Confirmed::DiscardForm => self.page = None,
                     }
                 }
             }

@@ -158,6 +158,47 @@ impl Form {
         f
     }
 
+    /// Whether anything was typed or chosen (Esc then asks before throwing it away).
+    pub fn changed(&self) -> bool {
+        self.fields.iter().any(|f| {
+            let default = Field::new(f.spec.clone());
+            f.value() != default.value()
+        })
+    }
+
+    /// Fills fields from recorded inputs (a job's or a deployment's). Masked secrets (`***`)
+    /// stay empty: they are asked again.
+    pub fn prefill(&mut self, inputs: &serde_json::Value) {
+        let Some(map) = inputs.as_object() else {
+            return;
+        };
+        for f in &mut self.fields {
+            let Some(v) = map.get(&f.spec.name) else {
+                continue;
+            };
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => continue,
+                other => other.to_string(),
+            };
+            if text == "***" {
+                f.input = Input::default();
+                continue;
+            }
+            match f.spec.kind {
+                InputType::Boolean => {
+                    f.on = ptui_catalog::validate::normalize_bool(&text) == Some("true")
+                }
+                InputType::Select => {
+                    if let Some(i) = f.spec.allowed_values().iter().position(|a| *a == text) {
+                        f.choice = i;
+                    }
+                }
+                _ => f.input = Input::new(text),
+            }
+        }
+    }
+
     pub fn raw_values(&self) -> BTreeMap<String, String> {
         self.fields
             .iter()

@@ -83,6 +83,10 @@ pub enum Action {
     Edit,
     /// A health check now.
     CheckNow,
+    /// The selected job again (same app, server, inputs).
+    Rerun,
+    /// The job's log to a file.
+    Export,
     /// The review's fan-out options: jobs at once, rolling batch, failure budget.
     FanConcurrency,
     FanBatch,
@@ -315,6 +319,8 @@ const JOBS: &[Binding] = &[
     b(&[ENTER, k('l')], Action::Enter, "focus log", true),
     b(&[k('/')], Action::Filter, "filter", true),
     b(&[k('c')], Action::Cancel, "cancel job", true),
+    b(&[k('r')], Action::Rerun, "re-run (same inputs)", true),
+    b(&[k('x')], Action::Export, "export log to a file", false),
 ];
 
 const LOG: &[Binding] = &[
@@ -336,6 +342,8 @@ const LOG: &[Binding] = &[
     b(&[k('n')], Action::NextMatch, "next match", true),
     b(&[k('N')], Action::PrevMatch, "previous match", false),
     b(&[k('c')], Action::Cancel, "cancel job", false),
+    b(&[k('r')], Action::Rerun, "re-run (same inputs)", false),
+    b(&[k('x')], Action::Export, "export log to a file", true),
     b(&[ESC], Action::Back, "back to list", true),
 ];
 
@@ -545,141 +553,7 @@ pub fn lookup_in(ctx: Ctx, ev: &KeyEvent, typing: bool) -> Option<Action> {
     None
 }
 
-/// How a key is written in hints and help.
-pub fn key_name(key: &Key) -> String {
-    let base = match key.0 {
-        KeyCode::Char(' ') => "Space".to_string(),
-        KeyCode::Char(c) => c.to_string(),
-        KeyCode::Up => "↑".into(),
-        KeyCode::Down => "↓".into(),
-        KeyCode::Left => "←".into(),
-        KeyCode::Right => "→".into(),
-        KeyCode::Enter => "Enter".into(),
-        KeyCode::Esc => "Esc".into(),
-        KeyCode::Tab => "Tab".into(),
-        KeyCode::BackTab => "S-Tab".into(),
-        KeyCode::PageUp => "PgUp".into(),
-        KeyCode::PageDown => "PgDn".into(),
-        KeyCode::Home => "Home".into(),
-        KeyCode::End => "End".into(),
-        other => format!("{other:?}"),
-    };
-    if key.1.contains(KeyModifiers::CONTROL) {
-        format!("C-{base}")
-    } else {
-        base
-    }
-}
-
-pub fn keys_text(bnd: &Binding) -> String {
-    bnd.keys.iter().map(key_name).collect::<Vec<_>>().join("/")
-}
-
-/// Footer hints: (first key, words) for the context's hinted bindings, then global hints.
-pub fn hints(ctx: Ctx) -> Vec<(String, &'static str)> {
-    let mut v: Vec<Binding> = active(ctx).into_iter().filter(|b| b.hint).collect();
-    // `?` first: whatever the width, the way to every other key stays visible.
-    v.sort_by_key(|b| b.action != Action::Help);
-    v.iter()
-        .map(|b| (key_name(&b.keys[0]), footer_word(b)))
-        .collect()
-}
-
-/// The footer's shorter words for the longest descriptions, so a 120-column footer holds
-/// every hinted key (help and the README keep the full description).
-fn footer_word(b: &Binding) -> &'static str {
-    match b.action {
-        Action::Sort => "sort",
-        Action::Enter if b.desc == "details" => "open",
-        Action::AddServer => "add",
-        Action::Trust => "trust",
-        Action::SetStatus => "status",
-        Action::Install => "install",
-        Action::Import => "import",
-        Action::Ack => "ack",
-        Action::FanConcurrency => "at once",
-        Action::FanBatch => "batch",
-        Action::FanBudget => "fail budget",
-        Action::Maintenance => "maint",
-        Action::Policy => "policy",
-        Action::Edit => "edit",
-        Action::CheckNow => "check",
-        Action::Uninstall => "uninstall",
-        Action::Upgrade => "upgrade",
-        Action::Note => "note",
-        _ => b.desc,
-    }
-}
-
-/// The context's title in help and docs.
-pub fn ctx_name(ctx: Ctx) -> &'static str {
-    match ctx {
-        Ctx::Fleet => "Fleet",
-        Ctx::Detail => "Server detail",
-        Ctx::Catalog => "Catalog",
-        Ctx::Form => "Install / add-server form",
-        Ctx::Review => "Review",
-        Ctx::Jobs => "Jobs",
-        Ctx::Log => "Job log",
-        Ctx::Incidents => "Incidents",
-        Ctx::IncidentDetail => "Incident detail",
-        Ctx::Audit => "Audit",
-        Ctx::Confirm => "Confirm dialog",
-        Ctx::QuitJobs => "Quit with jobs running",
-        Ctx::HostKey => "Host key dialog",
-        Ctx::HostKeyChanged => "Changed host key alert",
-        Ctx::Picker => "Status picker",
-        Ctx::Prompt => "Filter / search prompt",
-        Ctx::SudoPassword => "Sudo password dialog",
-        Ctx::Palette => "Command palette",
-        Ctx::Help => "Help",
-    }
-}
-
-pub const ALL_CTX: [Ctx; 19] = [
-    Ctx::Fleet,
-    Ctx::Detail,
-    Ctx::Catalog,
-    Ctx::Form,
-    Ctx::Review,
-    Ctx::Jobs,
-    Ctx::Log,
-    Ctx::Incidents,
-    Ctx::IncidentDetail,
-    Ctx::Audit,
-    Ctx::Confirm,
-    Ctx::QuitJobs,
-    Ctx::HostKey,
-    Ctx::HostKeyChanged,
-    Ctx::Picker,
-    Ctx::Prompt,
-    Ctx::SudoPassword,
-    Ctx::Palette,
-    Ctx::Help,
-];
-
-/// A Markdown table of every binding (README and docs/TUI.md; a test keeps them in sync).
-pub fn markdown() -> String {
-    let mut out = String::from("| Where | Keys | Does |\n|---|---|---|\n");
-    for g in GLOBAL {
-        out.push_str(&format!(
-            "| Any screen | `{}` | {} |\n",
-            keys_text(g).replace('|', "\\|"),
-            g.desc
-        ));
-    }
-    for ctx in ALL_CTX {
-        for bnd in bindings(ctx) {
-            out.push_str(&format!(
-                "| {} | `{}` | {} |\n",
-                ctx_name(ctx),
-                keys_text(bnd).replace('|', "\\|"),
-                bnd.desc
-            ));
-        }
-    }
-    out
-}
+pub use super::keymap_text::{ALL_CTX, ctx_name, hints, key_name, keys_text, markdown};
 
 #[cfg(test)]
 #[path = "keymap_tests.rs"]

@@ -110,6 +110,8 @@ pub enum OnQuit {
 #[derive(Debug)]
 pub enum Confirmed {
     Cmd(Cmd),
+    /// Close the form page, dropping what was typed.
+    DiscardForm,
 }
 
 /// A one-line text prompt: a list filter, the log search, or a text an action takes.

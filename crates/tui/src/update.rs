@@ -445,6 +445,9 @@ impl App {
             self.error(format!("no server named {bad:?}"));
             return;
         }
+        if self.refuse_held(&servers) {
+            return;
+        }
         let title = format!("Install {} {} on {}", m.name, m.version, servers.join(", "));
         self.page = Some(Page::Form(Box::new(Form::new(
             FormKind::Install {
@@ -454,6 +457,7 @@ impl App {
             title,
             m,
         ))));
+        self.ask_prefill();
     }
 
     fn form_key(&mut self, a: Action) {
@@ -502,7 +506,7 @@ impl App {
                 f.review = false;
                 self.cmds.push(Cmd::AddServer(spec));
             }
-            Action::Back => self.page = None,
+            Action::Back => self.leave_form(),
             Action::Toggle => f.toggle(),
             Action::Left => f.left_right(false),
             Action::Right => f.left_right(true),
@@ -524,6 +528,8 @@ impl App {
                 self.jobs.filter.clone(),
             ),
             Action::Cancel => self.ask_cancel(),
+            Action::Rerun => self.rerun_selected(),
+            Action::Export => self.export_selected_log(),
             Action::Back => {
                 self.jobs.filter.clear();
                 self.select_job(None);
@@ -557,6 +563,11 @@ impl App {
         if a == Action::Filter {
             self.open_prompt("search log", String::new());
             return;
+        }
+        match a {
+            Action::Rerun => return self.rerun_selected(),
+            Action::Export => return self.export_selected_log(),
+            _ => {}
         }
         if self.eng.is_none() {
             if a == Action::Back {

@@ -47,6 +47,13 @@ pub enum Cmd {
     NoteIncident(i64, String),
     /// Read a server's detail page.
     Detail(String),
+    /// The recorded deployment of `app` on `server`, to prefill its install form.
+    Prefill {
+        server: String,
+        app: String,
+    },
+    /// Write a job's stored log to a file.
+    ExportLog(i64),
     /// Check these servers now (async, like a scan).
     CheckNow(Vec<String>),
     /// A read of the log pane.
@@ -169,6 +176,13 @@ pub enum Msg {
         Option<ServerDetail>,
         Option<Box<ptui_engine::queries::HealthPage>>,
     ),
+    Prefill {
+        server: String,
+        app: String,
+        inputs: Option<serde_json::Value>,
+    },
+    /// A job's log written to this file, or why not.
+    Exported(i64, Result<String, String>),
     /// A check-now answered: the servers asked about and the samples, or the error.
     Checked(Vec<String>, Result<Vec<ptui_types::health::Sample>, String>),
     Log {
@@ -237,6 +251,15 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
         Cmd::Cancel(id) => Msg::Cancelled(id, text(eng.cancel_job(id).map(|_| ()))),
         Cmd::Reload(r) => Msg::Reloaded(reload(eng, r, detail_of)),
         Cmd::Op(op) => Msg::OpDone(crate::ops::perform(eng, op)),
+        Cmd::Prefill { server, app } => {
+            let inputs = crate::jobforms::deployment_inputs(eng, &server, &app);
+            Msg::Prefill {
+                server,
+                app,
+                inputs,
+            }
+        }
+        Cmd::ExportLog(id) => Msg::Exported(id, crate::jobforms::export_log(eng, id)),
         Cmd::IncidentDetail(id) => Msg::IncidentDetail(id, text(eng.incident_detail(id))),
         Cmd::AckIncident(id, note) => Msg::IncidentUpdated(
             id,
@@ -484,6 +507,13 @@ impl App {
                 }
             }
             Msg::Checked(names, r) => self.on_checked(names, r),
+            Msg::Prefill {
+                server,
+                app,
+                inputs,
+            } => self.on_prefill(&server, &app, inputs),
+            Msg::Exported(id, Ok(path)) => self.info(format!("job #{id}'s log written to {path}")),
+            Msg::Exported(_, Err(e)) => self.error(e),
             Msg::Detail(name, d, h) => {
                 if let Some(Page::Detail(cur)) = &mut self.page
                     && cur.server.name == name

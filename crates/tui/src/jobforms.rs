@@ -1,0 +1,140 @@
+//! Jobs and forms: re-running a job, forms prefilled from the recorded deployment, Esc on a
+//! filled form, maintenance refused at the form's start, a job's log exported to a file.
+
+use super::app::{App, Cmd, Confirmed, Modal, Page};
+use super::form::FormKind;
+use ptui_engine::Engine;
+
+impl App {
+    /// `r` on Jobs: the same app, server and action in a form filled with the job's inputs;
+    /// secrets (stored masked) are asked again.
+    pub fn rerun_selected(&mut self) {
+        let Some(j) = self.jobs.selected().cloned() else {
+            return self.error("no job selected");
+        };
+        self.open_action(j.action, &j.app_id, vec![j.server_name.clone()]);
+        if let Some(Page::Form(f)) = &mut self.page {
+            f.prefill(&j.inputs);
+            self.info(format!(
+                "re-run of job #{}: inputs from the job; secrets are asked again",
+                j.id
+            ));
+        }
+    }
+
+    /// Servers of an install that take no jobs now (maintenance, reserved, decommissioned),
+    /// refused before the form opens, with the key that changes it.
+    pub(super) fn refuse_held(&mut self, servers: &[String]) -> bool {
+        let held: Vec<String> = servers
+            .iter()
+            .filter_map(|n| self.fleet.servers.iter().find(|s| &s.name == n))
+            .filter(|s| !s.status.accepts_jobs())
+            .map(|s| format!("{} is {}", s.name, s.status))
+            .collect();
+        if held.is_empty() {
+            return false;
+        }
+        self.error(format!(
+            "{}: no jobs start there; on Fleet, s sets another status",
+            held.join(", ")
+        ));
+        true
+    }
+
+    /// After the install form opens for one server: ask for that server's deployment of the
+    /// app, to prefill the form (off the loop).
+    pub(super) fn ask_prefill(&mut self) {
+        if self.eng.is_none() {
+            return;
+        }
+        if let Some(Page::Form(f)) = &self.page
+            && let FormKind::Install { app, servers } = &f.kind
+            && let [server] = servers.as_slice()
+        {
+            self.cmds.push(Cmd::Prefill {
+                server: server.clone(),
+                app: app.clone(),
+            });
+        }
+    }
+
+    /// The deployment's inputs arrived: used unless the operator already typed.
+    pub fn on_prefill(&mut self, server: &str, app: &str, inputs: Option<serde_json::Value>) {
+        let Some(inputs) = inputs else { return };
+        if let Some(Page::Form(f)) = &mut self.page
+            && matches!(&f.kind, FormKind::Install { app: a, servers } if a == app && servers == &[server.to_string()])
+            && !f.changed()
+        {
+            f.prefill(&inputs);
+            self.info(format!(
+                "filled from the deployment of {app} on {server}; secrets are asked again"
+            ));
+        }
+    }
+
+    /// Esc on a form: a filled one asks first.
+    pub(super) fn leave_form(&mut self) {
+        let changed = matches!(&self.page, Some(Page::Form(f)) if f.changed());
+        if !changed {
+            self.page = None;
+            return;
+        }
+        self.modal = Some(Modal::Confirm {
+            title: "Discard the form?".into(),
+            text: "What you typed is lost. y discards it, n goes back to the form.".into(),
+            then: Box::new(Confirmed::DiscardForm),
+        });
+    }
+
+    /// `x` on a job's log: every stored line written to a file (off the loop).
+    pub fn export_selected_log(&mut self) {
+        let Some(j) = self.jobs.selected() else {
+            return self.error("no job selected");
+        };
+        self.cmds.push(Cmd::ExportLog(j.id));
+    }
+}
+
+/// The deployment's recorded inputs of `app` on `server`, if it has one.
+pub fn deployment_inputs(eng: &Engine, server: &str, app: &str) -> Option<serde_json::Value> {
+    eng.server_detail(server, 1)
+        .ok()?
+        .deployments
+        .into_iter()
+        .find(|d| d.app_id == app)
+        .map(|d| d.inputs)
+}
+
+/// Writes a job's whole stored log to `provision-tui-job-ID.log` in the data directory
+/// beside the database (private, 0600): `[ts] stream text` per line. Returns the path.
+pub fn export_log(eng: &Engine, job: i64) -> Result<String, String> {
+    let dir = eng
+        .config()
+        .db_path
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    let path = dir.join(format!("provision-tui-job-{job}.log"));
+    let mut out = String::new();
+    let mut from = 0;
+    loop {
+        let lines = eng
+            .job_logs(job, from, 5_000)
+            .map_err(|e| format!("{e:#}"))?;
+        let Some(last) = lines.last().map(|l| l.seq) else {
+            break;
+        };
+        for l in &lines {
+            let ts = chrono::DateTime::from_timestamp_millis(l.ts)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+                .unwrap_or_default();
+            out.push_str(&format!("[{ts}] {} {}\n", l.stream.as_str(), l.text));
+        }
+        from = last + 1;
+    }
+    // 0600 first: a log may hold what its installer printed about the server.
+    ptui_types::private_files::ensure_file(&path)
+        .and_then(|_| std::fs::write(&path, out.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path.display().to_string())
+}

@@ -1,0 +1,115 @@
+//! Issue 14's jobs and forms: re-run, prefill from the deployment, Esc on a filled form,
+//! maintenance refused at the form's start, export of a job's log.
+
+use crate::tui_fixtures::*;
+use crossterm::event::KeyCode;
+use ptui_tui::app::{Cmd, Modal, Screen};
+
+#[test]
+fn esc_on_a_filled_form_asks_first() {
+    let mut a = full();
+    a.open_install("echo-ok", vec!["web1".into()]);
+    key(&mut a, KeyCode::Esc);
+    assert!(
+        a.modal.is_none() && a.ctx() == ptui_tui::keymap::Ctx::Fleet,
+        "untouched: closes"
+    );
+    a.open_install("echo-ok", vec!["web1".into()]);
+    typ(&mut a, " there");
+    key(&mut a, KeyCode::Esc);
+    assert!(
+        matches!(a.modal, Some(Modal::Confirm { .. })),
+        "filled: asks"
+    );
+    let text = render(&mut a, 80, 24).backend().to_string();
+    assert!(text.contains("Discard the form?"), "{text}");
+    key(&mut a, KeyCode::Char('n'));
+    assert_eq!(a.ctx(), ptui_tui::keymap::Ctx::Form, "n keeps the form");
+    key(&mut a, KeyCode::Esc);
+    key(&mut a, KeyCode::Char('y'));
+    assert_eq!(a.ctx(), ptui_tui::keymap::Ctx::Fleet, "y discards");
+}
+
+#[test]
+fn maintenance_refuses_the_install_before_the_form() {
+    let mut a = full();
+    a.open_install("echo-ok", vec!["db-01".into(), "web1".into()]);
+    assert_eq!(a.ctx(), ptui_tui::keymap::Ctx::Fleet, "no form opened");
+    let (msg, err) = a.flash.clone().expect("a message");
+    assert!(err, "{msg}");
+    assert!(msg.contains("db-01 is maintenance"), "{msg}");
+    assert!(
+        msg.contains("s sets another status") && !msg.contains("provision-tui"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn r_reruns_a_job_with_its_inputs_and_asks_secrets_again() {
+    let mut a = full();
+    a.screen = Screen::Jobs;
+    a.jobs.jobs[1].inputs = serde_json::json!({"message": "again", "token": "***", "port": 9090});
+    key(&mut a, KeyCode::Char('j'));
+    key(&mut a, KeyCode::Char('r'));
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(text.contains("Install Echo OK 1.0 on web2"), "{text}");
+    assert!(text.contains("again") && text.contains("9090"), "{text}");
+    assert!(text.contains("re-run of job #2"), "{text}");
+    let ptui_tui::app::Page::Form(f) = a.page_mut().expect("form") else {
+        panic!("not a form")
+    };
+    let v = f.values();
+    assert_eq!(
+        v.get("token").map(String::as_str),
+        Some(""),
+        "the secret is asked again"
+    );
+}
+
+#[test]
+fn a_recorded_deployment_prefills_an_untouched_form() {
+    let mut a = full();
+    a.open_install("echo-ok", vec!["web1".into()]);
+    a.on_prefill(
+        "web1",
+        "echo-ok",
+        Some(serde_json::json!({"message": "deployed", "verbose": true})),
+    );
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(
+        text.contains("deployed") && text.contains("[x] true"),
+        "{text}"
+    );
+    assert!(
+        text.contains("filled from the deployment of echo-ok on web1"),
+        "{text}"
+    );
+    // Once the operator typed, a late answer changes nothing.
+    let mut a = full();
+    a.open_install("echo-ok", vec!["web1".into()]);
+    typ(&mut a, "!");
+    a.on_prefill(
+        "web1",
+        "echo-ok",
+        Some(serde_json::json!({"message": "deployed"})),
+    );
+    assert!(
+        render(&mut a, 120, 40)
+            .backend()
+            .to_string()
+            .contains("hello!")
+    );
+}
+
+#[test]
+fn x_exports_the_log_off_the_loop() {
+    let mut a = full();
+    a.screen = Screen::Jobs;
+    a.jobs.focus_log = true;
+    key(&mut a, KeyCode::Char('x'));
+    assert!(
+        a.cmds.iter().any(|c| matches!(c, Cmd::ExportLog(3))),
+        "{:?}",
+        a.cmds
+    );
+}
