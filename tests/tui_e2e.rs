@@ -305,6 +305,24 @@ fn marked_servers_install_as_one_fanout() {
         s.contains("line 5 from f"),
         "the log shows the script's lines:\n{s}"
     );
+    // F: one row per server, with its state and last line.
+    t.keys(&["Escape", "F"]);
+    let s = t.wait_for("the fan-out view", 5, |s| s.contains("3/3 done"));
+    let row = |n: &str| {
+        s.lines()
+            .find(|l| l.contains(n))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("f1 ").contains("failed"), "{s}");
+    assert!(
+        row("f0 ").contains("succeeded") && row("f0 ").contains("exit 0"),
+        "{s}"
+    );
+    assert!(
+        row("f1 ").contains("installer exited with 2"),
+        "the last line: {s}"
+    );
     let jobs = env.jobs_json();
     let jobs = jobs.as_array().expect("jobs");
     assert_eq!(jobs.len(), 3, "one job per marked server: {jobs:?}");

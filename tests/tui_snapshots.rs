@@ -1,6 +1,8 @@
 //! Snapshots of every dashboard screen at 80x24 and 120x40, from fixed state (no clock, no
 //! database paths that vary). Colours are checked separately with buffer cells.
 
+#[path = "tui_fixtures/fanout.rs"]
+mod fanout;
 #[path = "tui_fixtures/health.rs"]
 mod health;
 #[path = "tui_fixtures/incidents.rs"]

@@ -113,3 +113,28 @@ fn x_exports_the_log_off_the_loop() {
         a.cmds
     );
 }
+
+#[test]
+fn a_multi_line_paste_lands_whole_in_the_focused_field() {
+    let mut a = full();
+    a.open_install("echo-ok", vec!["web1".into()]);
+    for _ in 0.."hello".len() {
+        key(&mut a, KeyCode::Backspace);
+    }
+    a.paste("-----BEGIN KEY-----\r\nMIIB\r\n-----END KEY-----\r\n");
+    let ptui_tui::app::Page::Form(f) = a.page_mut().expect("form") else {
+        panic!("not a form")
+    };
+    assert_eq!(
+        f.values().get("message").map(String::as_str),
+        Some("-----BEGIN KEY-----\nMIIB\n-----END KEY-----\n"),
+        "line ends kept, as LF"
+    );
+    assert_eq!(a.ctx(), ptui_tui::keymap::Ctx::Form, "no Enter was pressed");
+    // In the palette a paste is one line.
+    let mut a = full();
+    key(&mut a, KeyCode::Char(':'));
+    a.paste("jobs\n");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, Screen::Jobs);
+}

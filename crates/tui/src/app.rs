@@ -89,6 +89,10 @@ pub struct App {
     pub(crate) loaded_servers: bool,
     /// Servers with a check-now in flight.
     pub checking: std::collections::BTreeSet<String>,
+    /// The last fan-out started here, for its progress view.
+    pub fanout: Option<crate::fanview::FanoutView>,
+    /// Fan-out events that came before their fan-out was tracked (replayed then).
+    pub(crate) fanout_early: Vec<ptui_engine::jobs::fanout::FanoutEvent>,
 }
 
 impl App {
@@ -127,6 +131,8 @@ impl App {
             reloads: Reloads::default(),
             loaded_servers: false,
             checking: Default::default(),
+            fanout: None,
+            fanout_early: Vec::new(),
         }
     }
 
@@ -206,6 +212,7 @@ impl App {
             Some(Page::Form(_)) => return Ctx::Form,
             Some(Page::Detail(_)) => return Ctx::Detail,
             Some(Page::Incident(_)) => return Ctx::IncidentDetail,
+            Some(Page::Fanout) => return Ctx::Fanout,
             None => {}
         }
         match self.screen {
@@ -236,6 +243,7 @@ impl App {
         }
         match (&self.page, self.screen) {
             (Some(Page::Detail(_)) | Some(Page::Incident(_)), _) => true,
+            (Some(Page::Fanout), _) => self.fanout.as_ref().is_some_and(|f| !f.done),
             (Some(Page::Form(_)), _) => false,
             (None, Screen::Fleet) => self.fleet.health.values().any(|h| h.last.is_some()),
             (None, Screen::Incidents) => !self.incidents.items.is_empty(),
@@ -348,9 +356,10 @@ impl App {
                 }
             }
             Event::JobLog { job_id, lines } => {
+                let tracked = self.fanout_log(job_id, lines.last().map(|l| l.text.as_str()));
                 if self.jobs.log.job_id == Some(job_id) {
                     self.jobs.log.push(&lines);
-                } else {
+                } else if !(tracked && matches!(self.page, Some(Page::Fanout))) {
                     self.dirty = was_dirty;
                 }
             }
@@ -362,7 +371,10 @@ impl App {
                 self.fleet.reorder();
             }
             // Fan-out progress shows through the job events it causes, plus its start and end.
-            Event::Fanout { fanout } => self.on_fanout(fanout, was_dirty),
+            Event::Fanout { fanout } => {
+                self.fanout_progress(&fanout);
+                self.on_fanout(fanout, was_dirty)
+            }
             Event::ServerRemoved { name } => {
                 self.fleet.servers.retain(|s| s.name != name);
                 self.fleet.marks.remove(&name);

@@ -214,6 +214,7 @@ impl App {
                 self.global(Action::Mouse);
             }
             Command::Help => self.open_help(),
+            Command::Fanout => self.open_fanout(),
             Command::Quit => self.ask_quit(),
             c @ (Command::Action { .. }
             | Command::MaintenanceOn { .. }
@@ -292,6 +293,7 @@ impl App {
     pub fn on_fanout_started(&mut self, h: &ptui_engine::jobs::fanout::FanoutHandle, app: &str) {
         self.on_started(Vec::new());
         self.follow_fanout = Some(h.id);
+        self.track_fanout(h.id, app, &h.hosts);
         let mut msg = format!(
             "{app} on {} servers, {} at a time",
             h.hosts.len(),

@@ -27,6 +27,7 @@ fn on_term(app: &mut App, ev: TermEvent, keys: &mut u64) {
             app.key(k);
         }
         TermEvent::Resize(..) => app.dirty = true,
+        TermEvent::Paste(text) => app.paste(&text),
         TermEvent::Mouse(m) if app.mouse => match m.kind {
             MouseEventKind::ScrollDown => app.update(super::keymap::Action::Down),
             MouseEventKind::ScrollUp => app.update(super::keymap::Action::Up),

@@ -306,6 +306,24 @@ impl Form {
         self.refocus();
     }
 
+    /// Pasted text (bracketed paste) into the focused text field, line ends kept as `\n`
+    /// (a PEM key, a certificate); characters the field refuses are dropped.
+    pub fn paste(&mut self, text: &str) {
+        self.message = None;
+        let Some(f) = self.fields.get_mut(self.focus) else {
+            return;
+        };
+        if !f.is_text() {
+            return;
+        }
+        for c in text.replace("\r\n", "\n").replace('\r', "\n").chars() {
+            if c == '\n' || f.accepts(c) {
+                f.input.handle(InputRequest::InsertChar(c));
+            }
+        }
+        self.refocus();
+    }
+
     /// A field changed: hidden fields may appear, the focused one may hide.
     fn refocus(&mut self) {
         let vis = self.visible();

@@ -86,6 +86,32 @@ impl App {
         });
     }
 
+    /// Bracketed paste: into the focused form field whole (multi-line values such as a PEM),
+    /// into a prompt or the palette as one line.
+    pub fn paste(&mut self, text: &str) {
+        self.dirty = true;
+        if let Some(Modal::SudoPassword(ask)) = &mut self.modal {
+            return ask.form.paste(text.trim_end_matches(['\r', '\n']));
+        }
+        if self.modal.is_none()
+            && self.prompt.is_none()
+            && let Some(Page::Form(f)) = &mut self.page
+            && !f.review
+        {
+            return f.paste(text);
+        }
+        let line: String = text.lines().collect::<Vec<_>>().join(" ");
+        if let Some(p) = &mut self.prompt {
+            for c in line.chars() {
+                p.input.handle(tui_input::InputRequest::InsertChar(c));
+            }
+        } else if let Some(Modal::Palette(p)) = &mut self.modal {
+            for c in line.chars() {
+                p.input.handle(tui_input::InputRequest::InsertChar(c));
+            }
+        }
+    }
+
     /// `x` on a job's log: every stored line written to a file (off the loop).
     pub fn export_selected_log(&mut self) {
         let Some(j) = self.jobs.selected() else {

@@ -16,6 +16,8 @@ pub enum Ctx {
     Incidents,
     /// An incident's detail page: timeline, recovery, acknowledgement.
     IncidentDetail,
+    /// The progress view of a fan-out.
+    Fanout,
     Audit,
     Confirm,
     /// Quitting with jobs running: leave them running (the default) or cancel them.
@@ -87,6 +89,8 @@ pub enum Action {
     Rerun,
     /// The job's log to a file.
     Export,
+    /// The fan-out progress view.
+    FanoutView,
     /// The review's fan-out options: jobs at once, rolling batch, failure budget.
     FanConcurrency,
     FanBatch,
@@ -321,6 +325,19 @@ const JOBS: &[Binding] = &[
     b(&[k('c')], Action::Cancel, "cancel job", true),
     b(&[k('r')], Action::Rerun, "re-run (same inputs)", true),
     b(&[k('x')], Action::Export, "export log to a file", false),
+    b(&[k('F')], Action::FanoutView, "fan-out progress", true),
+];
+
+const FANOUT: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    b(
+        &[ENTER, k('l')],
+        Action::Enter,
+        "open this server's log",
+        true,
+    ),
+    b(&[ESC], Action::Back, "back to jobs", true),
 ];
 
 const LOG: &[Binding] = &[
@@ -455,6 +472,7 @@ pub fn bindings(ctx: Ctx) -> &'static [Binding] {
         Ctx::Log => LOG,
         Ctx::Incidents => INCIDENTS,
         Ctx::IncidentDetail => INCIDENT_DETAIL,
+        Ctx::Fanout => FANOUT,
         Ctx::Audit => LIST,
         Ctx::Confirm => CONFIRM,
         Ctx::QuitJobs => QUIT_JOBS,
@@ -479,6 +497,7 @@ pub fn has_global(ctx: Ctx) -> bool {
             | Ctx::Log
             | Ctx::Incidents
             | Ctx::IncidentDetail
+            | Ctx::Fanout
             | Ctx::Audit
     )
 }

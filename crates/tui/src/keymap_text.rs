@@ -65,6 +65,7 @@ fn footer_word(b: &Binding) -> &'static str {
         Action::CheckNow => "check",
         Action::Rerun => "re-run",
         Action::Export => "export",
+        Action::FanoutView => "fan-out",
         Action::Uninstall => "uninstall",
         Action::Upgrade => "upgrade",
         Action::Note => "note",
@@ -84,6 +85,7 @@ pub fn ctx_name(ctx: Ctx) -> &'static str {
         Ctx::Log => "Job log",
         Ctx::Incidents => "Incidents",
         Ctx::IncidentDetail => "Incident detail",
+        Ctx::Fanout => "Fan-out progress",
         Ctx::Audit => "Audit",
         Ctx::Confirm => "Confirm dialog",
         Ctx::QuitJobs => "Quit with jobs running",
@@ -97,7 +99,7 @@ pub fn ctx_name(ctx: Ctx) -> &'static str {
     }
 }
 
-pub const ALL_CTX: [Ctx; 19] = [
+pub const ALL_CTX: [Ctx; 20] = [
     Ctx::Fleet,
     Ctx::Detail,
     Ctx::Catalog,
@@ -107,6 +109,7 @@ pub const ALL_CTX: [Ctx; 19] = [
     Ctx::Log,
     Ctx::Incidents,
     Ctx::IncidentDetail,
+    Ctx::Fanout,
     Ctx::Audit,
     Ctx::Confirm,
     Ctx::QuitJobs,

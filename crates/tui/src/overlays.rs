@@ -55,6 +55,8 @@ pub enum Page {
     Detail(Box<Detail>),
     Form(Box<Form>),
     Incident(Box<crate::incidents::IncidentPage>),
+    /// The progress of the last fan-out started here (its state is `App::fanout`).
+    Fanout,
 }
 
 #[derive(Debug)]

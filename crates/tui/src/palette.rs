@@ -24,6 +24,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "SERVER [recovery notify|auto] [interval 30s|default]  health policy",
     ),
     ("theme", "NAME  switch theme (dark, light, high-contrast)"),
+    ("fanout", "the progress of the last fan-out started here"),
     ("mouse", "toggle mouse support"),
     ("help", "show key bindings"),
     ("q", "quit"),
@@ -65,6 +66,7 @@ pub enum Command {
     Cancel(i64),
     Theme(String),
     Mouse,
+    Fanout,
     Help,
     Quit,
 }
@@ -143,6 +145,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ),
         ("theme", [name]) => Command::Theme(name.to_string()),
         ("mouse", _) => Command::Mouse,
+        ("fanout", _) => Command::Fanout,
         ("help", _) => Command::Help,
         ("q" | "quit" | "q!", _) => Command::Quit,
         (other, _) => return Err(format!("unknown command {other:?}; Tab lists commands")),

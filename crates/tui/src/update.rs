@@ -204,6 +204,7 @@ impl App {
                 }
             }
             Ctx::IncidentDetail => self.incident_detail_key(a),
+            Ctx::Fanout => self.fanout_key(a),
             Ctx::Audit => {
                 let len = self.audit.items.len();
                 if nav(&mut self.audit.sel, len, a, PAGE) {
@@ -530,6 +531,7 @@ impl App {
             Action::Cancel => self.ask_cancel(),
             Action::Rerun => self.rerun_selected(),
             Action::Export => self.export_selected_log(),
+            Action::FanoutView => self.open_fanout(),
             Action::Back => {
                 self.jobs.filter.clear();
                 self.select_job(None);

@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod dialogs;
+pub mod fanout;
 pub mod fleet;
 pub mod form;
 pub mod incident;
@@ -44,6 +45,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         Some(Page::Form(_)) => form::draw(f, body, app),
         Some(Page::Detail(_)) => fleet::detail(f, body, app),
         Some(Page::Incident(p)) => incident::draw(f, body, app, p),
+        Some(Page::Fanout) => fanout::draw(f, body, app),
         None => match app.screen {
             Screen::Fleet => fleet::draw(f, body, app),
             Screen::Catalog => catalog::draw(f, body, app),
