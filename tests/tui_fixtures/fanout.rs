@@ -30,15 +30,13 @@ fn the_fanout_view_shows_each_server_and_opens_its_log() {
         "echo-ok",
         &["web1".into(), "web2".into(), "db-01".into()],
     );
-    for (server, job_id) in [("web2", 2)] {
-        a.on_event(Event::Fanout {
-            fanout: FanoutEvent::JobLaunched {
-                fanout_id: 7,
-                server: server.into(),
-                job_id,
-            },
-        });
-    }
+    a.on_event(Event::Fanout {
+        fanout: FanoutEvent::JobLaunched {
+            fanout_id: 7,
+            server: "web2".into(),
+            job_id: 2,
+        },
+    });
     a.on_event(Event::Fanout {
         fanout: FanoutEvent::Skipped {
             fanout_id: 7,

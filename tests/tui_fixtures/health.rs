@@ -170,3 +170,23 @@ fn the_detail_page_shows_the_last_sample_and_uptime() {
     }
     insta::assert_snapshot!("detail_health_80x24", render(&mut a, 80, 24).backend());
 }
+
+#[test]
+fn an_unknown_host_key_shows_as_hostkey_not_auth() {
+    let mut a = idle();
+    let mut s = Sample::unreachable(
+        1,
+        "new-box",
+        ptui_types::health::IncidentKind::AuthFailed,
+        "host key of new-box (root@192.168.1.50) is not known (ssh-ed25519 SHA256:x); verify it"
+            .into(),
+    );
+    s.ts = NOW - 1_000;
+    a.on_event(ptui_engine::Event::HealthSample { sample: s });
+    let text = render(&mut a, 80, 24).backend().to_string();
+    let row = text
+        .lines()
+        .find(|l| l.contains(" new-box "))
+        .unwrap_or_default();
+    assert!(row.contains("hostkey") && !row.contains("auth"), "{row}");
+}

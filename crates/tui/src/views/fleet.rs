@@ -338,7 +338,7 @@ fn short_failure(kind: &str) -> &'static str {
     match kind {
         "server_unreachable" => "down",
         "auth_failed" => "auth",
-        "host_key_changed" => "hostkey",
+        "host_key_changed" | "host_key_unknown" => "hostkey",
         _ => "fail",
     }
 }
