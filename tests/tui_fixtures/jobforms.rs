@@ -138,3 +138,42 @@ fn a_multi_line_paste_lands_whole_in_the_focused_field() {
     key(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, Screen::Jobs);
 }
+
+#[test]
+fn a_public_key_field_is_offered_the_operators_keys() {
+    use crossterm::event::{KeyEvent, KeyModifiers};
+    let mut a = full();
+    let m: ptui_catalog::Manifest = yaml_serde::from_str(
+        r#"
+id: keys
+name: Keys
+version: "1"
+install_script: install.sh
+inputs:
+  - name: ssh_public_key
+    type: string
+    label: SSH public key
+    required: true
+"#,
+    )
+    .expect("manifest");
+    a.catalog.items.push(m);
+    a.open_install("keys", vec!["web1".into()]);
+    a.on_pubkeys(vec![
+        (
+            "~/.ssh/id_ed25519.pub".into(),
+            "ssh-ed25519 AAAAone op@laptop".into(),
+        ),
+        ("the SSH agent".into(), "ssh-rsa AAAAtwo op@yubikey".into()),
+    ]);
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(text.contains("ssh-ed25519 AAAAone op@laptop"), "{text}");
+    assert!(
+        text.contains("public key from ~/.ssh/id_ed25519.pub; Ctrl-o picks another (2 found)"),
+        "{text}"
+    );
+    a.key(KeyEvent::new(KeyCode::Char('o'), KeyModifiers::CONTROL));
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(text.contains("ssh-rsa AAAAtwo op@yubikey"), "{text}");
+    assert!(text.contains("public key from the SSH agent"), "{text}");
+}

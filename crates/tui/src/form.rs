@@ -136,6 +136,9 @@ pub struct Form {
     pub action: ptui_types::job::JobAction,
     /// A fan-out's options, set on the review step.
     pub fan: crate::work::FanOpts,
+    /// The operator's public keys (label, key) offered to a public-key field; Ctrl-o cycles.
+    pub pubkeys: Vec<(String, String)>,
+    pub pubkey_at: usize,
 }
 
 impl Form {
@@ -153,9 +156,31 @@ impl Form {
             message: None,
             action: ptui_types::job::JobAction::Install,
             fan: Default::default(),
+            pubkeys: Vec::new(),
+            pubkey_at: 0,
         };
         f.focus = f.visible().first().copied().unwrap_or(0);
         f
+    }
+
+    /// The index of the field that takes an SSH public key (`ssh_public_key`, `..._pubkey`).
+    pub fn pubkey_field(&self) -> Option<usize> {
+        self.fields.iter().position(|f| {
+            f.is_text() && (f.spec.name.ends_with("public_key") || f.spec.name.ends_with("pubkey"))
+        })
+    }
+
+    /// Puts the next offered public key into the public-key field; its label, if any.
+    pub fn next_pubkey(&mut self) -> Option<String> {
+        let i = self.pubkey_field()?;
+        if self.pubkeys.is_empty() {
+            return None;
+        }
+        let (label, key) = self.pubkeys[self.pubkey_at % self.pubkeys.len()].clone();
+        self.pubkey_at = (self.pubkey_at + 1) % self.pubkeys.len();
+        self.fields[i].input = Input::new(key);
+        self.fields[i].touched = true;
+        Some(label)
     }
 
     /// Whether anything was typed or chosen (Esc then asks before throwing it away).

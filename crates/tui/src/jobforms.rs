@@ -58,6 +58,53 @@ impl App {
         }
     }
 
+    /// A form with a public-key field: the operator's keys are looked up (off the loop).
+    pub(super) fn ask_pubkeys(&mut self) {
+        if self.eng.is_some()
+            && matches!(&self.page, Some(Page::Form(f)) if f.pubkey_field().is_some())
+        {
+            self.cmds.push(Cmd::PubKeys);
+        }
+    }
+
+    /// The operator's public keys arrived: offered in the form, the first one filled in if
+    /// the field is empty.
+    pub fn on_pubkeys(&mut self, keys: Vec<(String, String)>) {
+        let Some(Page::Form(f)) = &mut self.page else {
+            return;
+        };
+        let Some(i) = f.pubkey_field() else { return };
+        let n = keys.len();
+        f.pubkeys = keys;
+        f.pubkey_at = 0;
+        if n == 0 {
+            return;
+        }
+        if f.fields[i].value().is_empty()
+            && let Some(label) = f.next_pubkey()
+        {
+            self.info(format!(
+                "public key from {label}{}",
+                if n > 1 {
+                    format!("; Ctrl-o picks another ({n} found)")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+
+    /// Ctrl-o in a form: the next of the operator's public keys.
+    pub(super) fn cycle_pubkey(&mut self) {
+        let Some(Page::Form(f)) = &mut self.page else {
+            return;
+        };
+        match f.next_pubkey() {
+            Some(label) => self.info(format!("public key from {label}")),
+            None => self.error("no public key found in ~/.ssh/*.pub or the SSH agent"),
+        }
+    }
+
     /// The deployment's inputs arrived: used unless the operator already typed.
     pub fn on_prefill(&mut self, server: &str, app: &str, inputs: Option<serde_json::Value>) {
         let Some(inputs) = inputs else { return };
@@ -119,6 +166,55 @@ impl App {
         };
         self.cmds.push(Cmd::ExportLog(j.id));
     }
+}
+
+/// The operator's public keys: `~/.ssh/*.pub` (first line each), then the agent's
+/// (`ssh-add -L`, when an agent is running). Labels say where each came from.
+pub fn operator_pubkeys() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let dir = ptui_types::config::home_dir().join(".ssh");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pub"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    for p in files {
+        // A public key is one short line; anything big is not one.
+        if std::fs::metadata(&p).is_ok_and(|m| m.len() <= 16_384)
+            && let Ok(text) = std::fs::read_to_string(&p)
+            && let Some(line) = text.lines().map(str::trim).find(|l| !l.is_empty())
+        {
+            out.push((
+                format!(
+                    "~/.ssh/{}",
+                    p.file_name()
+                        .map(|f| f.to_string_lossy())
+                        .unwrap_or_default()
+                ),
+                line.to_string(),
+            ));
+        }
+    }
+    if std::env::var_os("SSH_AUTH_SOCK").is_some()
+        && let Ok(o) = std::process::Command::new("ssh-add")
+            .arg("-L")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+        && o.status.success()
+    {
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let line = line.trim();
+            if !line.is_empty() && !out.iter().any(|(_, k)| k == line) {
+                out.push(("the SSH agent".into(), line.to_string()));
+            }
+        }
+    }
+    out
 }
 
 /// The deployment's recorded inputs of `app` on `server`, if it has one.

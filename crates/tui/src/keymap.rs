@@ -91,6 +91,8 @@ pub enum Action {
     Export,
     /// The fan-out progress view.
     FanoutView,
+    /// The next of the operator's public keys into a public-key field.
+    NextKey,
     /// The review's fan-out options: jobs at once, rolling batch, failure budget.
     FanConcurrency,
     FanBatch,
@@ -279,6 +281,12 @@ const FORM: &[Binding] = &[
         false,
     ),
     b(&[ctrl('v')], Action::Reveal, "reveal passwords", true),
+    b(
+        &[ctrl('o')],
+        Action::NextKey,
+        "next ~/.ssh/*.pub key",
+        false,
+    ),
     b(
         &[ENTER],
         Action::Enter,

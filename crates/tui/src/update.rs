@@ -459,6 +459,7 @@ impl App {
             m,
         ))));
         self.ask_prefill();
+        self.ask_pubkeys();
     }
 
     fn form_key(&mut self, a: Action) {
@@ -492,6 +493,7 @@ impl App {
             Action::NextField => f.next(),
             Action::PrevField => f.prev(),
             Action::Reveal => f.reveal = !f.reveal,
+            Action::NextKey => self.cycle_pubkey(),
             Action::Enter if !f.is_last() => f.next(),
             Action::Enter | Action::Submit
                 if matches!(f.kind, FormKind::EditServer(_)) && f.submit() =>

@@ -54,6 +54,8 @@ pub enum Cmd {
     },
     /// Write a job's stored log to a file.
     ExportLog(i64),
+    /// The operator's public keys for a form's public-key field.
+    PubKeys,
     /// Check these servers now (async, like a scan).
     CheckNow(Vec<String>),
     /// A read of the log pane.
@@ -181,6 +183,7 @@ pub enum Msg {
         app: String,
         inputs: Option<serde_json::Value>,
     },
+    PubKeys(Vec<(String, String)>),
     /// A job's log written to this file, or why not.
     Exported(i64, Result<String, String>),
     /// A check-now answered: the servers asked about and the samples, or the error.
@@ -260,6 +263,7 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
             }
         }
         Cmd::ExportLog(id) => Msg::Exported(id, crate::jobforms::export_log(eng, id)),
+        Cmd::PubKeys => Msg::PubKeys(crate::jobforms::operator_pubkeys()),
         Cmd::IncidentDetail(id) => Msg::IncidentDetail(id, text(eng.incident_detail(id))),
         Cmd::AckIncident(id, note) => Msg::IncidentUpdated(
             id,
@@ -514,6 +518,7 @@ impl App {
             } => self.on_prefill(&server, &app, inputs),
             Msg::Exported(id, Ok(path)) => self.info(format!("job #{id}'s log written to {path}")),
             Msg::Exported(_, Err(e)) => self.error(e),
+            Msg::PubKeys(keys) => self.on_pubkeys(keys),
             Msg::Detail(name, d, h) => {
                 if let Some(Page::Detail(cur)) = &mut self.page
                     && cur.server.name == name
