@@ -171,6 +171,19 @@ fn dashboard_installs_through_a_real_sshd() {
     t.keys(&["Enter"]);
     t.wait_for("maintenance off", 10, |s| s.contains("1 window ended"));
     t.keys(&["Escape"]);
+    // s: a real ssh shell on the server, the dashboard suspended, back when it exits.
+    t.keys(&["s"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    t.text("echo shell-$((40+2)) on $(hostname)");
+    t.keys(&["Enter"]);
+    t.wait_for("the remote shell's answer", 20, |s| {
+        s.contains("shell-42 on")
+    });
+    t.text("exit");
+    t.keys(&["Enter"]);
+    t.wait_for("the dashboard back", 20, |s| {
+        s.contains("shell closed") && s.contains("Fleet")
+    });
 
     // Catalog → echo-ok → form.
     t.keys(&["2", "/"]);

@@ -380,7 +380,7 @@ fn dialogs() {
     });
     snap("confirm_status", || {
         let mut a = full();
-        key(&mut a, KeyCode::Char('s'));
+        key(&mut a, KeyCode::Char('S'));
         while !matches!(&a.modal, Some(Modal::Picker { items, sel, .. }) if items[*sel] == ServerStatus::Decommissioned)
         {
             key(&mut a, KeyCode::Char('j'));

@@ -39,7 +39,7 @@ fn maintenance_refuses_the_install_before_the_form() {
     assert!(err, "{msg}");
     assert!(msg.contains("db-01 is maintenance"), "{msg}");
     assert!(
-        msg.contains("s sets another status") && !msg.contains("provision-tui"),
+        msg.contains("S sets another status") && !msg.contains("provision-tui"),
         "{msg}"
     );
 }

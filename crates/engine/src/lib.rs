@@ -11,6 +11,7 @@ mod import;
 pub mod inventory;
 pub mod jobs;
 pub mod queries;
+mod shell;
 mod ssh_targets;
 
 pub use engine::*;

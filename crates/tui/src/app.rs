@@ -91,6 +91,8 @@ pub struct App {
     pub checking: std::collections::BTreeSet<String>,
     /// The last fan-out started here, for its progress view.
     pub fanout: Option<crate::fanview::FanoutView>,
+    /// A shell to run with the dashboard suspended (the loop takes it).
+    pub shell: Option<Vec<String>>,
     /// Fan-out events that came before their fan-out was tracked (replayed then).
     pub(crate) fanout_early: Vec<ptui_engine::jobs::fanout::FanoutEvent>,
 }
@@ -133,6 +135,7 @@ impl App {
             checking: Default::default(),
             fanout: None,
             fanout_early: Vec::new(),
+            shell: None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use super::app::{App, Cmd};
 use super::views;
-use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
+use crossterm::event::{Event as TermEvent, MouseEventKind};
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use futures::{Stream, StreamExt};
 use ptui_engine::{Engine, Event};
@@ -118,6 +118,11 @@ pub trait FrameSink {
     fn end(&mut self, started: Instant, keys: u64) -> std::io::Result<()>;
     /// Rings the terminal bell.
     fn bell(&mut self) -> std::io::Result<()>;
+    /// Runs an interactive command with the dashboard suspended (the real terminal only);
+    /// what to say when it ended.
+    fn suspend_for(&mut self, _argv: &[String], _mouse: bool) -> std::io::Result<String> {
+        Ok("no terminal to open a shell on".into())
+    }
 }
 
 /// The real terminal on stdout.
@@ -136,6 +141,9 @@ impl FrameSink for Stdout {
         let mut out = std::io::stdout();
         out.write_all(b"\x07")?;
         out.flush()
+    }
+    fn suspend_for(&mut self, argv: &[String], mouse: bool) -> std::io::Result<String> {
+        super::shell::run_suspended(argv, mouse)
     }
 }
 
@@ -169,7 +177,7 @@ pub async fn run_loop(
     app: &mut App,
     eng: Engine,
 ) -> std::io::Result<()> {
-    run_loop_with(term, app, eng, EventStream::new(), &mut Stdout).await
+    run_loop_with(term, app, eng, super::shell::pausable_input(), &mut Stdout).await
 }
 
 /// Runs until the user quits or `input` ends. Sleeps in `select!` when nothing happens: an
@@ -281,6 +289,14 @@ where
         }
         if app.quit {
             return Ok(());
+        }
+        if let Some(argv) = app.shell.take() {
+            // The loop waits for the shell: the dashboard is suspended meanwhile.
+            let said = sink.suspend_for(&argv, app.mouse)?;
+            term.clear().map_err(std::io::Error::other)?;
+            app.info(said);
+            app.reload();
+            app.dirty = true;
         }
         // A key is answered at once (people type slower than frames); the engine's changes
         // wait for the next frame slot.

@@ -35,7 +35,7 @@ impl App {
             return false;
         }
         self.error(format!(
-            "{}: no jobs start there; on Fleet, s sets another status",
+            "{}: no jobs start there; on Fleet, S sets another status",
             held.join(", ")
         ));
         true

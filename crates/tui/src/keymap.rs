@@ -93,6 +93,8 @@ pub enum Action {
     FanoutView,
     /// The next of the operator's public keys into a public-key field.
     NextKey,
+    /// An interactive ssh shell on the server.
+    Shell,
     /// The review's fan-out options: jobs at once, rolling batch, failure budget.
     FanConcurrency,
     FanBatch,
@@ -196,9 +198,10 @@ const FLEET: &[Binding] = &[
     b(&[k('/')], Action::Filter, "filter", true),
     b(&[k('o')], Action::Sort, "sort column", false),
     b(&[k('O')], Action::SortReverse, "reverse sort", false),
-    b(&[k('a')], Action::AddServer, "add server", true),
+    b(&[k('a')], Action::AddServer, "add server", false),
     b(&[k('t')], Action::Trust, "trust host key", true),
-    b(&[k('s')], Action::SetStatus, "set status", true),
+    b(&[k('S')], Action::SetStatus, "set status", true),
+    b(&[k('s')], Action::Shell, "shell (ssh)", true),
     b(&[k('i')], Action::Install, "install on marked", true),
     b(&[k('I')], Action::Import, "import ~/.ssh/config", true),
     b(
@@ -223,7 +226,8 @@ const DETAIL: &[Binding] = &[
     MOVE[1],
     b(&[ESC], Action::Back, "back to fleet", true),
     b(&[k('t')], Action::Trust, "trust host key", true),
-    b(&[k('s')], Action::SetStatus, "set status", true),
+    b(&[k('S')], Action::SetStatus, "set status", true),
+    b(&[k('s')], Action::Shell, "shell (ssh)", true),
     b(&[k('i')], Action::Install, "install", true),
     b(
         &[k('m')],

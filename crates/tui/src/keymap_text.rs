@@ -62,6 +62,7 @@ fn footer_word(b: &Binding) -> &'static str {
         Action::Maintenance => "maint",
         Action::Policy => "policy",
         Action::Edit => "edit",
+        Action::Shell => "shell",
         Action::CheckNow => "check",
         Action::Rerun => "re-run",
         Action::Export => "export",

@@ -16,6 +16,7 @@ pub mod logview;
 pub mod ops;
 pub mod overlays;
 pub mod palette;
+pub mod shell;
 pub mod theme;
 mod update;
 pub mod views;

@@ -260,6 +260,7 @@ impl App {
             Action::AddServer => self.open_server_form(),
             Action::Edit => self.open_edit_server(),
             Action::CheckNow => self.check_now(self.fleet.targets()),
+            Action::Shell => self.ask_shell(),
             Action::Import => self.offer_ssh_config_import(false),
             Action::Maintenance => self.ask_maintenance(),
             Action::Policy => self.ask_policy(),
@@ -364,6 +365,7 @@ impl App {
                 let n = vec![d.server.name.clone()];
                 self.check_now(n);
             }
+            Action::Shell => self.ask_shell(),
             Action::SetStatus => {
                 let t = vec![d.server.name.clone()];
                 self.open_picker(t);

@@ -56,6 +56,8 @@ pub enum Cmd {
     ExportLog(i64),
     /// The operator's public keys for a form's public-key field.
     PubKeys,
+    /// The `ssh` command line of a shell on this server.
+    Shell(String),
     /// Check these servers now (async, like a scan).
     CheckNow(Vec<String>),
     /// A read of the log pane.
@@ -184,6 +186,8 @@ pub enum Msg {
         inputs: Option<serde_json::Value>,
     },
     PubKeys(Vec<(String, String)>),
+    /// A shell's argv is ready: the loop suspends the dashboard and runs it.
+    ShellReady(Result<Vec<String>, String>),
     /// A job's log written to this file, or why not.
     Exported(i64, Result<String, String>),
     /// A check-now answered: the servers asked about and the samples, or the error.
@@ -264,6 +268,7 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
         }
         Cmd::ExportLog(id) => Msg::Exported(id, crate::jobforms::export_log(eng, id)),
         Cmd::PubKeys => Msg::PubKeys(crate::jobforms::operator_pubkeys()),
+        Cmd::Shell(name) => Msg::ShellReady(text(eng.shell_command(&name))),
         Cmd::IncidentDetail(id) => Msg::IncidentDetail(id, text(eng.incident_detail(id))),
         Cmd::AckIncident(id, note) => Msg::IncidentUpdated(
             id,
@@ -519,6 +524,8 @@ impl App {
             Msg::Exported(id, Ok(path)) => self.info(format!("job #{id}'s log written to {path}")),
             Msg::Exported(_, Err(e)) => self.error(e),
             Msg::PubKeys(keys) => self.on_pubkeys(keys),
+            Msg::ShellReady(Ok(argv)) => self.shell = Some(argv),
+            Msg::ShellReady(Err(e)) => self.error(e),
             Msg::Detail(name, d, h) => {
                 if let Some(Page::Detail(cur)) = &mut self.page
                     && cur.server.name == name
