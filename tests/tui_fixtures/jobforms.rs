@@ -177,3 +177,34 @@ inputs:
     assert!(text.contains("ssh-rsa AAAAtwo op@yubikey"), "{text}");
     assert!(text.contains("public key from the SSH agent"), "{text}");
 }
+
+#[test]
+fn a_pattern_error_is_said_in_words_once() {
+    let mut a = full();
+    let m: ptui_catalog::Manifest = yaml_serde::from_str(
+        r#"
+id: users
+name: Users
+version: "1"
+install_script: install.sh
+inputs:
+  - name: ssh_user
+    type: string
+    label: Login name
+    description: a Linux user name (lower case, digits, - and _)
+    validation: { pattern: '[a-z_][a-z0-9_-]{0,31}' }
+"#,
+    )
+    .expect("manifest");
+    a.catalog.items.push(m);
+    a.open_install("users", vec!["web1".into()]);
+    typ(&mut a, "Bad User");
+    key(&mut a, KeyCode::Tab);
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(
+        text.contains("not in the expected form: a Linux user name (lower case, digits, - and _)"),
+        "{text}"
+    );
+    let error_line = text.lines().find(|l| l.contains('✗')).unwrap_or_default();
+    assert!(!error_line.contains("[a-z_]"), "no raw regex: {error_line}");
+}

@@ -91,10 +91,23 @@ impl Field {
             return self.spec.required.then(|| "required".to_string());
         }
         check_value(&self.spec, &v).err().map(|m| {
+            // A pattern is not words: the field's description says what is expected, and
+            // the regex is not repeated as a rule.
+            let pattern = m.starts_with("must match the pattern");
+            let m = match (&self.spec.description, pattern) {
+                (Some(d), true) if !d.trim().is_empty() => {
+                    format!(
+                        "not in the expected form: {}",
+                        d.trim().trim_end_matches('.')
+                    )
+                }
+                _ => m,
+            };
             // Add the manifest's rule in words unless the message already says it.
             let rules: Vec<String> = describe_rules(&self.spec)
                 .into_iter()
                 .filter(|r| !m.contains(r.as_str()))
+                .filter(|r| !(pattern && r.starts_with("matches ")))
                 .collect();
             if rules.is_empty() {
                 m
