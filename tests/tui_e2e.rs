@@ -145,6 +145,45 @@ fn dashboard_installs_through_a_real_sshd() {
     assert!(s.contains("SHA256:"), "fingerprint shown:\n{s}");
     t.keys(&["a"]);
     t.wait_for("trust confirmation", 10, |s| s.contains("trusted e2e"));
+    // Issue 14: a check follows the trust; its figures fill the row and the detail page.
+    t.wait_for("the check after the trust", 30, |s| s.contains("checked 1"));
+    t.keys(&["Enter"]);
+    let s = t.wait_for("the detail page's health", 10, |s| {
+        s.contains("last check") && s.contains("uptime 24h")
+    });
+    assert!(s.contains("latency") || s.contains("auth_failed"), "{s}");
+    // Maintenance from the dashboard: m, a reason, Enter; then listed and ended.
+    t.keys(&["m"]);
+    t.wait_for("the prefilled palette", 5, |s| {
+        s.contains("maintenance on e2e for 1h reason")
+    });
+    t.text("e2e window");
+    t.keys(&["Enter"]);
+    t.wait_for("maintenance on", 10, |s| {
+        s.contains("maintenance on for e2e until")
+    });
+    t.keys(&[":"]);
+    t.text("maintenance list");
+    t.keys(&["Enter"]);
+    t.wait_for("the window listed", 10, |s| s.contains("(e2e window)"));
+    t.keys(&[":"]);
+    t.text("maintenance off e2e");
+    t.keys(&["Enter"]);
+    t.wait_for("maintenance off", 10, |s| s.contains("1 window ended"));
+    t.keys(&["Escape"]);
+    // s: a real ssh shell on the server, the dashboard suspended, back when it exits.
+    t.keys(&["s"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    t.text("echo shell-$((40+2)) on $(hostname)");
+    t.keys(&["Enter"]);
+    t.wait_for("the remote shell's answer", 20, |s| {
+        s.contains("shell-42 on")
+    });
+    t.text("exit");
+    t.keys(&["Enter"]);
+    t.wait_for("the dashboard back", 20, |s| {
+        s.contains("shell closed") && s.contains("Fleet")
+    });
 
     // Catalog → echo-ok → form.
     t.keys(&["2", "/"]);
@@ -178,6 +217,31 @@ fn dashboard_installs_through_a_real_sshd() {
         s.contains("using token *** now"),
         "the token is masked in the log:\n{s}"
     );
+
+    // x writes the whole log to a file beside the database.
+    t.keys(&["x"]);
+    t.wait_for("the export", 10, |s| s.contains("log written to"));
+    let exported: Vec<_> = std::fs::read_dir(env.db().parent().expect("data dir"))
+        .expect("data dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("provision-tui-job-")
+        })
+        .collect();
+    assert_eq!(exported.len(), 1, "one exported log");
+    let text = std::fs::read_to_string(exported[0].path()).expect("read export");
+    assert!(
+        text.contains("line 3") && text.contains("stderr this goes to stderr"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "the export is masked too");
+    let audit = env.run(&["audit", "--json"]);
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    for action in ["maintenance.on", "maintenance.off"] {
+        assert!(audit.contains(action), "{action} audited: {audit}");
+    }
 
     // A second process's job shows up here within about 2 s.
     let out = env.run(&["install", "exit-code", "--on", "e2e", "--set", "code=0"]);
@@ -236,6 +300,15 @@ fn marked_servers_install_as_one_fanout() {
         s.contains("f0") && s.contains("f1") && s.contains("f2"),
         "review lists the marked servers:\n{s}"
     );
+    // The review's fan-out options: one job at a time.
+    assert!(
+        s.contains("3 at once · batch all · failure budget none"),
+        "{s}"
+    );
+    t.keys(&["c"]);
+    t.text("1");
+    t.keys(&["Enter"]);
+    t.wait_for("concurrency 1", 5, |s| s.contains("1 at once"));
     t.keys(&["y"]);
     let s = t.wait_for("the fan-out to finish", 60, |s| {
         s.contains("fan-out done: 2 succeeded, 1 failed, 0 skipped (failed: f1)")
@@ -244,6 +317,24 @@ fn marked_servers_install_as_one_fanout() {
     assert!(
         s.contains("line 5 from f"),
         "the log shows the script's lines:\n{s}"
+    );
+    // F: one row per server, with its state and last line.
+    t.keys(&["Escape", "F"]);
+    let s = t.wait_for("the fan-out view", 5, |s| s.contains("3/3 done"));
+    let row = |n: &str| {
+        s.lines()
+            .find(|l| l.contains(n))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("f1 ").contains("failed"), "{s}");
+    assert!(
+        row("f0 ").contains("succeeded") && row("f0 ").contains("exit 0"),
+        "{s}"
+    );
+    assert!(
+        row("f1 ").contains("installer exited with 2"),
+        "the last line: {s}"
     );
     let jobs = env.jobs_json();
     let jobs = jobs.as_array().expect("jobs");

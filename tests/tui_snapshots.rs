@@ -1,6 +1,18 @@
 //! Snapshots of every dashboard screen at 80x24 and 120x40, from fixed state (no clock, no
 //! database paths that vary). Colours are checked separately with buffer cells.
 
+#[path = "tui_fixtures/fanout.rs"]
+mod fanout;
+#[path = "tui_fixtures/health.rs"]
+mod health;
+#[path = "tui_fixtures/incidents.rs"]
+mod incidents;
+#[path = "tui_fixtures/jobforms.rs"]
+mod jobforms;
+#[path = "tui_fixtures/ops.rs"]
+mod ops;
+#[path = "tui_fixtures/rendering.rs"]
+mod rendering;
 mod tui_fixtures;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -368,7 +380,7 @@ fn dialogs() {
     });
     snap("confirm_status", || {
         let mut a = full();
-        key(&mut a, KeyCode::Char('s'));
+        key(&mut a, KeyCode::Char('S'));
         while !matches!(&a.modal, Some(Modal::Picker { items, sel, .. }) if items[*sel] == ServerStatus::Decommissioned)
         {
             key(&mut a, KeyCode::Char('j'));

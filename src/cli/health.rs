@@ -42,6 +42,21 @@ pub struct IncidentsArgs {
     pub timeline: bool,
     #[arg(long)]
     pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<IncidentAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentAction {
+    /// Acknowledge an open incident: its reminders stop and the timeline records who.
+    Ack {
+        id: i64,
+        /// A note for the timeline.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Add a note to an incident's timeline.
+    Note { id: i64, text: String },
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +264,19 @@ fn print_event(ev: &Event, json: bool) {
 }
 
 pub fn incidents(engine: &Engine, a: IncidentsArgs) -> Result<i32> {
+    match &a.action {
+        Some(IncidentAction::Ack { id, note }) => {
+            engine.ack_incident(*id, note.as_deref())?;
+            outln!("incident #{id} acknowledged; its reminders stop");
+            return Ok(exit::OK);
+        }
+        Some(IncidentAction::Note { id, text }) => {
+            engine.note_incident(*id, text)?;
+            outln!("note added to incident #{id}");
+            return Ok(exit::OK);
+        }
+        None => {}
+    }
     let list = engine.incident_history(a.open, a.limit)?;
     if a.json {
         let mut out = Vec::new();

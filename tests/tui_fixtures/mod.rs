@@ -106,6 +106,13 @@ pub fn incident(id: i64, server: &str, kind: &str, state: &str, details: &str) -
         updated_at: NOW - id * 60_000,
         resolved_at: resolved.then_some(NOW - id * 30_000),
         details: details.into(),
+        attempts: if state == "recovering" || state == "failed" {
+            2
+        } else {
+            0
+        },
+        next_attempt_at: None,
+        acked_by: (id == 4).then(|| "alice".into()),
     }
 }
 

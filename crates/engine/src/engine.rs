@@ -278,6 +278,31 @@ impl Engine {
         Ok(server)
     }
 
+    /// Changes a server's connection fields and tags (not its name or status); audited as
+    /// `server.edit`. Its pooled connection is dropped so the next job dials the new address.
+    pub fn edit_server(&self, name: &str, spec: &ServerSpec) -> Result<Server> {
+        let old = self.inner.store.require_server(name)?;
+        let mut spec = spec.clone();
+        spec.name = old.name.clone();
+        if spec.password_env.is_none() {
+            spec.password_env = old.password_env.clone();
+        }
+        if let Some(p) = spec.problem() {
+            bail!("server {}: {}", spec.name, p.as_flag());
+        }
+        let server = self.inner.store.update_server_spec(old.id, &spec)?;
+        self.inner.pool.invalidate(name);
+        self.audit(
+            "server.edit",
+            name,
+            &format!("{} tags={}", server.address(), server.tags.join(",")),
+        )?;
+        self.emit(Event::ServerChanged {
+            server: server.clone(),
+        });
+        Ok(server)
+    }
+
     pub fn remove_server(&self, name: &str) -> Result<Server> {
         self.permit(Change::RemoveServer, name)?;
         let server = self.inner.store.remove_server(name)?;

@@ -15,6 +15,7 @@ pub mod jobs;
 mod package_manager;
 pub mod queries;
 pub mod secrets;
+mod shell;
 mod ssh_targets;
 
 pub use engine::*;

@@ -7,6 +7,28 @@ use ptui_types::job::{JobFilter, JobStatus};
 use ptui_types::records::{AuditEntry, IncidentRow, ServerDetail, ServerEvent, Summary};
 use ptui_types::server::Server;
 
+pub use ptui_store::health_reads::Uptime;
+pub use ptui_store::incidents::{Incident, TimelineEntry};
+
+/// A server's health on its detail page: the last sample and uptime over 24 h and 7 d, for
+/// the server and each app with a health check.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct HealthPage {
+    pub last: Option<ptui_types::health::Sample>,
+    pub uptime_24h: Uptime,
+    pub uptime_7d: Uptime,
+    /// (app, 24 h, 7 d).
+    pub apps: Vec<(String, Uptime, Uptime)>,
+}
+
+/// What the incident detail page shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IncidentDetail {
+    pub incident: ptui_store::incidents::Incident,
+    pub acked_by: Option<String>,
+    pub timeline: Vec<ptui_store::incidents::TimelineEntry>,
+}
+
 impl Engine {
     /// The server detail page: the server, its sudo settings and, newest first, up to `limit`
     /// status changes, jobs and incidents, plus its deployments.
@@ -82,6 +104,50 @@ impl Engine {
     /// What happened to an incident, oldest first.
     pub fn incident_timeline(&self, id: i64) -> Result<Vec<ptui_store::incidents::TimelineEntry>> {
         self.store().incident_timeline(id)
+    }
+
+    /// An incident's detail page: the incident (affected deployments, attempts), who
+    /// acknowledged it and its timeline, oldest first.
+    pub fn incident_detail(&self, id: i64) -> Result<IncidentDetail> {
+        let st = self.store();
+        Ok(IncidentDetail {
+            incident: st.incident(id)?,
+            acked_by: st.incident_acked_by(id)?,
+            timeline: st.incident_timeline(id)?,
+        })
+    }
+
+    /// The last `per_server` samples of every server, oldest first (the dashboard's figures and
+    /// sparklines before the next check).
+    pub fn recent_health(&self, per_server: usize) -> Result<Vec<ptui_types::health::Sample>> {
+        self.store().latest_samples(per_server)
+    }
+
+    /// The detail page's health: last sample, uptime 24 h and 7 d, per app too.
+    pub fn health_page(&self, server: &str) -> Result<HealthPage> {
+        const DAY: i64 = 86_400_000;
+        let st = self.store();
+        let s = st.require_server(server)?;
+        let now = ptui_types::time::now_ms();
+        let day = st.app_uptime(s.id, now - DAY)?;
+        let week = st.app_uptime(s.id, now - 7 * DAY)?;
+        let apps = week
+            .into_iter()
+            .map(|(app, w)| {
+                let d = day
+                    .iter()
+                    .find(|(a, _)| *a == app)
+                    .map(|x| x.1.clone())
+                    .unwrap_or_default();
+                (app, d, w)
+            })
+            .collect();
+        Ok(HealthPage {
+            last: st.last_sample(s.id)?,
+            uptime_24h: st.server_uptime(s.id, now - DAY)?,
+            uptime_7d: st.server_uptime(s.id, now - 7 * DAY)?,
+            apps,
+        })
     }
 
     /// A server's health policy (defaults when none was set).

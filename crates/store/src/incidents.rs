@@ -86,7 +86,7 @@ fn get_in(c: &Connection, id: i64) -> Result<Incident> {
     .ok_or_else(|| eyre!("no incident #{id}"))
 }
 
-fn event_in(c: &Connection, id: i64, message: &str, job_id: Option<i64>) -> Result<()> {
+pub(crate) fn event_in(c: &Connection, id: i64, message: &str, job_id: Option<i64>) -> Result<()> {
     c.execute(
         "INSERT INTO incident_events(incident_id, ts, message, job_id) VALUES(?1,?2,?3,?4)",
         params![id, now_ms(), message, job_id],

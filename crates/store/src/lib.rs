@@ -5,6 +5,7 @@ pub mod audit_chain;
 pub mod deployments;
 pub mod durable;
 pub mod health;
+pub mod health_reads;
 pub mod incident_reads;
 pub mod incidents;
 pub mod job_end;

@@ -207,6 +207,15 @@ pub const MIGRATIONS: &[&str] = &[
         chained_at INTEGER NOT NULL
     );
     "#,
+    // v8: an incident acknowledged by an operator (its reminders stop); notes go to the
+    // timeline (incident_events).
+    r#"
+    CREATE TABLE incident_acks (
+        incident_id INTEGER PRIMARY KEY REFERENCES incidents(id) ON DELETE CASCADE,
+        acked_by TEXT NOT NULL,
+        acked_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -89,6 +89,14 @@ pub struct App {
     pub(crate) loaded_servers: bool,
     /// Text `y` copied, written as OSC 52 after the next frame (bastion.rs).
     pub(crate) copy: Option<String>,
+    /// Servers with a check-now in flight.
+    pub checking: std::collections::BTreeSet<String>,
+    /// The last fan-out started here, for its progress view.
+    pub fanout: Option<crate::fanview::FanoutView>,
+    /// A shell to run with the dashboard suspended (the loop takes it).
+    pub shell: Option<Vec<String>>,
+    /// Fan-out events that came before their fan-out was tracked (replayed then).
+    pub(crate) fanout_early: Vec<ptui_engine::jobs::fanout::FanoutEvent>,
 }
 
 impl App {
@@ -127,6 +135,10 @@ impl App {
             reloads: Reloads::default(),
             loaded_servers: false,
             copy: None,
+            checking: Default::default(),
+            fanout: None,
+            fanout_early: Vec::new(),
+            shell: None,
         }
     }
 
@@ -170,6 +182,11 @@ impl App {
         });
     }
 
+    /// The page over the screen (tests fill a detail page's data directly).
+    pub fn page_mut(&mut self) -> Option<&mut Page> {
+        self.page.as_mut()
+    }
+
     pub fn open_help(&mut self) {
         self.help_max_scroll.set(None);
         self.modal = Some(Modal::Help { scroll: 0 });
@@ -200,6 +217,8 @@ impl App {
             Some(Page::Form(f)) if f.review => return Ctx::Review,
             Some(Page::Form(_)) => return Ctx::Form,
             Some(Page::Detail(_)) => return Ctx::Detail,
+            Some(Page::Incident(_)) => return Ctx::IncidentDetail,
+            Some(Page::Fanout) => return Ctx::Fanout,
             None => {}
         }
         match self.screen {
@@ -220,10 +239,27 @@ impl App {
         self.flash = Some((msg.into(), false));
     }
 
-    /// Whether anything changes with time alone (running jobs show a ticking elapsed time).
+    /// Whether anything on screen changes with time alone: running jobs' elapsed time, the
+    /// ages of health samples (Fleet), of incidents, of a detail page's jobs. Idle otherwise.
     pub fn ticking(&self) -> bool {
-        self.summary.running + self.summary.queued > 0
+        if self.summary.running + self.summary.queued > 0
             || self.jobs.jobs.iter().any(|j| j.status.is_running())
+        {
+            return true;
+        }
+        match (&self.page, self.screen) {
+            (Some(Page::Detail(_)) | Some(Page::Incident(_)), _) => true,
+            (Some(Page::Fanout), _) => self.fanout.as_ref().is_some_and(|f| !f.done),
+            (Some(Page::Form(_)), _) => false,
+            (None, Screen::Fleet) => self.fleet.health.values().any(|h| h.last.is_some()),
+            (None, Screen::Incidents) => !self.incidents.items.is_empty(),
+            (None, _) => false,
+        }
+    }
+
+    /// Servers whose check-now is running (the header counts them, the Fleet marks them).
+    pub fn pending_checks(&self) -> usize {
+        self.checking.len()
     }
 
     // ---- loading through the engine (reads only, off the loop: see work.rs) ----
@@ -236,6 +272,7 @@ impl App {
         self.reload_audit();
         self.reload_incidents();
         self.reload_summary();
+        self.request(Reload::Health);
         self.dirty = true;
     }
 
@@ -300,6 +337,14 @@ impl App {
                 let host_key = job.status == ptui_types::job::JobStatus::Failed
                     && job.error_kind == Some(ptui_types::error::ErrorKind::HostKey);
                 let (id, server) = (job.id, job.server_name.clone());
+                // "cancelling job #N…" is no longer true once the job has ended.
+                if self
+                    .flash
+                    .as_ref()
+                    .is_some_and(|(m, _)| *m == format!("cancelling job #{id}…"))
+                {
+                    self.info(format!("job #{id} {}", job.status));
+                }
                 self.upsert_job(job);
                 self.reload_summary();
                 if self.screen == Screen::Audit {
@@ -331,9 +376,10 @@ impl App {
                 }
             }
             Event::JobLog { job_id, lines } => {
+                let tracked = self.fanout_log(job_id, lines.last().map(|l| l.text.as_str()));
                 if self.jobs.log.job_id == Some(job_id) {
                     self.jobs.log.push(&lines);
-                } else {
+                } else if !(tracked && matches!(self.page, Some(Page::Fanout))) {
                     self.dirty = was_dirty;
                 }
             }
@@ -345,7 +391,10 @@ impl App {
                 self.fleet.reorder();
             }
             // Fan-out progress shows through the job events it causes, plus its start and end.
-            Event::Fanout { fanout } => self.on_fanout(fanout, was_dirty),
+            Event::Fanout { fanout } => {
+                self.fanout_progress(&fanout);
+                self.on_fanout(fanout, was_dirty)
+            }
             Event::ServerRemoved { name } => {
                 self.fleet.servers.retain(|s| s.name != name);
                 self.fleet.marks.remove(&name);
@@ -372,6 +421,16 @@ impl App {
                         _ => self.error(msg),
                     }
                     self.bell = true;
+                } else if incident.resolved_at.is_some() {
+                    self.info(format!(
+                        "resolved: {} on {}{}",
+                        incident.kind.as_str(),
+                        incident.server,
+                        incident
+                            .app_id
+                            .map(|a| format!(" ({a})"))
+                            .unwrap_or_default()
+                    ));
                 }
                 self.reload_incidents();
                 self.reload_summary();

@@ -22,6 +22,7 @@ impl App {
                 if let Some(Modal::Confirm { then, .. }) = self.modal.take() {
                     match *then {
                         Confirmed::Cmd(c) => self.cmds.push(c),
+                        Confirmed::DiscardForm => self.page = None,
                     }
                 }
             }
@@ -201,15 +202,25 @@ impl App {
             Command::Theme(name) => {
                 let (t, err) = super::theme::load(Some(&name));
                 self.theme = t;
-                if let Some(e) = err {
-                    self.error(e.to_string());
+                match err {
+                    Some(e) => self.error(e.to_string()),
+                    None => {
+                        self.info(format!("theme {name}"));
+                        self.cmds.push(Cmd::SaveTheme(name));
+                    }
                 }
             }
             Command::Mouse => {
                 self.global(Action::Mouse);
             }
             Command::Help => self.open_help(),
+            Command::Fanout => self.open_fanout(),
             Command::Quit => self.ask_quit(),
+            c @ (Command::Action { .. }
+            | Command::MaintenanceOn { .. }
+            | Command::MaintenanceOff { .. }
+            | Command::MaintenanceList
+            | Command::Policy { .. }) => self.run_op(c),
         }
     }
 
@@ -282,6 +293,7 @@ impl App {
     pub fn on_fanout_started(&mut self, h: &ptui_engine::jobs::fanout::FanoutHandle, app: &str) {
         self.on_started(Vec::new());
         self.follow_fanout = Some(h.id);
+        self.track_fanout(h.id, app, &h.hosts);
         let mut msg = format!(
             "{app} on {} servers, {} at a time",
             h.hosts.len(),
@@ -339,16 +351,22 @@ impl App {
 
     /// The install waits for the sudo passwords of these `--prompt` servers, as
     /// (server, `user@server`): one masked dialog each, over the review.
-    pub fn ask_sudo_passwords(&mut self, install: InstallRequest, needing: Vec<(String, String)>) {
+    pub fn ask_sudo_passwords(
+        &mut self,
+        install: InstallRequest,
+        fan: super::work::FanOpts,
+        needing: Vec<(String, String)>,
+    ) {
         let mut rest: VecDeque<(String, String)> = needing.into();
         let Some((server, login)) = rest.pop_front() else {
-            self.cmds.push(Cmd::Install(install));
+            self.cmds.push(Cmd::Install(install, fan));
             return;
         };
         self.modal = Some(Modal::SudoPassword(Box::new(SudoAsk {
             form: sudo_password_form(&server, &login),
             rest,
             install,
+            fan,
         })));
     }
 
@@ -369,6 +387,7 @@ impl App {
                     form,
                     rest,
                     install,
+                    fan,
                 } = *ask;
                 if let super::form::FormKind::SudoPassword { server } = &form.kind {
                     let password = form.values().remove("password").unwrap_or_default();
@@ -379,7 +398,7 @@ impl App {
                 }
                 // The install goes through the same check again, so a password the engine
                 // refused is asked for once more.
-                self.ask_sudo_passwords(install, rest.into());
+                self.ask_sudo_passwords(install, fan, rest.into());
             }
             _ => {}
         }

@@ -2,7 +2,7 @@
 
 use super::app::{App, Cmd};
 use super::views;
-use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
+use crossterm::event::{Event as TermEvent, MouseEventKind};
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use futures::{Stream, StreamExt};
 use ptui_engine::{Engine, Event};
@@ -27,6 +27,7 @@ fn on_term(app: &mut App, ev: TermEvent, keys: &mut u64) {
             app.key(k);
         }
         TermEvent::Resize(..) => app.dirty = true,
+        TermEvent::Paste(text) => app.paste(&text),
         TermEvent::Mouse(m) if app.mouse => match m.kind {
             MouseEventKind::ScrollDown => app.update(super::keymap::Action::Down),
             MouseEventKind::ScrollUp => app.update(super::keymap::Action::Up),
@@ -65,6 +66,22 @@ fn dispatch(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
                     let _ = tx.send(Msg::Scanned(r));
                 });
             }
+            Cmd::CheckNow(names) => {
+                let (eng, tx) = (eng.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let r = async {
+                        let cfg = ptui_engine::health::config::HealthConfig::load(
+                            &ptui_engine::health::config::default_path(),
+                        )
+                        .map_err(|e| format!("health config: {e}"))?;
+                        eng.check_now(cfg, &names)
+                            .await
+                            .map_err(|e| format!("{e:#}"))
+                    }
+                    .await;
+                    let _ = tx.send(Msg::Checked(names, r));
+                });
+            }
             // The terminal's own I/O, like drawing: it stays on the loop.
             Cmd::Mouse(on) => {
                 if let Err(e) = super::set_mouse_capture(on) {
@@ -101,6 +118,11 @@ pub trait FrameSink {
     fn end(&mut self, started: Instant, keys: u64) -> std::io::Result<()>;
     /// Rings the terminal bell.
     fn bell(&mut self) -> std::io::Result<()>;
+    /// Runs an interactive command with the dashboard suspended (the real terminal only);
+    /// what to say when it ended.
+    fn suspend_for(&mut self, _argv: &[String], _mouse: bool) -> std::io::Result<String> {
+        Ok("no terminal to open a shell on".into())
+    }
 }
 
 /// The real terminal on stdout.
@@ -119,6 +141,9 @@ impl FrameSink for Stdout {
         let mut out = std::io::stdout();
         out.write_all(b"\x07")?;
         out.flush()
+    }
+    fn suspend_for(&mut self, argv: &[String], mouse: bool) -> std::io::Result<String> {
+        super::shell::run_suspended(argv, mouse)
     }
 }
 
@@ -153,7 +178,7 @@ pub async fn run_loop(
     app: &mut App,
     eng: Engine,
 ) -> std::io::Result<()> {
-    run_loop_with(term, app, eng, EventStream::new(), &mut Stdout).await
+    run_loop_with(term, app, eng, super::shell::pausable_input(), &mut Stdout).await
 }
 
 /// Runs until the user quits or `input` ends. Sleeps in `select!` when nothing happens: an
@@ -266,6 +291,14 @@ where
         if app.quit {
             return Ok(());
         }
+        if let Some(argv) = app.shell.take() {
+            // The loop waits for the shell: the dashboard is suspended meanwhile.
+            let said = sink.suspend_for(&argv, app.mouse)?;
+            term.clear().map_err(std::io::Error::other)?;
+            app.info(said);
+            app.reload();
+            app.dirty = true;
+        }
         // A key is answered at once (people type slower than frames); the engine's changes
         // wait for the next frame slot.
         if app.dirty && (keys > keys_before || last_draw.elapsed() >= FRAME) {
@@ -354,7 +387,7 @@ mod tests {
         app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
         assert!(app.modal.is_none());
         assert!(
-            matches!(app.cmds.as_slice(), [Cmd::SudoPassword { server, .. }, Cmd::Install(_)] if server == "web1"),
+            matches!(app.cmds.as_slice(), [Cmd::SudoPassword { server, .. }, Cmd::Install(..)] if server == "web1"),
             "{:?}",
             app.cmds
         );
@@ -380,6 +413,7 @@ mod tests {
                 inputs: Default::default(),
                 action: ptui_types::job::JobAction::Install,
             },
+            Default::default(),
             vec![("web1".into(), "deploy@web1".into())],
         );
         app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));

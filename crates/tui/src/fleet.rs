@@ -25,7 +25,16 @@ pub struct LastCheck {
 impl LastCheck {
     pub fn from_sample(sample: Sample) -> Self {
         // A failed check's "latency" is how long it took to fail: not a latency.
-        let failure = sample.failure.map(|k| k.as_str().to_string());
+        // The checker files an unknown host key under auth_failed; the row says what it is
+        // (the key is to be accepted with `t`, not a credential to fix).
+        let unknown_key = sample
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("host key of ") && e.contains(" is not known"));
+        let failure = sample.failure.map(|k| match k.as_str() {
+            "auth_failed" if unknown_key => "host_key_unknown".to_string(),
+            other => other.to_string(),
+        });
         LastCheck {
             server: sample.server,
             at_ms: sample.ts,

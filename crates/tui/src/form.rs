@@ -16,6 +16,8 @@ pub enum FormKind {
         servers: Vec<String>,
     },
     AddServer,
+    /// Editing this server (the add-server fields, prefilled, without the name).
+    EditServer(String),
     /// The sudo password of a `--prompt` server (a one-field form in a dialog).
     SudoPassword {
         server: String,
@@ -89,10 +91,23 @@ impl Field {
             return self.spec.required.then(|| "required".to_string());
         }
         check_value(&self.spec, &v).err().map(|m| {
+            // A pattern is not words: the field's description says what is expected, and
+            // the regex is not repeated as a rule.
+            let pattern = m.starts_with("must match the pattern");
+            let m = match (&self.spec.description, pattern) {
+                (Some(d), true) if !d.trim().is_empty() => {
+                    format!(
+                        "not in the expected form: {}",
+                        d.trim().trim_end_matches('.')
+                    )
+                }
+                _ => m,
+            };
             // Add the manifest's rule in words unless the message already says it.
             let rules: Vec<String> = describe_rules(&self.spec)
                 .into_iter()
                 .filter(|r| !m.contains(r.as_str()))
+                .filter(|r| !(pattern && r.starts_with("matches ")))
                 .collect();
             if rules.is_empty() {
                 m
@@ -130,6 +145,13 @@ pub struct Form {
     pub submitted: bool,
     /// A refusal from the engine (e.g. server on hold), shown above the fields.
     pub message: Option<String>,
+    /// What the jobs do: install (the default), uninstall or upgrade.
+    pub action: ptui_types::job::JobAction,
+    /// A fan-out's options, set on the review step.
+    pub fan: crate::work::FanOpts,
+    /// The operator's public keys (label, key) offered to a public-key field; Ctrl-o cycles.
+    pub pubkeys: Vec<(String, String)>,
+    pub pubkey_at: usize,
 }
 
 impl Form {
@@ -145,9 +167,74 @@ impl Form {
             review: false,
             submitted: false,
             message: None,
+            action: ptui_types::job::JobAction::Install,
+            fan: Default::default(),
+            pubkeys: Vec::new(),
+            pubkey_at: 0,
         };
         f.focus = f.visible().first().copied().unwrap_or(0);
         f
+    }
+
+    /// The index of the field that takes an SSH public key (`ssh_public_key`, `..._pubkey`).
+    pub fn pubkey_field(&self) -> Option<usize> {
+        self.fields.iter().position(|f| {
+            f.is_text() && (f.spec.name.ends_with("public_key") || f.spec.name.ends_with("pubkey"))
+        })
+    }
+
+    /// Puts the next offered public key into the public-key field; its label, if any.
+    pub fn next_pubkey(&mut self) -> Option<String> {
+        let i = self.pubkey_field()?;
+        if self.pubkeys.is_empty() {
+            return None;
+        }
+        let (label, key) = self.pubkeys[self.pubkey_at % self.pubkeys.len()].clone();
+        self.pubkey_at = (self.pubkey_at + 1) % self.pubkeys.len();
+        self.fields[i].input = Input::new(key);
+        self.fields[i].touched = true;
+        Some(label)
+    }
+
+    /// Whether anything was typed or chosen (Esc then asks before throwing it away).
+    pub fn changed(&self) -> bool {
+        self.fields.iter().any(|f| {
+            let default = Field::new(f.spec.clone());
+            f.value() != default.value()
+        })
+    }
+
+    /// Fills fields from recorded inputs (a job's or a deployment's). Masked secrets (`***`)
+    /// stay empty: they are asked again.
+    pub fn prefill(&mut self, inputs: &serde_json::Value) {
+        let Some(map) = inputs.as_object() else {
+            return;
+        };
+        for f in &mut self.fields {
+            let Some(v) = map.get(&f.spec.name) else {
+                continue;
+            };
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => continue,
+                other => other.to_string(),
+            };
+            if text == "***" {
+                f.input = Input::default();
+                continue;
+            }
+            match f.spec.kind {
+                InputType::Boolean => {
+                    f.on = ptui_catalog::validate::normalize_bool(&text) == Some("true")
+                }
+                InputType::Select => {
+                    if let Some(i) = f.spec.allowed_values().iter().position(|a| *a == text) {
+                        f.choice = i;
+                    }
+                }
+                _ => f.input = Input::new(text),
+            }
+        }
     }
 
     pub fn raw_values(&self) -> BTreeMap<String, String> {
@@ -254,6 +341,24 @@ impl Form {
             return;
         }
         f.input.handle_event(&TermEvent::Key(ev));
+        self.refocus();
+    }
+
+    /// Pasted text (bracketed paste) into the focused text field, line ends kept as `\n`
+    /// (a PEM key, a certificate); characters the field refuses are dropped.
+    pub fn paste(&mut self, text: &str) {
+        self.message = None;
+        let Some(f) = self.fields.get_mut(self.focus) else {
+            return;
+        };
+        if !f.is_text() {
+            return;
+        }
+        for c in text.replace("\r\n", "\n").replace('\r', "\n").chars() {
+            if c == '\n' || f.accepts(c) {
+                f.input.handle(InputRequest::InsertChar(c));
+            }
+        }
         self.refocus();
     }
 
@@ -368,6 +473,24 @@ pub fn server_manifest() -> Manifest {
     )
 }
 
+/// The add-server fields without the name, prefilled from `s` (editing a server).
+pub fn edit_server_manifest(s: &ptui_types::server::Server) -> Manifest {
+    let mut m = server_manifest();
+    m.inputs.retain(|i| i.name != "name");
+    for i in &mut m.inputs {
+        i.default = match i.name.as_str() {
+            "host" => Some(Scalar::Str(s.host.clone())),
+            "port" => Some(Scalar::Int(s.port as i64)),
+            "user" => Some(Scalar::Str(s.user.clone())),
+            "identity" => s.identity.clone().map(Scalar::Str),
+            "jump" => s.jump.clone().map(Scalar::Str),
+            "tags" => (!s.tags.is_empty()).then(|| Scalar::Str(s.tags.join(","))),
+            _ => i.default.clone(),
+        };
+    }
+    m
+}
+
 /// A manifest that only carries a built-in form's fields.
 fn form_manifest(id: &str, name: &str, inputs: Vec<InputSpec>) -> Manifest {
     Manifest {
@@ -425,156 +548,5 @@ pub fn server_spec(values: &BTreeMap<String, String>) -> ptui_types::server::Ser
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crossterm::event::KeyModifiers;
-
-    const YAML: &str = r#"
-id: demo
-name: Demo
-version: "1.0"
-install_script: install.sh
-inputs:
-  - name: port
-    type: port
-    required: true
-    default: 8080
-  - name: tls
-    type: boolean
-    default: false
-  - name: cert_email
-    type: email
-    required: true
-    visible_if: { input: tls, equals: true }
-  - name: mode
-    type: select
-    default: fast
-    validation: { allowed_values: [fast, safe] }
-  - name: admin_password
-    type: password
-    required: true
-    validation: { min_length: 8 }
-"#;
-
-    fn form() -> Form {
-        let m: Manifest = yaml_serde::from_str(YAML).expect("fixture manifest");
-        Form::new(
-            FormKind::Install {
-                app: "demo".into(),
-                servers: vec!["web1".into()],
-            },
-            "Install Demo".into(),
-            m,
-        )
-    }
-
-    use crossterm::event::KeyCode;
-
-    fn key(c: KeyCode) -> KeyEvent {
-        KeyEvent::new(c, KeyModifiers::NONE)
-    }
-
-    fn typ(f: &mut Form, s: &str) {
-        for c in s.chars() {
-            f.key(key(KeyCode::Char(c)));
-        }
-    }
-
-    fn focus(f: &mut Form, name: &str) {
-        f.focus = f
-            .fields
-            .iter()
-            .position(|x| x.spec.name == name)
-            .expect(name);
-    }
-
-    #[test]
-    fn defaults_prefilled_and_visible_if_live() {
-        let mut f = form();
-        assert_eq!(f.fields[0].value(), "8080");
-        assert_eq!(f.fields[3].value(), "fast");
-        assert!(
-            !f.visible().contains(&2),
-            "cert_email hidden while tls=false"
-        );
-        focus(&mut f, "tls");
-        f.toggle();
-        assert!(f.visible().contains(&2), "cert_email shown once tls=true");
-    }
-
-    #[test]
-    fn port_refuses_non_digits() {
-        let mut f = form();
-        focus(&mut f, "port");
-        typ(&mut f, "9x1");
-        assert_eq!(f.fields[0].value(), "808091");
-        assert!(f.fields[0].error().is_some_and(|e| e.contains("1-65535")));
-    }
-
-    #[test]
-    fn validation_states_the_rule() {
-        let mut f = form();
-        focus(&mut f, "admin_password");
-        typ(&mut f, "short");
-        let e = f.fields[4].error().expect("too short");
-        assert!(e.contains("8"), "{e}");
-        assert!(!f.submit());
-        assert!(!f.review);
-        typ(&mut f, "enough!");
-        assert!(f.submit());
-        assert!(f.review);
-    }
-
-    #[test]
-    fn secrets_masked_everywhere_but_reveal() {
-        let mut f = form();
-        focus(&mut f, "admin_password");
-        typ(&mut f, "hunter22secret");
-        assert_eq!(f.fields[4].shown(false), "*".repeat(14));
-        assert_eq!(f.fields[4].shown(true), "hunter22secret");
-        let review = f.review_lines();
-        assert!(review.iter().all(|(_, v)| !v.contains("hunter22")));
-        assert!(
-            review
-                .iter()
-                .any(|(l, v)| l == "admin_password" && v == "***")
-        );
-        assert_eq!(
-            f.values().get("admin_password").map(String::as_str),
-            Some("hunter22secret")
-        );
-    }
-
-    #[test]
-    fn hidden_fields_are_not_sent_or_required() {
-        let mut f = form();
-        focus(&mut f, "admin_password");
-        typ(&mut f, "longenough");
-        assert!(f.submit(), "cert_email is hidden, so not required");
-        assert!(!f.values().contains_key("cert_email"));
-    }
-
-    #[test]
-    fn select_cycles() {
-        let mut f = form();
-        focus(&mut f, "mode");
-        f.left_right(true);
-        assert_eq!(f.fields[3].value(), "safe");
-        f.left_right(true);
-        assert_eq!(f.fields[3].value(), "fast");
-    }
-
-    #[test]
-    fn server_form_builds_a_spec() {
-        let mut f = Form::new(FormKind::AddServer, "Add".into(), server_manifest());
-        typ(&mut f, "web1");
-        f.next();
-        typ(&mut f, "10.0.0.5");
-        assert!(f.submit());
-        let spec = server_spec(&f.values());
-        assert_eq!(
-            (spec.name.as_str(), spec.port, spec.user.as_str()),
-            ("web1", 22, "root")
-        );
-    }
-}
+#[path = "form_tests.rs"]
+mod tests;

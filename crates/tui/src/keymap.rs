@@ -14,6 +14,10 @@ pub enum Ctx {
     Jobs,
     Log,
     Incidents,
+    /// An incident's detail page: timeline, recovery, acknowledgement.
+    IncidentDetail,
+    /// The progress view of a fan-out.
+    Fanout,
     Audit,
     Confirm,
     /// Quitting with jobs running: leave them running (the default) or cancel them.
@@ -71,6 +75,34 @@ pub enum Action {
     Left,
     Right,
     Complete,
+    /// Maintenance on for the targets (opens the palette prefilled).
+    Maintenance,
+    /// The selected server's health policy (palette prefilled).
+    Policy,
+    Uninstall,
+    Upgrade,
+    /// Edit the server's connection fields and tags.
+    Edit,
+    /// A health check now.
+    CheckNow,
+    /// The selected job again (same app, server, inputs).
+    Rerun,
+    /// The job's log to a file.
+    Export,
+    /// The fan-out progress view.
+    FanoutView,
+    /// The next of the operator's public keys into a public-key field.
+    NextKey,
+    /// An interactive ssh shell on the server.
+    Shell,
+    /// The review's fan-out options: jobs at once, rolling batch, failure budget.
+    FanConcurrency,
+    FanBatch,
+    FanBudget,
+    /// Acknowledge an incident (with an optional note).
+    Ack,
+    /// Add a note to an incident's timeline.
+    Note,
     Yes,
     No,
     /// Copy the selected thing to the clipboard (OSC 52).
@@ -166,13 +198,28 @@ const FLEET: &[Binding] = &[
     b(&[ENTER], Action::Enter, "details", true),
     b(&[k(' ')], Action::Mark, "mark", true),
     b(&[k('/')], Action::Filter, "filter", true),
-    b(&[k('o')], Action::Sort, "sort column", true),
+    b(&[k('o')], Action::Sort, "sort column", false),
     b(&[k('O')], Action::SortReverse, "reverse sort", false),
-    b(&[k('a')], Action::AddServer, "add server", true),
+    b(&[k('a')], Action::AddServer, "add server", false),
     b(&[k('t')], Action::Trust, "trust host key", true),
-    b(&[k('s')], Action::SetStatus, "set status", true),
+    b(&[k('S')], Action::SetStatus, "set status", true),
+    b(&[k('s')], Action::Shell, "shell (ssh)", true),
     b(&[k('i')], Action::Install, "install on marked", true),
-    b(&[k('I')], Action::Import, "import ~/.ssh/config", false),
+    b(&[k('I')], Action::Import, "import ~/.ssh/config", true),
+    b(
+        &[k('m')],
+        Action::Maintenance,
+        "maintenance window on",
+        false,
+    ),
+    b(
+        &[k('P')],
+        Action::Policy,
+        "recovery policy, interval",
+        false,
+    ),
+    b(&[k('e')], Action::Edit, "edit server", false),
+    b(&[k('c')], Action::CheckNow, "check now (marked)", true),
     b(&[k('D')], Action::Remove, "remove server", false),
     b(&[k('y')], Action::Copy, "copy address", false),
 ];
@@ -182,9 +229,19 @@ const DETAIL: &[Binding] = &[
     MOVE[1],
     b(&[ESC], Action::Back, "back to fleet", true),
     b(&[k('t')], Action::Trust, "trust host key", true),
-    b(&[k('s')], Action::SetStatus, "set status", true),
+    b(&[k('S')], Action::SetStatus, "set status", true),
+    b(&[k('s')], Action::Shell, "shell (ssh)", true),
     b(&[k('i')], Action::Install, "install", true),
     b(&[k('y')], Action::Copy, "copy address", false),
+    b(
+        &[k('m')],
+        Action::Maintenance,
+        "maintenance window on",
+        true,
+    ),
+    b(&[k('P')], Action::Policy, "recovery policy, interval", true),
+    b(&[k('e')], Action::Edit, "edit server", true),
+    b(&[k('c')], Action::CheckNow, "check now", true),
 ];
 
 const CATALOG: &[Binding] = &[
@@ -195,6 +252,8 @@ const CATALOG: &[Binding] = &[
     ENDS[0],
     ENDS[1],
     b(&[ENTER, k('i')], Action::Enter, "install form", true),
+    b(&[k('u')], Action::Uninstall, "uninstall form", true),
+    b(&[k('U')], Action::Upgrade, "upgrade form", true),
     b(&[k('/')], Action::Filter, "filter", true),
 ];
 
@@ -231,6 +290,12 @@ const FORM: &[Binding] = &[
     ),
     b(&[ctrl('v')], Action::Reveal, "reveal passwords", true),
     b(
+        &[ctrl('o')],
+        Action::NextKey,
+        "next ~/.ssh/*.pub key",
+        false,
+    ),
+    b(
         &[ENTER],
         Action::Enter,
         "next field / review on last",
@@ -243,6 +308,19 @@ const FORM: &[Binding] = &[
 const REVIEW: &[Binding] = &[
     b(&[k('y'), ENTER], Action::Yes, "start jobs", true),
     b(&[k('e'), ESC], Action::Back, "edit", true),
+    b(
+        &[k('c')],
+        Action::FanConcurrency,
+        "fan-out: jobs at once",
+        true,
+    ),
+    b(&[k('b')], Action::FanBatch, "fan-out: batch size", true),
+    b(
+        &[k('f')],
+        Action::FanBudget,
+        "fan-out: failure budget",
+        true,
+    ),
 ];
 
 const SUDO_PASSWORD: &[Binding] = &[
@@ -262,6 +340,21 @@ const JOBS: &[Binding] = &[
     b(&[k('/')], Action::Filter, "filter", true),
     b(&[k('c')], Action::Cancel, "cancel job", true),
     b(&[k('y')], Action::Copy, "copy job log", false),
+    b(&[k('r')], Action::Rerun, "re-run (same inputs)", true),
+    b(&[k('x')], Action::Export, "export log to a file", false),
+    b(&[k('F')], Action::FanoutView, "fan-out progress", true),
+];
+
+const FANOUT: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    b(
+        &[ENTER, k('l')],
+        Action::Enter,
+        "open this server's log",
+        true,
+    ),
+    b(&[ESC], Action::Back, "back to jobs", true),
 ];
 
 const LOG: &[Binding] = &[
@@ -284,6 +377,8 @@ const LOG: &[Binding] = &[
     b(&[k('N')], Action::PrevMatch, "previous match", false),
     b(&[k('c')], Action::Cancel, "cancel job", false),
     b(&[k('y')], Action::Copy, "copy line", false),
+    b(&[k('r')], Action::Rerun, "re-run (same inputs)", false),
+    b(&[k('x')], Action::Export, "export log to a file", true),
     b(&[ESC], Action::Back, "back to list", true),
 ];
 
@@ -295,6 +390,33 @@ const LIST: &[Binding] = &[
     ENDS[0],
     ENDS[1],
     b(&[k('/')], Action::Filter, "filter", true),
+];
+
+const INCIDENTS: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    MOVE[2],
+    MOVE[3],
+    ENDS[0],
+    ENDS[1],
+    b(&[ENTER], Action::Enter, "incident detail", true),
+    b(&[k('/')], Action::Filter, "filter", true),
+    b(&[k('a')], Action::Ack, "acknowledge, no reminders", true),
+    b(&[k('n')], Action::Note, "add a note", true),
+];
+
+const INCIDENT_DETAIL: &[Binding] = &[
+    b(&[k('j'), DOWN], Action::Down, "next timeline entry", false),
+    b(&[k('k'), UP], Action::Up, "previous timeline entry", false),
+    b(
+        &[ENTER, k('l')],
+        Action::Enter,
+        "open the entry's job log",
+        true,
+    ),
+    b(&[k('a')], Action::Ack, "acknowledge, no reminders", true),
+    b(&[k('n')], Action::Note, "add a note", true),
+    b(&[ESC], Action::Back, "back to incidents", true),
 ];
 
 const CONFIRM: &[Binding] = &[
@@ -367,7 +489,10 @@ pub fn bindings(ctx: Ctx) -> &'static [Binding] {
         Ctx::Review => REVIEW,
         Ctx::Jobs => JOBS,
         Ctx::Log => LOG,
-        Ctx::Incidents | Ctx::Audit => LIST,
+        Ctx::Incidents => INCIDENTS,
+        Ctx::IncidentDetail => INCIDENT_DETAIL,
+        Ctx::Fanout => FANOUT,
+        Ctx::Audit => LIST,
         Ctx::Confirm => CONFIRM,
         Ctx::QuitJobs => QUIT_JOBS,
         Ctx::HostKey => HOSTKEY,
@@ -390,6 +515,8 @@ pub fn has_global(ctx: Ctx) -> bool {
             | Ctx::Jobs
             | Ctx::Log
             | Ctx::Incidents
+            | Ctx::IncidentDetail
+            | Ctx::Fanout
             | Ctx::Audit
     )
 }
@@ -464,218 +591,8 @@ pub fn lookup_in(ctx: Ctx, ev: &KeyEvent, typing: bool) -> Option<Action> {
     None
 }
 
-/// How a key is written in hints and help.
-pub fn key_name(key: &Key) -> String {
-    let base = match key.0 {
-        KeyCode::Char(' ') => "Space".to_string(),
-        KeyCode::Char(c) => c.to_string(),
-        KeyCode::Up => "↑".into(),
-        KeyCode::Down => "↓".into(),
-        KeyCode::Left => "←".into(),
-        KeyCode::Right => "→".into(),
-        KeyCode::Enter => "Enter".into(),
-        KeyCode::Esc => "Esc".into(),
-        KeyCode::Tab => "Tab".into(),
-        KeyCode::BackTab => "S-Tab".into(),
-        KeyCode::PageUp => "PgUp".into(),
-        KeyCode::PageDown => "PgDn".into(),
-        KeyCode::Home => "Home".into(),
-        KeyCode::End => "End".into(),
-        other => format!("{other:?}"),
-    };
-    if key.1.contains(KeyModifiers::CONTROL) {
-        format!("C-{base}")
-    } else {
-        base
-    }
-}
-
-pub fn keys_text(bnd: &Binding) -> String {
-    bnd.keys.iter().map(key_name).collect::<Vec<_>>().join("/")
-}
-
-/// Footer hints: (first key, words) for the context's hinted bindings, then global hints.
-pub fn hints(ctx: Ctx) -> Vec<(String, &'static str)> {
-    let mut v: Vec<Binding> = active(ctx).into_iter().filter(|b| b.hint).collect();
-    // `?` first: whatever the width, the way to every other key stays visible.
-    v.sort_by_key(|b| b.action != Action::Help);
-    v.iter().map(|b| (key_name(&b.keys[0]), b.desc)).collect()
-}
-
-/// The context's title in help and docs.
-pub fn ctx_name(ctx: Ctx) -> &'static str {
-    match ctx {
-        Ctx::Fleet => "Fleet",
-        Ctx::Detail => "Server detail",
-        Ctx::Catalog => "Catalog",
-        Ctx::Form => "Install / add-server form",
-        Ctx::Review => "Review",
-        Ctx::Jobs => "Jobs",
-        Ctx::Log => "Job log",
-        Ctx::Incidents => "Incidents",
-        Ctx::Audit => "Audit",
-        Ctx::Confirm => "Confirm dialog",
-        Ctx::QuitJobs => "Quit with jobs running",
-        Ctx::HostKey => "Host key dialog",
-        Ctx::HostKeyChanged => "Changed host key alert",
-        Ctx::Picker => "Status picker",
-        Ctx::Prompt => "Filter / search prompt",
-        Ctx::SudoPassword => "Sudo password dialog",
-        Ctx::Palette => "Command palette",
-        Ctx::Help => "Help",
-    }
-}
-
-pub const ALL_CTX: [Ctx; 18] = [
-    Ctx::Fleet,
-    Ctx::Detail,
-    Ctx::Catalog,
-    Ctx::Form,
-    Ctx::Review,
-    Ctx::Jobs,
-    Ctx::Log,
-    Ctx::Incidents,
-    Ctx::Audit,
-    Ctx::Confirm,
-    Ctx::QuitJobs,
-    Ctx::HostKey,
-    Ctx::HostKeyChanged,
-    Ctx::Picker,
-    Ctx::Prompt,
-    Ctx::SudoPassword,
-    Ctx::Palette,
-    Ctx::Help,
-];
-
-/// A Markdown table of every binding (README and docs/TUI.md; a test keeps them in sync).
-pub fn markdown() -> String {
-    let mut out = String::from("| Where | Keys | Does |\n|---|---|---|\n");
-    for g in GLOBAL {
-        out.push_str(&format!(
-            "| Any screen | `{}` | {} |\n",
-            keys_text(g).replace('|', "\\|"),
-            g.desc
-        ));
-    }
-    for ctx in ALL_CTX {
-        for bnd in bindings(ctx) {
-            out.push_str(&format!(
-                "| {} | `{}` | {} |\n",
-                ctx_name(ctx),
-                keys_text(bnd).replace('|', "\\|"),
-                bnd.desc
-            ));
-        }
-    }
-    out
-}
+pub use super::keymap_text::{ALL_CTX, ctx_name, hints, key_name, keys_text, markdown};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(c: KeyCode) -> KeyEvent {
-        KeyEvent::new(c, KeyModifiers::NONE)
-    }
-
-    #[test]
-    fn space_toggles_a_choice_field_and_types_into_a_text_field() {
-        let space = key(KeyCode::Char(' '));
-        assert_eq!(lookup_in(Ctx::Form, &space, false), Some(Action::Toggle));
-        assert_eq!(
-            lookup_in(Ctx::Form, &space, true),
-            Some(Action::Input(space))
-        );
-        // Letters on a toggle still reach the field (which ignores them), not a screen key.
-        let q = key(KeyCode::Char('q'));
-        assert_eq!(lookup_in(Ctx::Form, &q, false), Some(Action::Input(q)));
-    }
-
-    #[test]
-    fn vim_and_arrows_agree() {
-        assert_eq!(
-            lookup(Ctx::Fleet, &key(KeyCode::Char('j'))),
-            Some(Action::Down)
-        );
-        assert_eq!(lookup(Ctx::Fleet, &key(KeyCode::Down)), Some(Action::Down));
-        assert_eq!(
-            lookup(Ctx::Jobs, &key(KeyCode::Char('k'))),
-            Some(Action::Up)
-        );
-        assert_eq!(lookup(Ctx::Log, &key(KeyCode::End)), Some(Action::Bottom));
-        assert_eq!(
-            lookup(Ctx::Log, &key(KeyCode::Char('G'))),
-            Some(Action::Bottom)
-        );
-    }
-
-    #[test]
-    fn globals_apply_on_screens_not_in_dialogs() {
-        assert_eq!(
-            lookup(Ctx::Fleet, &key(KeyCode::Char('3'))),
-            Some(Action::Screen(3))
-        );
-        assert_eq!(
-            lookup(Ctx::Fleet, &key(KeyCode::Char('q'))),
-            Some(Action::Quit)
-        );
-        assert_eq!(lookup(Ctx::Confirm, &key(KeyCode::Char('q'))), None);
-        assert_eq!(
-            lookup(Ctx::Confirm, &key(KeyCode::Char('y'))),
-            Some(Action::Yes)
-        );
-        assert_eq!(
-            lookup(Ctx::HostKey, &key(KeyCode::Char('a'))),
-            Some(Action::Yes)
-        );
-    }
-
-    #[test]
-    fn text_contexts_type_letters() {
-        let q = key(KeyCode::Char('q'));
-        assert_eq!(lookup(Ctx::Form, &q), Some(Action::Input(q)));
-        assert_eq!(lookup(Ctx::Palette, &q), Some(Action::Input(q)));
-        assert_eq!(lookup(Ctx::Form, &key(KeyCode::Esc)), Some(Action::Back));
-        let save = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
-        assert_eq!(lookup(Ctx::Form, &save), Some(Action::Submit));
-        assert_eq!(
-            lookup(Ctx::Form, &key(KeyCode::Backspace)),
-            Some(Action::Input(key(KeyCode::Backspace)))
-        );
-    }
-
-    #[test]
-    fn shifted_letters_match() {
-        let ev = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
-        assert_eq!(lookup(Ctx::Jobs, &ev), Some(Action::Bottom));
-        assert_eq!(
-            lookup(
-                Ctx::Fleet,
-                &KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)
-            ),
-            Some(Action::PrevScreen)
-        );
-    }
-
-    #[test]
-    fn no_key_is_bound_twice_in_a_context() {
-        for ctx in ALL_CTX {
-            let all = active(ctx);
-            let mut seen: Vec<Key> = Vec::new();
-            for bnd in bindings(ctx) {
-                for key in bnd.keys {
-                    assert!(!seen.contains(key), "{ctx:?}: {key:?} bound twice");
-                    seen.push(*key);
-                }
-            }
-            assert!(!all.is_empty());
-        }
-    }
-
-    #[test]
-    fn hints_come_from_the_table() {
-        let h = hints(Ctx::Log);
-        assert!(h.iter().any(|(k, d)| k == "/" && *d == "search"));
-        assert!(h.iter().any(|(k, _)| k == "w"));
-    }
-}
+#[path = "keymap_tests.rs"]
+mod tests;

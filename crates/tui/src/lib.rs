@@ -5,13 +5,19 @@ pub mod app;
 mod bastion;
 mod dialogs;
 pub mod event;
+pub mod fanview;
 pub mod fleet;
 pub mod form;
+pub mod incidents;
+pub mod jobforms;
 pub mod keymap;
+mod keymap_text;
 pub mod lists;
 pub mod logview;
+pub mod ops;
 pub mod overlays;
 pub mod palette;
+pub mod shell;
 pub mod theme;
 mod update;
 pub mod views;
@@ -36,10 +42,13 @@ pub async fn run(engine: Engine, theme: Option<String>) -> color_eyre::Result<Op
         app.error(w.to_string());
     }
     let mut term = ratatui::init();
+    // A paste arrives whole (a PEM into a form field), not as keys that would press Enter.
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableBracketedPaste);
     // ratatui's hook restores the screen on panic; mouse capture (`M`) is ours to undo first.
     let restore_screen = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         release_mouse();
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
         restore_screen(info);
     }));
     // Jobs whose process died are followed (and collected) here, now and while it runs.
@@ -49,6 +58,7 @@ pub async fn run(engine: Engine, theme: Option<String>) -> color_eyre::Result<Op
     engine.spawn_adopter();
     let r = event::run_loop(&mut term, &mut app, engine.clone()).await;
     release_mouse();
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
     ratatui::restore();
     r?;
     Ok(after_quit(&engine, app.on_quit).await)

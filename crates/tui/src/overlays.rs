@@ -20,6 +20,8 @@ pub struct Detail {
     pub jobs: Vec<Job>,
     pub incidents: Vec<IncidentRow>,
     pub scroll: u16,
+    /// The last sample and uptime (None until read).
+    pub health: Option<ptui_engine::queries::HealthPage>,
 }
 
 impl Detail {
@@ -31,6 +33,7 @@ impl Detail {
             jobs: Vec::new(),
             incidents: Vec::new(),
             scroll: 0,
+            health: None,
         }
     }
 
@@ -42,6 +45,7 @@ impl Detail {
             jobs: d.jobs,
             incidents: d.incidents,
             scroll: 0,
+            health: None,
         }
     }
 }
@@ -50,6 +54,9 @@ impl Detail {
 pub enum Page {
     Detail(Box<Detail>),
     Form(Box<Form>),
+    Incident(Box<crate::incidents::IncidentPage>),
+    /// The progress of the last fan-out started here (its state is `App::fanout`).
+    Fanout,
 }
 
 #[derive(Debug)]
@@ -88,6 +95,7 @@ pub struct SudoAsk {
     /// (server, `user@server`) still to ask after this one.
     pub rest: VecDeque<(String, String)>,
     pub install: InstallRequest,
+    pub fan: crate::work::FanOpts,
 }
 
 /// What a confirmation leads to.
@@ -104,11 +112,27 @@ pub enum OnQuit {
 #[derive(Debug)]
 pub enum Confirmed {
     Cmd(Cmd),
+    /// Close the form page, dropping what was typed.
+    DiscardForm,
 }
 
-/// A one-line text prompt: a list filter or the log search.
+/// A one-line text prompt: a list filter, the log search, or a text an action takes.
 #[derive(Debug)]
 pub struct Prompt {
     pub input: Input,
     pub label: &'static str,
+    pub then: PromptFor,
+}
+
+/// What a prompt's text is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptFor {
+    /// The screen's filter or the log search (applied live).
+    Filter,
+    /// Acknowledge this incident, the text its optional note.
+    Ack(i64),
+    /// A note on this incident.
+    Note(i64),
+    /// A fan-out option of the review: 0 jobs at once, 1 batch, 2 failure budget.
+    Fan(u8),
 }

@@ -13,7 +13,18 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("server", "add | trust NAME  add a server or trust its key"),
     ("import", "import the hosts of ~/.ssh/config"),
     ("cancel", "JOB_ID  cancel a job"),
+    ("uninstall", "APP [SERVER...]  open the uninstall form"),
+    ("upgrade", "APP [SERVER...]  open the upgrade form"),
+    (
+        "maintenance",
+        "on [SERVER...|all] [for 2h] [REASON] | off [SERVER...|all] | list",
+    ),
+    (
+        "policy",
+        "SERVER [recovery notify|auto] [interval 30s|default]  health policy",
+    ),
     ("theme", "NAME  switch theme (dark, light, high-contrast)"),
+    ("fanout", "the progress of the last fan-out started here"),
     ("mouse", "toggle mouse support"),
     ("help", "show key bindings"),
     ("q", "quit"),
@@ -22,13 +33,40 @@ pub const COMMANDS: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Screen(u8),
-    Install { app: String, servers: Vec<String> },
+    Install {
+        app: String,
+        servers: Vec<String>,
+    },
+    /// Install, uninstall or upgrade: the form for `app` with that action.
+    Action {
+        action: ptui_types::job::JobAction,
+        app: String,
+        servers: Vec<String>,
+    },
+    /// Servers (empty: the marked or selected ones; `all`: the fleet), a duration, a reason.
+    MaintenanceOn {
+        servers: Vec<String>,
+        all: bool,
+        duration: Option<String>,
+        reason: String,
+    },
+    MaintenanceOff {
+        servers: Vec<String>,
+        all: bool,
+    },
+    MaintenanceList,
+    Policy {
+        server: String,
+        recovery: Option<String>,
+        interval: Option<String>,
+    },
     ServerAdd,
     Import,
     Trust(String),
     Cancel(i64),
     Theme(String),
     Mouse,
+    Fanout,
     Help,
     Quit,
 }
@@ -62,6 +100,40 @@ pub fn parse(line: &str) -> Result<Command, String> {
             servers: servers.iter().map(|s| s.to_string()).collect(),
         },
         ("install", []) => return Err("usage: install APP [SERVER...]".into()),
+        (verb @ ("uninstall" | "upgrade"), [app, servers @ ..]) => Command::Action {
+            action: if verb == "uninstall" {
+                ptui_types::job::JobAction::Uninstall
+            } else {
+                ptui_types::job::JobAction::Upgrade
+            },
+            app: app.to_string(),
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+        },
+        (verb @ ("uninstall" | "upgrade"), []) => {
+            return Err(format!("usage: {verb} APP [SERVER...]"));
+        }
+        ("maintenance" | "maint", ["on", rest @ ..]) => maintenance_on(rest),
+        ("maintenance" | "maint", ["off", rest @ ..]) => Command::MaintenanceOff {
+            all: rest.contains(&"all"),
+            servers: rest
+                .iter()
+                .filter(|w| **w != "all")
+                .map(|s| s.to_string())
+                .collect(),
+        },
+        ("maintenance" | "maint", ["list"] | []) => Command::MaintenanceList,
+        ("maintenance" | "maint", _) => {
+            return Err(
+                "usage: maintenance on [SERVER...|all] [for 2h] [REASON] | off [SERVER...|all] | list"
+                    .into(),
+            );
+        }
+        ("policy", [server, rest @ ..]) => policy(server, rest)?,
+        ("policy", []) => {
+            return Err(
+                "usage: policy SERVER [recovery notify|auto] [interval 30s|default]".into(),
+            );
+        }
         ("server", ["add"]) => Command::ServerAdd,
         ("import", _) => Command::Import,
         ("server", ["trust", name]) => Command::Trust(name.to_string()),
@@ -73,9 +145,65 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ),
         ("theme", [name]) => Command::Theme(name.to_string()),
         ("mouse", _) => Command::Mouse,
+        ("fanout", _) => Command::Fanout,
         ("help", _) => Command::Help,
         ("q" | "quit" | "q!", _) => Command::Quit,
         (other, _) => return Err(format!("unknown command {other:?}; Tab lists commands")),
+    })
+}
+
+/// `maintenance on web1 web2 for 2h kernel upgrade`: server names until `for` or a word that
+/// is not a name is not knowable here, so the reason starts after `for DURATION`, or after
+/// `reason`; without either, every word is a server.
+fn maintenance_on(rest: &[&str]) -> Command {
+    let mut servers = Vec::new();
+    let mut duration = None;
+    let mut reason = Vec::new();
+    let mut it = rest.iter();
+    while let Some(w) = it.next() {
+        match *w {
+            "for" if duration.is_none() => duration = it.next().map(|d| d.to_string()),
+            "reason" => {
+                reason.extend(it.by_ref().map(|s| s.to_string()));
+            }
+            _ if duration.is_some() => reason.push(w.to_string()),
+            _ => servers.push(w.to_string()),
+        }
+    }
+    let all = servers.iter().any(|s| s == "all");
+    servers.retain(|s| s != "all");
+    Command::MaintenanceOn {
+        servers,
+        all,
+        duration,
+        reason: reason.join(" "),
+    }
+}
+
+fn policy(server: &str, rest: &[&str]) -> Result<Command, String> {
+    let (mut recovery, mut interval) = (None, None);
+    let mut it = rest.iter();
+    while let Some(w) = it.next() {
+        let v = it.next().map(|v| v.to_string());
+        match (*w, v) {
+            ("recovery", Some(v)) => recovery = Some(v),
+            ("interval", Some(v)) => interval = Some(v),
+            (w, _) => {
+                return Err(format!(
+                    "policy: {w:?} needs a value: recovery notify|auto, interval 30s|default"
+                ));
+            }
+        }
+    }
+    if recovery.is_none() && interval.is_none() {
+        return Err(
+            "policy: say what to change: recovery notify|auto, interval 30s|default".into(),
+        );
+    }
+    Ok(Command::Policy {
+        server: server.to_string(),
+        recovery,
+        interval,
     })
 }
 
@@ -90,8 +218,19 @@ pub fn suggest(line: &str, words: &Words<'_>) -> Vec<String> {
     };
     let pool: Vec<String> = match done {
         [] => COMMANDS.iter().map(|(c, _)| c.to_string()).collect(),
-        ["install"] => words.apps.iter().map(|s| s.to_string()).collect(),
-        ["install", _, given @ ..] => words
+        ["install" | "uninstall" | "upgrade"] => words.apps.iter().map(|s| s.to_string()).collect(),
+        ["maintenance"] => ["on", "off", "list"].map(String::from).to_vec(),
+        ["maintenance", "on" | "off", ..] | ["policy"] => words
+            .servers
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["all".to_string()])
+            .collect(),
+        ["policy", _] | ["policy", _, _, _] => ["recovery", "interval"].map(String::from).to_vec(),
+        ["policy", _, "recovery"] | ["policy", _, _, _, "recovery"] => {
+            ["notify", "auto"].map(String::from).to_vec()
+        }
+        ["install" | "uninstall" | "upgrade", _, given @ ..] => words
             .servers
             .iter()
             .filter(|s| !given.contains(s))
@@ -149,6 +288,49 @@ mod tests {
         assert_eq!(parse("cancel #7"), Ok(Command::Cancel(7)));
         assert!(parse("bogus").is_err());
         assert!(parse("install").is_err());
+        assert_eq!(
+            parse("maintenance on web1 web2 for 2h kernel upgrade"),
+            Ok(Command::MaintenanceOn {
+                servers: vec!["web1".into(), "web2".into()],
+                all: false,
+                duration: Some("2h".into()),
+                reason: "kernel upgrade".into(),
+            })
+        );
+        assert_eq!(
+            parse("maintenance on all reason disk swap"),
+            Ok(Command::MaintenanceOn {
+                servers: vec![],
+                all: true,
+                duration: None,
+                reason: "disk swap".into(),
+            })
+        );
+        assert_eq!(
+            parse("maintenance off web1"),
+            Ok(Command::MaintenanceOff {
+                servers: vec!["web1".into()],
+                all: false
+            })
+        );
+        assert_eq!(parse("maintenance list"), Ok(Command::MaintenanceList));
+        assert_eq!(
+            parse("policy web1 recovery auto interval 30s"),
+            Ok(Command::Policy {
+                server: "web1".into(),
+                recovery: Some("auto".into()),
+                interval: Some("30s".into()),
+            })
+        );
+        assert!(parse("policy web1").is_err());
+        assert!(parse("policy web1 recovery").is_err());
+        assert!(matches!(
+            parse("uninstall nginx web1"),
+            Ok(Command::Action {
+                action: ptui_types::job::JobAction::Uninstall,
+                ..
+            })
+        ));
     }
 
     #[test]

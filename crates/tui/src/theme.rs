@@ -257,6 +257,42 @@ pub fn configured() -> Option<String> {
     yaml_serde::from_str::<Cfg>(&text).ok()?.theme
 }
 
+/// Remembers `name` as the `theme:` of `config.yaml` (the other keys and lines are kept), so
+/// the next start uses it. Returns the file written.
+pub fn save_configured(name: &str) -> Result<std::path::PathBuf, String> {
+    let path = ptui_types::config::config_dir().join("config.yaml");
+    save_theme_in(&path, name)?;
+    Ok(path)
+}
+
+/// Writes `theme: NAME` into the config file at `path`, keeping its other lines.
+pub fn save_theme_in(path: &std::path::Path, name: &str) -> Result<(), String> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let line = format!("theme: {name}");
+    let mut found = false;
+    let mut lines: Vec<String> = old
+        .lines()
+        .map(|l| {
+            if l.starts_with("theme:") {
+                found = true;
+                line.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    if !found {
+        lines.push(line);
+    }
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, lines.join("\n") + "\n")
+    };
+    write().map_err(|e| format!("{}: {e}; the theme applies until you quit", path.display()))
+}
+
 /// Picks the theme: NO_COLOR wins, then `name` (flag/env/config), then dark. A user file with
 /// the same name as a built-in overrides it. Returns a warning to show when falling back.
 pub fn load(name: Option<&str>) -> (Theme, Option<ThemeError>) {
@@ -291,6 +327,23 @@ pub fn load(name: Option<&str>) -> (Theme, Option<ThemeError>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chosen_theme_is_saved_beside_the_other_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/config.yaml");
+        super::save_theme_in(&path, "light").expect("save");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "theme: light\n"
+        );
+        std::fs::write(&path, "# mine\ntheme: dark\nother: 1\n").expect("write");
+        super::save_theme_in(&path, "high-contrast").expect("save");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "# mine\ntheme: high-contrast\nother: 1\n"
+        );
+    }
 
     #[test]
     fn builtins_parse() {

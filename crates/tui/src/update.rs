@@ -20,6 +20,20 @@ pub(super) fn destructive(s: ServerStatus) -> bool {
     )
 }
 
+/// The picker's order: the lifecycle a server goes through, the destructive ones last.
+const LIFECYCLE: [ServerStatus; 10] = [
+    ServerStatus::Discovered,
+    ServerStatus::PendingSetup,
+    ServerStatus::Provisioning,
+    ServerStatus::Ready,
+    ServerStatus::InUse,
+    ServerStatus::Reserved,
+    ServerStatus::Maintenance,
+    ServerStatus::Error,
+    ServerStatus::ForceRebuild,
+    ServerStatus::Decommissioned,
+];
+
 pub(super) fn step(sel: &mut usize, len: usize, delta: i64) {
     if len == 0 {
         *sel = 0;
@@ -191,9 +205,11 @@ impl App {
                         self.incidents.filter.clear();
                         self.incidents.sel = 0;
                     }
-                    _ => {}
+                    _ => self.incidents_key(a),
                 }
             }
+            Ctx::IncidentDetail => self.incident_detail_key(a),
+            Ctx::Fanout => self.fanout_key(a),
             Ctx::Audit => {
                 let len = self.audit.items.len();
                 if nav(&mut self.audit.sel, len, a, PAGE) {
@@ -214,10 +230,11 @@ impl App {
         }
     }
 
-    fn open_prompt(&mut self, label: &'static str, value: String) {
+    pub(super) fn open_prompt(&mut self, label: &'static str, value: String) {
         self.prompt = Some(Prompt {
             input: Input::new(value),
             label,
+            then: super::overlays::PromptFor::Filter,
         });
     }
 
@@ -246,7 +263,12 @@ impl App {
                 self.fleet.reorder();
             }
             Action::AddServer => self.open_server_form(),
+            Action::Edit => self.open_edit_server(),
+            Action::CheckNow => self.check_now(self.fleet.targets()),
+            Action::Shell => self.ask_shell(),
             Action::Import => self.offer_ssh_config_import(false),
+            Action::Maintenance => self.ask_maintenance(),
+            Action::Policy => self.ask_policy(),
             Action::Trust => self.trust_selected(),
             Action::SetStatus => self.open_picker(self.fleet.targets()),
             Action::Install => self.goto(2),
@@ -306,7 +328,7 @@ impl App {
                     .map(|s| s.status)
             })
             .collect();
-        let items: Vec<ServerStatus> = ServerStatus::ALL
+        let items: Vec<ServerStatus> = LIFECYCLE
             .into_iter()
             .filter(|to| current.iter().all(|c| c.can_transition_to(*to)))
             .collect();
@@ -341,6 +363,14 @@ impl App {
             Action::Up => d.scroll = d.scroll.saturating_sub(1),
             Action::Back => self.page = None,
             Action::Trust => self.trust_selected(),
+            Action::Maintenance => self.ask_maintenance(),
+            Action::Policy => self.ask_policy(),
+            Action::Edit => self.open_edit_server(),
+            Action::CheckNow => {
+                let n = vec![d.server.name.clone()];
+                self.check_now(n);
+            }
+            Action::Shell => self.ask_shell(),
             Action::SetStatus => {
                 let t = vec![d.server.name.clone()];
                 self.open_picker(t);
@@ -369,6 +399,23 @@ impl App {
         }
         match a {
             Action::Filter => self.open_prompt("filter installers", self.catalog.filter.clone()),
+            Action::Uninstall | Action::Upgrade => {
+                let Some(id) = self
+                    .catalog
+                    .shown()
+                    .get(self.catalog.sel)
+                    .map(|m| m.id.clone())
+                else {
+                    return;
+                };
+                let action = if a == Action::Uninstall {
+                    JobAction::Uninstall
+                } else {
+                    JobAction::Upgrade
+                };
+                let targets = self.fleet.targets();
+                self.open_action(action, &id, targets);
+            }
             Action::Enter => {
                 let Some(id) = self
                     .catalog
@@ -406,6 +453,9 @@ impl App {
             self.error(format!("no server named {bad:?}"));
             return;
         }
+        if self.refuse_held(&servers) {
+            return;
+        }
         let title = format!("Install {} {} on {}", m.name, m.version, servers.join(", "));
         self.page = Some(Page::Form(Box::new(Form::new(
             FormKind::Install {
@@ -415,6 +465,8 @@ impl App {
             title,
             m,
         ))));
+        self.ask_prefill();
+        self.ask_pubkeys();
     }
 
     fn form_key(&mut self, a: Action) {
@@ -425,15 +477,21 @@ impl App {
             match a {
                 Action::Yes => {
                     if let FormKind::Install { app, servers } = &f.kind {
-                        self.cmds.push(Cmd::Install(InstallRequest {
-                            app: app.clone(),
-                            servers: servers.clone(),
-                            inputs: f.values(),
-                            action: JobAction::Install,
-                        }));
+                        self.cmds.push(Cmd::Install(
+                            InstallRequest {
+                                app: app.clone(),
+                                servers: servers.clone(),
+                                inputs: f.values(),
+                                action: f.action,
+                            },
+                            f.fan,
+                        ));
                     }
                 }
                 Action::Back => f.review = false,
+                Action::FanConcurrency | Action::FanBatch | Action::FanBudget => {
+                    self.ask_fan_option(a)
+                }
                 _ => {}
             }
             return;
@@ -442,13 +500,23 @@ impl App {
             Action::NextField => f.next(),
             Action::PrevField => f.prev(),
             Action::Reveal => f.reveal = !f.reveal,
+            Action::NextKey => self.cycle_pubkey(),
             Action::Enter if !f.is_last() => f.next(),
+            Action::Enter | Action::Submit
+                if matches!(f.kind, FormKind::EditServer(_)) && f.submit() =>
+            {
+                let spec = server_spec(&f.values());
+                f.review = false;
+                if let FormKind::EditServer(name) = &f.kind {
+                    self.cmds.push(Cmd::EditServer(name.clone(), spec));
+                }
+            }
             Action::Enter | Action::Submit if f.submit() && f.kind == FormKind::AddServer => {
                 let spec = server_spec(&f.values());
                 f.review = false;
                 self.cmds.push(Cmd::AddServer(spec));
             }
-            Action::Back => self.page = None,
+            Action::Back => self.leave_form(),
             Action::Toggle => f.toggle(),
             Action::Left => f.left_right(false),
             Action::Right => f.left_right(true),
@@ -470,6 +538,9 @@ impl App {
                 self.jobs.filter.clone(),
             ),
             Action::Cancel => self.ask_cancel(),
+            Action::Rerun => self.rerun_selected(),
+            Action::Export => self.export_selected_log(),
+            Action::FanoutView => self.open_fanout(),
             Action::Back => {
                 self.jobs.filter.clear();
                 self.select_job(None);
@@ -498,6 +569,17 @@ impl App {
     }
 
     fn log_key(&mut self, a: Action) {
+        // A new search starts empty (typing does not append to the last query; n/N still
+        // step through the last one).
+        if a == Action::Filter {
+            self.open_prompt("search log", String::new());
+            return;
+        }
+        match a {
+            Action::Rerun => return self.rerun_selected(),
+            Action::Export => return self.export_selected_log(),
+            _ => {}
+        }
         if self.eng.is_none() {
             if a == Action::Back {
                 self.jobs.focus_log = false;
@@ -523,10 +605,6 @@ impl App {
             }
             Action::Wrap => log.wrap = !log.wrap,
             Action::Timestamps => log.timestamps = !log.timestamps,
-            Action::Filter => {
-                let cur = log.search.clone().unwrap_or_default();
-                self.open_prompt("search log", cur);
-            }
             Action::NextMatch | Action::PrevMatch => {
                 if log.search.is_none() {
                     self.error("no search yet: press / first");
@@ -542,6 +620,9 @@ impl App {
 
     fn prompt_key(&mut self, a: Action) {
         let Some(p) = &mut self.prompt else { return };
+        if p.then != super::overlays::PromptFor::Filter {
+            return self.action_prompt_key(a);
+        }
         match a {
             Action::Input(ev) => {
                 p.input.handle_event(&TermEvent::Key(ev));

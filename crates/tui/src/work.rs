@@ -15,13 +15,16 @@ use ptui_types::server::{Server, ServerSpec, ServerStatus};
 #[derive(Debug)]
 pub enum Cmd {
     AddServer(ServerSpec),
+    /// Change a server's connection fields and tags (by its name).
+    EditServer(String, ServerSpec),
     RemoveServer(String),
     SetStatus(Vec<String>, ServerStatus),
     Scan(String),
     /// Record the scanned key; `true` replaces the entries of a changed one.
     Trust(Box<HostKeyScan>, bool),
-    /// Checks the sudo passwords the install needs, then starts it.
-    Install(InstallRequest),
+    /// Checks the sudo passwords the install needs, then starts it (a fan-out with these
+    /// options when there are several servers).
+    Install(InstallRequest, FanOpts),
     /// Hand a typed sudo password to the engine (memory only).
     SudoPassword {
         server: String,
@@ -33,8 +36,30 @@ pub enum Cmd {
     ImportSshConfig,
     /// Re-read one list.
     Reload(Reload),
+    /// Remember the theme in config.yaml.
+    SaveTheme(String),
+    /// Maintenance, policy: the CLI's operations (ops.rs).
+    Op(crate::ops::OpCmd),
+    /// Read an incident's detail page.
+    IncidentDetail(i64),
+    /// Acknowledge an incident, with an optional note.
+    AckIncident(i64, Option<String>),
+    NoteIncident(i64, String),
     /// Read a server's detail page.
     Detail(String),
+    /// The recorded deployment of `app` on `server`, to prefill its install form.
+    Prefill {
+        server: String,
+        app: String,
+    },
+    /// Write a job's stored log to a file.
+    ExportLog(i64),
+    /// The operator's public keys for a form's public-key field.
+    PubKeys,
+    /// The `ssh` command line of a shell on this server.
+    Shell(String),
+    /// Check these servers now (async, like a scan).
+    CheckNow(Vec<String>),
     /// A read of the log pane.
     Log {
         job: i64,
@@ -51,6 +76,8 @@ pub enum Reload {
     Audit,
     Incidents,
     Summary,
+    /// The last samples of every server (figures and sparklines before the next check).
+    Health,
 }
 
 impl Reload {
@@ -62,6 +89,7 @@ impl Reload {
             Reload::Audit => 3,
             Reload::Incidents => 4,
             Reload::Summary => 5,
+            Reload::Health => 6,
         }
     }
 }
@@ -69,8 +97,8 @@ impl Reload {
 /// Which reloads run, and which were asked for again while running.
 #[derive(Debug, Default)]
 pub struct Reloads {
-    running: [bool; 6],
-    again: [bool; 6],
+    running: [bool; 7],
+    again: [bool; 7],
 }
 
 /// A re-read list.
@@ -85,6 +113,7 @@ pub enum Reloaded {
     Audit(Result<Vec<AuditEntry>, String>),
     Incidents(Option<Vec<IncidentRow>>),
     Summary(Option<Summary>),
+    Health(Option<Vec<ptui_types::health::Sample>>),
 }
 
 impl Reloaded {
@@ -96,6 +125,7 @@ impl Reloaded {
             Reloaded::Audit(_) => Reload::Audit,
             Reloaded::Incidents(_) => Reload::Incidents,
             Reloaded::Summary(_) => Reload::Summary,
+            Reloaded::Health(_) => Reload::Health,
         }
     }
 }
@@ -122,6 +152,7 @@ impl std::fmt::Debug for Started {
 pub enum Msg {
     Scanned(Result<HostKeyScan, String>),
     Added(Result<Server, String>),
+    Edited(Result<Server, String>),
     Removed(String, Result<(), String>),
     StatusSet {
         names: Vec<String>,
@@ -132,13 +163,35 @@ pub enum Msg {
     },
     Trusted(Box<HostKeyScan>, Result<(), String>),
     /// These `--prompt` servers need a sudo password before the install starts.
-    SudoNeeded(InstallRequest, Vec<(String, String)>),
+    SudoNeeded(InstallRequest, FanOpts, Vec<(String, String)>),
     Started(Result<Started, String>),
     SudoPasswordSet(Result<(), String>),
     Imported(Result<String, String>),
     Cancelled(i64, Result<(), String>),
+    ThemeSaved(String, Result<std::path::PathBuf, String>),
+    IncidentDetail(i64, Result<ptui_engine::queries::IncidentDetail, String>),
+    /// An operation's status-line message, or its error.
+    OpDone(Result<String, String>),
+    /// An acknowledgement or a note: the incident, what was done, the outcome.
+    IncidentUpdated(i64, &'static str, Result<(), String>),
     Reloaded(Reloaded),
-    Detail(String, Option<ServerDetail>),
+    Detail(
+        String,
+        Option<ServerDetail>,
+        Option<Box<ptui_engine::queries::HealthPage>>,
+    ),
+    Prefill {
+        server: String,
+        app: String,
+        inputs: Option<serde_json::Value>,
+    },
+    PubKeys(Vec<(String, String)>),
+    /// A shell's argv is ready: the loop suspends the dashboard and runs it.
+    ShellReady(Result<Vec<String>, String>),
+    /// A job's log written to this file, or why not.
+    Exported(i64, Result<String, String>),
+    /// A check-now answered: the servers asked about and the samples, or the error.
+    Checked(Vec<String>, Result<Vec<ptui_types::health::Sample>, String>),
     Log {
         job: i64,
         got: LogGot,
@@ -154,6 +207,7 @@ fn text<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, String> {
 pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg> {
     Some(match cmd {
         Cmd::AddServer(spec) => Msg::Added(text(eng.add_server(&spec))),
+        Cmd::EditServer(name, spec) => Msg::Edited(text(eng.edit_server(&name, &spec))),
         Cmd::RemoveServer(name) => {
             let r = text(eng.remove_server(&name).map(|_| ()));
             Msg::Removed(name, r)
@@ -180,15 +234,15 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
             let r = text(eng.trust_host_key(&scan, replace));
             Msg::Trusted(scan, r)
         }
-        Cmd::Install(req) => {
+        Cmd::Install(req, fan) => {
             // A failed check lets the install go on; its jobs then fail fast with the reason.
             let needing = eng
                 .servers_needing_sudo_password(&req.servers)
                 .unwrap_or_default();
             if needing.is_empty() {
-                Msg::Started(start_install(eng, &req))
+                Msg::Started(start_install(eng, &req, &fan))
             } else {
-                Msg::SudoNeeded(req, needing)
+                Msg::SudoNeeded(req, fan, needing)
             }
         }
         Cmd::SudoPassword { server, password } => {
@@ -203,15 +257,41 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
         }
         Cmd::Cancel(id) => Msg::Cancelled(id, text(eng.cancel_job(id).map(|_| ()))),
         Cmd::Reload(r) => Msg::Reloaded(reload(eng, r, detail_of)),
+        Cmd::Op(op) => Msg::OpDone(crate::ops::perform(eng, op)),
+        Cmd::Prefill { server, app } => {
+            let inputs = crate::jobforms::deployment_inputs(eng, &server, &app);
+            Msg::Prefill {
+                server,
+                app,
+                inputs,
+            }
+        }
+        Cmd::ExportLog(id) => Msg::Exported(id, crate::jobforms::export_log(eng, id)),
+        Cmd::PubKeys => Msg::PubKeys(crate::jobforms::operator_pubkeys()),
+        Cmd::Shell(name) => Msg::ShellReady(text(eng.shell_command(&name))),
+        Cmd::IncidentDetail(id) => Msg::IncidentDetail(id, text(eng.incident_detail(id))),
+        Cmd::AckIncident(id, note) => Msg::IncidentUpdated(
+            id,
+            "acknowledged; its reminders stop",
+            text(eng.ack_incident(id, note.as_deref())),
+        ),
+        Cmd::NoteIncident(id, note) => {
+            Msg::IncidentUpdated(id, "note added", text(eng.note_incident(id, &note)))
+        }
+        Cmd::SaveTheme(name) => {
+            let r = crate::theme::save_configured(&name);
+            Msg::ThemeSaved(name, r)
+        }
         Cmd::Detail(name) => {
             let d = eng.server_detail(&name, 50).ok();
-            Msg::Detail(name, d)
+            let h = eng.health_page(&name).ok().map(Box::new);
+            Msg::Detail(name, d, h)
         }
         Cmd::Log { job, want } => Msg::Log {
             job,
             got: logview::perform(eng, job, want),
         },
-        Cmd::Scan(_) | Cmd::Mouse(_) => return None,
+        Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_) => return None,
     })
 }
 
@@ -239,19 +319,28 @@ fn reload(eng: &Engine, r: Reload, audit_filter: Option<String>) -> Reloaded {
         }
         Reload::Incidents => Reloaded::Incidents(eng.incident_list(None, 500).ok()),
         Reload::Summary => Reloaded::Summary(eng.summary().ok()),
+        Reload::Health => Reloaded::Health(eng.recent_health(crate::fleet::Health::HISTORY).ok()),
     }
 }
 
-fn start_install(eng: &Engine, req: &InstallRequest) -> Result<Started, String> {
+/// The review step's fan-out options (None: the engine's defaults, like the CLI's).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FanOpts {
+    pub concurrency: Option<usize>,
+    pub batch: Option<ptui_engine::jobs::fanout::Amount>,
+    pub max_fail: Option<ptui_engine::jobs::fanout::Amount>,
+}
+
+fn start_install(eng: &Engine, req: &InstallRequest, fan: &FanOpts) -> Result<Started, String> {
     if req.servers.len() > 1 {
         let fan = FanoutRequest {
             app: req.app.clone(),
             targets: Targets::Names(req.servers.clone()),
             inputs: req.inputs.clone(),
             action: req.action,
-            concurrency: None,
-            batch: None,
-            max_fail: None,
+            concurrency: fan.concurrency,
+            batch: fan.batch,
+            max_fail: fan.max_fail,
         };
         eng.start_fanout(&fan)
             .map(|h| Started::Fanout(h, req.app.clone()))
@@ -310,7 +399,7 @@ impl App {
             let cmds = std::mem::take(&mut self.cmds);
             let (waiting, run): (Vec<Cmd>, Vec<Cmd>) = cmds
                 .into_iter()
-                .partition(|c| matches!(c, Cmd::Scan(_) | Cmd::Mouse(_)));
+                .partition(|c| matches!(c, Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_)));
             if run.is_empty() {
                 self.cmds = waiting;
                 return;
@@ -344,7 +433,17 @@ impl App {
                 }
                 self.cmds.push(Cmd::Scan(s.name));
             }
-            Msg::Added(Err(e)) => {
+            Msg::Edited(Ok(s)) => {
+                self.page = None;
+                self.info(format!(
+                    "{} now {} (tags {})",
+                    s.name,
+                    s.address(),
+                    s.tags.join(",")
+                ));
+                self.on_event(Event::ServerChanged { server: s });
+            }
+            Msg::Edited(Err(e)) | Msg::Added(Err(e)) => {
                 if let Some(Page::Form(f)) = &mut self.page {
                     f.message = Some(e.clone());
                 }
@@ -371,9 +470,16 @@ impl App {
                 }
             }
             Msg::Trusted(scan, Ok(())) => {
-                self.info(format!("trusted {} ({})", scan.server, scan.fingerprint))
+                // A check right away: the Fleet shows the server's figures, not the old
+                // host-key failure, without waiting for the checker.
+                self.checking.insert(scan.server.clone());
+                self.cmds.push(Cmd::CheckNow(vec![scan.server.clone()]));
+                self.info(format!(
+                    "trusted {} ({}); checking it…",
+                    scan.server, scan.fingerprint
+                ))
             }
-            Msg::SudoNeeded(req, needing) => self.ask_sudo_passwords(req, needing),
+            Msg::SudoNeeded(req, fan, needing) => self.ask_sudo_passwords(req, fan, needing),
             Msg::Started(Ok(Started::Jobs(jobs))) => self.on_started(jobs),
             Msg::Started(Ok(Started::Fanout(h, app))) => self.on_fanout_started(&h, &app),
             Msg::Started(Err(e)) => self.on_install_refused(e),
@@ -383,6 +489,19 @@ impl App {
                 self.reload();
             }
             Msg::Cancelled(id, Ok(())) => self.info(format!("cancelling job #{id}…")),
+            Msg::ThemeSaved(name, Ok(path)) => {
+                self.info(format!("theme {name} (saved in {})", path.display()))
+            }
+            Msg::ThemeSaved(_, Err(e)) => self.error(e),
+            Msg::IncidentDetail(id, r) => self.on_incident_detail(id, r),
+            Msg::OpDone(Ok(m)) => {
+                self.info(m);
+                if self.screen == super::app::Screen::Audit {
+                    self.reload_audit();
+                }
+            }
+            Msg::OpDone(Err(e)) => self.error(e),
+            Msg::IncidentUpdated(id, what, r) => self.on_incident_updated(id, what, r),
             Msg::Removed(_, Err(e))
             | Msg::Trusted(_, Err(e))
             | Msg::SudoPasswordSet(Err(e))
@@ -396,7 +515,18 @@ impl App {
                     self.request(kind);
                 }
             }
-            Msg::Detail(name, d) => {
+            Msg::Checked(names, r) => self.on_checked(names, r),
+            Msg::Prefill {
+                server,
+                app,
+                inputs,
+            } => self.on_prefill(&server, &app, inputs),
+            Msg::Exported(id, Ok(path)) => self.info(format!("job #{id}'s log written to {path}")),
+            Msg::Exported(_, Err(e)) => self.error(e),
+            Msg::PubKeys(keys) => self.on_pubkeys(keys),
+            Msg::ShellReady(Ok(argv)) => self.shell = Some(argv),
+            Msg::ShellReady(Err(e)) => self.error(e),
+            Msg::Detail(name, d, h) => {
                 if let Some(Page::Detail(cur)) = &mut self.page
                     && cur.server.name == name
                     && let Some(d) = d
@@ -404,6 +534,7 @@ impl App {
                     let scroll = cur.scroll;
                     **cur = Detail::from_page(d);
                     cur.scroll = scroll;
+                    cur.health = h.map(|h| *h);
                 }
             }
             Msg::Log { job, got } => {
@@ -451,6 +582,14 @@ impl App {
                     self.incidents.items = i;
                 }
             }
+            Reloaded::Health(Some(samples)) => {
+                self.fleet.health.clear();
+                for s in samples {
+                    self.fleet
+                        .apply_check(super::app::LastCheck::from_sample(s));
+                }
+            }
+            Reloaded::Health(None) => {}
             Reloaded::Summary(s) => {
                 if let Some(s) = s {
                     self.summary = s;

@@ -38,6 +38,11 @@ pub struct IncidentRow {
     pub updated_at: i64,
     pub resolved_at: Option<i64>,
     pub details: String,
+    /// Recovery jobs started so far and when the next one may start.
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    /// Who acknowledged it (its reminders stopped), if anyone.
+    pub acked_by: Option<String>,
 }
 
 /// One row of a server's status history.

@@ -58,10 +58,13 @@ impl Engine {
             "server.policy",
             server,
             &format!(
-                "recovery={} base={} interval_ms={:?}",
+                "recovery={} base={} interval={}",
                 p.recovery.as_str(),
                 p.base_installer.as_deref().unwrap_or("-"),
+                // Plain words in the audit log, not Rust's `Some(15000)`.
                 p.interval_ms
+                    .map(ptui_types::time::human_ms)
+                    .unwrap_or_else(|| "default".into())
             ),
         )
     }
@@ -88,5 +91,96 @@ impl Engine {
         let n = self.store().maintenance_off(server_id)?;
         self.audit("maintenance.off", label, "")?;
         Ok(n)
+    }
+
+    /// Acknowledges an open incident (its reminders stop), with an optional note; audited as
+    /// `incident.ack`. The dashboard and `incidents ack` both call this.
+    pub fn ack_incident(&self, id: i64, note: Option<&str>) -> Result<()> {
+        self.store().ack_incident(id, self.operator(), note)?;
+        // No IncidentChanged event: front ends would take it for a state change (a new
+        // incident rings the bell); the caller re-reads, other processes see the commit.
+        self.audit("incident.ack", &format!("#{id}"), note.unwrap_or(""))
+    }
+
+    /// Adds a note to an incident's timeline; audited as `incident.note`.
+    pub fn note_incident(&self, id: i64, note: &str) -> Result<()> {
+        if note.trim().is_empty() {
+            color_eyre::eyre::bail!("the note is empty: type what you want to record");
+        }
+        self.store().note_incident(id, self.operator(), note)?;
+        self.audit("incident.note", &format!("#{id}"), note.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Engine;
+    use ptui_types::config::Config;
+    use ptui_types::health::IncidentKind;
+    use ptui_types::server::ServerSpec;
+
+    #[test]
+    fn acknowledging_records_who_stops_reminders_and_is_audited() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let e = Engine::open(Config::new(Some(tmp.path().join("state.db")), vec![])).expect("open");
+        let s = e
+            .add_server(&ServerSpec {
+                name: "web1".into(),
+                host: "127.0.0.1".into(),
+                port: 22,
+                user: "root".into(),
+                ..Default::default()
+            })
+            .expect("add");
+        let inc = e
+            .store()
+            .open_incident(s.id, IncidentKind::ServiceDown, Some("nginx"), "inactive")
+            .expect("open")
+            .expect("new")
+            .incident;
+        assert!(e.store().acked_incidents().expect("acks").is_empty());
+        e.ack_incident(inc.id, Some("looking at it")).expect("ack");
+        assert_eq!(e.store().acked_incidents().expect("acks"), [inc.id]);
+        e.note_incident(inc.id, "nginx.conf typo").expect("note");
+        assert!(
+            e.note_incident(inc.id, "  ").is_err(),
+            "an empty note is refused"
+        );
+        assert!(
+            e.ack_incident(9999, None).is_err(),
+            "an unknown id is refused"
+        );
+        let d = e.incident_detail(inc.id).expect("detail");
+        assert_eq!(d.acked_by.as_deref(), Some(e.operator()));
+        let msgs: Vec<&str> = d.timeline.iter().map(|t| t.message.as_str()).collect();
+        let who = e.operator().to_string();
+        assert!(
+            msgs.contains(&format!("acknowledged by {who}: looking at it").as_str()),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.contains(&format!("note by {who}: nginx.conf typo").as_str()),
+            "{msgs:?}"
+        );
+        let row = &e.incident_list(None, 10).expect("list")[0];
+        assert_eq!(row.acked_by.as_deref(), Some(who.as_str()));
+        let audit = e.audit_entries(None, 10).expect("audit");
+        let actions: Vec<(&str, &str)> = audit
+            .iter()
+            .map(|a| (a.action.as_str(), a.details.as_str()))
+            .collect();
+        assert!(
+            actions.contains(&("incident.ack", "looking at it")),
+            "{actions:?}"
+        );
+        assert!(
+            actions.contains(&("incident.note", "nginx.conf typo")),
+            "{actions:?}"
+        );
+        // A resolved incident takes notes, not acknowledgements.
+        e.store().resolve_incident(inc.id, "back").expect("resolve");
+        assert!(e.ack_incident(inc.id, None).is_err());
+        e.note_incident(inc.id, "post-mortem filed")
+            .expect("note after");
     }
 }

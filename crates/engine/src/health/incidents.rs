@@ -215,9 +215,11 @@ impl HealthService {
         }
         let now = now_ms();
         let view = self.maintenance();
+        // An acknowledged incident has someone on it: no more reminders.
+        let acked = self.engine.store().acked_incidents().unwrap_or_default();
         for inc in self.engine.store().open_incidents().unwrap_or_default() {
             let last = inc.last_notified_at.unwrap_or(inc.opened_at);
-            if now - last < every || view.reason(&inc.server).is_some() {
+            if now - last < every || view.reason(&inc.server).is_some() || acked.contains(&inc.id) {
                 continue;
             }
             self.mark_notified(inc.id, now);

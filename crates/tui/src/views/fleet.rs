@@ -1,6 +1,6 @@
 //! Fleet: the server table (only visible rows are built) and a server's detail page.
 
-use super::{age, block, clean, job_style, scroll_to, server_style, stamp};
+use super::{age, block, clean, column_widths, fit, job_style, scroll_to, server_style, stamp};
 use crate::app::{App, FLEET_SORTS, Health, Page};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -65,7 +65,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let offset = scroll_to(fl.sel, fl.offset.get(), inner_h);
     fl.offset.set(offset);
     let wide = area.width >= 110;
-    let mut head = vec!["", "NAME", "ADDRESS", "STATUS"];
+    let mut head = vec!["", "NAME", "ADDRESS", "STATUS", "!"];
     if wide {
         head.push("TAGS");
     }
@@ -73,6 +73,31 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     if wide {
         head.push("TREND");
     }
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Fill(2),
+        Constraint::Fill(3),
+        Constraint::Length(14),
+        Constraint::Length(3),
+    ];
+    if wide {
+        widths.push(Constraint::Fill(2));
+    }
+    widths.extend([
+        Constraint::Length(4),
+        // `hostkey` is the longest failure word.
+        Constraint::Length(7),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(5),
+    ]);
+    if wide {
+        widths.push(Constraint::Length(16));
+    }
+    // Fixed lengths from here: the name and address cells are cut to them with `…`.
+    let cols = column_widths(&widths, area.width.saturating_sub(2));
+    let widths: Vec<Constraint> = cols.iter().map(|w| Constraint::Length(*w)).collect();
+    let col = |i: usize| cols.get(i).copied().unwrap_or(0) as usize;
     let rows: Vec<Row> = fl.order[offset..(offset + inner_h).min(fl.order.len())]
         .iter()
         .map(|i| {
@@ -82,12 +107,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             let marked = fl.marks.contains(&s.name);
             let mut cells = vec![
                 Cell::from(if marked { "●" } else { " " }).style(t.mark),
-                Cell::from(s.name.clone()),
-                Cell::from(s.address()),
+                Cell::from(fit(&clean(&s.name), col(1))),
+                Cell::from(fit(&clean(&s.address()), col(2))),
                 Cell::from(s.status.as_str()).style(server_style(t, s.status)),
+                marker(app, &s.name),
             ];
             if wide {
-                cells.push(Cell::from(s.tags.join(",")).style(t.muted));
+                cells.push(Cell::from(fit(&clean(&s.tags.join(",")), col(5))).style(t.muted));
             }
             cells.extend([
                 Cell::from(
@@ -110,25 +136,6 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             if marked { row.style(t.mark) } else { row }
         })
         .collect();
-    let mut widths = vec![
-        Constraint::Length(1),
-        Constraint::Fill(2),
-        Constraint::Fill(3),
-        Constraint::Length(14),
-    ];
-    if wide {
-        widths.push(Constraint::Fill(2));
-    }
-    widths.extend([
-        Constraint::Length(4),
-        Constraint::Length(6),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-    ]);
-    if wide {
-        widths.push(Constraint::Length(16));
-    }
     let mut state = ratatui::widgets::TableState::default().with_selected(Some(fl.sel - offset));
     let table = Table::new(rows, widths)
         .header(Row::new(head).style(t.title))
@@ -158,9 +165,9 @@ pub fn detail(f: &mut Frame, area: Rect, app: &App) {
                 s.tags.join(",")
             }
         )),
-        Line::raw(""),
-        Line::styled("Status history", t.accent),
     ];
+    health_lines(app, d, &mut lines);
+    lines.extend([Line::raw(""), Line::styled("Status history", t.accent)]);
     if d.events.is_empty() {
         lines.push(Line::styled("  none", t.muted));
     }
@@ -234,12 +241,104 @@ pub fn detail(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(p, area);
 }
 
+/// The detail page's health: the last sample (filesystems, memory, load, docker, each app's
+/// check) and uptime over 24 h and 7 d, for the server and per app.
+fn health_lines<'a>(app: &App, d: &crate::app::Detail, lines: &mut Vec<Line<'a>>) {
+    let t = &app.theme;
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Health", t.accent));
+    let Some(h) = &d.health else {
+        lines.push(Line::styled("  loading…", t.muted));
+        return;
+    };
+    let pct = |u: &ptui_engine::queries::Uptime| {
+        u.pct()
+            .map(|p| format!("{p:.1}%"))
+            .unwrap_or_else(|| "-".into())
+    };
+    lines.push(Line::raw(format!(
+        "  uptime 24h {}  7d {}  ({} checks in 7d)",
+        pct(&h.uptime_24h),
+        pct(&h.uptime_7d),
+        h.uptime_7d.total
+    )));
+    let Some(s) = &h.last else {
+        lines.push(Line::styled(
+            "  no check yet (c checks now; `provision-tui watch` checks on a schedule)",
+            t.muted,
+        ));
+        return;
+    };
+    let verdict = match (s.ok, s.failure) {
+        (true, _) => Span::styled("healthy", t.ok),
+        (false, Some(k)) => Span::styled(k.as_str(), t.error),
+        (false, None) => Span::styled("over a threshold", t.warn),
+    };
+    lines.push(Line::from(vec![
+        Span::raw(format!("  last check {} ago: ", age(app.now_ms, s.ts))),
+        verdict,
+        Span::styled(
+            s.error
+                .as_deref()
+                .map(|e| format!("  {}", clean(e)))
+                .unwrap_or_default(),
+            t.muted,
+        ),
+    ]));
+    if s.failure.is_none() {
+        let load = s
+            .load
+            .map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]))
+            .unwrap_or_else(|| "-".into());
+        let f = |v: Option<f64>| v.map(|v| format!("{v:.0}%")).unwrap_or_else(|| "-".into());
+        lines.push(Line::raw(format!(
+            "  latency {}ms  load {load}  memory {}  disk / {}  docker {}",
+            s.latency_ms,
+            f(s.mem_pct),
+            f(s.disk_pct),
+            s.docker.as_deref().unwrap_or("not installed")
+        )));
+        for m in &s.mounts_over {
+            lines.push(Line::styled(
+                format!("  filesystem {} at {:.0}%", clean(&m.mount), m.pct),
+                t.warn,
+            ));
+        }
+    }
+    for a in &s.apps {
+        let up = h
+            .apps
+            .iter()
+            .find(|(id, _, _)| *id == a.app_id)
+            .map(|(_, d, w)| format!("  uptime 24h {} 7d {}", pct(d), pct(w)))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::raw(format!("  app {} ", clean(&a.app_id))),
+            if a.ok {
+                Span::styled("ok", t.ok)
+            } else {
+                Span::styled("failing", t.error)
+            },
+            Span::styled(format!("  {}{up}", clean(&a.detail)), t.muted),
+        ]));
+    }
+}
+
+/// The `!` column: `!N` open incidents on the server, `…` while its check-now runs.
+fn marker<'a>(app: &App, server: &str) -> Cell<'a> {
+    match app.open_incidents_of(server) {
+        _ if app.checking.contains(server) => Cell::from("…").style(app.theme.pending),
+        0 => Cell::from(""),
+        n => Cell::from(format!("!{n}")).style(app.theme.error),
+    }
+}
+
 /// A failed check's kind, short enough for the latency column.
 fn short_failure(kind: &str) -> &'static str {
     match kind {
         "server_unreachable" => "down",
         "auth_failed" => "auth",
-        "host_key_changed" => "hostkey",
+        "host_key_changed" | "host_key_unknown" => "hostkey",
         _ => "fail",
     }
 }

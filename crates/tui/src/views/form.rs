@@ -12,6 +12,26 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 const LABEL_W: usize = 24;
 
+/// The label column: as wide as the longest label plus a space, at most half the width, so
+/// labels are not cut on a wide screen and a long one never runs into its value.
+fn label_width<'a>(labels: impl Iterator<Item = &'a str>, width: usize) -> usize {
+    let longest = labels.map(|l| l.chars().count()).max().unwrap_or(0);
+    (longest + 1)
+        .max(LABEL_W.min(width / 3))
+        .min((width / 2).max(8))
+}
+
+/// `label` padded to `w` columns with at least one space after it, cut with `…` if longer.
+fn pad_label(label: &str, w: usize) -> String {
+    let w = w.max(2);
+    if label.chars().count() + 1 > w {
+        let cut: String = label.chars().take(w - 2).collect();
+        format!("{cut}… ")
+    } else {
+        format!("{label:<w$}")
+    }
+}
+
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let Some(Page::Form(form)) = &app.page else {
         return;
@@ -52,22 +72,31 @@ fn fields(f: &mut Frame, area: Rect, app: &App, form: &Form) {
     let mut cursor: Option<(u16, u16)> = None;
     let mut focus_line = 0usize;
     let width = body.width as usize;
+    let labels: Vec<String> = form
+        .visible()
+        .into_iter()
+        .map(|i| {
+            let spec = &form.fields[i].spec;
+            format!(
+                "{}{}",
+                if spec.required { "* " } else { "  " },
+                spec.label()
+            )
+        })
+        .collect();
+    let lw = label_width(labels.iter().map(String::as_str), width);
     for i in form.visible() {
         let fld = &form.fields[i];
         let focused = i == form.focus;
         if focused {
             focus_line = lines.len();
         }
-        let mut label = format!(
+        let label = format!(
             "{}{}",
             if fld.spec.required { "* " } else { "  " },
             fld.spec.label()
         );
-        let lw = LABEL_W.min(width / 2);
-        if label.chars().count() > lw {
-            label = label.chars().take(lw.saturating_sub(1)).collect::<String>() + "…";
-        }
-        let label = format!("{label:<lw$} ");
+        let label = pad_label(&label, lw);
         let value = match fld.spec.kind {
             InputType::Boolean => format!("[{}] {}", if fld.on { "x" } else { " " }, fld.on),
             InputType::Select => format!("◂ {} ▸", fld.value()),
@@ -94,10 +123,7 @@ fn fields(f: &mut Frame, area: Rect, app: &App, form: &Form) {
         if form.shows_error(i)
             && let Some(e) = fld.error()
         {
-            lines.push(Line::styled(
-                format!("{:lw$}   ✗ {e}", "", lw = LABEL_W.min(width / 2)),
-                t.error,
-            ));
+            lines.push(Line::styled(format!("{:lw$}  ✗ {e}", ""), t.error));
         }
     }
     if lines.is_empty() {
@@ -156,23 +182,49 @@ fn review(f: &mut Frame, area: Rect, app: &App, form: &Form) {
         Line::styled("Review before starting", t.title),
         Line::raw(""),
     ];
+    let review = form.review_lines();
+    let lw = label_width(
+        review.iter().map(|(l, _)| l.as_str()),
+        area.width.saturating_sub(2) as usize,
+    );
     if let FormKind::Install { app: id, servers } = &form.kind {
         lines.push(Line::from(vec![
-            Span::styled(format!("{:<LABEL_W$}", "App"), t.muted),
+            Span::styled(pad_label("App", lw), t.muted),
             Span::raw(format!(
                 "{} ({}) v{}",
                 form.manifest.name, id, form.manifest.version
             )),
         ]));
         lines.push(Line::from(vec![
-            Span::styled(format!("{:<LABEL_W$}", "Servers"), t.muted),
+            Span::styled(pad_label("Servers", lw), t.muted),
             Span::raw(servers.join(", ")),
         ]));
     }
-    lines.push(Line::raw(""));
-    for (label, value) in form.review_lines() {
+    if let FormKind::Install { servers, .. } = &form.kind
+        && servers.len() > 1
+    {
+        let amount = |a: Option<ptui_engine::jobs::fanout::Amount>, none: &str| match a {
+            Some(ptui_engine::jobs::fanout::Amount::Count(n)) => n.to_string(),
+            Some(ptui_engine::jobs::fanout::Amount::Percent(p)) => format!("{p}%"),
+            None => none.to_string(),
+        };
         lines.push(Line::from(vec![
-            Span::styled(format!("{label:<LABEL_W$}"), t.muted),
+            Span::styled(pad_label("Fan-out", lw), t.muted),
+            Span::raw(format!(
+                "{} at once · batch {} · failure budget {}",
+                form.fan
+                    .concurrency
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| format!("{}", servers.len().min(50))),
+                amount(form.fan.batch, "all"),
+                amount(form.fan.max_fail, "none")
+            )),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    for (label, value) in review {
+        lines.push(Line::from(vec![
+            Span::styled(pad_label(&label, lw), t.muted),
             Span::raw(super::clean(&value)),
         ]));
     }

@@ -1,7 +1,8 @@
 //! Incidents and Audit: plain filtered tables.
 
-use super::{block, clean, scroll_to, stamp};
+use super::{age, block, clean, scroll_to, stamp};
 use crate::app::App;
+use crate::incidents::recovery_words;
 use ptui_types::records::IncidentRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -48,24 +49,29 @@ pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
     let rows: Vec<Row> = items[off..(off + h).min(items.len())]
         .iter()
         .map(|i| {
-            let state = match (i.resolved_at, i.state.as_str()) {
-                (Some(_), _) => t.ok,
-                (None, "recovering") => t.warn,
-                (None, _) => t.error,
+            let state = super::incident::state_style(app, &i.state, i.resolved_at.is_some());
+            // `✓` marks an acknowledged open incident (someone is on it).
+            let ack = if i.acked_by.is_some() && i.resolved_at.is_none() {
+                " ✓"
+            } else {
+                ""
             };
             Row::new(vec![
                 Cell::from(format!("#{}", i.id)),
                 Cell::from(clean(&i.server)),
                 Cell::from(i.kind.clone()),
-                Cell::from(i.state.clone()).style(state),
-                Cell::from(stamp(app, i.opened_at, "%m-%d %H:%M")),
+                Cell::from(clean(i.app_id.as_deref().unwrap_or("-"))),
+                Cell::from(format!("{}{ack}", i.state)).style(state),
+                Cell::from(age(app.now_ms, i.opened_at)),
+                Cell::from(recovery_words(i, app.now_ms)),
                 Cell::from(clean(&i.details)).style(t.muted),
             ])
         })
         .collect();
     let mut st = TableState::default().with_selected(Some(sel - off));
-    // Server and kind as wide as the longest shown (capped), so kinds are not cut at 80 columns.
-    let widest = |f: fn(&IncidentRow) -> usize, head: usize, cap: usize| {
+    // Server, kind and app as wide as the longest shown (capped), so kinds are not cut at 80
+    // columns.
+    let widest = |f: &dyn Fn(&IncidentRow) -> usize, head: usize, cap: usize| {
         items
             .iter()
             .map(|i| f(i))
@@ -74,16 +80,27 @@ pub fn incidents(f: &mut Frame, area: Rect, app: &App) {
             .clamp(head, cap) as u16
     };
     let w = [
-        Constraint::Length(widest(|i| i.id.to_string().len() + 1, 2, 8)),
-        Constraint::Length(widest(|i| i.server.chars().count(), 6, 20)),
-        Constraint::Length(widest(|i| i.kind.len(), 4, 20)),
-        Constraint::Length(10),
+        Constraint::Length(widest(&|i| i.id.to_string().len() + 1, 2, 8)),
+        Constraint::Length(widest(&|i| i.server.chars().count(), 6, 16)),
+        Constraint::Length(widest(&|i| i.kind.len(), 4, 19)),
+        Constraint::Length(widest(
+            &|i| i.app_id.as_deref().map_or(1, |a| a.chars().count()),
+            3,
+            14,
+        )),
+        Constraint::Length(12),
+        Constraint::Length(4),
         Constraint::Length(11),
         Constraint::Fill(1),
     ];
     f.render_stateful_widget(
         Table::new(rows, w)
-            .header(Row::new(["ID", "SERVER", "KIND", "STATE", "SINCE", "DETAILS"]).style(t.title))
+            .header(
+                Row::new([
+                    "ID", "SERVER", "KIND", "APP", "STATE", "AGE", "RECOVERY", "DETAILS",
+                ])
+                .style(t.title),
+            )
             .row_highlight_style(t.selection)
             .block(b),
         area,
@@ -118,7 +135,7 @@ pub fn audit(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(clean(&e.operator)),
                 Cell::from(e.action.clone()).style(t.accent),
                 Cell::from(clean(&e.target)),
-                Cell::from(clean(&e.details)),
+                Cell::from(clean(&plain_details(&e.details))),
             ])
         })
         .collect();
@@ -138,4 +155,43 @@ pub fn audit(f: &mut Frame, area: Rect, app: &App) {
         area,
         &mut st,
     );
+}
+
+/// Audit details as words: rows written before the engine said `interval=15.0s` read
+/// `interval_ms=Some(15000)`; the `Some(..)` wrapper goes and `None` reads `-`.
+pub fn plain_details(d: &str) -> String {
+    let mut out = String::with_capacity(d.len());
+    let mut rest = d;
+    while let Some(i) = rest.find("=Some(") {
+        out.push_str(&rest[..=i]);
+        let after = &rest[i + 6..];
+        match after.find(')') {
+            Some(j) => {
+                out.push_str(&after[..j]);
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(after);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("=None", "=-")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn audit_details_lose_the_option_wrapper() {
+        assert_eq!(
+            super::plain_details("recovery=on base=- interval_ms=Some(15000)"),
+            "recovery=on base=- interval_ms=15000"
+        );
+        assert_eq!(
+            super::plain_details("interval_ms=None x"),
+            "interval_ms=- x"
+        );
+        assert_eq!(super::plain_details("a=Some(1"), "a=1");
+    }
 }

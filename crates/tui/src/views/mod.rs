@@ -2,8 +2,10 @@
 
 pub mod catalog;
 pub mod dialogs;
+pub mod fanout;
 pub mod fleet;
 pub mod form;
+pub mod incident;
 pub mod jobs;
 pub mod lists;
 
@@ -42,6 +44,8 @@ pub fn draw(f: &mut Frame, app: &App) {
     match &app.page {
         Some(Page::Form(_)) => form::draw(f, body, app),
         Some(Page::Detail(_)) => fleet::detail(f, body, app),
+        Some(Page::Incident(p)) => incident::draw(f, body, app, p),
+        Some(Page::Fanout) => fanout::draw(f, body, app),
         None => match app.screen {
             Screen::Fleet => fleet::draw(f, body, app),
             Screen::Catalog => catalog::draw(f, body, app),
@@ -107,8 +111,34 @@ pub fn stamp(app: &App, ms: i64, fmt: &str) -> String {
 
 /// Text from outside as one row: the CLI's sanitiser (`ptui_types::sanitize`), so remote
 /// output cannot drive the terminal and shows the same in both front ends.
+/// A trailing newline (a catalog description's last line end) shows as nothing.
 pub fn clean(s: &str) -> String {
-    ptui_types::sanitize::terminal_line(s).into_owned()
+    ptui_types::sanitize::terminal_line(s.trim_end_matches(['\n', '\r'])).into_owned()
+}
+
+/// `s` cut to `w` columns, its end replaced by `…` when cut (a cut name says it is cut).
+pub fn fit(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        return s.to_string();
+    }
+    if w == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(w - 1).collect();
+    out.push('…');
+    out
+}
+
+/// The widths a table lays its columns out at (one space between columns), so cells can be
+/// cut with an ellipsis to exactly what is shown.
+pub fn column_widths(constraints: &[Constraint], width: u16) -> Vec<u16> {
+    Layout::horizontal(constraints.iter().copied())
+        .flex(ratatui::layout::Flex::Start)
+        .spacing(1)
+        .split(Rect::new(0, 0, width, 1))
+        .iter()
+        .map(|r| r.width)
+        .collect()
 }
 
 /// First row of a scrolled list that keeps `sel` in a window of `height` rows.
@@ -232,6 +262,13 @@ fn summary<'a>(
     ];
     if app.summary.queued > 0 && level < 2 {
         tail.push(Span::raw(format!(", {} queued", app.summary.queued)));
+    }
+    if app.pending_checks() > 0 {
+        tail.push(Span::styled(" │ ", t.muted));
+        tail.push(Span::styled(
+            format!("checks {} pending", app.pending_checks()),
+            t.pending,
+        ));
     }
     tail.push(Span::styled(" │ ", t.muted));
     tail.push(Span::styled(
