@@ -86,6 +86,9 @@ fn mutating(job: i64, dir: &std::path::Path) -> Vec<Vec<String>> {
         s(&["policy", "web1", "--recovery", "auto"]),
         s(&["import", "ansible", inv.to_str().expect("utf-8")]),
         s(&["import", "ssh-config", ssh_cfg.to_str().expect("utf-8")]),
+        s(&["incidents", "ack", "1"]),
+        s(&["incidents", "note", "1", "looked at it"]),
+        s(&["secrets", "rotate-key"]),
     ]
 }
 

@@ -53,6 +53,12 @@ pub enum Change {
     Policy,
     Maintenance,
     Import,
+    /// Change a server's connection fields and tags.
+    EditServer,
+    /// Acknowledge an incident or add a note to it.
+    AcknowledgeIncident,
+    /// Re-seal the stored secrets with a new key.
+    RotateKeys,
 }
 
 impl Change {
@@ -60,10 +66,9 @@ impl Change {
         use Change::*;
         match self {
             RunJob | CancelJob | AdoptJobs | HealthCheck | Maintenance | ServerStatus
-            | SudoPassword | TrustHostKey => Role::Operator,
-            AddServer | RemoveServer | ReplaceHostKey | Policy | SudoSettings | Import => {
-                Role::Admin
-            }
+            | SudoPassword | TrustHostKey | AcknowledgeIncident => Role::Operator,
+            AddServer | RemoveServer | ReplaceHostKey | Policy | SudoSettings | Import
+            | EditServer | RotateKeys => Role::Admin,
         }
     }
 
@@ -84,6 +89,9 @@ impl Change {
             Policy => "changing a health policy",
             Maintenance => "changing maintenance windows",
             Import => "importing servers",
+            EditServer => "editing a server",
+            AcknowledgeIncident => "acknowledging or annotating an incident",
+            RotateKeys => "rotating the secrets key",
         }
     }
 }

@@ -281,6 +281,7 @@ impl Engine {
     /// Changes a server's connection fields and tags (not its name or status); audited as
     /// `server.edit`. Its pooled connection is dropped so the next job dials the new address.
     pub fn edit_server(&self, name: &str, spec: &ServerSpec) -> Result<Server> {
+        self.permit(Change::EditServer, name)?;
         let old = self.inner.store.require_server(name)?;
         let mut spec = spec.clone();
         spec.name = old.name.clone();

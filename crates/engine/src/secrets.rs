@@ -339,6 +339,7 @@ impl Engine {
     /// transaction; then the new key replaces the key file (the old one is kept as
     /// `<file>.old` until the next rotation).
     pub fn rotate_secrets_key(&self) -> Result<RotateReport> {
+        self.permit(crate::access::Change::RotateKeys, "secrets key")?;
         if std::env::var("PROVISION_TUI_SECRETS_KEY").is_ok_and(|v| !v.is_empty()) {
             bail!(
                 "the secrets key comes from PROVISION_TUI_SECRETS_KEY: rotate it where it is kept, or unset it to use a key file"

@@ -96,6 +96,7 @@ impl Engine {
     /// Acknowledges an open incident (its reminders stop), with an optional note; audited as
     /// `incident.ack`. The dashboard and `incidents ack` both call this.
     pub fn ack_incident(&self, id: i64, note: Option<&str>) -> Result<()> {
+        self.permit(Change::AcknowledgeIncident, &format!("#{id}"))?;
         self.store().ack_incident(id, self.operator(), note)?;
         // No IncidentChanged event: front ends would take it for a state change (a new
         // incident rings the bell); the caller re-reads, other processes see the commit.
@@ -104,6 +105,7 @@ impl Engine {
 
     /// Adds a note to an incident's timeline; audited as `incident.note`.
     pub fn note_incident(&self, id: i64, note: &str) -> Result<()> {
+        self.permit(Change::AcknowledgeIncident, &format!("#{id}"))?;
         if note.trim().is_empty() {
             color_eyre::eyre::bail!("the note is empty: type what you want to record");
         }
