@@ -241,12 +241,22 @@ pub(crate) async fn finish(
         installs_app,
         base_installers: &base_installers,
     };
+    let release = || {
+        if let Some(sid) = job.server_id
+            && let Err(e) = ctx.store.release_lease(sid, job.id)
+        {
+            // The lease goes stale without heartbeats, so the server is only blocked for its TTL.
+            tracing::warn!("job #{}: cannot release the server's lease: {e:#}", job.id);
+        }
+    };
     match ctx.store.record_job_end(job, &end) {
-        Ok((job, server)) => {
-            ctx.emit(Event::JobFinished { job });
+        Ok((done, server)) => {
+            ctx.emit(Event::JobFinished { job: done });
             if let Some(server) = server {
                 ctx.emit(Event::ServerChanged { server });
             }
+            // The next job on this server need not wait for this one's spool removal.
+            release();
             if let Some(ended) = ended {
                 ended.remove_spool().await;
             }
@@ -256,13 +266,8 @@ pub(crate) async fn finish(
             if ended.is_some() {
                 leave_detached(ctx, job, 0);
             }
+            release();
         }
-    }
-    if let Some(sid) = job.server_id
-        && let Err(e) = ctx.store.release_lease(sid, job.id)
-    {
-        // The lease goes stale without heartbeats, so the server is only blocked for its TTL.
-        tracing::warn!("job #{}: cannot release the server's lease: {e:#}", job.id);
     }
     ctx.running.remove(job.id);
 }
