@@ -176,7 +176,7 @@ start)
   IFS= read -r boot </proc/sys/kernel/random/boot_id && echo "$boot" >"$d.boot"
   sweep "$age"
   started
-  echo "$$" >"$d.sup"
+  echo "$BASHPID" >"$d.sup"
   supervise "$d" "$t" "$n" "$m" "$s" "${interp[@]}" </dev/null
   if [ -e "$d.ended" ]; then end ended; else end lost; fi
   ;;

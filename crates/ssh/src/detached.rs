@@ -102,11 +102,19 @@ fn command(esc: &Escalation) -> String {
     )
 }
 
+/// The request's records after the agent's own text (see `with_agent`).
 fn agent_request(mode: &str, key: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(AGENT.len() + 64);
-    record(&mut out, AGENT);
+    let mut out = Vec::with_capacity(64);
     record(&mut out, mode);
     record(&mut out, key);
+    out
+}
+
+/// The whole request for an agent started by exec: its text first.
+fn with_agent(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(AGENT.len() + body.len() + 1);
+    record(&mut out, AGENT);
+    out.extend_from_slice(body);
     out
 }
 
@@ -161,9 +169,9 @@ pub async fn start(
     req.extend_from_slice(&encode_env(&spec.env).map_err(StreamError::Failed)?);
     req.push(0);
     let deadline = tokio::time::Instant::now() + spec.timeout + spec.timeout_slack;
-    let stdin = esc.stdin(&req);
-    let plain_stdin = stdin.len() == req.len();
-    let (ch, borrowed) = open(s, &command(&esc), &stdin, plain_stdin).await?;
+    // Not through the shell when sudo reads a password on stdin.
+    let plain_stdin = esc.stdin(&[]).is_empty();
+    let (ch, borrowed) = open(s, &esc, &req, plain_stdin).await?;
     let mut stream = Stream::new(spec.key, SpoolPos::default(), out.guards);
     stream.shell = borrowed.as_ref().map(Borrowed::answer_ends);
     let mut ended = stream
@@ -188,7 +196,7 @@ pub async fn follow(
     record(&mut req, &from.out.to_string());
     record(&mut req, &from.err.to_string());
     let plain = Escalation::none();
-    let (ch, borrowed) = open(s, &command(&plain), &req, true).await?;
+    let (ch, borrowed) = open(s, &plain, &req, true).await?;
     let mut stream = Stream::new(key, from, out.guards);
     stream.shell = borrowed.as_ref().map(Borrowed::answer_ends);
     let mut ended = stream.run(s, ch, cancel, deadline, kill_grace, out).await?;
@@ -202,7 +210,7 @@ pub async fn kill(s: &Session, key: &str, grace: Duration) -> Result<(), KindErr
     let esc = escalation(s)?;
     let mut req = agent_request("kill", key);
     record(&mut req, &(grace.as_millis() / 200).max(1).to_string());
-    let (mut ch, _) = open(s, &command(&esc), &esc.stdin(&req), false)
+    let (mut ch, _) = open(s, &esc, &req, false)
         .await
         .map_err(|e| e.error().clone())?;
     let _ = ch.eof().await;
@@ -229,18 +237,27 @@ pub async fn kill(s: &Session, key: &str, grace: Duration) -> Result<(), KindErr
 /// for a kill (the job's shell is busy with its stream).
 async fn open(
     s: &Session,
-    cmd: &str,
-    stdin: &[u8],
+    esc: &Escalation,
+    body: &[u8],
     via_shell: bool,
 ) -> Result<(russh::Channel<russh::client::Msg>, Option<Borrowed>), StreamError> {
+    let cmd = command(esc);
+    let cmd = cmd.as_str();
     let fail = |what: &str, e: russh::Error| {
         KindError::new(
             ErrorKind::SshConnect,
             format!("{}: {what}: {e}", s.target.label()),
         )
     };
-    if via_shell && let Some((ch, borrowed)) = crate::shell::stream(s, cmd).await {
-        ch.data(stdin)
+    if via_shell
+        && let Some((ch, borrowed, resident)) = crate::shell::stream(s, cmd, esc.is_none()).await
+    {
+        let stdin = if resident {
+            body.to_vec()
+        } else {
+            esc.stdin(&with_agent(body))
+        };
+        ch.data(&stdin[..])
             .await
             .map_err(|e| StreamError::Disconnected(fail("send the request", e)))?;
         return Ok((ch, Some(borrowed)));
@@ -253,7 +270,7 @@ async fn open(
     ch.exec(true, cmd)
         .await
         .map_err(|e| StreamError::NotSent(fail("exec", e)))?;
-    ch.data(stdin)
+    ch.data(&esc.stdin(&with_agent(body))[..])
         .await
         .map_err(|e| StreamError::Disconnected(fail("send the request", e)))?;
     Ok((ch, None))

@@ -116,6 +116,13 @@ const SKIP_PREAMBLE: &str =
     r#"IFS= read -r -d "" first; case "$first" in *__PTUI_BEGIN) ;; *) exit 97;; esac; "#;
 const BEGIN_MARKER: &[u8] = b"__PTUI_BEGIN\0";
 
+impl Escalation {
+    /// No sudo at all: the command runs as the login user.
+    pub(crate) fn is_none(&self) -> bool {
+        self.prefix.is_empty() && !self.skip
+    }
+}
+
 pub(crate) fn escalation(s: &Session) -> Result<Escalation, KindError> {
     let none = Escalation::none();
     if s.target.user == "root" {

@@ -30,7 +30,12 @@ fn enabled() -> bool {
 
 pub(crate) struct Shell {
     ch: russh::Channel<russh::client::Msg>,
+    /// The job agent is defined in it as a function (`__ptui_agent`).
+    agent: bool,
 }
+
+/// The command that runs the agent defined in the shell, with the login user's home as `$1`.
+const RESIDENT_AGENT: &str = r#"__ptui_agent "$HOME""#;
 
 enum ShellError {
     /// The server does not run the loop: remembered, and commands go by exec.
@@ -71,7 +76,7 @@ impl Shell {
                     seen.extend_from_slice(&data);
                     // Noise a login script prints before the loop starts is skipped.
                     if find(&seen, READY).is_some() {
-                        return Ok(Shell { ch });
+                        return Ok(Shell { ch, agent: false });
                     }
                     if seen.len() > 64 * 1024 {
                         break;
@@ -105,6 +110,29 @@ impl Shell {
 
     async fn run(&mut self, script: &str) -> Result<Captured, ShellError> {
         let n = self.request("run", script).await?;
+        self.answer(&n).await
+    }
+
+    /// Defines the job agent in the shell (once per shell).
+    async fn define_agent(&mut self) -> Result<(), ShellError> {
+        let body = format!("__ptui_agent() {{\n{}\n}}", crate::detached::AGENT);
+        let n = self.request("define", &body).await?;
+        match self.answer(&n).await? {
+            Captured {
+                exit_code: Some(0), ..
+            } => {
+                self.agent = true;
+                Ok(())
+            }
+            c => Err(ShellError::Broken(format!(
+                "defining the agent failed: {}",
+                c.stderr.trim()
+            ))),
+        }
+    }
+
+    /// Reads the answer to request `n`.
+    async fn answer(&mut self, n: &str) -> Result<Captured, ShellError> {
         let out_mark = format!("\0{n} ").into_bytes();
         let err_mark = format!("\0{n}\n").into_bytes();
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -238,15 +266,19 @@ pub(crate) type JobShellSlot = std::sync::Arc<std::sync::Mutex<Option<Shell>>>;
 pub(crate) struct Borrowed {
     nonce: String,
     slot: JobShellSlot,
+    agent: bool,
 }
 
 /// Starts `cmd` (a job agent command line) as a stream on one of the connection's shells,
-/// opening one when none is idle. None when the server does not run the shell: the caller
-/// execs `cmd` on a channel of its own, as before.
+/// opening one when none is idle. With `resident`, the agent runs as a function defined in the
+/// shell instead (the third value says so: the request then leaves out the agent's text).
+/// None when the server does not run the shell: the caller execs `cmd` on a channel of its
+/// own, as before.
 pub(crate) async fn stream(
     s: &Session,
     cmd: &str,
-) -> Option<(russh::Channel<russh::client::Msg>, Borrowed)> {
+    resident: bool,
+) -> Option<(russh::Channel<russh::client::Msg>, Borrowed, bool)> {
     if !enabled() || s.shell_memo() == SHELL_REFUSED {
         return None;
     }
@@ -269,13 +301,19 @@ pub(crate) async fn stream(
             Ok(Err(ShellError::Broken(_))) | Err(_) => return None,
         },
     };
-    let nonce = sh.request("stream", cmd).await.ok()?;
+    let resident = resident && (sh.agent || sh.define_agent().await.is_ok());
+    let nonce = sh
+        .request("stream", if resident { RESIDENT_AGENT } else { cmd })
+        .await
+        .ok()?;
     Some((
         sh.ch,
         Borrowed {
             nonce,
             slot: s.job_shell.clone(),
+            agent: sh.agent,
         },
+        resident,
     ))
 }
 
@@ -311,7 +349,10 @@ impl Borrowed {
             && let Ok(mut idle) = self.slot.lock()
             && idle.is_none()
         {
-            *idle = Some(Shell { ch });
+            *idle = Some(Shell {
+                ch,
+                agent: self.agent,
+            });
             return;
         }
         let _ = ch.close().await;

@@ -9,7 +9,11 @@
 # request records and its acknowledgement, as it would on a channel of its own.
 printf '__PTUI_SHELL_READY 1\n'
 while IFS= read -r -d '' __ptui_n && IFS= read -r -d '' __ptui_k && IFS= read -r -d '' __ptui_s; do
-  if [ "$__ptui_k" = stream ]; then
+  if [ "$__ptui_k" = define ]; then
+    # Defines the job agent as a function of this shell, once: a job then costs no read
+    # and parse of the agent's text.
+    eval "$__ptui_s"
+  elif [ "$__ptui_k" = stream ]; then
     (
       __ptui_c=$__ptui_s
       unset __ptui_n __ptui_k __ptui_s
