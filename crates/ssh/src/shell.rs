@@ -113,24 +113,6 @@ impl Shell {
         self.answer(&n).await
     }
 
-    /// Defines the job agent in the shell (once per shell).
-    async fn define_agent(&mut self) -> Result<(), ShellError> {
-        let body = format!("__ptui_agent() {{\n{}\n}}", crate::detached::AGENT);
-        let n = self.request("define", &body).await?;
-        match self.answer(&n).await? {
-            Captured {
-                exit_code: Some(0), ..
-            } => {
-                self.agent = true;
-                Ok(())
-            }
-            c => Err(ShellError::Broken(format!(
-                "defining the agent failed: {}",
-                c.stderr.trim()
-            ))),
-        }
-    }
-
     /// Reads the answer to request `n`.
     async fn answer(&mut self, n: &str) -> Result<Captured, ShellError> {
         let out_mark = format!("\0{n} ").into_bytes();
@@ -301,11 +283,18 @@ pub(crate) async fn stream(
             Ok(Err(ShellError::Broken(_))) | Err(_) => return None,
         },
     };
-    let resident = resident && (sh.agent || sh.define_agent().await.is_ok());
-    let nonce = sh
-        .request("stream", if resident { RESIDENT_AGENT } else { cmd })
-        .await
-        .ok()?;
+    // The first resident job defines the agent in the same request: no extra round trip.
+    let nonce = if !resident {
+        sh.request("stream", cmd).await
+    } else if sh.agent {
+        sh.request("stream", RESIDENT_AGENT).await
+    } else {
+        let def = format!("__ptui_agent() {{\n{}\n}}", crate::detached::AGENT);
+        let n = sh.request("agent", &def).await;
+        sh.agent = n.is_ok();
+        n
+    }
+    .ok()?;
     Some((
         sh.ch,
         Borrowed {

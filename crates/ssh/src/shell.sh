@@ -9,11 +9,15 @@
 # request records and its acknowledgement, as it would on a channel of its own.
 printf '__PTUI_SHELL_READY 1\n'
 while IFS= read -r -d '' __ptui_n && IFS= read -r -d '' __ptui_k && IFS= read -r -d '' __ptui_s; do
-  if [ "$__ptui_k" = define ]; then
-    # Defines the job agent as a function of this shell, once: a job then costs no read
-    # and parse of the agent's text.
+  if [ "$__ptui_k" = agent ]; then
+    # Defines the job agent as a function of this shell (once per shell: later jobs cost no
+    # read and parse of its text), then runs it as a stream.
     eval "$__ptui_s"
-  elif [ "$__ptui_k" = stream ]; then
+    # shellcheck disable=SC2016 # expanded by the eval below, in the subshell
+    __ptui_s='__ptui_agent "$HOME"'
+    __ptui_k=stream
+  fi
+  if [ "$__ptui_k" = stream ]; then
     (
       __ptui_c=$__ptui_s
       unset __ptui_n __ptui_k __ptui_s
