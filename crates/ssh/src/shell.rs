@@ -13,7 +13,15 @@ use std::time::Duration;
 
 const LOOP: &str = include_str!("shell.sh");
 const READY: &[u8] = b"__PTUI_SHELL_READY 1\n";
-const BOOT: &str = r#"env -u BASH_ENV bash --norc --noprofile -c 'IFS= read -r -d "" c && eval "$c"' provision-tui"#;
+/// The loop goes in the command line (our own code, never a secret): bash reads stdin a byte
+/// at a time, the command line it gets whole. `env -u BASH_ENV`: the login shell has read its
+/// rc files once; the loop reads none.
+fn boot() -> String {
+    format!(
+        "env -u BASH_ENV bash --norc --noprofile -c '{}' provision-tui",
+        LOOP.replace('\'', r"'\''")
+    )
+}
 /// A short command's answer is small; a bigger one ends the shell rather than the memory.
 const MAX_ANSWER: usize = 8 << 20;
 
@@ -60,14 +68,9 @@ impl Shell {
             .channel_open_session()
             .await
             .map_err(|e| ShellError::Broken(format!("open channel: {e}")))?;
-        ch.exec(true, BOOT)
+        ch.exec(true, boot())
             .await
             .map_err(|e| ShellError::Broken(format!("exec: {e}")))?;
-        let mut boot = LOOP.as_bytes().to_vec();
-        boot.push(0);
-        ch.data(&boot[..])
-            .await
-            .map_err(|e| ShellError::Broken(format!("send: {e}")))?;
         let mut ch = ch;
         let mut seen = Vec::new();
         while let Some(msg) = ch.wait().await {

@@ -1,6 +1,6 @@
 # provision-tui remote shell: one per pooled connection, so a short command (a health check)
-# or a job's agent costs a fork here instead of an SSH session and a login shell. Sent on
-# stdin, never installed. Requests on stdin: NONCE NUL KIND NUL SCRIPT NUL. Answers: the
+# or a job's agent costs a fork here instead of an SSH session and a login shell. It is the
+# `bash -c` script of one exec, never installed. Requests on stdin: NONCE NUL KIND NUL SCRIPT NUL. Answers: the
 # command's stdout, then NUL NONCE SPACE STATUS LF; its stderr, then NUL NONCE LF on stderr.
 # The nonce is fresh per request and unset in the command's subshell, so no output can end an
 # answer by chance. The command runs in a subshell (its `exit`, `set -e` and variables stay
