@@ -230,7 +230,8 @@ t_sequence() {   # the way a user builds a server: baseline, then docker, then n
 log_has() {   # log_has JOB TEXT: within 10 s (the last lines of a cancelled job may be stored after its end)
   local _
   for _ in $(seq 1 10); do
-    pt logs "$1" 2>&1 | grep -cF -- "$2" >/dev/null && return 0   # -c reads it all: no SIGPIPE
+    # -c reads it all (no SIGPIPE); `logs` exits with the job's code (14 when cancelled).
+    { pt logs "$1" 2>&1 || true; } | grep -cF -- "$2" >/dev/null && return 0
     sleep 1
   done
   return 1
