@@ -227,14 +227,20 @@ t_sequence() {   # the way a user builds a server: baseline, then docker, then n
   say "base-setup -> docker -> nginx on one server: ok"
 }
 
-log_has() {   # log_has JOB TEXT: within 10 s (the last lines of a cancelled job may be stored after its end)
+log_has() {   # log_has JOB TEXT [TRIES]: within TRIES s, default 10 (a cancelled job's last lines may be stored after its end)
   local _
-  for _ in $(seq 1 10); do
-    # -c reads it all (no SIGPIPE); `logs` exits with the job's code (14 when cancelled).
+  for _ in $(seq 1 "${3:-10}"); do
+    # `logs` exits with the job's code (14: cancelled); grep -c reads it all: no SIGPIPE
     { pt logs "$1" 2>&1 || true; } | grep -cF -- "$2" >/dev/null && return 0
     sleep 1
   done
   return 1
+}
+no_secret_in_logs() {   # no_secret_in_logs TEXT: no job of this server logged it
+  local id
+  for id in $(pt jobs --json --server "h$SRV" | python3 -c 'import json,sys; print(" ".join(str(j["id"]) for j in json.load(sys.stdin)))'); do
+    if log_has "$id" "$1" 1; then fail "a secret env value reached the log of job $id"; fi
+  done
 }
 dpkg_running() { rssh 'for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = dpkg ] && exit 0; done; exit 1'; }
 cancel_during_dpkg() {   # cancel_during_dpkg [ENV=VALUE...]: start base-setup, cancel it while dpkg runs
@@ -258,7 +264,7 @@ t_cancel-apt() {   # issue 15: cancel base-setup while apt runs, run it again: i
   log_has "$CANCELLED_JOB" 'cancelled: stopping after the running step' || fail "the script did not stop after its package step"
   dpkg_running && fail "dpkg still runs after the cancel ended"
   [ -z "$(rssh 'ls -A /var/lib/dpkg/updates; dpkg --audit')" ] || fail "dpkg needs a repair after a cancel within the grace: $(rssh 'dpkg --audit')"
-  say "cancel within the grace: the package step finished (cancel took $((SECONDS - t0)) s), dpkg --audit clean"
+  say "cancel within the grace: the package step finished ($((SECONDS - t0)) s from the start of the install), dpkg --audit clean"
   # 2. a 1 s grace: KILL while dpkg works, as the issue's cancel did; dpkg may be left interrupted
   cancel_during_dpkg PROVISION_TUI_KILL_GRACE=1
   for _ in $(seq 1 120); do dpkg_running || break; sleep 1; done   # an orphaned dpkg may go on
@@ -293,11 +299,7 @@ compose_image() {
 }
 compose_commit() {   # compose_commit REPO TEXT [crash]
   local name=$1 text=$2 crash=${3:-} src=$WORK/git-src/$1 py=/usr/bin/python3.11
-  if [ ! -d "$src" ]; then
-    mkdir -p "$src/www"; git -C "$src" init -q -b main
-    git -C "$src" config user.email lab@lab.test; git -C "$src" config user.name lab
-    git init -q --bare -b main "$WORK/git/$name.git"
-  fi
+  git_repo "$name"; mkdir -p "$src/www"
   printf '%s\n' "$text" > "$src/www/index.html"
   if [ -n "$crash" ]; then
     printf 'FROM lab/python\nCMD ["%s", "-c", "raise SystemExit(\\"this release is broken\\")"]\n' "$py" > "$src/Dockerfile"
@@ -305,9 +307,7 @@ compose_commit() {   # compose_commit REPO TEXT [crash]
     printf 'FROM lab/python\nCOPY www /www\nCMD ["%s", "-m", "http.server", "--directory", "/www", "8090"]\n' "$py" > "$src/Dockerfile"
   fi
   printf 'services:\n  web:\n    build: .\n    ports: ["8090:8090"]\n    environment:\n      GREETING: ${GREETING}\n' > "$src/compose.yaml"
-  git -C "$src" add -A; git -C "$src" commit -q -m "$text"
-  git -C "$src" push -q -f "$WORK/git/$name.git" main
-  git -C "$WORK/git/$name.git" update-server-info
+  git_publish "$name" "$text"
 }
 t_compose-app() {
   local url; url="http://$("$LAB" bridge-ip):$GIT_PORT/web.git"
@@ -320,10 +320,7 @@ t_compose-app() {
   gone() { port_closed 8090 && rssh '! test -d /srv/compose-apps/web && [ -z "$(docker ps -aq --filter label=com.docker.compose.project=web)" ]'; }
   local good="--set app_name=web --set repo_url=$url --set-env env_vars=COMPOSE_ENV --set health_url=http://127.0.0.1:8090/"
   lifecycle_no_uninstall compose-app "$good" "--set app_name=web --set repo_url=$url --set-env env_vars=COMPOSE_ENV --set compose_file=nope.yaml" v
-  local id
-  for id in $(pt jobs --json --server "h$SRV" | python3 -c 'import json,sys; print(" ".join(str(j["id"]) for j in json.load(sys.stdin)))'); do
-    if pt logs "$id" 2>&1 | grep -q 'c0mp0se-s3cret'; then fail "a secret env value reached the log of job $id"; fi
-  done
+  no_secret_in_logs 'c0mp0se-s3cret'
   # upgrade: the new commit is built and its container recreated
   compose_commit web "compose v2"
   local -a g; eval "g=($good)"
@@ -348,22 +345,29 @@ git_serve() {
   python3 -m http.server "$GIT_PORT" --bind "$("$LAB" bridge-ip)" --directory "$WORK/git" > "$WORK/git-http.log" 2>&1 &
   GITD_PID=$!
 }
+git_repo() {   # git_repo NAME: the work tree $WORK/git-src/NAME and its served bare repository
+  local src=$WORK/git-src/$1
+  [ -d "$src" ] && return 0
+  mkdir -p "$src"; git -C "$src" init -q -b main
+  git -C "$src" config user.email lab@lab.test; git -C "$src" config user.name lab
+  git init -q --bare -b main "$WORK/git/$1.git"
+}
+git_publish() {   # git_publish NAME MESSAGE: commit everything and publish it to the served copy
+  local src=$WORK/git-src/$1
+  git -C "$src" add -A; git -C "$src" commit -q -m "$2"
+  git -C "$src" push -q -f "$WORK/git/$1.git" main
+  git -C "$WORK/git/$1.git" update-server-info
+}
 git_commit() {   # git_commit REPO_NAME VERSION_TEXT [crash]: a tiny app; "crash" makes it exit at start
   local name=$1 text=$2 crash=${3:-} src=$WORK/git-src/$1
-  if [ ! -d "$src" ]; then
-    mkdir -p "$src"; git -C "$src" init -q -b main
-    git -C "$src" config user.email lab@lab.test; git -C "$src" config user.name lab
-    git init -q --bare -b main "$WORK/git/$name.git"
-  fi
+  git_repo "$name"
   printf '{"name":"%s","version":"1.0.0","private":true,"scripts":{"start":"node server.js"}}\n' "$name" > "$src/package.json"
   if [ -n "$crash" ]; then
     printf 'console.error("this release is broken"); process.exit(1);\n' > "$src/server.js"
   else
     printf 'require("http").createServer((q, r) => r.end("%s " + process.env.GREETING + "\\n")).listen(process.env.PORT);\n' "$text" > "$src/server.js"
   fi
-  git -C "$src" add -A; git -C "$src" commit -q -m "$text"
-  git -C "$src" push -q -f "$WORK/git/$name.git" main
-  git -C "$WORK/git/$name.git" update-server-info
+  git_publish "$name" "$text"
 }
 t_node-app() {
   local url; url="http://$("$LAB" bridge-ip):$GIT_PORT/hello.git"
@@ -375,10 +379,7 @@ t_node-app() {
   local good="--set app_name=hello --set repo_url=$url --set port=3100 --set-env env_vars=APP_ENV --set enable_proxy=true --set domain=hello.lab.test"
   # install, idempotency, invalid input (port outside the range), health -- uninstall comes last
   lifecycle_no_uninstall node-app "$good" "--set app_name=hello --set repo_url=$url --set port=4500 --set port_range_end=3999" v
-  local id
-  for id in $(pt jobs --json --server "h$SRV" | python3 -c 'import json,sys; print(" ".join(str(j["id"]) for j in json.load(sys.stdin)))'); do
-    if pt logs "$id" 2>&1 | grep -q 's3cr3t'; then fail "a secret env value reached the log of job $id"; fi
-  done
+  no_secret_in_logs 's3cr3t'
   # upgrade: a new commit is deployed as a new release, the previous one is kept
   git_commit hello "hello v2"
   local -a g; eval "g=($good)"

@@ -571,6 +571,41 @@ mod tests {
 mod library_tests {
     use super::*;
 
+    /// A catalog directory with its own `_lib/` uses it; an include it cannot resolve is a
+    /// problem at the script's line.
+    #[test]
+    fn an_installer_directory_brings_its_own_library() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("_lib")).expect("mkdir");
+        std::fs::write(dir.path().join("_lib/mine.sh"), "mine() { echo mine; }\n").expect("lib");
+        for (id, include) in [("ok", "mine.sh"), ("bad", "absent.sh")] {
+            let d = dir.path().join(id);
+            std::fs::create_dir(&d).expect("mkdir");
+            std::fs::write(
+                d.join("manifest.yml"),
+                format!("id: {id}\nname: x\nversion: '1'\ninstall_script: install.sh\n"),
+            )
+            .expect("manifest");
+            std::fs::write(
+                d.join("install.sh"),
+                format!("#!/usr/bin/env bash\nset -euo pipefail\n# ptui:include {include}\nmine\n"),
+            )
+            .expect("script");
+        }
+        let cat = Catalog::load_dir(dir.path());
+        let ok = cat.get("ok").expect("ok loads");
+        let text = ok.script(ScriptKind::Install).expect("script");
+        assert!(text.contains("mine() { echo mine; }"), "{text}");
+        assert_eq!(
+            ok.script_origin("install.sh", 3),
+            ("../_lib/mine.sh".into(), 1)
+        );
+        assert_eq!(ok.script_origin("install.sh", 4), ("install.sh".into(), 4));
+        let p = &cat.problems[0];
+        assert!(p.file.ends_with("bad/install.sh") && p.line == 3, "{p}");
+        assert!(p.message.contains("_lib/absent.sh"), "{p}");
+    }
+
     /// The shared helpers exist once (in `installers/_lib`), and every bundled script that runs
     /// apt gets them assembled in: dpkg repair and lock waiting before any package step.
     #[test]
