@@ -651,3 +651,46 @@ fn check_command_reports_one_sweep() {
         "{p}"
     );
 }
+
+/// Exit 1 (`installer_validation`: inputs refused, nothing changed): the server goes back to
+/// where the job found it, no `provisioning_failed`. Exit 2 after it opens one, so the watcher
+/// (which handles finished jobs in order) did see the first job. Store side: job_end.rs.
+#[test]
+fn an_installer_refusing_its_inputs_opens_no_incident_and_leaves_no_error() {
+    let (hook, env, sshd) = (Hook::start(), TestEnv::new(), Sshd::start());
+    env.add_server("s", &sshd);
+    write_config(&env, &fast_config(&hook, ""));
+    let mut w = Watch::start(&env);
+    w.wait(20, "first sample", |e| is_sample(e, "s"));
+    let code = |c: &str| env.run(&["install", "exit-code", "--on", "s", "--set", c]);
+    assert_eq!(
+        code("code=1").status.code(),
+        Some(10),
+        "installer_validation"
+    );
+    let show = env.server_json("s");
+    assert_eq!(show["server"]["status"], "pending_setup", "{show}");
+    assert_eq!(show["events"][0]["from_status"], "provisioning", "{show}");
+    assert_eq!(code("code=2").status.code(), Some(11), "installation");
+    assert_eq!(env.server_json("s")["server"]["status"], "error");
+    w.wait(30, "provisioning_failed", |e| {
+        e["event"] == "incident_changed" && e["incident"]["kind"] == "provisioning_failed"
+    });
+    let incs: Value = serde_json::from_str(&env.ok(&["incidents", "--json"])).unwrap();
+    let failed: Vec<&Value> = (incs.as_array().unwrap().iter())
+        .filter(|i| i["kind"] == "provisioning_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "only the exit-2 job: {incs:#}");
+    let jobs = env.jobs_json();
+    let exit2 = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["exit_code"] == 2)
+        .unwrap();
+    let details = failed[0]["details"].as_str().unwrap_or_default();
+    assert!(
+        details.contains(&format!("job #{} ", exit2["id"])),
+        "{details}"
+    );
+}

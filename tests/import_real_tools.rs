@@ -51,9 +51,10 @@ fn ansible_inventory() -> Option<PathBuf> {
 }
 
 /// `ansible-inventory -i FILE --list`, failing (not warning) on a file it cannot parse.
-fn ansible_list(tool: &Path, file: &Path, home: &Path) -> String {
+fn ansible_list(tool: &Path, file: &Path, home: &Path, extra: &[&str]) -> String {
     let out = Command::new(tool)
         .args(["-i", &file.display().to_string(), "--list"])
+        .args(extra)
         .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True")
         .env("ANSIBLE_HOME", home)
         .env("ANSIBLE_LOCAL_TEMP", home)
@@ -222,7 +223,7 @@ fn ansible_inventories_match_ansible_inventory_host_by_host() {
     ] {
         let file = fixture(f);
         let env = TestEnv::new();
-        let list_text = ansible_list(&tool, &file, env.path());
+        let list_text = ansible_list(&tool, &file, env.path(), &[]);
         let list: Value = serde_json::from_str(&list_text).expect("ansible json");
         let theirs = from_ansible(&list);
         assert!(theirs.len() >= 4, "{f}: a real fixture: {theirs:?}");
@@ -240,10 +241,20 @@ fn ansible_inventories_match_ansible_inventory_host_by_host() {
             &from_store(&env2),
             &theirs,
         );
+        // `--export` keeps group variables in the groups: our precedence must fold them.
+        let export = ansible_list(&tool, &file, env.path(), &["--export"]);
+        std::fs::write(&json, &export).expect("write json");
+        let env3 = TestEnv::new();
+        env3.ok(&["import", "command", &format!("cat {}", json.display())]);
+        let n3 = compare(
+            &format!("import command (ansible-inventory --list --export of {f})"),
+            &from_store(&env3),
+            &theirs,
+        );
         summary.push(format!(
-            "{f}: import ansible {n} of {} hosts match ansible-inventory; its --list JSON through import command {n2} of {}",
-            theirs.len(),
-            theirs.len()
+            "{f}: import ansible {n} of {t} hosts match ansible-inventory; its --list JSON \
+             through import command {n2} of {t}, --list --export {n3} of {t}",
+            t = theirs.len()
         ));
     }
     println!("{}", summary.join("\n"));

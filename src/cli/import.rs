@@ -24,7 +24,8 @@ pub enum ImportCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Run a command that prints servers as JSON (docs/INVENTORY.md); they come in as `discovered`.
+    /// Run a command that prints servers as JSON (docs/INVENTORY.md), or Ansible's
+    /// `ansible-inventory --list` JSON (so any inventory plugin); they come in as `discovered`.
     Command {
         /// The command, run with `sh -c`.
         cmd: String,

@@ -286,17 +286,24 @@ fn visible_if_cycle(m: &Manifest) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn issues_of(text: &str) -> Vec<ManifestIssue> {
+        let m: Manifest = yaml_serde::from_str(text).unwrap();
+        check_manifest(&m, text, None)
+    }
+
+    /// The issue whose message contains `s`.
+    fn issue_with<'a>(issues: &'a [ManifestIssue], s: &str) -> &'a ManifestIssue {
+        issues
+            .iter()
+            .find(|i| i.message.contains(s))
+            .unwrap_or_else(|| panic!("{s}: {issues:?}"))
+    }
+
     #[test]
     fn manifest_semantic_checks() {
         let text = "id: Bad_Id\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: a\n    type: select\n  - name: a\n    type: string\n    validation:\n      pattern: '(['\n  - name: c\n    type: integer\n    default: 0\n    validation:\n      min_value: 5\n  - name: d\n    type: string\n    visible_if:\n      input: nope\n      equals: x\n";
-        let m: Manifest = yaml_serde::from_str(text).unwrap();
-        let issues = check_manifest(&m, text, None);
-        let find = |s: &str| {
-            issues
-                .iter()
-                .find(|i| i.message.contains(s))
-                .unwrap_or_else(|| panic!("{s}: {issues:?}"))
-        };
+        let issues = issues_of(text);
+        let find = |s: &str| issue_with(&issues, s);
         assert_eq!(find("must match [a-z0-9-]+").line, 1);
         assert_eq!(find("allowed_values").line, 7);
         assert_eq!(find("duplicate input").line, 8);
@@ -308,14 +315,8 @@ mod tests {
     #[test]
     fn visible_if_shorthand_keeps_every_check() {
         let text = "id: x\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - name: tls\n    type: boolean\n  - name: mode\n    type: select\n    validation: {allowed_values: [a, b]}\n  - name: port\n    type: port\n  - name: k\n    type: string\n    visible_if:\n      tls: yes-please\n      mode: [a, c]\n      nope: 1\n      port: 70000\n  - name: ok\n    type: string\n    visible_if:\n      tls: true\n      mode: [a, b]\n";
-        let m: Manifest = yaml_serde::from_str(text).unwrap();
-        let issues = check_manifest(&m, text, None);
-        let find = |s: &str| {
-            issues
-                .iter()
-                .find(|i| i.message.contains(s))
-                .unwrap_or_else(|| panic!("{s}: {issues:?}"))
-        };
+        let issues = issues_of(text);
+        let find = |s: &str| issue_with(&issues, s);
         assert_eq!(find("tls \"yes-please\": tls is a boolean").line, 16);
         assert_eq!(
             find("mode \"c\": mode is a select: write one of a, b").line,
@@ -329,8 +330,7 @@ mod tests {
     #[test]
     fn visible_if_cycles_through_several_keys_are_found() {
         let text = "id: x\nname: x\nversion: '1'\ninstall_script: install.sh\ninputs:\n  - {name: a, type: string, visible_if: {c: x}}\n  - {name: b, type: string}\n  - {name: c, type: string, visible_if: {b: x, a: y}}\n";
-        let m: Manifest = yaml_serde::from_str(text).unwrap();
-        let issues = check_manifest(&m, text, None);
+        let issues = issues_of(text);
         assert!(
             issues
                 .iter()

@@ -245,6 +245,25 @@ mod tests {
         assert_eq!(err.line, Some(2), "{err}");
     }
 
+    #[test]
+    fn ansible_json_is_told_apart_by_its_shape() {
+        // An inventory script's style: a group as a bare list of hosts, vars in _meta.
+        let e = parse(
+            r#"{"web": ["w1", "w2"], "db": {"hosts": ["d1"], "vars": {"ansible_port": 2200}},
+                "_meta": {"hostvars": {"w1": {"ansible_host": "10.0.0.1"}}}}"#,
+            Path::new("o"),
+        )
+        .unwrap();
+        let names: Vec<&str> = e.iter().map(|x| x.spec.name.as_str()).collect();
+        assert_eq!(names, ["d1", "w1", "w2"]);
+        assert_eq!(e[0].spec.port, 2200);
+        assert_eq!(e[1].spec.host, "10.0.0.1");
+        assert_eq!(e[2].spec.tags, ["web"]);
+        // Our own schema keeps its strictness: an unknown key is still an error.
+        let err = parse(r#"{"servers": [], "extra": 1}"#, Path::new("o")).unwrap_err();
+        assert!(err.message.contains("unknown field `extra`"), "{err}");
+    }
+
     #[tokio::test]
     async fn output_past_the_cap_is_refused_and_stderr_is_bounded() {
         let err = run_capped(

@@ -1,5 +1,5 @@
 //! `import ansible FILE`: Ansible INI and YAML inventories, read as ansible-core reads them
-//! (compared host by host with `ansible-inventory --list` in tests/import_ansible.rs).
+//! (compared host by host with `ansible-inventory --list` in tests/import_real_tools.rs).
 //!
 //! INI: `host:port` and `[v6]:port`, ranges with steps and letters (`web[01:10:2]`,
 //! `db-[a:f]`), `[g:vars]`, `[g:children]` nesting, quoted values, comments (a line starting
