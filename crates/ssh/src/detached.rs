@@ -654,6 +654,15 @@ impl Stream {
                     format!("{label}: cannot start the installer: {}{hint}", err.trim()),
                 ));
             }
+            // A borrowed shell of a connection that died unnoticed takes the request without
+            // a round trip: nothing says the agent got it. Sending it again is safe (the
+            // agent refuses a spool that exists), so it counts as not sent, as a failed exec.
+            if self.shell.is_some() {
+                return StreamError::NotSent(KindError::new(
+                    ErrorKind::SshConnect,
+                    format!("{label}: the connection's shell was gone before the job started"),
+                ));
+            }
         }
         StreamError::Disconnected(KindError::new(
             ErrorKind::SshConnect,
