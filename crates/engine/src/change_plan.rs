@@ -2,8 +2,8 @@
 //! validation and targeting as the run, without writing anything or contacting a server.
 //! The dashboard's review step shows the same `ChangePlan` (`Engine::plan_fanout`).
 
-use crate::engine::{Engine, InstallRequest, RequestError};
-use crate::jobs::fanout::{FanoutRequest, Targets, default_concurrency, fd_bound};
+use crate::engine::{Engine, RequestError};
+use crate::jobs::fanout::{FanoutRequest, default_concurrency, fd_bound};
 use ptui_catalog::ScriptKind;
 use ptui_catalog::pins::{PinStatus, sha256_hex};
 use ptui_types::job::JobAction;
@@ -69,19 +69,7 @@ fn text(v: &serde_json::Value) -> String {
 impl Engine {
     /// The plan of a fan-out: reads only (database, catalog, known_hosts, key file).
     pub fn plan_fanout(&self, req: &FanoutRequest) -> Result<ChangePlan, RequestError> {
-        let names = self
-            .resolve_targets(&req.targets)
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
-        let strict = matches!(req.targets, Targets::Names(_));
-        let (prepared, excluded) = self.prepare_inner(
-            &InstallRequest {
-                app: req.app.clone(),
-                servers: names,
-                inputs: req.inputs.clone(),
-                action: req.action,
-            },
-            strict,
-        )?;
+        let (prepared, excluded) = self.prepare_fanout(req)?;
         let installer = &prepared.installer;
         let kind = match req.action {
             JobAction::Install => ScriptKind::Install,

@@ -158,13 +158,17 @@ impl Engine {
         })
     }
 
-    /// Validates, plans the batches and starts the coordinator. Nothing starts if invalid.
-    pub fn start_fanout(&self, req: &FanoutRequest) -> Result<FanoutHandle, RequestError> {
+    /// Resolves a fan-out's targets and validates it as one install request; named servers on
+    /// an operator hold refuse it, the others are left out and listed. Shared by the plan.
+    pub(crate) fn prepare_fanout(
+        &self,
+        req: &FanoutRequest,
+    ) -> Result<(Prepared, Vec<(String, String)>), RequestError> {
         let names = self
             .resolve_targets(&req.targets)
             .map_err(|e| RequestError::Invalid(e.to_string()))?;
         let strict = matches!(req.targets, Targets::Names(_));
-        let (prepared, excluded) = self.prepare_inner(
+        self.prepare_inner(
             &InstallRequest {
                 app: req.app.clone(),
                 servers: names,
@@ -172,7 +176,12 @@ impl Engine {
                 action: req.action,
             },
             strict,
-        )?;
+        )
+    }
+
+    /// Validates, plans the batches and starts the coordinator. Nothing starts if invalid.
+    pub fn start_fanout(&self, req: &FanoutRequest) -> Result<FanoutHandle, RequestError> {
+        let (prepared, excluded) = self.prepare_fanout(req)?;
         if prepared.servers.is_empty() {
             return Err(RequestError::Invalid(
                 "none of the selected servers accepts jobs".into(),
