@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod db;
 pub mod generate;
 pub mod health;
 pub mod import;
@@ -95,6 +96,9 @@ pub enum Command {
     },
     #[command(subcommand)]
     Secrets(trust::SecretsCmd),
+    /// The database: `db info`, `db copy --to postgres://…` (or back to a SQLite file).
+    #[command(subcommand)]
+    Db(db::DbCmd),
     /// Run one health check sweep now (all watched servers, or the named ones).
     Check(health::CheckArgs),
     /// Run the health checker headless (checks, incidents, recovery, notifications) until stopped.
@@ -222,6 +226,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         Command::Audit { cmd: None, args } => jobs::audit(&engine, args),
         Command::Audit { cmd: Some(c), .. } => trust::audit(&engine, c),
         Command::Secrets(c) => trust::secrets(&engine, c),
+        Command::Db(c) => db::run(&engine, c),
         Command::Import(c) => import::run(&engine, c).await,
         Command::Check(a) => health::check(&engine, a).await,
         Command::Watch(a) => health::watch(&engine, a).await,

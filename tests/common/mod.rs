@@ -17,14 +17,29 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// An isolated home for one test: its own DB, known_hosts, XDG dirs, no agent.
+/// With `PROVISION_TUI_TEST_BACKEND=postgres` (the second pass of `scripts/test`), its
+/// database is a fresh one on the test PostgreSQL server instead of the SQLite file.
 pub struct TestEnv {
     pub tmp: tempfile::TempDir,
+    pub pg_url: Option<String>,
 }
 
 impl TestEnv {
     pub fn new() -> TestEnv {
+        let pg_url = ptui_store::testing::postgres_requested().then(|| {
+            ptui_store::testing::fresh_postgres_url().expect("a PostgreSQL test database")
+        });
         TestEnv {
             tmp: tempfile::tempdir().expect("tempdir"),
+            pg_url,
+        }
+    }
+
+    /// `--db` as the binary gets it: the PostgreSQL URL, or the SQLite file.
+    pub fn database(&self) -> String {
+        match &self.pg_url {
+            Some(u) => u.clone(),
+            None => self.db().display().to_string(),
         }
     }
 
@@ -41,7 +56,7 @@ impl TestEnv {
         let mut c = Command::new(env!("CARGO_BIN_EXE_provision-tui"));
         let home = self.tmp.path().join("home");
         let _ = std::fs::create_dir_all(&home);
-        c.env("PROVISION_TUI_DB", self.db())
+        c.env("PROVISION_TUI_DB", self.database())
             .env("HOME", &home)
             .env("XDG_CONFIG_HOME", self.tmp.path().join("config"))
             .env("XDG_STATE_HOME", self.tmp.path().join("state"))
@@ -49,8 +64,13 @@ impl TestEnv {
             .env("PROVISION_TUI_USER_KNOWN_HOSTS", "")
             .env("PROVISION_TUI_RETRY_BASE_MS", "100")
             .env("PROVISION_TUI_KILL_GRACE", "2")
-            .env_remove("SSH_AUTH_SOCK")
-            .arg("--installers")
+            .env_remove("SSH_AUTH_SOCK");
+        if self.pg_url.is_some()
+            && let Ok(server) = ptui_store::testing::pg_server()
+        {
+            c.env("PGPASSFILE", &server.pgpass);
+        }
+        c.arg("--installers")
             .arg(fixtures());
         c
     }

@@ -59,6 +59,8 @@ pub enum Change {
     AcknowledgeIncident,
     /// Re-seal the stored secrets with a new key.
     RotateKeys,
+    /// `db copy`: every row, sealed secrets and audit log included, to another database.
+    CopyDatabase,
 }
 
 impl Change {
@@ -68,7 +70,7 @@ impl Change {
             RunJob | CancelJob | AdoptJobs | HealthCheck | Maintenance | ServerStatus
             | SudoPassword | TrustHostKey | AcknowledgeIncident => Role::Operator,
             AddServer | RemoveServer | ReplaceHostKey | Policy | SudoSettings | Import
-            | EditServer | RotateKeys => Role::Admin,
+            | EditServer | RotateKeys | CopyDatabase => Role::Admin,
         }
     }
 
@@ -92,6 +94,7 @@ impl Change {
             EditServer => "editing a server",
             AcknowledgeIncident => "acknowledging or annotating an incident",
             RotateKeys => "rotating the secrets key",
+            CopyDatabase => "copying the database",
         }
     }
 }

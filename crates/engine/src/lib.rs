@@ -5,6 +5,8 @@
 
 pub mod access;
 pub mod change_plan;
+mod database;
+pub use database::{CopyReport, DatabaseInfo};
 mod context;
 pub mod engine;
 pub mod events;

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod audit_chain;
+pub mod copy;
 pub mod deployments;
 pub mod durable;
 pub mod health;

@@ -29,6 +29,10 @@ pub(crate) fn test_engine(
     // Nothing from the developer's own config or known_hosts.
     config.installer_dirs = installers;
     config.user_known_hosts_path = None;
+    if ptui_store::testing::postgres_requested() {
+        config.database_url =
+            Some(ptui_store::testing::fresh_postgres_url().expect("PostgreSQL test database"));
+    }
     let engine = crate::engine::Engine::open(config).expect("engine");
     (dir, engine)
 }

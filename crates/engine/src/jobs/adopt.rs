@@ -49,10 +49,16 @@ impl Engine {
                             sweep.detached.push(id);
                             self.emit(Event::JobDetached { job });
                         }
-                        None => {
+                        // Not detached: it has no spool (never sent), unless another process
+                        // sweeping at the same moment detached it first.
+                        None if store
+                            .job(id)?
+                            .is_some_and(|j| j.status == JobStatus::Running) =>
+                        {
                             self.mark_interrupted(id)?;
                             sweep.interrupted.push(id);
                         }
+                        None => {}
                     }
                 }
                 _ => {
