@@ -1,7 +1,7 @@
 //! `provision-tui bench fanout --hosts N`: see crates/bench and docs/FLEET.md.
 
 use super::exit;
-use super::out::{errln, outln};
+use super::out::{self, errln, outln};
 use clap::Subcommand;
 use color_eyre::eyre::Result;
 use ptui_bench::{self as bench, Sample, median, peers, sshd::Fleet};
@@ -54,6 +54,26 @@ pub enum BenchCmd {
     /// The health checker's bench (crates/bench/src/health.rs).
     #[command(flatten)]
     Health(super::health::BenchCmd),
+    /// The database under a busy bastion's load, SQLite and PostgreSQL side by side: log lines
+    /// and health samples written per second, the dashboard's reload time.
+    Store {
+        #[arg(long, default_value_t = 1000)]
+        servers: usize,
+        /// Jobs streaming logs at once.
+        #[arg(long, default_value_t = 100)]
+        jobs: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Lines per stored log batch.
+        #[arg(long, default_value_t = 20)]
+        batch: usize,
+        /// An empty PostgreSQL database to use (password from PGPASSFILE/PGPASSWORD); by
+        /// default a throwaway server started with scripts/pg-test-server.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn med(v: &[Sample]) -> Sample {
@@ -65,9 +85,82 @@ fn med(v: &[Sample]) -> Sample {
     }
 }
 
+fn store_bench(b: &bench::store::StoreBench, postgres: Option<String>, json: bool) -> Result<i32> {
+    let tmp = tempfile_dir()?;
+    let sqlite = tmp.path().join("bench.db").display().to_string();
+    let pg = match postgres {
+        Some(u) => u,
+        None => {
+            errln!("starting a throwaway PostgreSQL server (scripts/pg-test-server) ...");
+            bench::store::throwaway_postgres()?
+        }
+    };
+    let mut rows = Vec::new();
+    for (db, name) in [(sqlite.as_str(), "sqlite"), (pg.as_str(), "postgresql")] {
+        errln!(
+            "{name}: {} servers, {} jobs streaming, {} s ...",
+            b.servers,
+            b.jobs,
+            b.secs
+        );
+        rows.push(bench::store::run(db, name, b)?);
+    }
+    if json {
+        out::json_pretty(&rows)?;
+        return Ok(exit::OK);
+    }
+    outln!(
+        "{:<12} {:>16} {:>14} {:>18} {:>15}",
+        "backend",
+        "log lines/s",
+        "samples/s",
+        "reload median ms",
+        "reload p95 ms"
+    );
+    for r in &rows {
+        outln!(
+            "{:<12} {:>16.0} {:>14.0} {:>18.1} {:>15.1}",
+            r.backend,
+            r.log_lines_per_s,
+            r.samples_per_s,
+            r.reload_ms_median,
+            r.reload_ms_p95
+        );
+    }
+    if let [s, p] = rows.as_slice() {
+        outln!(
+            "postgresql / sqlite: log lines {:.2}x, samples {:.2}x, reload {:.2}x",
+            p.log_lines_per_s / s.log_lines_per_s.max(1e-9),
+            p.samples_per_s / s.samples_per_s.max(1e-9),
+            p.reload_ms_median / s.reload_ms_median.max(1e-9)
+        );
+    }
+    Ok(exit::OK)
+}
+
 pub async fn run(cmd: BenchCmd) -> Result<i32> {
     let cmd = match cmd {
         BenchCmd::Health(h) => return super::health::bench(h).await,
+        BenchCmd::Store {
+            servers,
+            jobs,
+            secs,
+            batch,
+            postgres,
+            json,
+        } => {
+            if jobs > servers || servers == 0 || batch == 0 {
+                errln!("error: need 1 <= --jobs <= --servers and --batch >= 1");
+                return Ok(exit::USAGE);
+            }
+            let b = bench::store::StoreBench {
+                servers,
+                jobs,
+                secs,
+                batch,
+            };
+            return tokio::task::spawn_blocking(move || store_bench(&b, postgres, json)).await?;
+        }
         BenchCmd::Dashboard {
             hosts,
             secs,

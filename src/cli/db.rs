@@ -35,7 +35,12 @@ pub fn run(engine: &Engine, cmd: DbCmd) -> Result<i32> {
             if json {
                 out::json_pretty(&i)?;
             } else {
-                outln!("{} {} (schema v{})", i.backend, i.location, i.schema_version);
+                outln!(
+                    "{} {} (schema v{})",
+                    i.backend,
+                    i.location,
+                    i.schema_version
+                );
             }
         }
         DbCmd::Copy { to, replace, json } => {

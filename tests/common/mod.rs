@@ -68,10 +68,18 @@ impl TestEnv {
         if self.pg_url.is_some()
             && let Ok(server) = ptui_store::testing::pg_server()
         {
-            c.env("PGPASSFILE", &server.pgpass);
+            // The keys where the tests look for them: beside `db()`, as with SQLite.
+            c.env("PGPASSFILE", &server.pgpass)
+                .env(
+                    "PROVISION_TUI_SECRETS_KEY_FILE",
+                    self.db().with_file_name("secrets.key"),
+                )
+                .env(
+                    "PROVISION_TUI_AUDIT_KEY_FILE",
+                    self.db().with_file_name("audit.key"),
+                );
         }
-        c.arg("--installers")
-            .arg(fixtures());
+        c.arg("--installers").arg(fixtures());
         c
     }
 

@@ -7,6 +7,7 @@ pub mod health;
 pub mod peers;
 pub mod render;
 pub mod sshd;
+pub mod store;
 
 use color_eyre::eyre::{Result, eyre};
 use ptui_engine::Engine;

@@ -89,7 +89,9 @@ impl Store {
     pub fn copy_into(&self, target: &Store, replace: bool) -> Result<CopyReport> {
         let (from_v, to_v) = (self.schema_version()?, target.schema_version()?);
         if from_v != to_v {
-            bail!("schema versions differ ({from_v} here, {to_v} in the target); open both with this binary first");
+            bail!(
+                "schema versions differ ({from_v} here, {to_v} in the target); open both with this binary first"
+            );
         }
         let names = self.read(|c| tables(c))?;
         target.write(|tx| {
@@ -153,12 +155,11 @@ impl Store {
         })?;
         let mut report = CopyReport { tables: Vec::new() };
         for t in &names {
-            let (a, b) = (
-                self.read(|c| count(c, t))?,
-                target.read(|c| count(c, t))?,
-            );
+            let (a, b) = (self.read(|c| count(c, t))?, target.read(|c| count(c, t))?);
             if a != b {
-                bail!("{t}: {a} rows here but {b} in the target after the copy; the copy is incomplete (another process wrote meanwhile?)");
+                bail!(
+                    "{t}: {a} rows here but {b} in the target after the copy; the copy is incomplete (another process wrote meanwhile?)"
+                );
             }
             report.tables.push((t.clone(), a));
         }
@@ -189,7 +190,10 @@ mod tests {
         let report = from.copy_into(&to, false).unwrap();
         let servers = report.tables.iter().find(|(t, _)| t == "servers").unwrap();
         assert_eq!(servers.1, 2);
-        assert_eq!(to.server_by_name("web-02").unwrap().unwrap().status, ServerStatus::InUse);
+        assert_eq!(
+            to.server_by_name("web-02").unwrap().unwrap().status,
+            ServerStatus::InUse
+        );
         let err = from.copy_into(&to, false).unwrap_err();
         assert!(format!("{err:#}").contains("--replace"), "{err:#}");
         // Replacing empties the target first: still two servers, not four.
@@ -211,7 +215,11 @@ mod tests {
         let again = pg.copy_into(&back, false).unwrap();
         assert_eq!(there, again);
         let s3 = crate::test_server(&pg, "web-03", ServerStatus::Ready);
-        assert!(s3.id > 2, "PostgreSQL identity continues after copied ids: {}", s3.id);
+        assert!(
+            s3.id > 2,
+            "PostgreSQL identity continues after copied ids: {}",
+            s3.id
+        );
         assert_eq!(back.server_by_name("web-01").unwrap().unwrap().host, "h");
     }
 }

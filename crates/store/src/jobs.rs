@@ -1,7 +1,7 @@
 //! jobs and job_logs.
 
 use super::{SqlContext, Store, now_ms};
-use crate::sql::{Connection, OptionalExtension, Row, params};
+use crate::sql::{Connection, OptionalExtension, Row, Value, params};
 use color_eyre::eyre::{Result, bail, eyre};
 use ptui_types::error::ErrorKind;
 use ptui_types::job::{Job, JobAction, JobFilter, JobStatus, LogLine, LogStream};
@@ -56,16 +56,9 @@ pub(crate) fn append_logs_in(
             |r| r.get(0),
         )
         .sql()?;
-    let mut st = tx
-        .prepare_cached(
-            "INSERT INTO job_logs(job_id, seq, stream, ts, text) VALUES(?1,?2,?3,?4,?5)",
-        )
-        .sql()?;
     let mut out = Vec::with_capacity(lines.len());
     for (stream, ts, text) in lines {
         seq += 1;
-        st.execute(params![job_id, seq, stream.as_str(), ts, text])
-            .sql()?;
         out.push(LogLine {
             job_id,
             seq,
@@ -73,6 +66,41 @@ pub(crate) fn append_logs_in(
             ts: *ts,
             text: text.clone(),
         });
+    }
+    if tx.is_postgres() {
+        // One statement per 100 lines: each statement is a round trip to the server.
+        for chunk in out.chunks(100) {
+            let marks = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 5;
+                    format!("(?{},?{},?{},?{},?{})", b + 1, b + 2, b + 3, b + 4, b + 5)
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut values = Vec::with_capacity(chunk.len() * 5);
+            for l in chunk {
+                values.push(Value::Integer(l.job_id));
+                values.push(Value::Integer(l.seq));
+                values.push(Value::Text(l.stream.as_str().to_string()));
+                values.push(Value::Integer(l.ts));
+                values.push(Value::Text(l.text.clone()));
+            }
+            tx.execute(
+                &format!("INSERT INTO job_logs(job_id, seq, stream, ts, text) VALUES {marks}"),
+                values,
+            )
+            .sql()?;
+        }
+        return Ok(out);
+    }
+    let mut st = tx
+        .prepare_cached(
+            "INSERT INTO job_logs(job_id, seq, stream, ts, text) VALUES(?1,?2,?3,?4,?5)",
+        )
+        .sql()?;
+    for l in &out {
+        st.execute(params![job_id, l.seq, l.stream.as_str(), l.ts, &l.text])
+            .sql()?;
     }
     Ok(out)
 }

@@ -49,7 +49,10 @@ struct Inner {
 
 enum Backend {
     Sqlite(Mutex<rusqlite::Connection>),
-    Postgres(Box<sql::pg::PgPool>),
+    /// The mutex: this process's writers take turns before borrowing a client (writers of
+    /// all processes take turns again on the server's advisory lock), so waiting writers never
+    /// hold the clients that reads need.
+    Postgres(Box<sql::pg::PgPool>, Mutex<()>),
 }
 
 pub use ptui_types::time::now_ms;
@@ -137,7 +140,7 @@ impl Store {
             .map_err(|e| color_eyre::eyre::eyre!("{e} ({})", e.hint()))?;
         let store = Self {
             inner: Arc::new(Inner {
-                backend: Backend::Postgres(Box::new(pool)),
+                backend: Backend::Postgres(Box::new(pool), Mutex::new(())),
                 location,
                 audit_key: std::sync::RwLock::new(None),
             }),
@@ -161,7 +164,7 @@ impl Store {
     }
 
     pub fn is_postgres(&self) -> bool {
-        matches!(self.inner.backend, Backend::Postgres(_))
+        matches!(self.inner.backend, Backend::Postgres(..))
     }
 
     /// Runs `f` inside a write transaction; commits on Ok, rolls back on Err. SQLite:
@@ -180,7 +183,8 @@ impl Store {
                 tx.commit().map_err(|e| db_error(e.into(), loc))?;
                 Ok(out)
             }
-            Backend::Postgres(pool) => {
+            Backend::Postgres(pool, writer) => {
+                let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
                 let mut c = pool.acquire().map_err(|e| db_error(e, loc))?;
                 c.begin_write().map_err(|e| db_error(e, loc))?;
                 match f(&Connection::Postgres(c.client())) {
@@ -206,7 +210,7 @@ impl Store {
                 let conn = lock(m);
                 f(&Connection::Sqlite(&conn))
             }
-            Backend::Postgres(pool) => {
+            Backend::Postgres(pool, _) => {
                 let c = pool
                     .acquire()
                     .map_err(|e| db_error(e, &self.inner.location))?;
@@ -223,7 +227,7 @@ impl Store {
             Backend::Sqlite(_) => {
                 self.read(|c| Ok(c.query_row("PRAGMA data_version", [], |r| r.get(0))?))
             }
-            Backend::Postgres(pool) => Ok(pool.data_version()),
+            Backend::Postgres(pool, _) => Ok(pool.data_version()),
         }
     }
 
@@ -232,7 +236,7 @@ impl Store {
             Backend::Sqlite(_) => {
                 self.read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
             }
-            Backend::Postgres(_) => {
+            Backend::Postgres(..) => {
                 self.read(|c| Ok(c.query_row("SELECT version FROM ptui_schema", [], |r| r.get(0))?))
             }
         }
@@ -243,7 +247,7 @@ impl Store {
         match &self.inner.backend {
             Backend::Sqlite(m) => migrations::migrate(&mut lock(m))
                 .wrap_err_with(|| format!("cannot migrate the database {loc}")),
-            Backend::Postgres(pool) => migrations::migrate_postgres(pool)
+            Backend::Postgres(pool, _) => migrations::migrate_postgres(pool)
                 .wrap_err_with(|| format!("cannot migrate the database {loc}")),
         }
     }

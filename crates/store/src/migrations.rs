@@ -398,6 +398,46 @@ mod tests {
         assert!(!s.prompt, "an env-var row must not turn into a prompt one");
     }
 
+    /// PostgreSQL, from an empty database and from each earlier version, with a row that
+    /// must survive; the real server of `testing`.
+    #[test]
+    fn postgres_every_older_version_upgrades_and_keeps_data() {
+        let server = crate::testing::pg_server().unwrap();
+        for start in 0..=LATEST_VERSION {
+            let url = crate::testing::fresh_postgres_url().unwrap();
+            {
+                let target =
+                    crate::sql::pg_config::resolve_with(&url, Some(&server.pgpass)).unwrap();
+                let pool = crate::sql::pg::PgPool::connect(target).unwrap();
+                migrate_postgres_to(&pool, start).unwrap();
+                if start >= 1 {
+                    pool.acquire()
+                        .unwrap()
+                        .client()
+                        .execute(
+                            "INSERT INTO servers(name,host,status,created_at,updated_at) VALUES('old','10.0.0.1','ready',1,1)",
+                            &[],
+                        )
+                        .unwrap();
+                }
+            }
+            let store = Store::open_postgres_with(&url, Some(&server.pgpass)).unwrap();
+            assert_eq!(
+                store.schema_version().unwrap(),
+                LATEST_VERSION,
+                "from v{start}"
+            );
+            if start >= 1 {
+                let s = store.server_by_name("old").unwrap().expect("row survives");
+                assert_eq!(s.host, "10.0.0.1");
+                // The identity goes on after a row inserted before the last steps.
+                let new =
+                    crate::test_server(&store, "new", ptui_types::server::ServerStatus::Ready);
+                assert!(new.id > s.id);
+            }
+        }
+    }
+
     #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();

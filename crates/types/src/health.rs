@@ -145,7 +145,7 @@ pub struct ConditionState {
 }
 
 /// One health check of one server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub server_id: i64,
     pub server: String,

@@ -19,6 +19,8 @@ use std::sync::Arc;
 pub enum Error {
     Sqlite(rusqlite::Error),
     Postgres(tokio_postgres::Error),
+    /// PostgreSQL refused to prepare a statement: its first characters, for the developer.
+    Prepare(String, tokio_postgres::Error),
     /// The query returned no row where one was expected (`query_row`).
     NoRows,
     /// A column held a value of a type the caller did not ask for.
@@ -37,6 +39,10 @@ impl fmt::Display for Error {
             Error::Postgres(e) => match e.as_db_error() {
                 Some(db) => write!(f, "{} ({})", db.message(), db.code().code()),
                 None => write!(f, "{e}"),
+            },
+            Error::Prepare(sql, e) => match e.as_db_error() {
+                Some(db) => write!(f, "{} ({}) in: {sql}", db.message(), db.code().code()),
+                None => write!(f, "{e} in: {sql}"),
             },
             Error::NoRows => write!(f, "query returned no rows"),
             Error::Conversion { column, message } => write!(f, "column {column}: {message}"),
@@ -66,7 +72,7 @@ impl Error {
     /// PostgreSQL's SQLSTATE, when the server sent one.
     pub fn pg_code(&self) -> Option<&str> {
         match self {
-            Error::Postgres(e) => e.as_db_error().map(|d| d.code().code()),
+            Error::Postgres(e) | Error::Prepare(_, e) => e.as_db_error().map(|d| d.code().code()),
             _ => None,
         }
     }
@@ -95,7 +101,7 @@ impl Error {
                 "the PostgreSQL server is read-only (a standby?): point --db at the primary"
             }
             (_, Some("42501")) => {
-                "the PostgreSQL role lacks a privilege: see docs/MULTI-BASTION.md for the grants"
+                "the PostgreSQL role lacks a privilege: see docs/POSTGRES.md for the grants"
             }
             _ if matches!(self, Error::Connection(_)) => {
                 "check that PostgreSQL runs and that --db / PROVISION_TUI_DB points at it"

@@ -45,10 +45,33 @@ impl PgClient {
         if let Some(st) = self.lock_statements().get(&key) {
             return Ok(st.clone());
         }
-        let st = wait(
-            self.client
-                .prepare_typed(&dialect::to_postgres(sql), &types),
-        )?;
+        let text = dialect::to_postgres(sql);
+        let mut st = wait(self.client.prepare_typed(&text, &types));
+        // A NULL parameter whose type PostgreSQL cannot infer (`x IS NOT DISTINCT FROM $1`):
+        // try it as a bigint, then as text (the store's two kinds of nullable parameters).
+        for guess in [Type::INT8, Type::TEXT] {
+            let code = match &st {
+                Err(e) => e.code().map(|c| c.code().to_string()),
+                Ok(_) => None,
+            };
+            let retry = match code.as_deref() {
+                Some("42P08") => true,
+                Some("42883" | "42804") => guess == Type::TEXT,
+                _ => false,
+            };
+            if !retry {
+                break;
+            }
+            let guessed: Vec<Type> = values
+                .iter()
+                .map(|v| match v {
+                    Value::Null => guess.clone(),
+                    v => param_type(v),
+                })
+                .collect();
+            st = wait(self.client.prepare_typed(&text, &guessed));
+        }
+        let st = st.map_err(|e| Error::Prepare(sql.chars().take(120).collect(), e))?;
         self.lock_statements().insert(key, st.clone());
         Ok(st)
     }
