@@ -16,6 +16,7 @@ mod metrics;
 mod migrations;
 mod plan_reads;
 pub mod servers;
+pub mod sites;
 pub mod sudo;
 
 use color_eyre::eyre::{Result, WrapErr};

@@ -121,6 +121,10 @@ pub struct ServerSpec {
     pub tags: Vec<String>,
     /// Name of an environment variable holding the SSH password, if password auth is used.
     pub password_env: Option<String>,
+    /// The site (network or region) whose provision-tui processes reach this server; None
+    /// keeps the current one (`default` for a new server). See docs/MULTI-BASTION.md.
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 /// A registered server.
@@ -138,6 +142,33 @@ pub struct Server {
     pub status: ServerStatus,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Only processes serving this site run its jobs and health checks.
+    #[serde(default = "default_site")]
+    pub site: String,
+}
+
+/// The site of a server nobody placed, and the one a process serves when not told.
+pub const DEFAULT_SITE: &str = "default";
+
+pub fn default_site() -> String {
+    DEFAULT_SITE.to_string()
+}
+
+/// Site labels name a network or region on the command line and in listings.
+pub fn validate_site(site: &str) -> Result<(), String> {
+    let ok = !site.is_empty()
+        && site.len() <= 64
+        && site
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !site.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid site {site:?}: use 1-64 letters, digits, '-', '_' or '.', not starting with '-'"
+        ))
+    }
 }
 
 impl Server {
@@ -257,6 +288,15 @@ impl ServerSpec {
                 "password-env",
                 var,
                 "an environment variable name like SSH_PW, without spaces or control characters",
+            );
+        }
+        if let Some(site) = &self.site
+            && validate_site(site).is_err()
+        {
+            return bad(
+                "site",
+                site,
+                "a site label like eu-west: 1-64 letters, digits, '-', '_' or '.'",
             );
         }
         None
