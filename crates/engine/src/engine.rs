@@ -176,6 +176,11 @@ impl Engine {
         &self.inner.config
     }
 
+    /// This process as recorded on the jobs it follows and its runner row (`pid@host`).
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
     pub(crate) fn access_ref(&self) -> &Access {
         &self.inner.access
     }
@@ -509,8 +514,13 @@ impl Engine {
     /// Cancels a job run by this process at once, or by another process within a heartbeat.
     pub fn cancel_job(&self, id: i64) -> Result<Job> {
         self.permit(Change::CancelJob, &format!("job #{id}"))?;
-        let job = self.inner.store.request_cancel(id)?;
+        let mut job = self.inner.store.request_cancel(id)?;
         self.inner.running.cancel(id);
+        // Queued for another site and not claimed yet: over at once.
+        if let Some(done) = self.inner.store.cancel_unclaimed_job(id)? {
+            job = done;
+            self.emit(Event::JobFinished { job: job.clone() });
+        }
         self.audit("job.cancel", &job.server_name, &format!("job #{id}"))?;
         Ok(job)
     }

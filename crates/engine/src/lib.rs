@@ -15,6 +15,7 @@ pub mod jobs;
 mod package_manager;
 pub mod queries;
 pub mod secrets;
+pub mod sites;
 mod shell;
 mod ssh_targets;
 

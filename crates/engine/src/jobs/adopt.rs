@@ -49,12 +49,14 @@ impl Engine {
                             sweep.detached.push(id);
                             self.emit(Event::JobDetached { job });
                         }
+                        None if self.requeued(&job)? => {}
                         None => {
                             self.mark_interrupted(id)?;
                             sweep.interrupted.push(id);
                         }
                     }
                 }
+                _ if self.requeued(&job)? => {}
                 _ => {
                     self.mark_interrupted(id)?;
                     sweep.interrupted.push(id);
@@ -62,6 +64,23 @@ impl Engine {
             }
         }
         Ok(sweep)
+    }
+
+    /// A job queued for a site whose claimer died before sending it goes back to the queue
+    /// (another process of the site claims it) instead of ending.
+    fn requeued(&self, job: &ptui_types::job::Job) -> Result<bool> {
+        if job.site.is_none() {
+            return Ok(false);
+        }
+        let why = "the process that claimed this job stopped before sending it to its server: queued again for its site";
+        self.store().requeue_site_job(job.id, why)
+    }
+
+    /// Whether this process reaches the job's server (its site is one this process serves).
+    fn reaches(&self, job: &ptui_types::job::Job) -> bool {
+        job.server_id
+            .and_then(|id| self.store().server_by_id(id).ok().flatten())
+            .is_none_or(|s| self.serves(&s.site))
     }
 
     /// Marks a job that never reached its server as interrupted; its server, if left
@@ -94,7 +113,7 @@ impl Engine {
         let ctx = self.job_context();
         let mut adopted = Vec::new();
         for job in self.store().detached_jobs()? {
-            if servers.is_some_and(|s| !s.contains(&job.server_name)) {
+            if servers.is_some_and(|s| !s.contains(&job.server_name)) || !self.reaches(&job) {
                 continue;
             }
             if let Some(job) = self.store().try_adopt_job(
@@ -116,6 +135,10 @@ impl Engine {
             return Ok(false);
         }
         self.sweep_orphans()?;
+        // Another site's job is adopted by a process of that site.
+        if !self.store().job(id)?.is_some_and(|j| self.reaches(&j)) {
+            return Ok(false);
+        }
         let ctx = self.job_context();
         match self.store().try_adopt_job(
             id,
