@@ -162,7 +162,11 @@ impl Cli {
             ptui_types::server::validate_site(site).map_err(|e| {
                 color_eyre::eyre::eyre!(
                     "{e} (from {})",
-                    if self.sites.is_empty() { "sites: in config.yml" } else { "--site" }
+                    if self.sites.is_empty() {
+                        "sites: in config.yml"
+                    } else {
+                        "--site"
+                    }
                 )
             })?;
         }

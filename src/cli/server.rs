@@ -209,7 +209,13 @@ fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
         jobs,
         ..
     } = page;
-    outln!("{}  {}  [{}]  site {}", s.name, s.address(), s.status, s.site);
+    outln!(
+        "{}  {}  [{}]  site {}",
+        s.name,
+        s.address(),
+        s.status,
+        s.site
+    );
     if let Some(j) = &s.jump {
         outln!("jump host: {j}");
     }

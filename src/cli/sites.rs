@@ -28,12 +28,7 @@ pub fn run(engine: &Engine, a: SitesArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     outln!("this process serves: {}", engine.sites().join(", "));
-    outln!(
-        "{:<16} {:>7} {:>7}  SERVED BY",
-        "SITE",
-        "SERVERS",
-        "QUEUED"
-    );
+    outln!("{:<16} {:>7} {:>7}  SERVED BY", "SITE", "SERVERS", "QUEUED");
     for s in &sites {
         let by = if s.runners.is_empty() {
             "NO LIVE PROCESS: its jobs wait and its servers are not checked".to_string()
@@ -50,6 +45,9 @@ pub fn run(engine: &Engine, a: SitesArgs) -> Result<i32> {
             s.servers,
             s.waiting_jobs
         );
+        if let Some(c) = &s.checker {
+            outln!("{:<16} health checks run by {c}", "");
+        }
     }
     Ok(exit::OK)
 }

@@ -15,8 +15,8 @@ pub mod jobs;
 mod package_manager;
 pub mod queries;
 pub mod secrets;
-pub mod sites;
 mod shell;
+pub mod sites;
 mod ssh_targets;
 
 pub use engine::*;

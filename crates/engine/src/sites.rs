@@ -37,6 +37,8 @@ pub struct SiteReport {
     /// Jobs queued for the site that no process has claimed yet.
     pub waiting_jobs: usize,
     pub runners: Vec<Runner>,
+    /// The process running the site's health checks (its lease holder), if it is live.
+    pub checker: Option<String>,
     /// Whether this process serves the site.
     pub served_here: bool,
 }
@@ -44,7 +46,7 @@ pub struct SiteReport {
 impl SiteReport {
     /// No live process serves the site: its jobs wait and its servers go unchecked.
     pub fn unserved(&self) -> bool {
-        self.runners.is_empty() && !self.served_here
+        self.runners.is_empty()
     }
 }
 
@@ -112,7 +114,8 @@ impl Engine {
             .collect())
     }
 
-    /// Every site that has servers or a live process, with who serves it.
+    /// Every site that has servers or a live process, with who serves it (a short-lived
+    /// command serves no one: only runners count).
     pub fn site_reports(&self) -> Result<Vec<SiteReport>> {
         let runners = self.live_runners()?;
         let servers = self.store().list_servers()?;
@@ -126,6 +129,7 @@ impl Engine {
                     servers: 0,
                     waiting_jobs: 0,
                     runners: Vec::new(),
+                    checker: None,
                     served_here: self.serves(site),
                 })
                 .clone()
@@ -138,10 +142,13 @@ impl Engine {
                 entry(site);
             }
         }
-        for s in self.sites() {
-            entry(s);
-        }
+        let fresh = now_ms() - crate::health::service::LEASE_TTL_MS;
         for rep in sites.values_mut() {
+            rep.checker = self
+                .store()
+                .singleton_holder(&crate::health::service::site_lease(&rep.site))?
+                .filter(|(_, at)| *at >= fresh)
+                .map(|(holder, _)| holder);
             rep.servers = servers.iter().filter(|s| s.site == rep.site).count();
             rep.runners = runners
                 .iter()
@@ -271,9 +278,8 @@ impl Engine {
                 ),
             ));
         }
-        crate::jobs::launch::pin_check(&installer).map_err(|e| {
-            (ErrorKind::Validation, format!("on {here}: {e}"))
-        })?;
+        crate::jobs::launch::pin_check(&installer)
+            .map_err(|e| (ErrorKind::Validation, format!("on {here}: {e}")))?;
         let secrets = self
             .job_secrets(job)
             .map_err(|why| (ErrorKind::Configuration, why))?;

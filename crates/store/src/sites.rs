@@ -159,11 +159,13 @@ impl Store {
     /// The job's sealed sensitive inputs, kept until its end.
     pub fn job_sealed_secrets(&self, id: i64) -> Result<Option<Vec<u8>>> {
         self.read(|c| {
-            Ok(c.query_row("SELECT sealed_secrets FROM jobs WHERE id=?1", [id], |r| {
-                r.get::<_, Option<Vec<u8>>>(0)
-            })
-            .optional()?
-            .flatten())
+            Ok(
+                c.query_row("SELECT sealed_secrets FROM jobs WHERE id=?1", [id], |r| {
+                    r.get::<_, Option<Vec<u8>>>(0)
+                })
+                .optional()?
+                .flatten(),
+            )
         })
     }
 
@@ -188,6 +190,18 @@ impl Store {
             )
             .sql()?;
             get_server(tx, id)?.ok_or_else(|| eyre!("server #{id} no longer exists"))
+        })
+    }
+
+    /// Who holds a singleton lease (the health checker of a site), and its last heartbeat.
+    pub fn singleton_holder(&self, name: &str) -> Result<Option<(String, i64)>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT holder, heartbeat_at FROM singleton_leases WHERE name=?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
         })
     }
 
@@ -265,7 +279,11 @@ fn end_before_start_in(
     }
     tx.execute("DELETE FROM server_leases WHERE job_id=?1", [id])
         .sql()?;
-    append_logs_in(tx, id, &[(LogStream::System, now_ms(), message.to_string())])?;
+    append_logs_in(
+        tx,
+        id,
+        &[(LogStream::System, now_ms(), message.to_string())],
+    )?;
     get_job(tx, id)?.ok_or_else(|| eyre!("job #{id} vanished"))
 }
 
@@ -337,8 +355,7 @@ mod tests {
                     let store = Store::open(&path).unwrap();
                     let sites = vec!["b".to_string()];
                     let mut got = Vec::new();
-                    while let Some(j) = store.claim_queued_job(&sites, &format!("{n}@h")).unwrap()
-                    {
+                    while let Some(j) = store.claim_queued_job(&sites, &format!("{n}@h")).unwrap() {
                         got.push(j.id);
                     }
                     got

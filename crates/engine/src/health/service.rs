@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub const CHECKER_LEASE: &str = "health-checker";
-const LEASE_TTL_MS: i64 = 15_000;
+pub const LEASE_TTL_MS: i64 = 15_000;
 
 /// The checker lease of one site.
 pub fn site_lease(site: &str) -> String {
@@ -173,7 +173,11 @@ impl HealthService {
             }
             let now = tokio::time::Instant::now();
             // Renewed well inside the TTL; a site held by no one is taken within 2 s.
-            let every = if held.len() == self.engine.sites().len() { 5 } else { 2 };
+            let every = if held.len() == self.engine.sites().len() {
+                5
+            } else {
+                2
+            };
             if now.duration_since(last_lease) > Duration::from_secs(every) {
                 last_lease = now;
                 self.renew_site_leases(&mut held);

@@ -282,10 +282,10 @@ impl Engine {
     fn queue_note(&self, job: &Job, server: &Server) {
         let line = self.queued_for_site_line(server);
         let at = ptui_types::time::now_ms();
-        if let Err(e) = self.store().append_logs(
-            job.id,
-            &[(ptui_types::job::LogStream::System, at, line)],
-        ) {
+        if let Err(e) = self
+            .store()
+            .append_logs(job.id, &[(ptui_types::job::LogStream::System, at, line)])
+        {
             tracing::warn!("job #{}: {e:#}", job.id);
         }
     }
