@@ -147,6 +147,16 @@ fn jobs() {
         a.jobs.focus_log = true;
         a
     });
+    // A job run by another site's bastion, and a site no live process serves.
+    snap("jobs_log_other_site", || {
+        let mut a = full();
+        a.screen = Screen::Jobs;
+        a.jobs.focus_log = true;
+        a.jobs.jobs[0].site = Some("eu-west".into());
+        a.jobs.jobs[0].owner = Some("4242@bastion-eu".into());
+        a.summary.unserved_sites = vec!["us-east".into()];
+        a
+    });
     snap("jobs_log_wrap_search", || {
         let mut a = full();
         a.screen = Screen::Jobs;

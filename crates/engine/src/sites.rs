@@ -114,6 +114,17 @@ impl Engine {
             .collect())
     }
 
+    /// Sites that have servers and no live process serving them.
+    pub fn unserved_sites(&self) -> Result<Vec<String>> {
+        let live = self.live_runners()?;
+        Ok(self
+            .store()
+            .server_sites()?
+            .into_iter()
+            .filter(|site| !live.iter().any(|r| r.sites.contains(site)))
+            .collect())
+    }
+
     /// Every site that has servers or a live process, with who serves it (a short-lived
     /// command serves no one: only runners count).
     pub fn site_reports(&self) -> Result<Vec<SiteReport>> {

@@ -205,6 +205,17 @@ impl Store {
         })
     }
 
+    /// The sites that have servers, by name.
+    pub fn server_sites(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT DISTINCT site FROM servers ORDER BY site")?;
+            let rows = st
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(rows)
+        })
+    }
+
     // ---- runners ----
 
     /// Registers this process as serving `sites`, or refreshes its row (the heartbeat).

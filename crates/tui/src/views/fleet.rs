@@ -154,6 +154,7 @@ pub fn detail(f: &mut Frame, area: Rect, app: &App) {
         Line::from(vec![
             Span::styled(format!("{}  ", s.name), t.title),
             Span::styled(s.status.as_str(), super::server_style(t, s.status)),
+            Span::styled(format!("  site {}", clean(&s.site)), t.muted),
         ]),
         Line::raw(format!(
             "address {}   jump {}   tags {}",
