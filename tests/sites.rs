@@ -382,3 +382,54 @@ fn a_site_with_no_live_process_is_reported_and_its_queued_job_can_be_cancelled()
     assert_eq!(j["status"], "cancelled");
     assert!(j["owner"].is_null(), "no process ever ran it: {j:#}");
 }
+
+#[test]
+fn imports_set_the_site_and_a_bad_label_is_skipped_with_the_rule() {
+    let env = TestEnv::new();
+    let ini = env.path().join("hosts.ini");
+    std::fs::write(
+        &ini,
+        "[eu]\nweb1 ansible_host=10.0.0.1\nweb2 ansible_host=10.0.0.2 provision_tui_site=eu-north\n\n[eu:vars]\nprovision_tui_site=eu-west\n",
+    )
+    .expect("ini");
+    env.ok(&["import", "ansible", &ini.display().to_string()]);
+    assert_eq!(env.server_json("web1")["server"]["site"], "eu-west");
+    assert_eq!(
+        env.server_json("web2")["server"]["site"],
+        "eu-north",
+        "host var over group var"
+    );
+    // The command JSON's `site`; a re-import moves a known server, a bad label is refused.
+    let out = env.ok(&[
+        "import",
+        "command",
+        r#"echo '{"servers": [{"name": "web1", "host": "10.0.0.1", "site": "us-east"}, {"name": "odd", "host": "10.0.0.3", "site": "no spaces"}]}'"#,
+        "--json",
+    ]);
+    let rep: serde_json::Value = serde_json::from_str(&out).expect("report");
+    let rows = rep["rows"].as_array().expect("rows");
+    let row = |n: &str| {
+        rows.iter()
+            .find(|r| r["name"] == n)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(row("web1")["outcome"], "changed", "{rep:#}");
+    assert_eq!(
+        row("web1")["detail"],
+        serde_json::json!(["site eu-west -> us-east"])
+    );
+    assert_eq!(row("odd")["outcome"], "skipped", "{rep:#}");
+    assert!(
+        row("odd")["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("site \"no spaces\": a site label")),
+        "{rep:#}"
+    );
+    assert_eq!(env.server_json("web1")["server"]["site"], "us-east");
+    // server site: a label with a space is refused, naming the rule.
+    let bad = env.run(&["server", "site", "web2", "a b"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid site"));
+    assert_eq!(env.server_json("web2")["server"]["site"], "eu-north");
+}
