@@ -156,13 +156,7 @@ pub fn default_site() -> String {
 
 /// Site labels name a network or region on the command line and in listings.
 pub fn validate_site(site: &str) -> Result<(), String> {
-    let ok = !site.is_empty()
-        && site.len() <= 64
-        && site
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !site.starts_with('-');
-    if ok {
+    if is_label(site) {
         Ok(())
     } else {
         Err(format!(
@@ -182,14 +176,17 @@ impl Server {
 }
 
 /// Server names are identifiers used on the command line and in tags.
-pub fn validate_server_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
+/// 1-64 letters, digits, '-', '_' or '.', not starting with '-': server names and sites.
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with('-');
-    if ok {
+        && !s.starts_with('-')
+}
+
+pub fn validate_server_name(name: &str) -> Result<(), String> {
+    if is_label(name) {
         Ok(())
     } else {
         Err(format!(
