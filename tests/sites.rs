@@ -281,6 +281,17 @@ fn when_a_sites_process_dies_another_of_that_site_takes_its_checks_and_adopts_it
         id = jobs[0]["id"].as_i64().unwrap_or(0);
         jobs[0]["owner"] == b1_owner.as_str() && stdout_lines(&env, id).len() >= 3
     });
+    // A process of site A never adopts it: it cannot reach the server.
+    let refused = cmd(&env)
+        .args(["--site", "site-a", "jobs", "reattach", &id.to_string()])
+        .output()
+        .expect("reattach");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("runs on b1 of site site-b"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let mut b2 = watch(&env, "site-b");
     let b2_owner = owner_of(b2.id());
     wait_for("B2 registers", 20, || {
