@@ -41,6 +41,13 @@ fn fleet() {
         a.update(Action::Mark);
         a
     });
+    // Servers in two sites: the fleet shows each one's site.
+    snap("fleet_sites", || {
+        let mut a = full();
+        a.fleet.servers[0].site = "eu-west".into();
+        a.fleet.servers[1].site = "us-east".into();
+        a
+    });
     snap("fleet_filtered", || {
         let mut a = full();
         key(&mut a, KeyCode::Char('/'));
