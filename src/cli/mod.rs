@@ -40,8 +40,10 @@ pub mod exit {
     about = "Provision and watch a fleet of Linux servers over SSH. Without a subcommand, opens the dashboard."
 )]
 pub struct Cli {
-    /// Database file (default: $XDG_DATA_HOME/provision-tui/state.db).
-    #[arg(long, global = true, env = "PROVISION_TUI_DB", value_name = "PATH")]
+    /// Database: a SQLite file (default: $XDG_DATA_HOME/provision-tui/state.db), or a shared
+    /// PostgreSQL database, postgres://USER@HOST:PORT/DB?sslmode=… (the password from
+    /// PGPASSFILE/~/.pgpass or PGPASSWORD, not the command line, where `ps` shows it).
+    #[arg(long, global = true, env = "PROVISION_TUI_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
     /// Extra installer directory; adds to and overrides the bundled catalog. Repeatable.
     #[arg(long = "installers", global = true, value_name = "DIR")]

@@ -44,7 +44,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     std::fs::write(&config.known_hosts_path, fleet.known_hosts())?;
     let engine = Engine::open(config)?;
     // Raw setup: servers registered straight as ready, as a provisioned fleet would be.
-    let store = ptui_store::Store::open(&engine.config().db_path)?;
+    let store = ptui_store::Store::open_location(&engine.config().database())?;
     let client_key = fleet.client_key.display().to_string();
     let mut servers = Vec::new();
     for (i, p) in fleet.ports.iter().enumerate() {

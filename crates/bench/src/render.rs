@@ -86,7 +86,7 @@ pub async fn run(lines: i64) -> Result<()> {
         ..Default::default()
     })?;
     // A second connection to the same database (the engine keeps its store to itself).
-    let store = ptui_store::Store::open(&eng.config().db_path)?;
+    let store = ptui_store::Store::open_location(&eng.config().database())?;
     let job = store.create_job(&NewJob {
         server_id: server.id,
         server_name: &server.name,

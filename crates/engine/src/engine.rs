@@ -98,8 +98,13 @@ impl Engine {
     /// `jobs/adopt.rs`). The catalog is loaded when first asked for (`catalog()`).
     pub fn open(config: Config) -> Result<Self> {
         let access = Access::load(config.access.readonly.clone())?;
-        access.check_open(&config.db_path)?;
-        let store = Store::open(&config.db_path)?;
+        let store = match &config.database_url {
+            Some(url) => Store::open_postgres(url)?,
+            None => {
+                access.check_open(&config.db_path)?;
+                Store::open(&config.db_path)?
+            }
+        };
         // Without its key (an unwritable directory) the log is still written, unchained, and
         // `audit verify` names those rows.
         if let Err(e) = crate::secrets::install_audit_key(&config, &store) {
@@ -179,6 +184,16 @@ impl Engine {
     /// This process as recorded on the jobs it follows and its runner row (`pid@host`).
     pub fn owner(&self) -> &str {
         &self.inner.owner
+    }
+
+    /// The database as the operator may see it: the SQLite file, or the PostgreSQL URL with
+    /// its password replaced by `***`.
+    pub fn database_location(&self) -> String {
+        self.inner.store.location().to_string()
+    }
+
+    pub fn uses_postgres(&self) -> bool {
+        self.inner.store.is_postgres()
     }
 
     pub(crate) fn access_ref(&self) -> &Access {

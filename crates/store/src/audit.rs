@@ -2,8 +2,8 @@
 
 use super::audit_chain::{AuditKey, chain_hash, last_hash_in};
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{Connection, params};
 use color_eyre::eyre::Result;
-use rusqlite::{Connection, params};
 
 pub use ptui_types::records::AuditEntry;
 
@@ -61,7 +61,7 @@ impl Store {
                         details: r.get(5)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }

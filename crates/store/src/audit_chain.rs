@@ -4,9 +4,9 @@
 //! only visible against a head hash kept elsewhere (`verify`'s `expected_head`).
 
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{Connection, OptionalExtension, params};
 use color_eyre::eyre::Result;
 use hmac::{KeyInit, Mac};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -123,7 +123,7 @@ impl AuditVerdict {
     }
 }
 
-fn rows_in(c: &Connection) -> rusqlite::Result<Vec<AuditRow>> {
+fn rows_in(c: &Connection) -> crate::sql::Result<Vec<AuditRow>> {
     let mut st = c.prepare(
         "SELECT id, ts, operator, action, target, details, prev_hash, hash FROM audit_log ORDER BY id",
     )?;

@@ -1,8 +1,8 @@
 //! deployments: which app, with which inputs, is on which server.
 
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{Connection, OptionalExtension, params};
 use color_eyre::eyre::Result;
-use rusqlite::{Connection, OptionalExtension, params};
 
 pub use ptui_types::records::Deployment;
 
@@ -71,7 +71,7 @@ pub(crate) fn deployed_apps_in(c: &Connection, server_id: i64) -> Result<Vec<Str
     let ids = st
         .query_map([server_id], |r| r.get(0))
         .sql()?
-        .collect::<rusqlite::Result<Vec<String>>>()
+        .collect::<crate::sql::Result<Vec<String>>>()
         .sql()?;
     Ok(ids)
 }
@@ -111,7 +111,7 @@ impl Store {
                         updated_at: r.get(7)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -204,7 +204,7 @@ impl Store {
                     })
                 })
                 .sql()?
-                .collect::<rusqlite::Result<Vec<_>>>()
+                .collect::<crate::sql::Result<Vec<_>>>()
                 .sql()?;
             Ok(rows)
         })
@@ -228,7 +228,7 @@ impl Store {
                         .sql()?;
                     st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                         .sql()?
-                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .collect::<crate::sql::Result<Vec<_>>>()
                         .sql()?
                 };
                 for (id, server_id, app_id, blob) in rows {

@@ -3,9 +3,9 @@
 
 use super::jobs::{JOB_COLS, append_logs_in, get_job, job_from_row};
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{OptionalExtension, params};
 use color_eyre::eyre::{Result, eyre};
 use ptui_types::job::{Job, JobStatus, LogStream};
-use rusqlite::{OptionalExtension, params};
 
 /// Where a job's output is on its server, and how much of it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl Store {
             ))?;
             let rows = st
                 .query_map([], job_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -146,7 +146,7 @@ impl Store {
     }
 }
 
-fn append_system_line(tx: &rusqlite::Connection, id: i64, text: &str) -> Result<()> {
+fn append_system_line(tx: &crate::sql::Connection<'_>, id: i64, text: &str) -> Result<()> {
     append_logs_in(tx, id, &[(LogStream::System, now_ms(), text.to_string())]).map(|_| ())
 }
 

@@ -2,9 +2,9 @@
 //! singleton leases (one health checker per database).
 
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{OptionalExtension, params};
 use color_eyre::eyre::Result;
 use ptui_types::health::{RecoveryPolicy, Sample, ServerHealthPolicy};
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 /// A manual maintenance window (`maintenance on`). `server` None means the whole fleet.
@@ -78,26 +78,26 @@ impl Store {
         let cutoff = ((now - raw_keep_ms) / HOUR_MS) * HOUR_MS;
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO health_hourly(server_id, hour, checks, failures, latency_avg_ms,
+                "INSERT INTO health_hourly AS h (server_id, hour, checks, failures, latency_avg_ms,
                     latency_max_ms, load1_avg, mem_pct_max, disk_pct_max)
-                 SELECT server_id, (ts / ?2) * ?2, COUNT(*), SUM(ok = 0), AVG(latency_ms),
+                 SELECT server_id, (ts / ?2) * ?2, COUNT(*), SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), AVG(latency_ms),
                     MAX(latency_ms), AVG(load1), MAX(mem_pct), MAX(disk_pct)
                  FROM health_samples WHERE ts < ?1 GROUP BY server_id, (ts / ?2)
                  ON CONFLICT(server_id, hour) DO UPDATE SET
-                    latency_avg_ms = (latency_avg_ms * checks + excluded.latency_avg_ms * excluded.checks)
-                                     / (checks + excluded.checks),
+                    latency_avg_ms = (h.latency_avg_ms * h.checks + excluded.latency_avg_ms * excluded.checks)
+                                     / (h.checks + excluded.checks),
                     -- A late sample landing in an hour already rolled up: merge, weighted by
                     -- checks (the count of samples with a load is not kept); NULL = no load seen.
                     load1_avg = CASE
-                        WHEN load1_avg IS NULL THEN excluded.load1_avg
-                        WHEN excluded.load1_avg IS NULL THEN load1_avg
-                        ELSE (load1_avg * checks + excluded.load1_avg * excluded.checks)
-                             / (checks + excluded.checks) END,
-                    checks = checks + excluded.checks,
-                    failures = failures + excluded.failures,
-                    latency_max_ms = MAX(latency_max_ms, excluded.latency_max_ms),
-                    mem_pct_max = MAX(mem_pct_max, excluded.mem_pct_max),
-                    disk_pct_max = MAX(disk_pct_max, excluded.disk_pct_max)",
+                        WHEN h.load1_avg IS NULL THEN excluded.load1_avg
+                        WHEN excluded.load1_avg IS NULL THEN h.load1_avg
+                        ELSE (h.load1_avg * h.checks + excluded.load1_avg * excluded.checks)
+                             / (h.checks + excluded.checks) END,
+                    checks = h.checks + excluded.checks,
+                    failures = h.failures + excluded.failures,
+                    latency_max_ms = MAX(h.latency_max_ms, excluded.latency_max_ms),
+                    mem_pct_max = MAX(h.mem_pct_max, excluded.mem_pct_max),
+                    disk_pct_max = MAX(h.disk_pct_max, excluded.disk_pct_max)",
                 params![cutoff, HOUR_MS],
             )
             .sql()?;
@@ -126,7 +126,7 @@ impl Store {
             )?;
             let v = st
                 .query_map([since], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<i64>>>()?;
+                .collect::<crate::sql::Result<Vec<i64>>>()?;
             Ok(v)
         })
     }
@@ -145,7 +145,7 @@ impl Store {
                 .query_map(params![server_id, limit as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(v)
         })
     }
@@ -206,7 +206,7 @@ impl Store {
                         base_installer: r.get(3)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(v)
         })
     }
@@ -234,12 +234,11 @@ impl Store {
         by: &str,
     ) -> Result<i64> {
         self.write(|tx| {
-            tx.execute(
+            tx.insert(
                 "INSERT INTO maintenance(server_id, starts_at, ends_at, reason, created_by) VALUES(?1,?2,?3,?4,?5)",
                 params![server_id, now_ms(), ends_at, reason, by],
             )
-            .sql()?;
-            Ok(tx.last_insert_rowid())
+            .sql()
         })
     }
 
@@ -247,7 +246,7 @@ impl Store {
     pub fn maintenance_off(&self, server_id: Option<i64>) -> Result<usize> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE maintenance SET ended_at=?1 WHERE ended_at IS NULL AND server_id IS ?2
+                "UPDATE maintenance SET ended_at=?1 WHERE ended_at IS NULL AND server_id IS NOT DISTINCT FROM ?2
                    AND (ends_at IS NULL OR ends_at > ?1)",
                 params![now_ms(), server_id],
             )
@@ -275,7 +274,7 @@ impl Store {
                         created_by: r.get(5)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(v)
         })
     }
@@ -332,7 +331,7 @@ impl Store {
             ))?;
             let v = st
                 .query_map([since], super::jobs::job_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(v)
         })
     }

@@ -2,9 +2,9 @@
 //! Fleet's figures and sparklines at start) and uptime over a period.
 
 use super::Store;
+use crate::sql::{Row, params};
 use color_eyre::eyre::Result;
 use ptui_types::health::{AppHealth, IncidentKind, MountUse, Sample};
-use rusqlite::{Row, params};
 use serde::Serialize;
 
 /// Checks that passed out of all, for a server or one of its apps, over a period.
@@ -21,7 +21,7 @@ impl Uptime {
     }
 }
 
-fn sample_from(r: &Row<'_>) -> rusqlite::Result<Sample> {
+fn sample_from(r: &Row) -> crate::sql::Result<Sample> {
     let failure: Option<String> = r.get(4)?;
     let details: String = r.get(10)?;
     let d: serde_json::Value = serde_json::from_str(&details).unwrap_or_default();
@@ -70,7 +70,7 @@ impl Store {
             ))?;
             let v = st
                 .query_map([per_server as i64], sample_from)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(v)
         })
     }

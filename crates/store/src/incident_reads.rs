@@ -1,8 +1,8 @@
 //! Read side of the incidents table for front ends. The health checker writes it.
 
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{OptionalExtension, params};
 use color_eyre::eyre::{Result, eyre};
-use rusqlite::{OptionalExtension, params};
 
 pub use ptui_types::records::IncidentRow;
 
@@ -36,7 +36,7 @@ impl Store {
                         acked_by: r.get(11)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -62,8 +62,8 @@ impl Store {
             }
             let n = tx
                 .execute(
-                    "INSERT OR IGNORE INTO incident_acks(incident_id, acked_by, acked_at)
-                     VALUES(?1, ?2, ?3)",
+                    "INSERT INTO incident_acks(incident_id, acked_by, acked_at)
+                     VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING",
                     params![id, by, now_ms()],
                 )
                 .sql()?;
@@ -114,7 +114,7 @@ impl Store {
             let mut st = c.prepare("SELECT incident_id FROM incident_acks")?;
             let v = st
                 .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<i64>>>()?;
+                .collect::<crate::sql::Result<Vec<i64>>>()?;
             Ok(v)
         })
     }

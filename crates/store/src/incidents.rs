@@ -4,10 +4,10 @@
 
 use super::servers::{get_server, transition_in};
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{Connection, OptionalExtension, Row, params};
 use color_eyre::eyre::{Result, eyre};
 use ptui_types::health::{IncidentKind, IncidentState};
 use ptui_types::server::{Server, ServerStatus};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -49,7 +49,7 @@ const COLS: &str =
     i.updated_at, i.resolved_at, i.details, i.previous_status, i.affected, i.attempts,
     i.next_attempt_at, i.last_notified_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
+fn from_row(r: &Row) -> crate::sql::Result<Incident> {
     let kind: String = r.get(3)?;
     let state: String = r.get(4)?;
     let prev: Option<String> = r.get(10)?;
@@ -120,7 +120,7 @@ impl Store {
         self.write(|tx| {
             let exists: Option<i64> = tx
                 .query_row(
-                    "SELECT id FROM incidents WHERE server_id=?1 AND kind=?2 AND app_id IS ?3 AND resolved_at IS NULL",
+                    "SELECT id FROM incidents WHERE server_id=?1 AND kind=?2 AND app_id IS NOT DISTINCT FROM ?3 AND resolved_at IS NULL",
                     params![server_id, kind.as_str(), app_id],
                     |r| r.get(0),
                 )
@@ -138,17 +138,16 @@ impl Store {
                     Ok(serde_json::json!({"app_id": r.get::<_, String>(0)?, "app_version": r.get::<_, String>(1)?}))
                 })
                 .sql()?
-                .collect::<rusqlite::Result<_>>()
+                .collect::<crate::sql::Result<_>>()
                 .sql()?
             };
             let now = now_ms();
-            tx.execute(
+            let id = tx.insert(
                 "INSERT INTO incidents(server_id, kind, state, app_id, opened_at, updated_at, details, affected)
                  VALUES(?1,?2,'detected',?3,?4,?4,?5,?6)",
                 params![server_id, kind.as_str(), app_id, now, details, serde_json::Value::from(affected).to_string()],
             )
             .sql()?;
-            let id = tx.last_insert_rowid();
             event_in(tx, id, &format!("detected: {details}"), None)?;
             let mut changed = None;
             if kind == IncidentKind::ServerUnreachable
@@ -253,7 +252,7 @@ impl Store {
             // updated_at orders the incident list: only a visible change moves it.
             tx.execute(
                 "UPDATE incidents SET state='detected', next_attempt_at=?1,
-                   updated_at=CASE WHEN ?2 THEN ?3 ELSE updated_at END
+                   updated_at=CASE WHEN ?2 = 1 THEN ?3 ELSE updated_at END
                  WHERE id=?4 AND resolved_at IS NULL",
                 params![next_attempt_at, changed, now_ms(), id],
             )
@@ -298,7 +297,7 @@ impl Store {
             ))?;
             let v = st
                 .query_map(params![open_only, limit as i64], from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(v)
         })
     }
@@ -316,7 +315,7 @@ impl Store {
                         job_id: r.get(2)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(v)
         })
     }

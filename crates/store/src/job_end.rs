@@ -7,11 +7,11 @@ use super::deployments::{
 };
 use super::servers::{get_server, transition_in};
 use super::{SqlContext, Store};
+use crate::sql::{OptionalExtension, params};
 use color_eyre::eyre::{Result, bail, eyre};
 use ptui_types::error::ErrorKind;
 use ptui_types::job::{Job, JobAction, JobStatus};
 use ptui_types::server::{Server, ServerStatus};
-use rusqlite::{OptionalExtension, params};
 
 /// How a job ended, and what the catalog says about its installer.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +29,7 @@ pub struct JobEnd<'a> {
 /// Puts a server this job moved into provisioning back to the status it came from
 /// (pending_setup, error or force_rebuild). `None` when the job did not move it.
 fn undo_provisioning_in(
-    tx: &rusqlite::Connection,
+    tx: &crate::sql::Connection<'_>,
     s: &Server,
     job_id: i64,
     reason: &str,

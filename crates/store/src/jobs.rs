@@ -1,14 +1,14 @@
 //! jobs and job_logs.
 
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{Connection, OptionalExtension, Row, params};
 use color_eyre::eyre::{Result, bail, eyre};
 use ptui_types::error::ErrorKind;
 use ptui_types::job::{Job, JobAction, JobFilter, JobStatus, LogLine, LogStream};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub(crate) const JOB_COLS: &str = "id, server_id, server_name, app_id, app_version, action, status, error_kind, error_message, exit_code, inputs, attempts, created_at, started_at, finished_at, spool, owner, site";
 
-pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+pub(crate) fn job_from_row(r: &Row) -> crate::sql::Result<Job> {
     let action: String = r.get(5)?;
     let status: String = r.get(6)?;
     let kind: Option<String> = r.get(7)?;
@@ -93,7 +93,7 @@ pub struct NewJob<'a> {
 impl Store {
     pub fn create_job(&self, j: &NewJob<'_>) -> Result<Job> {
         self.write(|tx| {
-            tx.execute(
+            let id = tx.insert(
                 "INSERT INTO jobs(server_id, server_name, app_id, app_version, action, status, inputs, owner, heartbeat_at, created_at)
                  VALUES(?1,?2,?3,?4,?5,'queued',?6,?7,?8,?8)",
                 params![
@@ -108,7 +108,7 @@ impl Store {
                 ],
             )
             .sql()?;
-            get_job(tx, tx.last_insert_rowid())?.ok_or_else(|| eyre!("job vanished after insert"))
+            get_job(tx, id)?.ok_or_else(|| eyre!("job vanished after insert"))
         })
     }
 
@@ -204,7 +204,7 @@ impl Store {
     pub fn list_jobs(&self, f: &JobFilter) -> Result<Vec<Job>> {
         self.read(|c| {
             let mut sql = format!("SELECT {JOB_COLS} FROM jobs WHERE 1=1");
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            let mut args: Vec<crate::sql::Value> = Vec::new();
             if let Some(s) = f.status {
                 sql.push_str(" AND status=?");
                 args.push(s.as_str().to_string().into());
@@ -227,8 +227,8 @@ impl Store {
             }
             let mut st = c.prepare(&sql)?;
             let rows = st
-                .query_map(rusqlite::params_from_iter(args), job_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .query_map(crate::sql::params_from_iter(args), job_from_row)?
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -238,7 +238,7 @@ impl Store {
             let mut st = c.prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows
                 .into_iter()
                 .filter_map(|(s, n)| JobStatus::parse(&s).map(|s| (s, n)))
@@ -295,7 +295,7 @@ impl Store {
                         text: r.get(3)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -332,7 +332,7 @@ impl Store {
                         r.get::<_, Option<i64>>(2)?,
                     ))
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows
                 .into_iter()
                 .filter(|(_, owner, hb)| {

@@ -1,8 +1,8 @@
 //! server_leases: one job per server at a time, across every process on this database.
 
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{OptionalExtension, params};
 use color_eyre::eyre::Result;
-use rusqlite::{OptionalExtension, params};
 
 /// Who holds a server's lease when we could not take it.
 #[derive(Debug, Clone, PartialEq)]

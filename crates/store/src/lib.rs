@@ -1,4 +1,6 @@
-//! SQLite store: one writer connection per process, WAL, `BEGIN IMMEDIATE` for every write.
+//! The store: SQLite (one writer connection per process, WAL, `BEGIN IMMEDIATE` for every
+//! write) or PostgreSQL (a small pool; writers take turns through an advisory lock). Every
+//! query is written once, against `sql::Connection`.
 
 pub mod audit;
 pub mod audit_chain;
@@ -17,11 +19,14 @@ mod migrations;
 mod plan_reads;
 pub mod servers;
 pub mod sites;
+pub mod sql;
 pub mod sudo;
+pub mod testing;
 
 use color_eyre::eyre::{Result, WrapErr};
 use ptui_types::private_files;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::TransactionBehavior;
+use sql::{Connection, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -35,10 +40,16 @@ pub struct Store {
 }
 
 struct Inner {
-    conn: Mutex<Connection>,
-    path: PathBuf,
+    backend: Backend,
+    /// The SQLite file, or the PostgreSQL URL without its password: what messages name.
+    location: String,
     /// The audit chain's HMAC key (`audit_chain.rs`); rows written before it is set are unchained.
     audit_key: std::sync::RwLock<Option<audit_chain::AuditKey>>,
+}
+
+enum Backend {
+    Sqlite(Mutex<rusqlite::Connection>),
+    Postgres(Box<sql::pg::PgPool>),
 }
 
 pub use ptui_types::time::now_ms;
@@ -90,7 +101,7 @@ impl Store {
             private_files::ensure_file(path)
                 .wrap_err_with(|| format!("cannot create the database {}", path.display()))?;
         }
-        let conn = Connection::open(path).wrap_err_with(|| {
+        let conn = rusqlite::Connection::open(path).wrap_err_with(|| {
             format!(
                 "cannot open the database {}{}",
                 path.display(),
@@ -102,8 +113,8 @@ impl Store {
         tighten_database_files(path);
         let store = Self {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                path: path.to_path_buf(),
+                backend: Backend::Sqlite(Mutex::new(conn)),
+                location: path.display().to_string(),
                 audit_key: std::sync::RwLock::new(None),
             }),
         };
@@ -111,48 +122,137 @@ impl Store {
         Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// Opens a PostgreSQL database (`postgres://…`, with libpq's `PG*` environment and
+    /// pgpass) and brings its schema up to date.
+    pub fn open_postgres(url: &str) -> Result<Self> {
+        Self::open_postgres_with(url, None)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back),
-        // so a poisoned mutex is safe to reuse.
-        self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
+    /// As [`open_postgres`](Self::open_postgres), with the password from this pgpass file.
+    pub fn open_postgres_with(url: &str, pgpass: Option<&Path>) -> Result<Self> {
+        let target =
+            sql::pg_config::resolve_with(url, pgpass).map_err(|e| color_eyre::eyre::eyre!(e))?;
+        let location = target.shown.clone();
+        let pool = sql::pg::PgPool::connect(target)
+            .map_err(|e| color_eyre::eyre::eyre!("{e} ({})", e.hint()))?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                backend: Backend::Postgres(Box::new(pool)),
+                location,
+                audit_key: std::sync::RwLock::new(None),
+            }),
+        };
+        store.migrate()?;
+        Ok(store)
     }
 
-    /// Runs `f` inside `BEGIN IMMEDIATE`; commits on Ok, rolls back on Err.
+    /// `--db`: a PostgreSQL URL, or the path of a SQLite file.
+    pub fn open_location(db: &str) -> Result<Self> {
+        if sql::pg_config::is_postgres_url(db) {
+            Self::open_postgres(db)
+        } else {
+            Self::open(Path::new(db))
+        }
+    }
+
+    /// The SQLite file, or the PostgreSQL URL without its password.
+    pub fn location(&self) -> &str {
+        &self.inner.location
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.inner.backend, Backend::Postgres(_))
+    }
+
+    /// Runs `f` inside a write transaction; commits on Ok, rolls back on Err. SQLite:
+    /// `BEGIN IMMEDIATE`. PostgreSQL: `BEGIN` plus an advisory lock, so writers of every
+    /// process take turns as they do on SQLite, and a `NOTIFY` that reaches the other
+    /// bastions when the transaction commits.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| db_error(e, &self.inner.path))?;
-        let out = f(&tx)?;
-        tx.commit().map_err(|e| db_error(e, &self.inner.path))?;
-        Ok(out)
+        let loc = &self.inner.location;
+        match &self.inner.backend {
+            Backend::Sqlite(m) => {
+                let mut conn = lock(m);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| db_error(e.into(), loc))?;
+                let out = f(&Connection::Sqlite(&tx))?;
+                tx.commit().map_err(|e| db_error(e.into(), loc))?;
+                Ok(out)
+            }
+            Backend::Postgres(pool) => {
+                let mut c = pool.acquire().map_err(|e| db_error(e, loc))?;
+                c.begin_write().map_err(|e| db_error(e, loc))?;
+                match f(&Connection::Postgres(c.client())) {
+                    Ok(out) => {
+                        c.commit().map_err(|e| db_error(e, loc))?;
+                        Ok(out)
+                    }
+                    Err(e) => {
+                        // A failed rollback leaves the client in its transaction; it is then
+                        // closed instead of reused (PooledClient's drop).
+                        let _ = c.rollback();
+                        Err(e)
+                    }
+                }
+            }
+        }
     }
 
-    /// Runs a read-only closure on the connection.
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.lock();
-        f(&conn)
+    /// Runs a read-only closure on a connection.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection<'_>) -> Result<T>) -> Result<T> {
+        match &self.inner.backend {
+            Backend::Sqlite(m) => {
+                let conn = lock(m);
+                f(&Connection::Sqlite(&conn))
+            }
+            Backend::Postgres(pool) => {
+                let c = pool
+                    .acquire()
+                    .map_err(|e| db_error(e, &self.inner.location))?;
+                f(&Connection::Postgres(c.client()))
+            }
+        }
     }
 
-    /// A number that changes whenever another connection commits (`PRAGMA data_version`).
+    /// A number that changes whenever another process commits: SQLite's `PRAGMA
+    /// data_version`; on PostgreSQL, the count of other backends' `NOTIFY`s (see `sql::pg`).
     /// Front ends poll it to notice work done by other processes without re-reading tables.
     pub fn data_version(&self) -> Result<i64> {
-        self.read(|c| Ok(c.query_row("PRAGMA data_version", [], |r| r.get(0))?))
+        match &self.inner.backend {
+            Backend::Sqlite(_) => {
+                self.read(|c| Ok(c.query_row("PRAGMA data_version", [], |r| r.get(0))?))
+            }
+            Backend::Postgres(pool) => Ok(pool.data_version()),
+        }
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        self.read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+        match &self.inner.backend {
+            Backend::Sqlite(_) => {
+                self.read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+            }
+            Backend::Postgres(_) => {
+                self.read(|c| Ok(c.query_row("SELECT version FROM ptui_schema", [], |r| r.get(0))?))
+            }
+        }
     }
 
     fn migrate(&self) -> Result<()> {
-        let mut conn = self.lock();
-        migrations::migrate(&mut conn)
-            .wrap_err_with(|| format!("cannot migrate the database {}", self.inner.path.display()))
+        let loc = &self.inner.location;
+        match &self.inner.backend {
+            Backend::Sqlite(m) => migrations::migrate(&mut lock(m))
+                .wrap_err_with(|| format!("cannot migrate the database {loc}")),
+            Backend::Postgres(pool) => migrations::migrate_postgres(pool)
+                .wrap_err_with(|| format!("cannot migrate the database {loc}")),
+        }
     }
+}
+
+fn lock(m: &Mutex<rusqlite::Connection>) -> MutexGuard<'_, rusqlite::Connection> {
+    // A panic while holding the lock leaves SQLite consistent (transactions roll back), so a
+    // poisoned mutex is safe to reuse.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Sets the database, -wal and -shm to 0600 if an older version (or a umask) left them
@@ -171,7 +271,7 @@ fn tighten_database_files(db: &Path) {
     }
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+fn configure(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -179,21 +279,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Adds what to do to the raw SQLite error.
-fn db_error(e: rusqlite::Error, path: &Path) -> color_eyre::eyre::Report {
-    let hint = match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DiskFull) => {
-            "free some disk space and retry; nothing was written"
-        }
-        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
-            "another process holds the database for too long; retry"
-        }
-        Some(rusqlite::ErrorCode::ReadOnly) | Some(rusqlite::ErrorCode::CannotOpen) => {
-            "check the permissions of the database file and its directory"
-        }
-        _ => "the change was rolled back",
-    };
-    color_eyre::eyre::eyre!("database {}: {e} ({hint})", path.display())
+/// Adds what to do to the raw database error.
+fn db_error(e: sql::Error, location: &str) -> color_eyre::eyre::Report {
+    color_eyre::eyre::eyre!("database {location}: {e} ({})", e.hint())
 }
 
 /// Converts SQLite errors inside write closures into reports that name the database.
@@ -201,12 +289,12 @@ pub(crate) trait SqlContext<T> {
     fn sql(self) -> Result<T>;
 }
 
-impl<T> SqlContext<T> for rusqlite::Result<T> {
+impl<T> SqlContext<T> for sql::Result<T> {
     fn sql(self) -> Result<T> {
         self.map_err(|e| {
-            let hint = match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::DiskFull) => " (disk full: free space and retry)",
-                _ => "",
+            let hint = match e.hint() {
+                "the change was rolled back" => String::new(),
+                h => format!(" ({h})"),
             };
             color_eyre::eyre::eyre!("database error: {e}{hint}")
         })
@@ -216,6 +304,12 @@ impl<T> SqlContext<T> for rusqlite::Result<T> {
 #[cfg(test)]
 pub fn test_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
+    if testing::postgres_requested() {
+        return (
+            dir,
+            testing::fresh_postgres_store().expect("PostgreSQL test store"),
+        );
+    }
     let store = Store::open(&dir.path().join("state.db")).expect("open store");
     (dir, store)
 }

@@ -1,8 +1,8 @@
 //! Searching a job's stored log without loading it (the log pane's `/`, `n`, `N`).
 
 use super::Store;
+use crate::sql::{OptionalExtension, params};
 use color_eyre::eyre::Result;
-use rusqlite::{OptionalExtension, params};
 
 impl Store {
     /// The seq of the nearest line containing `needle` (case-sensitive), at or after `from_seq`

@@ -8,7 +8,7 @@ impl Store {
     pub fn job_failure_rate(&self, since: i64) -> Result<Option<f64>> {
         self.read(|c| {
             let (failed, total): (i64, i64) = c.query_row(
-                "SELECT COALESCE(SUM(status IN ('failed','interrupted')),0), COUNT(*) FROM jobs
+                "SELECT COALESCE(SUM(CASE WHEN status IN ('failed','interrupted') THEN 1 ELSE 0 END),0), COUNT(*) FROM jobs
                  WHERE finished_at >= ?1 AND status IN ('succeeded','failed','interrupted')",
                 [since],
                 |r| Ok((r.get(0)?, r.get(1)?)),

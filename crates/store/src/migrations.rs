@@ -261,6 +261,63 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> color_eyre::Result<()> 
     }
 }
 
+/// PostgreSQL: the same steps, rewritten by `sql::dialect`; the version is the one row of
+/// `ptui_schema`. Each step runs in its own transaction under the writers' advisory lock, so
+/// bastions started together migrate one after the other.
+pub fn migrate_postgres(pool: &crate::sql::pg::PgPool) -> color_eyre::Result<()> {
+    migrate_postgres_to(pool, LATEST_VERSION)
+}
+
+pub fn migrate_postgres_to(pool: &crate::sql::pg::PgPool, target: i64) -> color_eyre::Result<()> {
+    use crate::sql::Value;
+    let mut c = pool.acquire()?;
+    loop {
+        c.begin_write()?;
+        let step = (|| -> color_eyre::Result<bool> {
+            let client = c.client();
+            client.batch("CREATE TABLE IF NOT EXISTS ptui_schema (version BIGINT NOT NULL)")?;
+            let version = match client
+                .query("SELECT version FROM ptui_schema", &[])?
+                .first()
+            {
+                Some(r) => r.get::<_, i64>(0)?,
+                None => {
+                    client.execute("INSERT INTO ptui_schema(version) VALUES(0)", &[])?;
+                    0
+                }
+            };
+            if version > LATEST_VERSION {
+                color_eyre::eyre::bail!(
+                    "schema version {version} is newer than this binary knows ({LATEST_VERSION}); upgrade provision-tui"
+                );
+            }
+            if version >= target {
+                return Ok(false);
+            }
+            client.batch(&crate::sql::dialect::to_postgres(
+                MIGRATIONS[version as usize],
+            ))?;
+            client.execute(
+                "UPDATE ptui_schema SET version=?1",
+                &[Value::Integer(version + 1)],
+            )?;
+            Ok(true)
+        })();
+        match step {
+            Ok(more) => {
+                c.commit()?;
+                if !more {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = c.rollback();
+                return Err(e);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,7 +325,8 @@ mod tests {
 
     #[test]
     fn empty_database_reaches_latest() {
-        let (_d, store) = crate::test_store();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
         assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
         let tables: Vec<String> = store
             .read(|c| {

@@ -2,8 +2,8 @@
 
 use super::leases::LeaseHolder;
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{OptionalExtension, params};
 use color_eyre::eyre::Result;
-use rusqlite::{OptionalExtension, params};
 
 impl Store {
     /// The live lease on a server (heartbeat within `ttl_ms`), if another job holds one.

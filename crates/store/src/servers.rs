@@ -1,15 +1,15 @@
 //! servers and server_events.
 
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{Connection, OptionalExtension, Row, params};
 use color_eyre::eyre::{Result, bail, eyre};
 use ptui_types::server::{Server, ServerSpec, ServerStatus};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub use ptui_types::records::ServerEvent;
 
 const SERVER_COLS: &str = "id, name, host, port, user, identity, jump, tags, password_env, status, created_at, updated_at, site";
 
-fn server_from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
+fn server_from_row(r: &Row) -> crate::sql::Result<Server> {
     let tags: String = r.get(7)?;
     let status: String = r.get(9)?;
     Ok(Server {
@@ -111,7 +111,7 @@ impl Store {
                 }
             }
             let now = now_ms();
-            tx.execute(
+            let id = tx.insert(
                 "INSERT INTO servers(name, host, port, user, identity, jump, tags, password_env, status, created_at, updated_at, site)
                  VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10,COALESCE(?11,'default'))",
                 params![
@@ -129,7 +129,6 @@ impl Store {
                 ],
             )
             .sql()?;
-            let id = tx.last_insert_rowid();
             tx.execute(
                 "INSERT INTO server_events(server_id, ts, from_status, to_status, reason) VALUES(?1,?2,NULL,?3,'registered')",
                 params![id, now, status.as_str()],
@@ -167,7 +166,7 @@ impl Store {
             let mut st = c.prepare(&format!("SELECT {SERVER_COLS} FROM servers ORDER BY name"))?;
             let rows = st
                 .query_map([], server_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -217,7 +216,7 @@ impl Store {
             }
             let dependants: Vec<String> = {
                 let mut st = tx.prepare("SELECT name FROM servers WHERE jump=?1").sql()?;
-                st.query_map([name], |r| r.get(0)).sql()?.collect::<rusqlite::Result<_>>().sql()?
+                st.query_map([name], |r| r.get(0)).sql()?.collect::<crate::sql::Result<_>>().sql()?
             };
             if !dependants.is_empty() {
                 bail!("server {name} is the jump host of {}; change or remove those first", dependants.join(", "));
@@ -258,7 +257,7 @@ impl Store {
                         job_id: r.get(6)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -269,7 +268,7 @@ impl Store {
             let mut st = c.prepare("SELECT status, COUNT(*) FROM servers GROUP BY status")?;
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows
                 .into_iter()
                 .filter_map(|(s, n)| ServerStatus::parse(&s).map(|s| (s, n)))

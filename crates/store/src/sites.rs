@@ -8,11 +8,11 @@ use super::deployments::move_job_secrets_in;
 use super::jobs::{JOB_COLS, NewJob, append_logs_in, get_job, job_from_row};
 use super::servers::get_server;
 use super::{SqlContext, Store, now_ms};
+use crate::sql::{Connection, OptionalExtension, params};
 use color_eyre::eyre::{Result, eyre};
 use ptui_types::error::ErrorKind;
 use ptui_types::job::{Job, JobStatus, LogStream};
 use ptui_types::server::Server;
-use rusqlite::{OptionalExtension, params};
 
 /// A provision-tui process that serves sites, as registered in `runners`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -29,17 +29,22 @@ pub struct Runner {
 }
 
 /// The one query that picks the next queued job of the given sites (placeholders `?1..`).
-/// On PostgreSQL, append `FOR UPDATE OF j SKIP LOCKED` so concurrent claimers skip a row
+/// On PostgreSQL it ends in `FOR UPDATE OF j SKIP LOCKED`, so concurrent claimers skip a row
 /// another transaction is claiming instead of waiting for it; on SQLite the enclosing
 /// `BEGIN IMMEDIATE` already makes the select-and-update one writer's.
-fn next_queued_sql(sites: usize) -> String {
+fn next_queued_sql(sites: usize, postgres: bool) -> String {
     let marks: Vec<String> = (0..sites).map(|i| format!("?{}", i + 1)).collect();
     format!(
         "SELECT j.id FROM jobs j JOIN servers s ON s.id = j.server_id
          WHERE j.status = 'queued' AND j.owner IS NULL AND j.site IS NOT NULL
            AND j.cancel_requested = 0 AND s.site IN ({})
-         ORDER BY j.id LIMIT 1",
-        marks.join(",")
+         ORDER BY j.id LIMIT 1{}",
+        marks.join(","),
+        if postgres {
+            " FOR UPDATE OF j SKIP LOCKED"
+        } else {
+            ""
+        }
     )
 }
 
@@ -47,10 +52,10 @@ impl Store {
     /// Creates a job queued for the processes of `site`: no owner until one claims it.
     pub fn create_site_job(&self, j: &NewJob<'_>, site: &str) -> Result<Job> {
         self.write(|tx| {
-            let id: i64 = tx
-                .query_row(
+            let id = tx
+                .insert(
                     "INSERT INTO jobs(server_id, server_name, app_id, app_version, action, status, inputs, owner, heartbeat_at, created_at, site)
-                     VALUES(?1,?2,?3,?4,?5,'queued',?6,NULL,NULL,?7,?8) RETURNING id",
+                     VALUES(?1,?2,?3,?4,?5,'queued',?6,NULL,NULL,?7,?8)",
                     params![
                         j.server_id,
                         j.server_name,
@@ -61,7 +66,6 @@ impl Store {
                         now_ms(),
                         site
                     ],
-                    |r| r.get(0),
                 )
                 .sql()?;
             get_job(tx, id)?.ok_or_else(|| eyre!("job vanished after insert"))
@@ -76,24 +80,30 @@ impl Store {
             return Ok(None);
         }
         self.write(|tx| {
-            let id: Option<i64> = tx
-                .query_row(
-                    &next_queued_sql(sites.len()),
-                    rusqlite::params_from_iter(sites.iter()),
-                    |r| r.get(0),
-                )
-                .optional()
-                .sql()?;
-            let Some(id) = id else { return Ok(None) };
-            let n = tx
-                .execute(
-                    "UPDATE jobs SET owner=?2, heartbeat_at=?3 WHERE id=?1 AND owner IS NULL AND status='queued'",
-                    params![id, owner, now_ms()],
-                )
-                .sql()?;
-            if n == 0 {
-                return Ok(None);
+            let sql = next_queued_sql(sites.len(), tx.is_postgres());
+            let mut claimed = None;
+            // Another claimer may take the row between the select and the update (where rows
+            // are not locked by the select): then try the next one.
+            for _ in 0..8 {
+                let id: Option<i64> = tx
+                    .query_row(&sql, crate::sql::params_from_iter(sites.iter()), |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .sql()?;
+                let Some(id) = id else { return Ok(None) };
+                let n = tx
+                    .execute(
+                        "UPDATE jobs SET owner=?2, heartbeat_at=?3 WHERE id=?1 AND owner IS NULL AND status='queued'",
+                        params![id, owner, now_ms()],
+                    )
+                    .sql()?;
+                if n == 1 {
+                    claimed = Some(id);
+                    break;
+                }
             }
+            let Some(id) = claimed else { return Ok(None) };
             append_logs_in(
                 tx,
                 id,
@@ -177,7 +187,7 @@ impl Store {
             ))?;
             let rows = st
                 .query_map([], job_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -211,7 +221,7 @@ impl Store {
             let mut st = c.prepare("SELECT DISTINCT site FROM servers ORDER BY site")?;
             let rows = st
                 .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
+                .collect::<crate::sql::Result<Vec<String>>>()?;
             Ok(rows)
         })
     }
@@ -269,7 +279,7 @@ impl Store {
                         heartbeat_at: r.get(6)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -278,7 +288,7 @@ impl Store {
 /// Ends a job that never ran, inside the caller's transaction: its sealed secrets are
 /// dropped and it holds no lease any more.
 fn end_before_start_in(
-    tx: &rusqlite::Connection,
+    tx: &Connection<'_>,
     id: i64,
     status: JobStatus,
     kind: ErrorKind,
@@ -359,11 +369,18 @@ mod tests {
         let jobs: Vec<i64> = (0..20).map(|_| queued(&s, &srv).id).collect();
         // Four connections (as four processes would have) claim at once.
         let path = d.path().join("state.db");
+        let pg = s.is_postgres();
         let handles: Vec<_> = (0..4)
             .map(|n| {
                 let path = path.clone();
+                let shared = s.clone();
                 std::thread::spawn(move || {
-                    let store = Store::open(&path).unwrap();
+                    // Separate connections, as separate processes would have.
+                    let store = if pg {
+                        shared.clone()
+                    } else {
+                        Store::open(&path).unwrap()
+                    };
                     let sites = vec!["b".to_string()];
                     let mut got = Vec::new();
                     while let Some(j) = store.claim_queued_job(&sites, &format!("{n}@h")).unwrap() {

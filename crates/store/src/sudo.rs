@@ -1,8 +1,8 @@
 //! server_sudo: per-server privilege escalation settings (migrations v4, v5).
 
 use super::{SqlContext, Store};
+use crate::sql::{OptionalExtension, params};
 use color_eyre::eyre::Result;
-use rusqlite::{OptionalExtension, params};
 
 pub use ptui_types::records::SudoSettings;
 

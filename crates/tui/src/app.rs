@@ -145,7 +145,7 @@ impl App {
     pub fn with_engine(theme: Theme, eng: Engine) -> Self {
         let mut app = App::new(theme);
         app.db_path = super::views::tilde(
-            &eng.config().db_path.display().to_string(),
+            &eng.database_location(),
             &ptui_types::config::home_dir().display().to_string(),
         );
         app.eng = Some(eng);

@@ -6,8 +6,11 @@ use std::time::Duration;
 /// Paths and tunables shared by every front end.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// SQLite database file.
+    /// SQLite database file; with PostgreSQL, where it would be (the directory of
+    /// known_hosts and the keys).
     pub db_path: PathBuf,
+    /// `--db postgres://…`: the shared PostgreSQL database instead of the SQLite file.
+    pub database_url: Option<String>,
     /// provision-tui's own known_hosts; lives beside the database.
     pub known_hosts_path: PathBuf,
     /// The key that seals deployments' sensitive inputs: `secrets.key` beside the database,
@@ -204,7 +207,15 @@ impl Config {
     /// Build the configuration from an optional `--db` and extra `--installers` dirs.
     /// `PROVISION_TUI_DB` is read by clap before this.
     pub fn new(db: Option<PathBuf>, extra_installers: Vec<PathBuf>) -> Self {
-        let db_path = db.unwrap_or_else(|| data_dir().join("state.db"));
+        let database_url = db
+            .as_ref()
+            .and_then(|p| p.to_str())
+            .filter(|s| is_postgres_url(s))
+            .map(str::to_string);
+        let db_path = match (&database_url, db) {
+            (None, Some(p)) => p,
+            _ => data_dir().join("state.db"),
+        };
         let known_hosts_path = known_hosts_beside(&db_path);
         let key_path = |var: &str, name: &str| match std::env::var_os(var) {
             Some(v) if !v.is_empty() => PathBuf::from(v),
@@ -221,6 +232,7 @@ impl Config {
         installer_dirs.extend(extra_installers);
         Self {
             db_path,
+            database_url,
             known_hosts_path,
             secrets_key_path,
             audit_key_path,
@@ -231,6 +243,21 @@ impl Config {
             jobs: JobSettings::default(),
             access: AccessSettings::default(),
             sites: vec![crate::server::DEFAULT_SITE.to_string()],
+        }
+    }
+}
+
+/// `postgres://…` or `postgresql://…`, as libpq spells a connection URI.
+pub fn is_postgres_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+impl Config {
+    /// What `--db` names: the PostgreSQL URL or the SQLite file.
+    pub fn database(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => self.db_path.display().to_string(),
         }
     }
 }

@@ -1,0 +1,227 @@
+//! The store's SQL is written for SQLite; PostgreSQL gets it rewritten, token by token, outside
+//! string literals and quoted names:
+//! - `?N` / `?` placeholders become `$N`;
+//! - types: `INTEGER` → `BIGINT` (an `id INTEGER PRIMARY KEY` gets an identity), `REAL` →
+//!   `DOUBLE PRECISION`, `BLOB` → `BYTEA`; `WITHOUT ROWID` is dropped;
+//! - `user` (a reserved word there) is quoted; `LIKE` becomes `ILIKE` (SQLite's LIKE ignores
+//!   ASCII case); `instr(a, b)` becomes `strpos(a, b)`; two-argument `MAX`/`MIN` become
+//!   `GREATEST`/`LEAST`.
+//!
+//! Anything else must already be portable (`ON CONFLICT`, `RETURNING`, `COALESCE`, window
+//! functions). A query the rewrite does not cover fails on PostgreSQL's side with its own
+//! error, which the dual-backend tests catch.
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok<'a> {
+    Word(&'a str),
+    Param(Option<u32>),
+    Other(&'a str),
+}
+
+fn tokenize(sql: &str) -> Vec<Tok<'_>> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        if c == b'\'' || c == b'"' {
+            // Quoted: up to the closing quote; a doubled quote is an escaped one.
+            i += 1;
+            while i < b.len() {
+                if b[i] == c {
+                    if i + 1 < b.len() && b[i + 1] == c {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+            out.push(Tok::Other(&sql[start..i]));
+        } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            out.push(Tok::Other(&sql[start..i]));
+        } else if c == b'?' {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push(Tok::Param(sql[start + 1..i].parse().ok()));
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            out.push(Tok::Word(&sql[start..i]));
+        } else {
+            // Any other character, one UTF-8 scalar at a time.
+            i += sql[i..].chars().next().map_or(1, char::len_utf8);
+            out.push(Tok::Other(&sql[start..i]));
+        }
+    }
+    out
+}
+
+/// The index of the token after the one closing the parenthesis opened at `open`, and the
+/// number of commas at its top level.
+fn closing(toks: &[Tok<'_>], open: usize) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    let mut commas = 0;
+    for (k, t) in toks.iter().enumerate().skip(open) {
+        match t {
+            Tok::Other("(") => depth += 1,
+            Tok::Other(")") => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some((k, commas));
+                }
+            }
+            Tok::Other(",") if depth == 1 => commas += 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn next_word<'a>(toks: &[Tok<'a>], from: usize) -> Option<(usize, &'a str)> {
+    toks.iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, t)| !matches!(t, Tok::Other(s) if s.trim().is_empty()))
+        .and_then(|(k, t)| match t {
+            Tok::Word(w) => Some((k, *w)),
+            _ => None,
+        })
+}
+
+fn prev_word<'a>(toks: &[Tok<'a>], before: usize) -> Option<&'a str> {
+    toks[..before]
+        .iter()
+        .rev()
+        .find(|t| !matches!(t, Tok::Other(s) if s.trim().is_empty()))
+        .and_then(|t| match t {
+            Tok::Word(w) => Some(*w),
+            _ => None,
+        })
+}
+
+/// The SQLite statement(s) `sql`, as PostgreSQL reads them.
+pub fn to_postgres(sql: &str) -> String {
+    let toks = tokenize(sql);
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut bare = 0u32;
+    let mut skip_until = 0usize;
+    for (k, t) in toks.iter().enumerate() {
+        if k < skip_until {
+            continue;
+        }
+        match t {
+            Tok::Param(Some(n)) => out.push_str(&format!("${n}")),
+            Tok::Param(None) => {
+                bare += 1;
+                out.push_str(&format!("${bare}"));
+            }
+            Tok::Other(s) => out.push_str(s),
+            Tok::Word(w) => {
+                let upper = w.to_ascii_uppercase();
+                let next = next_word(&toks, k + 1);
+                match upper.as_str() {
+                    "INTEGER" => {
+                        let primary = next.is_some_and(|(_, n)| n.eq_ignore_ascii_case("PRIMARY"));
+                        let is_id =
+                            prev_word(&toks, k).is_some_and(|p| p.eq_ignore_ascii_case("id"));
+                        if primary && is_id {
+                            out.push_str("BIGINT GENERATED BY DEFAULT AS IDENTITY");
+                        } else {
+                            out.push_str("BIGINT");
+                        }
+                    }
+                    "REAL" => out.push_str("DOUBLE PRECISION"),
+                    "BLOB" => out.push_str("BYTEA"),
+                    "WITHOUT" if next.is_some_and(|(_, n)| n.eq_ignore_ascii_case("ROWID")) => {
+                        skip_until = next.map_or(k + 1, |(j, _)| j + 1);
+                    }
+                    "USER" => out.push_str("\"user\""),
+                    "LIKE" => out.push_str("ILIKE"),
+                    "INSTR" => out.push_str("strpos"),
+                    "MAX" | "MIN" => {
+                        let open = toks
+                            .iter()
+                            .enumerate()
+                            .skip(k + 1)
+                            .find(|(_, t)| !matches!(t, Tok::Other(s) if s.trim().is_empty()));
+                        let two_args = match open {
+                            Some((j, Tok::Other("("))) => {
+                                closing(&toks, j).is_some_and(|(_, commas)| commas >= 1)
+                            }
+                            _ => false,
+                        };
+                        if two_args {
+                            out.push_str(if upper == "MAX" { "GREATEST" } else { "LEAST" });
+                        } else {
+                            out.push_str(w);
+                        }
+                    }
+                    _ => out.push_str(w),
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_postgres;
+
+    #[test]
+    fn placeholders_numbered_and_bare() {
+        assert_eq!(
+            to_postgres("SELECT a FROM t WHERE x=?1 AND y=?2 OR z=?1"),
+            "SELECT a FROM t WHERE x=$1 AND y=$2 OR z=$1"
+        );
+        assert_eq!(to_postgres("VALUES(?,?,?)"), "VALUES($1,$2,$3)");
+    }
+
+    #[test]
+    fn literals_and_quoted_names_are_left_alone() {
+        assert_eq!(
+            to_postgres("SELECT 'a ? user LIKE ''x'' ?1', \"user\" FROM t WHERE user = ?1"),
+            "SELECT 'a ? user LIKE ''x'' ?1', \"user\" FROM t WHERE \"user\" = $1"
+        );
+    }
+
+    #[test]
+    fn types_of_the_schema() {
+        let ddl = "CREATE TABLE a (id INTEGER PRIMARY KEY, server_id INTEGER PRIMARY KEY REFERENCES s(id), n INTEGER NOT NULL, f REAL, b BLOB) WITHOUT ROWID;";
+        assert_eq!(
+            to_postgres(ddl),
+            "CREATE TABLE a (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, server_id BIGINT PRIMARY KEY REFERENCES s(id), n BIGINT NOT NULL, f DOUBLE PRECISION, b BYTEA) ;"
+        );
+    }
+
+    #[test]
+    fn functions() {
+        assert_eq!(
+            to_postgres(
+                "SELECT MAX(a, excluded.a), MAX(b), min(c, d), instr(text, ?3) FROM t WHERE x LIKE ?1"
+            ),
+            "SELECT GREATEST(a, excluded.a), MAX(b), LEAST(c, d), strpos(text, $3) FROM t WHERE x ILIKE $1"
+        );
+        assert_eq!(
+            to_postgres("SELECT MAX(COALESCE(a, 0)) FROM t"),
+            "SELECT MAX(COALESCE(a, 0)) FROM t"
+        );
+    }
+
+    #[test]
+    fn comments_survive() {
+        assert_eq!(
+            to_postgres("SELECT 1 -- user? it's\nFROM t"),
+            "SELECT 1 -- user? it's\nFROM t"
+        );
+    }
+}
