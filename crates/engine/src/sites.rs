@@ -362,3 +362,85 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ptui_store::jobs::NewJob;
+    use ptui_types::config::Config;
+    use ptui_types::job::{JobAction, JobStatus};
+    use ptui_types::server::ServerSpec;
+
+    #[test]
+    fn a_job_whose_claimer_died_before_sending_it_is_queued_again_once() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let config = Config::new(Some(tmp.path().join("state.db")), vec![]);
+        let eng = Engine::open(config.clone()).expect("open");
+        let srv = eng
+            .add_server(&ServerSpec {
+                name: "b1".into(),
+                host: "10.0.0.1".into(),
+                port: 22,
+                user: "root".into(),
+                site: Some("b".into()),
+                ..Default::default()
+            })
+            .expect("add");
+        let queue = |eng: &Engine| {
+            eng.store()
+                .create_site_job(
+                    &NewJob {
+                        server_id: srv.id,
+                        server_name: "b1",
+                        app_id: "demo",
+                        app_version: "1",
+                        action: JobAction::Install,
+                        masked_inputs: &serde_json::json!({}),
+                        owner: "",
+                    },
+                    "b",
+                )
+                .expect("queue")
+        };
+        let (dead, elsewhere) = (queue(&eng), queue(&eng));
+        let sites = vec!["b".to_string()];
+        // A process of this host that is gone, and one on another host (alive as far as
+        // anyone here can tell).
+        let gone = format!("99999999@{}", identity::hostname());
+        let claim = |owner: &str| eng.store().claim_queued_job(&sites, owner).expect("claim");
+        assert_eq!(claim(&gone).map(|j| j.id), Some(dead.id));
+        assert_eq!(claim("1@elsewhere").map(|j| j.id), Some(elsewhere.id));
+        drop(claim);
+        drop(eng);
+        // The next open sweeps: the dead claimer's job is queued again, unowned; the other
+        // stays with its claimer.
+        let eng = Engine::open(config).expect("reopen");
+        let again = eng.job(dead.id).expect("job");
+        assert_eq!((again.status, again.owner), (JobStatus::Queued, None));
+        let lines = eng.job_logs(dead.id, 1, 100).expect("log");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.text.contains("queued again for its site")),
+            "{lines:?}"
+        );
+        let kept = eng.job(elsewhere.id).expect("job");
+        assert_eq!(kept.owner.as_deref(), Some("1@elsewhere"));
+        assert_eq!(kept.status, JobStatus::Queued);
+        // Exactly one process of the site claims it now.
+        let sites = vec!["b".to_string()];
+        assert_eq!(
+            eng.store()
+                .claim_queued_job(&sites, "2@b")
+                .expect("claim")
+                .map(|j| j.id),
+            Some(dead.id)
+        );
+        assert!(
+            eng.store()
+                .claim_queued_job(&sites, "3@b")
+                .expect("claim")
+                .is_none()
+        );
+    }
+}

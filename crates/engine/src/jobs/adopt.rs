@@ -67,9 +67,17 @@ impl Engine {
     }
 
     /// A job queued for a site whose claimer died before sending it goes back to the queue
-    /// (another process of the site claims it) instead of ending.
+    /// (another process of the site claims it) instead of ending. Only when the claimer is
+    /// surely dead (a process of this host that is gone): one that merely stopped
+    /// heartbeating could still send it, and a requeued job would then run twice; such a job
+    /// ends interrupted, as a local one does.
     fn requeued(&self, job: &ptui_types::job::Job) -> Result<bool> {
-        if job.site.is_none() {
+        let gone = job.owner.as_deref().is_some_and(|o| {
+            o.split_once('@')
+                .is_some_and(|(_, h)| h == identity::hostname())
+                && !identity::owner_alive(o)
+        });
+        if job.site.is_none() || !gone {
             return Ok(false);
         }
         let why = "the process that claimed this job stopped before sending it to its server: queued again for its site";
