@@ -410,7 +410,6 @@ mod tests {
         let claim = |owner: &str| eng.store().claim_queued_job(&sites, owner).expect("claim");
         assert_eq!(claim(&gone).map(|j| j.id), Some(dead.id));
         assert_eq!(claim("1@elsewhere").map(|j| j.id), Some(elsewhere.id));
-        drop(claim);
         drop(eng);
         // The next open sweeps: the dead claimer's job is queued again, unowned; the other
         // stays with its claimer.
