@@ -40,16 +40,7 @@ fn log_texts(env: &TestEnv, id: i64) -> Vec<(String, String)> {
         .args(["logs", &id.to_string(), "--json"])
         .output()
         .expect("logs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| {
-            (
-                v["stream"].as_str().unwrap_or("").to_string(),
-                v["text"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    common::parse_log_json(&out.stdout)
 }
 
 fn stdout_lines(env: &TestEnv, id: i64) -> Vec<String> {
