@@ -531,10 +531,10 @@ impl Engine {
         self.permit(Change::CancelJob, &format!("job #{id}"))?;
         let mut job = self.inner.store.request_cancel(id)?;
         self.inner.running.cancel(id);
-        // Queued for another site and not claimed yet: over at once.
+        // Queued for another site and not claimed yet: over at once (the process following
+        // it, `jobs/remote.rs`, sends its end).
         if let Some(done) = self.inner.store.cancel_unclaimed_job(id)? {
             job = done;
-            self.emit(Event::JobFinished { job: job.clone() });
         }
         self.audit("job.cancel", &job.server_name, &format!("job #{id}"))?;
         Ok(job)

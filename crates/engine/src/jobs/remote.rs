@@ -8,8 +8,11 @@ use crate::events::Event;
 use ptui_types::job::JobStatus;
 use std::time::Duration;
 
-/// How often the database is read for a remote job's new lines and status.
+/// How often the database is looked at for a remote job's new lines and status: read when
+/// another process committed since (`data_version`), and at least every `REREAD` (in case
+/// change notifications do not arrive, e.g. behind a PostgreSQL transaction pooler).
 const POLL: Duration = Duration::from_millis(200);
+const REREAD: Duration = Duration::from_secs(2);
 
 impl Engine {
     /// Follows a job queued for another site until it ends. Holds no strong reference to the
@@ -22,11 +25,19 @@ impl Engine {
         rt.spawn(async move {
             let mut next_seq = 1;
             let mut status = JobStatus::Queued;
+            let mut seen: Option<i64> = None;
+            let mut last_read = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(POLL).await;
                 let Some(engine) = Engine::upgrade(&weak) else {
                     return;
                 };
+                let version = engine.store().data_version().ok();
+                if version.is_some() && version == seen && last_read.elapsed() < REREAD {
+                    continue;
+                }
+                seen = version;
+                last_read = tokio::time::Instant::now();
                 // The status first: a job seen ended has stored all its lines before.
                 let Ok(job) = engine.store().require_job(job_id) else {
                     return;
