@@ -33,16 +33,7 @@ fn job(env: &TestEnv, id: i64) -> serde_json::Value {
 /// (stream, text) of every stored line of a job, in order.
 fn log(env: &TestEnv, id: i64) -> Vec<(String, String)> {
     let out = run(env, &["logs", &id.to_string(), "--json"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| {
-            (
-                v["stream"].as_str().unwrap_or("").to_string(),
-                v["text"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    common::parse_log_json(&out.stdout)
 }
 
 /// Asserts the job's output is `line 1..=n` then `done` on stdout, each exactly once, in

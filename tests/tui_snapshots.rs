@@ -41,6 +41,13 @@ fn fleet() {
         a.update(Action::Mark);
         a
     });
+    // Servers in two sites: the fleet shows each one's site.
+    snap("fleet_sites", || {
+        let mut a = full();
+        a.fleet.servers[0].site = "eu-west".into();
+        a.fleet.servers[1].site = "us-east".into();
+        a
+    });
     snap("fleet_filtered", || {
         let mut a = full();
         key(&mut a, KeyCode::Char('/'));
@@ -145,6 +152,16 @@ fn jobs() {
         let mut a = full();
         a.screen = Screen::Jobs;
         a.jobs.focus_log = true;
+        a
+    });
+    // A job run by another site's bastion, and a site no live process serves.
+    snap("jobs_log_other_site", || {
+        let mut a = full();
+        a.screen = Screen::Jobs;
+        a.jobs.focus_log = true;
+        a.jobs.jobs[0].site = Some("eu-west".into());
+        a.jobs.jobs[0].owner = Some("4242@bastion-eu".into());
+        a.summary.unserved_sites = vec!["us-east".into()];
         a
     });
     snap("jobs_log_wrap_search", || {

@@ -190,8 +190,13 @@ pub async fn watch(engine: &Engine, a: WatchArgs) -> Result<i32> {
     // Jobs whose process died are collected here too, now and while it runs.
     let adopted = engine.adopt_detached(None)?;
     engine.spawn_adopter();
+    // Registered as a runner of its sites: jobs queued for them from other bastions run here.
+    let _serving = engine.serve_sites("watch")?;
     if !a.json {
-        errln!("watching every {interval:?} ({channels} channels); Ctrl-C stops");
+        errln!(
+            "watching every {interval:?} ({channels} channels), serving site(s) {}; Ctrl-C stops",
+            engine.sites().join(", ")
+        );
         if !adopted.is_empty() {
             errln!("following {} detached job(s) to their end", adopted.len());
         }

@@ -199,6 +199,15 @@ pub async fn reattach(engine: &Engine, a: ReattachArgs) -> Result<i32> {
                         job.status
                     );
                 }
+                if let Ok(server) = engine.server(&job.server_name)
+                    && !engine.serves(&server.site)
+                {
+                    bail!(
+                        "job #{id} runs on {} of site {site}, which this process does not serve: a process of site {site} adopts it (`provision-tui --site {site} jobs reattach {id}` on its bastion); `provision-tui logs {id} --follow` shows it here",
+                        server.name,
+                        site = server.site
+                    );
+                }
                 bail!(
                     "job #{id} is {} and followed by a live process; `provision-tui logs {id} --follow` shows it",
                     job.status

@@ -13,6 +13,7 @@ pub mod out;
 pub mod plan;
 pub mod progress;
 pub mod server;
+pub mod sites;
 pub mod trust;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,11 @@ pub struct Cli {
     /// dashboard's changing keys explain instead of acting. Also `readonly: true` in config.yml.
     #[arg(long, global = true, env = "PROVISION_TUI_READONLY", value_parser = clap::builder::BoolishValueParser::new())]
     pub readonly: bool,
+    /// A site this process serves (repeatable; also `sites:` in config.yml; default
+    /// `default`): it runs jobs and health checks only for servers of its sites, and jobs for
+    /// other sites' servers are queued for their processes. With `server add`: the server's site.
+    #[arg(long = "site", global = true, value_name = "SITE")]
+    pub sites: Vec<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -64,6 +70,9 @@ pub enum Command {
     /// Manage the server inventory.
     #[command(subcommand)]
     Server(server::ServerCmd),
+    /// Sites: their servers, the live provision-tui processes serving each, and queued jobs;
+    /// a site with no live process is flagged.
+    Sites(sites::SitesArgs),
     /// Browse and lint installers.
     #[command(subcommand)]
     Catalog(catalog::CatalogCmd),
@@ -150,6 +159,26 @@ impl Cli {
             None
         };
         config.access.osc52 = file.clipboard.unwrap_or(true);
+        let sites = if self.sites.is_empty() {
+            file.sites.clone()
+        } else {
+            self.sites.clone()
+        };
+        for site in &sites {
+            ptui_types::server::validate_site(site).map_err(|e| {
+                color_eyre::eyre::eyre!(
+                    "{e} (from {})",
+                    if self.sites.is_empty() {
+                        "sites: in config.yml"
+                    } else {
+                        "--site"
+                    }
+                )
+            })?;
+        }
+        if !sites.is_empty() {
+            config.sites = sites;
+        }
         Ok(config)
     }
 }
@@ -209,7 +238,8 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         }
     };
     let result = match command {
-        Command::Server(c) => server::run(&engine, c).await,
+        Command::Server(c) => server::run(&engine, c, &cli.sites).await,
+        Command::Sites(a) => sites::run(&engine, a),
         Command::Catalog(c) => catalog::run(&engine, c),
         Command::Install(a) => install::run(&engine, a, ptui_types::job::JobAction::Install).await,
         Command::Uninstall(a) => {
@@ -294,6 +324,14 @@ pub async fn run_dashboard(cli: Cli) -> i32 {
         }
         Err(e) => {
             tracing::error!("health checks disabled: {e:#}");
+            None
+        }
+    };
+    // Jobs queued for this process's sites from other bastions run here while it is open.
+    let _serving = match engine.serve_sites("dashboard") {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("not serving site(s) {}: {e:#}", engine.sites().join(", "));
             None
         }
     };

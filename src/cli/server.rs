@@ -12,7 +12,8 @@ use ptui_types::server::{ServerSpec, ServerStatus};
 
 #[derive(Debug, Subcommand)]
 pub enum ServerCmd {
-    /// Register a server (status pending_setup).
+    /// Register a server (status pending_setup). `--site SITE` puts it in that site (default
+    /// `default`): only provision-tui processes serving the site run its jobs and checks.
     Add {
         name: String,
         #[arg(long)]
@@ -64,6 +65,8 @@ pub enum ServerCmd {
     },
     /// Remove a server from the inventory (its jobs stay in the history).
     Rm { name: String },
+    /// Move a server to another site: the processes serving that site run its jobs and checks.
+    Site { name: String, site: String },
     /// Change a server's status (checked against the lifecycle rules).
     SetStatus { name: String, status: String },
     /// Fetch the server's host key, show its SHA256 fingerprint and record it.
@@ -79,7 +82,8 @@ pub enum ServerCmd {
     },
 }
 
-pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
+/// `sites`: the global `--site` flags as given (for `server add`, the new server's site).
+pub async fn run(engine: &Engine, cmd: ServerCmd, sites: &[String]) -> Result<i32> {
     match cmd {
         ServerCmd::Add {
             name,
@@ -91,6 +95,12 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
             tags,
             password_env,
         } => {
+            if sites.len() > 1 {
+                bail!(
+                    "a server is in one site; give --site once (got {})",
+                    sites.join(", ")
+                );
+            }
             let s = engine.add_server(&ServerSpec {
                 name,
                 host,
@@ -100,8 +110,15 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
                 jump,
                 tags,
                 password_env,
+                site: sites.first().cloned(),
             })?;
-            outln!("added {} ({}) as {}", s.name, s.address(), s.status);
+            outln!(
+                "added {} ({}) as {} in site {}",
+                s.name,
+                s.address(),
+                s.status,
+                s.site
+            );
             outln!("next: provision-tui server trust {}", s.name);
             Ok(exit::OK)
         }
@@ -112,13 +129,20 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
             } else if servers.is_empty() {
                 outln!("no servers yet; add one with `provision-tui server add NAME --host HOST`");
             } else {
-                outln!("{:<20} {:<28} {:<15} TAGS", "NAME", "ADDRESS", "STATUS");
+                outln!(
+                    "{:<20} {:<28} {:<15} {:<12} TAGS",
+                    "NAME",
+                    "ADDRESS",
+                    "STATUS",
+                    "SITE"
+                );
                 for s in servers {
                     outln!(
-                        "{:<20} {:<28} {:<15} {}",
+                        "{:<20} {:<28} {:<15} {:<12} {}",
                         s.name,
                         s.address(),
                         s.status.as_str(),
+                        s.site,
                         s.tags.join(",")
                     );
                 }
@@ -144,6 +168,11 @@ pub async fn run(engine: &Engine, cmd: ServerCmd) -> Result<i32> {
             };
             engine.set_server_sudo(&name, &settings)?;
             outln!("{name}: sudo settings saved");
+            Ok(exit::OK)
+        }
+        ServerCmd::Site { name, site } => {
+            let s = engine.set_server_site(&name, &site)?;
+            outln!("{} is now in site {}", s.name, s.site);
             Ok(exit::OK)
         }
         ServerCmd::Rm { name } => {
@@ -180,7 +209,13 @@ fn show(engine: &Engine, name: &str, json: bool) -> Result<i32> {
         jobs,
         ..
     } = page;
-    outln!("{}  {}  [{}]", s.name, s.address(), s.status);
+    outln!(
+        "{}  {}  [{}]  site {}",
+        s.name,
+        s.address(),
+        s.status,
+        s.site
+    );
     if let Some(j) = &s.jump {
         outln!("jump host: {j}");
     }

@@ -66,6 +66,7 @@ pub fn server(id: i64, name: &str, host: &str, status: ServerStatus, tags: &[&st
         status,
         created_at: NOW - 86_400_000,
         updated_at: NOW - 3_600_000,
+        site: ptui_types::server::default_site(),
     }
 }
 
@@ -90,6 +91,8 @@ pub fn job(id: i64, server: &str, status: JobStatus) -> Job {
         created_at: NOW - 125_000,
         started_at: Some(NOW - 120_000),
         finished_at: finished,
+        owner: None,
+        site: None,
         spool: None,
     }
 }

@@ -130,6 +130,7 @@ pub async fn run(lines: i64) -> Result<()> {
             status: ServerStatus::ALL[(i % 10) as usize],
             created_at: 0,
             updated_at: 0,
+            site: ptui_types::server::default_site(),
         })
         .collect();
     app.fleet.reorder();

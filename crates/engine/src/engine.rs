@@ -181,6 +181,11 @@ impl Engine {
         &self.inner.config
     }
 
+    /// This process as recorded on the jobs it follows and its runner row (`pid@host`).
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
     /// The database as the operator may see it: the SQLite file, or the PostgreSQL URL with
     /// its password replaced by `***`.
     pub fn database_location(&self) -> String {
@@ -524,8 +529,13 @@ impl Engine {
     /// Cancels a job run by this process at once, or by another process within a heartbeat.
     pub fn cancel_job(&self, id: i64) -> Result<Job> {
         self.permit(Change::CancelJob, &format!("job #{id}"))?;
-        let job = self.inner.store.request_cancel(id)?;
+        let mut job = self.inner.store.request_cancel(id)?;
         self.inner.running.cancel(id);
+        // Queued for another site and not claimed yet: over at once (the process following
+        // it, `jobs/remote.rs`, sends its end).
+        if let Some(done) = self.inner.store.cancel_unclaimed_job(id)? {
+            job = done;
+        }
         self.audit("job.cancel", &job.server_name, &format!("job #{id}"))?;
         Ok(job)
     }

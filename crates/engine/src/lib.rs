@@ -18,6 +18,7 @@ mod package_manager;
 pub mod queries;
 pub mod secrets;
 mod shell;
+pub mod sites;
 mod ssh_targets;
 
 pub use engine::*;

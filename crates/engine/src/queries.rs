@@ -64,6 +64,7 @@ impl Engine {
             running: get(JobStatus::Running),
             queued: get(JobStatus::Queued),
             incidents_open: st.open_incident_count()?,
+            unserved_sites: self.unserved_sites()?,
         })
     }
 

@@ -6,7 +6,7 @@ use color_eyre::eyre::{Result, bail, eyre};
 use ptui_types::error::ErrorKind;
 use ptui_types::job::{Job, JobAction, JobFilter, JobStatus, LogLine, LogStream};
 
-pub(crate) const JOB_COLS: &str = "id, server_id, server_name, app_id, app_version, action, status, error_kind, error_message, exit_code, inputs, attempts, created_at, started_at, finished_at, spool";
+pub(crate) const JOB_COLS: &str = "id, server_id, server_name, app_id, app_version, action, status, error_kind, error_message, exit_code, inputs, attempts, created_at, started_at, finished_at, spool, owner, site";
 
 pub(crate) fn job_from_row(r: &Row) -> crate::sql::Result<Job> {
     let action: String = r.get(5)?;
@@ -30,6 +30,8 @@ pub(crate) fn job_from_row(r: &Row) -> crate::sql::Result<Job> {
         started_at: r.get(13)?,
         finished_at: r.get(14)?,
         spool: r.get(15)?,
+        owner: r.get(16)?,
+        site: r.get(17)?,
     })
 }
 
@@ -345,7 +347,10 @@ impl Store {
     ) -> Result<Vec<i64>> {
         self.read(|c| {
             let mut st = c.prepare(
-                "SELECT id, owner, heartbeat_at FROM jobs WHERE status IN ('queued','running','detached')",
+                // A job queued for its site's processes has no owner until one claims it: it
+                // waits in the database, orphaned by no one.
+                "SELECT id, owner, heartbeat_at FROM jobs WHERE status IN ('queued','running','detached')
+                 AND NOT (status='queued' AND owner IS NULL AND site IS NOT NULL)",
             )?;
             let rows = st
                 .query_map([], |r| {

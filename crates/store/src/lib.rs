@@ -19,6 +19,7 @@ mod metrics;
 mod migrations;
 mod plan_reads;
 pub mod servers;
+pub mod sites;
 pub mod sql;
 pub mod sudo;
 pub mod testing;

@@ -216,6 +216,23 @@ pub const MIGRATIONS: &[&str] = &[
         acked_at INTEGER NOT NULL
     );
     "#,
+    // v9: sites. A server belongs to one site (only that site's processes reach it); each
+    // process that serves sites registers as a runner (heartbeat); `jobs.site` marks a job
+    // queued for a process of its server's site (owner NULL until one claims it).
+    r#"
+    ALTER TABLE servers ADD COLUMN site TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE jobs ADD COLUMN site TEXT;
+    CREATE INDEX jobs_site_queue ON jobs(status, site);
+    CREATE TABLE runners (
+        id TEXT PRIMARY KEY,
+        hostname TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        sites TEXT NOT NULL,
+        role TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -334,6 +351,7 @@ mod tests {
             "server_health",
             "maintenance",
             "incident_events",
+            "runners",
         ] {
             assert!(
                 tables.iter().any(|x| x == t),

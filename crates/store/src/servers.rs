@@ -7,7 +7,7 @@ use ptui_types::server::{Server, ServerSpec, ServerStatus};
 
 pub use ptui_types::records::ServerEvent;
 
-const SERVER_COLS: &str = "id, name, host, port, user, identity, jump, tags, password_env, status, created_at, updated_at";
+const SERVER_COLS: &str = "id, name, host, port, user, identity, jump, tags, password_env, status, created_at, updated_at, site";
 
 fn server_from_row(r: &Row) -> crate::sql::Result<Server> {
     let tags: String = r.get(7)?;
@@ -26,6 +26,7 @@ fn server_from_row(r: &Row) -> crate::sql::Result<Server> {
         status: ServerStatus::parse(&status).unwrap_or(ServerStatus::Error),
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
+        site: r.get(12)?,
     })
 }
 
@@ -111,8 +112,8 @@ impl Store {
             }
             let now = now_ms();
             let id = tx.insert(
-                "INSERT INTO servers(name, host, port, user, identity, jump, tags, password_env, status, created_at, updated_at)
-                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)",
+                "INSERT INTO servers(name, host, port, user, identity, jump, tags, password_env, status, created_at, updated_at, site)
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10,COALESCE(?11,'default'))",
                 params![
                     spec.name,
                     spec.host,
@@ -123,7 +124,8 @@ impl Store {
                     serde_json::to_string(&spec.tags)?,
                     spec.password_env,
                     status.as_str(),
-                    now
+                    now,
+                    spec.site
                 ],
             )
             .sql()?;
@@ -140,7 +142,7 @@ impl Store {
     pub fn update_server_spec(&self, id: i64, spec: &ServerSpec) -> Result<Server> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE servers SET host=?1, port=?2, user=?3, identity=?4, jump=?5, tags=?6, password_env=?7, updated_at=?8 WHERE id=?9",
+                "UPDATE servers SET host=?1, port=?2, user=?3, identity=?4, jump=?5, tags=?6, password_env=?7, updated_at=?8, site=COALESCE(?10, site) WHERE id=?9",
                 params![
                     spec.host,
                     spec.port,
@@ -150,7 +152,8 @@ impl Store {
                     serde_json::to_string(&spec.tags)?,
                     spec.password_env,
                     now_ms(),
-                    id
+                    id,
+                    spec.site
                 ],
             )
             .sql()?;

@@ -524,6 +524,7 @@ mod tests {
             status: ServerStatus::Ready,
             created_at: 0,
             updated_at: 0,
+            site: ptui_types::server::default_site(),
         }
     }
 

@@ -466,10 +466,17 @@ pub fn server_manifest() -> Manifest {
     let identity = input("identity", InputType::String, "Identity file", false);
     let jump = input("jump", InputType::String, "Jump host (server name)", false);
     let tags = input("tags", InputType::String, "Tags (comma separated)", false);
+    // Only the processes serving a server's site run its jobs and checks.
+    let mut site = input("site", InputType::String, "Site", true);
+    site.default = Some(Scalar::Str(ptui_types::server::DEFAULT_SITE.into()));
+    site.validation = Some(Validation {
+        pattern: Some("^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$".into()),
+        ..Default::default()
+    });
     form_manifest(
         "server",
         "Add server",
-        vec![name, host, port, user, identity, jump, tags],
+        vec![name, host, port, user, identity, jump, tags, site],
     )
 }
 
@@ -485,6 +492,7 @@ pub fn edit_server_manifest(s: &ptui_types::server::Server) -> Manifest {
             "identity" => s.identity.clone().map(Scalar::Str),
             "jump" => s.jump.clone().map(Scalar::Str),
             "tags" => (!s.tags.is_empty()).then(|| Scalar::Str(s.tags.join(","))),
+            "site" => Some(Scalar::Str(s.site.clone())),
             _ => i.default.clone(),
         };
     }
@@ -544,6 +552,7 @@ pub fn server_spec(values: &BTreeMap<String, String>) -> ptui_types::server::Ser
             .filter(|t| !t.is_empty())
             .collect(),
         password_env: None,
+        site: opt("site"),
     }
 }
 

@@ -508,13 +508,14 @@ impl App {
                 let spec = server_spec(&f.values());
                 f.review = false;
                 if let FormKind::EditServer(name) = &f.kind {
-                    self.cmds.push(Cmd::EditServer(name.clone(), spec));
+                    self.cmds
+                        .push(Cmd::EditServer(name.clone(), Box::new(spec)));
                 }
             }
             Action::Enter | Action::Submit if f.submit() && f.kind == FormKind::AddServer => {
                 let spec = server_spec(&f.values());
                 f.review = false;
-                self.cmds.push(Cmd::AddServer(spec));
+                self.cmds.push(Cmd::AddServer(Box::new(spec)));
             }
             Action::Back => self.leave_form(),
             Action::Toggle => f.toggle(),

@@ -14,9 +14,9 @@ use ptui_types::server::{Server, ServerSpec, ServerStatus};
 /// Engine work the loop performs for `update`.
 #[derive(Debug)]
 pub enum Cmd {
-    AddServer(ServerSpec),
+    AddServer(Box<ServerSpec>),
     /// Change a server's connection fields and tags (by its name).
-    EditServer(String, ServerSpec),
+    EditServer(String, Box<ServerSpec>),
     RemoveServer(String),
     SetStatus(Vec<String>, ServerStatus),
     Scan(String),

@@ -28,6 +28,9 @@ pub struct Config {
     pub ssh: SshSettings,
     pub jobs: JobSettings,
     pub access: AccessSettings,
+    /// The sites this process serves (`--site`, `sites:` in config.yml; default `default`):
+    /// it runs jobs and health checks only for their servers (docs/MULTI-BASTION.md).
+    pub sites: Vec<String>,
 }
 
 /// Looking only, and the dashboard's clipboard; set by the front end from its flags and
@@ -239,6 +242,7 @@ impl Config {
             ssh: SshSettings::default(),
             jobs: JobSettings::default(),
             access: AccessSettings::default(),
+            sites: vec![crate::server::DEFAULT_SITE.to_string()],
         }
     }
 }

@@ -117,6 +117,14 @@ pub struct Job {
     /// the job was sent there.
     #[serde(default)]
     pub spool: Option<String>,
+    /// The process following the job (`pid@host`); None while a queued job waits for a
+    /// process of its site to claim it.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Set when the job was queued for the processes of its server's site (started by a
+    /// process that does not serve it); None: run by the process that started it.
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 impl Job {

@@ -82,9 +82,12 @@ pub struct ServerDetail {
 }
 
 /// The counts in the dashboard's header.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub running: i64,
     pub queued: i64,
     pub incidents_open: i64,
+    /// Sites with servers and no live provision-tui process: their jobs wait, their servers
+    /// go unchecked.
+    pub unserved_sites: Vec<String>,
 }

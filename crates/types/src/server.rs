@@ -121,6 +121,10 @@ pub struct ServerSpec {
     pub tags: Vec<String>,
     /// Name of an environment variable holding the SSH password, if password auth is used.
     pub password_env: Option<String>,
+    /// The site (network or region) whose provision-tui processes reach this server; None
+    /// keeps the current one (`default` for a new server). See docs/MULTI-BASTION.md.
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 /// A registered server.
@@ -138,6 +142,27 @@ pub struct Server {
     pub status: ServerStatus,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Only processes serving this site run its jobs and health checks.
+    #[serde(default = "default_site")]
+    pub site: String,
+}
+
+/// The site of a server nobody placed, and the one a process serves when not told.
+pub const DEFAULT_SITE: &str = "default";
+
+pub fn default_site() -> String {
+    DEFAULT_SITE.to_string()
+}
+
+/// Site labels name a network or region on the command line and in listings.
+pub fn validate_site(site: &str) -> Result<(), String> {
+    if is_label(site) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid site {site:?}: use 1-64 letters, digits, '-', '_' or '.', not starting with '-'"
+        ))
+    }
 }
 
 impl Server {
@@ -151,14 +176,17 @@ impl Server {
 }
 
 /// Server names are identifiers used on the command line and in tags.
-pub fn validate_server_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
+/// 1-64 letters, digits, '-', '_' or '.', not starting with '-': server names and sites.
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with('-');
-    if ok {
+        && !s.starts_with('-')
+}
+
+pub fn validate_server_name(name: &str) -> Result<(), String> {
+    if is_label(name) {
         Ok(())
     } else {
         Err(format!(
@@ -257,6 +285,15 @@ impl ServerSpec {
                 "password-env",
                 var,
                 "an environment variable name like SSH_PW, without spaces or control characters",
+            );
+        }
+        if let Some(site) = &self.site
+            && validate_site(site).is_err()
+        {
+            return bad(
+                "site",
+                site,
+                "a site label like eu-west: 1-64 letters, digits, '-', '_' or '.'",
             );
         }
         None

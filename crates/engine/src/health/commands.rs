@@ -7,6 +7,7 @@ use super::{Sample, ServerHealthPolicy, checker};
 use crate::access::Change;
 use crate::engine::Engine;
 use color_eyre::eyre::{Result, bail};
+use ptui_types::server::Server;
 use tokio_util::sync::CancellationToken;
 
 impl Engine {
@@ -23,12 +24,25 @@ impl Engine {
     pub async fn check_now(&self, cfg: HealthConfig, names: &[String]) -> Result<Vec<Sample>> {
         self.permit(Change::HealthCheck, &names.join(","))?;
         let servers = if names.is_empty() {
-            HealthService::watched(self.servers()?)
+            let all = HealthService::watched(self.servers()?);
+            let total = all.len();
+            let here: Vec<Server> = all.into_iter().filter(|s| self.serves(&s.site)).collect();
+            if here.is_empty() && total > 0 {
+                bail!(
+                    "none of the {total} server(s) is in a site this process serves ({}); pass --site SITE, or check from a bastion of their site",
+                    self.sites().join(", ")
+                );
+            }
+            here
         } else {
-            names
+            let named = names
                 .iter()
                 .map(|n| self.server(n))
-                .collect::<Result<Vec<_>>>()?
+                .collect::<Result<Vec<_>>>()?;
+            for s in &named {
+                self.require_site(s)?;
+            }
+            named
         };
         if servers.is_empty() {
             bail!("no servers to check; add one with `provision-tui server add`");

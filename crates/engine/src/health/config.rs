@@ -83,6 +83,9 @@ pub struct HealthConfig {
     /// also the watcher's config.yml); any other config.yml may hold it without effect.
     #[serde(default)]
     pub roles: Option<serde::de::IgnoredAny>,
+    /// The sites this process serves (`--site` overrides; default `default`).
+    #[serde(default)]
+    pub sites: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -169,6 +169,10 @@ impl HealthService {
 
     fn on_job_finished(&self, job: &Job) {
         let Some(sid) = job.server_id else { return };
+        // Another site's checker handles its own servers' jobs.
+        if !self.is_mine(sid) {
+            return;
+        }
         let install = matches!(job.action, JobAction::Install | JobAction::Upgrade);
         let by_recovery = lock(&self.recovery_jobs).contains(&job.id);
         let maintenance = self.maintenance().reason(&job.server_name).is_some();
@@ -218,6 +222,9 @@ impl HealthService {
         // An acknowledged incident has someone on it: no more reminders.
         let acked = self.engine.store().acked_incidents().unwrap_or_default();
         for inc in self.engine.store().open_incidents().unwrap_or_default() {
+            if inc.server_id.is_some_and(|sid| !self.is_mine(sid)) {
+                continue;
+            }
             let last = inc.last_notified_at.unwrap_or(inc.opened_at);
             if now - last < every || view.reason(&inc.server).is_some() || acked.contains(&inc.id) {
                 continue;

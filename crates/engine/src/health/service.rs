@@ -1,5 +1,6 @@
 //! The health service: the checker loop behind `watch` (and the dashboard). One process per
-//! database runs it (a singleton lease); others stand by and take over when it stops.
+//! site runs a site's checks (a singleton lease per site, `health-checker:SITE`); other
+//! processes of that site stand by and take over within the lease's TTL when it stops.
 //!
 //! Each tick: every server not on an operator hold whose interval has passed, and whose previous
 //! check has finished, gets a check task (bounded by `concurrency`, each with its own timeout,
@@ -23,7 +24,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub const CHECKER_LEASE: &str = "health-checker";
-const LEASE_TTL_MS: i64 = 15_000;
+pub const LEASE_TTL_MS: i64 = 15_000;
+
+/// The checker lease of one site.
+pub fn site_lease(site: &str) -> String {
+    format!("{CHECKER_LEASE}:{site}")
+}
 
 pub struct HealthService {
     pub engine: Engine,
@@ -37,6 +43,10 @@ pub struct HealthService {
     pub(crate) recovery_jobs: Mutex<HashSet<i64>>,
     sem: Arc<Semaphore>,
     holder: String,
+    /// The servers of the sites whose checker lease this process holds: only their samples,
+    /// failed jobs, recovery and reminders are handled here. None until the loop runs (a
+    /// service driven tick by tick, as in unit tests, handles every server).
+    pub(crate) mine: Mutex<Option<HashSet<i64>>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -68,6 +78,7 @@ impl HealthService {
             inflight: Mutex::new(HashSet::new()),
             recovering: Mutex::new(HashSet::new()),
             recovery_jobs: Mutex::new(HashSet::new()),
+            mine: Mutex::new(None),
         }))
     }
 
@@ -94,29 +105,61 @@ impl HealthService {
             .collect()
     }
 
+    /// Whether this process handles a server's health now (it holds its site's lease).
+    pub(crate) fn is_mine(&self, server_id: i64) -> bool {
+        lock(&self.mine)
+            .as_ref()
+            .is_none_or(|m| m.contains(&server_id))
+    }
+
+    /// Takes or renews the checker lease of each site this process serves; returns the
+    /// sites held now. A site whose lease is newly taken (a start, or a takeover from a
+    /// process that stopped) re-reads its open incidents first.
+    fn renew_site_leases(&self, held: &mut HashSet<String>) {
+        let store = self.engine.store();
+        for site in self.engine.sites() {
+            match store.try_singleton(&site_lease(site), &self.holder, LEASE_TTL_MS) {
+                Ok(true) => {
+                    if held.insert(site.clone()) {
+                        tracing::info!("running the health checks of site {site}");
+                        self.seed_tracker();
+                    }
+                }
+                Ok(false) => {
+                    if held.remove(site) {
+                        tracing::warn!(
+                            "lost the health-checker lease of site {site} to another process"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!("health lease of site {site}: {e:#}"),
+            }
+        }
+    }
+
     /// Runs the loop until `stop` is cancelled.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let store = self.engine.store().clone();
-        // Wait for the singleton lease.
+        // Wait for the lease of at least one site.
+        let mut held: HashSet<String> = HashSet::new();
         let mut told = false;
         loop {
-            match store.try_singleton(CHECKER_LEASE, &self.holder, LEASE_TTL_MS) {
-                Ok(true) => break,
-                Ok(false) if !told => {
-                    tracing::info!(
-                        "another provision-tui process runs the health checks; standing by"
-                    );
-                    told = true;
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!("health lease: {e:#}"),
+            self.renew_site_leases(&mut held);
+            if !held.is_empty() {
+                break;
+            }
+            if !told {
+                tracing::info!(
+                    "other provision-tui processes run the health checks of site(s) {}; standing by",
+                    self.engine.sites().join(", ")
+                );
+                told = true;
             }
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
         }
-        self.seed_tracker();
         let tick = (self.cfg.health.interval.0 / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut next_due: HashMap<i64, tokio::time::Instant> = HashMap::new();
@@ -129,13 +172,21 @@ impl HealthService {
                 break;
             }
             let now = tokio::time::Instant::now();
-            if now.duration_since(last_lease) > Duration::from_secs(5) {
+            // Renewed well inside the TTL; a site held by no one is taken within 2 s.
+            let every = if held.len() == self.engine.sites().len() {
+                5
+            } else {
+                2
+            };
+            if now.duration_since(last_lease) > Duration::from_secs(every) {
                 last_lease = now;
-                if let Ok(false) = store.try_singleton(CHECKER_LEASE, &self.holder, LEASE_TTL_MS) {
-                    tracing::warn!("lost the health-checker lease to another process");
-                }
+                self.renew_site_leases(&mut held);
             }
-            let servers = Self::watched(store.list_servers().unwrap_or_default());
+            let servers: Vec<Server> = Self::watched(store.list_servers().unwrap_or_default())
+                .into_iter()
+                .filter(|s| held.contains(&s.site))
+                .collect();
+            *lock(&self.mine) = Some(servers.iter().map(|s| s.id).collect());
             let policies: HashMap<i64, i64> = store
                 .all_health_policies()
                 .unwrap_or_default()
@@ -196,9 +247,11 @@ impl HealthService {
                 _ = tokio::time::sleep(tick) => {}
             }
         }
-        if let Err(e) = store.release_singleton(CHECKER_LEASE, &self.holder) {
-            // Another process takes over once the lease's TTL passes.
-            tracing::warn!("cannot release the health-checker lease: {e:#}");
+        for site in &held {
+            if let Err(e) = store.release_singleton(&site_lease(site), &self.holder) {
+                // Another process takes over once the lease's TTL passes.
+                tracing::warn!("cannot release the health-checker lease of site {site}: {e:#}");
+            }
         }
     }
 

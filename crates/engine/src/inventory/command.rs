@@ -33,6 +33,9 @@ pub struct DynServer {
     /// Ansible-style `become`.
     #[serde(default, rename = "become")]
     pub escalate: Option<bool>,
+    /// The site whose bastions reach the server (default: `default`).
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +74,7 @@ pub fn parse(json: &str, label: &Path) -> Result<Vec<ImportEntry>, ParseError> {
                 jump: s.jump,
                 tags: s.tags,
                 password_env: None,
+                site: s.site,
             },
             escalate: s.escalate,
             origin: format!("{}[{i}]", label.display()),

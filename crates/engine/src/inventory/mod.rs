@@ -138,6 +138,11 @@ pub fn diff(old: &Server, new: &ServerSpec) -> (ServerSpec, Vec<String>) {
             merged.jump.as_deref().unwrap_or("none")
         ));
     }
+    if let Some(site) = &merged.site
+        && *site != old.site
+    {
+        changed.push(format!("site {} -> {site}", old.site));
+    }
     if old.tags != merged.tags {
         changed.push(format!("tags +{}", {
             let added: Vec<&str> = merged

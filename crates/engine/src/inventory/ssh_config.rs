@@ -114,6 +114,7 @@ impl Ctx<'_> {
             jump: None,
             tags: vec!["ssh-config".into()],
             password_env: None,
+            site: None,
         }
     }
 

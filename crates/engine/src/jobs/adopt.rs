@@ -49,18 +49,19 @@ impl Engine {
                             sweep.detached.push(id);
                             self.emit(Event::JobDetached { job });
                         }
-                        // Not detached: it has no spool (never sent), unless another process
-                        // sweeping at the same moment detached it first.
-                        None if store
+                        // Not detached: another process sweeping at the same moment may
+                        // have detached it first; else it was never sent.
+                        None if !store
                             .job(id)?
-                            .is_some_and(|j| j.status == JobStatus::Running) =>
-                        {
+                            .is_some_and(|j| j.status == JobStatus::Running) => {}
+                        None if self.requeued(&job)? => {}
+                        None => {
                             self.mark_interrupted(id)?;
                             sweep.interrupted.push(id);
                         }
-                        None => {}
                     }
                 }
+                _ if self.requeued(&job)? => {}
                 _ => {
                     self.mark_interrupted(id)?;
                     sweep.interrupted.push(id);
@@ -68,6 +69,31 @@ impl Engine {
             }
         }
         Ok(sweep)
+    }
+
+    /// A job queued for a site whose claimer died before sending it goes back to the queue
+    /// (another process of the site claims it) instead of ending. Only when the claimer is
+    /// surely dead (a process of this host that is gone): one that merely stopped
+    /// heartbeating could still send it, and a requeued job would then run twice; such a job
+    /// ends interrupted, as a local one does.
+    fn requeued(&self, job: &ptui_types::job::Job) -> Result<bool> {
+        let gone = job.owner.as_deref().is_some_and(|o| {
+            o.split_once('@')
+                .is_some_and(|(_, h)| h == identity::hostname())
+                && !identity::owner_alive(o)
+        });
+        if job.site.is_none() || !gone {
+            return Ok(false);
+        }
+        let why = "the process that claimed this job stopped before sending it to its server: queued again for its site";
+        self.store().requeue_site_job(job.id, why)
+    }
+
+    /// Whether this process reaches the job's server (its site is one this process serves).
+    fn reaches(&self, job: &ptui_types::job::Job) -> bool {
+        job.server_id
+            .and_then(|id| self.store().server_by_id(id).ok().flatten())
+            .is_none_or(|s| self.serves(&s.site))
     }
 
     /// Marks a job that never reached its server as interrupted; its server, if left
@@ -100,7 +126,7 @@ impl Engine {
         let ctx = self.job_context();
         let mut adopted = Vec::new();
         for job in self.store().detached_jobs()? {
-            if servers.is_some_and(|s| !s.contains(&job.server_name)) {
+            if servers.is_some_and(|s| !s.contains(&job.server_name)) || !self.reaches(&job) {
                 continue;
             }
             if let Some(job) = self.store().try_adopt_job(
@@ -122,6 +148,10 @@ impl Engine {
             return Ok(false);
         }
         self.sweep_orphans()?;
+        // Another site's job is adopted by a process of that site.
+        if !self.store().job(id)?.is_some_and(|j| self.reaches(&j)) {
+            return Ok(false);
+        }
         let ctx = self.job_context();
         match self.store().try_adopt_job(
             id,

@@ -210,18 +210,23 @@ impl Engine {
                     p.installer.manifest.id
                 ))
             })?;
-        let job = ctx
-            .store
-            .create_job(&NewJob {
-                server_id: server.id,
-                server_name: &server.name,
-                app_id: &p.installer.manifest.id,
-                app_version: &p.installer.manifest.version,
-                action: p.action,
-                masked_inputs: p.masked_for(server),
-                owner: &ctx.owner,
-            })
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        let new = NewJob {
+            server_id: server.id,
+            server_name: &server.name,
+            app_id: &p.installer.manifest.id,
+            app_version: &p.installer.manifest.version,
+            action: p.action,
+            masked_inputs: p.masked_for(server),
+            owner: &ctx.owner,
+        };
+        // Another site's server: queued for a process of that site (jobs/remote.rs).
+        let remote = !self.serves(&server.site);
+        let job = if remote {
+            ctx.store.create_site_job(&new, &server.site)
+        } else {
+            ctx.store.create_job(&new)
+        }
+        .map_err(|e| RequestError::Invalid(e.to_string()))?;
         if let Some(sealed) = &sealed {
             ctx.store
                 .set_job_sealed_secrets(job.id, sealed)
@@ -238,18 +243,17 @@ impl Engine {
             ),
         )
         .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        if remote {
+            self.emit(Event::JobQueued { job: job.clone() });
+            self.emit_launched(fanout_id, server, job.id);
+            self.queue_note(&job, server);
+            self.spawn_remote_follower(job.id);
+            return Ok(job);
+        }
         let token = CancellationToken::new();
         ctx.running.insert(job.id, token.clone());
         self.emit(Event::JobQueued { job: job.clone() });
-        if let Some(fanout_id) = fanout_id {
-            self.emit(Event::Fanout {
-                fanout: FanoutEvent::JobLaunched {
-                    fanout_id,
-                    server: server.name.clone(),
-                    job_id: job.id,
-                },
-            });
-        }
+        self.emit_launched(fanout_id, server, job.id);
         tokio::spawn(runner::run_job(
             ctx,
             job.clone(),
@@ -258,6 +262,32 @@ impl Engine {
             token,
         ));
         Ok(job)
+    }
+}
+
+impl Engine {
+    fn emit_launched(&self, fanout_id: Option<u64>, server: &Server, job_id: i64) {
+        if let Some(fanout_id) = fanout_id {
+            self.emit(Event::Fanout {
+                fanout: FanoutEvent::JobLaunched {
+                    fanout_id,
+                    server: server.name.clone(),
+                    job_id,
+                },
+            });
+        }
+    }
+
+    /// Says in the job's log which site's processes run it, or that none is live.
+    fn queue_note(&self, job: &Job, server: &Server) {
+        let line = self.queued_for_site_line(server);
+        let at = ptui_types::time::now_ms();
+        if let Err(e) = self
+            .store()
+            .append_logs(job.id, &[(ptui_types::job::LogStream::System, at, line)])
+        {
+            tracing::warn!("job #{}: {e:#}", job.id);
+        }
     }
 }
 

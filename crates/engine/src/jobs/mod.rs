@@ -6,5 +6,6 @@ mod durable;
 pub mod fanout;
 pub mod launch;
 mod logsink;
-mod runner;
+mod remote;
+pub(crate) mod runner;
 mod upgrade_inputs;

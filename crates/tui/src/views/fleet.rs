@@ -65,7 +65,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let offset = scroll_to(fl.sel, fl.offset.get(), inner_h);
     fl.offset.set(offset);
     let wide = area.width >= 110;
+    // A fleet over several sites shows each server's site (only its processes reach it).
+    let sites = fl.servers.iter().any(|x| x.site != fl.servers[0].site);
     let mut head = vec!["", "NAME", "ADDRESS", "STATUS", "!"];
+    if sites {
+        head.push("SITE");
+    }
+    let tags_col = head.len();
     if wide {
         head.push("TAGS");
     }
@@ -80,6 +86,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(14),
         Constraint::Length(3),
     ];
+    if sites {
+        let longest = fl.servers.iter().map(|x| x.site.chars().count()).max();
+        widths.push(Constraint::Length(longest.unwrap_or(4).clamp(4, 12) as u16));
+    }
     if wide {
         widths.push(Constraint::Fill(2));
     }
@@ -112,8 +122,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(s.status.as_str()).style(server_style(t, s.status)),
                 marker(app, &s.name),
             ];
+            if sites {
+                cells.push(Cell::from(fit(&clean(&s.site), col(5))).style(t.muted));
+            }
             if wide {
-                cells.push(Cell::from(fit(&clean(&s.tags.join(",")), col(5))).style(t.muted));
+                cells
+                    .push(Cell::from(fit(&clean(&s.tags.join(",")), col(tags_col))).style(t.muted));
             }
             cells.extend([
                 Cell::from(
@@ -154,6 +168,7 @@ pub fn detail(f: &mut Frame, area: Rect, app: &App) {
         Line::from(vec![
             Span::styled(format!("{}  ", s.name), t.title),
             Span::styled(s.status.as_str(), super::server_style(t, s.status)),
+            Span::styled(format!("  site {}", clean(&s.site)), t.muted),
         ]),
         Line::raw(format!(
             "address {}   jump {}   tags {}",

@@ -240,6 +240,15 @@ fn log_pane(f: &mut Frame, area: Rect, app: &App) {
             },
         ));
     }
+    // Which bastion runs it: its process, or the site whose processes will claim it.
+    match (&j.owner, &j.site) {
+        (Some(o), Some(_)) => s.push(Span::styled(format!("│ by {} ", clean(o)), t.muted)),
+        (None, Some(site)) => s.push(Span::styled(
+            format!("│ queued for site {} ", clean(site)),
+            t.pending,
+        )),
+        _ => {}
+    }
     s.push(Span::styled(
         format!("│ lines {first}-{last}/{} ", log.last_seq),
         t.muted,

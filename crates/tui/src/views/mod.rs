@@ -270,6 +270,17 @@ fn summary<'a>(
             t.pending,
         ));
     }
+    if !app.summary.unserved_sites.is_empty() {
+        let sites = app.summary.unserved_sites.join(",");
+        tail.push(Span::styled(" │ ", t.muted));
+        tail.push(Span::styled(
+            match level {
+                2 => format!("unserved {}", clean(&sites)),
+                _ => format!("site {}: no live process", clean(&sites)),
+            },
+            t.error,
+        ));
+    }
     tail.push(Span::styled(" │ ", t.muted));
     tail.push(Span::styled(
         format!("incidents {} open", app.summary.incidents_open),

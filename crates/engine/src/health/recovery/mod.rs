@@ -32,6 +32,9 @@ impl HealthService {
         let grace = self.cfg.recovery.grace.0.as_millis() as i64;
         for inc in &open {
             let Some(sid) = inc.server_id else { continue };
+            if !self.is_mine(sid) {
+                continue;
+            }
             let ready = match inc.state {
                 // Postponed (maintenance, host key) incidents wait for their next attempt.
                 IncidentState::Detected => {

@@ -168,6 +168,8 @@ pub fn resolve(
                 jump: None,
                 tags,
                 password_env: None,
+                // The site whose bastions reach the host (docs/MULTI-BASTION.md).
+                site: get(&["provision_tui_site"]).map(|v| v.0),
             },
             escalate,
             origin: origin(host, line),
