@@ -37,6 +37,10 @@ pub struct Manifest {
     /// package step can finish (dpkg killed midway leaves the server needing a repair).
     #[serde(default = "default_cancel_grace")]
     pub cancel_grace_seconds: u64,
+    /// What the app's configuration is: the engine keeps a copy of it on the server before a
+    /// run that changes a deployed app, and restores it when the run fails.
+    #[serde(default)]
+    pub configuration: Option<Configuration>,
 }
 
 fn default_timeout() -> u64 {
@@ -45,6 +49,24 @@ fn default_timeout() -> u64 {
 
 fn default_cancel_grace() -> u64 {
     30
+}
+
+/// `configuration:` in a manifest (docs/INSTALLERS.md, "Configuration and rollback").
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Configuration {
+    /// Absolute paths of the files and directories the installer writes.
+    pub paths: Vec<String>,
+    /// The systemd unit restarted after a restore.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// How many copies (generations) are kept on the server.
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+}
+
+fn default_keep() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

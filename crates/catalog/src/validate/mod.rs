@@ -1,5 +1,6 @@
 //! Manifest checks beyond serde, and validation of input values against a manifest.
 
+mod configuration;
 mod input_names;
 mod input_values;
 mod manifest_checks;
