@@ -114,6 +114,7 @@ impl Store {
             if job.action == JobAction::Uninstall {
                 delete_deployment_in(tx, server_id, &job.app_id)?;
             } else {
+                super::deployment_history::record_replacement_in(tx, server_id, job)?;
                 let record = if job.action == JobAction::Upgrade {
                     upgrade_deployment_in
                 } else {

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod audit_chain;
+pub mod deployment_history;
 pub mod deployments;
 pub mod durable;
 pub mod health;

@@ -61,11 +61,7 @@ impl Engine {
             .map_err(RequestError::Invalid)?
             .clone();
         pin_check(&installer)?;
-        let kind = match req.action {
-            JobAction::Install => ptui_catalog::ScriptKind::Install,
-            JobAction::Uninstall => ptui_catalog::ScriptKind::Uninstall,
-            JobAction::Upgrade => ptui_catalog::ScriptKind::Upgrade,
-        };
+        let kind = ptui_catalog::ScriptKind::of(req.action);
         if installer.script(kind).is_none() {
             return Err(RequestError::Invalid(format!(
                 "installer {} has no {} script",

@@ -11,7 +11,7 @@ use ptui_catalog::{Installer, ResolvedInputs, ScriptKind};
 use ptui_ssh::{DetachedSpec, Ended, SpoolPos, StreamError};
 use ptui_store::now_ms;
 use ptui_types::error::{ErrorKind, KindError};
-use ptui_types::job::{Job, JobAction, LogStream};
+use ptui_types::job::{Job, LogStream};
 use ptui_types::secret::Secret;
 use rand::Rng;
 use std::time::Duration;
@@ -284,11 +284,7 @@ async fn execute(
     ctx.emit(Event::JobStarted { job: started });
     enter_provisioning(ctx, job, server_id)?;
 
-    let kind = match job.action {
-        JobAction::Install => ScriptKind::Install,
-        JobAction::Uninstall => ScriptKind::Uninstall,
-        JobAction::Upgrade => ScriptKind::Upgrade,
-    };
+    let kind = ScriptKind::of(job.action);
     let script = installer.script(kind).ok_or_else(|| {
         Failure::from(KindError::new(
             ErrorKind::Validation,
