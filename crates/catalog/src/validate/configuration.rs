@@ -35,7 +35,7 @@ const FORBIDDEN_ROOTS: &[&str] = &[
     "/dev",
     "/run",
     "/tmp",
-    "/var/lib/provision-tui",
+    "/var/backups/provision-tui",
 ];
 
 /// Why `p` cannot be a declared configuration path, if so.

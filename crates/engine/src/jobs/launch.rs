@@ -24,6 +24,8 @@ pub struct Prepared {
     stored: HashMap<i64, BTreeMap<String, String>>,
     /// Upgrades: each server's own inputs (given ones over its recorded deployment).
     per_server: super::upgrade_inputs::PerServer,
+    /// A rollback: the job whose configuration copy the job goes back to (jobs/rollback.rs).
+    pub(crate) restore_from: Option<i64>,
 }
 
 impl Engine {
@@ -177,6 +179,7 @@ impl Engine {
                 given: req.inputs.keys().cloned().collect(),
                 stored,
                 per_server,
+                restore_from: None,
             },
             excluded,
         ))
@@ -252,6 +255,7 @@ impl Engine {
             p.installer.clone(),
             inputs,
             token,
+            p.restore_from,
         ));
         Ok(job)
     }

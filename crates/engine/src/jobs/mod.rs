@@ -2,9 +2,11 @@
 //! per-server lease, retries, and the log stream).
 
 pub mod adopt;
+pub mod config_guard;
 mod durable;
 pub mod fanout;
 pub mod launch;
 mod logsink;
+pub mod rollback;
 mod runner;
 mod upgrade_inputs;
