@@ -63,10 +63,17 @@ pub struct Configuration {
     /// How many copies (generations) are kept on the server.
     #[serde(default = "default_keep")]
     pub keep: u32,
+    /// How long the health check is retried after a run or a restore before it counts as failed.
+    #[serde(default = "default_settle")]
+    pub settle_seconds: u32,
 }
 
 fn default_keep() -> u32 {
     3
+}
+
+fn default_settle() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

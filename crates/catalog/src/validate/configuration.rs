@@ -9,6 +9,8 @@ use crate::manifest::Manifest;
 pub const MAX_PATHS: usize = 64;
 /// Most copies kept on a server.
 pub const MAX_KEEP: u32 = 20;
+/// Longest wait for the health check after a run or a restore.
+pub const MAX_SETTLE: u32 = 120;
 
 /// System directories whose whole content is never "an app's configuration": a restore
 /// removes a declared path before it puts the copy back.
@@ -155,6 +157,16 @@ pub(super) fn check_configuration(m: &Manifest, text: &str) -> Vec<ManifestIssue
             ),
         ));
     }
+    if c.settle_seconds == 0 || c.settle_seconds > MAX_SETTLE {
+        out.push(issue(
+            text,
+            &at("settle_seconds"),
+            format!(
+                "configuration.settle_seconds is {}; give 1 to {MAX_SETTLE}",
+                c.settle_seconds
+            ),
+        ));
+    }
     out
 }
 
@@ -180,7 +192,7 @@ mod tests {
     #[test]
     fn every_bad_path_is_named_at_its_line() {
         let text = format!(
-            "{HEAD}configuration:\n  paths:\n    - etc/x\n    - /etc\n    - /etc/x/../y\n    - /etc/a b\n    - /run/x\n    - /etc/app\n    - /etc/app/sub\n    - /var/lib\n    - /etc/y/\n  service: 'bad;unit'\n  keep: 0\n"
+            "{HEAD}configuration:\n  paths:\n    - etc/x\n    - /etc\n    - /etc/x/../y\n    - /etc/a b\n    - /run/x\n    - /etc/app\n    - /etc/app/sub\n    - /var/lib\n    - /etc/y/\n  service: 'bad;unit'\n  keep: 0\n  settle_seconds: 999\n"
         );
         let issues = issues_of(&text);
         let line = |s: &str| {
@@ -203,7 +215,8 @@ mod tests {
         assert_eq!(line("\"/etc/y/\" ends with /"), 15);
         assert_eq!(line("service \"bad;unit\""), 16);
         assert_eq!(line("keep is 0"), 17);
-        assert_eq!(issues.len(), 10, "{issues:?}");
+        assert_eq!(line("settle_seconds is 999"), 18);
+        assert_eq!(issues.len(), 11, "{issues:?}");
     }
 
     #[test]

@@ -18,8 +18,10 @@ pub(crate) const ROLLED_BACK: &str = "provision-tui: rolled back:";
 pub const COPIES_DIR: &str = "/var/backups/provision-tui/config";
 
 /// Time a guarded job gets beyond the manifest's timeout: a restore, a restart and two waits
-/// for the health check (30 s each at most).
-pub(crate) const RESERVE: Duration = Duration::from_secs(90);
+/// for the health check (`settle_seconds` each).
+pub(crate) fn reserve(settle_seconds: u32) -> Duration {
+    Duration::from_secs(30 + 2 * u64::from(settle_seconds))
+}
 
 const GUARD: &str = include_str!("config_guard.sh");
 
@@ -93,6 +95,7 @@ pub(crate) fn wrap(
         shq(conf.service.as_deref().unwrap_or(""))
     ));
     s.push_str(&format!("G_KEEP={}\n", conf.keep.max(1)));
+    s.push_str(&format!("G_SETTLE={}\n", conf.settle_seconds.max(1)));
     s.push_str(&format!("G_SNAPSHOT={}\n", u8::from(guard.snapshot)));
     s.push_str(&format!(
         "G_RESTORE={}\n",

@@ -1,7 +1,7 @@
 
 # provision-tui's configuration guard (docs/INSTALLERS.md, "Configuration and rollback"). The
 # engine puts the assignments above: G_APP, G_GEN (this job's copy), G_PATHS, G_SERVICE,
-# G_KEEP, G_SNAPSHOT (1: the app is deployed, keep a copy first), G_RESTORE (a rollback: the
+# G_KEEP, G_SETTLE, G_SNAPSHOT (1: the app is deployed, keep a copy first), G_RESTORE (a rollback: the
 # copy to go back to), G_HEALTH (1: g_health is the manifest's check), G_INTERP, G_NAME and
 # G_SCRIPT (the installer's script, run as a child with the job's environment).
 # Copies live in /var/backups/provision-tui/config/APP/jNNNNNNNNNNNN (root only: 0700), one
@@ -54,10 +54,10 @@ g_restore() {
   g_restart
 }
 
-# The health check, retried for up to 30 s (a restarted service takes a moment).
+# The health check, retried for up to G_SETTLE s (a restarted service takes a moment).
 g_healthy() {
   [ "$G_HEALTH" = 1 ] || return 0
-  local until=$((SECONDS + 30))
+  local until=$((SECONDS + G_SETTLE))
   while :; do
     g_health && return 0
     [ $SECONDS -ge $until ] && return 1

@@ -376,7 +376,12 @@ async fn execute(
     let guarded = guard_script(ctx, job, run, server_id, script, &name, sink)?;
     let script = match &guarded {
         Some(g) => {
-            timeout += config_guard::RESERVE;
+            let settle = installer
+                .manifest
+                .configuration
+                .as_ref()
+                .map_or(30, |c| c.settle_seconds);
+            timeout += config_guard::reserve(settle);
             g.as_str()
         }
         None => script,
