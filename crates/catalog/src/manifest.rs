@@ -55,11 +55,12 @@ fn default_cancel_grace() -> u64 {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Configuration {
-    /// Absolute paths of the files and directories the installer writes.
+    /// Absolute paths of the files and directories the installer writes; `{input}` stands
+    /// for the value of a (non-sensitive) input.
     pub paths: Vec<String>,
-    /// The systemd unit restarted after a restore.
+    /// The systemd units restarted, in order, after a restore.
     #[serde(default)]
-    pub service: Option<String>,
+    pub services: Vec<String>,
     /// How many copies (generations) are kept on the server.
     #[serde(default = "default_keep")]
     pub keep: u32,

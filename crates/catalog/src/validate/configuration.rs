@@ -93,6 +93,40 @@ fn service_problem(s: &str) -> Option<String> {
     })
 }
 
+/// `template` with each `{input}` replaced by `value(input)`; an error names a placeholder
+/// without a value or an unclosed brace.
+pub fn expand_path(
+    template: &str,
+    value: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("{template:?} has a `{{` without its `}}`"))?;
+        let name = &after[..close];
+        let v = value(name).ok_or_else(|| {
+            format!("{template:?} names {{{name}}}, which has no value (write the name of a non-sensitive input)")
+        })?;
+        out.push_str(&v);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The inputs a path names as `{input}`.
+fn placeholders(template: &str) -> Vec<&str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|p| p.split_once('}').map(|(n, _)| n))
+        .collect()
+}
+
 pub(super) fn check_configuration(m: &Manifest, text: &str) -> Vec<ManifestIssue> {
     let mut out = Vec::new();
     let Some(c) = &m.configuration else {
@@ -119,7 +153,29 @@ pub(super) fn check_configuration(m: &Manifest, text: &str) -> Vec<ManifestIssue
     }
     for (i, p) in c.paths.iter().enumerate() {
         let here = [Seg::Key("configuration"), Seg::Key("paths"), Seg::Index(i)];
-        if let Some(why) = path_problem(p) {
+        for name in placeholders(p) {
+            let input = m.inputs.iter().find(|i| i.name == name);
+            let why = match input {
+                None => Some(format!("{{{name}}} is not an input of this installer")),
+                Some(i) if i.is_sensitive() => Some(format!(
+                    "{{{name}}} is a sensitive input; a path never holds a secret"
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                out.push(issue(
+                    text,
+                    &here,
+                    format!("configuration.paths: {p:?}: {why}"),
+                ));
+            }
+        }
+        // Checked with a sample value: the job checks the real one again.
+        let problem = match expand_path(p, &|_| Some("x".to_string())) {
+            Err(e) => Some(e),
+            Ok(sample) => path_problem(&sample),
+        };
+        if let Some(why) = problem {
             out.push(issue(text, &here, format!("configuration.paths: {why}")));
             continue;
         }
@@ -142,10 +198,15 @@ pub(super) fn check_configuration(m: &Manifest, text: &str) -> Vec<ManifestIssue
             ));
         }
     }
-    if let Some(s) = &c.service
-        && let Some(why) = service_problem(s)
-    {
-        out.push(issue(text, &at("service"), format!("configuration: {why}")));
+    for (i, s) in c.services.iter().enumerate() {
+        if let Some(why) = service_problem(s) {
+            let here = [
+                Seg::Key("configuration"),
+                Seg::Key("services"),
+                Seg::Index(i),
+            ];
+            out.push(issue(text, &here, format!("configuration: {why}")));
+        }
     }
     if c.keep == 0 || c.keep > MAX_KEEP {
         out.push(issue(
@@ -184,7 +245,7 @@ mod tests {
     #[test]
     fn a_sound_configuration_has_no_issue() {
         let text = format!(
-            "{HEAD}configuration:\n  paths:\n    - /etc/nginx/sites-available/x\n    - /var/www/x\n  service: nginx.service\n  keep: 5\n"
+            "{HEAD}configuration:\n  paths:\n    - /etc/nginx/sites-available/x\n    - /var/www/x\n  services: [nginx.service]\n  keep: 5\n"
         );
         assert_eq!(issues_of(&text), vec![]);
     }
@@ -192,7 +253,7 @@ mod tests {
     #[test]
     fn every_bad_path_is_named_at_its_line() {
         let text = format!(
-            "{HEAD}configuration:\n  paths:\n    - etc/x\n    - /etc\n    - /etc/x/../y\n    - /etc/a b\n    - /run/x\n    - /etc/app\n    - /etc/app/sub\n    - /var/lib\n    - /etc/y/\n  service: 'bad;unit'\n  keep: 0\n  settle_seconds: 999\n"
+            "{HEAD}configuration:\n  paths:\n    - etc/x\n    - /etc\n    - /etc/x/../y\n    - /etc/a b\n    - /run/x\n    - /etc/app\n    - /etc/app/sub\n    - /var/lib\n    - /etc/y/\n  services: ['bad;unit']\n  keep: 0\n  settle_seconds: 999\n"
         );
         let issues = issues_of(&text);
         let line = |s: &str| {
@@ -217,6 +278,31 @@ mod tests {
         assert_eq!(line("keep is 0"), 17);
         assert_eq!(line("settle_seconds is 999"), 18);
         assert_eq!(issues.len(), 11, "{issues:?}");
+    }
+
+    #[test]
+    fn input_placeholders_name_plain_inputs_and_expand_to_checked_paths() {
+        let text = format!(
+            "{HEAD}inputs:\n  - name: app\n    type: string\n  - name: pw\n    type: password\nconfiguration:\n  paths:\n    - /srv/apps/{{app}}/.env\n    - /srv/{{pw}}/x\n    - /srv/{{nope}}/x\n    - /srv/{{app/x\n"
+        );
+        let issues = issues_of(&text);
+        let line = |s: &str| {
+            issues
+                .iter()
+                .find(|i| i.message.contains(s))
+                .unwrap_or_else(|| panic!("{s}: {issues:?}"))
+                .line
+        };
+        assert_eq!(line("{pw} is a sensitive input"), 13);
+        assert_eq!(line("{nope} is not an input"), 14);
+        assert_eq!(line("without its"), 15);
+        assert_eq!(issues.len(), 3, "{issues:?}");
+        let v = |n: &str| (n == "app").then(|| "shop".to_string());
+        assert_eq!(
+            expand_path("/srv/apps/{app}/.env", &v).unwrap(),
+            "/srv/apps/shop/.env"
+        );
+        assert!(expand_path("/srv/{other}", &v).is_err());
     }
 
     #[test]

@@ -71,29 +71,49 @@ fn health_fn(check: Option<&HealthCheck>) -> (bool, String) {
 
 /// The guard script around `script` (the installer's, named `name`), for job `job_id`.
 /// `None` when the installer declares no configuration.
+/// `values` gives the job's non-sensitive inputs for `{input}` in the declared paths.
 pub(crate) fn wrap(
     installer: &Installer,
     script: &str,
     name: &str,
     job_id: i64,
     guard: Guard,
+    values: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Result<String, String>> {
     let conf = installer.manifest.configuration.as_ref()?;
-    let interp = match ptui_types::script::interpreter(script) {
-        Ok(i) => i,
-        Err(e) => return Some(Err(format!("{name}: {e}"))),
-    };
+    Some(build(installer, conf, script, name, job_id, guard, values))
+}
+
+fn build(
+    installer: &Installer,
+    conf: &ptui_catalog::manifest::Configuration,
+    script: &str,
+    name: &str,
+    job_id: i64,
+    guard: Guard,
+    values: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let interp = ptui_types::script::interpreter(script).map_err(|e| format!("{name}: {e}"))?;
+    let mut paths = Vec::with_capacity(conf.paths.len());
+    for template in &conf.paths {
+        let p = ptui_catalog::validate::expand_path(template, values)
+            .map_err(|e| format!("{}: configuration path {e}", installer.id()))?;
+        if let Some(why) = ptui_catalog::validate::path_problem(&p) {
+            return Err(format!(
+                "{}: configuration path {template:?} with this job's inputs: {why}; nothing was run",
+                installer.id()
+            ));
+        }
+        paths.push(p);
+    }
     let words = |v: &[String]| v.iter().map(|p| shq(p)).collect::<Vec<_>>().join(" ");
     let (has_health, health) = health_fn(installer.manifest.health.as_ref());
     let mut s = String::with_capacity(script.len() + GUARD.len() + 1024);
     s.push_str("#!/usr/bin/env bash\n");
     s.push_str(&format!("G_APP={}\n", shq(installer.id())));
     s.push_str(&format!("G_GEN={}\n", shq(&generation(job_id))));
-    s.push_str(&format!("G_PATHS=({})\n", words(&conf.paths)));
-    s.push_str(&format!(
-        "G_SERVICE={}\n",
-        shq(conf.service.as_deref().unwrap_or(""))
-    ));
+    s.push_str(&format!("G_PATHS=({})\n", words(&paths)));
+    s.push_str(&format!("G_SERVICES=({})\n", words(&conf.services)));
     s.push_str(&format!("G_KEEP={}\n", conf.keep.max(1)));
     s.push_str(&format!("G_SETTLE={}\n", conf.settle_seconds.max(1)));
     s.push_str(&format!("G_SNAPSHOT={}\n", u8::from(guard.snapshot)));
@@ -107,7 +127,7 @@ pub(crate) fn wrap(
     s.push_str(&format!("G_NAME={}\n", shq(name)));
     s.push_str(&format!("G_SCRIPT={}\n", shq(script)));
     s.push_str(GUARD);
-    Some(Ok(s))
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -141,24 +161,34 @@ mod tests {
             snapshot: true,
             restore_from: None,
         };
-        assert!(wrap(&i, "#!/bin/sh\n", "web/install.sh", 1, g).is_none());
+        assert!(wrap(&i, "#!/bin/sh\n", "web/install.sh", 1, g, &|_| None).is_none());
     }
 
     #[test]
     fn the_guard_carries_the_script_and_its_interpreter_quoted() {
         let i = installer(
-            "configuration:\n  paths: [/etc/web/conf.d, /etc/web/main.conf]\n  service: web\n  keep: 2\nhealth:\n  url: http://127.0.0.1/\n",
+            "inputs:\n  - name: site\n    type: string\nconfiguration:\n  paths: [/etc/web/conf.d, '/etc/web/{site}.conf']\n  services: [web]\n  keep: 2\nhealth:\n  url: http://127.0.0.1/\n",
         );
         let script = i.script(ptui_catalog::ScriptKind::Install).unwrap();
         let g = Guard {
             snapshot: true,
             restore_from: Some(7),
         };
-        let s = wrap(&i, script, "web/install.sh", 42, g).unwrap().unwrap();
+        let site = |n: &str| (n == "site").then(|| "shop".to_string());
+        let s = wrap(&i, script, "web/install.sh", 42, g, &site)
+            .unwrap()
+            .unwrap();
+        let bad = |n: &str| (n == "site").then(|| "../../root".to_string());
+        let refused = wrap(&i, script, "web/install.sh", 42, g, &bad).unwrap();
+        assert!(refused.unwrap_err().contains("has an empty, `.` or `..`"));
         assert!(s.starts_with("#!/usr/bin/env bash\n"));
         assert!(s.contains("G_GEN='j000000000042'\n"), "{s}");
         assert!(s.contains("G_RESTORE='j000000000007'\n"));
-        assert!(s.contains("G_PATHS=('/etc/web/conf.d' '/etc/web/main.conf')\n"));
+        assert!(
+            s.contains("G_PATHS=('/etc/web/conf.d' '/etc/web/shop.conf')\n"),
+            "{s}"
+        );
+        assert!(s.contains("G_SERVICES=('web')\n"));
         assert!(s.contains("G_INTERP=('/bin/sh')\n"), "{s}");
         assert!(s.contains("case $c in 2??|3??) return 0"));
         assert!(s.contains(&format!("G_SCRIPT={}\n", shq(script))));

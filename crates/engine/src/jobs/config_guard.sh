@@ -1,6 +1,6 @@
 
 # provision-tui's configuration guard (docs/INSTALLERS.md, "Configuration and rollback"). The
-# engine puts the assignments above: G_APP, G_GEN (this job's copy), G_PATHS, G_SERVICE,
+# engine puts the assignments above: G_APP, G_GEN (this job's copy), G_PATHS, G_SERVICES,
 # G_KEEP, G_SETTLE, G_SNAPSHOT (1: the app is deployed, keep a copy first), G_RESTORE (a rollback: the
 # copy to go back to), G_HEALTH (1: g_health is the manifest's check), G_INTERP, G_NAME and
 # G_SCRIPT (the installer's script, run as a child with the job's environment).
@@ -34,13 +34,18 @@ g_keep() {
 }
 
 g_restart() {
-  [ -n "$G_SERVICE" ] || return 0
+  local u
+  [ ${#G_SERVICES[@]} -gt 0 ] || return 0
   if ! command -v systemctl >/dev/null; then
-    g_say "no systemctl on this server: $G_SERVICE was not restarted"
+    g_say "no systemctl on this server: ${G_SERVICES[*]} not restarted"
     return 0
   fi
-  systemctl restart "$G_SERVICE" || { g_say "systemctl restart $G_SERVICE failed"; return 1; }
-  g_say "restarted $G_SERVICE"
+  # A restored unit file takes effect only after a reload.
+  systemctl daemon-reload || true
+  for u in "${G_SERVICES[@]}"; do
+    systemctl restart "$u" || { g_say "systemctl restart $u failed"; return 1; }
+    g_say "restarted $u"
+  done
 }
 
 # Puts copy $1 back: every declared path is removed (what the failed run created too), then
@@ -109,7 +114,7 @@ if g_restore "$G_DIR/$G_GEN"; then
     # The live configuration is this copy again: the previous copies stay for rollbacks.
     rm -rf -- "${G_DIR:?}/$G_GEN"
     if [ "$G_HEALTH" = 1 ]; then state="its health check passes"; else state="it declares no health check"; fi
-    g_say "rolled back: $G_APP runs with the configuration it had before this run (${G_SERVICE:-no service} restarted); $state"
+    g_say "rolled back: $G_APP runs with the configuration it had before this run (restarted: ${G_SERVICES[*]:-none}); $state"
     exit $rc
   fi
   g_say "the restored configuration does not pass the health check of $G_APP either; the copy stays in $G_DIR/$G_GEN"

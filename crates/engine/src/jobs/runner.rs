@@ -296,7 +296,15 @@ fn guard_script(
         snapshot: deployed,
         restore_from: run.restore_from,
     };
-    let Some(wrapped) = config_guard::wrap(run.installer, script, name, job.id, guard) else {
+    let plain = |input: &str| {
+        run.inputs
+            .inputs
+            .iter()
+            .find(|i| i.name == input && !i.sensitive)
+            .map(|i| i.value.expose().to_string())
+    };
+    let Some(wrapped) = config_guard::wrap(run.installer, script, name, job.id, guard, &plain)
+    else {
         return Ok(None);
     };
     let wrapped = wrapped.map_err(|m| Failure::from(KindError::new(ErrorKind::Validation, m)))?;
