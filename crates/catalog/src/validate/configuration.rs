@@ -306,6 +306,19 @@ mod tests {
     }
 
     #[test]
+    fn every_bundled_installer_declares_its_configuration() {
+        let cat = crate::Catalog::load(&[]);
+        assert!(cat.len() >= 10);
+        for i in cat.installers() {
+            assert!(
+                i.manifest.configuration.is_some(),
+                "installers/{}/manifest.yml declares no `configuration:`",
+                i.id()
+            );
+        }
+    }
+
+    #[test]
     fn an_empty_list_and_unknown_fields_are_refused() {
         let text = format!("{HEAD}configuration:\n  paths: []\n");
         assert!(issues_of(&text)[0].message.contains("paths is empty"));

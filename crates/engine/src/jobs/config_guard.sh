@@ -43,6 +43,10 @@ g_restart() {
   # A restored unit file takes effect only after a reload.
   systemctl daemon-reload || true
   for u in "${G_SERVICES[@]}"; do
+    if ! systemctl cat -- "$u" >/dev/null 2>&1; then
+      g_say "$u is not installed here: not restarted"
+      continue
+    fi
     systemctl restart "$u" || { g_say "systemctl restart $u failed"; return 1; }
     g_say "restarted $u"
   done
