@@ -205,6 +205,12 @@ fn a_failed_run_or_health_check_restores_the_kept_configuration_and_rollback_goe
         "{log}"
     );
     assert_eq!((site(), state()), ("two\n".into(), "healthy\n".into()));
+    // Exit 1 (the installer refused its inputs, changing nothing): nothing to restore.
+    let o = install(&env, "five", TOKEN_ONE, "refuse");
+    assert_eq!(o.status.code(), Some(10), "{}", text(&o));
+    let refused = last_job(&env);
+    assert_eq!(refused["status"], "failed", "{refused:#}");
+    assert!(!log_of(&env, &refused).contains("restoring"));
     // The failed runs' copies matched the live configuration again and are gone.
     assert_eq!(copies(), vec![gen_two.clone()]);
 

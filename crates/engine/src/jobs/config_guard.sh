@@ -108,6 +108,11 @@ if [ -z "$why" ]; then
   fi
   exit 0
 fi
+if [ $rc = 1 ] && [ $g_term = 0 ] && [ -z "$G_RESTORE" ]; then
+  # Exit 1: the installer refused its inputs before it changed anything (the script contract).
+  [ "$G_SNAPSHOT" = 1 ] && rm -rf -- "${G_DIR:?}/$G_GEN"
+  exit 1
+fi
 if [ "$G_SNAPSHOT" != 1 ]; then
   g_say "$why; no configuration was kept before it (the app was not deployed here), so nothing is restored"
   exit $rc
