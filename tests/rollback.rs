@@ -279,15 +279,5 @@ fn a_failed_run_or_health_check_restores_the_kept_configuration_and_rollback_goe
 /// The guard is shell code run on every server: it must pass shellcheck like the agent.
 #[test]
 fn the_configuration_guard_passes_shellcheck() {
-    let guard = common::repo_root().join("crates/engine/src/jobs/config_guard.sh");
-    let out = Command::new("shellcheck")
-        .args(["-s", "bash"])
-        .arg(&guard)
-        .output()
-        .expect("shellcheck (scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    common::assert_shellcheck_clean("crates/engine/src/jobs/config_guard.sh");
 }

@@ -5,8 +5,6 @@ use super::{exit, fmt_ts};
 use clap::Args;
 use color_eyre::eyre::Result;
 use ptui_engine::Engine;
-use ptui_engine::engine::RequestError;
-use ptui_types::error::ErrorKind;
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
@@ -26,10 +24,7 @@ pub struct RollbackArgs {
 pub async fn run(engine: &Engine, a: RollbackArgs) -> Result<i32> {
     let target = match engine.rollback_target(&a.app, &a.on) {
         Ok(t) => t,
-        Err(e) => {
-            out::error(&e);
-            return Ok(exit::ERROR);
-        }
+        Err(e) => return Ok(out::request_error(&e)),
     };
     let what = format!(
         "the deployment of {} on {} made by {} (installer v{}), replaced by job #{} at {}; inputs {}",
@@ -54,14 +49,7 @@ pub async fn run(engine: &Engine, a: RollbackArgs) -> Result<i32> {
     engine.require(ptui_engine::access::Change::RunJob, &a.on)?;
     let job = match engine.start_rollback(&a.app, &a.on) {
         Ok(j) => j,
-        Err(e @ RequestError::Inputs { .. }) => {
-            out::error(&e);
-            return Ok(ErrorKind::Validation.cli_exit_code());
-        }
-        Err(RequestError::Invalid(m)) => {
-            out::error(&m);
-            return Ok(exit::ERROR);
-        }
+        Err(e) => return Ok(out::request_error(&e)),
     };
     if !a.json {
         errln!("==> job #{} rollback: back to {what}", job.id);

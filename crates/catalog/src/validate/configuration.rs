@@ -240,6 +240,15 @@ mod tests {
         check_configuration(&m, text)
     }
 
+    /// The line of the issue whose message contains `s`.
+    fn line_of(issues: &[ManifestIssue], s: &str) -> usize {
+        issues
+            .iter()
+            .find(|i| i.message.contains(s))
+            .unwrap_or_else(|| panic!("{s}: {issues:?}"))
+            .line
+    }
+
     const HEAD: &str = "id: x\nname: x\nversion: '1'\ninstall_script: install.sh\n";
 
     #[test]
@@ -256,13 +265,7 @@ mod tests {
             "{HEAD}configuration:\n  paths:\n    - etc/x\n    - /etc\n    - /etc/x/../y\n    - /etc/a b\n    - /run/x\n    - /etc/app\n    - /etc/app/sub\n    - /var/lib\n    - /etc/y/\n  services: ['bad;unit']\n  keep: 0\n  settle_seconds: 999\n"
         );
         let issues = issues_of(&text);
-        let line = |s: &str| {
-            issues
-                .iter()
-                .find(|i| i.message.contains(s))
-                .unwrap_or_else(|| panic!("{s}: {issues:?}"))
-                .line
-        };
+        let line = |s: &str| line_of(&issues, s);
         assert_eq!(line("\"etc/x\" is not an absolute path"), 7);
         assert_eq!(line("\"/etc\" is a system directory"), 8);
         assert_eq!(line("\"/etc/x/../y\" has an empty"), 9);
@@ -286,13 +289,7 @@ mod tests {
             "{HEAD}inputs:\n  - name: app\n    type: string\n  - name: pw\n    type: password\nconfiguration:\n  paths:\n    - /srv/apps/{{app}}/.env\n    - /srv/{{pw}}/x\n    - /srv/{{nope}}/x\n    - /srv/{{app/x\n"
         );
         let issues = issues_of(&text);
-        let line = |s: &str| {
-            issues
-                .iter()
-                .find(|i| i.message.contains(s))
-                .unwrap_or_else(|| panic!("{s}: {issues:?}"))
-                .line
-        };
+        let line = |s: &str| line_of(&issues, s);
         assert_eq!(line("{pw} is a sensitive input"), 13);
         assert_eq!(line("{nope} is not an input"), 14);
         assert_eq!(line("without its"), 15);

@@ -4,7 +4,9 @@
 //! kept on the server when that deployment was replaced (`config_guard.rs`).
 
 use crate::engine::{Engine, InstallRequest, RequestError};
+use ptui_store::deployment_history::PastDeployment;
 use ptui_types::job::{Job, JobAction};
+use ptui_types::server::Server;
 use std::collections::BTreeMap;
 
 /// What a rollback goes back to, for the CLI and the dashboard to show before they start it.
@@ -23,21 +25,29 @@ pub struct RollbackTarget {
 }
 
 impl Engine {
-    /// The deployment `rollback` would return to; an error says why there is none.
-    pub fn rollback_target(&self, app: &str, server: &str) -> Result<RollbackTarget, RequestError> {
-        let s = self
-            .store()
-            .require_server(server)
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+    /// The server and the deployment of `app` on it that the current one replaced.
+    fn past_deployment(
+        &self,
+        app: &str,
+        server: &str,
+    ) -> Result<(Server, PastDeployment), RequestError> {
+        let invalid = |e: color_eyre::Report| RequestError::Invalid(e.to_string());
+        let s = self.store().require_server(server).map_err(invalid)?;
         let past = self
             .store()
             .previous_deployment(s.id, app)
-            .map_err(|e| RequestError::Invalid(e.to_string()))?
+            .map_err(invalid)?
             .ok_or_else(|| {
                 RequestError::Invalid(format!(
                     "no earlier deployment of {app} on {server} is recorded: a rollback returns to the deployment a successful install or upgrade replaced"
                 ))
             })?;
+        Ok((s, past))
+    }
+
+    /// The deployment `rollback` would return to; an error says why there is none.
+    pub fn rollback_target(&self, app: &str, server: &str) -> Result<RollbackTarget, RequestError> {
+        let (s, past) = self.past_deployment(app, server)?;
         Ok(RollbackTarget {
             server: s.name,
             app: past.app_id,
@@ -51,11 +61,7 @@ impl Engine {
 
     /// Starts the rollback job of `app` on `server` (see the module).
     pub fn start_rollback(&self, app: &str, server: &str) -> Result<Job, RequestError> {
-        let target = self.rollback_target(app, server)?;
-        let s = self
-            .store()
-            .require_server(server)
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        let (s, past) = self.past_deployment(app, server)?;
         let installer = self
             .catalog()
             .require(app)
@@ -67,7 +73,7 @@ impl Engine {
             )));
         }
         let mut inputs = BTreeMap::new();
-        if let Some(obj) = target.inputs.as_object() {
+        if let Some(obj) = past.inputs.as_object() {
             for (k, v) in obj {
                 let text = match v {
                     serde_json::Value::String(t) if t == "***" => continue,
@@ -78,18 +84,14 @@ impl Engine {
                 inputs.insert(k.clone(), text);
             }
         }
-        let past = self
-            .store()
-            .previous_deployment(s.id, app)
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
-        if let Some(blob) = past.and_then(|p| p.sealed_secrets) {
+        if let Some(blob) = &past.sealed_secrets {
             let key = self.secrets_key(false).ok().flatten().ok_or_else(|| {
                 RequestError::Invalid(format!(
                     "the secrets of the earlier deployment of {app} on {server} are sealed, and the secrets key ({}) is missing",
                     self.config().secrets_key_path.display()
                 ))
             })?;
-            let secrets = crate::secrets::unseal(&key, s.id, app, &blob).map_err(|why| {
+            let secrets = crate::secrets::unseal(&key, s.id, app, blob).map_err(|why| {
                 RequestError::Invalid(format!(
                     "the secrets of the earlier deployment of {app} on {server} cannot be opened ({why}); reinstall it with its secrets instead"
                 ))
@@ -103,7 +105,7 @@ impl Engine {
             action: JobAction::Rollback,
         };
         let mut prepared = self.prepare_install(&req, true)?;
-        prepared.restore_from = Some(target.replaced_by_job);
+        prepared.restore_from = Some(past.replaced_by_job);
         let server = prepared
             .servers
             .first()
