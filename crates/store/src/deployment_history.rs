@@ -165,6 +165,27 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_stderr_line_is_found_by_its_start_only() {
+        let (_d, s) = crate::test_store();
+        let server = crate::test_server(&s, "a", ptui_types::server::ServerStatus::InUse);
+        let id = end_job(&s, server.id, JobAction::Install, serde_json::json!({}));
+        use ptui_types::job::LogStream;
+        s.append_logs(
+            id,
+            &[
+                (LogStream::Stdout, 1, "provision-tui: rolled back: from stdout".into()),
+                (LogStream::Stderr, 2, "note provision-tui: rolled back: inside".into()),
+            ],
+        )
+        .unwrap();
+        let marker = "provision-tui: rolled back:";
+        assert!(!s.job_stderr_has_line_starting(id, marker).unwrap());
+        s.append_logs(id, &[(LogStream::Stderr, 3, format!("{marker} web runs"))])
+            .unwrap();
+        assert!(s.job_stderr_has_line_starting(id, marker).unwrap());
+    }
+
+    #[test]
     fn a_replaced_deployment_is_kept_and_a_rollback_takes_it_back_off() {
         let (_d, s) = crate::test_store();
         let server = crate::test_server(&s, "a", ptui_types::server::ServerStatus::InUse);
