@@ -173,8 +173,16 @@ mod tests {
         s.append_logs(
             id,
             &[
-                (LogStream::Stdout, 1, "provision-tui: rolled back: from stdout".into()),
-                (LogStream::Stderr, 2, "note provision-tui: rolled back: inside".into()),
+                (
+                    LogStream::Stdout,
+                    1,
+                    "provision-tui: rolled back: from stdout".into(),
+                ),
+                (
+                    LogStream::Stderr,
+                    2,
+                    "note provision-tui: rolled back: inside".into(),
+                ),
             ],
         )
         .unwrap();
