@@ -205,6 +205,66 @@ fn a_failed_run_or_health_check_restores_the_kept_configuration_and_rollback_goe
         "{log}"
     );
     assert_eq!((site(), state()), ("two\n".into(), "healthy\n".into()));
+    // A cancel while the script hangs with a broken configuration: the TERM reaches the
+    // guard too, which restores within the cancel grace.
+    let g = "greeting=hang".to_string();
+    let mut child = cmd(&env)
+        .args([
+            "install",
+            "guarded",
+            "--on",
+            "s",
+            "--set",
+            &g,
+            "--set",
+            "mode=hang",
+            "--set-env",
+            "token=PTUI_TOKEN",
+        ])
+        .env("PTUI_TOKEN", TOKEN_ONE)
+        .env("PROVISION_TUI_KILL_GRACE", "10")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let hanging = loop {
+        let j = last_job(&env);
+        if j["status"] == "running" && log_of(&env, &j).contains("hanging with a broken") {
+            break j;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hang mode never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(state(), "broken\n");
+    let o = cmd(&env)
+        .args(["cancel", &hanging["id"].to_string()])
+        .env("PROVISION_TUI_KILL_GRACE", "10")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let _ = child.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let cancelled = loop {
+        let j = last_job(&env);
+        if j["status"] != "running" {
+            break j;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cancelled job never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(cancelled["status"], "rolled_back", "{cancelled:#}");
+    assert_eq!(cancelled["error_kind"], "cancelled", "{cancelled:#}");
+    assert_eq!((site(), state()), ("two\n".into(), "healthy\n".into()));
+    assert_eq!(copies(), vec![gen_two.clone()]);
+
     // Exit 1 (the installer refused its inputs, changing nothing): nothing to restore.
     let o = install(&env, "five", TOKEN_ONE, "refuse");
     assert_eq!(o.status.code(), Some(10), "{}", text(&o));
