@@ -182,7 +182,13 @@ pub(crate) async fn finish(
     writer: tokio::task::JoinHandle<WriterReport>,
     ended: Option<Ended>,
 ) {
-    let rolled_back = sink.rolled_back.load(std::sync::atomic::Ordering::Relaxed);
+    // Only a guarded job's line counts: any other script could print the same words.
+    let guarded = job.action != ptui_types::job::JobAction::Uninstall
+        && ctx
+            .catalog
+            .get(&job.app_id)
+            .is_some_and(|i| i.manifest.configuration.is_some());
+    let rolled_back = guarded && sink.rolled_back.load(std::sync::atomic::Ordering::Relaxed);
     let (status, kind, message, exit_code) = match result {
         Ok(code) => (JobStatus::Succeeded, None, None, Some(code as i64)),
         Err(Failure {
