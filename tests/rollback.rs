@@ -25,33 +25,27 @@ fn cmd(env: &TestEnv) -> Command {
     c
 }
 
-fn run(env: &TestEnv, args: &[&str], token: &str) -> Output {
-    cmd(env)
-        .args(args)
-        .env("PTUI_TOKEN", token)
-        .output()
-        .unwrap()
+/// `install guarded --on s` with these inputs (the token from the environment).
+fn install_cmd(env: &TestEnv, greeting: &str, token: &str, mode: &str) -> Command {
+    let mut c = cmd(env);
+    c.args([
+        "install",
+        "guarded",
+        "--on",
+        "s",
+        "--set-env",
+        "token=PTUI_TOKEN",
+    ])
+    .arg("--set")
+    .arg(format!("greeting={greeting}"))
+    .arg("--set")
+    .arg(format!("mode={mode}"))
+    .env("PTUI_TOKEN", token);
+    c
 }
 
 fn install(env: &TestEnv, greeting: &str, token: &str, mode: &str) -> Output {
-    let g = format!("greeting={greeting}");
-    let m = format!("mode={mode}");
-    run(
-        env,
-        &[
-            "install",
-            "guarded",
-            "--on",
-            "s",
-            "--set",
-            &g,
-            "--set",
-            &m,
-            "--set-env",
-            "token=PTUI_TOKEN",
-        ],
-        token,
-    )
+    install_cmd(env, greeting, token, mode).output().unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -207,21 +201,7 @@ fn a_failed_run_or_health_check_restores_the_kept_configuration_and_rollback_goe
     assert_eq!((site(), state()), ("two\n".into(), "healthy\n".into()));
     // A cancel while the script hangs with a broken configuration: the TERM reaches the
     // guard too, which restores within the cancel grace.
-    let g = "greeting=hang".to_string();
-    let mut child = cmd(&env)
-        .args([
-            "install",
-            "guarded",
-            "--on",
-            "s",
-            "--set",
-            &g,
-            "--set",
-            "mode=hang",
-            "--set-env",
-            "token=PTUI_TOKEN",
-        ])
-        .env("PTUI_TOKEN", TOKEN_ONE)
+    let mut child = install_cmd(&env, "hang", TOKEN_ONE, "hang")
         .env("PROVISION_TUI_KILL_GRACE", "10")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
