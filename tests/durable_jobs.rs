@@ -180,17 +180,7 @@ fn setup() -> (Sshd, TestEnv) {
 /// The agent is shell code run on every server: it must pass shellcheck like the installers.
 #[test]
 fn the_agent_passes_shellcheck() {
-    let agent = common::repo_root().join("crates/ssh/src/agent.sh");
-    let out = Command::new("shellcheck")
-        .args(["-s", "bash"])
-        .arg(&agent)
-        .output()
-        .expect("shellcheck (scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    common::assert_shellcheck_clean("crates/ssh/src/agent.sh");
 }
 
 #[test]

@@ -174,6 +174,35 @@ fn jobs() {
         a.jobs.log.hit = Some(38);
         a
     });
+    // Issue 12 part 3: a run the configuration guard rolled back shows its own status.
+    snap("jobs_rolled_back", || {
+        let mut a = full();
+        a.screen = Screen::Jobs;
+        let mut j = job(4, "web1", JobStatus::RolledBack);
+        j.error_kind = Some(ptui_types::error::ErrorKind::Configuration);
+        j.exit_code = Some(3);
+        a.jobs.jobs.insert(0, j);
+        a.jobs.log.job_id = Some(4);
+        a.jobs.log.lines.clear();
+        let lines = [
+            "provision-tui: kept a copy of the configuration of echo-ok (2 of 2 declared paths exist) in /var/backups/provision-tui/config/echo-ok/j000000000004",
+            "error: the new configuration fails its check",
+            "provision-tui: the run ended with exit status 3: restoring the configuration kept before it",
+            "provision-tui: restored the configuration of echo-ok from /var/backups/provision-tui/config/echo-ok/j000000000004",
+            "provision-tui: rolled back: echo-ok runs with the configuration it had before this run (restarted: echo); its health check passes",
+        ];
+        for (i, text) in lines.iter().enumerate() {
+            a.jobs.log.lines.push_back(ptui_types::job::LogLine {
+                job_id: 4,
+                seq: i as i64 + 1,
+                stream: ptui_types::job::LogStream::Stderr,
+                ts: NOW - 50_000 + i as i64 * 100,
+                text: text.to_string(),
+            });
+        }
+        a.jobs.log.last_seq = lines.len() as i64;
+        a
+    });
 }
 
 #[test]

@@ -133,7 +133,7 @@ fn gather_inputs(
                 .into_iter()
                 .cloned()
                 .collect(),
-            JobAction::Uninstall => Vec::new(),
+            JobAction::Uninstall | JobAction::Rollback => Vec::new(),
         };
         // Secrets sealed at the last install on every target are reused, not asked again.
         let targets = if args.all {

@@ -12,6 +12,7 @@ pub mod maintenance;
 pub mod out;
 pub mod plan;
 pub mod progress;
+pub mod rollback;
 pub mod server;
 pub mod sites;
 pub mod trust;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Run an installer's upgrade script on servers. Required inputs may be left out; the
     /// recorded ones stay, overlaid with those given.
     Upgrade(install::InstallArgs),
+    /// Return an app on a server to its previous recorded deployment: that deployment's inputs
+    /// (secrets from the sealed store) and the configuration copy kept on the server.
+    Rollback(rollback::RollbackArgs),
     /// List jobs; `jobs reattach [JOB]` follows detached jobs to their end.
     #[command(args_conflicts_with_subcommands = true)]
     Jobs {
@@ -246,6 +250,7 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
             install::run(&engine, a, ptui_types::job::JobAction::Uninstall).await
         }
         Command::Upgrade(a) => install::run(&engine, a, ptui_types::job::JobAction::Upgrade).await,
+        Command::Rollback(a) => rollback::run(&engine, a).await,
         Command::Jobs {
             cmd: Some(jobs::JobsCmd::Reattach(a)),
             ..

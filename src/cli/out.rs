@@ -72,6 +72,17 @@ pub fn error(report: impl std::fmt::Display) {
     stderr_text(&format!("error: {}\n", terminal_text(&report)));
 }
 
+/// Prints why the engine refused a request; returns the exit code (18 for inputs, else 1).
+pub fn request_error(e: &ptui_engine::RequestError) -> i32 {
+    error(e);
+    match e {
+        ptui_engine::RequestError::Inputs { .. } => {
+            ptui_types::error::ErrorKind::Validation.cli_exit_code()
+        }
+        ptui_engine::RequestError::Invalid(_) => exit::ERROR,
+    }
+}
+
 /// Text to stdout, sanitised.
 pub fn stdout_text(s: &str) {
     write_bytes(Stream::Stdout, terminal_text(s).as_bytes());

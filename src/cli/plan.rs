@@ -3,21 +3,13 @@
 use super::exit;
 use super::out::{self, errln, outln};
 use color_eyre::eyre::Result;
+use ptui_engine::Engine;
 use ptui_engine::jobs::fanout::FanoutRequest;
-use ptui_engine::{Engine, RequestError};
-use ptui_types::error::ErrorKind;
 
 pub fn print(engine: &Engine, req: &FanoutRequest, json: bool) -> Result<i32> {
     let plan = match engine.plan_fanout(req) {
         Ok(p) => p,
-        Err(e @ RequestError::Inputs { .. }) => {
-            out::error(&e);
-            return Ok(ErrorKind::Validation.cli_exit_code());
-        }
-        Err(RequestError::Invalid(m)) => {
-            out::error(&m);
-            return Ok(exit::ERROR);
-        }
+        Err(e) => return Ok(out::request_error(&e)),
     };
     if json {
         out::json_pretty(&plan)?;

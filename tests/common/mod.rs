@@ -183,3 +183,17 @@ pub fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::SeqCst)
     )
 }
+
+/// Shell code run on servers must pass shellcheck like the installers (scripts/test installs it).
+pub fn assert_shellcheck_clean(relative: &str) {
+    let out = Command::new("shellcheck")
+        .args(["-s", "bash"])
+        .arg(repo_root().join(relative))
+        .output()
+        .expect("shellcheck (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{relative}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -10,7 +10,8 @@
 # Per installer: install with typical inputs and check the service from OUTSIDE (from this host);
 # install again and compare packages + config checksums (idempotency); install with an invalid
 # value and expect exit 10 + job kind installer_validation + server unchanged; run the manifest's
-# health check; uninstall and check the service is gone.
+# health check; uninstall and check the service is gone. nginx, redis, postgresql and caddy also
+# run rollback_check (issue 12 part 3) before the uninstall.
 #
 # Skips (exit 0, with the reason) when the lab cannot run here: not root, no namespaces, no
 # systemd-nspawn, or PROVISION_TUI_LAB=0. PROVISION_TUI_LAB=1 turns a skip into a failure.
@@ -108,9 +109,10 @@ health() {   # the manifest's health check, run on the server like the health ch
   say "health green (manifest check, and provision-tui check)"
 }
 # the common life cycle: install, outside check, idempotency, invalid input, health, uninstall
-lifecycle() {   # lifecycle APP "GOOD ARGS" "BAD ARGS" verify_fn gone_fn
+lifecycle() {   # lifecycle APP "GOOD ARGS" "BAD ARGS" verify_fn gone_fn [rollback_fn, run before the uninstall]
   local app=$1 gone=$5
   lifecycle_no_uninstall "$1" "$2" "$3" "$4"
+  if [ -n "${6:-}" ]; then "$6"; fi
   timed uninstall pt uninstall "$app" --on "h$SRV" || fail "uninstall $app failed"
   "$gone" || fail "$app still there after uninstall"
   say "uninstalled and gone"
@@ -142,6 +144,34 @@ lifecycle_no_uninstall() {   # APP "GOOD ARGS" "BAD ARGS" verify_fn
     say "upgrade.sh ok, still working"
   fi
 }
+# Issue 12 part 3, on an app installed with GOOD ARGS (by lifecycle_no_uninstall): a change that
+# works keeps a root-only copy of the configuration; a change that breaks the service is rolled
+# back by the job itself (status rolled_back, exit 12), after which the service answers and the
+# server is as it was before the breaking change; `rollback` returns to the deployment before.
+rollback_check() {   # rollback_check APP verify_fn "WORKING CHANGE ARGS" verify_changed_fn "BREAKING ARGS"
+  local app=$1 verify=$2 verify2=$4 s1 s2 id
+  local -a w b
+  eval "w=($3)"; eval "b=($5)"
+  expect_install 0 "$app" "${w[@]}"
+  "$verify2" || fail "$app does not work after a working change"
+  rssh "[ \$(stat -c %a /var/backups/provision-tui) = 700 ] && ls /var/backups/provision-tui/config/$app | grep -q '^j'" ||
+    fail "no root-only copy of the configuration of $app"
+  s1=$(state)
+  expect_install 12 "$app" "${b[@]}"
+  id=$(last_job_field id)
+  [ "$(last_job_field status)" = rolled_back ] || { tail -n 30 "$LOG.out"; fail "job $id is $(last_job_field status), expected rolled_back"; }
+  log_has "$id" "provision-tui: rolled back: $app runs with the configuration it had before this run" ||
+    { pt logs "$id" 2>&1 | tail -n 20; fail "job $id does not say it rolled back"; }
+  "$verify2" || fail "$app does not answer after the rollback of job $id"
+  s2=$(state)
+  [ "$s1" = "$s2" ] || { diff <(echo "$s1") <(echo "$s2") | head -n 20; fail "the server after the rollback differs from before the breaking change"; }
+  say "breaking change rolled back (job $id rolled_back, exit 12): the service answers, the server is as before"
+  timed rollback pt rollback "$app" --on "h$SRV" || { tail -n 30 "$LOG.out"; fail "rollback $app failed"; }
+  [ "$(last_job_field action)" = rollback ] || fail "the last job is not the rollback"
+  [ "$(last_job_field status)" = succeeded ] || fail "the rollback job is $(last_job_field status)"
+  "$verify" || fail "$app does not work after the rollback to the deployment before the working change"
+  say "rollback returned to the deployment before the working change"
+}
 port_closed() { ! timeout 3 bash -c "exec 3<>/dev/tcp/$(addr)/$1" 2>/dev/null; }
 pkg_gone() { ! rssh "dpkg-query -W -f='\${db:Status-Status}' $1 2>/dev/null | grep -qx installed"; }
 
@@ -167,23 +197,39 @@ t_nginx() {
   v() { local a b; a=$(curl -fsS -H 'Host: web.lab.test' "http://$(addr)/") && b=$(curl -fsSk "https://$(addr)/") &&
         [[ $a == *'web.lab.test is served by nginx'* && $b == *'served by nginx'* ]]; }
   gone() { port_closed 80 && port_closed 443 && pkg_gone nginx; }
+  v2() { [[ $(curl -fsS -H 'Host: web2.lab.test' "http://$(addr)/") == *'web2.lab.test is served by nginx'* ]]; }
+  # a certificate with a 1024-bit RSA key: a valid PEM pair, so the script accepts it, but
+  # OpenSSL 3's security level refuses it in nginx: `nginx -t` fails (exit 3)
+  openssl req -x509 -newkey rsa:1024 -nodes -days 2 -subj /CN=web2.lab.test \
+    -keyout "$WORK/weak-$SRV.key" -out "$WORK/weak-$SRV.crt" 2>/dev/null || fail "cannot make the weak certificate"
+  WEAK_KEY=$(cat "$WORK/weak-$SRV.key"); export WEAK_KEY
+  rb() { rollback_check nginx v "--set server_name=web2.lab.test --set admin_email=ops@lab.test --set enable_ssl=true" v2 \
+           "--set server_name=web2.lab.test --set admin_email=ops@lab.test --set enable_ssl=true --set ssl_mode=provided --set-file ssl_certificate=$WORK/weak-$SRV.crt --set-env ssl_certificate_key=WEAK_KEY"; }
   lifecycle nginx "--set server_name=web.lab.test --set admin_email=ops@lab.test --set enable_ssl=true --set ssl_mode=self_signed" \
-    "--set server_name=web.lab.test --set admin_email=ops@lab.test --set enable_ssl=true --set ssl_mode=provided --set ssl_certificate=not-a-pem --set-env ssl_certificate_key=BAD_KEY" v gone
+    "--set server_name=web.lab.test --set admin_email=ops@lab.test --set enable_ssl=true --set ssl_mode=provided --set ssl_certificate=not-a-pem --set-env ssl_certificate_key=BAD_KEY" v gone rb
 }
 t_redis() {
   export REDIS_PW=lab-Redis-pass-42
   v() { [ "$(REDISCLI_AUTH=$REDIS_PW redis-cli -h "$(addr)" --no-auth-warning ping)" = PONG ] &&
         [[ $(redis-cli -h "$(addr)" ping 2>&1) == *NOAUTH* ]]; }
   gone() { port_closed 6379 && pkg_gone redis-server; }
+  v2() { v && [[ $(REDISCLI_AUTH=$REDIS_PW redis-cli -h "$(addr)" --no-auth-warning config get maxmemory) == *33554432* ]]; }
+  # an address the server does not have: redis-server cannot bind and does not start (exit 3)
+  rb() { rollback_check redis v "--set-env redis_password=REDIS_PW --set bind_address=0.0.0.0 --set maxmemory=32mb" v2 \
+           "--set-env redis_password=REDIS_PW --set bind_address=10.99.99.99"; }
   lifecycle redis "--set-env redis_password=REDIS_PW --set bind_address=0.0.0.0 --set maxmemory=64mb --set maxmemory_policy=allkeys-lfu" \
-    "--set-env redis_password=REDIS_PW --set bind_address=999.0.0.1" v gone
+    "--set-env redis_password=REDIS_PW --set bind_address=999.0.0.1" v gone rb
 }
 t_postgresql() {
   export PG_PW="lab pg pass 'quoted' : \\ x"
   v() { [ "$(PGPASSWORD=$PG_PW PGCONNECT_TIMEOUT=5 psql -X -h "$(addr)" -U shopper -d shop -Atc 'select current_user')" = shopper ]; }
   gone() { port_closed 5432 && pkg_gone postgresql; }
+  v2() { v && rssh "grep -q '0.0.0.0/0' /etc/postgresql/*/main/pg_hba.conf"; }
+  # an address the server does not have: postgres creates no TCP socket and stops (exit 3)
+  rb() { rollback_check postgresql v "--set db_name=shop --set db_user=shopper --set-env db_password=PG_PW --set 'listen_addresses=*' --set allowed_cidr=0.0.0.0/0" v2 \
+           "--set db_name=shop --set db_user=shopper --set-env db_password=PG_PW --set listen_addresses=10.99.99.99 --set allowed_cidr=0.0.0.0/0"; }
   lifecycle postgresql "--set db_name=shop --set db_user=shopper --set-env db_password=PG_PW --set 'listen_addresses=*' --set allowed_cidr=$(lab_net)" \
-    "--set db_name=shop --set db_user=postgres --set-env db_password=PG_PW" v gone
+    "--set db_name=shop --set db_user=postgres --set-env db_password=PG_PW" v gone rb
 }
 t_mariadb() {
   export MY_ROOT='lab root "pass" \ x' MY_PW="lab user 'pass' 42"
@@ -199,8 +245,12 @@ t_caddy() {
   rssh "systemd-run --unit lab-upstream --property=WorkingDirectory=/usr/share/doc python3 -m http.server 8081" >/dev/null
   v() { local out; out=$(curl -fsSk --resolve "app.lab.test:443:$(addr)" https://app.lab.test/) && [[ $out == *'Directory listing'* ]]; }
   gone() { port_closed 443 && pkg_gone caddy; }
+  v2() { v && rssh "grep -q 'reverse_proxy localhost:8081' /etc/caddy/Caddyfile"; }
+  # an ACME email with a quote passes the checks but leaves the Caddyfile unparsable: `caddy validate` fails (exit 3)
+  rb() { rollback_check caddy v "--set domain=app.lab.test --set upstream_port=8081 --set tls=internal --set upstream_host=localhost" v2 \
+           "--set domain=app.lab.test --set upstream_port=8081 --set tls=acme --set 'acme_email=\"ops@lab.test'"; }
   lifecycle caddy "--set domain=app.lab.test --set upstream_port=8081 --set tls=internal" \
-    "--set domain=app.lab.test --set upstream_port=8081 --set tls=internal --set upstream_host=300.1.1.1" v gone
+    "--set domain=app.lab.test --set upstream_port=8081 --set tls=internal --set upstream_host=300.1.1.1" v gone rb
 }
 docker_run_ok() {
   rssh 'set -e; d=$(mktemp -d); cp --parents /usr/bin/dash /lib/x86_64-linux-gnu/libc.so.6 /lib64/ld-linux-x86-64.so.2 "$d"

@@ -197,3 +197,53 @@ fn e_edits_the_selected_server_in_a_prefilled_form() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Issue 12 part 3: `:rollback APP` asks, then runs `rollback APP --on SERVER` for the one
+/// selected server; with several marked servers it needs the server named.
+#[test]
+fn rollback_from_the_palette_asks_then_acts_on_one_server() {
+    let mut a = full();
+    key(&mut a, KeyCode::Char(':'));
+    typ(&mut a, "rollback echo-ok");
+    key(&mut a, KeyCode::Enter);
+    match &a.modal {
+        Some(Modal::Confirm { text, .. }) => assert!(
+            text.contains("Return echo-ok on db-01 to its previous recorded deployment"),
+            "{text}"
+        ),
+        other => panic!("no confirm: {other:?}"),
+    }
+    assert!(ops(&a).is_empty(), "nothing runs before the answer");
+    key(&mut a, KeyCode::Char('y'));
+    assert_eq!(
+        ops(&a),
+        vec![OpCmd::Rollback {
+            app: "echo-ok".into(),
+            server: "db-01".into(),
+        }]
+    );
+    let mut b = full();
+    b.fleet
+        .marks
+        .extend(["web1".to_string(), "web2".to_string()]);
+    key(&mut b, KeyCode::Char(':'));
+    typ(&mut b, "rollback echo-ok");
+    key(&mut b, KeyCode::Enter);
+    assert!(
+        !matches!(b.modal, Some(Modal::Confirm { .. })),
+        "{:?}",
+        b.modal
+    );
+    assert!(ops(&b).is_empty());
+    key(&mut b, KeyCode::Char(':'));
+    typ(&mut b, "rollback echo-ok web2");
+    key(&mut b, KeyCode::Enter);
+    key(&mut b, KeyCode::Char('y'));
+    assert_eq!(
+        ops(&b),
+        vec![OpCmd::Rollback {
+            app: "echo-ok".into(),
+            server: "web2".into(),
+        }]
+    );
+}

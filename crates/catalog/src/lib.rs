@@ -33,6 +33,18 @@ pub enum ScriptKind {
     Upgrade,
 }
 
+impl ScriptKind {
+    /// The script a job with this action runs (a rollback re-runs the install script).
+    pub fn of(action: ptui_types::job::JobAction) -> ScriptKind {
+        use ptui_types::job::JobAction;
+        match action {
+            JobAction::Install | JobAction::Rollback => ScriptKind::Install,
+            JobAction::Uninstall => ScriptKind::Uninstall,
+            JobAction::Upgrade => ScriptKind::Upgrade,
+        }
+    }
+}
+
 /// A loaded, checked installer.
 #[derive(Debug, Clone)]
 pub struct Installer {

@@ -37,6 +37,10 @@ pub struct Manifest {
     /// package step can finish (dpkg killed midway leaves the server needing a repair).
     #[serde(default = "default_cancel_grace")]
     pub cancel_grace_seconds: u64,
+    /// What the app's configuration is: the engine keeps a copy of it on the server before a
+    /// run that changes a deployed app, and restores it when the run fails.
+    #[serde(default)]
+    pub configuration: Option<Configuration>,
 }
 
 fn default_timeout() -> u64 {
@@ -44,6 +48,32 @@ fn default_timeout() -> u64 {
 }
 
 fn default_cancel_grace() -> u64 {
+    30
+}
+
+/// `configuration:` in a manifest (docs/INSTALLERS.md, "Configuration and rollback").
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Configuration {
+    /// Absolute paths of the files and directories the installer writes; `{input}` stands
+    /// for the value of a (non-sensitive) input.
+    pub paths: Vec<String>,
+    /// The systemd units restarted, in order, after a restore.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// How many copies (generations) are kept on the server.
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+    /// How long the health check is retried after a run or a restore before it counts as failed.
+    #[serde(default = "default_settle")]
+    pub settle_seconds: u32,
+}
+
+fn default_keep() -> u32 {
+    3
+}
+
+fn default_settle() -> u32 {
     30
 }
 

@@ -71,11 +71,7 @@ impl Engine {
     pub fn plan_fanout(&self, req: &FanoutRequest) -> Result<ChangePlan, RequestError> {
         let (prepared, excluded) = self.prepare_fanout(req)?;
         let installer = &prepared.installer;
-        let kind = match req.action {
-            JobAction::Install => ScriptKind::Install,
-            JobAction::Uninstall => ScriptKind::Uninstall,
-            JobAction::Upgrade => ScriptKind::Upgrade,
-        };
+        let kind = ScriptKind::of(req.action);
         let mut skipped: Vec<SkippedServer> = excluded
             .into_iter()
             .map(|(name, reason)| SkippedServer {

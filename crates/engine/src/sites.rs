@@ -247,7 +247,16 @@ impl Engine {
     /// Runs a job this process claimed: its installer from this process's catalog (the same
     /// version the operator chose), its inputs from the job row, its secrets unsealed.
     fn start_claimed(&self, job: Job) {
-        let inputs = match self.claimed_inputs(&job) {
+        // A rollback's configuration copy is chosen where it is started; not carried in the row.
+        let inputs = if job.action == ptui_types::job::JobAction::Rollback {
+            Err((
+                ptui_types::error::ErrorKind::Validation,
+                "a rollback is not queued across sites: run `provision-tui rollback` on a bastion of the server's site".to_string(),
+            ))
+        } else {
+            self.claimed_inputs(&job)
+        };
+        let inputs = match inputs {
             Ok(x) => x,
             Err((kind, why)) => {
                 match self.store().fail_claimed_job(job.id, kind, &why) {
@@ -262,7 +271,7 @@ impl Engine {
         let token = CancellationToken::new();
         ctx.running.insert(job.id, token.clone());
         self.emit(Event::JobQueued { job: job.clone() });
-        tokio::spawn(runner::run_job(ctx, job, installer, inputs, token));
+        tokio::spawn(runner::run_job(ctx, job, installer, inputs, token, None));
     }
 
     fn claimed_inputs(

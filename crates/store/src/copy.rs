@@ -1,7 +1,7 @@
 //! `db copy`: every table of one store into another (SQLite ⇄ PostgreSQL), in one write
 //! transaction on the target, then the row counts compared table by table.
 
-use crate::sql::{Connection, Value};
+use crate::sql::{Connection, OptionalExtension, Value};
 use crate::{SqlContext, Store};
 use color_eyre::eyre::{Result, bail};
 
@@ -78,6 +78,20 @@ fn columns(c: &Connection<'_>, table: &str) -> Result<Vec<String>> {
         .sql()
 }
 
+/// A PostgreSQL table whose `id` is an integer (an identity to move on after copied rows).
+fn integer_id(c: &Connection<'_>, table: &str) -> Result<bool> {
+    let ty: Option<String> = c
+        .query_row(
+            "SELECT data_type FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = ?1 AND column_name = 'id'",
+            [table],
+            |r| r.get(0),
+        )
+        .optional()
+        .sql()?;
+    Ok(ty.as_deref() == Some("bigint"))
+}
+
 fn quoted(col: &str) -> String {
     format!("\"{}\"", col.replace('"', "\"\""))
 }
@@ -139,7 +153,7 @@ impl Store {
                     }
                     offset += PAGE;
                 }
-                if tx.is_postgres() && cols.iter().any(|c| c == "id") {
+                if tx.is_postgres() && integer_id(tx, t)? {
                     // Rows came with their ids: the identity must continue after them.
                     tx.query_all(
                         &format!(

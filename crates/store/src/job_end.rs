@@ -102,9 +102,12 @@ impl Store {
                 }
             };
             if end.status != JobStatus::Succeeded {
-                if end.kind == Some(ErrorKind::InstallerValidation) {
-                    // Exit 1: the installer refused its inputs and changed nothing, so the
-                    // server goes back to where this job found it, not to error.
+                if end.kind == Some(ErrorKind::InstallerValidation)
+                    || end.status == JobStatus::RolledBack
+                {
+                    // Exit 1: the installer refused its inputs and changed nothing (or the
+                    // configuration guard put the old one back), so the server goes back to
+                    // where this job found it, not to error.
                     let s = undo_provisioning_in(tx, &s, job.id, &reason)?.unwrap_or(s);
                     return Ok((done, Some(s)));
                 }
@@ -114,6 +117,7 @@ impl Store {
             if job.action == JobAction::Uninstall {
                 delete_deployment_in(tx, server_id, &job.app_id)?;
             } else {
+                super::deployment_history::record_replacement_in(tx, server_id, job)?;
                 let record = if job.action == JobAction::Upgrade {
                     upgrade_deployment_in
                 } else {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod audit_chain;
 pub mod copy;
+pub mod deployment_history;
 pub mod deployments;
 pub mod durable;
 pub mod health;

@@ -233,6 +233,24 @@ pub const MIGRATIONS: &[&str] = &[
         heartbeat_at INTEGER NOT NULL
     );
     "#,
+    // v10: the
+    // deployments a later job replaced, newest last, for `rollback`. `replaced_by_job` names the
+    // configuration copy that job kept on the server before it ran (the copy of this
+    // deployment's configuration).
+    r#"
+    CREATE TABLE deployment_history (
+        id INTEGER PRIMARY KEY,
+        server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        app_id TEXT NOT NULL,
+        app_version TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        sealed_secrets BLOB,
+        job_id INTEGER,
+        replaced_by_job INTEGER NOT NULL,
+        replaced_at INTEGER NOT NULL
+    );
+    CREATE INDEX deployment_history_app ON deployment_history(server_id, app_id, id);
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

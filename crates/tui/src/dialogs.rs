@@ -220,6 +220,7 @@ impl App {
             | Command::MaintenanceOn { .. }
             | Command::MaintenanceOff { .. }
             | Command::MaintenanceList
+            | Command::Rollback { .. }
             | Command::Policy { .. }) => self.run_op(c),
         }
     }

@@ -519,6 +519,7 @@ fn form_manifest(id: &str, name: &str, inputs: Vec<InputSpec>) -> Manifest {
         upgrade_script: None,
         depends_on: Vec::new(),
         cancel_grace_seconds: 0,
+        configuration: None,
     }
 }
 

@@ -28,6 +28,11 @@ pub enum OpCmd {
         /// `Some(None)`: back to the default interval.
         interval_ms: Option<Option<i64>>,
     },
+    /// `rollback APP --on SERVER`.
+    Rollback {
+        app: String,
+        server: String,
+    },
 }
 
 impl App {
@@ -57,6 +62,32 @@ impl App {
             return;
         }
         self.open_palette_with(&format!("maintenance on {} for 1h reason ", t.join(" ")));
+    }
+
+    /// `:rollback APP [SERVER]`: asks, then returns APP on one server (given, or the one
+    /// selected) to its previous recorded deployment.
+    fn ask_rollback(&mut self, app: String, server: Option<String>) {
+        let server = match server {
+            Some(s) => s,
+            None => match self.op_targets().as_slice() {
+                [one] => one.clone(),
+                _ => {
+                    return self.error(
+                        "rollback acts on one server: name it (`rollback APP SERVER`) or select exactly one",
+                    );
+                }
+            },
+        };
+        self.modal = Some(super::app::Modal::Confirm {
+            title: "Roll back?".into(),
+            text: format!(
+                "Return {app} on {server} to its previous recorded deployment: its inputs and the configuration copy kept on the server, then the install script?"
+            ),
+            then: Box::new(super::app::Confirmed::Cmd(Cmd::Op(OpCmd::Rollback {
+                app,
+                server,
+            }))),
+        });
     }
 
     /// `P`: the health policy of the selected server.
@@ -116,6 +147,7 @@ impl App {
                 self.cmds.push(Cmd::Op(OpCmd::MaintenanceOff { servers }));
             }
             Command::MaintenanceList => self.cmds.push(Cmd::Op(OpCmd::MaintenanceList)),
+            Command::Rollback { app, server } => self.ask_rollback(app, server),
             Command::Policy {
                 server,
                 recovery,
@@ -384,6 +416,15 @@ pub fn perform(eng: &Engine, op: OpCmd) -> Result<String, String> {
                 p.interval_ms
                     .map(ptui_types::time::human_ms)
                     .unwrap_or_else(|| "default".into())
+            ))
+        }
+        OpCmd::Rollback { app, server } => {
+            let job = eng
+                .start_rollback(&app, &server)
+                .map_err(|e| e.to_string())?;
+            Ok(format!(
+                "job #{} rolls {app} on {server} back to its previous deployment (Jobs: 3)",
+                job.id
             ))
         }
     }

@@ -16,6 +16,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("uninstall", "APP [SERVER...]  open the uninstall form"),
     ("upgrade", "APP [SERVER...]  open the upgrade form"),
     (
+        "rollback",
+        "APP [SERVER]  back to the previous recorded deployment (asks first)",
+    ),
+    (
         "maintenance",
         "on [SERVER...|all] [for 2h] [REASON] | off [SERVER...|all] | list",
     ),
@@ -55,6 +59,11 @@ pub enum Command {
         all: bool,
     },
     MaintenanceList,
+    /// `rollback APP [SERVER]` (none: the one selected server).
+    Rollback {
+        app: String,
+        server: Option<String>,
+    },
     Policy {
         server: String,
         recovery: Option<String>,
@@ -128,6 +137,15 @@ pub fn parse(line: &str) -> Result<Command, String> {
                     .into(),
             );
         }
+        ("rollback", [app]) => Command::Rollback {
+            app: app.to_string(),
+            server: None,
+        },
+        ("rollback", [app, server]) => Command::Rollback {
+            app: app.to_string(),
+            server: Some(server.to_string()),
+        },
+        ("rollback", _) => return Err("usage: rollback APP [SERVER]".into()),
         ("policy", [server, rest @ ..]) => policy(server, rest)?,
         ("policy", []) => {
             return Err(

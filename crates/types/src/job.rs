@@ -15,10 +15,13 @@ pub enum JobStatus {
     Failed,
     Cancelled,
     Interrupted,
+    /// The run failed (or the app's health check right after it did), and the configuration
+    /// kept before it was restored and the service restarted.
+    RolledBack,
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 7] = [
+    pub const ALL: [JobStatus; 8] = [
         JobStatus::Queued,
         JobStatus::Running,
         JobStatus::Detached,
@@ -26,6 +29,7 @@ impl JobStatus {
         JobStatus::Failed,
         JobStatus::Cancelled,
         JobStatus::Interrupted,
+        JobStatus::RolledBack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +41,7 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::Cancelled => "cancelled",
             JobStatus::Interrupted => "interrupted",
+            JobStatus::RolledBack => "rolled_back",
         }
     }
 
@@ -55,7 +60,10 @@ impl JobStatus {
         use JobStatus::*;
         match self {
             Queued => matches!(to, Running | Failed | Cancelled | Interrupted),
-            Running => matches!(to, Detached | Succeeded | Failed | Cancelled | Interrupted),
+            Running => matches!(
+                to,
+                Detached | Succeeded | Failed | Cancelled | Interrupted | RolledBack
+            ),
             Detached => matches!(to, Running | Interrupted),
             _ => false,
         }
@@ -75,6 +83,9 @@ pub enum JobAction {
     Install,
     Uninstall,
     Upgrade,
+    /// Back to the previous recorded deployment: its inputs and its configuration copy, then
+    /// the install script.
+    Rollback,
 }
 
 impl JobAction {
@@ -83,6 +94,7 @@ impl JobAction {
             JobAction::Install => "install",
             JobAction::Uninstall => "uninstall",
             JobAction::Upgrade => "upgrade",
+            JobAction::Rollback => "rollback",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -90,6 +102,7 @@ impl JobAction {
             "install" => Some(JobAction::Install),
             "uninstall" => Some(JobAction::Uninstall),
             "upgrade" => Some(JobAction::Upgrade),
+            "rollback" => Some(JobAction::Rollback),
             _ => None,
         }
     }

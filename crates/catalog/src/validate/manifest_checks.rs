@@ -15,7 +15,7 @@ pub struct ManifestIssue {
     pub message: String,
 }
 
-fn issue(text: &str, path: &[Seg<'_>], message: String) -> ManifestIssue {
+pub(super) fn issue(text: &str, path: &[Seg<'_>], message: String) -> ManifestIssue {
     let (line, column) = locate(text, path);
     ManifestIssue {
         line,
@@ -212,6 +212,7 @@ pub fn check_manifest(m: &Manifest, text: &str, dir_name: Option<&str>) -> Vec<M
             }
         }
     }
+    out.extend(super::configuration::check_configuration(m, text));
     if let Some(cycle) = visible_if_cycle(m) {
         out.push(issue(
             text,

@@ -1,9 +1,11 @@
 //! Manifest checks beyond serde, and validation of input values against a manifest.
 
+mod configuration;
 mod input_names;
 mod input_values;
 mod manifest_checks;
 
+pub use configuration::{expand_path, path_problem};
 pub use input_names::input_name_problem;
 pub use input_values::{
     InputError, MAX_VALUE_BYTES, ResolvedInput, ResolvedInputs, check_value, compile_pattern,

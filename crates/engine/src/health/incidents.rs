@@ -177,6 +177,11 @@ impl HealthService {
         let by_recovery = lock(&self.recovery_jobs).contains(&job.id);
         let maintenance = self.maintenance().reason(&job.server_name).is_some();
         match job.status {
+            // The change failed, but the guard restored the configuration and the service
+            // answers: worth a message, not an incident.
+            JobStatus::RolledBack if !maintenance => {
+                self.notifier.send(Message::job_failed(job));
+            }
             JobStatus::Failed | JobStatus::Interrupted => {
                 if !maintenance {
                     self.notifier.send(Message::job_failed(job));

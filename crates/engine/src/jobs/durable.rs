@@ -182,12 +182,28 @@ pub(crate) async fn finish(
     writer: tokio::task::JoinHandle<WriterReport>,
     ended: Option<Ended>,
 ) {
+    // Only a guarded job's line counts: any other script could print the same words.
+    let guarded = job.action != ptui_types::job::JobAction::Uninstall
+        && ctx
+            .catalog
+            .get(&job.app_id)
+            .is_some_and(|i| i.manifest.configuration.is_some());
+    let rolled_back = guarded && sink.rolled_back.load(std::sync::atomic::Ordering::Relaxed);
     let (status, kind, message, exit_code) = match result {
         Ok(code) => (JobStatus::Succeeded, None, None, Some(code as i64)),
-        Err(Failure { error, exit_code }) => {
+        Err(Failure {
+            mut error,
+            exit_code,
+        }) => {
             let status = match error.kind {
-                ErrorKind::Cancelled => JobStatus::Cancelled,
                 ErrorKind::Interrupted => JobStatus::Interrupted,
+                _ if rolled_back => {
+                    error.message.push_str(
+                        "; the configuration kept before the run was restored and the service restarted (see the job's log)",
+                    );
+                    JobStatus::RolledBack
+                }
+                ErrorKind::Cancelled => JobStatus::Cancelled,
                 _ => JobStatus::Failed,
             };
             // A wrong typed sudo password would fail every later job too: forget it, so the
@@ -336,6 +352,15 @@ async fn follow_adopted(ctx: JobContext, job: Job, cancel: CancellationToken) {
     // Sensitive inputs were masked on the server, before the spool; here what this process
     // knows is masked too.
     let (sink, writer) = LogSink::spawn(&ctx, job.id, sudo_secrets(&ctx, &job));
+    // The guard's restore may have been stored by the process that died.
+    if ctx
+        .store
+        .job_stderr_has_line_starting(job.id, super::config_guard::ROLLED_BACK)
+        .unwrap_or(false)
+    {
+        sink.rolled_back
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let _hb = job
         .server_id
         .map(|sid| AbortOnDrop(spawn_heartbeat(ctx.clone(), job.id, sid, cancel.clone())));

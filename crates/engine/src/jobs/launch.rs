@@ -24,6 +24,8 @@ pub struct Prepared {
     stored: HashMap<i64, BTreeMap<String, String>>,
     /// Upgrades: each server's own inputs (given ones over its recorded deployment).
     per_server: super::upgrade_inputs::PerServer,
+    /// A rollback: the job whose configuration copy the job goes back to (jobs/rollback.rs).
+    pub(crate) restore_from: Option<i64>,
 }
 
 impl Engine {
@@ -61,11 +63,7 @@ impl Engine {
             .map_err(RequestError::Invalid)?
             .clone();
         pin_check(&installer)?;
-        let kind = match req.action {
-            JobAction::Install => ptui_catalog::ScriptKind::Install,
-            JobAction::Uninstall => ptui_catalog::ScriptKind::Uninstall,
-            JobAction::Upgrade => ptui_catalog::ScriptKind::Upgrade,
-        };
+        let kind = ptui_catalog::ScriptKind::of(req.action);
         if installer.script(kind).is_none() {
             return Err(RequestError::Invalid(format!(
                 "installer {} has no {} script",
@@ -181,6 +179,7 @@ impl Engine {
                 given: req.inputs.keys().cloned().collect(),
                 stored,
                 per_server,
+                restore_from: None,
             },
             excluded,
         ))
@@ -260,6 +259,7 @@ impl Engine {
             p.installer.clone(),
             inputs,
             token,
+            p.restore_from,
         ));
         Ok(job)
     }

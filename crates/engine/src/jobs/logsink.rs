@@ -41,6 +41,8 @@ pub(crate) struct LogSink {
     pub masker: Masker,
     guards: Arc<Vec<Vec<u8>>>,
     backlog: Arc<Backlog>,
+    /// The configuration guard said it restored the configuration (`config_guard::ROLLED_BACK`).
+    pub rolled_back: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LogSink {
@@ -60,6 +62,7 @@ impl LogSink {
                 guards: Arc::new(masker.split_guards()),
                 masker,
                 backlog,
+                rolled_back: Default::default(),
             },
             writer,
         )
@@ -79,6 +82,10 @@ impl LogSink {
     }
 
     pub fn line(&self, stream: LogStream, text: &str, pos: Option<SpoolPos>) {
+        if stream == LogStream::Stderr && text.starts_with(super::config_guard::ROLLED_BACK) {
+            self.rolled_back
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let text = self.masker.mask(text);
         // Counted as the writer will count it: masked.
         self.backlog.add(text.len());

@@ -2,6 +2,7 @@
 //! the installer detached on the server and stream its masked output to the database and to
 //! subscribers; `durable.rs` follows it again after a broken connection and records the end.
 
+use super::config_guard::{self, Guard};
 use super::durable::{self, AbortOnDrop};
 use super::logsink::LogSink;
 use crate::context::JobContext;
@@ -11,7 +12,7 @@ use ptui_catalog::{Installer, ResolvedInputs, ScriptKind};
 use ptui_ssh::{DetachedSpec, Ended, SpoolPos, StreamError};
 use ptui_store::now_ms;
 use ptui_types::error::{ErrorKind, KindError};
-use ptui_types::job::{Job, JobAction, LogStream};
+use ptui_types::job::{Job, LogStream};
 use ptui_types::secret::Secret;
 use rand::Rng;
 use std::time::Duration;
@@ -24,17 +25,31 @@ pub async fn run_job(
     installer: Installer,
     inputs: ResolvedInputs,
     cancel: CancellationToken,
+    restore_from: Option<i64>,
 ) {
     let mut secrets = inputs.secrets();
     secrets.extend(durable::sudo_secrets(&ctx, &job));
     let (sink, writer) = LogSink::spawn(&ctx, job.id, secrets);
-    match execute(&ctx, &job, &installer, &inputs, &cancel, &sink).await {
+    let run = Run {
+        installer: &installer,
+        inputs: &inputs,
+        restore_from,
+    };
+    match execute(&ctx, &job, &run, &cancel, &sink).await {
         Ok((ended, timeout)) => {
             let result = durable::outcome_of(&ended, &job, Some(timeout));
             durable::finish(&ctx, &job, result, sink, writer, Some(ended)).await;
         }
         Err(f) => durable::finish(&ctx, &job, Err(f), sink, writer, None).await,
     }
+}
+
+/// What one job runs: the installer, its inputs, and for a rollback the job whose
+/// configuration copy to go back to.
+struct Run<'a> {
+    installer: &'a Installer,
+    inputs: &'a ResolvedInputs,
+    restore_from: Option<i64>,
 }
 
 pub(crate) struct Failure {
@@ -254,14 +269,66 @@ fn sudo_password_known(ctx: &JobContext, job: &Job) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The installer's script inside the configuration guard, when its manifest declares a
+/// configuration and the job changes the app (not an uninstall).
+fn guard_script(
+    ctx: &JobContext,
+    job: &Job,
+    run: &Run<'_>,
+    server_id: i64,
+    script: &str,
+    name: &str,
+    sink: &LogSink,
+) -> Result<Option<String>, Failure> {
+    let Some(conf) = &run.installer.manifest.configuration else {
+        return Ok(None);
+    };
+    if job.action == ptui_types::job::JobAction::Uninstall {
+        return Ok(None);
+    }
+    let deployed = ctx
+        .store
+        .deployments(Some(server_id))
+        .map_err(internal)?
+        .iter()
+        .any(|d| d.app_id == job.app_id);
+    let guard = Guard {
+        snapshot: deployed,
+        restore_from: run.restore_from,
+    };
+    let plain = |input: &str| {
+        run.inputs
+            .inputs
+            .iter()
+            .find(|i| i.name == input && !i.sensitive)
+            .map(|i| i.value.expose().to_string())
+    };
+    let Some(wrapped) = config_guard::wrap(run.installer, script, name, job.id, guard, &plain)
+    else {
+        return Ok(None);
+    };
+    let wrapped = wrapped.map_err(|m| Failure::from(KindError::new(ErrorKind::Validation, m)))?;
+    if deployed {
+        sink.system(&format!(
+            "{} is deployed on {}: its configuration ({} paths) is copied to {}/{} on the server before the run, and restored if the run or the health check after it fails",
+            job.app_id,
+            job.server_name,
+            conf.paths.len(),
+            config_guard::COPIES_DIR,
+            job.app_id
+        ));
+    }
+    Ok(Some(wrapped))
+}
+
 async fn execute(
     ctx: &JobContext,
     job: &Job,
-    installer: &Installer,
-    inputs: &ResolvedInputs,
+    run: &Run<'_>,
     cancel: &CancellationToken,
     sink: &LogSink,
 ) -> Result<(Ended, Duration), Failure> {
+    let (installer, inputs) = (run.installer, run.inputs);
     let server_id = job.server_id.ok_or_else(|| {
         Failure::from(KindError::new(
             ErrorKind::Validation,
@@ -284,11 +351,7 @@ async fn execute(
     ctx.emit(Event::JobStarted { job: started });
     enter_provisioning(ctx, job, server_id)?;
 
-    let kind = match job.action {
-        JobAction::Install => ScriptKind::Install,
-        JobAction::Uninstall => ScriptKind::Uninstall,
-        JobAction::Upgrade => ScriptKind::Upgrade,
-    };
+    let kind = ScriptKind::of(job.action);
     let script = installer.script(kind).ok_or_else(|| {
         Failure::from(KindError::new(
             ErrorKind::Validation,
@@ -312,12 +375,25 @@ async fn execute(
         "PROVISION_TUI_ACTION".into(),
         Secret::new(job.action.as_str()),
     ));
-    let timeout = Duration::from_secs(installer.manifest.timeout_seconds);
+    let mut timeout = Duration::from_secs(installer.manifest.timeout_seconds);
     let name = format!(
         "{}/{}",
         installer.id(),
         installer.script_path(kind).unwrap_or("script")
     );
+    let guarded = guard_script(ctx, job, run, server_id, script, &name, sink)?;
+    let script = match &guarded {
+        Some(g) => {
+            let settle = installer
+                .manifest
+                .configuration
+                .as_ref()
+                .map_or(30, |c| c.settle_seconds);
+            timeout += config_guard::reserve(settle);
+            g.as_str()
+        }
+        None => script,
+    };
     let masked: Vec<String> = inputs
         .inputs
         .iter()

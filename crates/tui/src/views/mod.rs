@@ -82,7 +82,10 @@ pub fn job_style(t: &Theme, s: JobStatus) -> Style {
         JobStatus::Succeeded => t.ok,
         JobStatus::Queued | JobStatus::Running => t.pending,
         JobStatus::Failed => t.error,
-        JobStatus::Cancelled | JobStatus::Interrupted | JobStatus::Detached => t.warn,
+        JobStatus::Cancelled
+        | JobStatus::Interrupted
+        | JobStatus::Detached
+        | JobStatus::RolledBack => t.warn,
     }
 }
 
