@@ -65,6 +65,22 @@ pub enum Cmd {
         job: i64,
         want: LogWant,
     },
+    /// Whether apt or dpkg runs on a job's server, for its cancel dialog (async, like a scan).
+    PackageManagers {
+        job: i64,
+        server: String,
+        app: String,
+    },
+}
+
+impl Cmd {
+    /// Network work the loop runs on a task (`event::dispatch`), not on a blocking thread.
+    pub fn is_async(&self) -> bool {
+        matches!(
+            self,
+            Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_) | Cmd::PackageManagers { .. }
+        )
+    }
 }
 
 /// The lists the dashboard re-reads.
@@ -196,6 +212,8 @@ pub enum Msg {
         job: i64,
         got: LogGot,
     },
+    /// What the cancel dialog of this job says about package managers.
+    PackageNote(i64, Result<Option<String>, String>),
 }
 
 fn text<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, String> {
@@ -291,7 +309,9 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
             job,
             got: logview::perform(eng, job, want),
         },
-        Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_) => return None,
+        Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_) | Cmd::PackageManagers { .. } => {
+            return None;
+        }
     })
 }
 
@@ -397,9 +417,7 @@ impl App {
         for _ in 0..64 {
             self.queue_log_read();
             let cmds = std::mem::take(&mut self.cmds);
-            let (waiting, run): (Vec<Cmd>, Vec<Cmd>) = cmds
-                .into_iter()
-                .partition(|c| matches!(c, Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_)));
+            let (waiting, run): (Vec<Cmd>, Vec<Cmd>) = cmds.into_iter().partition(Cmd::is_async);
             if run.is_empty() {
                 self.cmds = waiting;
                 return;
@@ -537,6 +555,7 @@ impl App {
                     cur.health = h.map(|h| *h);
                 }
             }
+            Msg::PackageNote(job, r) => self.on_package_note(job, r),
             Msg::Log { job, got } => {
                 if let Some(miss) = self.jobs.log.apply(job, got) {
                     self.error(miss);
