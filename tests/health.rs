@@ -652,6 +652,32 @@ fn check_command_reports_one_sweep() {
     );
 }
 
+/// A server whose host key is not recorded yet fails its check as `host_key_unknown`, stored
+/// so (not `auth_failed`: there is no credential to fix, a key to accept).
+#[test]
+fn an_unknown_host_key_is_checked_and_stored_as_host_key_unknown() {
+    let env = TestEnv::new();
+    let sshd = Sshd::start();
+    let key = sshd.client_key.display().to_string();
+    env.register("fresh", &sshd, &sshd.user, &["--identity", &key]);
+    let out = env.run(&["check", "fresh", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["failure"], "host_key_unknown", "{v:#}");
+    let stored = std::process::Command::new("sqlite3")
+        .arg(env.db())
+        .arg("SELECT failure FROM health_samples")
+        .output()
+        .expect("sqlite3");
+    assert_eq!(
+        String::from_utf8_lossy(&stored.stdout).trim(),
+        "host_key_unknown"
+    );
+    // Once trusted, the next check passes.
+    env.ok(&["server", "trust", "fresh", "--yes"]);
+    let v: Value = serde_json::from_str(&env.ok(&["check", "fresh", "--json"])).unwrap();
+    assert_eq!(v[0]["ok"], true, "{v:#}");
+}
+
 /// Exit 1 (`installer_validation`: inputs refused, nothing changed): the server goes back to
 /// where the job found it, no `provisioning_failed`. Exit 2 after it opens one, so the watcher
 /// (which handles finished jobs in order) did see the first job. Store side: job_end.rs.

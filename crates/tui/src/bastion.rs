@@ -19,8 +19,13 @@ fn change_of(ctx: Ctx, a: Action) -> Option<Change> {
         Action::Trust => Change::TrustHostKey,
         Action::SetStatus => Change::ServerStatus,
         Action::Remove => Change::RemoveServer,
-        Action::Install => Change::RunJob,
+        Action::Install | Action::Rerun | Action::Uninstall | Action::Upgrade => Change::RunJob,
         Action::Cancel => Change::CancelJob,
+        Action::Edit => Change::EditServer,
+        Action::Maintenance => Change::Maintenance,
+        Action::Policy => Change::Policy,
+        Action::CheckNow => Change::HealthCheck,
+        Action::Ack | Action::Note => Change::AcknowledgeIncident,
         // Enter on the catalog opens the install form.
         Action::Enter if ctx == Ctx::Catalog => Change::RunJob,
         _ => return None,
@@ -42,6 +47,20 @@ pub(crate) fn refusal(app: &App, ctx: Ctx, a: Action) -> Option<String> {
             change.needs().as_str(),
             access.user,
             access.role.as_str(),
+            access.source
+        ),
+    })
+}
+
+/// The help overlay's line under the keys marked ✗: why they are refused.
+pub(crate) fn refused_line(app: &App) -> Option<String> {
+    let access = app.eng.as_ref()?.access();
+    Some(match &access.readonly {
+        Some(why) => format!(" ✗ read-only: looking only ({why})"),
+        None => format!(
+            " ✗ not for the {} role ({}: {})",
+            access.role.as_str(),
+            access.user,
             access.source
         ),
     })
@@ -180,6 +199,47 @@ mod tests {
         let why = refusal(&app, Ctx::Fleet, Action::Remove).expect("refused");
         assert!(why.starts_with("read-only: removing a server"), "{why}");
         assert_eq!(refusal(&app, Ctx::Fleet, Action::Filter), None);
+    }
+
+    #[test]
+    fn read_only_marks_the_refused_keys_in_the_help_and_says_why() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let db = tmp.path().join("state.db");
+        let mut cfg = ptui_types::config::Config::new(Some(db.clone()), vec![]);
+        drop(ptui_engine::Engine::open(cfg.clone()).expect("create db"));
+        cfg.access.readonly = Some("--readonly".into());
+        let mut app = App::new(crate::theme::dark());
+        app.eng = Some(ptui_engine::Engine::open(cfg).expect("open"));
+        app.open_help();
+        let mut term =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).expect("term");
+        term.draw(|f| crate::views::draw(f, &app)).expect("draw");
+        let buf = term.backend().buffer();
+        let rows: Vec<String> = (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect()
+            })
+            .collect();
+        let row = |words: &str| {
+            rows.iter()
+                .find(|r| r.contains(words))
+                .cloned()
+                .unwrap_or_else(|| panic!("no {words:?} in the help:\n{}", rows.join("\n")))
+        };
+        for refused in [
+            "add server",
+            "remove server",
+            "edit server",
+            "check now (marked)",
+        ] {
+            assert!(row(refused).contains(&format!("{refused} ✗")), "{refused}");
+        }
+        for allowed in ["filter", "details", "mark"] {
+            assert!(!row(allowed).contains(&format!("{allowed} ✗")), "{allowed}");
+        }
+        assert!(row("✗ read-only: looking only (--readonly)").contains("--readonly"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod logview;
 pub mod ops;
 pub mod overlays;
 pub mod palette;
+pub mod review;
 pub mod shell;
 pub mod theme;
 mod update;

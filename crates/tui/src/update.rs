@@ -342,6 +342,18 @@ impl App {
             }
             return;
         }
+        let was_review = f.review;
+        self.form_edit_key(a);
+        // Into the review (`submit` passed): its plan is computed now.
+        if !was_review && matches!(&self.page, Some(Page::Form(f)) if f.review) {
+            self.request_plan();
+        }
+    }
+
+    fn form_edit_key(&mut self, a: Action) {
+        let Some(Page::Form(f)) = &mut self.page else {
+            return;
+        };
         match a {
             Action::NextField => f.next(),
             Action::PrevField => f.prev(),

@@ -221,6 +221,9 @@ fn review(f: &mut Frame, area: Rect, app: &App, form: &Form) {
             )),
         ]));
     }
+    if let FormKind::Install { .. } = &form.kind {
+        plan_lines(app, form, lw, &mut lines);
+    }
     lines.push(Line::raw(""));
     for (label, value) in review {
         lines.push(Line::from(vec![
@@ -241,4 +244,84 @@ fn review(f: &mut Frame, area: Rect, app: &App, form: &Form) {
             .wrap(Wrap { trim: false }),
         area,
     );
+}
+
+/// The plan under the review's header, as `--plan` prints it: the script and its checksum,
+/// the batches, each server's change (with what differs from its deployment, secrets `***`),
+/// and the servers skipped with the reason.
+fn plan_lines<'a>(app: &App, form: &Form, lw: usize, lines: &mut Vec<Line<'a>>) {
+    let t = &app.theme;
+    let label = |l: &str| Span::styled(pad_label(l, lw), t.muted);
+    let plan = match &form.plan {
+        None if app.has_engine() => {
+            lines.push(Line::from(vec![
+                label("Plan"),
+                Span::styled("computing…", t.muted),
+            ]));
+            return;
+        }
+        None => return,
+        Some(Err(e)) => {
+            lines.push(Line::from(vec![
+                label("Plan"),
+                Span::styled(format!("refused: {}", super::clean(e)), t.error),
+            ]));
+            return;
+        }
+        Some(Ok(p)) => p,
+    };
+    let short: String = plan.script_sha256.chars().take(12).collect();
+    lines.push(Line::from(vec![
+        label("Script"),
+        Span::raw(format!("{} sha256 {short}… ({})", plan.script, plan.pin)),
+    ]));
+    let batches: Vec<String> = plan
+        .batches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("{}: {}", i + 1, b.join(", ")))
+        .collect();
+    lines.push(Line::from(vec![
+        label("Batches"),
+        Span::raw(if batches.is_empty() {
+            "none: no server would run".to_string()
+        } else {
+            batches.join(" · ")
+        }),
+    ]));
+    for s in &plan.servers {
+        let style = match s.change.as_str() {
+            "no-op" | "absent" => t.muted,
+            "changed" | "remove" => t.warn,
+            _ => t.ok,
+        };
+        let mut spans = vec![
+            label(&format!("  {}", s.name)),
+            Span::styled(format!("{:<8}", s.change), style),
+            Span::styled(format!(" {}", s.status), t.muted),
+        ];
+        let diff: Vec<String> = s
+            .changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {} → {}",
+                    c.input,
+                    c.from.as_deref().unwrap_or("(unset)"),
+                    c.to.as_deref().unwrap_or("(unset)")
+                )
+            })
+            .collect();
+        if !diff.is_empty() {
+            spans.push(Span::raw(format!("  {}", super::clean(&diff.join(", ")))));
+        }
+        lines.push(Line::from(spans));
+    }
+    for s in &plan.skipped {
+        lines.push(Line::from(vec![
+            label(&format!("  {}", s.name)),
+            Span::styled(format!("skipped ({}): ", s.kind), t.warn),
+            Span::styled(super::clean(&s.reason), t.muted),
+        ]));
+    }
 }
