@@ -652,6 +652,51 @@ fn check_command_reports_one_sweep() {
     );
 }
 
+/// Reminders go out while an incident stays open, and stop once someone acknowledged it
+/// (`incidents ack`, the dashboard's `a`).
+#[test]
+fn an_acknowledged_incidents_reminders_are_skipped() {
+    let hook = Hook::start();
+    let env = TestEnv::new();
+    let mut host = Sshd::start();
+    ready_server(&env, "h1", &host);
+    write_config(&env, &fast_config(&hook, "  resend_interval: 1s\n"));
+    let mut w = Watch::start(&env);
+    w.wait(20, "first sample", |e| {
+        is_sample(e, "h1") && e["sample"]["ok"] == true
+    });
+    host.crash();
+    let opened = hook.wait(30, "incident_opened", |v| v["event"] == "incident_opened");
+    let id = opened["incident"]["id"].as_i64().expect("incident id");
+    let reminders = |hook: &Hook| {
+        hook.all()
+            .iter()
+            .filter(|v| v["event"] == "incident_reminder" && v["incident"]["id"] == id)
+            .count()
+    };
+    // Reminders flow while nobody acknowledged it (so the silence below means something).
+    hook.wait(15, "a reminder", |v| {
+        v["event"] == "incident_reminder" && v["incident"]["id"] == id
+    });
+    env.ok(&["incidents", "ack", &id.to_string(), "--note", "on it"]);
+    // A reminder already being sent may still land; then nothing for several intervals.
+    std::thread::sleep(Duration::from_millis(1500));
+    let after_ack = reminders(&hook);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        reminders(&hook),
+        after_ack,
+        "reminders went on after the acknowledgement: {:#?}",
+        hook.all()
+    );
+    let inc = env.ok(&["incidents", "--json"]);
+    assert!(
+        inc.contains("acknowledged by") && inc.contains("on it"),
+        "{inc}"
+    );
+    drop(w);
+}
+
 /// A server whose host key is not recorded yet fails its check as `host_key_unknown`, stored
 /// so (not `auth_failed`: there is no credential to fix, a key to accept).
 #[test]

@@ -93,7 +93,7 @@ fn selected_text(app: &App, ctx: Ctx) -> Result<(String, &'static str), String> 
             if log.job_id.is_none() || log.lines.is_empty() {
                 return Err("no job log to copy".into());
             }
-            if log.first_seq() > 1 || log.end_seq() <= log.last_seq {
+            if log.first_seq() > 1 || log.end_seq() < log.last_seq {
                 return Err(format!(
                     "the log is only partly loaded; `provision-tui logs {}` prints all of it",
                     log.job_id.unwrap_or_default()
@@ -240,6 +240,31 @@ mod tests {
             assert!(!row(allowed).contains(&format!("{allowed} ✗")), "{allowed}");
         }
         assert!(row("✗ read-only: looking only (--readonly)").contains("--readonly"));
+    }
+
+    #[test]
+    fn the_whole_log_is_copied_once_every_line_is_loaded() {
+        use ptui_types::job::{LogLine, LogStream};
+        let mut app = App::new(crate::theme::dark());
+        app.jobs.log.job_id = Some(1);
+        let lines: Vec<LogLine> = (1..=3)
+            .map(|seq| LogLine {
+                job_id: 1,
+                seq,
+                stream: LogStream::Stdout,
+                ts: 0,
+                text: format!("line {seq}"),
+            })
+            .collect();
+        app.jobs.log.push(&lines);
+        assert_eq!(
+            selected_text(&app, Ctx::Jobs),
+            Ok(("line 1\nline 2\nline 3".to_string(), "the job's log"))
+        );
+        // Two more lines stored than loaded: not the whole log.
+        app.jobs.log.last_seq = 5;
+        let err = selected_text(&app, Ctx::Jobs).expect_err("partial");
+        assert!(err.contains("only partly loaded"), "{err}");
     }
 
     #[test]

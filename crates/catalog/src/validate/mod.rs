@@ -2,6 +2,7 @@
 
 mod input_names;
 mod input_values;
+mod list_items;
 mod manifest_checks;
 
 pub use input_names::input_name_problem;
