@@ -237,7 +237,8 @@ inputs:
     let text = render(&mut a, 120, 40).backend().to_string();
     let error_line = text.lines().find(|l| l.contains('✗')).unwrap_or_default();
     assert!(
-        error_line.contains("ports like 8080, 5432/tcp or 51820/udp (1-65535), separated by commas")
+        error_line
+            .contains("ports like 8080, 5432/tcp or 51820/udp (1-65535), separated by commas")
             && error_line.contains("item 2 \"99999\" must be a port between 1 and 65535"),
         "{error_line}"
     );

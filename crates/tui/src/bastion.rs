@@ -184,15 +184,20 @@ pub(crate) fn flush_copy(app: &mut App) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn read_only_greys_the_changing_hints_and_explains_them() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let db = tmp.path().join("state.db");
-        let mut cfg = ptui_types::config::Config::new(Some(db.clone()), vec![]);
+    /// A dashboard over an existing database opened with `--readonly`.
+    fn readonly_app(dir: &std::path::Path) -> App {
+        let mut cfg = ptui_types::config::Config::new(Some(dir.join("state.db")), vec![]);
         drop(ptui_engine::Engine::open(cfg.clone()).expect("create db"));
         cfg.access.readonly = Some("--readonly".into());
         let mut app = App::new(crate::theme::dark());
         app.eng = Some(ptui_engine::Engine::open(cfg).expect("open"));
+        app
+    }
+
+    #[test]
+    fn read_only_greys_the_changing_hints_and_explains_them() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut app = readonly_app(tmp.path());
         assert!(greyed(&app, Ctx::Fleet, "add server"));
         assert!(greyed(&app, Ctx::Jobs, "cancel job"));
         assert!(!greyed(&app, Ctx::Fleet, "filter"));
@@ -204,12 +209,7 @@ mod tests {
     #[test]
     fn read_only_marks_the_refused_keys_in_the_help_and_says_why() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let db = tmp.path().join("state.db");
-        let mut cfg = ptui_types::config::Config::new(Some(db.clone()), vec![]);
-        drop(ptui_engine::Engine::open(cfg.clone()).expect("create db"));
-        cfg.access.readonly = Some("--readonly".into());
-        let mut app = App::new(crate::theme::dark());
-        app.eng = Some(ptui_engine::Engine::open(cfg).expect("open"));
+        let mut app = readonly_app(tmp.path());
         app.open_help();
         let mut term =
             ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).expect("term");

@@ -41,14 +41,14 @@ pub(super) fn check_items(input: &InputSpec, items: &ItemRules, value: &str) -> 
     };
     for (i, raw) in value.split(sep).enumerate() {
         let item = raw.trim();
+        if item.is_empty() {
+            return Err(format!("item {} is empty", i + 1));
+        }
         let shown = if input.is_sensitive() {
             format!("item {}", i + 1)
         } else {
             format!("item {} {item:?}", i + 1)
         };
-        if item.is_empty() {
-            return Err(format!("{shown} is empty"));
-        }
         // `8080/tcp`: the protocol is checked here, the port by the item's type.
         let bare = match (&items.protocols, item.split_once('/')) {
             (Some(allowed), Some((n, proto))) => {
