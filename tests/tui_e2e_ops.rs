@@ -133,3 +133,33 @@ fn the_review_shows_the_engines_plan() {
     t.keys(&["Escape", "Escape"]);
     assert_eq!(env.jobs_json(), before, "a plan ran nothing");
 }
+
+#[test]
+fn the_audit_screen_shows_the_chain_verified_and_then_broken() {
+    if !have_tmux() {
+        eprintln!("tmux not installed; skipping");
+        return;
+    }
+    let env = TestEnv::new();
+    env.ok(&["server", "add", "web1", "--host", "10.0.0.5"]);
+    env.ok(&["server", "add", "web2", "--host", "10.0.0.6"]);
+    let t = Tmux::start(&env, &[]);
+    t.wait_for("the fleet", 20, |s| s.contains("web2"));
+    t.keys(&["5"]);
+    t.wait_for("the chain verified", 20, |s| {
+        s.contains("chain intact: 2 rows, head")
+    });
+    // Someone edits a row behind the log's back; the next read says where.
+    let edit = std::process::Command::new("sqlite3")
+        .arg(env.db())
+        .arg("UPDATE audit_log SET details = 'nothing happened' WHERE id = 1")
+        .output()
+        .expect("sqlite3");
+    assert!(edit.status.success());
+    t.keys(&["C-r"]);
+    let s = t.wait_for("the chain broken", 20, |s| s.contains("chain BROKEN"));
+    assert!(
+        s.contains("nothing happened"),
+        "the edited row is listed:\n{s}"
+    );
+}

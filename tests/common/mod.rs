@@ -1,6 +1,7 @@
 //! Shared test helpers: a real sshd, and a sandboxed environment for the provision-tui binary.
 #![allow(dead_code)]
 
+pub mod health;
 pub mod sshd;
 pub mod tmux;
 

@@ -237,9 +237,9 @@ inputs:
     let text = render(&mut a, 120, 40).backend().to_string();
     let error_line = text.lines().find(|l| l.contains('✗')).unwrap_or_default();
     assert!(
-        error_line
-            .contains("ports like 8080, 5432/tcp or 51820/udp (1-65535), separated by commas")
-            && error_line.contains("item 2 \"99999\" must be a port between 1 and 65535"),
+        error_line.contains(
+            "item 2 \"99999/udp\" must be a port between 1 and 65535, got 99999; expected ports like 8080"
+        ),
         "{error_line}"
     );
     insta::assert_snapshot!("form_list_items_80x24", render(&mut a, 80, 24).backend());
@@ -254,4 +254,30 @@ inputs:
     ));
     let text = render(&mut b, 120, 40).backend().to_string();
     assert!(text.contains("Review before starting"), "{text}");
+}
+
+/// The cancel dialog as the package-manager check answered (the tmux test does it for real).
+#[test]
+fn the_cancel_dialog_says_what_runs_on_the_server() {
+    let mut a = full();
+    a.screen = Screen::Jobs;
+    let id = a.jobs.selected().map(|j| j.id).expect("a job");
+    key(&mut a, KeyCode::Char('c'));
+    assert!(
+        matches!(a.modal, Some(Modal::Confirm { .. })),
+        "{:?}",
+        a.modal
+    );
+    a.apply(ptui_tui::work::Msg::PackageNote(
+        id,
+        Ok(Some(
+            "a package manager is running on web1: 4242 /usr/bin/dpkg --configure -a; it gets up to 30s after TERM to finish before it is killed, and the next run of an installer repairs an interrupted dpkg".into(),
+        )),
+    ));
+    let text = render(&mut a, 80, 24).backend().to_string();
+    assert!(text.contains("4242 /usr/bin/dpkg"), "{text}");
+    insta::assert_snapshot!(
+        "cancel_package_manager_80x24",
+        render(&mut a, 80, 24).backend()
+    );
 }

@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn read_only_greys_the_changing_hints_and_explains_them() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut app = readonly_app(tmp.path());
+        let app = readonly_app(tmp.path());
         assert!(greyed(&app, Ctx::Fleet, "add server"));
         assert!(greyed(&app, Ctx::Jobs, "cancel job"));
         assert!(!greyed(&app, Ctx::Fleet, "filter"));

@@ -172,7 +172,7 @@ pub fn check_value(input: &InputSpec, value: &str) -> Result<(), String> {
     }
     if let Some(items) = &v.items {
         super::list_items::check_items(input, items, value).map_err(|e| match &v.message {
-            Some(m) => format!("{} ({e})", m.trim().trim_end_matches('.')),
+            Some(m) => format!("{e}; expected {}", m.trim().trim_end_matches('.')),
             None => e,
         })?;
     }

@@ -116,7 +116,7 @@ mod tests {
         let mut p = ports_input(Some("ports like 8080 or 51820/udp, separated by commas."));
         assert_eq!(
             check_value(&p, "8080,0").expect_err("port 0"),
-            "ports like 8080 or 51820/udp, separated by commas (item 2 \"0\" must be a port between 1 and 65535, got 0)"
+            "item 2 \"0\" must be a port between 1 and 65535, got 0; expected ports like 8080 or 51820/udp, separated by commas"
         );
         if let Some(v) = &mut p.validation {
             v.items = None;
