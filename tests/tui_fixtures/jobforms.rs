@@ -235,10 +235,17 @@ inputs:
     typ(&mut a, "8080,99999/udp");
     key(&mut a, KeyCode::Tab);
     let text = render(&mut a, 120, 40).backend().to_string();
-    let error_line = text.lines().find(|l| l.contains('✗')).unwrap_or_default();
+    // The message, wrapped under the field: read whole.
+    let error_line: String = text
+        .lines()
+        .skip_while(|l| !l.contains('✗'))
+        .take(3)
+        .map(|l| l.trim_matches(|c: char| matches!(c, '│' | '✗' | '"') || c.is_whitespace()))
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(
-        error_line.contains(
-            "item 2 \"99999/udp\" must be a port between 1 and 65535, got 99999; expected ports like 8080"
+        error_line.starts_with(
+            "item 2 \"99999/udp\" must be a port between 1 and 65535, got 99999; expected ports like 8080, 5432/tcp or 51820/udp (1-65535)"
         ),
         "{error_line}"
     );

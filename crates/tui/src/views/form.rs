@@ -123,7 +123,12 @@ fn fields(f: &mut Frame, area: Rect, app: &App, form: &Form) {
         if form.shows_error(i)
             && let Some(e) = fld.error()
         {
-            lines.push(Line::styled(format!("{:lw$}  ✗ {e}", ""), t.error));
+            // Wrapped under the value, so a long message is read whole, not cut at the edge.
+            let room = width.saturating_sub(lw + 4).max(20);
+            for (n, part) in word_wrap(&super::clean(&e), room).into_iter().enumerate() {
+                let mark = if n == 0 { "✗" } else { " " };
+                lines.push(Line::styled(format!("{:lw$}  {mark} {part}", ""), t.error));
+            }
         }
     }
     if lines.is_empty() {
@@ -323,5 +328,46 @@ fn plan_lines<'a>(app: &App, form: &Form, lw: usize, lines: &mut Vec<Line<'a>>) 
             Span::styled(format!("skipped ({}): ", s.kind), t.warn),
             Span::styled(super::clean(&s.reason), t.muted),
         ]));
+    }
+}
+
+/// `text` in lines of at most `w` columns, broken between words (a longer word is cut).
+fn word_wrap(text: &str, w: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let fits = line.chars().count() + 1 + word.chars().count() <= w;
+        if !line.is_empty() && !fits {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        while line.chars().count() > w {
+            let head: String = line.chars().take(w).collect();
+            line = line.chars().skip(w).collect();
+            out.push(head);
+        }
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn word_wrap_breaks_between_words_and_cuts_only_a_longer_word() {
+        assert_eq!(
+            super::word_wrap("item 2 must be a port", 10),
+            ["item 2", "must be a", "port"]
+        );
+        assert_eq!(
+            super::word_wrap("abcdefghijkl", 5),
+            ["abcde", "fghij", "kl"]
+        );
+        assert_eq!(super::word_wrap("", 5), [""]);
     }
 }
