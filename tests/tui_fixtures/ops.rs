@@ -270,3 +270,26 @@ fn the_review_shows_the_plan_as_plan_prints_it() {
         "{text}"
     );
 }
+
+#[test]
+fn the_palette_opens_a_named_servers_edit_form() {
+    let mut a = full();
+    key(&mut a, KeyCode::Char(':'));
+    typ(&mut a, "server edit web2");
+    key(&mut a, KeyCode::Enter);
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(text.contains("Edit server web2"), "{text}");
+    assert!(
+        text.contains("10.0.0.12"),
+        "prefilled with web2's host: {text}"
+    );
+    let mut b = full();
+    key(&mut b, KeyCode::Char(':'));
+    typ(&mut b, "server edit nosuch");
+    key(&mut b, KeyCode::Enter);
+    assert_eq!(
+        b.flash,
+        Some(("no server named \"nosuch\"".into(), true)),
+        "an unknown name is said"
+    );
+}
