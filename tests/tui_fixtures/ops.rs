@@ -261,6 +261,16 @@ fn the_review_shows_the_plan_as_plan_prints_it() {
     );
     assert!(!text.contains("s3cret-token"), "{text}");
     insta::assert_snapshot!("review_plan_120x40", render(&mut a, 120, 40).backend());
+    // An upgrade's inputs are each server's own (filled from its deployment): listed per server.
+    if let Some(Page::Form(f)) = a.page_mut() {
+        f.action = JobAction::Upgrade;
+    }
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert_eq!(
+        text.matches("inputs: message=hello").count(),
+        2,
+        "one line per planned server: {text}"
+    );
     if let Some(Page::Form(f)) = a.page_mut() {
         f.plan = Some(Err("server web9 is in maintenance".into()));
     }

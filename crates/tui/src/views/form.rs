@@ -321,6 +321,17 @@ fn plan_lines<'a>(app: &App, form: &Form, lw: usize, lines: &mut Vec<Line<'a>>) 
             spans.push(Span::raw(format!("  {}", super::clean(&diff.join(", ")))));
         }
         lines.push(Line::from(spans));
+        // An upgrade fills each server's inputs from its own deployment: they are its own.
+        if form.action == ptui_types::job::JobAction::Upgrade && !s.inputs.is_empty() {
+            let inputs: Vec<String> = s.inputs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            lines.push(Line::from(vec![
+                label(""),
+                Span::styled(
+                    format!("  inputs: {}", super::clean(&inputs.join(" "))),
+                    t.muted,
+                ),
+            ]));
+        }
     }
     for s in &plan.skipped {
         lines.push(Line::from(vec![
