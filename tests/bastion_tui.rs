@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::tmux::{Tmux, have_tmux};
+use common::tmux::Tmux;
 use common::{Sshd, TestEnv};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -26,10 +26,6 @@ fn dump(env: &TestEnv) -> String {
 
 #[test]
 fn readonly_dashboard_keys_explain_and_change_nothing() {
-    if !have_tmux() {
-        eprintln!("tmux not installed; skipping");
-        return;
-    }
     let sshd = Sshd::start();
     let env = TestEnv::new();
     env.add_server("web1", &sshd);
@@ -77,23 +73,10 @@ fn readonly_dashboard_keys_explain_and_change_nothing() {
 
 #[test]
 fn y_copies_the_log_line_into_tmux_buffer_with_osc52() {
-    if !have_tmux() {
-        eprintln!("tmux not installed; skipping");
-        return;
-    }
     let sshd = Sshd::start();
     let env = TestEnv::new();
     env.add_server("web1", &sshd);
-    env.ok(&[
-        "install",
-        "echo-ok",
-        "--on",
-        "web1",
-        "--set",
-        "token=abcdefgh",
-        "--set",
-        "message=copy-me-please",
-    ]);
+    env.install_echo_ok("web1", &["message=copy-me-please"]);
     let t = Tmux::start(&env, &[]);
     t.wait_for("the fleet", 20, |s| s.contains("web1"));
     t.keys(&["3"]);

@@ -52,16 +52,7 @@ fn server_edit_changes_what_the_next_connection_uses_and_is_audited() {
 
     // The next connection dials the new port: trust and a real job work now.
     env.ok(&["server", "trust", "web1", "--yes"]);
-    env.ok(&[
-        "install",
-        "echo-ok",
-        "--on",
-        "web1",
-        "--set",
-        "token=abcdefgh",
-        "--set",
-        "message=after-edit",
-    ]);
+    env.install_echo_ok("web1", &["message=after-edit"]);
 
     let audit: serde_json::Value =
         serde_json::from_str(&env.ok(&["audit", "server.edit", "--json"])).expect("audit json");

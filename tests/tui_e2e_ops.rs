@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::tmux::{Tmux, have_tmux};
+use common::tmux::Tmux;
 use common::{Sshd, TestEnv};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -20,21 +20,10 @@ fn job_age(screen: &str) -> Option<u64> {
 
 #[test]
 fn the_detail_page_ages_tick_with_no_new_data() {
-    if !have_tmux() {
-        eprintln!("tmux not installed; skipping");
-        return;
-    }
     let sshd = Sshd::start();
     let env = TestEnv::new();
     env.add_server("web1", &sshd);
-    env.ok(&[
-        "install",
-        "echo-ok",
-        "--on",
-        "web1",
-        "--set",
-        "token=abcdefgh",
-    ]);
+    env.install_echo_ok("web1", &[]);
     let t = Tmux::start(&env, &[]);
     t.wait_for("the fleet", 20, |s| s.contains("web1"));
     t.keys(&["Enter"]);
@@ -49,10 +38,6 @@ fn the_detail_page_ages_tick_with_no_new_data() {
 
 #[test]
 fn the_cancel_dialog_says_when_dpkg_runs_on_the_server() {
-    if !have_tmux() {
-        eprintln!("tmux not installed; skipping");
-        return;
-    }
     let sshd = Sshd::start();
     let env = TestEnv::new();
     env.add_server("s", &sshd);
@@ -96,10 +81,6 @@ fn the_cancel_dialog_says_when_dpkg_runs_on_the_server() {
 
 #[test]
 fn the_review_shows_the_engines_plan() {
-    if !have_tmux() {
-        eprintln!("tmux not installed; skipping");
-        return;
-    }
     let (a, b) = (Sshd::start(), Sshd::start());
     let env = TestEnv::new();
     env.add_server("web1", &a);
@@ -136,10 +117,6 @@ fn the_review_shows_the_engines_plan() {
 
 #[test]
 fn the_audit_screen_shows_the_chain_verified_and_then_broken() {
-    if !have_tmux() {
-        eprintln!("tmux not installed; skipping");
-        return;
-    }
     let env = TestEnv::new();
     env.ok(&["server", "add", "web1", "--host", "10.0.0.5"]);
     env.ok(&["server", "add", "web2", "--host", "10.0.0.6"]);

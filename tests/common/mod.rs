@@ -99,6 +99,22 @@ impl TestEnv {
         self.ok(&args);
     }
 
+    /// Installs the `echo-ok` fixture on `server` (token given), plus `sets` (`key=value`).
+    pub fn install_echo_ok(&self, server: &str, sets: &[&str]) -> String {
+        let mut args = vec![
+            "install",
+            "echo-ok",
+            "--on",
+            server,
+            "--set",
+            "token=abcdefgh",
+        ];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        self.ok(&args)
+    }
+
     pub fn jobs_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["jobs", "--json", "--limit", "1000"])).expect("jobs json")
     }

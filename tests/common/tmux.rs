@@ -21,6 +21,7 @@ impl Tmux {
 
     /// The binary in a 120x40 pane with `env`'s environment and `extra` arguments.
     pub fn start(env: &TestEnv, extra: &[&str]) -> Tmux {
+        require_tmux();
         let t = Tmux {
             socket: super::unique("ptui-tmux"),
         };
@@ -126,6 +127,10 @@ fn sh(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-pub fn have_tmux() -> bool {
-    Command::new("tmux").arg("-V").output().is_ok()
+/// tmux must be there: a test that skipped without it would pass with nothing checked.
+fn require_tmux() {
+    assert!(
+        Command::new("tmux").arg("-V").output().is_ok(),
+        "tmux is not installed (scripts/test installs it: apt-get install -y tmux)"
+    );
 }
