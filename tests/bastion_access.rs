@@ -65,6 +65,7 @@ fn mutating(job: i64, dir: &std::path::Path) -> Vec<Vec<String>> {
             "root",
         ]),
         s(&["server", "rm", "web1"]),
+        s(&["server", "edit", "web1", "--port", "2200"]),
         s(&["server", "set-status", "web1", "maintenance"]),
         s(&["server", "sudo", "web1", "--never"]),
         s(&["server", "trust", "web3", "--yes"]),
@@ -155,6 +156,69 @@ fn readonly_refuses_every_change_and_writes_nothing() {
     let logs = env.ok(&["--readonly", "logs", &job.to_string()]);
     assert!(logs.contains("hello"), "{logs}");
     assert_eq!(dump(&env), before);
+}
+
+fn user_version(env: &TestEnv) -> String {
+    let out = Command::new("sqlite3")
+        .arg(env.db())
+        .arg("PRAGMA user_version")
+        .output()
+        .expect("sqlite3");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn readonly_neither_migrates_an_older_database_nor_pins_a_catalog() {
+    let env = TestEnv::new();
+    env.ok(&["server", "add", "web1", "--host", "10.0.0.5"]);
+    let latest = user_version(&env);
+    // An older binary's database (the version says so; its tables are today's).
+    let older = (latest.parse::<i64>().expect("version") - 1).to_string();
+    let set = Command::new("sqlite3")
+        .arg(env.db())
+        .arg(format!("PRAGMA user_version = {older}"))
+        .output()
+        .expect("sqlite3");
+    assert!(set.status.success());
+    let before = dump(&env);
+    let bytes = std::fs::read(env.db()).expect("db");
+    let out = env.run(&["--readonly", "server", "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("schema version {older}"))
+            && said.contains(&format!("needs {latest}"))
+            && said.contains("without --readonly"),
+        "{said}"
+    );
+    assert_eq!(user_version(&env), older, "read-only migrated the database");
+    assert_eq!(dump(&env), before);
+    assert_eq!(
+        std::fs::read(env.db()).expect("db"),
+        bytes,
+        "the file changed"
+    );
+
+    // `catalog pin` writes no database but changes the catalog: refused too.
+    let dir = env.path().join("catalog");
+    let app = dir.join("echo-ok");
+    std::fs::create_dir_all(&app).expect("dir");
+    for f in std::fs::read_dir(common::fixtures().join("echo-ok")).expect("fixture") {
+        let f = f.expect("entry").path();
+        std::fs::copy(&f, app.join(f.file_name().expect("name"))).expect("copy");
+    }
+    let _ = std::fs::remove_file(dir.join("catalog.lock"));
+    let d = dir.to_str().expect("utf-8");
+    let out = env.run(&["--readonly", "catalog", "pin", d]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("read-only: pinning installers is refused"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.join("catalog.lock").exists(), "pinned anyway");
+    env.ok(&["catalog", "pin", d]);
+    assert!(dir.join("catalog.lock").exists(), "pin without --readonly");
 }
 
 fn user() -> String {

@@ -4,133 +4,15 @@
 
 mod common;
 
+use common::tmux::Tmux;
 use common::{Sshd, TestEnv};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux")
-    }
-
-    /// The binary in a 120x40 pane with `env`'s environment and `extra` arguments.
-    fn start(env: &TestEnv, extra: &[&str]) -> Tmux {
-        let t = Tmux {
-            socket: common::unique("ptui-bastion"),
-        };
-        let cmd = env.cmd();
-        let mut line = String::from("env");
-        for (k, v) in cmd.get_envs() {
-            if v.is_none() {
-                line.push_str(&format!(" -u {}", k.to_string_lossy()));
-            }
-        }
-        for (k, v) in cmd.get_envs() {
-            if let Some(v) = v {
-                line.push_str(&format!(
-                    " {}={}",
-                    k.to_string_lossy(),
-                    sh(&v.to_string_lossy())
-                ));
-            }
-        }
-        line.push_str(&format!(" {}", sh(&cmd.get_program().to_string_lossy())));
-        for a in cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .chain(extra.iter().map(|s| s.to_string()))
-        {
-            line.push_str(&format!(" {}", sh(&a)));
-        }
-        // Hold the pane open first so the server option is set before the dashboard starts.
-        let out = t.tmux(&[
-            "-f",
-            "/dev/null",
-            "new",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            "sleep 600",
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux new: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            t.tmux(&["set", "-s", "set-clipboard", "on"])
-                .status
-                .success()
-        );
-        assert!(
-            t.tmux(&["respawn-pane", "-k", "-t", "t", &line])
-                .status
-                .success()
-        );
-        t
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            assert!(self.tmux(&["send-keys", "-t", "t", k]).status.success());
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    fn text(&self, s: &str) {
-        assert!(
-            self.tmux(&["send-keys", "-t", "t", "-l", s])
-                .status
-                .success()
-        );
-        std::thread::sleep(Duration::from_millis(150));
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
-}
-
-fn sh(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-fn have_tmux() -> bool {
-    Command::new("tmux").arg("-V").output().is_ok()
+/// The tmux buffer `y` set last (waits a little for the terminal's write to arrive).
+fn buffer(t: &Tmux) -> String {
+    std::thread::sleep(Duration::from_millis(300));
+    String::from_utf8_lossy(&t.tmux(&["show-buffer"]).stdout).into_owned()
 }
 
 fn dump(env: &TestEnv) -> String {
@@ -144,10 +26,6 @@ fn dump(env: &TestEnv) -> String {
 
 #[test]
 fn readonly_dashboard_keys_explain_and_change_nothing() {
-    if !have_tmux() {
-        eprintln!("tmux not installed; skipping");
-        return;
-    }
     let sshd = Sshd::start();
     let env = TestEnv::new();
     env.add_server("web1", &sshd);
@@ -167,6 +45,20 @@ fn readonly_dashboard_keys_explain_and_change_nothing() {
     t.wait_for("add explained", 10, |s| {
         s.contains("read-only: adding a server")
     });
+    // The help marks what is refused and says why; what only looks is not marked.
+    t.keys(&["?"]);
+    let s = t.wait_for("the help", 10, |s| s.contains("Keys: Fleet"));
+    for refused in [
+        "add server ✗",
+        "remove server ✗",
+        "edit server ✗",
+        "trust host key ✗",
+    ] {
+        assert!(s.contains(refused), "{refused} not marked:\n{s}");
+    }
+    assert!(s.contains("✗ read-only: looking only"), "{s}");
+    assert!(!s.contains("filter ✗") && !s.contains("details ✗"), "{s}");
+    t.keys(&["Escape"]);
     // Looking still works: the jobs screen opens.
     t.keys(&["3"]);
     t.wait_for("jobs screen", 10, |s| s.contains("Jobs"));
@@ -181,23 +73,10 @@ fn readonly_dashboard_keys_explain_and_change_nothing() {
 
 #[test]
 fn y_copies_the_log_line_into_tmux_buffer_with_osc52() {
-    if !have_tmux() {
-        eprintln!("tmux not installed; skipping");
-        return;
-    }
     let sshd = Sshd::start();
     let env = TestEnv::new();
     env.add_server("web1", &sshd);
-    env.ok(&[
-        "install",
-        "echo-ok",
-        "--on",
-        "web1",
-        "--set",
-        "token=abcdefgh",
-        "--set",
-        "message=copy-me-please",
-    ]);
+    env.install_echo_ok("web1", &["message=copy-me-please"]);
     let t = Tmux::start(&env, &[]);
     t.wait_for("the fleet", 20, |s| s.contains("web1"));
     t.keys(&["3"]);
@@ -216,6 +95,48 @@ fn y_copies_the_log_line_into_tmux_buffer_with_osc52() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(buf, "message: copy-me-please", "tmux buffer");
+
+    // On the Jobs list, `y` copies the job's whole log.
+    t.keys(&["Escape", "y"]);
+    t.wait_for("the log copy", 10, |s| s.contains("copied the job's log"));
+    let buf = buffer(&t);
+    assert!(
+        buf.contains("message: copy-me-please") && buf.lines().count() > 2,
+        "the whole log: {buf:?}"
+    );
+    // On the Fleet, the server's address.
+    t.keys(&["1", "y"]);
+    t.wait_for("the address copy", 10, |s| {
+        s.contains("copied the server's address")
+    });
+    assert_eq!(
+        buffer(&t),
+        format!("{}@127.0.0.1:{}", sshd.user, sshd.port),
+        "the address"
+    );
+    // In the host-key dialog of a server not trusted yet, the fingerprint it shows.
+    let other = Sshd::start();
+    env.register("web2", &other, &other.user, &[]);
+    t.wait_for("web2 listed", 20, |s| s.contains("web2"));
+    t.keys(&["j", "t"]);
+    let s = t.wait_for("the host key dialog", 20, |s| {
+        s.contains("offered a host key we have not seen")
+    });
+    let shown = s
+        .lines()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("SHA256:")))
+        .expect("a fingerprint on screen")
+        .to_string();
+    t.keys(&["y"]);
+    t.wait_for("the fingerprint copy", 10, |s| {
+        s.contains("copied the fingerprint")
+    });
+    assert!(
+        buffer(&t).ends_with(&shown) || buffer(&t) == shown,
+        "fingerprint {shown:?} vs buffer {:?}",
+        buffer(&t)
+    );
+    t.keys(&["r"]);
 
     // Turned off in config.yml: `y` says so and copies nothing new.
     let cfg = env.path().join("config/provision-tui");

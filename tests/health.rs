@@ -3,193 +3,11 @@
 
 mod common;
 
+use common::health::{Hook, Watch, fast_config, is_sample, ready_server, state_of, write_config};
 use common::{Sshd, TestEnv};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// A tiny HTTP server that records every JSON body POSTed to it.
-struct Hook {
-    url: String,
-    bodies: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Hook {
-    fn start() -> Hook {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/hook", l.local_addr().expect("addr"));
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let b = bodies.clone();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { continue };
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let body = loop {
-                    let Ok(n) = s.read(&mut chunk) else {
-                        break None;
-                    };
-                    if n == 0 {
-                        break None;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            break Some(buf[end + 4..end + 4 + len].to_vec());
-                        }
-                    }
-                };
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-                if let Some(body) = body
-                    && let Ok(v) = serde_json::from_slice::<Value>(&body)
-                {
-                    b.lock().unwrap().push(v);
-                }
-            }
-        });
-        Hook { url, bodies }
-    }
-
-    fn all(&self) -> Vec<Value> {
-        self.bodies.lock().unwrap().clone()
-    }
-
-    /// Waits for a body matching `f`.
-    fn wait(&self, secs: u64, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(v) = self.all().into_iter().find(|v| f(v)) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no notification {what} within {secs}s; got {:#?}",
-                self.all()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// `provision-tui watch --json` running in the background; its events arrive on a channel.
-struct Watch {
-    child: Child,
-    rx: Receiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl Watch {
-    fn start(env: &TestEnv) -> Watch {
-        let mut child = env
-            .cmd()
-            .args(["watch", "--json"])
-            .env("PROVISION_TUI_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn watch");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && tx.send(v).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Watch {
-            child,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for an event matching `f`, keeping every event seen.
-    fn wait(&mut self, secs: u64, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "no event {what} within {secs}s; last events: {:#?}",
-                &self.seen[self.seen.len().saturating_sub(8)..]
-            );
-            if let Ok(v) = self.rx.recv_timeout(left.min(Duration::from_millis(200))) {
-                self.seen.push(v.clone());
-                if f(&v) {
-                    return v;
-                }
-            }
-        }
-    }
-
-    fn samples_of(&self, server: &str) -> Vec<Value> {
-        self.seen
-            .iter()
-            .filter(|e| e["event"] == "health_sample" && e["sample"]["server"] == server)
-            .map(|e| e["sample"].clone())
-            .collect()
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn is_sample(e: &Value, server: &str) -> bool {
-    e["event"] == "health_sample" && e["sample"]["server"] == server
-}
-
-fn write_config(env: &TestEnv, yaml: &str) {
-    let dir = env.path().join("config/provision-tui");
-    std::fs::create_dir_all(&dir).expect("config dir");
-    std::fs::write(dir.join("config.yml"), yaml).expect("config");
-}
-
-fn fast_config(hook: &Hook, extra: &str) -> String {
-    format!(
-        "health:\n  interval: 300ms\n  timeout: 5s\n  failure_threshold: 3\n  success_threshold: 2\n\
-         recovery:\n  grace: 0s\n  max_attempts: 2\n  backoff: 1s\n\
-         notifications:\n  retries: 1\n  retry_delay: 100ms\n  channels:\n    - name: hook\n      type: webhook\n      url: {}\n{extra}",
-        hook.url
-    )
-}
-
-/// Registers and provisions a server (base-fixture makes it ready).
-fn ready_server(env: &TestEnv, name: &str, sshd: &Sshd) {
-    env.add_server(name, sshd);
-    env.ok(&["install", "base-fixture", "--on", name]);
-    assert_eq!(env.server_json(name)["server"]["status"], "ready");
-}
-
-fn state_of(sample: &Value, kind: &str) -> Option<String> {
-    sample["states"]
-        .as_array()?
-        .iter()
-        .find(|c| c["kind"] == kind)
-        .and_then(|c| c["level"].as_str().map(str::to_string))
-}
 
 #[test]
 fn unreachable_host_opens_notifies_and_resolves_with_hysteresis() {
@@ -650,6 +468,77 @@ fn check_command_reports_one_sweep() {
         p.contains("provision_tui_check_latency_ms{quantile=\"0.5\"}"),
         "{p}"
     );
+}
+
+/// Reminders go out while an incident stays open, and stop once someone acknowledged it
+/// (`incidents ack`, the dashboard's `a`).
+#[test]
+fn an_acknowledged_incidents_reminders_are_skipped() {
+    let hook = Hook::start();
+    let env = TestEnv::new();
+    let mut host = Sshd::start();
+    ready_server(&env, "h1", &host);
+    write_config(&env, &fast_config(&hook, "  resend_interval: 1s\n"));
+    let mut w = Watch::start(&env);
+    w.wait(20, "first sample", |e| {
+        is_sample(e, "h1") && e["sample"]["ok"] == true
+    });
+    host.crash();
+    let opened = hook.wait(30, "incident_opened", |v| v["event"] == "incident_opened");
+    let id = opened["incident"]["id"].as_i64().expect("incident id");
+    let reminders = |hook: &Hook| {
+        hook.all()
+            .iter()
+            .filter(|v| v["event"] == "incident_reminder" && v["incident"]["id"] == id)
+            .count()
+    };
+    // Reminders flow while nobody acknowledged it (so the silence below means something).
+    hook.wait(15, "a reminder", |v| {
+        v["event"] == "incident_reminder" && v["incident"]["id"] == id
+    });
+    env.ok(&["incidents", "ack", &id.to_string(), "--note", "on it"]);
+    // A reminder already being sent may still land; then nothing for several intervals.
+    std::thread::sleep(Duration::from_millis(1500));
+    let after_ack = reminders(&hook);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        reminders(&hook),
+        after_ack,
+        "reminders went on after the acknowledgement: {:#?}",
+        hook.all()
+    );
+    let inc = env.ok(&["incidents", "--json"]);
+    assert!(
+        inc.contains("acknowledged by") && inc.contains("on it"),
+        "{inc}"
+    );
+    drop(w);
+}
+
+/// A server whose host key is not recorded yet fails its check as `host_key_unknown`, stored
+/// so (not `auth_failed`: there is no credential to fix, a key to accept).
+#[test]
+fn an_unknown_host_key_is_checked_and_stored_as_host_key_unknown() {
+    let env = TestEnv::new();
+    let sshd = Sshd::start();
+    let key = sshd.client_key.display().to_string();
+    env.register("fresh", &sshd, &sshd.user, &["--identity", &key]);
+    let out = env.run(&["check", "fresh", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["failure"], "host_key_unknown", "{v:#}");
+    let stored = std::process::Command::new("sqlite3")
+        .arg(env.db())
+        .arg("SELECT failure FROM health_samples")
+        .output()
+        .expect("sqlite3");
+    assert_eq!(
+        String::from_utf8_lossy(&stored.stdout).trim(),
+        "host_key_unknown"
+    );
+    // Once trusted, the next check passes.
+    env.ok(&["server", "trust", "fresh", "--yes"]);
+    let v: Value = serde_json::from_str(&env.ok(&["check", "fresh", "--json"])).unwrap();
+    assert_eq!(v[0]["ok"], true, "{v:#}");
 }
 
 /// Exit 1 (`installer_validation`: inputs refused, nothing changed): the server goes back to

@@ -223,6 +223,23 @@ fn incidents_and_audit() {
         a.screen = Screen::Audit;
         a
     });
+    snap("audit_chain_intact", || {
+        let mut a = full();
+        a.screen = Screen::Audit;
+        a.audit_chain = Some(ptui_tui::lists::AuditChain::Intact {
+            rows: 3,
+            head: Some("9f2c4e1ab37d05c8e6f1a2b3c4d5e6f7".into()),
+        });
+        a
+    });
+    snap("audit_chain_broken", || {
+        let mut a = full();
+        a.screen = Screen::Audit;
+        a.audit_chain = Some(ptui_tui::lists::AuditChain::Broken(
+            "row 2 was edited (its hash does not match its content)".into(),
+        ));
+        a
+    });
 }
 
 #[test]

@@ -307,18 +307,12 @@ async fn warn_package_managers(engine: &Engine, job: &Job) {
     if job.status.is_terminal() {
         return;
     }
-    match engine.package_managers_running(&job.server_name).await {
-        Ok(found) if !found.is_empty() => {
-            let grace = engine.cancel_grace(&job.app_id).as_secs();
-            outln!(
-                "note: a package manager is running on {}: {}; it gets up to {grace}s after TERM \
-                 to finish before it is killed, and the next run of an installer repairs an \
-                 interrupted dpkg",
-                job.server_name,
-                found.join("; ")
-            );
-        }
-        Ok(_) => {}
+    match engine
+        .package_manager_note(&job.server_name, &job.app_id)
+        .await
+    {
+        Ok(Some(note)) => outln!("note: {note}"),
+        Ok(None) => {}
         Err(e) => outln!(
             "note: could not check for a package manager on {}: {e:#}",
             job.server_name

@@ -229,6 +229,22 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
         return catalog::validate_dir(dir);
     }
     if let Command::Catalog(catalog::CatalogCmd::Pin { dir }) = &command {
+        // It writes no database, but it is a change: looking only refuses it too.
+        match cli.config() {
+            Ok(c) => {
+                if let Some(why) = c.access.readonly {
+                    out::error(format!(
+                        "read-only: pinning installers is refused, {} was not changed ({why}); run provision-tui without it to pin",
+                        dir.join("catalog.lock").display()
+                    ));
+                    return exit::ERROR;
+                }
+            }
+            Err(e) => {
+                out::error(&e);
+                return exit::ERROR;
+            }
+        }
         return catalog::pin_dir(dir).unwrap_or_else(|e| {
             out::error(&e);
             exit::ERROR

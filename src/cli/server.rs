@@ -52,6 +52,35 @@ pub enum ServerCmd {
         #[arg(long, conflicts_with_all = ["never", "password_env", "prompt"])]
         default: bool,
     },
+    /// Change a server's connection fields or tags, as the dashboard's `e` does; what is
+    /// left out keeps its value. Audited as `server.edit`.
+    Edit {
+        name: String,
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        user: Option<String>,
+        /// Private key file for this server.
+        #[arg(long, conflicts_with = "no_identity")]
+        identity: Option<String>,
+        /// Forget the key file (the agent's keys and the defaults are tried).
+        #[arg(long)]
+        no_identity: bool,
+        /// Name of a registered server to jump through.
+        #[arg(long, conflicts_with = "no_jump")]
+        jump: Option<String>,
+        /// Connect directly, not through a jump host.
+        #[arg(long)]
+        no_jump: bool,
+        /// The server's tags, replacing the old ones (repeatable).
+        #[arg(long = "tag", conflicts_with = "no_tags")]
+        tags: Vec<String>,
+        /// Remove every tag.
+        #[arg(long)]
+        no_tags: bool,
+    },
     /// List servers.
     List {
         #[arg(long)]
@@ -150,6 +179,66 @@ pub async fn run(engine: &Engine, cmd: ServerCmd, sites: &[String]) -> Result<i3
             Ok(exit::OK)
         }
         ServerCmd::Show { name, json } => show(engine, &name, json),
+        ServerCmd::Edit {
+            name,
+            host,
+            port,
+            user,
+            identity,
+            no_identity,
+            jump,
+            no_jump,
+            tags,
+            no_tags,
+        } => {
+            let given = host.is_some()
+                || port.is_some()
+                || user.is_some()
+                || identity.is_some()
+                || jump.is_some()
+                || !tags.is_empty()
+                || no_identity
+                || no_jump
+                || no_tags;
+            if !given {
+                bail!(
+                    "nothing to change for {name}: give --host, --port, --user, --identity, --jump or --tag (or --no-identity, --no-jump, --no-tags)"
+                );
+            }
+            let old = engine.server(&name)?;
+            let spec = ServerSpec {
+                name: old.name.clone(),
+                host: host.unwrap_or(old.host),
+                port: port.unwrap_or(old.port),
+                user: user.unwrap_or(old.user),
+                identity: if no_identity {
+                    None
+                } else {
+                    identity.or(old.identity)
+                },
+                jump: if no_jump { None } else { jump.or(old.jump) },
+                tags: match (no_tags, tags.is_empty()) {
+                    (true, _) => Vec::new(),
+                    (false, true) => old.tags,
+                    (false, false) => tags,
+                },
+                // Its site stays (`server site` changes it).
+                site: None,
+                password_env: None,
+            };
+            let s = engine.edit_server(&name, &spec)?;
+            outln!(
+                "{} now {} (tags {})",
+                s.name,
+                s.address(),
+                if s.tags.is_empty() {
+                    "none".to_string()
+                } else {
+                    s.tags.join(",")
+                }
+            );
+            Ok(exit::OK)
+        }
         ServerCmd::Sudo {
             name,
             password_env,

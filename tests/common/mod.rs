@@ -1,7 +1,9 @@
 //! Shared test helpers: a real sshd, and a sandboxed environment for the provision-tui binary.
 #![allow(dead_code)]
 
+pub mod health;
 pub mod sshd;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -123,6 +125,22 @@ impl TestEnv {
         ];
         args.extend_from_slice(extra);
         self.ok(&args);
+    }
+
+    /// Installs the `echo-ok` fixture on `server` (token given), plus `sets` (`key=value`).
+    pub fn install_echo_ok(&self, server: &str, sets: &[&str]) -> String {
+        let mut args = vec![
+            "install",
+            "echo-ok",
+            "--on",
+            server,
+            "--set",
+            "token=abcdefgh",
+        ];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        self.ok(&args)
     }
 
     pub fn jobs_json(&self) -> serde_json::Value {

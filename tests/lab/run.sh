@@ -191,7 +191,7 @@ t_base-setup() {
   gone() { rssh "! test -e /etc/ssh/sshd_config.d/00-provision-tui.conf && sshd -T | grep -qx 'passwordauthentication yes'" && pkg_gone ufw && rssh true; }
   lifecycle base-setup \
     "--set 'ssh_public_key=$pub' --set extra_ports=8080,51820/udp --set timezone=Europe/Berlin --set host_name=web1 --set install_fail2ban=true --set unattended_upgrades=true" \
-    "--set 'ssh_public_key=$pub' --set extra_ports=70000" v gone
+    "--set 'ssh_public_key=$pub' --set timezone=Mars/Olympus" v gone
 }
 t_nginx() {
   v() { local a b; a=$(curl -fsS -H 'Host: web.lab.test' "http://$(addr)/") && b=$(curl -fsSk "https://$(addr)/") &&

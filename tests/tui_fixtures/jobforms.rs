@@ -208,3 +208,83 @@ inputs:
     let error_line = text.lines().find(|l| l.contains('✗')).unwrap_or_default();
     assert!(!error_line.contains("[a-z_]"), "no raw regex: {error_line}");
 }
+
+/// A list input checked per item, as the installer checks it: the form refuses a port over
+/// 65535 the old whole-value regex let through, in the manifest's words.
+#[test]
+fn a_list_input_is_checked_item_by_item_in_the_manifests_words() {
+    let mut a = full();
+    let m: ptui_catalog::Manifest = yaml_serde::from_str(
+        r#"
+id: fw
+name: Firewall
+version: "1"
+install_script: install.sh
+inputs:
+  - name: extra_ports
+    type: string
+    label: Extra open ports
+    validation:
+      message: ports like 8080, 5432/tcp or 51820/udp (1-65535), separated by commas
+      items: { type: port, protocols: [tcp, udp] }
+"#,
+    )
+    .expect("manifest");
+    a.catalog.items.push(m);
+    a.open_install("fw", vec!["web1".into()]);
+    typ(&mut a, "8080,99999/udp");
+    key(&mut a, KeyCode::Tab);
+    let text = render(&mut a, 120, 40).backend().to_string();
+    // The message, wrapped under the field: read whole.
+    let error_line: String = text
+        .lines()
+        .skip_while(|l| !l.contains('✗'))
+        .take(3)
+        .map(|l| l.trim_matches(|c: char| matches!(c, '│' | '✗' | '"') || c.is_whitespace()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        error_line.starts_with(
+            "item 2 \"99999/udp\" must be a port between 1 and 65535, got 99999; expected ports like 8080, 5432/tcp or 51820/udp (1-65535)"
+        ),
+        "{error_line}"
+    );
+    insta::assert_snapshot!("form_list_items_80x24", render(&mut a, 80, 24).backend());
+    // A valid list passes to the review.
+    let mut b = full();
+    b.catalog.items = a.catalog.items.clone();
+    b.open_install("fw", vec!["web1".into()]);
+    typ(&mut b, "8080, 51820/udp");
+    b.key(crossterm::event::KeyEvent::new(
+        KeyCode::Char('s'),
+        crossterm::event::KeyModifiers::CONTROL,
+    ));
+    let text = render(&mut b, 120, 40).backend().to_string();
+    assert!(text.contains("Review before starting"), "{text}");
+}
+
+/// The cancel dialog as the package-manager check answered (the tmux test does it for real).
+#[test]
+fn the_cancel_dialog_says_what_runs_on_the_server() {
+    let mut a = full();
+    a.screen = Screen::Jobs;
+    let id = a.jobs.selected().map(|j| j.id).expect("a job");
+    key(&mut a, KeyCode::Char('c'));
+    assert!(
+        matches!(a.modal, Some(Modal::Confirm { .. })),
+        "{:?}",
+        a.modal
+    );
+    a.apply(ptui_tui::work::Msg::PackageNote(
+        id,
+        Ok(Some(
+            "a package manager is running on web1: 4242 /usr/bin/dpkg --configure -a; it gets up to 30s after TERM to finish before it is killed, and the next run of an installer repairs an interrupted dpkg".into(),
+        )),
+    ));
+    let text = render(&mut a, 80, 24).backend().to_string();
+    assert!(text.contains("4242 /usr/bin/dpkg"), "{text}");
+    insta::assert_snapshot!(
+        "cancel_package_manager_80x24",
+        render(&mut a, 80, 24).backend()
+    );
+}

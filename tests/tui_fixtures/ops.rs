@@ -247,3 +247,109 @@ fn rollback_from_the_palette_asks_then_acts_on_one_server() {
         }]
     );
 }
+
+#[test]
+fn the_review_shows_the_plan_as_plan_prints_it() {
+    use ptui_engine::change_plan::{ChangePlan, InputChange, PlannedServer, SkippedServer};
+    use ptui_tui::app::Page;
+    let mut a = full();
+    a.open_install(
+        "echo-ok",
+        vec!["web1".into(), "web2".into(), "new-box".into()],
+    );
+    key(&mut a, KeyCode::Tab);
+    typ(&mut a, "s3cret-token");
+    a.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let planned = |name: &str, change: &str, changes: Vec<InputChange>| PlannedServer {
+        name: name.into(),
+        status: "ready".into(),
+        batch: 0,
+        change: change.into(),
+        inputs: [("message".to_string(), "hello".to_string())].into(),
+        changes,
+    };
+    let plan = ChangePlan {
+        app: "echo-ok".into(),
+        action: "install".into(),
+        version: "1.0".into(),
+        script: "install.sh".into(),
+        script_sha256: "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8".into(),
+        pin: "pinned".into(),
+        concurrency: 2,
+        max_fail: None,
+        batches: vec![vec!["web1".into(), "web2".into()]],
+        servers: vec![
+            planned("web1", "new", vec![]),
+            planned(
+                "web2",
+                "changed",
+                vec![InputChange {
+                    input: "token".into(),
+                    from: Some("***".into()),
+                    to: Some("***".into()),
+                }],
+            ),
+        ],
+        skipped: vec![SkippedServer {
+            name: "new-box".into(),
+            kind: "host_key".into(),
+            reason: "no trusted host key for 192.168.1.50:22".into(),
+        }],
+    };
+    if let Some(Page::Form(f)) = a.page_mut() {
+        f.plan = Some(Ok(plan));
+    }
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(
+        text.contains("install.sh sha256 5e884898da28… (pinned)"),
+        "{text}"
+    );
+    assert!(text.contains("1: web1, web2"), "{text}");
+    assert!(
+        text.contains("skipped (host_key): no trusted host key"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret-token"), "{text}");
+    insta::assert_snapshot!("review_plan_120x40", render(&mut a, 120, 40).backend());
+    // An upgrade's inputs are each server's own (filled from its deployment): listed per server.
+    if let Some(Page::Form(f)) = a.page_mut() {
+        f.action = JobAction::Upgrade;
+    }
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert_eq!(
+        text.matches("inputs: message=hello").count(),
+        2,
+        "one line per planned server: {text}"
+    );
+    if let Some(Page::Form(f)) = a.page_mut() {
+        f.plan = Some(Err("server web9 is in maintenance".into()));
+    }
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(
+        text.contains("refused: server web9 is in maintenance"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_palette_opens_a_named_servers_edit_form() {
+    let mut a = full();
+    key(&mut a, KeyCode::Char(':'));
+    typ(&mut a, "server edit web2");
+    key(&mut a, KeyCode::Enter);
+    let text = render(&mut a, 120, 40).backend().to_string();
+    assert!(text.contains("Edit server web2"), "{text}");
+    assert!(
+        text.contains("10.0.0.12"),
+        "prefilled with web2's host: {text}"
+    );
+    let mut b = full();
+    key(&mut b, KeyCode::Char(':'));
+    typ(&mut b, "server edit nosuch");
+    key(&mut b, KeyCode::Enter);
+    assert_eq!(
+        b.flash,
+        Some(("no server named \"nosuch\"".into(), true)),
+        "an unknown name is said"
+    );
+}

@@ -199,6 +199,65 @@ pub struct Validation {
     /// value is masked in logs only where it stands as a whole word.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_short: bool,
+    /// What a valid value looks like, in words: shown instead of the regex when `pattern` or
+    /// `items` refuses a value (the form, `--set`, the CLI's errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The value is a list (`8080,5432/tcp`): each item is checked by these rules, as the
+    /// installer will check it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<ItemRules>,
+}
+
+/// The rules each item of a list value follows.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRules {
+    /// Between items (default `,`); spaces around an item are ignored.
+    #[serde(default = "comma")]
+    pub separator: String,
+    /// `string` (the default), `integer`, `port` or `email`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<InputType>,
+    /// For `port` items: the protocols allowed after a slash (`8080/tcp`).
+    #[serde(default)]
+    pub protocols: Option<Vec<String>>,
+    #[serde(default)]
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub min_length: Option<usize>,
+    #[serde(default)]
+    pub max_length: Option<usize>,
+    #[serde(default)]
+    pub min_value: Option<i64>,
+    #[serde(default)]
+    pub max_value: Option<i64>,
+    #[serde(default)]
+    pub allowed_values: Option<Vec<String>>,
+}
+
+fn comma() -> String {
+    ",".into()
+}
+
+impl ItemRules {
+    /// The item types a list may hold.
+    pub fn item_kind(&self) -> InputType {
+        self.kind.unwrap_or(InputType::String)
+    }
+
+    /// An item's own rules, as a `Validation` (for `check_value`).
+    pub fn validation(&self) -> Validation {
+        Validation {
+            pattern: self.pattern.clone(),
+            min_length: self.min_length,
+            max_length: self.max_length,
+            min_value: self.min_value,
+            max_value: self.max_value,
+            allowed_values: self.allowed_values.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Shows an input only when other inputs' values match. Two spellings in YAML:

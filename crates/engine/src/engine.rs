@@ -98,16 +98,21 @@ impl Engine {
     /// `jobs/adopt.rs`). The catalog is loaded when first asked for (`catalog()`).
     pub fn open(config: Config) -> Result<Self> {
         let access = Access::load(config.access.readonly.clone())?;
+        let readonly = access.readonly.is_some();
         let store = match &config.database_url {
             Some(url) => Store::open_postgres(url)?,
             None => {
                 access.check_open(&config.db_path)?;
-                Store::open(&config.db_path)?
+                // Looking only: SQLite's read-only mode, no migration, no key file created.
+                match readonly {
+                    true => Store::open_read_only(&config.db_path)?,
+                    false => Store::open(&config.db_path)?,
+                }
             }
         };
         // Without its key (an unwritable directory) the log is still written, unchained, and
         // `audit verify` names those rows.
-        if let Err(e) = crate::secrets::install_audit_key(&config, &store) {
+        if let Err(e) = crate::secrets::install_audit_key(&config, &store, !readonly) {
             tracing::warn!("audit rows will not be chained: {e:#}");
         }
         let (events, _) = broadcast::channel(8192);

@@ -56,4 +56,19 @@ impl Engine {
             .map(str::to_string)
             .collect())
     }
+
+    /// What a cancel of a job of `app_id` on `server` interrupts, for the CLI's `cancel` and
+    /// the dashboard's cancel dialog: None when no package manager runs there.
+    pub async fn package_manager_note(&self, server: &str, app_id: &str) -> Result<Option<String>> {
+        let found = self.package_managers_running(server).await?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "a package manager is running on {server}: {}; it gets up to {}s after TERM to finish \
+             before it is killed, and the next run of an installer repairs an interrupted dpkg",
+            found.join("; "),
+            self.cancel_grace(app_id).as_secs()
+        )))
+    }
 }

@@ -234,9 +234,17 @@ pub struct RotateReport {
 pub(crate) fn install_audit_key(
     config: &ptui_types::config::Config,
     store: &ptui_store::Store,
+    create: bool,
 ) -> Result<()> {
     let path = &config.audit_key_path;
-    let key = read_or_create(path).wrap_err("the audit log's key")?;
+    let key = match create {
+        true => read_or_create(path),
+        false => match read_key(path)? {
+            Some(k) => Ok(k),
+            None => return Ok(()),
+        },
+    }
+    .wrap_err("the audit log's key")?;
     store.set_audit_key(AuditKey::new(&key.bytes))
 }
 

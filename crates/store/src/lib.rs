@@ -19,6 +19,7 @@ pub mod log_search;
 mod metrics;
 mod migrations;
 mod plan_reads;
+mod readonly;
 pub mod servers;
 pub mod sites;
 pub mod sql;

@@ -60,6 +60,8 @@ pub struct App {
     pub jobs: JobsState,
     pub incidents: ListState<IncidentRow>,
     pub audit: ListState<AuditEntry>,
+    /// The audit chain's last verification (None until the first audit read).
+    pub audit_chain: Option<super::lists::AuditChain>,
     pub summary: Summary,
     pub db_path: String,
     pub now_ms: i64,
@@ -117,6 +119,7 @@ impl App {
             },
             incidents: ListState::default(),
             audit: ListState::default(),
+            audit_chain: None,
             summary: Summary::default(),
             db_path: String::new(),
             now_ms: 0,
@@ -180,6 +183,11 @@ impl App {
             text,
             then: Box::new(Confirmed::Cmd(Cmd::ImportSshConfig)),
         });
+    }
+
+    /// Whether an engine backs this dashboard (tests and snapshots run without one).
+    pub fn has_engine(&self) -> bool {
+        self.eng.is_some()
     }
 
     /// The page over the screen (tests fill a detail page's data directly).

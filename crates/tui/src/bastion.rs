@@ -19,8 +19,13 @@ fn change_of(ctx: Ctx, a: Action) -> Option<Change> {
         Action::Trust => Change::TrustHostKey,
         Action::SetStatus => Change::ServerStatus,
         Action::Remove => Change::RemoveServer,
-        Action::Install => Change::RunJob,
+        Action::Install | Action::Rerun | Action::Uninstall | Action::Upgrade => Change::RunJob,
         Action::Cancel => Change::CancelJob,
+        Action::Edit => Change::EditServer,
+        Action::Maintenance => Change::Maintenance,
+        Action::Policy => Change::Policy,
+        Action::CheckNow => Change::HealthCheck,
+        Action::Ack | Action::Note => Change::AcknowledgeIncident,
         // Enter on the catalog opens the install form.
         Action::Enter if ctx == Ctx::Catalog => Change::RunJob,
         _ => return None,
@@ -42,6 +47,20 @@ pub(crate) fn refusal(app: &App, ctx: Ctx, a: Action) -> Option<String> {
             change.needs().as_str(),
             access.user,
             access.role.as_str(),
+            access.source
+        ),
+    })
+}
+
+/// The help overlay's line under the keys marked ✗: why they are refused.
+pub(crate) fn refused_line(app: &App) -> Option<String> {
+    let access = app.eng.as_ref()?.access();
+    Some(match &access.readonly {
+        Some(why) => format!(" ✗ read-only: looking only ({why})"),
+        None => format!(
+            " ✗ not for the {} role ({}: {})",
+            access.role.as_str(),
+            access.user,
             access.source
         ),
     })
@@ -74,7 +93,7 @@ fn selected_text(app: &App, ctx: Ctx) -> Result<(String, &'static str), String> 
             if log.job_id.is_none() || log.lines.is_empty() {
                 return Err("no job log to copy".into());
             }
-            if log.first_seq() > 1 || log.end_seq() <= log.last_seq {
+            if log.first_seq() > 1 || log.end_seq() < log.last_seq {
                 return Err(format!(
                     "the log is only partly loaded; `provision-tui logs {}` prints all of it",
                     log.job_id.unwrap_or_default()
@@ -165,21 +184,87 @@ pub(crate) fn flush_copy(app: &mut App) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn read_only_greys_the_changing_hints_and_explains_them() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let db = tmp.path().join("state.db");
-        let mut cfg = ptui_types::config::Config::new(Some(db.clone()), vec![]);
+    /// A dashboard over an existing database opened with `--readonly`.
+    fn readonly_app(dir: &std::path::Path) -> App {
+        let mut cfg = ptui_types::config::Config::new(Some(dir.join("state.db")), vec![]);
         drop(ptui_engine::Engine::open(cfg.clone()).expect("create db"));
         cfg.access.readonly = Some("--readonly".into());
         let mut app = App::new(crate::theme::dark());
         app.eng = Some(ptui_engine::Engine::open(cfg).expect("open"));
+        app
+    }
+
+    #[test]
+    fn read_only_greys_the_changing_hints_and_explains_them() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let app = readonly_app(tmp.path());
         assert!(greyed(&app, Ctx::Fleet, "add server"));
         assert!(greyed(&app, Ctx::Jobs, "cancel job"));
         assert!(!greyed(&app, Ctx::Fleet, "filter"));
         let why = refusal(&app, Ctx::Fleet, Action::Remove).expect("refused");
         assert!(why.starts_with("read-only: removing a server"), "{why}");
         assert_eq!(refusal(&app, Ctx::Fleet, Action::Filter), None);
+    }
+
+    #[test]
+    fn read_only_marks_the_refused_keys_in_the_help_and_says_why() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut app = readonly_app(tmp.path());
+        app.open_help();
+        let mut term =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).expect("term");
+        term.draw(|f| crate::views::draw(f, &app)).expect("draw");
+        let buf = term.backend().buffer();
+        let rows: Vec<String> = (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect()
+            })
+            .collect();
+        let row = |words: &str| {
+            rows.iter()
+                .find(|r| r.contains(words))
+                .cloned()
+                .unwrap_or_else(|| panic!("no {words:?} in the help:\n{}", rows.join("\n")))
+        };
+        for refused in [
+            "add server",
+            "remove server",
+            "edit server",
+            "check now (marked)",
+        ] {
+            assert!(row(refused).contains(&format!("{refused} ✗")), "{refused}");
+        }
+        for allowed in ["filter", "details", "mark"] {
+            assert!(!row(allowed).contains(&format!("{allowed} ✗")), "{allowed}");
+        }
+        assert!(row("✗ read-only: looking only (--readonly)").contains("--readonly"));
+    }
+
+    #[test]
+    fn the_whole_log_is_copied_once_every_line_is_loaded() {
+        use ptui_types::job::{LogLine, LogStream};
+        let mut app = App::new(crate::theme::dark());
+        app.jobs.log.job_id = Some(1);
+        let lines: Vec<LogLine> = (1..=3)
+            .map(|seq| LogLine {
+                job_id: 1,
+                seq,
+                stream: LogStream::Stdout,
+                ts: 0,
+                text: format!("line {seq}"),
+            })
+            .collect();
+        app.jobs.log.push(&lines);
+        assert_eq!(
+            selected_text(&app, Ctx::Jobs),
+            Ok(("line 1\nline 2\nline 3".to_string(), "the job's log"))
+        );
+        // Two more lines stored than loaded: not the whole log.
+        app.jobs.log.last_seq = 5;
+        let err = selected_text(&app, Ctx::Jobs).expect_err("partial");
+        assert!(err.contains("only partly loaded"), "{err}");
     }
 
     #[test]

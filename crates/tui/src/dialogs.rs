@@ -186,6 +186,21 @@ impl App {
                 self.open_install(&app, servers);
             }
             Command::ServerAdd => self.open_server_form(),
+            Command::ServerEdit(name) => {
+                match self
+                    .fleet
+                    .order
+                    .iter()
+                    .position(|i| self.fleet.servers[*i].name == name)
+                {
+                    Some(pos) => {
+                        self.fleet.sel = pos;
+                        self.page = None;
+                        self.open_edit_server();
+                    }
+                    None => self.error(format!("no server named {name:?}")),
+                }
+            }
             Command::Import => self.offer_ssh_config_import(false),
             Command::Trust(name) => {
                 self.info(format!("connecting to {name} to read its host key…"));

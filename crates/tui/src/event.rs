@@ -82,6 +82,16 @@ fn dispatch(app: &mut App, eng: &Engine, tx: &mpsc::UnboundedSender<Msg>) {
                     let _ = tx.send(Msg::Checked(names, r));
                 });
             }
+            Cmd::PackageManagers { job, server, app } => {
+                let (eng, tx) = (eng.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let r = eng
+                        .package_manager_note(&server, &app)
+                        .await
+                        .map_err(|e| format!("{e:#}"));
+                    let _ = tx.send(Msg::PackageNote(job, r));
+                });
+            }
             // The terminal's own I/O, like drawing: it stays on the loop.
             Cmd::Mouse(on) => {
                 if let Err(e) = super::set_mouse_capture(on) {

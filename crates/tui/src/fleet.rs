@@ -25,8 +25,8 @@ pub struct LastCheck {
 impl LastCheck {
     pub fn from_sample(sample: Sample) -> Self {
         // A failed check's "latency" is how long it took to fail: not a latency.
-        // The checker files an unknown host key under auth_failed; the row says what it is
-        // (the key is to be accepted with `t`, not a credential to fix).
+        // Samples stored before `host_key_unknown` existed filed an unknown host key under
+        // auth_failed; the row says what it is (a key to accept with `t`).
         let unknown_key = sample
             .error
             .as_deref()

@@ -152,6 +152,9 @@ pub struct Form {
     /// The operator's public keys (label, key) offered to a public-key field; Ctrl-o cycles.
     pub pubkeys: Vec<(String, String)>,
     pub pubkey_at: usize,
+    /// The review's plan (`Engine::plan_fanout`, as `--plan` prints it): None while it is
+    /// computed, the refusal's words if the run would be refused.
+    pub plan: Option<Result<ptui_engine::change_plan::ChangePlan, String>>,
 }
 
 impl Form {
@@ -171,6 +174,7 @@ impl Form {
             fan: Default::default(),
             pubkeys: Vec::new(),
             pubkey_at: 0,
+            plan: None,
         };
         f.focus = f.visible().first().copied().unwrap_or(0);
         f

@@ -3,13 +3,16 @@
 
 pub mod app;
 mod bastion;
+mod cancel;
 mod dialogs;
 pub mod event;
 pub mod fanview;
 pub mod fleet;
+mod fleetkeys;
 pub mod form;
 pub mod incidents;
 pub mod jobforms;
+mod jobkeys;
 pub mod keymap;
 mod keymap_text;
 pub mod lists;
@@ -17,6 +20,7 @@ pub mod logview;
 pub mod ops;
 pub mod overlays;
 pub mod palette;
+pub mod review;
 pub mod shell;
 pub mod theme;
 mod update;

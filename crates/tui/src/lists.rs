@@ -113,3 +113,34 @@ impl ListState<IncidentRow> {
             .collect()
     }
 }
+
+/// The Audit screen's verification of the log's HMAC chain (`Engine::verify_audit`, read off
+/// the loop with each audit reload).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuditChain {
+    Intact {
+        rows: usize,
+        head: Option<String>,
+    },
+    /// Where and how the chain breaks, in the engine's words.
+    Broken(String),
+    /// It could not be checked (a missing key, a database error).
+    Unverified(String),
+}
+
+impl AuditChain {
+    pub fn from_verdict<E: std::fmt::Display>(
+        r: Result<ptui_engine::secrets::AuditVerdict, E>,
+    ) -> AuditChain {
+        match r {
+            Ok(v) => match v.problem {
+                Some(p) => AuditChain::Broken(p.message),
+                None => AuditChain::Intact {
+                    rows: v.rows,
+                    head: v.head,
+                },
+            },
+            Err(e) => AuditChain::Unverified(format!("{e:#}")),
+        }
+    }
+}

@@ -299,8 +299,10 @@ impl App {
                 .map(|a| f.fan.max_fail = Some(a))
                 .map_err(|e| format!("failure budget: {e}")),
         };
-        if let Err(e) = r {
-            self.error(e);
+        match r {
+            Err(e) => self.error(e),
+            // The batches and the budget changed: so did the plan.
+            Ok(()) => self.request_plan(),
         }
     }
 

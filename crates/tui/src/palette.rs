@@ -10,7 +10,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("incidents", "show incidents"),
     ("audit", "show the audit log"),
     ("install", "APP [SERVER...]  open the install form"),
-    ("server", "add | trust NAME  add a server or trust its key"),
+    (
+        "server",
+        "add | trust NAME | edit NAME  add, trust its key, edit it",
+    ),
     ("import", "import the hosts of ~/.ssh/config"),
     ("cancel", "JOB_ID  cancel a job"),
     ("uninstall", "APP [SERVER...]  open the uninstall form"),
@@ -70,6 +73,8 @@ pub enum Command {
         interval: Option<String>,
     },
     ServerAdd,
+    /// The edit form of this server.
+    ServerEdit(String),
     Import,
     Trust(String),
     Cancel(i64),
@@ -155,7 +160,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ("server", ["add"]) => Command::ServerAdd,
         ("import", _) => Command::Import,
         ("server", ["trust", name]) => Command::Trust(name.to_string()),
-        ("server", _) => return Err("usage: server add | server trust NAME".into()),
+        ("server", ["edit", name]) => Command::ServerEdit(name.to_string()),
+        ("server", _) => {
+            return Err("usage: server add | server trust NAME | server edit NAME".into());
+        }
         ("cancel", [id]) => Command::Cancel(
             id.trim_start_matches('#')
                 .parse()
@@ -254,8 +262,8 @@ pub fn suggest(line: &str, words: &Words<'_>) -> Vec<String> {
             .filter(|s| !given.contains(s))
             .map(|s| s.to_string())
             .collect(),
-        ["server"] => vec!["add".into(), "trust".into()],
-        ["server", "trust"] => words.servers.iter().map(|s| s.to_string()).collect(),
+        ["server"] => vec!["add".into(), "trust".into(), "edit".into()],
+        ["server", "trust" | "edit"] => words.servers.iter().map(|s| s.to_string()).collect(),
         ["theme"] => ["dark", "light", "high-contrast"]
             .map(String::from)
             .to_vec(),
@@ -302,6 +310,11 @@ mod tests {
             })
         );
         assert_eq!(parse("server add"), Ok(Command::ServerAdd));
+        assert_eq!(
+            parse("server edit web1"),
+            Ok(Command::ServerEdit("web1".into()))
+        );
+        assert!(parse("server edit").is_err());
         assert_eq!(parse("q"), Ok(Command::Quit));
         assert_eq!(parse("cancel #7"), Ok(Command::Cancel(7)));
         assert!(parse("bogus").is_err());

@@ -1,7 +1,7 @@
 //! `App::update`: an Action in, a state change and maybe engine commands out.
 
-use super::app::{App, Cmd, Confirmed, Detail, Modal, Page, Prompt, Screen};
-use super::form::{Form, FormKind, server_manifest, server_spec};
+use super::app::{App, Cmd, Modal, Page, Prompt, Screen};
+use super::form::{Form, FormKind, server_spec};
 use super::keymap::{Action, Ctx};
 
 use ptui_engine::InstallRequest;
@@ -21,7 +21,7 @@ pub(super) fn destructive(s: ServerStatus) -> bool {
 }
 
 /// The picker's order: the lifecycle a server goes through, the destructive ones last.
-const LIFECYCLE: [ServerStatus; 10] = [
+pub(super) const LIFECYCLE: [ServerStatus; 10] = [
     ServerStatus::Discovered,
     ServerStatus::PendingSetup,
     ServerStatus::Provisioning,
@@ -238,160 +238,6 @@ impl App {
         });
     }
 
-    fn fleet_key(&mut self, a: Action) {
-        let len = self.fleet.order.len();
-        if nav(&mut self.fleet.sel, len, a, PAGE) {
-            return;
-        }
-        match a {
-            Action::Enter => self.open_detail(),
-            Action::Mark => {
-                if let Some(name) = self.fleet.selected().map(|s| s.name.clone())
-                    && !self.fleet.marks.remove(&name)
-                {
-                    self.fleet.marks.insert(name);
-                }
-                step(&mut self.fleet.sel, len, 1);
-            }
-            Action::Filter => self.open_prompt("filter servers", self.fleet.filter.clone()),
-            Action::Sort => {
-                self.fleet.sort = (self.fleet.sort + 1) % super::app::FLEET_SORTS.len();
-                self.fleet.reorder();
-            }
-            Action::SortReverse => {
-                self.fleet.rev = !self.fleet.rev;
-                self.fleet.reorder();
-            }
-            Action::AddServer => self.open_server_form(),
-            Action::Edit => self.open_edit_server(),
-            Action::CheckNow => self.check_now(self.fleet.targets()),
-            Action::Shell => self.ask_shell(),
-            Action::Import => self.offer_ssh_config_import(false),
-            Action::Maintenance => self.ask_maintenance(),
-            Action::Policy => self.ask_policy(),
-            Action::Trust => self.trust_selected(),
-            Action::SetStatus => self.open_picker(self.fleet.targets()),
-            Action::Install => self.goto(2),
-            Action::Remove => {
-                if let Some(s) = self.fleet.selected() {
-                    let name = s.name.clone();
-                    self.modal = Some(Modal::Confirm {
-                        title: "Remove server?".into(),
-                        text: format!("Remove {name} from the inventory? Its job history stays."),
-                        then: Box::new(Confirmed::Cmd(Cmd::RemoveServer(name))),
-                    });
-                }
-            }
-            Action::Back => {
-                if !self.fleet.filter.is_empty() {
-                    self.fleet.filter.clear();
-                    self.fleet.reorder();
-                } else {
-                    self.fleet.marks.clear();
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn trust_selected(&mut self) {
-        let name = match &self.page {
-            Some(Page::Detail(d)) => Some(d.server.name.clone()),
-            _ => self.fleet.selected().map(|s| s.name.clone()),
-        };
-        if let Some(name) = name {
-            self.info(format!("connecting to {name} to read its host key…"));
-            self.cmds.push(Cmd::Scan(name));
-        }
-    }
-
-    pub fn open_server_form(&mut self) {
-        self.page = Some(Page::Form(Box::new(Form::new(
-            FormKind::AddServer,
-            "Add server".into(),
-            server_manifest(),
-        ))));
-    }
-
-    fn open_picker(&mut self, targets: Vec<String>) {
-        if targets.is_empty() {
-            self.error("no server selected");
-            return;
-        }
-        let current: Vec<ServerStatus> = targets
-            .iter()
-            .filter_map(|t| {
-                self.fleet
-                    .servers
-                    .iter()
-                    .find(|s| &s.name == t)
-                    .map(|s| s.status)
-            })
-            .collect();
-        let items: Vec<ServerStatus> = LIFECYCLE
-            .into_iter()
-            .filter(|to| current.iter().all(|c| c.can_transition_to(*to)))
-            .collect();
-        if items.is_empty() {
-            self.error("no status change is allowed for the selection");
-            return;
-        }
-        self.modal = Some(Modal::Picker {
-            targets,
-            items,
-            sel: 0,
-        });
-    }
-
-    fn open_detail(&mut self) {
-        let Some(server) = self.fleet.selected().cloned() else {
-            return;
-        };
-        // The page shows the server at once; its history arrives from the engine.
-        if self.eng.is_some() {
-            self.cmds.push(Cmd::Detail(server.name.clone()));
-        }
-        self.page = Some(Page::Detail(Box::new(Detail::empty(server))));
-    }
-
-    fn detail_key(&mut self, a: Action) {
-        let Some(Page::Detail(d)) = &mut self.page else {
-            return;
-        };
-        match a {
-            Action::Down => d.scroll = d.scroll.saturating_add(1),
-            Action::Up => d.scroll = d.scroll.saturating_sub(1),
-            Action::Back => self.page = None,
-            Action::Trust => self.trust_selected(),
-            Action::Maintenance => self.ask_maintenance(),
-            Action::Policy => self.ask_policy(),
-            Action::Edit => self.open_edit_server(),
-            Action::CheckNow => {
-                let n = vec![d.server.name.clone()];
-                self.check_now(n);
-            }
-            Action::Shell => self.ask_shell(),
-            Action::SetStatus => {
-                let t = vec![d.server.name.clone()];
-                self.open_picker(t);
-            }
-            Action::Install => {
-                let name = d.server.name.clone();
-                self.fleet.marks.clear();
-                if let Some(i) = self
-                    .fleet
-                    .order
-                    .iter()
-                    .position(|i| self.fleet.servers[*i].name == name)
-                {
-                    self.fleet.sel = i;
-                }
-                self.goto(2);
-            }
-            _ => {}
-        }
-    }
-
     fn catalog_key(&mut self, a: Action) {
         let len = self.catalog.shown().len();
         if nav(&mut self.catalog.sel, len, a, PAGE) {
@@ -496,6 +342,18 @@ impl App {
             }
             return;
         }
+        let was_review = f.review;
+        self.form_edit_key(a);
+        // Into the review (`submit` passed): its plan is computed now.
+        if !was_review && matches!(&self.page, Some(Page::Form(f)) if f.review) {
+            self.request_plan();
+        }
+    }
+
+    fn form_edit_key(&mut self, a: Action) {
+        let Some(Page::Form(f)) = &mut self.page else {
+            return;
+        };
         match a {
             Action::NextField => f.next(),
             Action::PrevField => f.prev(),
@@ -522,99 +380,6 @@ impl App {
             Action::Left => f.left_right(false),
             Action::Right => f.left_right(true),
             Action::Input(ev) => f.key(ev),
-            _ => {}
-        }
-    }
-
-    fn jobs_key(&mut self, a: Action) {
-        let len = self.jobs.shown().len();
-        if nav(&mut self.jobs.sel, len, a, PAGE) {
-            self.open_selected_log();
-            return;
-        }
-        match a {
-            Action::Enter if self.jobs.selected().is_some() => self.jobs.focus_log = true,
-            Action::Filter => self.open_prompt(
-                "filter jobs (status:X server:X app:X)",
-                self.jobs.filter.clone(),
-            ),
-            Action::Cancel => self.ask_cancel(),
-            Action::Rerun => self.rerun_selected(),
-            Action::Export => self.export_selected_log(),
-            Action::FanoutView => self.open_fanout(),
-            Action::Back => {
-                self.jobs.filter.clear();
-                self.select_job(None);
-            }
-            _ => {}
-        }
-    }
-
-    pub(super) fn ask_cancel(&mut self) {
-        let Some(j) = self.jobs.selected() else {
-            return;
-        };
-        if j.status.is_terminal() {
-            let msg = format!("job #{} already {}", j.id, j.status);
-            self.error(msg);
-            return;
-        }
-        self.modal = Some(Modal::Confirm {
-            title: "Cancel job?".into(),
-            text: format!(
-                "Cancel job #{} ({} on {})? The remote installer is killed.",
-                j.id, j.app_id, j.server_name
-            ),
-            then: Box::new(Confirmed::Cmd(Cmd::Cancel(j.id))),
-        });
-    }
-
-    fn log_key(&mut self, a: Action) {
-        // A new search starts empty (typing does not append to the last query; n/N still
-        // step through the last one).
-        if a == Action::Filter {
-            self.open_prompt("search log", String::new());
-            return;
-        }
-        match a {
-            Action::Rerun => return self.rerun_selected(),
-            Action::Export => return self.export_selected_log(),
-            _ => {}
-        }
-        if self.eng.is_none() {
-            if a == Action::Back {
-                self.jobs.focus_log = false;
-            }
-            return;
-        }
-        let log = &mut self.jobs.log;
-        let page = log.rows.get().max(2) as i64 - 1;
-        match a {
-            Action::Down => log.scroll(1),
-            Action::Up => log.scroll(-1),
-            Action::PageDown => log.scroll(page),
-            Action::PageUp => log.scroll(-page),
-            Action::Top => log.to_top(),
-            Action::Bottom => log.to_bottom(),
-            Action::Follow => {
-                if log.follow {
-                    log.scroll(-1);
-                    log.scroll(1);
-                } else {
-                    log.to_bottom();
-                }
-            }
-            Action::Wrap => log.wrap = !log.wrap,
-            Action::Timestamps => log.timestamps = !log.timestamps,
-            Action::NextMatch | Action::PrevMatch => {
-                if log.search.is_none() {
-                    self.error("no search yet: press / first");
-                } else {
-                    log.find(a == Action::NextMatch, "no more matches".into());
-                }
-            }
-            Action::Cancel => self.ask_cancel(),
-            Action::Back => self.jobs.focus_log = false,
             _ => {}
         }
     }

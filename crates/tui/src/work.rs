@@ -5,7 +5,7 @@
 use super::app::{AUDIT_LIMIT, App, Detail, JOB_LIMIT, Page};
 use super::logview::{self, LogGot, LogWant};
 use ptui_catalog::Manifest;
-use ptui_engine::jobs::fanout::{FanoutHandle, FanoutRequest, Targets};
+use ptui_engine::jobs::fanout::{FanoutHandle, FanoutRequest};
 use ptui_engine::{Engine, Event, HostKeyScan, InstallRequest};
 use ptui_types::job::{Job, JobFilter};
 use ptui_types::records::{AuditEntry, IncidentRow, ServerDetail, ServerEvent, Summary};
@@ -65,6 +65,24 @@ pub enum Cmd {
         job: i64,
         want: LogWant,
     },
+    /// The review's plan of an install.
+    Plan(Box<FanoutRequest>),
+    /// Whether apt or dpkg runs on a job's server, for its cancel dialog (async, like a scan).
+    PackageManagers {
+        job: i64,
+        server: String,
+        app: String,
+    },
+}
+
+impl Cmd {
+    /// Network work the loop runs on a task (`event::dispatch`), not on a blocking thread.
+    pub fn is_async(&self) -> bool {
+        matches!(
+            self,
+            Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_) | Cmd::PackageManagers { .. }
+        )
+    }
 }
 
 /// The lists the dashboard re-reads.
@@ -110,7 +128,8 @@ pub enum Reloaded {
         problems: usize,
     },
     Jobs(Result<Vec<Job>, String>),
-    Audit(Result<Vec<AuditEntry>, String>),
+    /// The rows, and the chain's verification (the whole log, not the filtered rows).
+    Audit(Result<Vec<AuditEntry>, String>, crate::lists::AuditChain),
     Incidents(Option<Vec<IncidentRow>>),
     Summary(Option<Summary>),
     Health(Option<Vec<ptui_types::health::Sample>>),
@@ -122,7 +141,7 @@ impl Reloaded {
             Reloaded::Servers(_) => Reload::Servers,
             Reloaded::Catalog { .. } => Reload::Catalog,
             Reloaded::Jobs(_) => Reload::Jobs,
-            Reloaded::Audit(_) => Reload::Audit,
+            Reloaded::Audit(..) => Reload::Audit,
             Reloaded::Incidents(_) => Reload::Incidents,
             Reloaded::Summary(_) => Reload::Summary,
             Reloaded::Health(_) => Reload::Health,
@@ -196,6 +215,13 @@ pub enum Msg {
         job: i64,
         got: LogGot,
     },
+    /// The plan of the review of this app.
+    Planned(
+        String,
+        Result<Box<ptui_engine::change_plan::ChangePlan>, String>,
+    ),
+    /// What the cancel dialog of this job says about package managers.
+    PackageNote(i64, Result<Option<String>, String>),
 }
 
 fn text<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, String> {
@@ -266,6 +292,7 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
                 inputs,
             }
         }
+        Cmd::Plan(req) => Msg::Planned(req.app.clone(), text(eng.plan_fanout(&req).map(Box::new))),
         Cmd::ExportLog(id) => Msg::Exported(id, crate::jobforms::export_log(eng, id)),
         Cmd::PubKeys => Msg::PubKeys(crate::jobforms::operator_pubkeys()),
         Cmd::Shell(name) => Msg::ShellReady(text(eng.shell_command(&name))),
@@ -291,7 +318,9 @@ pub fn perform(eng: &Engine, cmd: Cmd, detail_of: Option<String>) -> Option<Msg>
             job,
             got: logview::perform(eng, job, want),
         },
-        Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_) => return None,
+        Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_) | Cmd::PackageManagers { .. } => {
+            return None;
+        }
     })
 }
 
@@ -313,9 +342,10 @@ fn reload(eng: &Engine, r: Reload, audit_filter: Option<String>) -> Reloaded {
         Reload::Audit => {
             let f = audit_filter.unwrap_or_default();
             let f = f.trim();
-            Reloaded::Audit(text(
-                eng.audit_entries((!f.is_empty()).then_some(f), AUDIT_LIMIT),
-            ))
+            Reloaded::Audit(
+                text(eng.audit_entries((!f.is_empty()).then_some(f), AUDIT_LIMIT)),
+                crate::lists::AuditChain::from_verdict(eng.verify_audit(None)),
+            )
         }
         Reload::Incidents => Reloaded::Incidents(eng.incident_list(None, 500).ok()),
         Reload::Summary => Reloaded::Summary(eng.summary().ok()),
@@ -333,15 +363,7 @@ pub struct FanOpts {
 
 fn start_install(eng: &Engine, req: &InstallRequest, fan: &FanOpts) -> Result<Started, String> {
     if req.servers.len() > 1 {
-        let fan = FanoutRequest {
-            app: req.app.clone(),
-            targets: Targets::Names(req.servers.clone()),
-            inputs: req.inputs.clone(),
-            action: req.action,
-            concurrency: fan.concurrency,
-            batch: fan.batch,
-            max_fail: fan.max_fail,
-        };
+        let fan = crate::review::fanout_request(req, fan);
         eng.start_fanout(&fan)
             .map(|h| Started::Fanout(h, req.app.clone()))
             .map_err(|e| e.to_string())
@@ -397,9 +419,7 @@ impl App {
         for _ in 0..64 {
             self.queue_log_read();
             let cmds = std::mem::take(&mut self.cmds);
-            let (waiting, run): (Vec<Cmd>, Vec<Cmd>) = cmds
-                .into_iter()
-                .partition(|c| matches!(c, Cmd::Scan(_) | Cmd::Mouse(_) | Cmd::CheckNow(_)));
+            let (waiting, run): (Vec<Cmd>, Vec<Cmd>) = cmds.into_iter().partition(Cmd::is_async);
             if run.is_empty() {
                 self.cmds = waiting;
                 return;
@@ -537,6 +557,8 @@ impl App {
                     cur.health = h.map(|h| *h);
                 }
             }
+            Msg::Planned(app, r) => self.on_planned(&app, r.map(|p| *p)),
+            Msg::PackageNote(job, r) => self.on_package_note(job, r),
             Msg::Log { job, got } => {
                 if let Some(miss) = self.jobs.log.apply(job, got) {
                     self.error(miss);
@@ -572,11 +594,12 @@ impl App {
                 self.jobs.log.catch_up();
             }
             Reloaded::Jobs(Err(e)) => self.error(format!("reading jobs: {e}")),
-            Reloaded::Audit(Ok(a)) => {
+            Reloaded::Audit(Ok(a), chain) => {
+                self.audit_chain = Some(chain);
                 self.audit.items = a;
                 self.audit.sel = self.audit.sel.min(self.audit.items.len().saturating_sub(1));
             }
-            Reloaded::Audit(Err(e)) => self.error(format!("reading audit log: {e}")),
+            Reloaded::Audit(Err(e), _) => self.error(format!("reading audit log: {e}")),
             Reloaded::Incidents(i) => {
                 if let Some(i) = i {
                     self.incidents.items = i;

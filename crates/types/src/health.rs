@@ -11,6 +11,9 @@ pub enum IncidentKind {
     ServerUnreachable,
     AuthFailed,
     HostKeyChanged,
+    /// The server's host key is not recorded: to be accepted (`server trust`, `t`), not a
+    /// credential to fix.
+    HostKeyUnknown,
     DiskFull,
     MemoryPressure,
     DockerDown,
@@ -21,10 +24,11 @@ pub enum IncidentKind {
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 9] = [
+    pub const ALL: [IncidentKind; 10] = [
         IncidentKind::ServerUnreachable,
         IncidentKind::AuthFailed,
         IncidentKind::HostKeyChanged,
+        IncidentKind::HostKeyUnknown,
         IncidentKind::DiskFull,
         IncidentKind::MemoryPressure,
         IncidentKind::DockerDown,
@@ -38,6 +42,7 @@ impl IncidentKind {
             IncidentKind::ServerUnreachable => "server_unreachable",
             IncidentKind::AuthFailed => "auth_failed",
             IncidentKind::HostKeyChanged => "host_key_changed",
+            IncidentKind::HostKeyUnknown => "host_key_unknown",
             IncidentKind::DiskFull => "disk_full",
             IncidentKind::MemoryPressure => "memory_pressure",
             IncidentKind::DockerDown => "docker_down",

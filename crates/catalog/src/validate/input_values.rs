@@ -25,8 +25,16 @@ pub fn describe_rules(input: &InputSpec) -> Vec<String> {
         _ => {}
     }
     if let Some(v) = &input.validation {
-        if let Some(p) = &v.pattern {
-            out.push(format!("matches {p}"));
+        // The manifest's words stand for its regex.
+        match (&v.message, &v.pattern) {
+            (Some(m), _) => out.push(m.trim().trim_end_matches('.').to_string()),
+            (None, Some(p)) => out.push(format!("matches {p}")),
+            _ => {}
+        }
+        if let Some(items) = &v.items
+            && v.message.is_none()
+        {
+            out.extend(super::list_items::describe_items(input, items));
         }
         match (v.min_length, v.max_length) {
             (Some(a), Some(b)) => out.push(format!("{a}-{b} characters")),
@@ -156,8 +164,17 @@ pub fn check_value(input: &InputSpec, value: &str) -> Result<(), String> {
         let re = compile_pattern(p)
             .map_err(|e| format!("has an invalid pattern in its manifest: {e}"))?;
         if !re.is_match(value) {
-            return Err(format!("must match the pattern {p}"));
+            return Err(match &v.message {
+                Some(m) => m.trim().to_string(),
+                None => format!("must match the pattern {p}"),
+            });
         }
+    }
+    if let Some(items) = &v.items {
+        super::list_items::check_items(input, items, value).map_err(|e| match &v.message {
+            Some(m) => format!("{e}; expected {}", m.trim().trim_end_matches('.')),
+            None => e,
+        })?;
     }
     if input.kind != InputType::Select
         && let Some(allowed) = &v.allowed_values

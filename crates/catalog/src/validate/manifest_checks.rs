@@ -123,6 +123,34 @@ pub fn check_manifest(m: &Manifest, text: &str, dir_name: Option<&str>) -> Vec<M
                 format!("input {}: invalid regex {p:?}: {first}", input.name),
             ));
         }
+        if let Some(items) = &v.items {
+            let bad = if !matches!(
+                items.item_kind(),
+                InputType::String | InputType::Integer | InputType::Port | InputType::Email
+            ) {
+                Some(format!(
+                    "input {}: validation.items.type must be string, integer, port or email",
+                    input.name
+                ))
+            } else if items.protocols.is_some() && items.item_kind() != InputType::Port {
+                Some(format!(
+                    "input {}: validation.items.protocols needs items of type port",
+                    input.name
+                ))
+            } else if let Some(p) = &items.pattern
+                && compile_pattern(p).is_err()
+            {
+                Some(format!(
+                    "input {}: invalid regex {p:?} in validation.items.pattern",
+                    input.name
+                ))
+            } else {
+                None
+            };
+            if let Some(msg) = bad {
+                out.push(issue(text, &vpath("items"), msg));
+            }
+        }
         if input.kind == InputType::Select && v.allowed_values.as_ref().is_none_or(|a| a.is_empty())
         {
             out.push(issue(

@@ -3,6 +3,7 @@
 mod configuration;
 mod input_names;
 mod input_values;
+mod list_items;
 mod manifest_checks;
 
 pub use configuration::{expand_path, path_problem};

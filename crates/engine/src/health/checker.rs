@@ -41,7 +41,8 @@ pub fn app_probes(engine: &Engine, server_id: i64) -> Vec<AppProbe> {
 fn classify(kind: ErrorKind, message: &str) -> IncidentKind {
     match kind {
         ErrorKind::HostKey if message.contains("HOST KEY CHANGED") => IncidentKind::HostKeyChanged,
-        ErrorKind::HostKey | ErrorKind::Auth => IncidentKind::AuthFailed,
+        ErrorKind::HostKey => IncidentKind::HostKeyUnknown,
+        ErrorKind::Auth => IncidentKind::AuthFailed,
         _ => IncidentKind::ServerUnreachable,
     }
 }

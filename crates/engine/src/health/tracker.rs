@@ -56,7 +56,7 @@ pub fn observations(
     let err = s.error.clone().unwrap_or_default();
     match s.failure {
         Some(ServerUnreachable) => vec![(ServerUnreachable, None, true, err)],
-        Some(k @ (AuthFailed | HostKeyChanged)) => vec![
+        Some(k @ (AuthFailed | HostKeyChanged | HostKeyUnknown)) => vec![
             (ServerUnreachable, None, false, String::new()),
             (k, None, true, err),
         ],
@@ -66,6 +66,7 @@ pub fn observations(
                 (ServerUnreachable, None, false, String::new()),
                 (AuthFailed, None, false, String::new()),
                 (HostKeyChanged, None, false, String::new()),
+                (HostKeyUnknown, None, false, String::new()),
             ];
             let full: Vec<String> = s
                 .mounts_over

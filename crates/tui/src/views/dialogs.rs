@@ -54,11 +54,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let Some(m) = &app.modal else { return };
     match m {
         Modal::Confirm { title, text, .. } => {
-            let lines = vec![
-                Line::raw(super::clean(text)),
-                Line::raw(""),
-                keys_line(app, &[("y", "yes"), ("n/Esc", "no")]),
-            ];
+            // Paragraphs of the text on lines of their own (clean() would show a newline).
+            let mut lines: Vec<Line> = text
+                .split('\n')
+                .map(|p| Line::raw(super::clean(p)))
+                .collect();
+            lines.push(Line::raw(""));
+            lines.push(keys_line(app, &[("y", "yes"), ("n/Esc", "no")]));
             let r = centered(area, 64, wrapped_height(&lines, 64).max(8));
             f.render_widget(Clear, r);
             f.render_widget(
@@ -323,14 +325,29 @@ fn help(f: &mut Frame, area: Rect, app: &App) {
     let n = binds.len();
     let keys: Vec<String> = binds.iter().map(keymap::keys_text).collect();
     let kw = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0) + 2;
+    let refused: Vec<bool> = binds
+        .iter()
+        .map(|b| crate::bastion::refusal(app, ctx, b.action).is_some())
+        .collect();
+    // Room for the mark after a refused key's words.
     let dw = binds
         .iter()
         .map(|b| b.desc.chars().count())
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        + if refused.contains(&true) { 2 } else { 0 };
     // A leading space, the keys, the words and a gap before the next column.
     let colw = 1 + kw + dw + 2;
-    let (cols, rows, visible) = help_layout(n, colw, area);
+    let why = refused
+        .contains(&true)
+        .then(|| crate::bastion::refused_line(app))
+        .flatten();
+    let extra = why.is_some() as u16;
+    let below = Rect {
+        height: area.height.saturating_sub(extra),
+        ..area
+    };
+    let (cols, rows, visible) = help_layout(n, colw, below);
     let max_scroll = rows - visible;
     let scroll = match &app.modal {
         Some(Modal::Help { scroll }) => (*scroll).min(max_scroll),
@@ -353,8 +370,9 @@ fn help(f: &mut Frame, area: Rect, app: &App) {
     let w = (cols * colw)
         .max(title.chars().count() + 2)
         .max(last.chars().count())
+        .max(why.as_ref().map_or(0, |w| w.chars().count()))
         + 2;
-    let r = centered(area, w as u16, visible as u16 + 3);
+    let r = centered(area, w as u16, visible as u16 + 3 + extra);
     f.render_widget(Clear, r);
     let mut lines: Vec<Line> = (scroll..scroll + visible)
         .map(|row| {
@@ -363,6 +381,19 @@ fn help(f: &mut Frame, area: Rect, app: &App) {
                 let Some(b) = binds.get(c * rows + row) else {
                     continue;
                 };
+                // A key the engine would refuse here (read-only, the role) is dimmed and
+                // marked, the reason on the last line.
+                if refused[c * rows + row] {
+                    spans.push(Span::styled(
+                        format!(" {:<kw$}", keys[c * rows + row]),
+                        t.muted,
+                    ));
+                    spans.push(Span::styled(
+                        format!("{:<w$}", format!("{} ✗", b.desc), w = dw + 2),
+                        t.muted,
+                    ));
+                    continue;
+                }
                 spans.push(Span::styled(
                     format!(" {:<kw$}", keys[c * rows + row]),
                     t.key,
@@ -372,6 +403,9 @@ fn help(f: &mut Frame, area: Rect, app: &App) {
             Line::from(spans)
         })
         .collect();
+    if let Some(why) = why {
+        lines.push(Line::styled(why, t.warn));
+    }
     lines.push(Line::styled(last, t.muted));
     f.render_widget(Paragraph::new(lines).block(block(title, t, true)), r);
 }

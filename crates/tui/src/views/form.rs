@@ -123,7 +123,12 @@ fn fields(f: &mut Frame, area: Rect, app: &App, form: &Form) {
         if form.shows_error(i)
             && let Some(e) = fld.error()
         {
-            lines.push(Line::styled(format!("{:lw$}  ✗ {e}", ""), t.error));
+            // Wrapped under the value, so a long message is read whole, not cut at the edge.
+            let room = width.saturating_sub(lw + 4).max(20);
+            for (n, part) in word_wrap(&super::clean(&e), room).into_iter().enumerate() {
+                let mark = if n == 0 { "✗" } else { " " };
+                lines.push(Line::styled(format!("{:lw$}  {mark} {part}", ""), t.error));
+            }
         }
     }
     if lines.is_empty() {
@@ -221,6 +226,9 @@ fn review(f: &mut Frame, area: Rect, app: &App, form: &Form) {
             )),
         ]));
     }
+    if let FormKind::Install { .. } = &form.kind {
+        plan_lines(app, form, lw, &mut lines);
+    }
     lines.push(Line::raw(""));
     for (label, value) in review {
         lines.push(Line::from(vec![
@@ -241,4 +249,136 @@ fn review(f: &mut Frame, area: Rect, app: &App, form: &Form) {
             .wrap(Wrap { trim: false }),
         area,
     );
+}
+
+/// The plan under the review's header, as `--plan` prints it: the script and its checksum,
+/// the batches, each server's change (with what differs from its deployment, secrets `***`),
+/// and the servers skipped with the reason.
+fn plan_lines<'a>(app: &App, form: &Form, lw: usize, lines: &mut Vec<Line<'a>>) {
+    let t = &app.theme;
+    let label = |l: &str| Span::styled(pad_label(l, lw), t.muted);
+    let plan = match &form.plan {
+        None if app.has_engine() => {
+            lines.push(Line::from(vec![
+                label("Plan"),
+                Span::styled("computing…", t.muted),
+            ]));
+            return;
+        }
+        None => return,
+        Some(Err(e)) => {
+            lines.push(Line::from(vec![
+                label("Plan"),
+                Span::styled(format!("refused: {}", super::clean(e)), t.error),
+            ]));
+            return;
+        }
+        Some(Ok(p)) => p,
+    };
+    let short: String = plan.script_sha256.chars().take(12).collect();
+    lines.push(Line::from(vec![
+        label("Script"),
+        Span::raw(format!("{} sha256 {short}… ({})", plan.script, plan.pin)),
+    ]));
+    let batches: Vec<String> = plan
+        .batches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("{}: {}", i + 1, b.join(", ")))
+        .collect();
+    lines.push(Line::from(vec![
+        label("Batches"),
+        Span::raw(if batches.is_empty() {
+            "none: no server would run".to_string()
+        } else {
+            batches.join(" · ")
+        }),
+    ]));
+    for s in &plan.servers {
+        let style = match s.change.as_str() {
+            "no-op" | "absent" => t.muted,
+            "changed" | "remove" => t.warn,
+            _ => t.ok,
+        };
+        let mut spans = vec![
+            label(&format!("  {}", s.name)),
+            Span::styled(format!("{:<8}", s.change), style),
+            Span::styled(format!(" {}", s.status), t.muted),
+        ];
+        let diff: Vec<String> = s
+            .changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {} → {}",
+                    c.input,
+                    c.from.as_deref().unwrap_or("(unset)"),
+                    c.to.as_deref().unwrap_or("(unset)")
+                )
+            })
+            .collect();
+        if !diff.is_empty() {
+            spans.push(Span::raw(format!("  {}", super::clean(&diff.join(", ")))));
+        }
+        lines.push(Line::from(spans));
+        // An upgrade fills each server's inputs from its own deployment: they are its own.
+        if form.action == ptui_types::job::JobAction::Upgrade && !s.inputs.is_empty() {
+            let inputs: Vec<String> = s.inputs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            lines.push(Line::from(vec![
+                label(""),
+                Span::styled(
+                    format!("  inputs: {}", super::clean(&inputs.join(" "))),
+                    t.muted,
+                ),
+            ]));
+        }
+    }
+    for s in &plan.skipped {
+        lines.push(Line::from(vec![
+            label(&format!("  {}", s.name)),
+            Span::styled(format!("skipped ({}): ", s.kind), t.warn),
+            Span::styled(super::clean(&s.reason), t.muted),
+        ]));
+    }
+}
+
+/// `text` in lines of at most `w` columns, broken between words (a longer word is cut).
+fn word_wrap(text: &str, w: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let fits = line.chars().count() + 1 + word.chars().count() <= w;
+        if !line.is_empty() && !fits {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        while line.chars().count() > w {
+            let head: String = line.chars().take(w).collect();
+            line = line.chars().skip(w).collect();
+            out.push(head);
+        }
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn word_wrap_breaks_between_words_and_cuts_only_a_longer_word() {
+        assert_eq!(
+            super::word_wrap("item 2 must be a port", 10),
+            ["item 2", "must be a", "port"]
+        );
+        assert_eq!(
+            super::word_wrap("abcdefghijkl", 5),
+            ["abcde", "fghij", "kl"]
+        );
+        assert_eq!(super::word_wrap("", 5), [""]);
+    }
 }

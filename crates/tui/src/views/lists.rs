@@ -115,7 +115,10 @@ pub fn audit(f: &mut Frame, area: Rect, app: &App) {
     if !app.audit.filter.is_empty() {
         title.push_str(&format!("filter: {} ", app.audit.filter));
     }
-    let b = block(title, t, true);
+    let mut b = block(title, t, true);
+    if let Some(chain) = &app.audit_chain {
+        b = b.title_bottom(chain_line(chain, t));
+    }
     if items.is_empty() {
         let msg = if app.audit.filter.is_empty() {
             "  Nothing recorded yet. Every change (servers, trust, jobs, cancels) is logged here."
@@ -155,6 +158,33 @@ pub fn audit(f: &mut Frame, area: Rect, app: &App) {
         area,
         &mut st,
     );
+}
+
+/// The chain's state under the Audit table: intact with its head (keep it elsewhere to detect a
+/// removed tail), or where it breaks.
+fn chain_line<'a>(chain: &crate::lists::AuditChain, t: &crate::theme::Theme) -> Line<'a> {
+    use crate::lists::AuditChain;
+    match chain {
+        AuditChain::Intact { rows, head } => Line::styled(
+            format!(
+                " chain intact: {rows} rows, head {} ",
+                head.as_deref()
+                    .map(|h| h.chars().take(16).collect::<String>())
+                    .unwrap_or_else(|| "-".into())
+            ),
+            t.ok,
+        ),
+        AuditChain::Broken(why) => Line::styled(
+            format!(
+                " chain BROKEN: {} (provision-tui audit verify) ",
+                clean(why)
+            ),
+            t.error,
+        ),
+        AuditChain::Unverified(why) => {
+            Line::styled(format!(" chain not verified: {} ", clean(why)), t.warn)
+        }
+    }
 }
 
 /// Audit details as words: rows written before the engine said `interval=15.0s` read
