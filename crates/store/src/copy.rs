@@ -107,7 +107,7 @@ impl Store {
                 "schema versions differ ({from_v} here, {to_v} in the target); open both with this binary first"
             );
         }
-        let names = self.read(|c| tables(c))?;
+        let names = self.read(tables)?;
         target.write(|tx| {
             let target_tables = tables(tx)?;
             let mut held = Vec::new();

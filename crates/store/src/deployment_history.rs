@@ -3,8 +3,8 @@
 //! on the server holds its configuration; a rollback takes the newest one back off the list.
 
 use super::{SqlContext, Store, now_ms};
-use color_eyre::eyre::Result;
 use crate::sql::{Connection, OptionalExtension, params};
+use color_eyre::eyre::Result;
 
 /// Replaced deployments kept per app and server.
 pub const HISTORY_KEPT: i64 = 10;

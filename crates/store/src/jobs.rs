@@ -51,24 +51,23 @@ pub(crate) fn append_logs_in(
     job_id: i64,
     lines: &[(LogStream, i64, String)],
 ) -> Result<Vec<LogLine>> {
-    let mut seq: i64 = tx
+    let last: i64 = tx
         .query_row(
             "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?1",
             [job_id],
             |r| r.get(0),
         )
         .sql()?;
-    let mut out = Vec::with_capacity(lines.len());
-    for (stream, ts, text) in lines {
-        seq += 1;
-        out.push(LogLine {
+    let out: Vec<LogLine> = (last + 1..)
+        .zip(lines)
+        .map(|(seq, (stream, ts, text))| LogLine {
             job_id,
             seq,
             stream: *stream,
             ts: *ts,
             text: text.clone(),
-        });
-    }
+        })
+        .collect();
     if tx.is_postgres() {
         // One statement per 100 lines: each statement is a round trip to the server.
         for chunk in out.chunks(100) {

@@ -79,6 +79,8 @@ mod tests {
             started_at: Some(0),
             finished_at: None,
             spool: None,
+            owner: None,
+            site: None,
         }
     }
 
