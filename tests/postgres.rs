@@ -93,3 +93,34 @@ fn a_password_never_shows_and_a_wrong_one_says_what_to_do() {
     );
     assert!(err.contains("password authentication failed"), "{err}");
 }
+
+#[test]
+fn read_only_changes_nothing_on_the_server_and_refuses_an_older_schema() {
+    let (env, store) = pg_env();
+    env.ok(&["server", "add", "web-01", "--host", "10.0.0.1"]);
+    let url = env.pg_url.clone().expect("url");
+    let server = ptui_store::testing::pg_server().expect("server");
+    let ro = Store::open_postgres_read_only(&url, Some(&server.pgpass)).expect("read-only open");
+    assert_eq!(ro.list_servers().unwrap().len(), 1);
+    let err = ro.audit("tester", "sneaky.write", "", "").unwrap_err();
+    assert!(format!("{err:#}").contains("read-only"), "{err:#}");
+    let out = env.run(&[
+        "--readonly",
+        "server",
+        "add",
+        "web-02",
+        "--host",
+        "10.0.0.2",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(store.list_servers().unwrap().len(), 1, "nothing was added");
+    // An empty database is not migrated when looking only.
+    let fresh = ptui_store::testing::fresh_postgres_url().expect("fresh");
+    let err = Store::open_postgres_read_only(&fresh, Some(&server.pgpass))
+        .err()
+        .expect("an unmigrated database is refused");
+    assert!(
+        format!("{err:#}").contains("not upgraded when looking only"),
+        "{err:#}"
+    );
+}

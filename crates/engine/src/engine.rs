@@ -100,6 +100,7 @@ impl Engine {
         let access = Access::load(config.access.readonly.clone())?;
         let readonly = access.readonly.is_some();
         let store = match &config.database_url {
+            Some(url) if readonly => Store::open_postgres_read_only(url, None)?,
             Some(url) => Store::open_postgres(url)?,
             None => {
                 access.check_open(&config.db_path)?;

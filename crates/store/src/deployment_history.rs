@@ -255,4 +255,38 @@ mod tests {
             .unwrap();
         assert_eq!(kept, HISTORY_KEPT, "the history is bounded");
     }
+
+    #[test]
+    fn rotating_the_key_reseals_the_kept_deployments_too() {
+        let (_d, s) = crate::test_store();
+        let server = crate::test_server(&s, "web-01", ptui_types::server::ServerStatus::Ready);
+        s.write(|tx| {
+            tx.execute(
+                "INSERT INTO deployment_history(server_id, app_id, app_version, inputs, sealed_secrets, job_id, replaced_by_job, replaced_at)
+                 VALUES(?1, 'web', '1', '{}', ?2, NULL, 1, 1)",
+                params![server.id, b"old-seal".to_vec()],
+            )
+            .sql()?;
+            Ok(())
+        })
+        .unwrap();
+        let (done, left) = s
+            .reseal_secrets(|_, app, blob| {
+                assert_eq!(app, "web");
+                assert_eq!(blob, b"old-seal");
+                Some(b"new-seal".to_vec())
+            })
+            .unwrap();
+        assert_eq!((done, left), (1, 0));
+        let blob: Vec<u8> = s
+            .read(|c| {
+                Ok(
+                    c.query_row("SELECT sealed_secrets FROM deployment_history", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .unwrap();
+        assert_eq!(blob, b"new-seal");
+    }
 }

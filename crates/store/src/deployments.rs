@@ -210,7 +210,8 @@ impl Store {
         })
     }
 
-    /// Re-seals every sealed blob (deployments and queued/running jobs) in one transaction.
+    /// Re-seals every sealed blob (deployments, the deployments `rollback` can return to, and
+    /// queued/running jobs) in one transaction.
     /// `reseal(server_id, app_id, blob)` returns the new bytes, or None to leave a blob as it
     /// is (sealed with another key). Returns (resealed, left as they were).
     pub fn reseal_secrets(
@@ -219,7 +220,7 @@ impl Store {
     ) -> Result<(usize, usize)> {
         self.write(|tx| {
             let (mut done, mut left) = (0, 0);
-            for table in ["deployments", "jobs"] {
+            for table in ["deployments", "deployment_history", "jobs"] {
                 let rows: Vec<(i64, Option<i64>, String, Vec<u8>)> = {
                     let mut st = tx
                         .prepare(&format!(

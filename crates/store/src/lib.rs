@@ -138,6 +138,35 @@ impl Store {
     pub fn open_postgres_with(url: &str, pgpass: Option<&Path>) -> Result<Self> {
         let target =
             sql::pg_config::resolve_with(url, pgpass).map_err(|e| color_eyre::eyre::eyre!(e))?;
+        let store = Self::connect_postgres(target)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// PostgreSQL for looking only (`--readonly`): every session is read-only on the server
+    /// (`default_transaction_read_only`), nothing is migrated, and an older schema is refused.
+    pub fn open_postgres_read_only(url: &str, pgpass: Option<&Path>) -> Result<Self> {
+        let mut target =
+            sql::pg_config::resolve_with(url, pgpass).map_err(|e| color_eyre::eyre::eyre!(e))?;
+        let options = match target.config.get_options() {
+            Some(o) => format!("{o} -c default_transaction_read_only=on"),
+            None => "-c default_transaction_read_only=on".to_string(),
+        };
+        target.config.options(&options);
+        let store = Self::connect_postgres(target)?;
+        let version = store.schema_version().unwrap_or(0);
+        if version != LATEST_VERSION {
+            color_eyre::eyre::bail!(
+                "read-only: the database {} has schema version {version} and this provision-tui needs {LATEST_VERSION}; \
+                 it is not upgraded when looking only, since that writes. Run provision-tui once without --readonly \
+                 (for example `provision-tui db info`) with a role that may write it, then look again",
+                store.location()
+            );
+        }
+        Ok(store)
+    }
+
+    fn connect_postgres(target: sql::pg::Target) -> Result<Self> {
         let location = target.shown.clone();
         let pool = sql::pg::PgPool::connect(target)
             .map_err(|e| color_eyre::eyre::eyre!("{e} ({})", e.hint()))?;
@@ -148,7 +177,6 @@ impl Store {
                 audit_key: std::sync::RwLock::new(None),
             }),
         };
-        store.migrate()?;
         Ok(store)
     }
 
