@@ -526,13 +526,8 @@ fn an_unknown_host_key_is_checked_and_stored_as_host_key_unknown() {
     let out = env.run(&["check", "fresh", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["failure"], "host_key_unknown", "{v:#}");
-    let stored = std::process::Command::new("sqlite3")
-        .arg(env.db())
-        .arg("SELECT failure FROM health_samples")
-        .output()
-        .expect("sqlite3");
     assert_eq!(
-        String::from_utf8_lossy(&stored.stdout).trim(),
+        env.sql("SELECT failure FROM health_samples").trim(),
         "host_key_unknown"
     );
     // Once trusted, the next check passes.

@@ -49,6 +49,32 @@ impl TestEnv {
         self.tmp.path().join("data/state.db")
     }
 
+    /// One query's rows through the real command-line client of the backend (sqlite3, or
+    /// psql on PostgreSQL), `|`-separated, as that client prints them.
+    pub fn sql(&self, query: &str) -> String {
+        let out = match &self.pg_url {
+            Some(url) => {
+                let server = ptui_store::testing::pg_server().expect("PostgreSQL test server");
+                Command::new("psql")
+                    .env("PGPASSFILE", &server.pgpass)
+                    .args([url.as_str(), "-At", "-c", query])
+                    .output()
+                    .expect("psql")
+            }
+            None => Command::new("sqlite3")
+                .arg(self.db())
+                .arg(query)
+                .output()
+                .expect("sqlite3"),
+        };
+        assert!(
+            out.status.success(),
+            "{query}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn path(&self) -> &Path {
         self.tmp.path()
     }
