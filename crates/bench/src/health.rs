@@ -67,9 +67,20 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         app_timeout_secs: 5,
     };
     println!(
-        "{:<6} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "sweep", "wall_s", "ok", "fail", "cpu_s", "p50_ms", "p95_ms", "rss_mb", "store_ms"
+        "{:<6} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>11} {:>11}",
+        "sweep",
+        "wall_s",
+        "ok",
+        "fail",
+        "cpu_s",
+        "p50_ms",
+        "p95_ms",
+        "rss_mb",
+        "store_ms",
+        "cli_ms/chk",
+        "srv_ms/chk"
     );
+    let roots = fleet.pids();
     for round in 0..=a.warm_sweeps {
         let label = if round == 0 {
             engine.pool().clear_idle();
@@ -78,9 +89,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             format!("warm{round}")
         };
         let cpu0 = crate::rusage(false).0;
+        let srv0 = crate::tree_cpu_seconds(&roots);
         let t0 = Instant::now();
         let samples = checker::sweep(&engine, &servers, &params, a.concurrency).await;
         let wall = t0.elapsed();
+        let srv = crate::tree_cpu_seconds(&roots) - srv0;
         let ts = Instant::now();
         engine.record_samples(&samples)?;
         let store_ms = ts.elapsed().as_millis();
@@ -98,12 +111,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 .unwrap_or("-".into())
         };
         println!(
-            "{label:<6} {:>8.2} {ok:>6} {:>6} {cpu:>9.2} {:>9} {:>9} {:>8.0} {store_ms:>8}",
+            "{label:<6} {:>8.2} {ok:>6} {:>6} {cpu:>9.2} {:>9} {:>9} {:>8.0} {store_ms:>8} {:>11.2} {:>11.2}",
             wall.as_secs_f64(),
             samples.len() - ok,
             p(50.0),
             p(95.0),
-            crate::proc_status_mib("VmRSS:")
+            crate::proc_status_mib("VmRSS:"),
+            cpu * 1000.0 / samples.len().max(1) as f64,
+            srv * 1000.0 / samples.len().max(1) as f64,
         );
         if let Some(f) = samples.iter().find(|s| s.failure.is_some()) {
             println!(

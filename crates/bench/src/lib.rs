@@ -47,6 +47,60 @@ pub fn rusage(children: bool) -> (f64, f64) {
     (tv(u.ru_utime) + tv(u.ru_stime), u.ru_maxrss as f64)
 }
 
+/// CPU seconds (user + system, the reaped children's included) of the processes under
+/// `roots` and the roots themselves, from /proc: the server side of a local fleet. A process
+/// that ended between two readings is counted in its parent's children's time, so the
+/// difference of two readings is the CPU the trees used in between.
+pub fn tree_cpu_seconds(roots: &[u32]) -> f64 {
+    use std::collections::{HashMap, HashSet};
+    let mut parent: HashMap<u32, u32> = HashMap::new();
+    let mut ticks: HashMap<u32, u64> = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name is in parentheses and may hold spaces: fields follow the last ')'.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the name: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+        if f.len() < 15 {
+            continue;
+        }
+        let n = |i: usize| f[i].parse::<u64>().unwrap_or(0);
+        parent.insert(pid, f[1].parse().unwrap_or(0));
+        ticks.insert(pid, n(11) + n(12) + n(13) + n(14));
+    }
+    let roots: HashSet<u32> = roots.iter().copied().collect();
+    let in_tree = |mut pid: u32| {
+        for _ in 0..64 {
+            if roots.contains(&pid) {
+                return true;
+            }
+            match parent.get(&pid) {
+                Some(&p) if p > 1 => pid = p,
+                _ => return false,
+            }
+        }
+        false
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks
+        .iter()
+        .filter(|(pid, _)| in_tree(**pid))
+        .map(|(_, t)| *t as f64)
+        .sum::<f64>()
+        / hz
+}
+
 /// A `/proc/self/status` memory field (`VmRSS:`, `VmHWM:`) in MiB; 0 when unreadable.
 pub fn proc_status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
