@@ -118,13 +118,19 @@ fn mode(p: &str) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
-#[test]
-fn a_failed_run_or_health_check_restores_the_kept_configuration_and_rollback_goes_back() {
+/// A real sshd registered as `s`, with the app's directory and its copies gone.
+fn fresh_server() -> (Sshd, TestEnv) {
     let env = TestEnv::new();
     let sshd = Sshd::start();
     let _ = std::fs::remove_dir_all(APP_DIR);
     let _ = std::fs::remove_dir_all(COPIES);
     env.add_server("s", &sshd);
+    (sshd, env)
+}
+
+#[test]
+fn a_failed_run_or_health_check_restores_the_kept_configuration_and_rollback_goes_back() {
+    let (_sshd, env) = fresh_server();
 
     // A first install: the app is not there yet, so nothing is kept.
     let o = install(&env, "one", TOKEN_ONE, "ok");
@@ -284,11 +290,7 @@ fn the_configuration_guard_passes_shellcheck() {
 #[test]
 #[ignore = "a cancel during a guarded run sometimes loses the restore in full CI runs; see the comment"]
 fn a_cancel_during_a_guarded_run_restores_the_kept_configuration() {
-    let env = TestEnv::new();
-    let sshd = Sshd::start();
-    let _ = std::fs::remove_dir_all(APP_DIR);
-    let _ = std::fs::remove_dir_all(COPIES);
-    env.add_server("s", &sshd);
+    let (_sshd, env) = fresh_server();
     let o = install(&env, "one", TOKEN_ONE, "ok");
     assert!(o.status.success(), "{}", text(&o));
     let o = install(&env, "two", TOKEN_TWO, "ok");
