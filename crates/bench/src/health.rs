@@ -32,7 +32,21 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         a.hosts, a.concurrency
     );
     let t = Instant::now();
+    // Declared before the fleet, so it is removed after the fleet's sshd are gone.
+    let meter = crate::cgroup::CpuMeter::create();
     let fleet = crate::sshd::Fleet::start(a.hosts, &tmp, user.as_deref())?;
+    let meter = match meter.and_then(|m| m.confine(&fleet.pids()).map(|()| m)) {
+        Ok(m) => Some(m),
+        Err(why) => {
+            eprintln!("note: server CPU is summed from /proc, to clock ticks ({why})");
+            None
+        }
+    };
+    let roots = fleet.pids();
+    let server_cpu = || match &meter {
+        Some(m) => m.seconds().unwrap_or(0.0),
+        None => crate::tree_cpu_seconds(&roots),
+    };
     println!(
         "started {} sshd in {:.1}s",
         fleet.ports.len(),
@@ -80,7 +94,6 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         "cli_ms/chk",
         "srv_ms/chk"
     );
-    let roots = fleet.pids();
     for round in 0..=a.warm_sweeps {
         let label = if round == 0 {
             engine.pool().clear_idle();
@@ -89,11 +102,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             format!("warm{round}")
         };
         let cpu0 = crate::rusage(false).0;
-        let srv0 = crate::tree_cpu_seconds(&roots);
+        let srv0 = server_cpu();
         let t0 = Instant::now();
         let samples = checker::sweep(&engine, &servers, &params, a.concurrency).await;
         let wall = t0.elapsed();
-        let srv = crate::tree_cpu_seconds(&roots) - srv0;
+        let srv = server_cpu() - srv0;
         let ts = Instant::now();
         engine.record_samples(&samples)?;
         let store_ms = ts.elapsed().as_millis();

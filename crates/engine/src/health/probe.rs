@@ -1,6 +1,7 @@
-//! The remote side of a check: one `sh -s` script, sent on stdin of a single exec, that
-//! prints one `key values...` line per fact. Mostly shell builtins, so a check forks little
-//! on the server: `df` plus each app's own health command.
+//! The remote side of a check: one POSIX sh script, run by the connection's remote shell (or
+//! sent on stdin of an exec of `sh -s`), that prints one `key values...` line per fact, `end`,
+//! then `df`'s table. Shell builtins but for `df` (exec'd last) and each app's own health
+//! command, so a check costs the server one fork and one exec.
 
 use super::{AppHealth, MountUse};
 use ptui_catalog::manifest::HealthCheck;
@@ -17,19 +18,38 @@ pub fn shq(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+// The facts are gathered in `o` and written at once: each `echo` would be a write on the
+// shell's stdout, and sshd sends each as a packet. `df` is exec'd last, so the check costs
+// one fork (the request's subshell, or the exec's shell) and one exec. `-T` instead of
+// `-x TYPE`, which busybox lacks: pseudo filesystems are left out when parsed. No bashisms:
+// without the remote shell this runs under `sh -s`.
 const BASE: &str = r#"exec 2>/dev/null
-if read l1 l5 l15 _ < /proc/loadavg; then echo "load $l1 $l5 $l15"; fi
+o=
+if read l1 l5 l15 _ < /proc/loadavg; then o="load $l1 $l5 $l15
+"; fi
 t=; a=
-while read k v _; do case $k in MemTotal:) t=$v;; MemAvailable:) a=$v;; esac; done < /proc/meminfo
-echo "mem ${t:-0} ${a:-0}"
-{ df -P -k -x tmpfs -x devtmpfs -x squashfs || df -P -k; } | { read _; while read fs sz used av cap mnt; do echo "df $cap $mnt"; done; }
-if command -v dockerd >/dev/null || [ -S /var/run/docker.sock ] || [ -e /lib/systemd/system/docker.service ] || [ -e /usr/lib/systemd/system/docker.service ]; then
+while read k v _; do case $k in MemTotal:) t=$v;; MemAvailable:) a=$v; break;; esac; done < /proc/meminfo
+o="${o}mem ${t:-0} ${a:-0}
+"
+if read p < /var/run/docker.pid && read c < "/proc/$p/comm" && [ "$c" = dockerd ]; then o="${o}docker active
+"
+elif command -v dockerd >/dev/null || [ -S /var/run/docker.sock ] || [ -e /lib/systemd/system/docker.service ] || [ -e /usr/lib/systemd/system/docker.service ]; then
   s=; command -v systemctl >/dev/null && s=$(systemctl is-active docker)
   if [ -z "$s" ]; then if docker info >/dev/null; then s=active; else s=inactive; fi; fi
-  echo "docker $s"
-else echo "docker absent"; fi
+  o="${o}docker $s
+"
+else o="${o}docker absent
+"; fi
 to() { if command -v timeout >/dev/null; then timeout "$@"; else shift; "$@"; fi; }
 "#;
+
+/// After the facts: `end`, then `df`'s own output (POSIX format with a type column).
+const TAIL: &str = r#"printf '%send\n' "$o"
+LC_ALL=C exec df -P -k -T
+"#;
+
+/// Filesystems without a disk behind them, left out of the disk facts.
+const PSEUDO_FS: &[&str] = &["tmpfs", "devtmpfs", "squashfs"];
 
 /// The script for a server with these apps. App checks are identified by index.
 pub fn script(apps: &[AppProbe], default_timeout_secs: u64) -> String {
@@ -42,7 +62,7 @@ pub fn script(apps: &[AppProbe], default_timeout_secs: u64) -> String {
             .max(1);
         if let Some(cmd) = &app.check.command {
             s.push_str(&format!(
-                "to {t} sh -c {} </dev/null >/dev/null 2>&1; echo \"app {i} $?\"\n",
+                "to {t} sh -c {} </dev/null >/dev/null 2>&1; o=\"${{o}}app {i} $?\n\"\n",
                 shq(cmd)
             ));
         } else if let Some(url) = &app.check.url {
@@ -50,12 +70,32 @@ pub fn script(apps: &[AppProbe], default_timeout_secs: u64) -> String {
             s.push_str(&format!(
                 "c=; if command -v curl >/dev/null; then c=$(to {t} curl -s -o /dev/null -w '%{{http_code}}' --max-time {t} {u} </dev/null); \
                  elif command -v wget >/dev/null; then c=$(to {t} wget -q -S -O /dev/null -T {t} {u} 2>&1 </dev/null | while read p c _; do case $p in HTTP/*) echo $c;; esac; done | tail -n1); \
-                 else c=noclient; fi; echo \"http {i} ${{c:-000}}\"\n"
+                 else c=noclient; fi; o=\"${{o}}http {i} ${{c:-000}}\n\"\n"
             ));
         }
     }
-    s.push_str("echo end\n");
+    s.push_str(TAIL);
     s
+}
+
+/// One row of `df -P -k -T`: FILESYSTEM TYPE BLOCKS USED AVAILABLE CAPACITY MOUNTPOINT (the
+/// mount point may hold spaces). The header and rows of pseudo filesystems are skipped.
+fn parse_df_row(line: &str, f: &mut Facts) {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    if w.len() < 7 || PSEUDO_FS.contains(&w[1]) {
+        return;
+    }
+    let Some(pct) = w[5]
+        .strip_suffix('%')
+        .and_then(|p| p.parse::<f64>().ok())
+    else {
+        return;
+    };
+    let mount = w[6..].join(" ");
+    if mount == "/" {
+        f.root_pct = Some(pct);
+    }
+    f.mounts.push(MountUse { mount, pct });
 }
 
 /// Facts parsed from the script's output.
@@ -75,6 +115,10 @@ pub fn parse(out: &str, apps: &[AppProbe]) -> Facts {
     let mut f = Facts::default();
     let mut seen = vec![false; apps.len()];
     for line in out.lines() {
+        if f.complete {
+            parse_df_row(line, &mut f);
+            continue;
+        }
         let mut w = line.split_whitespace();
         match w.next() {
             Some("load") => {
@@ -89,20 +133,6 @@ pub fn parse(out: &str, apps: &[AppProbe]) -> Facts {
                     && t > 0.0
                 {
                     f.mem_pct = Some(((t - a) / t * 100.0).clamp(0.0, 100.0));
-                }
-            }
-            Some("df") => {
-                let pct = w
-                    .next()
-                    .and_then(|p| p.trim_end_matches('%').parse::<f64>().ok());
-                let mount = w.collect::<Vec<_>>().join(" ");
-                if let Some(pct) = pct
-                    && !mount.is_empty()
-                {
-                    if mount == "/" {
-                        f.root_pct = Some(pct);
-                    }
-                    f.mounts.push(MountUse { mount, pct });
                 }
             }
             Some("docker") => {
@@ -176,18 +206,46 @@ mod tests {
             app("b", None, Some("http://x"), Some(204)),
             app("c", None, Some("http://y"), None),
         ];
-        let out = "load 0.50 0.40 0.30\nmem 1000 250\ndf 42% /\ndf 95% /var/lib/my data\n\
-                   docker inactive\napp 0 0\nhttp 1 200\nend\n";
+        let out = "load 0.50 0.40 0.30\nmem 1000 250\ndocker inactive\napp 0 0\nhttp 1 200\nend\n\
+                   Filesystem Type 1024-blocks Used Available Capacity Mounted on\n\
+                   overlay overlay 100 42 58 42% /\n\
+                   tmpfs tmpfs 100 99 1 99% /dev/shm\n\
+                   /dev/sdb1 ext4 100 95 5 95% /var/lib/my data\n";
         let f = parse(out, &apps);
         assert_eq!(f.load, Some([0.5, 0.4, 0.3]));
         assert_eq!(f.mem_pct, Some(75.0));
         assert_eq!(f.root_pct, Some(42.0));
+        assert_eq!(f.mounts.len(), 2, "tmpfs left out: {:?}", f.mounts);
         assert_eq!(f.mounts[1].mount, "/var/lib/my data");
+        assert_eq!(f.mounts[1].pct, 95.0);
         assert_eq!(f.docker.as_deref(), Some("inactive"));
         assert!(f.apps[0].ok);
         assert!(!f.apps[1].ok, "expect_status 204, got 200");
         assert_eq!(f.apps[2].detail, "health check did not report");
         assert!(f.complete);
+    }
+
+    /// The script itself, run here by dash (as `sh -s` runs it without the remote shell) and
+    /// by bash (the remote shell), reports every fact of this machine.
+    #[test]
+    fn the_script_reports_this_machine_under_sh_and_bash() {
+        let apps = [app("ok", Some("true"), None, None), app("no", Some("false"), None, None)];
+        for shell in ["sh", "bash"] {
+            let out = std::process::Command::new(shell)
+                .arg("-c")
+                .arg(script(&apps, 5))
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let f = parse(&text, &apps);
+            assert!(f.complete, "{shell}: {text}");
+            assert!(f.load.is_some() && f.mem_pct.is_some(), "{shell}: {text}");
+            assert!(f.root_pct.is_some(), "{shell}: no / in {text}");
+            assert!(f.docker.is_some() || text.contains("docker absent"), "{text}");
+            assert!(f.apps[0].ok && !f.apps[1].ok, "{shell}: {:?}", f.apps);
+            assert_eq!(f.apps[1].detail, "health command exited 1");
+        }
     }
 
     #[test]
