@@ -175,6 +175,48 @@ async fn nothing_a_command_prints_breaks_the_framing() {
     assert_eq!(c.stdout, first_pid, "the same remote shell answered");
 }
 
+/// The health probe's way: a function defined in the shell by its first request, then run in
+/// the shell itself (no fork: `$BASHPID` is the loop's `$$`), its `local` variables kept in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_function_runs_in_the_shell_and_keeps_its_variables() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sshd = Sshd::start();
+    let s = session(&sshd, tmp.path()).await;
+    let body = "local x=inside\n__ptui_o=\"pid $BASHPID $$ x=$x\n\"";
+    let first = s.run_resident(body, LIMIT).await.expect("run");
+    let w: Vec<&str> = first.stdout.split_whitespace().collect();
+    assert_eq!(w.len(), 4, "{:?}", first.stdout);
+    assert_eq!(
+        w[1], w[2],
+        "ran in the shell, not a subshell: {:?}",
+        first.stdout
+    );
+    assert_eq!(w[3], "x=inside");
+    assert_eq!(first.exit_code, Some(0));
+    let again = s.run_resident(body, LIMIT).await.expect("run");
+    assert_eq!(
+        again.stdout, first.stdout,
+        "the same shell, the same function"
+    );
+    let c = s
+        .run_resident(
+            "__ptui_o=\"x=${x-unset} f=$(type -t __ptui_missing || echo none)\"",
+            LIMIT,
+        )
+        .await
+        .expect("run");
+    assert_eq!(c.stdout, "x=unset f=none", "local stayed local");
+    // An answer that holds a fake end, and a failing status, come back whole.
+    let c = s
+        .run_resident("__ptui_o=\"$(printf 'a\\nptui0000 0\\n')\"; false", LIMIT)
+        .await
+        .expect("run");
+    assert_eq!((c.stdout.as_str(), c.exit_code), ("a\nptui0000 0", Some(1)));
+    // Subshell requests still work on the same shell afterwards.
+    let c = s.run_repeatable("echo $$", LIMIT).await.expect("run");
+    assert_eq!(c.stdout.trim(), w[2]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shell_killed_mid_request_is_replaced_and_the_request_run_again() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -192,6 +234,17 @@ async fn a_shell_killed_mid_request_is_replaced_and_the_request_run_again() {
     // A new shell serves the next request.
     let c = s.run_repeatable("echo again", LIMIT).await.expect("run");
     assert_eq!(c.stdout, "again\n");
+    // The same for a resident function, which runs in the loop's own process.
+    let mark = tmp.path().join("resident-killed-once");
+    let body = format!(
+        "if [ ! -e {m} ]; then : >{m}; kill -9 $$; fi\n__ptui_o=survived",
+        m = mark.display()
+    );
+    let c = s.run_resident(&body, LIMIT).await.expect("run");
+    assert!(mark.exists(), "the first run went through the shell");
+    assert_eq!(c.stdout, "survived");
+    let c = s.run_resident("__ptui_o=next", LIMIT).await.expect("run");
+    assert_eq!(c.stdout, "next");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,6 +289,11 @@ async fn a_forced_command_server_gets_one_exec_per_command() {
             .await
             .expect("run");
         assert_eq!(c.stdout, format!("via exec {i}\n"));
+        let c = s
+            .run_resident(&format!("local v={i}\n__ptui_o=\"resident $v\""), LIMIT)
+            .await
+            .expect("run");
+        assert_eq!((c.stdout, c.exit_code), (format!("resident {i}"), Some(0)));
     }
     let refusals = std::fs::read_to_string(tmp.path().join("refusals")).unwrap_or_default();
     assert_eq!(

@@ -40,6 +40,30 @@ pub(crate) struct Shell {
     ch: russh::Channel<russh::client::Msg>,
     /// The job agent is defined in it as a function (`__ptui_agent`).
     agent: bool,
+    /// The resident commands defined in it (`run_resident`), by the hash of their body.
+    defined: std::collections::HashSet<u64>,
+}
+
+/// What a repeatable request runs: a script in a subshell, or a resident function's body.
+#[derive(Clone, Copy)]
+enum Repeatable<'a> {
+    Script(&'a str),
+    Resident(&'a str),
+}
+
+fn body_hash(body: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
+}
+
+/// A resident body as a script for `sh -s`, for a server without the shell.
+fn resident_by_exec(body: &str) -> String {
+    format!(
+        "__ptui_o=\n__ptui_f() {{\n{body}\n}}\n__ptui_f </dev/null 2>/dev/null\n__ptui_rc=$?\n\
+         printf '%s' \"$__ptui_o\"\nexit $__ptui_rc\n"
+    )
 }
 
 /// The command that runs the agent defined in the shell, with the login user's home as `$1`.
@@ -79,7 +103,11 @@ impl Shell {
                     seen.extend_from_slice(&data);
                     // Noise a login script prints before the loop starts is skipped.
                     if find(&seen, READY).is_some() {
-                        return Ok(Shell { ch, agent: false });
+                        return Ok(Shell {
+                            ch,
+                            agent: false,
+                            defined: Default::default(),
+                        });
                     }
                     if seen.len() > 64 * 1024 {
                         break;
@@ -111,18 +139,37 @@ impl Shell {
         Ok(n)
     }
 
-    async fn run(&mut self, script: &str) -> Result<Captured, ShellError> {
-        let n = self.request("run", script).await?;
-        self.answer(&n).await
+    async fn run(&mut self, what: Repeatable<'_>) -> Result<Captured, ShellError> {
+        let n = match what {
+            Repeatable::Script(script) => {
+                let n = self.request("run", script).await?;
+                return self.answer(&n, true).await;
+            }
+            Repeatable::Resident(body) => {
+                let h = body_hash(body);
+                let name = format!("__ptui_f_{h:016x}");
+                if self.defined.contains(&h) {
+                    self.request("fact", &name).await?
+                } else {
+                    let n = self
+                        .request("fact", &format!("{name}() {{\n{body}\n}}\n{name}"))
+                        .await?;
+                    self.defined.insert(h);
+                    n
+                }
+            }
+        };
+        // Its stderr is /dev/null: only stdout's end comes.
+        self.answer(&n, false).await
     }
 
-    /// Reads the answer to request `n`.
-    async fn answer(&mut self, n: &str) -> Result<Captured, ShellError> {
+    /// Reads the answer to request `n`; `with_err`: and its stderr, up to its own end.
+    async fn answer(&mut self, n: &str, with_err: bool) -> Result<Captured, ShellError> {
         let out_mark = format!("\0{n} ").into_bytes();
         let err_mark = format!("\0{n}\n").into_bytes();
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let mut status: Option<Option<u32>> = None;
-        let mut err_done = false;
+        let mut err_done = !with_err;
         while status.is_none() || !err_done {
             let Some(msg) = self.ch.wait().await else {
                 return Err(ShellError::Broken("the shell's channel closed".into()));
@@ -173,6 +220,27 @@ impl Session {
         script: &str,
         limit: Duration,
     ) -> Result<Captured, KindError> {
+        self.repeatable(Repeatable::Script(script), limit).await
+    }
+
+    /// Runs `body` as a function resident in the connection's remote shell: defined there by
+    /// its first request, run in the shell itself (no fork of its own), its answer written at
+    /// once. For the health probe: `body` must be POSIX sh that keeps its variables `local`,
+    /// never exits, and leaves its output in `__ptui_o`. Without the shell, it runs by one
+    /// exec of `sh -s`, as `run_repeatable` does.
+    pub async fn run_resident(&self, body: &str, limit: Duration) -> Result<Captured, KindError> {
+        self.repeatable(Repeatable::Resident(body), limit).await
+    }
+
+    async fn repeatable(
+        &self,
+        what: Repeatable<'_>,
+        limit: Duration,
+    ) -> Result<Captured, KindError> {
+        let script = match what {
+            Repeatable::Script(s) => s.to_string(),
+            Repeatable::Resident(body) => resident_by_exec(body),
+        };
         let by_exec = || exec_capture_timeout(self, "sh -s", script.as_bytes(), limit);
         if !enabled() || script.contains('\0') || self.shell_memo() == SHELL_REFUSED {
             return by_exec().await;
@@ -223,7 +291,7 @@ impl Session {
         if left.is_zero() {
             return Err(timed_out());
         }
-        match tokio::time::timeout(left, sh.run(script)).await {
+        match tokio::time::timeout(left, sh.run(what)).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(ShellError::Broken(why) | ShellError::Refused(why))) => {
                 tracing::info!(
@@ -344,6 +412,7 @@ impl Borrowed {
             *idle = Some(Shell {
                 ch,
                 agent: self.agent,
+                defined: Default::default(),
             });
             return;
         }

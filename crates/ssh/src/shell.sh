@@ -7,8 +7,20 @@
 # there). KIND `run`: stdin from /dev/null, so it cannot read the requests that follow.
 # KIND `stream` (the job agent): stdin is this shell's, from which it reads exactly its own
 # request records and its acknowledgement, as it would on a channel of its own.
+# KIND `fact` (a health check): SCRIPT defines and calls, or only calls, a function run in this
+# shell itself, no subshell, with stdin and stderr /dev/null; it leaves its answer in
+# __ptui_o, written with the answer's end in one write; no stderr end is written. The client defines each such function
+# once per shell, and only for its own builtin-only code, which keeps its variables local.
 printf '__PTUI_SHELL_READY 1\n'
 while IFS= read -r -d '' __ptui_n && IFS= read -r -d '' __ptui_k && IFS= read -r -d '' __ptui_s; do
+  if [ "$__ptui_k" = fact ]; then
+    __ptui_o=
+    eval "$__ptui_s" </dev/null 2>/dev/null
+    __ptui_rc=$?
+    printf '%s\0%s %s\n' "$__ptui_o" "$__ptui_n" "$__ptui_rc"
+    __ptui_o=
+    continue
+  fi
   if [ "$__ptui_k" = agent ]; then
     # Defines the job agent as a function of this shell (once per shell: later jobs cost no
     # read and parse of its text), then runs it as a stream.

@@ -72,10 +72,10 @@ pub async fn check_server(engine: &Engine, server: &Server, p: &CheckParams) -> 
         }
     };
     let connect_ms = lease.fresh.then(|| started.elapsed().as_millis() as u64);
-    let script = probe::script(&apps, p.app_timeout_secs);
+    let script = probe::body(&apps, p.app_timeout_secs);
     let out = match tokio::time::timeout_at(
         deadline,
-        lease.run_repeatable(
+        lease.run_resident(
             &script,
             deadline.saturating_duration_since(tokio::time::Instant::now()),
         ),

@@ -1,7 +1,7 @@
-//! The remote side of a check: one POSIX sh script, run by the connection's remote shell (or
-//! sent on stdin of an exec of `sh -s`), that prints one `key values...` line per fact, `end`,
-//! then `df`'s table. Shell builtins but for `df` (exec'd last) and each app's own health
-//! command, so a check costs the server one fork and one exec.
+//! The remote side of a check: a POSIX sh function resident in the connection's remote shell
+//! (or run by an exec of `sh -s`) whose answer is one `key values...` line per fact, `end`,
+//! then `df`'s table. Shell builtins but for `df` and each app's own health command, so a
+//! check costs the server one fork and one exec.
 
 use super::{AppHealth, MountUse};
 use ptui_catalog::manifest::HealthCheck;
@@ -18,42 +18,47 @@ pub fn shq(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-// The facts are gathered in `o` and written at once: each `echo` would be a write on the
-// shell's stdout, and sshd sends each as a packet. `df` is exec'd last, so the check costs
-// one fork (the request's subshell, or the exec's shell) and one exec. `-T` instead of
-// `-x TYPE`, which busybox lacks: pseudo filesystems are left out when parsed. No bashisms:
-// without the remote shell this runs under `sh -s`.
-const BASE: &str = r#"exec 2>/dev/null
-o=
+// A function body for `Session::run_resident`: the remote shell defines it once and runs it in
+// itself, so a check costs the server one fork and exec (`df`) and one write of the answer.
+// Its variables are local (it runs in the shell, not a subshell) and its answer goes into
+// `__ptui_o`. `df -T` instead of `-x TYPE`, which busybox lacks: pseudo filesystems are left
+// out when parsed. POSIX sh (dash has `local`): without the remote shell it runs under `sh -s`.
+const BASE: &str = r#"local o= l1 l5 l15 k v t= a= p c s
 if read l1 l5 l15 _ < /proc/loadavg; then o="load $l1 $l5 $l15
 "; fi
-t=; a=
 while read k v _; do case $k in MemTotal:) t=$v;; MemAvailable:) a=$v; break;; esac; done < /proc/meminfo
 o="${o}mem ${t:-0} ${a:-0}
 "
 if read p < /var/run/docker.pid && read c < "/proc/$p/comm" && [ "$c" = dockerd ]; then o="${o}docker active
 "
-elif command -v dockerd >/dev/null || [ -S /var/run/docker.sock ] || [ -e /lib/systemd/system/docker.service ] || [ -e /usr/lib/systemd/system/docker.service ]; then
+elif [ -S /var/run/docker.sock ] || [ -e /lib/systemd/system/docker.service ] || [ -e /usr/lib/systemd/system/docker.service ] || command -v dockerd >/dev/null; then
   s=; command -v systemctl >/dev/null && s=$(systemctl is-active docker)
   if [ -z "$s" ]; then if docker info >/dev/null; then s=active; else s=inactive; fi; fi
   o="${o}docker $s
 "
 else o="${o}docker absent
 "; fi
-to() { if command -v timeout >/dev/null; then timeout "$@"; else shift; "$@"; fi; }
 "#;
 
 /// After the facts: `end`, then `df`'s own output (POSIX format with a type column).
-const TAIL: &str = r#"printf '%send\n' "$o"
-LC_ALL=C exec df -P -k -T
+const TAIL: &str = r#"__ptui_o="${o}end
+$(LC_ALL=C df -P -k -T)
+"
 "#;
+
+/// Runs an app's check under `timeout` when the server has it.
+const TIMEOUT_FN: &str = "__ptui_to() { if command -v timeout >/dev/null; then timeout \"$@\"; else shift; \"$@\"; fi; }\n";
 
 /// Filesystems without a disk behind them, left out of the disk facts.
 const PSEUDO_FS: &[&str] = &["tmpfs", "devtmpfs", "squashfs"];
 
-/// The script for a server with these apps. App checks are identified by index.
-pub fn script(apps: &[AppProbe], default_timeout_secs: u64) -> String {
+/// The probe for a server with these apps, a body for `Session::run_resident`. App checks
+/// are identified by index.
+pub fn body(apps: &[AppProbe], default_timeout_secs: u64) -> String {
     let mut s = String::from(BASE);
+    if !apps.is_empty() {
+        s.push_str(TIMEOUT_FN);
+    }
     for (i, app) in apps.iter().enumerate() {
         let t = app
             .check
@@ -62,14 +67,14 @@ pub fn script(apps: &[AppProbe], default_timeout_secs: u64) -> String {
             .max(1);
         if let Some(cmd) = &app.check.command {
             s.push_str(&format!(
-                "to {t} sh -c {} </dev/null >/dev/null 2>&1; o=\"${{o}}app {i} $?\n\"\n",
+                "__ptui_to {t} sh -c {} </dev/null >/dev/null 2>&1; o=\"${{o}}app {i} $?\n\"\n",
                 shq(cmd)
             ));
         } else if let Some(url) = &app.check.url {
             let u = shq(url);
             s.push_str(&format!(
-                "c=; if command -v curl >/dev/null; then c=$(to {t} curl -s -o /dev/null -w '%{{http_code}}' --max-time {t} {u} </dev/null); \
-                 elif command -v wget >/dev/null; then c=$(to {t} wget -q -S -O /dev/null -T {t} {u} 2>&1 </dev/null | while read p c _; do case $p in HTTP/*) echo $c;; esac; done | tail -n1); \
+                "c=; if command -v curl >/dev/null; then c=$(__ptui_to {t} curl -s -o /dev/null -w '%{{http_code}}' --max-time {t} {u} </dev/null); \
+                 elif command -v wget >/dev/null; then c=$(__ptui_to {t} wget -q -S -O /dev/null -T {t} {u} 2>&1 </dev/null | while read p c _; do case $p in HTTP/*) echo $c;; esac; done | tail -n1); \
                  else c=noclient; fi; o=\"${{o}}http {i} ${{c:-000}}\n\"\n"
             ));
         }
@@ -85,10 +90,7 @@ fn parse_df_row(line: &str, f: &mut Facts) {
     if w.len() < 7 || PSEUDO_FS.contains(&w[1]) {
         return;
     }
-    let Some(pct) = w[5]
-        .strip_suffix('%')
-        .and_then(|p| p.parse::<f64>().ok())
-    else {
+    let Some(pct) = w[5].strip_suffix('%').and_then(|p| p.parse::<f64>().ok()) else {
         return;
     };
     let mount = w[6..].join(" ");
@@ -229,20 +231,36 @@ mod tests {
     /// by bash (the remote shell), reports every fact of this machine.
     #[test]
     fn the_script_reports_this_machine_under_sh_and_bash() {
-        let apps = [app("ok", Some("true"), None, None), app("no", Some("false"), None, None)];
+        let apps = [
+            app("ok", Some("true"), None, None),
+            app("no", Some("false"), None, None),
+        ];
         for shell in ["sh", "bash"] {
+            // As the remote shell runs it: defined as a function, called twice in one shell.
+            let run = format!(
+                "__ptui_f() {{\n{}\n}}\n__ptui_o=; o=mine; __ptui_f </dev/null 2>/dev/null; \
+                 __ptui_f </dev/null 2>/dev/null; echo \"o=$o\"; printf '%s' \"$__ptui_o\"",
+                body(&apps, 5)
+            );
             let out = std::process::Command::new(shell)
                 .arg("-c")
-                .arg(script(&apps, 5))
+                .arg(run)
                 .stdin(std::process::Stdio::null())
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.starts_with("o=mine\n"),
+                "{shell}: the probe's variables leaked: {text}"
+            );
             let f = parse(&text, &apps);
             assert!(f.complete, "{shell}: {text}");
             assert!(f.load.is_some() && f.mem_pct.is_some(), "{shell}: {text}");
             assert!(f.root_pct.is_some(), "{shell}: no / in {text}");
-            assert!(f.docker.is_some() || text.contains("docker absent"), "{text}");
+            assert!(
+                f.docker.is_some() || text.contains("docker absent"),
+                "{text}"
+            );
             assert!(f.apps[0].ok && !f.apps[1].ok, "{shell}: {:?}", f.apps);
             assert_eq!(f.apps[1].detail, "health command exited 1");
         }
@@ -251,7 +269,7 @@ mod tests {
     #[test]
     fn quoting_survives_hostile_commands() {
         assert_eq!(shq("it's"), r"'it'\''s'");
-        let s = script(&[app("a", Some("test -f '/tmp/x y'"), None, None)], 5);
+        let s = body(&[app("a", Some("test -f '/tmp/x y'"), None, None)], 5);
         assert!(s.contains(r"sh -c 'test -f '\''/tmp/x y'\'''"), "{s}");
     }
 }
