@@ -82,6 +82,7 @@ fn med(v: &[Sample]) -> Sample {
         cpu: median(v.iter().map(|s| s.cpu).collect()),
         rss: v.iter().map(|s| s.rss).fold(0.0, f64::max),
         failed: v.iter().map(|s| s.failed).sum(),
+        server_cpu: median(v.iter().map(|s| s.server_cpu).collect()),
     }
 }
 
@@ -205,7 +206,16 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
     let tmp = tempfile_dir()?;
     let dir = tmp.path();
     errln!("starting {hosts} sshd on 127.0.0.1 ...");
+    // Made before the fleet starts, so that every sshd is in it; dropped first, it ends them.
+    let meter = bench::cgroup::CpuMeter::create();
     let fleet = Fleet::start(hosts, dir, user.as_deref())?;
+    let _meter = match meter.and_then(|m| m.confine(&fleet.pids()).map(|()| m)) {
+        Ok(m) => Some(m),
+        Err(why) => {
+            errln!("note: server CPU is not measured ({why})");
+            None
+        }
+    };
     let mut rows: Vec<(String, Sample)> = Vec::new();
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     for r in 0..runs {
@@ -248,6 +258,10 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
     let ssh_cm = measure("ssh over warm ControlMasters", &mut || {
         peers::ssh_controlmaster(&fleet, dir).map(Some)
     })?;
+    let floor = measure(
+        "the task alone: N local `bash -c` at once, no SSH (the floor)",
+        &mut || peers::local_floor(&fleet, dir).map(Some),
+    )?;
     let (mut pyinfra, mut ansible) = (None, None);
     if !no_peers {
         pyinfra = measure("pyinfra exec --parallel N", &mut || {
@@ -268,13 +282,14 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
         "\n{hosts} hosts, task `{}`, medians of {runs} run(s)\n",
         bench::TASK
     );
-    outln!("| tool | wall s | client CPU s | peak RSS MiB | failed |");
-    outln!("|---|---:|---:|---:|---:|");
+    outln!("| tool | wall s | client CPU s | server CPU s | peak RSS MiB | failed |");
+    outln!("|---|---:|---:|---:|---:|---:|");
     for (l, s) in &rows {
         outln!(
-            "| {l} | {:.2} | {:.2} | {:.0} | {} |",
+            "| {l} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
             s.wall,
             s.cpu,
+            s.server_cpu,
             s.rss,
             s.failed
         );
@@ -318,6 +333,12 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
         1.0,
     );
     target(
+        "warm wall / ssh ControlMaster wall (remote session)",
+        ours_warm.wall,
+        ssh_cm.map(|s| s.wall),
+        0.5,
+    );
+    target(
         "warm CPU / ssh ControlMaster CPU",
         ours_warm.cpu,
         ssh_cm.map(|s| s.cpu),
@@ -329,6 +350,21 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
         ssh_cold.map(|s| s.wall),
         1.0,
     );
+    if let (Some(fl), Some(cm)) = (floor, ssh_cm) {
+        outln!(
+            "\nThe floor (the task alone, no SSH) is {:.2}x ControlMaster's wall; provision-tui warm is {:.2}x the floor",
+            fl.wall / cm.wall,
+            ours_warm.wall / fl.wall
+        );
+    }
+    if let Some(cm) = ssh_cm.filter(|s| s.server_cpu > 0.0) {
+        outln!(
+            "\nServer CPU per warm job: provision-tui {:.2} ms, ssh over ControlMaster {:.2} ms ({:.2}x)",
+            ours_warm.server_cpu * 1000.0 / hosts as f64,
+            cm.server_cpu * 1000.0 / hosts as f64,
+            ours_warm.server_cpu / cm.server_cpu
+        );
+    }
     if let (Some(a), Some(b)) = (ssh_cold, ssh_pq) {
         outln!(
             "\nKEX: OpenSSH sntrup761x25519 vs curve25519, {hosts} cold connections: wall {:.2}x, client CPU {:.2}x",

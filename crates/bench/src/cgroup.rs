@@ -18,6 +18,33 @@ pub struct CpuMeter {
     v2: bool,
 }
 
+/// The meter the bench's fleet is confined in, read by `fleet_cpu_seconds` around each timed run.
+static ACTIVE: std::sync::Mutex<Option<(PathBuf, bool)>> = std::sync::Mutex::new(None);
+
+/// CPU seconds the confined fleet has used so far (0 when no meter is active).
+pub fn fleet_cpu_seconds() -> f64 {
+    let active = ACTIVE.lock().ok().and_then(|g| g.clone());
+    active
+        .and_then(|(dir, v2)| read_usage(&dir, v2))
+        .unwrap_or(0.0)
+}
+
+fn read_usage(dir: &std::path::Path, v2: bool) -> Option<f64> {
+    if v2 {
+        let stat = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
+        let usec = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))?
+            .trim()
+            .parse::<f64>()
+            .ok()?;
+        Some(usec / 1e6)
+    } else {
+        let ns = std::fs::read_to_string(dir.join("cpuacct.usage")).ok()?;
+        Some(ns.trim().parse::<f64>().ok()? / 1e9)
+    }
+}
+
 impl CpuMeter {
     pub fn create() -> Result<Self, String> {
         let name = format!("ptui-bench-meter-{}", std::process::id());
@@ -34,24 +61,27 @@ impl CpuMeter {
         })
     }
 
+    /// Moves the fleet in and makes this the meter `fleet_cpu_seconds` reads.
     pub fn confine(&self, pids: &[u32]) -> Result<(), String> {
-        self.group.confine(pids)
+        self.group.confine(pids)?;
+        if let Ok(mut a) = ACTIVE.lock() {
+            *a = Some((self.group.dir.clone(), self.v2));
+        }
+        Ok(())
     }
 
     /// CPU seconds used in the cgroup so far, or None when unreadable.
     pub fn seconds(&self) -> Option<f64> {
-        if self.v2 {
-            let stat = std::fs::read_to_string(self.group.dir.join("cpu.stat")).ok()?;
-            let usec = stat
-                .lines()
-                .find_map(|l| l.strip_prefix("usage_usec "))?
-                .trim()
-                .parse::<f64>()
-                .ok()?;
-            Some(usec / 1e6)
-        } else {
-            let ns = std::fs::read_to_string(self.group.dir.join("cpuacct.usage")).ok()?;
-            Some(ns.trim().parse::<f64>().ok()? / 1e9)
+        read_usage(&self.group.dir, self.v2)
+    }
+}
+
+impl Drop for CpuMeter {
+    fn drop(&mut self) {
+        if let Ok(mut a) = ACTIVE.lock()
+            && a.as_ref().is_some_and(|(d, _)| *d == self.group.dir)
+        {
+            *a = None;
         }
     }
 }

@@ -32,7 +32,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         a.hosts, a.concurrency
     );
     let t = Instant::now();
-    // Declared before the fleet, so it is removed after the fleet's sshd are gone.
+    // Made before the fleet starts, so that every sshd is in it; dropped first, it ends them.
     let meter = crate::cgroup::CpuMeter::create();
     let fleet = crate::sshd::Fleet::start(a.hosts, &tmp, user.as_deref())?;
     let meter = match meter.and_then(|m| m.confine(&fleet.pids()).map(|()| m)) {

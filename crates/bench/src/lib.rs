@@ -28,6 +28,9 @@ pub struct Sample {
     /// Peak RSS in MiB (ours: VmHWM of this process; peers: the largest child process).
     pub rss: f64,
     pub failed: usize,
+    /// CPU seconds the local fleet's sshd and everything they ran used during the run (0 when
+    /// not measured: no cgroup).
+    pub server_cpu: f64,
 }
 
 fn tv(t: libc::timeval) -> f64 {
@@ -227,6 +230,7 @@ pub fn start_on_all(engine: &Engine, app: &str, hosts: usize) -> Result<FanoutHa
 /// One fan-out over every host; CPU is this process's own (the sshd are not reaped yet).
 pub async fn run_ours(engine: &Engine, hosts: usize) -> Result<Sample> {
     let (cpu0, _) = rusage(false);
+    let srv0 = cgroup::fleet_cpu_seconds();
     let t0 = Instant::now();
     let h = start_on_all(engine, "bench", hosts)?;
     let sum = h.done.await?;
@@ -237,6 +241,8 @@ pub async fn run_ours(engine: &Engine, hosts: usize) -> Result<Sample> {
     for (_, job) in &sum.jobs {
         engine.settle(*job).await;
     }
+    // Includes the spool removals: work the jobs made the servers do.
+    let server_cpu = cgroup::fleet_cpu_seconds() - srv0;
     if std::env::var_os("PROVISION_TUI_BENCH_TRACE").is_some() {
         trace_phases(engine, &sum.jobs)?;
     }
@@ -245,5 +251,6 @@ pub async fn run_ours(engine: &Engine, hosts: usize) -> Result<Sample> {
         cpu: cpu1 - cpu0,
         rss: peak_rss_mib(),
         failed: sum.failed.len(),
+        server_cpu,
     })
 }

@@ -11,6 +11,7 @@ use std::time::Instant;
 /// Runs a shell command and measures it. Fails on a non-zero exit.
 fn measured(cmd: &str, env: &[(&str, String)]) -> Result<Sample> {
     let (cpu0, _) = rusage(true);
+    let srv0 = crate::cgroup::fleet_cpu_seconds();
     let t0 = Instant::now();
     let mut c = Command::new("sh");
     c.arg("-c")
@@ -23,6 +24,7 @@ fn measured(cmd: &str, env: &[(&str, String)]) -> Result<Sample> {
     }
     let out = c.output().map_err(|e| eyre!("{cmd}: {e}"))?;
     let wall = t0.elapsed().as_secs_f64();
+    let server_cpu = crate::cgroup::fleet_cpu_seconds() - srv0;
     let (cpu1, rss) = rusage(true);
     let failed = usize::from(!out.status.success());
     if failed > 0 {
@@ -40,6 +42,7 @@ fn measured(cmd: &str, env: &[(&str, String)]) -> Result<Sample> {
         cpu: cpu1 - cpu0,
         rss: rss / 1024.0,
         failed,
+        server_cpu,
     })
 }
 
@@ -69,6 +72,18 @@ pub fn ssh_xargs(f: &Fleet, kex: &str) -> Result<Sample> {
         ssh_opts(f, kex)
     );
     measured(&cmd, &[])
+}
+
+/// The floor under every tool: the task itself, N `bash -c` at once on this machine, no SSH
+/// (HOME is `dir`, where their files go). A warm fan-out on the local fleet shares these
+/// cores, so it cannot finish faster than this.
+pub fn local_floor(f: &Fleet, dir: &Path) -> Result<Sample> {
+    let q = TASK.replace('\'', r"'\''");
+    let run = format!(
+        "i=0; while [ $i -lt {n} ]; do bash -c '{q}' >/dev/null & i=$((i + 1)); done; wait",
+        n = f.ports.len()
+    );
+    measured(&run, &[("HOME", dir.display().to_string())])
 }
 
 /// Masters are opened first (not measured), then the task runs over them.
