@@ -285,11 +285,16 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
     outln!("| tool | wall s | client CPU s | server CPU s | peak RSS MiB | failed |");
     outln!("|---|---:|---:|---:|---:|---:|");
     for (l, s) in &rows {
+        // The floor runs no server; an unmeasured server shows as a dash too, not as zero.
+        let server = if s.server_cpu > 0.0 {
+            format!("{:.2}", s.server_cpu)
+        } else {
+            "–".to_string()
+        };
         outln!(
-            "| {l} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
+            "| {l} | {:.2} | {:.2} | {server} | {:.0} | {} |",
             s.wall,
             s.cpu,
-            s.server_cpu,
             s.rss,
             s.failed
         );
