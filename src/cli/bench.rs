@@ -285,7 +285,7 @@ pub async fn run(cmd: BenchCmd) -> Result<i32> {
     outln!("| tool | wall s | client CPU s | server CPU s | peak RSS MiB | failed |");
     outln!("|---|---:|---:|---:|---:|---:|");
     for (l, s) in &rows {
-        // The floor runs no server; an unmeasured server shows as a dash too, not as zero.
+        // No server CPU (the floor, or no cgroup) is a dash, not a measured zero.
         let server = if s.server_cpu > 0.0 {
             format!("{:.2}", s.server_cpu)
         } else {
